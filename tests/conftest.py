@@ -1,0 +1,43 @@
+"""Shared pytest fixtures: isolate mlsys's writable folders, find Redis, skip missing extras."""
+import importlib.util
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlsys_dirs(tmp_path, monkeypatch):
+    "Every test writes runs and stores under its own temporary folder (the dataset cache is shared)."
+    monkeypatch.setenv("MLSYS_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("MLSYS_STORE_DIR", str(tmp_path / "store"))
+    yield
+
+
+def redis_url() -> str:
+    return os.environ.get("MLSYS_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_client():
+    "A client of a real Redis server; the test is skipped, with the reason, when none answers."
+    if importlib.util.find_spec("redis") is None:
+        pytest.skip('redis client not installed: pip install "mlsys[serve]"')
+    import redis
+
+    client = redis.Redis.from_url(redis_url(), socket_connect_timeout=1)
+    try:
+        client.ping()
+    except Exception as e:  # no server: skip with the reason, never fail
+        pytest.skip(f"no Redis server at {redis_url()}: {e}")
+    yield client
+    client.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    "Skip tests marked `torch`/`tf` when that extra is not installed."
+    for mark, module, extra in [("torch", "torch", "torch"), ("tf", "tensorflow", "tf")]:
+        if importlib.util.find_spec(module) is None:
+            skip = pytest.mark.skip(reason=f'{module} not installed: pip install "mlsys[{extra}]"')
+            for item in items:
+                if mark in item.keywords:
+                    item.add_marker(skip)
