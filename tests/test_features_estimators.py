@@ -1,0 +1,24 @@
+"""Every feature transformer of mlsys.features passes scikit-learn's estimator checks."""
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from mlsys.features.ops import (
+    Discretizer, DropMissingColumns, Imputer, LogScaler, RangeScaler, Standardizer,
+)
+
+ESTIMATORS = [
+    DropMissingColumns(),
+    Imputer(),
+    Imputer(strategy="most_frequent", add_indicator=True),
+    RangeScaler(),
+    RangeScaler(feature_range=(-2.0, 3.0)),
+    Standardizer(),
+    LogScaler(),
+    Discretizer(),
+    Discretizer(n_bins=3, strategy="quantile"),
+]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
