@@ -1,0 +1,184 @@
+"""data.formats: type-faithful round trips, strict parsing, pickle refusal, schema checks, measurement."""
+import json
+import pickle
+
+import pandas as pd
+import pytest
+
+from mlsys.core import DataError, IntegrityError, SchemaError
+from mlsys.data.formats import (FORMATS, measure_formats, meta_path, read_table, resolve_format, schema_diff,
+                                table_schema, write_table)
+from mlsys.datasets import load_flights, load_weather
+
+
+@pytest.fixture(scope="module")
+def flights():
+    return load_flights("2013-03-10", "2013-03-10")  # a DST-change day in New York
+
+
+@pytest.fixture
+def tricky():
+    "Every dtype the round trip must keep, with missing values in each nullable column."
+    return pd.DataFrame({
+        "ts_utc": pd.to_datetime(["2013-11-03 05:30", None, "2013-11-03 06:30"], utc=True).astype("datetime64[us, UTC]"),
+        "ts_ny": pd.to_datetime(["2013-11-03 05:30", "2013-11-03 06:30", None], utc=True)
+                   .tz_convert("America/New_York").astype("datetime64[us, America/New_York]"),
+        "naive": pd.to_datetime(["2013-01-01 00:00:01.5", "2013-01-02", None], format="ISO8601").astype("datetime64[us]"),
+        "cat": pd.Categorical(["b", None, "a"], categories=["c", "b", "a"]),
+        "ordered": pd.Categorical(["lo", "hi", "lo"], categories=["lo", "hi"], ordered=True),
+        "int_cat": pd.Categorical([3, 1, None], categories=[1, 2, 3]),
+        "nint": pd.array([1, None, -(2**40)], dtype="Int64"),
+        "nbool": pd.array([True, None, False], dtype="boolean"),
+        "flag": [True, False, True],
+        "f": [0.1, float("nan"), 1e-300],
+        "s": pd.array(["x", None, "héllo, \"quoted\"\nnewline"], dtype="string"),
+        "i": [1, 2, 3],
+    })
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_round_trip_is_dtype_faithful(tricky, fmt, tmp_path):
+    p = write_table(tricky, tmp_path / f"t.{fmt}")
+    back = read_table(p, allow_pickle=True)
+    pd.testing.assert_frame_equal(back, tricky)
+    assert table_schema(back) == table_schema(tricky)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_round_trip_on_flights_and_weather(flights, fmt, tmp_path):
+    for name, df in [("flights", flights), ("weather", load_weather("2013-03-10", "2013-03-10"))]:
+        back = read_table(write_table(df, tmp_path / f"{name}.{fmt}"), allow_pickle=True)
+        pd.testing.assert_frame_equal(back, df)
+    # the unused categories survive too (the day has fewer destinations than the year)
+    back = read_table(tmp_path / f"flights.{fmt}", allow_pickle=True)
+    assert list(back["dest"].cat.categories) == list(flights["dest"].cat.categories)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_single_column_read(flights, fmt, tmp_path):
+    p = write_table(flights, tmp_path / f"f.{fmt}")
+    col = read_table(p, columns=["dep_delay"], allow_pickle=True)
+    assert list(col.columns) == ["dep_delay"]
+    pd.testing.assert_series_equal(col["dep_delay"], flights["dep_delay"])
+
+
+def test_pickle_refused_unless_allowed(flights, tmp_path):
+    p = write_table(flights, tmp_path / "f.pkl")
+    with pytest.raises(IntegrityError, match="refusing to load pickle"):
+        read_table(p)
+
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('pickle ran code')",))
+
+    evil = tmp_path / "evil.pickle"
+    evil.write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(IntegrityError, match="allow_pickle=True"):
+        read_table(evil)  # refused before a single byte is unpickled
+
+
+def test_unknown_format(tricky, tmp_path):
+    with pytest.raises(DataError, match="format='avro' is not one of csv, jsonl, parquet, feather, pickle"):
+        write_table(tricky, tmp_path / "t.avro", format="avro")
+    with pytest.raises(DataError, match="suffix '.xlsx'"):
+        read_table(tmp_path / "t.xlsx")
+    assert resolve_format("x.NDJSON") == "jsonl"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_schema_mismatch_on_load(flights, fmt, tmp_path):
+    p = write_table(flights, tmp_path / f"f.{fmt}")
+    expected = table_schema(flights)
+    expected["dep_delay"] = "float64"
+    expected["new_col"] = "int64"
+    del expected["tailnum"]
+    with pytest.raises(SchemaError) as e:
+        read_table(p, schema=expected, allow_pickle=True)
+    msg = str(e.value)
+    assert "column 'dep_delay': expected float64, found Int64" in msg
+    assert "column 'new_col' is missing" in msg
+    assert "column 'tailnum' is not expected" in msg
+    # the right schema loads
+    pd.testing.assert_frame_equal(read_table(p, schema=flights, allow_pickle=True), flights)
+
+
+def test_category_list_is_part_of_the_schema(flights, tmp_path):
+    p = write_table(flights, tmp_path / "f.parquet")
+    other = flights.assign(carrier=flights["carrier"].cat.add_categories(["ZZ"]))
+    with pytest.raises(SchemaError, match="column 'carrier'"):
+        read_table(p, schema=other)
+    read_table(p, schema={**table_schema(flights), "carrier": "category"})  # any categories accepted
+
+
+def test_text_without_sidecar_is_parsed_strictly(tmp_path):
+    schema = {"carrier": {"dtype": "category", "categories": ["AA", "UA"], "categories_dtype": "str", "ordered": False},
+              "dep_delay": "Int64", "late": "boolean"}
+    p = tmp_path / "raw.csv"
+    p.write_text("carrier,dep_delay,late\nUA,5,True\nAA,,\n")
+    df = read_table(p, schema=schema)
+    assert df["dep_delay"].isna().tolist() == [False, True] and df["late"].isna().tolist() == [False, True]
+    p.write_text("carrier,dep_delay,late\nUA,5,True\nXX,6,False\n")
+    with pytest.raises(SchemaError, match=r"column 'carrier': values \['XX'\] are not among its categories"):
+        read_table(p, schema=schema)
+    p.write_text("carrier,dep_delay,late\nUA,5.5,True\n")
+    with pytest.raises(SchemaError, match="column 'dep_delay': cannot parse as Int64"):
+        read_table(p, schema=schema)
+    p.with_suffix(".jsonl").write_text('{"carrier":"UA","dep_delay":5.5,"late":true}\n')
+    with pytest.raises(SchemaError, match=r"column 'dep_delay': values \['5.5'\] are not integers"):
+        read_table(p.with_suffix(".jsonl"), schema=schema)
+    p.write_text("carrier,dep_delay,late\nUA,5,maybe\n")
+    with pytest.raises(SchemaError, match=r"column 'late': values \['maybe'\] are not booleans"):
+        read_table(p, schema=schema)
+
+
+def test_tampered_file_fails_checksum(flights, tmp_path):
+    p = write_table(flights, tmp_path / "f.feather")
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(IntegrityError, match="does not match the SHA-256"):
+        read_table(p)
+
+
+def test_refuses_lossy_writes(tmp_path):
+    with pytest.raises(DataError, match="column 's' has 1 empty strings"):
+        write_table(pd.DataFrame({"s": ["a", ""]}), tmp_path / "s.csv")
+    write_table(pd.DataFrame({"s": ["a", ""]}), tmp_path / "s.parquet")  # Parquet can tell "" from missing
+    with pytest.raises(DataError, match="reset_index"):
+        write_table(pd.DataFrame({"a": [1, 2]}, index=[5, 6]), tmp_path / "a.csv")
+    with pytest.raises(DataError, match="column names must be strings"):
+        write_table(pd.DataFrame({0: [1]}), tmp_path / "a.csv")
+
+
+def test_write_is_atomic(flights, tmp_path, monkeypatch):
+    p = write_table(flights, tmp_path / "f.parquet")
+    before = p.read_bytes()
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_table(flights.head(3), p)
+    assert p.read_bytes() == before  # the old file is intact
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["f.parquet", "f.parquet.meta.json"]  # no temp files left
+    assert json.loads(meta_path(p).read_text())["rows"] == len(flights)
+
+
+def test_schema_diff_lists_everything():
+    a = pd.DataFrame({"x": [1], "y": ["a"]})
+    b = pd.DataFrame({"x": [1.0], "z": [1]})
+    assert schema_diff(a, b) == ["column 'y' is missing (expected str)", "column 'z' is not expected (found int64)",
+                                 "column 'x': expected int64, found float64"]
+
+
+def test_measure_formats_shows_column_major_access(flights, tmp_path):
+    m = measure_formats(flights, tmp_path, column="dep_delay", repeat=1).set_index("format")
+    assert list(m.index) == list(FORMATS)
+    assert m.loc["parquet", "size_mb"] < m.loc["csv", "size_mb"]
+    assert (m[["write_s", "read_s", "read_column_s"]] > 0).all().all()
+    assert m.loc["csv", "layout"] == "row-major text" and m.loc["parquet", "layout"] == "column-major binary"
+    assert not list(tmp_path.iterdir())  # cleaned up
+    with pytest.raises(DataError, match="column='nope'"):
+        measure_formats(flights, tmp_path, column="nope")
+    with pytest.raises(DataError, match="repeat must be at least 1"):
+        measure_formats(flights, tmp_path, repeat=0)
