@@ -51,10 +51,10 @@ def main() -> None:
     verdicts = []
     for sname, make in streams(n).items():
         cases = {
-            "exhaust iterator (floor)": lambda: collections.deque(make(), maxlen=0),
-            "Algorithm R": lambda: reservoir_sample(make(), k, "R", random_state=0),
-            "Algorithm L (islice skips)": lambda: reservoir_sample(make(), k, "L", random_state=0),
-            "Algorithm L, `ReservoirSampler.update_many`": lambda: ReservoirSampler(k, "L", random_state=0).update_many(make()),
+            "exhaust iterator (floor)": lambda make=make: collections.deque(make(), maxlen=0),
+            "Algorithm R": lambda make=make: reservoir_sample(make(), k, "R", random_state=0),
+            "Algorithm L (islice skips)": lambda make=make: reservoir_sample(make(), k, "L", random_state=0),
+            "Algorithm L, `ReservoirSampler.update_many`": lambda make=make: ReservoirSampler(k, "L", random_state=0).update_many(make()),
         }
         t = {name: best_of(fn, 2 if name == "Algorithm R" else rep) for name, fn in cases.items()}
         floor, r = t["exhaust iterator (floor)"][1], t["Algorithm R"][1]
@@ -67,7 +67,7 @@ def main() -> None:
     arr = np.arange(n)
     ra = {"range object": range(n), "NumPy array": arr}
     for sname, src in ra.items():
-        wall, cpu = best_of(lambda: reservoir_sample(src, k, "L", random_state=0), rep)
+        wall, cpu = best_of(lambda src=src: reservoir_sample(src, k, "L", random_state=0), rep)
         print(f"| {sname} (random access) | Algorithm L, jumps by index, reads ~k·(1+ln(n/k)) items | {cpu:.4f} ({wall:.4f}) | {n / cpu:,.0f} | - | - |")
     print("\n" + "\n".join(verdicts))
 

@@ -229,7 +229,7 @@ def _resolve_size(N: int, n, frac, replace: bool = False) -> int:
     if frac is not None:
         if isinstance(frac, bool) or not isinstance(frac, (int, float, np.floating)) or not 0 < frac <= 1:
             raise DataError(f"frac must be a number in (0, 1], got {frac!r}")
-        return max(1, int(round(frac * N)))
+        return max(1, round(frac * N))
     return _check_n(n, sys.maxsize if replace else N)
 
 # %% ../nbs/03_sampling.ipynb
@@ -447,14 +447,13 @@ def reservoir_sample(
     k = _check_k(k)
     rnd = _rng(random_state).random
     if method == "R":
-        res, n = _reservoir_r(iter(source), k, rnd)
+        res, _ = _reservoir_r(iter(source), k, rnd)
     elif method == "L":
         if isinstance(source, (Sequence, np.ndarray, pd.Series)) and not isinstance(source, (str, bytes)):
             seq = source.to_numpy() if isinstance(source, pd.Series) else source
             res = _reservoir_l_random_access(seq, k, rnd)
         else:
             res = _reservoir_l_iter(iter(source), k, rnd)
-        n = None
     else:
         raise ConfigError(f"method must be 'L' or 'R', got {method!r}")
     if len(res) < k:
@@ -485,7 +484,7 @@ class ReservoirSampler:
         self._w = _next_w(self._w, self.k, self._rnd)
         self._next = self.n_seen_ + _gap(self._w, self._rnd)
 
-    def update(self, x) -> "ReservoirSampler":
+    def update(self, x) -> ReservoirSampler:
         "Offer one item to the reservoir."
         i = self.n_seen_
         self.n_seen_ += 1
@@ -503,7 +502,7 @@ class ReservoirSampler:
             self._after_take()
         return self
 
-    def update_many(self, items: Iterable) -> "ReservoirSampler":
+    def update_many(self, items: Iterable) -> ReservoirSampler:
         "Offer every item of `items` (skip-based in Algorithm L)."
         it = iter(items)
         if self.method == "R":
