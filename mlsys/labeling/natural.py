@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -60,12 +59,17 @@ def arrival_times(
     local_day = flights["sched_dep_local"].dt.tz_localize(None).dt.normalize()
     hhmm = flights["sched_arr_time"].astype("int64")
     wall = local_day + pd.to_timedelta(hhmm // 100 * 60 + hhmm % 100, unit="min")
-    sched_arr = pd.Series(pd.NaT, index=flights.index, dtype="datetime64[us, UTC]")
-    for zone, idx in flights.groupby(zones.to_numpy()).groups.items():
-        sched_arr.loc[idx] = (wall.loc[idx].dt.tz_localize(zone, ambiguous=False, nonexistent="shift_forward")
-                              .dt.tz_convert("UTC"))
-    overnight = sched_arr < flights["sched_dep"]
-    sched_arr = sched_arr.where(~overnight, sched_arr + pd.Timedelta(days=1))
+
+    def localise(w: pd.Series) -> pd.Series:
+        out = pd.Series(pd.NaT, index=w.index, dtype="datetime64[us, UTC]")
+        for zone, idx in w.groupby(zones.loc[w.index].to_numpy()).groups.items():
+            out.loc[idx] = w.loc[idx].dt.tz_localize(zone, ambiguous=False, nonexistent="shift_forward").dt.tz_convert("UTC")
+        return out
+
+    sched_arr = localise(wall)
+    overnight = sched_arr < flights["sched_dep"]  # lands on the next local calendar day
+    if overnight.any():  # add the day on the wall clock, so a 23- or 25-hour DST day is handled
+        sched_arr[overnight] = localise(wall[overnight] + pd.Timedelta(days=1))
     delay = pd.to_timedelta(flights["arr_delay"].astype("float64"), unit="min")
     return pd.DataFrame({"sched_arr": sched_arr, "actual_arr": sched_arr + delay, "dest_tz": zones}, index=flights.index)
 
