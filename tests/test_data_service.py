@@ -7,12 +7,19 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from mlsys.core import ConfigError, DataError, MlsysError  # noqa: E402
-from mlsys.data.service import (  # noqa: E402
-    FlightsClient, FlightsLookup, RequestRejectedError, ServiceUnavailableError, create_app, flight_ids,
-    free_port, parse_utc_time, start_server,
+from mlsys.core import ConfigError, DataError, MlsysError
+from mlsys.data.service import (
+    FlightsClient,
+    FlightsLookup,
+    RequestRejectedError,
+    ServiceUnavailableError,
+    create_app,
+    flight_ids,
+    free_port,
+    parse_utc_time,
+    start_server,
 )
-from mlsys.datasets import load_flights, load_weather  # noqa: E402
+from mlsys.datasets import load_flights, load_weather
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +109,9 @@ def test_client_rejects_bad_configuration():
 def test_client_on_dead_port_retries_with_exponential_backoff():
     waits = []
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    with FlightsClient(url, retries=4, backoff=0.5, max_backoff=3.0, sleep=waits.append) as client:
-        with pytest.raises(ServiceUnavailableError) as info:
-            client.flight("20130101-UA1545-EWR")
+    with FlightsClient(url, retries=4, backoff=0.5, max_backoff=3.0, sleep=waits.append) as client, \
+            pytest.raises(ServiceUnavailableError) as info:
+        client.flight("20130101-UA1545-EWR")
     assert waits == [0.5, 1.0, 2.0, 3.0]  # doubled, then capped
     assert info.value.url == f"{url}/flights/20130101-UA1545-EWR" and info.value.attempts == 5
     assert url in str(info.value) and "5 attempts" in str(info.value)
@@ -115,10 +122,11 @@ def test_client_times_out_on_a_mute_service():
     with socket.socket() as mute:
         mute.bind(("127.0.0.1", 0))
         mute.listen(8)
-        with FlightsClient(f"http://127.0.0.1:{mute.getsockname()[1]}", timeout=0.1, retries=1, sleep=lambda s: None) as c:
-            with pytest.raises(ServiceUnavailableError, match="ReadTimeout"):
-                c.get("/health")
-            assert [a["outcome"].split(":")[0] for a in c.attempts_] == ["ReadTimeout", "ReadTimeout"]
+        client = FlightsClient(f"http://127.0.0.1:{mute.getsockname()[1]}", timeout=0.1, retries=1, sleep=lambda s: None)
+        with pytest.raises(ServiceUnavailableError, match="ReadTimeout"):
+            client.get("/health")
+        assert [a["outcome"].split(":")[0] for a in client.attempts_] == ["ReadTimeout", "ReadTimeout"]
+        client.close()
 
 
 @pytest.mark.server

@@ -5,7 +5,13 @@ import pytest
 
 from mlsys.core import ConfigError, DataError
 from mlsys.data.streaming import (
-    RollingCounts, WindowedCounts, batch_rolling_counts, batch_window_counts, drop_flights, event_time, to_seconds,
+    RollingCounts,
+    WindowedCounts,
+    batch_rolling_counts,
+    batch_window_counts,
+    drop_flights,
+    event_time,
+    to_seconds,
 )
 from mlsys.data.transport import InProcessTransport, flight_events, replay
 from mlsys.datasets import load_flights

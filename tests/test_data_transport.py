@@ -11,7 +11,14 @@ import pytest
 from mlsys.core import ConfigError, DataError, MlsysError
 from mlsys.data.service import free_port
 from mlsys.data.transport import (
-    InProcessTransport, Message, RedisTransport, TransportError, decode_event, encode_event, flight_events, replay,
+    InProcessTransport,
+    Message,
+    RedisTransport,
+    TransportError,
+    decode_event,
+    encode_event,
+    flight_events,
+    replay,
     validate_flight_event,
 )
 from mlsys.datasets import load_flights

@@ -13,9 +13,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -136,7 +137,8 @@ def create_app(
 ):
     "A FastAPI app serving `GET /health`, `GET /flights/{flight_id}` and `GET /weather`."
     fastapi = optional_import("fastapi", purpose="the flights REST service")
-    from fastapi import HTTPException, Path as PathParam, Query
+    from fastapi import HTTPException, Query
+    from fastapi import Path as PathParam
 
     lookup = FlightsLookup(load_flights(start, end) if flights is None else flights,
                            load_weather(start, end) if weather is None else weather)
@@ -205,7 +207,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -322,7 +324,7 @@ class FlightsClient:
         "Close the underlying connection pool."
         self._http.close()
 
-    def __enter__(self) -> FlightsClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import deque
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd

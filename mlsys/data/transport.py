@@ -13,8 +13,9 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Self
 
 import pandas as pd
 
@@ -168,7 +169,7 @@ class Transport(ABC):
     def close(self) -> None:
         "Release the transport's resources."
 
-    def __enter__(self) -> Transport:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -319,7 +320,7 @@ class _InProcessConsumer(Consumer):
             for seq in sorted(g.pending):
                 if len(out) == max_messages:
                     break
-                c, at, n = g.pending[seq]
+                _, at, n = g.pending[seq]
                 if (now - at) * 1000 < min_idle_ms:
                     continue
                 payload = t.payload(seq)
