@@ -187,6 +187,30 @@ def test_flight_event_schema(events):
     assert bus.length("flights") == 1  # the good event before the bad one went out, nothing after it
 
 
+def test_events_before_a_malformed_one_are_published_both_backends(make_transport, events):
+    bus = make_transport()
+    with pytest.raises(DataError, match="'dep_delay' must be int or null"):
+        replay(bus, "flights", [events[0], events[1], {**events[2], "dep_delay": "7"}, events[3]])
+    assert bus.length("flights") == 2
+    with pytest.raises(DataError, match="is nan"):
+        bus.publish_many("flights", [{"a": 1}, {"a": float("nan")}])
+    assert bus.length("flights") == 3
+
+
+@pytest.mark.redis
+def test_redis_pipelined_publish_keeps_order_across_round_trips(redis_client, events):
+    bus = RedisTransport(prefix=f"test-{uuid.uuid4().hex[:10]}", client=redis_client, pipeline_size=7)
+    try:
+        sub = bus.subscribe("flights", "s")
+        ids = bus.publish_many("flights", events[:50])
+        assert len(ids) == 50 and ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+        assert [m.event for m in drain(sub)] == events[:50]
+        with pytest.raises(ConfigError, match="pipeline_size"):
+            RedisTransport(pipeline_size=0)
+    finally:
+        bus.delete("flights")
+
+
 def test_bad_names_and_arguments(make_transport):
     bus = make_transport()
     with pytest.raises(DataError, match="topic='a topic'"):

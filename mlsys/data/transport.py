@@ -407,11 +407,15 @@ class RedisTransport(Transport):
                  prefix: str = "mlsys",  # key prefix: topic `t` lives at `<prefix>:t`
                  maxlen: int = 100_000,  # events retained per topic (exact MAXLEN trimming)
                  timeout: float = 2.0,  # socket connect/read timeout in seconds
-                 client: Any = None):  # an existing `redis.Redis` (its own URL is then informational)
+                 client: Any = None,  # an existing `redis.Redis` (its own URL is then informational)
+                 pipeline_size: int = 500):  # events sent per round trip by `publish_many`
         redis = optional_import("redis", purpose="the Redis Streams transport")
         self.url, self.prefix, self.maxlen = url, check_name(prefix, "prefix"), _check_maxlen(maxlen)
         if not (isinstance(timeout, (int, float)) and timeout > 0):
             raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if isinstance(pipeline_size, bool) or not isinstance(pipeline_size, int) or pipeline_size < 1:
+            raise ConfigError(f"pipeline_size must be a positive integer, got {pipeline_size!r}")
+        self.pipeline_size = pipeline_size
         self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         self._response_error = redis.exceptions.ResponseError
         self.r = client or redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
@@ -431,6 +435,44 @@ class RedisTransport(Transport):
         payload = encode_event(event)
         mid = self._call(f"publishing to {topic!r}", self.r.xadd, self.key(topic), {"event": payload}, maxlen=self.maxlen, approximate=False)
         return mid.decode() if isinstance(mid, bytes) else mid
+
+    def publish_many(self, topic: str, events: Iterable[dict]) -> list[str]:
+        "Publish `events` in order, `pipeline_size` per round trip; `TransportError.sent` counts the confirmed ones."
+        key, ids, batch = self.key(topic), [], []
+
+        def send() -> None:
+            pipe = self.r.pipeline(transaction=False)
+            for payload in batch:
+                pipe.xadd(key, {"event": payload}, maxlen=self.maxlen, approximate=False)
+            try:
+                ids.extend(_s(mid) for mid in pipe.execute())
+            except self._errors as e:
+                raise TransportError(f"Redis at {self.url} is unreachable while publishing to {topic!r}: {e} "
+                                     f"({len(ids)} events of this batch were confirmed; the next {len(batch)} may or may not "
+                                     "have been stored, so resending them can duplicate some)", sent=len(ids)) from e
+            batch.clear()
+
+        it = iter(events)
+        while True:
+            try:
+                event = next(it)
+            except StopIteration:
+                break
+            except BaseException:  # the producer failed (e.g. a malformed event): keep what came before it
+                if batch:
+                    send()
+                raise
+            try:
+                batch.append(encode_event(event))
+            except DataError:
+                if batch:
+                    send()
+                raise
+            if len(batch) >= self.pipeline_size:
+                send()
+        if batch:
+            send()
+        return ids
 
     def length(self, topic: str) -> int:
         "Number of events `topic` currently retains (XLEN)."
