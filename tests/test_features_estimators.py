@@ -2,6 +2,7 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from mlsys.features.hashing import HashingEncoder
 from mlsys.features.ops import (
     Discretizer, DropMissingColumns, Imputer, LogScaler, RangeScaler, Standardizer,
 )
@@ -16,6 +17,9 @@ ESTIMATORS = [
     LogScaler(),
     Discretizer(),
     Discretizer(n_bins=3, strategy="quantile"),
+    HashingEncoder(n_features=64, sparse_output=False),
+    HashingEncoder(n_features=32, signed=False, sparse_output=False),
+    HashingEncoder(n_features=2**10),
 ]
 
 
