@@ -341,7 +341,7 @@ class OfflineStore:
         src = f"read_parquet('{Path(entity_path).as_posix()}')"
         con = self._con()
         try:
-            schema = dict(con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall())
+            schema = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
             missing = [c for c in [timestamp_col, *keys] if c not in schema]
             if missing:
                 raise SchemaError(f"entity rows at {entity_path} lack column(s) {missing}; they have {list(schema)}")
