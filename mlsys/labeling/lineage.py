@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -198,7 +198,8 @@ def resolve_labels(
         pick[tie] = None
     pick[n_votes == 0] = None
     pos = np.clip(votes, 0, None).sum(axis=1)
-    support = np.divide(np.where(pick != None, best, 0), pos, out=np.zeros(len(pos)), where=pos > 0)  # noqa: E711
+    decided = np.array([p is not None for p in pick], dtype=bool)
+    support = np.divide(np.where(decided, best, 0), pos, out=np.zeros(len(pos)), where=pos > 0)
     source = np.full(len(labels), rule, dtype=object)
     if rule == "expert":
         ex = labels[expert].astype(object)
@@ -358,10 +359,10 @@ class LabelStore:
 
     def _frame(self, ids) -> pd.DataFrame:
         cols = [f.name for f in LabelRecord.__dataclass_fields__.values()]
-        return pd.DataFrame([asdict(self._records[i]) for i in ids], columns=cols)
+        return pd.DataFrame([vars(self._records[i]) for i in ids], columns=cols)
 
     def _payload(self) -> list[dict]:
-        return [{**asdict(r), "parents": list(r.parents)} for r in self._records]
+        return [{**vars(r), "parents": list(r.parents)} for r in self._records]
 
     def save(self, path: str | Path) -> Path:
         "Write the store as JSON (atomic), with a SHA-256 checksum of its records."
@@ -408,8 +409,9 @@ def resolve_into(
     wide = chosen.reset_index().pivot(index="item_id", columns="source", values="label")
     ids = chosen.reset_index().pivot(index="item_id", columns="source", values="record_id")
     res = resolve_labels(wide, rule, **kwargs)
+    ids = ids.reindex(res.index).to_numpy(dtype="float64")
     out = []
-    for item, lab in res["label"].items():
-        parents = [int(p) for p in ids.loc[item].dropna()]
+    for item, lab, row in zip(res.index, res["label"].astype(object), ids):
+        parents = [int(p) for p in row if not np.isnan(p)]
         out.append(store.add(item, None if pd.isna(lab) else lab, "rule", rule, version, parents))
     return out
