@@ -10,8 +10,18 @@ import pandas as pd
 import pytest
 
 from mlsys.core import DataError, SchemaError
-from mlsys.data.etl import (FlightLedger, conform, elt_flights, etl_flights, raw_batches, spawn_writer, standardize,
-                            to_raw, validate, write_days)
+from mlsys.data.etl import (
+    FlightLedger,
+    conform,
+    elt_flights,
+    etl_flights,
+    raw_batches,
+    spawn_writer,
+    standardize,
+    to_raw,
+    validate,
+    write_days,
+)
 from mlsys.data.formats import read_table
 from mlsys.datasets import load_flights
 
@@ -201,7 +211,7 @@ def test_writer_crash_mid_transaction_leaves_nothing(tmp_path):
             "cur.execute(\"INSERT INTO flights (batch_id, sched_dep, carrier, flight, origin, dest) "
             "VALUES ('crash', '2013-01-01T10:00:00Z', 'UA', 1, 'EWR', 'ORD')\")\n"
             "os._exit(1)  # dies with half a batch in an open transaction\n")
-    r = subprocess.run([sys.executable, "-c", code, str(db)], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-c", code, str(db)], capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 1, r.stderr
     with FlightLedger(db) as led:
         rows, ledger, _ = led.read_new()

@@ -6,8 +6,16 @@ import pandas as pd
 import pytest
 
 from mlsys.core import DataError, IntegrityError, SchemaError
-from mlsys.data.formats import (FORMATS, measure_formats, meta_path, read_table, resolve_format, schema_diff,
-                                table_schema, write_table)
+from mlsys.data.formats import (
+    FORMATS,
+    measure_formats,
+    meta_path,
+    read_table,
+    resolve_format,
+    schema_diff,
+    table_schema,
+    write_table,
+)
 from mlsys.datasets import load_flights, load_weather
 
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import subprocess
 import sys
@@ -322,7 +323,7 @@ LEDGER_COLUMNS = ["sched_dep", "carrier", "flight", "origin", "dest", "dep_delay
 
 
 def _cell(v):
-    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
         return None
     v = v.item() if hasattr(v, "item") else v
     return int(v) if isinstance(v, bool) else v

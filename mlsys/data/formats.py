@@ -5,7 +5,6 @@
 # %% ../../nbs/02a_data_formats.ipynb 2
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -122,7 +121,7 @@ def _check_writable(df: pd.DataFrame, fmt: str) -> None:
     bad = [c for c in df.columns if not isinstance(c, str)]
     if bad:
         raise DataError(f"column names must be strings, got {bad[:5]}")
-    dup = sorted(set(c for c in df.columns if list(df.columns).count(c) > 1))
+    dup = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
     if dup:
         raise DataError(f"duplicate column names {dup}")
     if fmt == "csv":
@@ -331,9 +330,9 @@ def measure_formats(
     rows = []
     for fmt in formats:
         path = folder / f"measure.{fmt}"
-        write_s = _best(lambda: _write_raw(df, path, fmt), repeat)
-        read_s = _best(lambda: _read_raw(path, fmt, None, schema), repeat)
-        col_s = _best(lambda: _read_raw(path, fmt, [column], schema), repeat)
+        write_s = _best(lambda p=path, f=fmt: _write_raw(df, p, f), repeat)
+        read_s = _best(lambda p=path, f=fmt: _read_raw(p, f, None, schema), repeat)
+        col_s = _best(lambda p=path, f=fmt: _read_raw(p, f, [column], schema), repeat)
         rows.append({"format": fmt, "layout": LAYOUT[fmt], "size_mb": path.stat().st_size / 2**20,
                      "write_s": write_s, "read_s": read_s, "read_column_s": col_s, "column_share": col_s / read_s})
         path.unlink()

@@ -5,21 +5,22 @@
 # %% ../../nbs/02b_data_models.ipynb 2
 from __future__ import annotations
 
-import json
 import logging
+import math
 import sqlite3
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
-from ..core import DataError, SchemaError, atomic_write_bytes, optional_import
+from ..core import DataError, SchemaError, optional_import
 
 # %% auto 0
 __all__ = ['log', 'ENGINES', 'SCHEMA', 'PRIMARY_KEYS', 'REFERENCES', 'WIDE_VIEW_SQL', 'REQUIRED_FIELDS', 'TWO_HOP_SQL',
            'BUSIEST_SQL', 'normalize_tables', 'RelationalStore', 'dangling_references', 'to_documents',
-           'from_documents', 'route_edges', 'RouteGraph', 'two_hop_sql', 'busiest_routes_sql']
+           'from_documents', 'route_edges', 'RouteGraph', 'materialize_routes', 'two_hop_sql', 'busiest_routes_sql']
 
 # %% ../../nbs/02b_data_models.ipynb
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ LEFT JOIN weather w ON w.origin = f.origin AND w.time_hour = f.time_hour
 
 
 def _sqlite_value(v: Any) -> Any:
-    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
         return None
     if isinstance(v, pd.Timestamp):
         if v is pd.NaT:
@@ -140,7 +141,7 @@ class RelationalStore:
     def load(
         self,
         tables: dict[str, pd.DataFrame],  # the output of `normalize_tables`
-    ) -> "RelationalStore":
+    ) -> RelationalStore:
         "Create the normalized schema and the `flights_wide` view, and insert all tables in one transaction."
         missing = [t for t in SCHEMA if t not in tables]
         if missing:
@@ -211,7 +212,7 @@ REQUIRED_FIELDS = ("_id", "sched_dep", "flight", "airline.code", "route.origin.f
 
 
 def _json_value(v: Any) -> Any:
-    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v):
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
         return None
     if isinstance(v, pd.Timestamp):
         return v.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ") if v.tzinfo else v.isoformat()
@@ -297,7 +298,7 @@ class RouteGraph:
                 nbrs[y] = nbrs.get(y, 0) + int(w)
 
     @classmethod
-    def from_flights(cls, flights: pd.DataFrame) -> "RouteGraph":
+    def from_flights(cls, flights: pd.DataFrame) -> RouteGraph:
         "Build the graph from a flights table."
         return cls(route_edges(flights))
 
@@ -356,9 +357,22 @@ SELECT CASE WHEN origin < dest THEN origin ELSE dest END AS a, CASE WHEN origin 
 FROM flights GROUP BY 1, 2 ORDER BY flights DESC, a, b LIMIT ?"""
 
 
-def two_hop_sql(store: RelationalStore, node: str) -> dict[str, int]:
-    "Airports within two hops of `node`, by a relational self-join over `flights`."
-    df = store.query(TWO_HOP_SQL, [node, node, node])
+def materialize_routes(store: RelationalStore) -> RelationalStore:
+    "Add a `routes` table (origin, dest, flights): the edge list kept in the relational store."
+    store.con.execute("DROP TABLE IF EXISTS routes")
+    store.con.execute("CREATE TABLE routes AS SELECT origin, dest, COUNT(*) AS flights FROM flights GROUP BY origin, dest")
+    return store
+
+
+def two_hop_sql(
+    store: RelationalStore,  # a loaded store
+    node: str,  # start airport (FAA code)
+    table: str = "flights",  # derive edges from "flights", or read them from "routes" (`materialize_routes`)
+) -> dict[str, int]:
+    "Airports within two hops of `node`, by a relational self-join."
+    if table not in ("flights", "routes"):
+        raise DataError(f"table={table!r} must be 'flights' or 'routes'")
+    df = store.query(TWO_HOP_SQL.replace("FROM flights", f"FROM {table}"), [node, node, node])
     if df.empty:
         raise DataError(f"airport {node!r} has no routes in the store")
     return dict(zip(df["airport"], df["hops"].astype(int)))
