@@ -396,6 +396,14 @@ def _check_k(k) -> int:
     return int(k)
 
 
+def _check_stream(source) -> None:
+    if isinstance(source, pd.DataFrame):
+        raise DataError("source is a DataFrame, which iterates over its column names; pass df.index, "
+                        "df.itertuples() or df.to_dict('records') instead")
+    if isinstance(source, (str, bytes)) or not hasattr(source, "__iter__"):
+        raise DataError(f"source must be an iterable of items, got {type(source).__name__}")
+
+
 def _reservoir_r(it, k: int, rnd) -> tuple[list, int]:
     res = list(islice(it, k))
     n = len(res)
@@ -445,6 +453,7 @@ def reservoir_sample(
 ) -> list:
     "A uniform sample of `k` items from `source`, read in one pass."
     k = _check_k(k)
+    _check_stream(source)
     rnd = _rng(random_state).random
     if method == "R":
         res, _ = _reservoir_r(iter(source), k, rnd)
@@ -504,6 +513,7 @@ class ReservoirSampler:
 
     def update_many(self, items: Iterable) -> ReservoirSampler:
         "Offer every item of `items` (skip-based in Algorithm L)."
+        _check_stream(items)
         it = iter(items)
         if self.method == "R":
             for x in it:

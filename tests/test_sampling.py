@@ -287,6 +287,10 @@ def test_reservoir_bad_input():
         ReservoirSampler(3, method="X")
     with pytest.raises(ConfigError, match="random_state"):
         reservoir_sample(range(5), 2, random_state="seed")
+    with pytest.raises(DataError, match="column names"):
+        reservoir_sample(pd.DataFrame({"a": range(5)}), 2)
+    with pytest.raises(DataError, match="iterable of items"):
+        ReservoirSampler(2).update_many("abc")
     small = ReservoirSampler(10).update_many(range(4))
     assert sorted(small.sample_) == [0, 1, 2, 3] and small.n_seen_ == 4  # a short stream keeps everything
 
