@@ -38,7 +38,6 @@ setuptools.setup(
     ],
     packages=setuptools.find_packages(include=["mlsys", "mlsys.*"]),
     include_package_data=True,
-    package_data={"mlsys": ["pipelines/*.ipynb", "pipelines/*.toml"]},
     install_requires=cfg["requirements"].split(),
     extras_require=extras,
     python_requires=">=" + cfg["min_python"],

@@ -54,11 +54,16 @@ class Stage:
     upstream: list[str]
     product: dict[str, str]
 
+    def code(self) -> str:
+        "The notebook's code cells, joined."
+        nb = nbformat.read(self.path, as_version=4)
+        return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
     def source_hash(self) -> str:
         "Hash of the notebook's code and markdown, ignoring outputs and metadata."
         nb = nbformat.read(self.path, as_version=4)
         h = hashlib.sha256()
-        for c in nb.cells:
+        for c in nb.cells:  # code and markdown only
             h.update(c.cell_type.encode()); h.update(c.source.encode()); h.update(b"\0")
         return h.hexdigest()
 
@@ -248,10 +253,49 @@ def _tree_hash(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def _library_hash() -> str:
+def _module_file(name: str) -> Path | None:
     root = Path(mlsys.__file__).parent
-    return _tree_hash(sorted(root.rglob("*.py")))
+    parts = name.split(".")[1:]
+    for cand in [root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts, "__init__.py")]:
+        if parts and cand.exists():
+            return cand
+    return root / "__init__.py" if not parts else None
 
+
+def _mlsys_imports(src: str, package: str = "mlsys") -> set[str]:
+    "Names of mlsys modules imported by Python source `src` (IPython magics are ignored)."
+    lines = [l for l in src.splitlines() if not l.lstrip().startswith(("%", "!"))]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return set()
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "mlsys"}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import inside the package
+                pkg = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(pkg + ([base] if base else []))
+            if base.split(".")[0] == "mlsys":
+                found.add(base)
+                found |= {f"{base}.{a.name}" for a in node.names if _module_file(f"{base}.{a.name}") not in (None, _module_file(base))}
+    return found
+
+
+def _library_hash(src: str) -> str:
+    "Hash of the mlsys modules that `src` imports, followed transitively; other library edits do not count."
+    todo, seen = ["mlsys"] + sorted(_mlsys_imports(src)), {}
+    while todo:
+        name = todo.pop()
+        f = _module_file(name)
+        if f is None or name in seen:
+            continue
+        seen[name] = f
+        pkg = name if f.name == "__init__.py" else name.rpartition(".")[0]
+        todo += sorted(_mlsys_imports(f.read_text(), pkg) - set(seen))
+    return _tree_hash(sorted(set(seen.values())))
 
 @dataclass
 class RunResult:
@@ -292,7 +336,6 @@ def run_pipeline(
     (run_dir / ".state").mkdir(parents=True, exist_ok=True)
     forced = set(pipe.downstream(from_stage)) if from_stage else set()
     before = set(pipe.order[: pipe.order.index(from_stage)]) if from_stage else set()
-    lib = _library_hash()
     rows: list[dict] = []
     bar = tqdm(pipe.order, desc="pipeline", unit="stage", disable=not progress)
     for name in bar:
@@ -308,7 +351,7 @@ def run_pipeline(
                     raise PipelineError(f"missing upstream product {key!r} of stage {up!r} ({run_dir / rel}); run {up!r} first", stage=name)
         up_paths = [run_dir / rel for up in st.upstream for rel in pipe.stages[up].product.values()]
         fp = hashlib.sha256(json.dumps({"nb": st.source_hash(), "params": {k: v for k, v in stage_params.items()},
-                                        "up": _tree_hash(up_paths), "lib": lib}, sort_keys=True, default=str).encode()).hexdigest()
+                                        "up": _tree_hash(up_paths), "lib": _library_hash(st.code())}, sort_keys=True, default=str).encode()).hexdigest()
         products_ok = all((run_dir / rel).exists() for rel in st.product.values())
         if name not in forced and prev.get("status") == "ok" and prev.get("fingerprint") == fp and products_ok:
             rows.append({"stage": name, "status": "skipped", "seconds": 0.0}); continue

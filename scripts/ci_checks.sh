@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every check CI runs. Each step prints a header; the script runs them all and fails at the end
+# if any failed, so one run reports every problem. Usage: scripts/ci_checks.sh [VENV]
+set -uo pipefail
+VENV=${1:-.venv}
+cd "$(dirname "$0")/.."
+export PATH="$PWD/$VENV/bin:$PATH"
+export MPLBACKEND=Agg PYTHONHASHSEED=0 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+failed=()
+step() { echo; echo "=== $1"; }
+run() { local name=$1; shift; step "$name"; local t0=$SECONDS; if "$@"; then echo "--- ok: $name ($((SECONDS - t0)) s)"; else echo "--- FAILED: $name ($((SECONDS - t0)) s)"; failed+=("$name"); fi; }
+
+clean_unchanged() {
+  local before; before=$(git status --porcelain -- nbs)
+  nbdev_clean >/dev/null || return 1
+  [ "$(git status --porcelain -- nbs)" = "$before" ] || { echo "nbdev_clean changed notebooks:"; git status --porcelain -- nbs; return 1; }
+}
+export_unchanged() {
+  local before; before=$(git status --porcelain -- mlsys)
+  nbdev_export || return 1
+  [ "$(git status --porcelain -- mlsys)" = "$before" ] || { echo "nbdev_export changed the library:"; git status --porcelain -- mlsys; git diff --stat -- mlsys; return 1; }
+}
+
+bash scripts/services.sh
+run "notebooks clean (nbdev_clean changes nothing)" clean_unchanged
+run "library in sync (nbdev_export changes nothing)" export_unchanged
+run "no stale generated module" python scripts/check_modules.py
+run "README generated from nbs/index.ipynb is current" python scripts/make_readme.py --check
+run "nbdev_test over all notebooks" nbdev_test --flags "torch redis" --n_workers 2 --timing
+run "pytest tests/" python -m pytest tests/ -q -p no:cacheprovider --durations=15
+run "wheel installs in a clean venv" bash scripts/check_wheel.sh "$VENV"
+run "docs site builds offline" python scripts/build_docs.py
+run "docs site passes the headless-Chromium check" python scripts/check_site.py
+
+echo
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED checks: ${failed[*]}"
+  exit 1
+fi
+echo "all checks passed"

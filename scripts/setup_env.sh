@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Create the project's virtual environment and install mlsys with the extras the tests use.
+# Idempotent: re-installs only when settings.ini or setup.py changed since the last install.
+set -euo pipefail
+PYTHON=${1:-python3}
+VENV=${2:-.venv}
+EXTRAS=${MLSYS_EXTRAS:-torch,labeling,serve,dist,datasets,dev}
+cd "$(dirname "$0")/.."
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "creating $VENV with $($PYTHON --version)"
+  "$PYTHON" -m venv "$VENV"
+fi
+stamp=$(cat settings.ini setup.py | sha256sum | cut -c1-16)-$EXTRAS
+if [ "$(cat "$VENV/.mlsys-installed" 2>/dev/null)" = "$stamp" ]; then
+  exit 0
+fi
+echo "installing mlsys[$EXTRAS] into $VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
+# torch first and exactly: 2.13.0 is the CPU wheel on this machine's disk; other versions pull a multi-GB CUDA build
+"$VENV/bin/python" -m pip install -q "torch==2.13.0"
+"$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
+echo "$stamp" > "$VENV/.mlsys-installed"
