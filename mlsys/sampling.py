@@ -400,7 +400,7 @@ def _check_stream(source) -> None:
     if isinstance(source, pd.DataFrame):
         raise DataError("source is a DataFrame, which iterates over its column names; pass df.index, "
                         "df.itertuples() or df.to_dict('records') instead")
-    if isinstance(source, (str, bytes)) or not hasattr(source, "__iter__"):
+    if isinstance(source, (str, bytes)) or not (hasattr(source, "__iter__") or hasattr(source, "__getitem__")):
         raise DataError(f"source must be an iterable of items, got {type(source).__name__}")
 
 
