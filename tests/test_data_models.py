@@ -158,3 +158,15 @@ def test_graph_bad_input(frames):
         RouteGraph(pd.DataFrame({"origin": ["EWR"], "dest": ["ORD"]}))
     with pytest.raises(DataError, match="self-loop"):
         RouteGraph(pd.DataFrame({"origin": ["EWR"], "dest": ["EWR"], "flights": [1]}))
+
+
+def test_query_errors_name_the_engine_and_query(stores):
+    for engine, st in stores.items():
+        with pytest.raises(DataError, match=f"(?s){engine} could not run the query .*sql: SELECT no_such_column FROM flights"):
+            st.query("SELECT no_such_column FROM flights")
+        with pytest.raises(DataError, match="sql must be a non-empty string"):
+            st.query("  ")
+    with pytest.raises(DataError, match="wide must be a pandas DataFrame, got list"):
+        to_documents([{}])
+    with pytest.raises(DataError, match="table='planes' must be 'flights' or 'routes'"):
+        two_hop_sql(stores["duckdb"], "EWR", table="planes")

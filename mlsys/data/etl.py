@@ -90,6 +90,8 @@ def standardize(
     raw: pd.DataFrame,  # raw text columns (`RAW_COLUMNS`)
 ) -> pd.DataFrame:
     "Trimmed, upper-cased codes, missing spellings unified, integers and UTC times parsed (NA where unparseable)."
+    if not isinstance(raw, pd.DataFrame):
+        raise DataError(f"raw must be a pandas DataFrame, got {type(raw).__name__}")
     missing = [c for c in RAW_COLUMNS if c not in raw.columns]
     if missing:
         raise SchemaError(f"raw batch is missing columns {missing}")

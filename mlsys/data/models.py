@@ -117,8 +117,10 @@ class RelationalStore:
             duckdb = optional_import("duckdb", purpose="the DuckDB relational store")
             self.con = duckdb.connect(self.path)
             self.con.execute("SET TimeZone = 'UTC'")
+            self._errors: tuple = (duckdb.Error,)
         else:
             self.con = sqlite3.connect(self.path)
+            self._errors = (sqlite3.Error,)
 
     def __enter__(self):
         return self
@@ -171,10 +173,15 @@ class RelationalStore:
         sql: str,  # a SELECT statement; `?` placeholders for parameters
         params: list | tuple = (),  # parameter values
     ) -> pd.DataFrame:
-        "Run `sql` and return the result as a DataFrame."
-        if self.engine == "duckdb":
-            return self.con.execute(sql, list(params)).df()
-        cur = self.con.execute(sql, list(params))
+        "Run `sql` and return the result as a DataFrame; an engine error becomes a `DataError` naming the query."
+        if not isinstance(sql, str) or not sql.strip():
+            raise DataError(f"sql must be a non-empty string, got {sql!r}")
+        try:
+            if self.engine == "duckdb":
+                return self.con.execute(sql, list(params)).df()
+            cur = self.con.execute(sql, list(params))
+        except self._errors as e:
+            raise DataError(f"{self.engine} could not run the query ({type(e).__name__}: {e}); sql: {' '.join(sql.split())[:200]}") from e
         return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
 
     def tables(self) -> list[str]:
@@ -223,6 +230,8 @@ def to_documents(
     wide: pd.DataFrame,  # rows of the `flights_wide` view
 ) -> list[dict]:
     "One nested JSON-able document per flight; sub-documents with no data are left out."
+    if not isinstance(wide, pd.DataFrame):
+        raise DataError(f"wide must be a pandas DataFrame, got {type(wide).__name__}")
     missing = [c for c in _DOC_LAYOUT if c not in wide.columns]
     if missing:
         raise SchemaError(f"wide table is missing columns {missing}")
@@ -271,6 +280,8 @@ def route_edges(
     flights: pd.DataFrame,  # flights with `origin` and `dest`
 ) -> pd.DataFrame:
     "Routes flown, one row per (origin, dest) with the number of `flights`, busiest first."
+    if not isinstance(flights, pd.DataFrame):
+        raise DataError(f"flights must be a pandas DataFrame, got {type(flights).__name__}")
     missing = [c for c in ("origin", "dest") if c not in flights.columns]
     if missing:
         raise SchemaError(f"flights is missing columns {missing}")
