@@ -70,7 +70,7 @@ def make_mlp(
 def train_classifier(
     model: "nn.Module",  # classifier returning logits
     x: "torch.Tensor",  # training inputs (N, ...)
-    y: "torch.Tensor",  # class indices (N,)
+    y: "torch.Tensor",  # class indices (N,), or class probabilities (N, classes)
     epochs: int = 30,  # passes over the data
     lr: float = 1e-2,  # Adam learning rate
     batch_size: int = 64,  # mini-batch size
@@ -80,7 +80,14 @@ def train_classifier(
 ) -> "nn.Module":
     "Train `model` with Adam and cross-entropy, applying `batch_transform` to every batch; returns the model."
     _check_model(model)
-    _check_xy(x, y)
+    if isinstance(y, torch.Tensor) and torch.is_floating_point(y) and y.ndim == 2:  # class probabilities (soft labels)
+        _check_xy(x)
+        if len(y) != len(x):
+            raise DataError(f"x has {len(x)} rows but y has {len(y)}")
+        if (y < 0).any() or not torch.allclose(y.sum(1), torch.ones(len(y), dtype=y.dtype), atol=1e-4):
+            raise DataError("soft labels y must be non-negative and each row must sum to 1")
+    else:
+        _check_xy(x, y)
     for name, v in [("epochs", epochs), ("batch_size", batch_size)]:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(f"{name} must be a positive int, got {v!r}")

@@ -22,9 +22,9 @@ from sklearn.utils.validation import check_is_fitted
 from ..core import ConfigError, DataError
 
 # %% auto 0
-__all__ = ['log', 'STOP_WORDS', 'SMS_SYNONYMS', 'KEEP', 'MASK', 'RANDOM', 'UNCHANGED', 'tokenize', 'check_texts',
-           'SynonymLexicon', 'synonym_replacement', 'random_insertion', 'random_swap', 'random_deletion', 'EDA',
-           'bert_mask_ids', 'BertMasker', 'template_slots', 'synthesize_from_templates']
+__all__ = ['log', 'STOP_WORDS', 'SMS_SYNONYMS', 'KEEP', 'MASK', 'RANDOM', 'UNCHANGED', 'SMS_TEMPLATES', 'SMS_SLOTS', 'tokenize',
+           'check_texts', 'SynonymLexicon', 'synonym_replacement', 'random_insertion', 'random_swap', 'random_deletion',
+           'EDA', 'bert_mask_ids', 'BertMasker', 'template_slots', 'synthesize_from_templates']
 
 # %% ../../nbs/06b_augment_text.ipynb
 log = logging.getLogger(__name__)
@@ -407,3 +407,20 @@ def synthesize_from_templates(
     if labels is not None:
         df["label"] = df["template"].map(labels)
     return df
+
+# %% ../../nbs/06b_augment_text.ipynb
+SMS_TEMPLATES: dict[str, str] = {
+    "URGENT! You have won a {PRIZE}. Call {NUMBER} now to claim. T&Cs apply": "spam",
+    "Congratulations, your mobile number was selected for a {PRIZE}! Txt {WORD} to {SHORTCODE} to claim": "spam",
+    "FREE {PRIZE} for our valued customers. Reply {WORD} to {SHORTCODE}, {COST} per msg": "spam",
+    "Hey, are we still on for {ACTIVITY} {TIME}?": "ham",
+    "Sorry I'm {STATE}, I'll call you {TIME}": "ham",
+    "Can you pick up some {FOOD} on your way home? Thanks": "ham",
+}
+SMS_SLOTS: dict[str, list[str]] = {
+    "PRIZE": ["£1000 cash prize", "holiday to Spain", "brand new Nokia", "£500 voucher", "free camera phone"],
+    "NUMBER": ["09061701461", "08002986030", "09050000327"], "SHORTCODE": ["87121", "87575", "80062"],
+    "WORD": ["WIN", "CLAIM", "YES"], "COST": ["150p", "£1.50", "50p"],
+    "ACTIVITY": ["dinner", "the movie", "football", "coffee"], "TIME": ["tonight", "tomorrow", "later", "at 7"],
+    "STATE": ["in a meeting", "driving", "at work"], "FOOD": ["milk", "bread", "eggs", "rice"],
+}
