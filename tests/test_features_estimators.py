@@ -3,6 +3,7 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mlsys.features.hashing import HashingEncoder
+from mlsys.features.importance import UnseenValueFlagger
 from mlsys.features.ops import (
     Discretizer, DropMissingColumns, Imputer, LogScaler, RangeScaler, Standardizer,
 )
@@ -20,6 +21,8 @@ ESTIMATORS = [
     HashingEncoder(n_features=64, sparse_output=False),
     HashingEncoder(n_features=32, signed=False, sparse_output=False),
     HashingEncoder(n_features=2**10),
+    UnseenValueFlagger(),
+    UnseenValueFlagger(tolerance=0.5),
 ]
 
 
