@@ -50,26 +50,29 @@ def random_case(rng, n_feat, n_ent, n_keys=4, step="20min", spread=16):
 
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("ttl", [None, "40min"])
-def test_pit_matches_oracle(tmp_path, seed, ttl):
+@pytest.mark.parametrize("engine", ["numpy", "duckdb"])
+def test_pit_matches_oracle(tmp_path, seed, ttl, engine):
     rng = np.random.default_rng(seed)
     feat, ent = random_case(rng, n_feat=int(rng.integers(1, 80)), n_ent=60)
     store = OfflineStore(tmp_path)
     store.write(FeatureView("v", ("k",), ("x",), "ts", ttl=ttl), feat)
-    got = store.get_historical_features(ent, ["v:x"])
+    got = store.get_historical_features(ent, ["v:x"], engine=engine)
     np.testing.assert_array_equal(got["x"].to_numpy(float), oracle(feat, ent, ttl))
     # the entity frame comes back unchanged, in order, with the feature added
     pd.testing.assert_frame_equal(got.drop(columns="x"), ent)
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_pit_composite_key_and_append(tmp_path, seed):
+@pytest.mark.parametrize("engine", ["numpy", "duckdb"])
+def test_pit_composite_key_and_append(tmp_path, seed, engine):
     rng = np.random.default_rng(100 + seed)
     feat, ent = random_case(rng, n_feat=70, n_ent=50)
     store = OfflineStore(tmp_path)
     view = FeatureView("v2", ("k", "j"), ("x",), "ts")
     store.write(view, feat.iloc[:35])
     store.write(view, feat.iloc[35:], mode="append")  # later writes win ties, as in one write of the whole frame
-    got = store.get_historical_features(ent, ["v2:x"])
+    ent = ent.assign(k=ent.k.astype("category"))  # categorical keys take the code path of flights' columns
+    got = store.get_historical_features(ent, ["v2:x"], engine=engine)
     np.testing.assert_array_equal(got["x"].to_numpy(float), oracle(feat, ent, keys=("k", "j")))
 
 
@@ -82,6 +85,9 @@ def test_pit_equals_merge_asof_on_dst_days(tmp_path):
     store.write(FeatureView("weather", ("origin",), ("temp", "visib"), "time_hour"), weather)
     got = store.get_historical_features(flights[["origin", "sched_dep", "time_hour"]], ["weather"],
                                         timestamp_col="sched_dep", include_timestamps=True)
+    duck = store.get_historical_features(flights[["origin", "sched_dep", "time_hour"]], ["weather"],
+                                         timestamp_col="sched_dep", include_timestamps=True, engine="duckdb")
+    pd.testing.assert_frame_equal(got, duck, check_dtype=False)
     w = weather.assign(origin=weather.origin.astype(str)).sort_values("time_hour")
     ref = pd.merge_asof(flights[["origin", "sched_dep"]].assign(origin=lambda d: d.origin.astype(str))
                         .reset_index().sort_values("sched_dep"), w[["origin", "time_hour", "temp", "visib"]],
@@ -123,6 +129,10 @@ def test_bad_entity_rows(tmp_path):
         store.get_historical_features(ent.dropna(), ["nope:x"])
     with pytest.raises(DataError, match="must be a pandas DataFrame"):
         store.get_historical_features([1, 2], ["t:x"])
+    with pytest.raises(ConfigError, match="engine='spark'"):
+        store.get_historical_features(ent.dropna(), ["t:x"], engine="spark")
+    with pytest.raises(SchemaError, match=r"already has column\(s\) \['x'\]"):
+        store.get_historical_features(ent.dropna().assign(x=1), ["t:x"])
     with pytest.raises(SchemaError, match=r"lacks column\(s\) \['x'\]"):
         store.write("t", pd.DataFrame({"k": ["a"], "ts": [BASE]}))
     with pytest.raises(DataError, match="missing keys"):
@@ -137,7 +147,7 @@ def test_out_of_core_retrieval_matches_in_memory(tmp_path):
     ent_path = tmp_path / "ent.parquet"
     ent.assign(row=np.arange(len(ent))).to_parquet(ent_path)
     out = pd.read_parquet(store.retrieve_to_parquet(ent_path, ["v:x"], tmp_path / "out.parquet")).sort_values("row")
-    mem = store.get_historical_features(ent, ["v:x"])
+    mem = store.get_historical_features(ent, ["v:x"], engine="numpy")
     np.testing.assert_array_equal(out["x"].to_numpy(float), mem["x"].to_numpy(float))
     ent.assign(event_time=ent.event_time.dt.tz_localize(None)).to_parquet(tmp_path / "naive.parquet")
     with pytest.raises(SchemaError, match="must be tz-aware"):

@@ -298,34 +298,126 @@ class OfflineStore:
                 parts.append(f"{expr} AS {_q(view.name + '__timestamp')}")
         return f"SELECT {', '.join(parts)} FROM {entity_sql} e " + " ".join(joins)
 
+    def _prepared(self, view: FeatureView):
+        "The stored rows of `view` with integer-encoded keys and int64 times, cached until the file changes."
+        path = self._file(view)
+        st = path.stat()
+        stamp = (str(path), st.st_mtime_ns, st.st_size)
+        cache = self.__dict__.setdefault("_cache", {})
+        if cache.get(view.name, (None,))[0] != stamp:
+            feat = self.read(view)
+            code_f, uniqs = np.zeros(len(feat), np.int64), []
+            for k in view.entity:
+                vals = feat[k].to_numpy(dtype=object)
+                uniq = pd.Index(pd.unique(vals))
+                code_f = code_f * max(len(uniq), 1) + uniq.get_indexer(vals)
+                uniqs.append(uniq)
+            fts = feat[view.timestamp].dt.tz_convert("UTC").astype("datetime64[us, UTC]").astype("int64").to_numpy()
+            cache[view.name] = (stamp, (feat, uniqs, code_f, fts))
+        return cache[view.name][1]
+
+    def _pit_numpy(self, view: FeatureView, feats: list, entity_df: pd.DataFrame, ets: np.ndarray, with_ts: bool):
+        "In-memory as-of join of one view by sorted search; None when the combined key would overflow int64."
+        feat, uniqs, code_f, fts = self._prepared(view)
+        n, m = len(entity_df), len(feat)
+        code_e = np.zeros(n, np.int64)
+        miss, card = np.zeros(n, bool), 1
+        for k, uniq in zip(view.entity, uniqs):
+            col = entity_df[k]
+            if isinstance(col.dtype, pd.CategoricalDtype):
+                lut = uniq.get_indexer(col.cat.categories.astype(str) if not pd.api.types.is_numeric_dtype(col.cat.categories)
+                                       else col.cat.categories)
+                codes = col.cat.codes.to_numpy()
+                ce = np.where(codes >= 0, lut[codes], -1)
+            else:
+                vals = col.astype("string").to_numpy(dtype=object, na_value=None) if not pd.api.types.is_numeric_dtype(col) \
+                    else col.to_numpy()
+                ce = uniq.get_indexer(vals)
+            miss |= ce < 0
+            card *= max(len(uniq), 1)
+            code_e = code_e * max(len(uniq), 1) + np.maximum(ce, 0)
+        if m == 0:
+            return None
+        t0 = int(min(fts.min(), ets.min(initial=fts.min())))
+        span = int(max(fts.max(), ets.max(initial=fts.max()))) - t0 + 1
+        rf, re_ = fts - t0, ets - t0
+        if card * span >= 2**62:  # long time range: replace times by their rank, which keeps the order
+            uniq_t, inv = np.unique(np.concatenate([fts, ets]), return_inverse=True)
+            rf, re_, span = inv[:m].astype(np.int64), inv[m:].astype(np.int64), len(uniq_t)
+            if card * span >= 2**62:
+                return None
+        kf = code_f * span + rf
+        order = np.argsort(kf, kind="stable")
+        kf = kf[order]
+        pos = np.searchsorted(kf, code_e * span + re_, side="right") - 1
+        ok = (pos >= 0) & ~miss
+        pos_c = np.where(ok, pos, 0)
+        ok &= code_f[order][pos_c] == code_e
+        if view.ttl is not None:
+            ok &= ets - fts[order][pos_c] <= int(view.ttl / pd.Timedelta(microseconds=1))
+        take = np.where(ok, order[pos_c], -1)
+        cols = {f: pd.api.extensions.take(feat[f].array, take, allow_fill=True) for f in feats}
+        if with_ts:
+            cols["__timestamp"] = pd.api.extensions.take(feat[view.timestamp].array, take, allow_fill=True)
+        return cols
+
     def get_historical_features(self,
                                 entity_df: pd.DataFrame,  # one row per (entity keys, event time) to enrich
                                 features,  # feature references `view:feature` (or `view` for all its features)
                                 timestamp_col: str = "event_time",  # tz-aware column of `entity_df`: the as-of time
                                 full_feature_names: bool = False,  # name outputs `view__feature` instead of `feature`
                                 include_timestamps: bool = False,  # add `<view>__timestamp`: when each joined value was known
+                                engine: str = "auto",  # "duckdb" (ASOF JOIN), "numpy" (sorted search in memory) or "auto"
                                 ) -> pd.DataFrame:
         "`entity_df` plus, for each row, the latest value of each feature at or before its `timestamp_col` (within TTL)."
+        if engine not in ("auto", "numpy", "duckdb"):
+            raise ConfigError(f"engine={engine!r} must be 'auto', 'numpy' or 'duckdb'")
         groups = self.catalog.resolve(features)
         keys = list(dict.fromkeys(k for v, _ in groups for k in v.entity))
         _check_columns(entity_df, [timestamp_col], "entity_df")
         _check_columns(entity_df, keys, "entity_df")
-        ent = _key_frame(entity_df, keys)
-        ent["__ets"] = _check_timestamps(entity_df[timestamp_col], f"entity_df column {timestamp_col!r}")
-        ent["__rid"] = np.arange(len(ent), dtype=np.int64)
-        ent = ent.reset_index(drop=True)
-        sql = self._sql(groups, "ent", "__ets", full_feature_names, include_timestamps, "e.__rid")
-        con = self._con()
-        try:
-            con.register("ent", ent)
-            res = con.execute(sql + " ORDER BY e.__rid").df()
-        finally:
-            con.close()
+        ets = _check_timestamps(entity_df[timestamp_col], f"entity_df column {timestamp_col!r}")
+        names, seen = {}, {}
+        for view, feats in groups:
+            for f in feats:
+                out_name = f"{view.name}__{f}" if full_feature_names else f
+                if out_name in seen:
+                    raise SchemaError(f"feature name {out_name!r} comes from views {seen[out_name]!r} and {view.name!r}; "
+                                      "pass full_feature_names=True")
+                seen[out_name] = view.name
+                names[(view.name, f)] = out_name
+        clash = [c for c in [*seen, *(f"{v.name}__timestamp" for v, _ in groups if include_timestamps)] if c in entity_df.columns]
+        if clash:
+            raise SchemaError(f"entity_df already has column(s) {clash}; rename them or use full_feature_names=True")
         out = entity_df.copy()
-        for c in res.columns[1:]:
-            if c in out.columns:
-                raise SchemaError(f"entity_df already has a column {c!r}; rename it or use full_feature_names=True")
-            out[c] = res[c].to_numpy() if res[c].dtype.kind in "fiub" else res[c].array
+        pending = []
+        if engine in ("auto", "numpy"):
+            ets_us = ets.astype("datetime64[us, UTC]").astype("int64").to_numpy()
+            for view, feats in groups:
+                self._file(view).exists() or self.read(view)  # raises the clear "write it first" error
+                cols = self._pit_numpy(view, feats, entity_df, ets_us, include_timestamps)
+                if cols is None:
+                    pending.append((view, feats))
+                    continue
+                for f in feats:
+                    out[names[(view.name, f)]] = cols[f]
+                if include_timestamps:
+                    out[f"{view.name}__timestamp"] = cols["__timestamp"]
+        else:
+            pending = list(groups)
+        if pending:
+            ent = _key_frame(entity_df, keys).reset_index(drop=True)
+            ent["__ets"] = ets.array
+            ent["__rid"] = np.arange(len(ent), dtype=np.int64)
+            sql = self._sql(pending, "ent", "__ets", full_feature_names, include_timestamps, "e.__rid")
+            con = self._con()
+            try:
+                con.register("ent", ent)
+                res = con.execute(sql + " ORDER BY e.__rid").df()
+            finally:
+                con.close()
+            for c in res.columns[1:]:
+                out[c] = res[c].to_numpy() if res[c].dtype.kind in "fiub" else res[c].array
         return out
 
     def retrieve_to_parquet(self,
