@@ -153,6 +153,10 @@ def test_refuses_lossy_writes(tmp_path):
     write_table(pd.DataFrame({"s": ["a", ""]}), tmp_path / "s.parquet")  # Parquet can tell "" from missing
     with pytest.raises(DataError, match="reset_index"):
         write_table(pd.DataFrame({"a": [1, 2]}, index=[5, 6]), tmp_path / "a.csv")
+    for fmt in ("csv", "jsonl"):
+        with pytest.raises(DataError, match=r"columns \['o'\] have dtype object"):
+            write_table(pd.DataFrame({"o": pd.Series([1, "1"], dtype=object)}), tmp_path / f"o.{fmt}")
+    write_table(pd.DataFrame({"o": pd.Series([1, "1"], dtype=object)}), tmp_path / "o.pkl")  # pickle keeps objects
     with pytest.raises(DataError, match="column names must be strings"):
         write_table(pd.DataFrame({0: [1]}), tmp_path / "a.csv")
 

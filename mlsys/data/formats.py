@@ -124,9 +124,14 @@ def _check_writable(df: pd.DataFrame, fmt: str) -> None:
     dup = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
     if dup:
         raise DataError(f"duplicate column names {dup}")
+    if fmt in ("csv", "jsonl"):
+        obj = [c for c in df.columns if df[c].dtype == object]
+        if obj:
+            raise DataError(f"columns {obj[:5]} have dtype object, whose values' types a text file cannot keep; "
+                            "convert them first (e.g. .astype('string'))")
     if fmt == "csv":
         for c in df.columns:
-            if pd.api.types.is_string_dtype(df[c].dtype) or df[c].dtype == object:
+            if pd.api.types.is_string_dtype(df[c].dtype):
                 empty = df[c].astype("string").eq("").fillna(False)
                 if empty.any():
                     raise DataError(f"column {c!r} has {int(empty.sum())} empty strings (first at row "
