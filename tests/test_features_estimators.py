@@ -2,6 +2,7 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from mlsys.features.embeddings import FourierFeatures
 from mlsys.features.hashing import HashingEncoder
 from mlsys.features.importance import UnseenValueFlagger
 from mlsys.features.ops import (
@@ -23,6 +24,8 @@ ESTIMATORS = [
     HashingEncoder(n_features=2**10),
     UnseenValueFlagger(),
     UnseenValueFlagger(tolerance=0.5),
+    FourierFeatures(),
+    FourierFeatures(n_frequencies=2, period=24.0),
 ]
 
 
