@@ -221,7 +221,8 @@ def fig_to_png(fig, path: str | Path | None = None) -> bytes:
 
 
 def _table(df: pd.DataFrame) -> str:
-    return df.to_html(float_format=lambda x: f"{x:.4f}", border=0, classes="tbl")
+    shown = df.map(lambda v: f"{v:.4f}" if isinstance(v, float) else v)
+    return shown.to_html(border=0, classes="tbl")
 
 
 def write_report(run_dir: str | Path, path: str | Path, title: str = "mlsys run report") -> Path:
@@ -233,14 +234,15 @@ def write_report(run_dir: str | Path, path: str | Path, title: str = "mlsys run 
     models = metrics.get("evaluate", {}).get("models")
     if models:
         parts += ["<h2>Test metrics against the baselines</h2>", _table(pd.DataFrame(models).T)]
-    states = sorted((run_dir / ".state").glob("*.json"))
+    states = sorted((load_json(s) for s in (run_dir / ".state").glob("*.json")), key=lambda r: r.get("started", ""))
     if states:
-        rows = [{k: v for k, v in load_json(s).items() if k in ("stage", "status", "seconds", "started")} for s in states]
-        parts += ["<h2>Stages</h2>", _table(pd.DataFrame(rows).sort_values("started"))]
-    for stage, m in metrics.items():
-        flat = {k: v for k, v in m.items() if not isinstance(v, (dict, list))}
+        rows = pd.DataFrame([{k: r.get(k) for k in ("stage", "status", "seconds", "started")} for r in states])
+        parts += ["<h2>Stages</h2>", rows.to_html(index=False, float_format=lambda x: f"{x:.1f}", border=0, classes="tbl")]
+    order = [r["stage"] for r in states] + sorted(set(metrics) - {r["stage"] for r in states})
+    for stage in order:
+        flat = {k: v for k, v in metrics.get(stage, {}).items() if not isinstance(v, (dict, list))}
         if flat:
-            parts += [f"<h2>{html.escape(stage)}</h2>", _table(pd.Series(flat).to_frame("value"))]
+            parts += [f"<h2>{html.escape(stage)}</h2>", _table(pd.Series(flat, dtype=object).to_frame("value"))]
     for png in sorted(run_dir.glob("*/*.png")):
         b64 = base64.b64encode(png.read_bytes()).decode()
         parts += [f"<h3>{html.escape(png.parent.name)}/{html.escape(png.name)}</h3>", f'<img alt="{html.escape(png.stem)}" src="data:image/png;base64,{b64}">']
