@@ -7,12 +7,14 @@ Target (issue 6): >= 10x FeatureHasher's rows/s, collision rate <= ideal + 0.2 p
 import argparse
 import time
 
-import numpy as np
 import pandas as pd
 from sklearn.feature_extraction import FeatureHasher
 
 from mlsys.datasets import load_flights
-from mlsys.features.hashing import HashingEncoder, collision_rate, expected_collision_rate
+from mlsys.features.hashing import (
+    HashingEncoder,
+    collision_rate,
+)
 
 COLS = ["carrier", "tailnum", "route"]
 N_FEATURES = 2**18

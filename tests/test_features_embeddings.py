@@ -7,7 +7,10 @@ import pytest
 
 from mlsys.core import ConfigError, DataError
 from mlsys.features.embeddings import (
-    FourierFeatures, learned_positional_embedding, sinusoid_frequencies, sinusoidal_embedding,
+    FourierFeatures,
+    learned_positional_embedding,
+    sinusoid_frequencies,
+    sinusoidal_embedding,
     sinusoidal_positional_embedding,
 )
 

@@ -1,12 +1,16 @@
 """Every feature transformer of mlsys.features passes scikit-learn's estimator checks."""
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mlsys.features.embeddings import FourierFeatures
 from mlsys.features.hashing import HashingEncoder
 from mlsys.features.importance import UnseenValueFlagger
 from mlsys.features.ops import (
-    Discretizer, DropMissingColumns, Imputer, LogScaler, RangeScaler, Standardizer,
+    Discretizer,
+    DropMissingColumns,
+    Imputer,
+    LogScaler,
+    RangeScaler,
+    Standardizer,
 )
 
 ESTIMATORS = [

@@ -8,7 +8,12 @@ from sklearn.metrics import log_loss
 from mlsys.core import ConfigError, DataError, SchemaError
 from mlsys.datasets import load_flights
 from mlsys.features.hashing import (
-    HashingEncoder, collision_rate, expected_collision_rate, hash_strings, mix64, value_hashes,
+    HashingEncoder,
+    collision_rate,
+    expected_collision_rate,
+    hash_strings,
+    mix64,
+    value_hashes,
 )
 
 COLS = ["carrier", "tailnum", "route"]

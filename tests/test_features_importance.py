@@ -9,7 +9,12 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from mlsys.core import ConfigError, DataError, SchemaError
 from mlsys.datasets import load_flights, load_weather
 from mlsys.features.importance import (
-    UnseenValueFlagger, distribution_shift, drop_column_importance, feature_coverage, permutation_importance, psi,
+    UnseenValueFlagger,
+    distribution_shift,
+    drop_column_importance,
+    feature_coverage,
+    permutation_importance,
+    psi,
 )
 
 
@@ -113,7 +118,8 @@ def test_psi_properties():
     assert psi(a, a) == 0.0
     assert psi(a, rng.normal(size=30_000)) < 0.01
     small, big = psi(a, rng.normal(0.2, 1, 30_000)), psi(a, rng.normal(1.0, 1, 30_000))
-    assert 0.02 < small < 0.1 < 0.25 < big
+    assert 0.02 < small < 0.1  # a small shift: below the 'moderate' threshold
+    assert big > 0.25  # a one-sigma shift: 'major'
     # categorical, by hand
     expected = (0.8 - 0.5) * np.log(0.8 / 0.5) + (0.2 - 0.5) * np.log(0.2 / 0.5)
     assert np.isclose(psi(list("x" * 5 + "y" * 5), list("x" * 8 + "y" * 2)), expected)
@@ -123,7 +129,7 @@ def test_psi_properties():
 
 def test_distribution_shift_on_flights_weather():
     w = load_weather()
-    jan, feb, jul = (w[w.month == m][["temp", "humid", "origin"]] for m in (1, 2, 7))
+    jan, jul = (w[w.month == m][["temp", "humid", "origin"]] for m in (1, 7))
     jan_a, jan_b = jan.iloc[::2], jan.iloc[1::2]
     same = distribution_shift(jan_a, jan_b)
     assert (same["psi"] < 0.05).all() and same.loc["temp", "ks_pvalue"] > 0.01

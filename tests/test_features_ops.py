@@ -8,8 +8,14 @@ from sklearn.preprocessing import KBinsDiscretizer, MinMaxScaler, StandardScaler
 from mlsys.core import ConfigError, DataError, SchemaError
 from mlsys.datasets import load_flights, load_weather
 from mlsys.features.ops import (
-    Discretizer, DropMissingColumns, Imputer, LogScaler, RangeScaler, Standardizer,
-    drop_missing_rows, simulate_missing,
+    Discretizer,
+    DropMissingColumns,
+    Imputer,
+    LogScaler,
+    RangeScaler,
+    Standardizer,
+    drop_missing_rows,
+    simulate_missing,
 )
 
 NUM = ["temp", "dewp", "humid", "wind_speed", "pressure", "visib"]
@@ -60,7 +66,7 @@ def test_pandas_output_and_names(split):
 
 
 def test_log_scaler_shift_and_reference(split):
-    tr, te = split
+    tr, _ = split
     pos = tr[["visib", "pressure"]].dropna() + 0.5
     np.testing.assert_allclose(LogScaler().fit_transform(pos), np.log(pos.to_numpy()))
     x = pd.DataFrame({"d": [-10.0, -1.0, 0.0, 5.0, 120.0]})
@@ -93,7 +99,7 @@ def test_discretizer_custom_boundaries_and_nan():
 
 def test_simulated_mechanisms(weather):
     full = weather.dropna(subset=["temp", "humid"]).reset_index(drop=True)
-    n_missing = int(round(0.2 * len(full)))
+    n_missing = round(0.2 * len(full))
     mcar = simulate_missing(full, "temp", "mcar", 0.2, random_state=3)
     mar = simulate_missing(full, "temp", "mar", 0.2, depends_on="humid", random_state=3)
     mnar = simulate_missing(full, "temp", "mnar", 0.2, random_state=3)
