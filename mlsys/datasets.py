@@ -38,7 +38,7 @@ def package_file(package: str, *parts: str, extra: str = "datasets") -> Path:
     return path
 
 # %% ../nbs/01_datasets.ipynb
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 
 
 def _source_key(src: Path) -> str:
@@ -133,8 +133,8 @@ def _build_flights() -> pd.DataFrame:
     df["cancelled"] = df["dep_time"].isna()
     late = df["arr_delay"] > LATE_MINUTES  # <NA> where the arrival delay never arrived
     df["is_late"] = late.astype("boolean")
-    for col in ["carrier", "origin", "dest"]:
-        df[col] = df[col].astype("category")
+    for col in ["carrier", "origin", "dest"]:  # categories of the default `str` dtype, as Parquet returns them
+        df[col] = df[col].astype("str").astype("category")
     return df.sort_values(["sched_dep", "carrier", "flight"], kind="stable").reset_index(drop=True)
 
 
@@ -155,7 +155,7 @@ def _build_weather() -> pd.DataFrame:
     df = pd.read_csv(_flights_dir() / "weather.csv", dtype={"origin": "string"})
     df["time_hour"] = pd.to_datetime(df["time_hour"], utc=True)
     df["time_hour_local"] = df["time_hour"].dt.tz_convert(NY_TZ)
-    df["origin"] = df["origin"].astype("category")
+    df["origin"] = df["origin"].astype("str").astype("category")
     num = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
     df[num] = df[num].astype("float64")
     return df.sort_values(["time_hour", "origin"], kind="stable").reset_index(drop=True)

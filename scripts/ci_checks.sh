@@ -22,6 +22,11 @@ export_unchanged() {
 }
 
 bash scripts/services.sh
+run "import mlsys is light (time printed)" python -c "
+import sys, time
+t = time.perf_counter(); import mlsys, mlsys.core, mlsys.datasets; dt = time.perf_counter() - t
+heavy = [m for m in ('torch', 'tensorflow') if m in sys.modules]
+print(f'import mlsys: {dt:.2f} s; heavy modules loaded: {heavy or None}'); sys.exit(1 if heavy else 0)"
 run "notebooks clean (nbdev_clean changes nothing)" clean_unchanged
 run "library in sync (nbdev_export changes nothing)" export_unchanged
 run "no stale generated module" python scripts/check_modules.py
