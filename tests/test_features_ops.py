@@ -58,6 +58,22 @@ def test_scalers_equal_sklearn_and_fit_on_train_only(split, ours, ref):
         np.testing.assert_allclose(np.nanmax(out, axis=0), ours.feature_range[1])
 
 
+@pytest.mark.parametrize("strategy", ["most_frequent", "constant"])
+def test_imputer_text_columns_equal_simple_imputer(strategy):
+    fl = load_flights("2013-01-01", "2013-01-15")[["carrier", "tailnum", "distance"]]
+    X = fl.astype(object).where(fl.notna(), np.nan)
+    ours = Imputer(strategy, add_indicator=True).set_output(transform="pandas").fit(X.iloc[::2])
+    ref = SimpleImputer(strategy=strategy, add_indicator=True).set_output(transform="pandas").fit(X.iloc[::2])
+    a, b = ours.transform(X.iloc[1::2]), ref.transform(X.iloc[1::2])
+    assert list(a.columns) == list(b.columns) and a.isna().sum().sum() == 0
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+    # straight from the typed frame (category and string dtypes) as well
+    c = Imputer(strategy).fit(fl.iloc[::2]).transform(fl.iloc[1::2])
+    assert not pd.isna(c).any()
+    if strategy == "constant":
+        assert (c[:, 1][fl.iloc[1::2]["tailnum"].isna().to_numpy()] == "missing_value").all()
+
+
 def test_pandas_output_and_names(split):
     tr, te = split
     out = Imputer(add_indicator=True).set_output(transform="pandas").fit(tr[NUM]).transform(te[NUM])
@@ -159,6 +175,10 @@ def test_bad_parameters(split):
     tr, _ = split
     with pytest.raises(ConfigError, match="strategy must be one of"):
         Imputer("avg").fit(tr[NUM])
+    with pytest.raises(ConfigError, match="fill_value must be a number"):
+        Imputer("constant", fill_value="none").fit(tr[NUM])
+    with pytest.raises(DataError, match=r"strategy='median' needs numeric columns, but 1 are not: 'origin'"):
+        Imputer("median").fit(tr[["temp", "origin"]])
     with pytest.raises(ConfigError, match="low < high"):
         RangeScaler((2, 2)).fit(tr[NUM])
     with pytest.raises(ConfigError, match="n_bins must be an integer >= 2"):

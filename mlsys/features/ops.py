@@ -88,7 +88,7 @@ def simulate_missing(
         _check_columns(X, depends_on, "depends_on")
     driver_col = {"mcar": None, "mar": depends_on, "mnar": column}[mechanism]
     observed = np.flatnonzero(X[column].notna().to_numpy())
-    k = int(round(rate * len(observed)))
+    k = round(rate * len(observed))
     rng = np.random.default_rng(random_state)
     if driver_col is None:
         p = None
@@ -162,17 +162,32 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def __init__(
         self,
         strategy: str = "mean",  # "mean", "median", "most_frequent" (mode) or "constant"
-        fill_value: float = 0.0,  # the default value used by strategy="constant"
+        fill_value: float | str | None = None,  # value for strategy="constant"; None: 0 for numbers, "missing_value" for text
         add_indicator: bool = False,  # append a 0/1 column per feature that had missing values in fit
     ):
         self.strategy, self.fill_value, self.add_indicator = strategy, fill_value, add_indicator
+
+    def _check(self, X, reset: bool):
+        "Numeric float array, or (text_ mode: frames with text columns, mode/constant only) an object array."
+        if reset:
+            text = _non_numeric(X) if isinstance(X, pd.DataFrame) else []
+            if text and self.strategy in ("mean", "median"):
+                kinds = ", ".join(f"{c!r} ({X[c].dtype})" for c in text[:5])
+                raise DataError(f"X: Imputer with strategy={self.strategy!r} needs numeric columns, but {len(text)} are not: "
+                                f"{kinds}; use strategy='most_frequent' or 'constant' for text columns")
+            self.text_ = bool(text)
+        if not self.text_:
+            Xa = check_X(self, X, reset=reset)
+            return Xa, np.isnan(Xa)
+        Xo = X.astype(object) if isinstance(X, pd.DataFrame) else X
+        Xa = check_X(self, Xo, reset=reset, numeric=False)
+        return Xa, pd.isna(Xa)
 
     def fit(self, X, y=None):
         "Learn one fill value per column from the training data."
         if self.strategy not in _STRATEGIES:
             raise ConfigError(f"strategy must be one of {_STRATEGIES}, got {self.strategy!r}")
-        Xa = check_X(self, X, reset=True)
-        mask = np.isnan(Xa)
+        Xa, mask = self._check(X, reset=True)
         empty = mask.all(axis=0)
         if self.strategy != "constant" and empty.any():
             names = _check_feature_names_in(self)[empty].tolist()
@@ -183,9 +198,13 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         elif self.strategy == "median":
             stats = np.nanmedian(Xa, axis=0)
         elif self.strategy == "most_frequent":
-            stats = np.array([_mode(Xa[~mask[:, j], j]) for j in range(Xa.shape[1])])
+            stats = np.array([_mode(Xa[~mask[:, j], j]) for j in range(Xa.shape[1])], dtype=Xa.dtype)
+        elif self.fill_value is not None:
+            if not self.text_ and not isinstance(self.fill_value, (int, float, np.number)):
+                raise ConfigError(f"fill_value must be a number for numeric columns, got {self.fill_value!r}")
+            stats = np.full(Xa.shape[1], self.fill_value, dtype=Xa.dtype)
         else:
-            stats = np.full(Xa.shape[1], float(self.fill_value))
+            stats = np.full(Xa.shape[1], "missing_value" if self.text_ else 0.0, dtype=Xa.dtype)
         self.statistics_ = stats
         self.indicator_features_ = np.flatnonzero(mask.any(axis=0)) if self.add_indicator else np.array([], dtype=int)
         return self
@@ -193,8 +212,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def transform(self, X):
         "Fill the missing values (and append indicators when asked)."
         check_is_fitted(self, "statistics_")
-        Xa = check_X(self, X, reset=False)
-        mask = np.isnan(Xa)
+        Xa, mask = self._check(X, reset=False)
         out = np.where(mask, self.statistics_, Xa)
         if self.add_indicator:
             out = np.hstack([out, mask[:, self.indicator_features_].astype(np.float64)])
@@ -212,9 +230,9 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return tags
 
 
-def _mode(values: np.ndarray) -> float:
+def _mode(values: np.ndarray):
     vals, counts = np.unique(values, return_counts=True)
-    return float(vals[np.argmax(counts)])  # ties go to the smallest value, as in SimpleImputer
+    return vals[np.argmax(counts)]  # ties go to the smallest value, as in SimpleImputer
 
 # %% ../../nbs/07a_features_ops.ipynb
 class RangeScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
