@@ -125,3 +125,16 @@ def test_bad_input(data, mlp, call, exc, msg):
     _, _, Xte, Yte = data
     with pytest.raises(exc, match=msg):
         call(mlp, Xte[:20], Yte[:20])
+
+
+def test_make_cnn_shapes_and_learns(data):
+    from mlsys.augment.perturb import make_cnn
+    Xtr, Ytr, Xte, Yte = data
+    cnn = make_cnn(10, image_size=8, seed=0)
+    assert cnn(Xtr[:3]).shape == (3, 10)
+    train_classifier(cnn, Xtr[:400], Ytr[:400], epochs=5, seed=0)
+    assert accuracy(cnn, Xte, Yte) > 0.8
+    with pytest.raises(ConfigError, match="image_size"):
+        make_cnn(10, image_size=7)
+    res = deepfool(cnn, Xte[:50])
+    assert res.success_rate > 0.95

@@ -18,8 +18,8 @@ nn = optional_import("torch.nn", extra="torch")
 F = optional_import("torch.nn.functional", extra="torch")
 
 # %% auto 0
-__all__ = ['torch', 'nn', 'F', 'log', 'make_mlp', 'train_classifier', 'predict', 'accuracy', 'as_batch_transform', 'add_noise',
-           'GaussianNoise', 'fgsm', 'DeepFoolResult', 'deepfool', 'FGSMAugment']
+__all__ = ['torch', 'nn', 'F', 'log', 'make_mlp', 'make_cnn', 'train_classifier', 'predict', 'accuracy', 'as_batch_transform',
+           'add_noise', 'GaussianNoise', 'fgsm', 'DeepFoolResult', 'deepfool', 'FGSMAugment']
 
 # %% ../../nbs/06c_augment_perturb.ipynb
 log = logging.getLogger(__name__)
@@ -65,6 +65,21 @@ def make_mlp(
     "A one-hidden-layer ReLU MLP that flattens its input: (N, ...) -> (N, n_classes) logits."
     torch.manual_seed(seed)
     return nn.Sequential(nn.Flatten(), nn.Linear(n_inputs, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+
+
+def make_cnn(
+    n_classes: int,  # number of output logits
+    image_size: int = 8,  # height = width of the input images
+    in_channels: int = 1,  # channels of the input images
+    channels: int = 16,  # filters of the single convolution
+    seed: int = 0,  # seed of the weight initialisation
+) -> "nn.Module":
+    "A tiny CNN: 3x3 convolution, ReLU, 2x2 max-pool, linear head: (N, C, H, W) -> (N, n_classes) logits."
+    if image_size < 2 or image_size % 2:
+        raise ConfigError(f"image_size must be an even int >= 2, got {image_size!r}")
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(channels * (image_size // 2) ** 2, n_classes))
 
 
 def train_classifier(
