@@ -108,7 +108,7 @@ class FourierFeatures(TransformerMixin, BaseEstimator):
         return tags
 
 # %% ../../nbs/07c_features_embeddings.ipynb
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _torch_modules():
     torch = optional_import("torch", extra="torch", purpose="positional embedding modules")
     nn = torch.nn
