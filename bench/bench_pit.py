@@ -4,16 +4,15 @@ Part 1: weather (origin, hourly, TTL 3h) + route history (origin+dest, daily cum
 336,776 flights, as of each flight's scheduled departure. Baseline: two `pandas.merge_asof` calls (with the
 sorting they need and the original row order restored). Results must be identical.
 
-Part 2: an entity table replicated from the flights (default 30x, ~10M rows) written to Parquet and enriched
-Parquet-to-Parquet by DuckDB under a memory limit, in a child process whose peak RSS is measured. For
+Part 2: an entity table replicated from the flights (default 100x, ~34M rows) written to Parquet and enriched
+Parquet-to-Parquet in chunks (`OfflineStore.retrieve_to_parquet`), in a child process whose peak RSS is measured. For
 comparison, the size the same entity table takes as a pandas DataFrame (what merge_asof would need in RAM,
 before its sort copies).
 
-Usage: .venv/bin/python bench/bench_pit.py [--repeat 3] [--scale 30] [--memory-limit 256MB]
+Usage: .venv/bin/python bench/bench_pit.py [--repeat 7] [--scale 100] [--chunk-rows 1000000]
 """
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -80,21 +79,27 @@ def best_of(fn, repeat):
 
 
 CHILD = r"""
-import sys, time, resource
+import sys, time
 from pathlib import Path
+
+def hwm_mb():  # peak RSS of this process image (VmHWM resets on exec, unlike ru_maxrss)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
 from mlsys.features.store import FeatureCatalog, FeatureView, OfflineStore
-store_dir, ent_path, out_path, mem = sys.argv[1:5]
-store = OfflineStore(store_dir, FeatureCatalog(), memory_limit=mem, threads=2)
+store_dir, ent_path, out_path, chunk = sys.argv[1:5]
+store = OfflineStore(store_dir, FeatureCatalog())
 store.catalog.register(FeatureView("weather", ("origin",), ("temp", "wind_speed", "precip", "visib"), "time_hour", ttl="3h"))
 store.catalog.register(FeatureView("route_history", ("origin", "dest"), ("route_late_rate", "route_n"), "available_at"))
-base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+base_rss = hwm_mb()
 t = time.perf_counter()
-store.retrieve_to_parquet(ent_path, ["weather", "route_history"], out_path, timestamp_col="sched_dep")
-print(time.perf_counter() - t, base_rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+store.retrieve_to_parquet(ent_path, ["weather", "route_history"], out_path, timestamp_col="sched_dep", chunk_rows=int(chunk))
+print(time.perf_counter() - t, base_rss, hwm_mb())
 """
 
 
-def out_of_core(store, ent, scale: int, mem: str, tmp: Path):
+def out_of_core(store, ent, scale: int, chunk: int, tmp: Path):
     import pyarrow as pa
     import pyarrow.parquet as pq
     ent_path = tmp / "entities.parquet"
@@ -109,8 +114,10 @@ def out_of_core(store, ent, scale: int, mem: str, tmp: Path):
     n = len(base) * scale
     in_memory_mb = base.memory_usage(deep=True).sum() * scale / 2**20
     out_path = tmp / "enriched.parquet"
-    res = subprocess.run([sys.executable, "-c", CHILD, str(store.path), str(ent_path), str(out_path), mem],
-                         capture_output=True, text=True, check=True)
+    res = subprocess.run([sys.executable, "-c", CHILD, str(store.path), str(ent_path), str(out_path), str(chunk)],
+                         capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(f"out-of-core child failed:\n{res.stderr[-3000:]}")
     secs, base_rss, rss = map(float, res.stdout.split()[-3:])
     # spot-check correctness of the out-of-core output against the in-memory store on one copy
     got = pd.read_parquet(out_path, filters=[("copy_id", "=", 0)]).sort_values(["sched_dep", "origin", "dest"])
@@ -120,9 +127,9 @@ def out_of_core(store, ent, scale: int, mem: str, tmp: Path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--scale", type=int, default=30)
-    ap.add_argument("--memory-limit", default="256MB")
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--scale", type=int, default=100)
+    ap.add_argument("--chunk-rows", type=int, default=1_000_000)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -145,13 +152,13 @@ def main():
         print(f"\nspeed-up vs merge_asof: warm {t_pandas / t_store:.2f}x, cold {t_pandas / t_cold:.2f}x, duckdb {t_pandas / t_duck:.2f}x; non-null weather {a['temp'].notna().mean():.4f}, "
               f"route {a['route_n'].notna().mean():.4f}\n")
         if args.scale:
-            r = out_of_core(store, ent, args.scale, args.memory_limit, tmp)
+            r = out_of_core(store, ent, args.scale, args.chunk_rows, tmp)
             ref = with_store(store, flights[["origin", "dest", "sched_dep"]]).assign(
                 origin=lambda x: x.origin.astype(str), dest=lambda x: x.dest.astype(str)).sort_values(["sched_dep", "origin", "dest"])
             same = all(np.array_equal(np.sort(r["got"][c].to_numpy(float)), np.sort(ref[c].to_numpy(float)), equal_nan=True)
                        for c in cols)
-            print(f"## Out of core: {r['rows']:,} entity rows, Parquet to Parquet, DuckDB memory_limit={args.memory_limit}\n")
-            print("| entity rows | Parquet file MB | as pandas DataFrame MB | DuckDB seconds | rows/s | child RSS after imports MB | child peak RSS MB | copy 0 == in-memory |")
+            print(f"## Out of core: {r['rows']:,} entity rows, Parquet to Parquet in chunks of {args.chunk_rows:,} rows\n")
+            print("| entity rows | Parquet file MB | as pandas DataFrame MB | seconds | rows/s | child RSS after imports MB | child peak RSS MB | copy 0 == in-memory |")
             print("|---|---|---|---|---|---|---|---|")
             print(f"| {r['rows']:,} | {r['file_mb']:.0f} | {r['pandas_mb']:.0f} | {r['seconds']:.1f} | "
                   f"{r['rows'] / r['seconds']:,.0f} | {r['base_rss_mb']:.0f} | {r['peak_rss_mb']:.0f} | {same} |")

@@ -16,7 +16,7 @@ from mlsys.features.leakage import (
     detect_predictive_features, detect_time_overlap, detect_unavailable_features, flight_known_at, group_split,
     leakage_report, single_feature_auc, split_then_fit, time_split,
 )
-from mlsys.features.store import build_flight_features, flight_feature_columns
+from mlsys.features.store import build_flight_features, flight_feature_columns, flight_feature_known_at
 
 NY = "America/New_York"
 NUM = ["hour", "minute", "distance", "temp", "visib"]
@@ -174,8 +174,7 @@ def test_leakage_report_quiet_on_store_features_and_loud_on_leaky():
     fl = load_flights(start="2013-05-01", end="2013-05-10")
     feats = build_flight_features(fl, load_weather(start="2013-05-01", end="2013-05-10"), load_planes())
     feats = feats[feats.is_late.notna()].assign(local_date=lambda d: d.sched_dep.dt.tz_convert(NY).dt.date.astype(str))
-    known = {"temp": "weather__timestamp", "route_late_rate": "route_history__timestamp",
-             "carrier_late_rate": "carrier_history__timestamp", "origin_dep_delay_2h": "origin_recent__timestamp"}
+    known = flight_feature_known_at()
     tr, te = time_split(feats, "sched_dep", cutoff=pd.Timestamp("2013-05-08", tz=NY))
     rep = leakage_report(tr, te, flight_feature_columns(), "is_late", time_col="sched_dep",
                          groups=["tailnum", "local_date"], prediction_time_col="as_of", known_at=known)

@@ -10,6 +10,7 @@ from mlsys.datasets import load_flights, load_planes, load_weather
 from mlsys.features.store import (
     FeatureCatalog, FeatureStore, FeatureView, OfflineStore, RedisOnlineStore, SQLiteOnlineStore,
     UnknownFeatureError, WindowAggregate, build_flight_features, departure_events, flight_feature_columns,
+    flight_feature_known_at,
     history_rates,
 )
 
@@ -146,12 +147,19 @@ def test_out_of_core_retrieval_matches_in_memory(tmp_path):
     store.write(FeatureView("v", ("k",), ("x",), "ts", ttl="90min"), feat)
     ent_path = tmp_path / "ent.parquet"
     ent.assign(row=np.arange(len(ent))).to_parquet(ent_path)
-    out = pd.read_parquet(store.retrieve_to_parquet(ent_path, ["v:x"], tmp_path / "out.parquet")).sort_values("row")
+    out = pd.read_parquet(store.retrieve_to_parquet(ent_path, ["v:x"], tmp_path / "out.parquet", chunk_rows=700)).sort_values("row")
+    assert len(out) == len(ent)
     mem = store.get_historical_features(ent, ["v:x"], engine="numpy")
     np.testing.assert_array_equal(out["x"].to_numpy(float), mem["x"].to_numpy(float))
     ent.assign(event_time=ent.event_time.dt.tz_localize(None)).to_parquet(tmp_path / "naive.parquet")
     with pytest.raises(SchemaError, match="must be tz-aware"):
         store.retrieve_to_parquet(tmp_path / "naive.parquet", ["v:x"], tmp_path / "o2.parquet")
+    ent.assign(event_time=ent.event_time.where(ent.index != 2000)).to_parquet(tmp_path / "hole.parquet")
+    with pytest.raises(DataError, match=r"entity rows 1400..2099: entity_df column 'event_time' has 1 missing"):
+        store.retrieve_to_parquet(tmp_path / "hole.parquet", ["v:x"], tmp_path / "o3.parquet", chunk_rows=700)
+    assert not (tmp_path / "o3.parquet").exists()  # nothing half-written
+    with pytest.raises(DataError, match="does not exist"):
+        store.retrieve_to_parquet(tmp_path / "nope.parquet", ["v:x"], tmp_path / "o4.parquet")
 
 
 def test_catalog_register_list_search_errors():
@@ -304,8 +312,9 @@ def test_stream_bad_input():
 def test_history_rates_are_known_before_use():
     fl = load_flights(start="2013-06-01", end="2013-06-10")
     h = history_rates(fl, ["carrier"], "carrier")
-    day = h["available_at"].dt.tz_convert("America/New_York")
-    assert (day.dt.hour.isin([0, 1, 2, 3, 4, 5, 6]) | (day.dt.minute >= 0)).all()
+    local = h["available_at"].dt.tz_convert("America/New_York")
+    # stamped at the next local midnight, or later in that night when the day's last flight landed after it
+    assert (local.dt.hour < 8).all() and (local.dt.normalize() > pd.Timestamp("2013-06-01", tz="America/New_York")).all()
     # each row is stamped no earlier than the next local midnight after its day
     last = fl[fl.is_late.notna()].groupby("carrier", observed=True)["sched_dep"].max()
     for carrier, t in last.items():
@@ -316,6 +325,8 @@ def test_build_flight_features_is_leakage_safe():
     fl = load_flights(start="2013-03-08", end="2013-03-12")
     out = build_flight_features(fl, load_weather(start="2013-03-07", end="2013-03-12"), load_planes())
     assert len(out) == len(fl) and set(flight_feature_columns()) <= set(out.columns)
+    assert set(flight_feature_known_at()) == set(flight_feature_columns())
+    assert set(flight_feature_known_at().values()) <= set(out.columns)
     for c in [c for c in out.columns if c.endswith("__timestamp")]:
         known = out[c].notna()
         assert (out.loc[known, c] <= out.loc[known, "as_of"]).all(), c

@@ -128,7 +128,7 @@ def time_split(df: pd.DataFrame,  # rows to split
     if cutoff is None:
         if not 0 < test_size < 1:
             raise ConfigError(f"test_size={test_size!r} must be in (0, 1)")
-        cutoff = t.sort_values().iloc[int(round(len(t) * (1 - test_size)))]
+        cutoff = t.sort_values().iloc[min(round(len(t) * (1 - test_size)), len(t) - 1)]
     cutoff = pd.Timestamp(cutoff)
     if (cutoff.tzinfo is None) != (getattr(t.dt, "tz", None) is None):
         raise SchemaError(f"cutoff={cutoff!r} and column {time_col!r} must both be tz-aware or both naive")

@@ -14,7 +14,7 @@ import re
 import sqlite3
 import uuid
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -27,7 +27,7 @@ from ..core import ConfigError, DataError, SchemaError, get_config
 __all__ = ['log', 'RECENT_DEP_DELAY', 'WEATHER_FEATURES', 'NY_TZ', 'UnknownFeatureError', 'FeatureView', 'FeatureCatalog',
            'OfflineStore', 'SQLiteOnlineStore', 'RedisOnlineStore', 'FeatureStore', 'WindowAggregate', 'WindowState',
            'departure_events', 'history_rates', 'flight_feature_views', 'build_flight_features',
-           'flight_feature_columns']
+           'flight_feature_known_at', 'flight_feature_columns']
 
 # %% ../../nbs/07f_features_store.ipynb
 log = logging.getLogger(__name__)
@@ -349,7 +349,12 @@ class OfflineStore:
         kf = code_f * span + rf
         order = np.argsort(kf, kind="stable")
         kf = kf[order]
-        pos = np.searchsorted(kf, code_e * span + re_, side="right") - 1
+        needles = code_e * span + re_
+        # binary search is much faster on sorted needles; entity rows usually come sorted by time, so a
+        # stable radix sort on the small key code is enough to sort them
+        by = np.argsort(code_e.astype(np.uint16), kind="stable") if card < 2**16 else np.argsort(needles)
+        pos = np.empty(n, np.int64)
+        pos[by] = np.searchsorted(kf, needles[by], side="right") - 1
         ok = (pos >= 0) & ~miss
         pos_c = np.where(ok, pos, 0)
         ok &= code_f[order][pos_c] == code_e
@@ -421,35 +426,59 @@ class OfflineStore:
         return out
 
     def retrieve_to_parquet(self,
-                            entity_path: str | Path,  # Parquet file (or glob) of entity rows, possibly larger than memory
+                            entity_path: str | Path,  # Parquet file or folder of entity rows, possibly larger than memory
                             features,  # feature references `view:feature`
                             out_path: str | Path,  # Parquet file to write: the entity rows plus the features
                             timestamp_col: str = "event_time",  # tz-aware column of the entity rows
                             full_feature_names: bool = False,  # name outputs `view__feature`
+                            chunk_rows: int = 1_000_000,  # entity rows held in memory at a time
+                            engine: str = "auto",  # engine for each chunk (see `get_historical_features`)
                             ) -> Path:
-        "Point-in-time retrieval from Parquet to Parquet inside DuckDB, out of core (bounded by `memory_limit`)."
+        "Point-in-time retrieval from Parquet to Parquet in chunks of `chunk_rows`, so memory stays bounded."
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+        import pyarrow.parquet as pq
+        if not isinstance(chunk_rows, int) or chunk_rows < 1:
+            raise ConfigError(f"chunk_rows={chunk_rows!r} must be a positive integer")
         groups = self.catalog.resolve(features)
         keys = list(dict.fromkeys(k for v, _ in groups for k in v.entity))
-        src = f"read_parquet('{Path(entity_path).as_posix()}')"
-        con = self._con()
+        if not Path(entity_path).exists():
+            raise DataError(f"entity_path={str(entity_path)!r} does not exist")
+        data = ds.dataset(str(entity_path), format="parquet")
+        missing = [c for c in [timestamp_col, *keys] if c not in data.schema.names]
+        if missing:
+            raise SchemaError(f"entity rows at {entity_path} lack column(s) {missing}; they have {data.schema.names}")
+        ts_type = data.schema.field(timestamp_col).type
+        if not (pa.types.is_timestamp(ts_type) and ts_type.tz is not None):
+            raise SchemaError(f"entity column {timestamp_col!r} must be tz-aware, got {ts_type}")
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_path.with_suffix(f".{uuid.uuid4().hex}.tmp")
+        writer, done = None, 0
         try:
-            schema = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
-            missing = [c for c in [timestamp_col, *keys] if c not in schema]
-            if missing:
-                raise SchemaError(f"entity rows at {entity_path} lack column(s) {missing}; they have {list(schema)}")
-            if schema[timestamp_col] != "TIMESTAMP WITH TIME ZONE":
-                raise SchemaError(f"entity column {timestamp_col!r} must be tz-aware, got {schema[timestamp_col]}")
-            n_null = con.execute(f"SELECT count(*) FROM {src} WHERE {_q(timestamp_col)} IS NULL").fetchone()[0]
-            if n_null:
-                raise DataError(f"entity column {timestamp_col!r} has {n_null} missing timestamp(s)")
-            sql = self._sql(groups, src, timestamp_col, full_feature_names, False, "e.*")
-            out_path = Path(out_path)
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out_path.with_suffix(f".{uuid.uuid4().hex}.tmp")
-            con.execute(f"COPY ({sql}) TO '{tmp.as_posix()}' (FORMAT parquet)")
+            for batch in data.to_batches(batch_size=chunk_rows, batch_readahead=0, fragment_readahead=1):
+                if batch.num_rows == 0:
+                    continue
+                ent = batch.to_pandas()
+                try:
+                    res = self.get_historical_features(ent, features, timestamp_col, full_feature_names, engine=engine)
+                except DataError as e:
+                    raise DataError(f"entity rows {done}..{done + len(ent) - 1}: {e}") from None
+                table = pa.Table.from_pandas(res, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table.cast(writer.schema))
+                done += len(ent)
+            if writer is None:
+                raise DataError(f"entity rows at {entity_path} are empty")
+            writer.close()
+            writer = None
             os.replace(tmp, out_path)
         finally:
-            con.close()
+            if writer is not None:
+                writer.close()
+            tmp.unlink(missing_ok=True)
+        log.info("retrieved features for %d entity rows into %s", done, out_path)
         return out_path
 
 # %% ../../nbs/07f_features_store.ipynb
@@ -882,6 +911,15 @@ def build_flight_features(
     out["origin_deps_2h"] = count_def.compute(ev, q, "as_of", exclude="__fid").to_numpy()
     if include_timestamps:
         out["origin_recent__timestamp"] = out["as_of"] - pd.Timedelta(microseconds=1)
+    return out
+
+
+def flight_feature_known_at() -> dict:
+    "For the leakage timestamp check: feature -> column of `build_flight_features` holding when its value was known."
+    views = {v.name: v for v in flight_feature_views()}
+    out = {f: f"{name}__timestamp" for name in ("weather", "route_history", "carrier_history") for f in views[name].features}
+    out.update({"plane_age": "plane__timestamp", "origin_dep_delay_2h": "origin_recent__timestamp",
+                "origin_deps_2h": "origin_recent__timestamp"})
     return out
 
 
