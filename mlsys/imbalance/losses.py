@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..core import ConfigError, DataError, optional_import
@@ -340,9 +341,13 @@ class BalancedBaggingClassifier(ClassifierMixin, BaseEstimator):
         if isinstance(self.n_estimators, bool) or not isinstance(self.n_estimators, numbers.Integral) or self.n_estimators < 1:
             raise ConfigError(f"n_estimators must be a positive integer, got {self.n_estimators!r}")
         X, y = validate_data(self, X, y)
+        try:
+            check_classification_targets(y)
+        except ValueError as e:
+            raise DataError(f"y must hold class labels: {e}") from e
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise DataError(f"y must contain at least 2 classes, found {self.classes_.tolist()}")
+            raise DataError(f"y must contain at least 2 classes, found 1 class: {self.classes_.tolist()}")
         n = np.bincount(y_enc).min()
         rng = np.random.default_rng(self.random_state)
         base = self.estimator if self.estimator is not None else DecisionTreeClassifier(max_depth=6)
@@ -368,4 +373,5 @@ class BalancedBaggingClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         "The class with the highest mean probability."
+        check_is_fitted(self)
         return self.classes_[self.predict_proba(X).argmax(1)]
