@@ -187,3 +187,25 @@ def test_bad_parameters(split):
         simulate_missing(tr, "temp", "random")
     with pytest.raises(ConfigError, match=r"rate must be in \(0, 1\)"):
         simulate_missing(tr, "temp", rate=1.5)
+
+
+def test_deletion_and_imputation_bias_by_mechanism(weather):
+    from sklearn.linear_model import LinearRegression
+    full = weather.dropna(subset=["temp", "dewp", "humid"]).reset_index(drop=True)
+    true_mean = full["temp"].mean()
+    out = {}
+    for m in ("mcar", "mar", "mnar"):
+        d = simulate_missing(full, "temp", m, 0.3, depends_on="humid" if m == "mar" else None, random_state=2)
+        kept = drop_missing_rows(d, columns=["temp"])
+        imputed = Imputer("mean").fit_transform(d[["temp"]])
+        with_ind = Imputer("mean", add_indicator=True).fit_transform(d[["temp"]])
+        rmse = [np.sqrt(np.mean((LinearRegression().fit(X, d["dewp"]).predict(X) - d["dewp"]) ** 2)) for X in (imputed, with_ind)]
+        out[m] = {"deletion bias": kept["temp"].mean() - true_mean, "imputed std ratio": imputed.std() / full["temp"].std(),
+                  "indicator gain": rmse[0] - rmse[1]}
+    assert abs(out["mcar"]["deletion bias"]) < 0.5  # MCAR: deletion is unbiased
+    assert out["mnar"]["deletion bias"] < -3  # MNAR: the hot hours are gone
+    for m in out:  # imputing one value shrinks the spread under every mechanism
+        assert out[m]["imputed std ratio"] < 0.9
+    # the missing indicator carries information only when missingness does
+    assert out["mnar"]["indicator gain"] > 0.3
+    assert out["mcar"]["indicator gain"] < 0.05
