@@ -176,9 +176,9 @@ class HashingEncoder(TransformerMixin, BaseEstimator):
         return np.asarray([f"hash_{i}" for i in range(self.n_features)], dtype=object)
 
     def collision_report(self, X) -> pd.DataFrame:
-        "Per token: distinct values in `X`, measured collision rate, and the ideal rate for a uniform hash."
+        "Per token (and all tokens sharing the space): distinct values in `X`, measured and ideal collision rates."
         slots, _ = self.hash_tokens(X)
-        rows = []
+        rows, every = [], []
         for t, name in enumerate(self.token_names_):
             # distinct values of a token = distinct (row token hash); slots of equal values are equal
             if self.include_columns and t < self.n_features_in_:
@@ -187,7 +187,12 @@ class HashingEncoder(TransformerMixin, BaseEstimator):
             else:
                 _, first = np.unique(self._token_hash(X, t), return_index=True)
             b = slots[first, t]
+            every.append(b)
             rows.append({"token": name, "distinct": len(b), "slots used": len(np.unique(b)),
+                         "collision rate": collision_rate(b), "ideal rate": expected_collision_rate(len(b), self.n_features)})
+        if len(every) > 1:  # values of different tokens share one hash space, so they can collide too
+            b = np.concatenate(every)
+            rows.append({"token": "(all tokens)", "distinct": len(b), "slots used": len(np.unique(b)),
                          "collision rate": collision_rate(b), "ideal rate": expected_collision_rate(len(b), self.n_features)})
         return pd.DataFrame(rows).set_index("token")
 
