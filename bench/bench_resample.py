@@ -12,7 +12,6 @@ import time
 import numpy as np
 from sklearn.datasets import make_classification
 
-
 CPU = {}  # process CPU seconds of the last timed call, by wall time; the machine may be shared
 
 
@@ -56,8 +55,8 @@ def main() -> None:
         same = np.array_equal(ours.sample_indices_, ref_obj.sample_indices_)
         rows.append(("TomekLinks", t_ref, t_ours, f"same rows removed: {same} ({a.rows - len(ours.sample_indices_)} removed)"))
     if "smote" not in skip:
-        t_ours, (Xo, yo) = timed(lambda: SMOTE(random_state=0).fit_resample(X, y), a.repeat)
-        t_ref, (Xr, yr) = timed(lambda: ImbSMOTE(random_state=0).fit_resample(X, y), a.repeat)
+        t_ours, (_, yo) = timed(lambda: SMOTE(random_state=0).fit_resample(X, y), a.repeat)
+        t_ref, (_, yr) = timed(lambda: ImbSMOTE(random_state=0).fit_resample(X, y), a.repeat)
         rows.append(("SMOTE (k=5)", t_ref, t_ours, f"class counts equal: {np.array_equal(np.bincount(yo), np.bincount(yr))}"))
     if "nearmiss" not in skip:
         t_ours, ours = timed(lambda: NearMiss(version=1).fit(X, y), a.repeat)

@@ -10,10 +10,21 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 F = torch.nn.functional
 
-from mlsys.imbalance.losses import (BalancedBaggingClassifier, BinaryFocalLoss, ClassBalancedLoss,  # noqa: E402
-                                    CostSensitiveLoss, FocalLoss, dynamic_epoch_indices, dynamic_fit,
-                                    dynamic_sampling_rates, effective_number_weights, fit_torch, mlp,
-                                    predict_scores, two_phase_fit)
+from mlsys.imbalance.losses import (
+    BalancedBaggingClassifier,
+    BinaryFocalLoss,
+    ClassBalancedLoss,
+    CostSensitiveLoss,
+    FocalLoss,
+    dynamic_epoch_indices,
+    dynamic_fit,
+    dynamic_sampling_rates,
+    effective_number_weights,
+    fit_torch,
+    mlp,
+    predict_scores,
+    two_phase_fit,
+)
 
 torch.set_num_threads(1)
 
@@ -115,7 +126,7 @@ def test_dynamic_sampling_rates_and_counts(task):
     yy = np.r_[np.zeros(90, int), np.ones(10, int)]
     idx = dynamic_epoch_indices(yy, [0.3, 0.7], n_rows=200, rng=np.random.default_rng(0))
     np.testing.assert_array_equal(np.bincount(yy[idx]), [60, 140])
-    model, hist = dynamic_fit(mlp(6), X[:2400], y[:2400], X[2400:], y[2400:], epochs=3)
+    _, hist = dynamic_fit(mlp(6), X[:2400], y[:2400], X[2400:], y[2400:], epochs=3)
     assert hist.shape == (3, 2) and hist[0, 1] < 0.1 and hist[1:, 1].max() > hist[0, 1]
 
 
@@ -129,7 +140,7 @@ def test_balanced_bagging_matches_imblearn_quality(task):
     ap_o = average_precision_score(yte, ours.predict_proba(Xte)[:, 1])
     ap_r = average_precision_score(yte, ref.predict_proba(Xte)[:, 1])
     assert abs(ap_o - ap_r) < 0.1
-    rec = lambda m: ((m.predict(Xte) == 1) & (yte == 1)).sum() / (yte == 1).sum()  # noqa: E731
+    rec = lambda m: ((m.predict(Xte) == 1) & (yte == 1)).sum() / (yte == 1).sum()
     assert rec(ours) > 0.6 and abs(rec(ours) - rec(ref)) < 0.15
     np.testing.assert_allclose(ours.predict_proba(Xte).sum(1), 1)
 

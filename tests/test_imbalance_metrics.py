@@ -1,13 +1,23 @@
 """imbalance.metrics: equality with scikit-learn, cost search, bad input."""
 import numpy as np
-import pandas as pd
 import pytest
-from sklearn.metrics import (average_precision_score, balanced_accuracy_score, precision_recall_curve,
-                             precision_recall_fscore_support)
+from sklearn.metrics import (
+    average_precision_score,
+    balanced_accuracy_score,
+    precision_recall_curve,
+    precision_recall_fscore_support,
+)
 
 from mlsys.core import ConfigError, DataError
-from mlsys.imbalance.metrics import (average_precision, balanced_accuracy, cancellation_task, cost_weighted_error,
-                                     min_cost_threshold, per_class_report, pr_curve)
+from mlsys.imbalance.metrics import (
+    average_precision,
+    balanced_accuracy,
+    cancellation_task,
+    cost_weighted_error,
+    min_cost_threshold,
+    per_class_report,
+    pr_curve,
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,17 @@ from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.neighbors import NearestNeighbors
 
 from mlsys.core import ConfigError, DataError
-from mlsys.imbalance.resample import (SMOTE, NearMiss, RandomOverSampler, RandomUnderSampler, ResampledClassifier,
-                                      TomekLinks, class_counts, resolve_sampling_strategy, tomek_links)
+from mlsys.imbalance.resample import (
+    SMOTE,
+    NearMiss,
+    RandomOverSampler,
+    RandomUnderSampler,
+    ResampledClassifier,
+    TomekLinks,
+    class_counts,
+    resolve_sampling_strategy,
+    tomek_links,
+)
 
 imblearn = pytest.importorskip("imblearn")
 
@@ -184,3 +193,21 @@ def test_bad_input(binary, call, err, msg):
     with pytest.raises(err) as e:
         call(X, y)
     assert msg in str(e.value)
+
+
+IMBLEARN_CHECKS = ["check_target_type", "check_samplers_one_label", "check_samplers_fit", "check_samplers_fit_resample",
+                   "check_samplers_sampling_strategy_fit_resample", "check_samplers_pandas", "check_samplers_list",
+                   "check_samplers_preserve_dtype", "check_samplers_2d_target"]
+
+
+@pytest.mark.parametrize("sampler", [RandomOverSampler(random_state=0), RandomUnderSampler(random_state=0),
+                                     SMOTE(random_state=0), TomekLinks(), NearMiss()], ids=lambda s: type(s).__name__)
+def test_imblearn_sampler_conformance_checks(sampler):
+    "imbalanced-learn's own sampler checks (one-hot targets are deliberately not supported)."
+    import warnings
+
+    from imblearn.utils import estimator_checks as ec
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in IMBLEARN_CHECKS:
+            getattr(ec, name)(type(sampler).__name__, sampler)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.neighbors import NearestNeighbors
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from ..core import ConfigError, DataError
@@ -122,8 +123,11 @@ def check_X_y(X, y, numeric: bool = True) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(f"y must be 1-D, got a DataFrame with {y.shape[1]} columns")
         y = y.iloc[:, 0]
     ya = np.asarray(y)
+    if ya.ndim == 2 and ya.shape[1] == 1:  # a column vector is fine
+        ya = ya.ravel()
     if ya.ndim != 1:
-        raise DataError(f"y must be 1-D, got shape {ya.shape}")
+        raise DataError(f"y must be 1-D class labels (multilabel and multioutput targets are not supported), "
+                        f"got shape {ya.shape}")
     Xa = X.to_numpy() if isinstance(X, pd.DataFrame) else np.asarray(X)
     if Xa.ndim != 2:
         raise DataError(f"X must be 2-D (rows × features), got shape {Xa.shape}")
@@ -131,6 +135,9 @@ def check_X_y(X, y, numeric: bool = True) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"X has {len(Xa)} rows but y has {len(ya)} labels; they must match")
     if pd.isna(ya).any():
         raise DataError(f"y has {int(pd.isna(ya).sum())} missing labels")
+    kind = type_of_target(ya)
+    if kind not in ("binary", "multiclass"):
+        raise DataError(f"Unknown label type: y is {kind!r}, but a sampler needs class labels")
     if numeric:
         try:
             Xa = Xa.astype(np.float64)
@@ -144,7 +151,30 @@ def check_X_y(X, y, numeric: bool = True) -> tuple[np.ndarray, np.ndarray]:
 def _take(obj, idx: np.ndarray):
     if isinstance(obj, (pd.DataFrame, pd.Series)):
         return obj.iloc[idx]
+    if isinstance(obj, list):
+        return [obj[i] for i in idx]
     return np.asarray(obj)[idx]
+
+
+def _append_rows(X, Xa: np.ndarray, X_new: np.ndarray):
+    "The original `X` followed by the synthetic rows, in the container and float dtype `X` came in."
+    if isinstance(X, pd.DataFrame):
+        return pd.concat([X.reset_index(drop=True), pd.DataFrame(X_new, columns=X.columns)], ignore_index=True)
+    dtype = np.asarray(X).dtype
+    out = np.vstack([Xa, X_new]).astype(dtype if np.issubdtype(dtype, np.floating) else np.float64)
+    return out.tolist() if isinstance(X, list) else out
+
+
+def _append_labels(y, y_new: np.ndarray):
+    "The original `y` followed by the synthetic labels, in the container and dtype `y` came in."
+    if isinstance(y, pd.Series):
+        return pd.concat([y.reset_index(drop=True), pd.Series(y_new, name=y.name, dtype=y.dtype)], ignore_index=True)
+    if isinstance(y, pd.DataFrame):
+        new = pd.DataFrame({y.columns[0]: pd.Series(y_new, dtype=y.dtypes.iloc[0])})
+        return pd.concat([y.reset_index(drop=True), new], ignore_index=True)
+    ya = np.asarray(y)
+    out = np.concatenate([ya.ravel(), y_new.astype(ya.dtype)])
+    return out.tolist() if isinstance(y, list) else out
 
 
 class BaseResampler(BaseEstimator):
@@ -165,17 +195,10 @@ class BaseResampler(BaseEstimator):
         out = self._resample(Xa, ya)
         if isinstance(out, np.ndarray):  # row indices: selection samplers
             self.sample_indices_ = out
-            return _take(X, out), _take(y, out)
-        Xn, yn = out  # synthetic rows appended after the originals
-        if isinstance(X, pd.DataFrame):
-            Xn = pd.concat([X.reset_index(drop=True), pd.DataFrame(Xn, columns=X.columns)], ignore_index=True)
-        else:
-            Xn = np.vstack([Xa, Xn])
-        if isinstance(y, pd.Series):
-            yn = pd.concat([y.reset_index(drop=True), pd.Series(yn, name=y.name, dtype=y.dtype)], ignore_index=True)
-        else:
-            yn = np.concatenate([ya, yn])
-        return Xn, yn
+            y_sel = _take(y, out)
+            return _take(X, out), (y_sel.ravel() if isinstance(y_sel, np.ndarray) else y_sel)
+        X_new, y_new = out  # synthetic rows, appended after the originals
+        return _append_rows(X, Xa, X_new), _append_labels(y, y_new)
 
     def _resample(self, X: np.ndarray, y: np.ndarray):
         raise NotImplementedError
