@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -85,7 +85,7 @@ class RandomCrop:
 
     def __call__(self, x: "torch.Tensor", generator: "torch.Generator | None" = None) -> "torch.Tensor":
         xb, single = _batched(x)
-        n, c, h, w = xb.shape
+        n, _, h, w = xb.shape
         p = self.padding
         if p == 0:
             return x.clone()

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable
-
-import numpy as np
+from collections.abc import Callable
 
 from ..core import ConfigError, DataError, optional_import
 
@@ -303,7 +301,7 @@ class FGSMAugment:
         self.model, self.eps, self.ratio, self.clip = model, float(eps), float(ratio), clip
 
     def __call__(self, xb, yb, generator=None):
-        k = max(1, int(round(self.ratio * len(xb))))
+        k = max(1, round(self.ratio * len(xb)))
         adv = fgsm(self.model, xb[:k], yb[:k], self.eps, self.clip)
         return torch.cat([xb, adv]), torch.cat([yb, yb[:k]])
 

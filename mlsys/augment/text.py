@@ -9,7 +9,7 @@ import itertools
 import logging
 import re
 from collections import Counter
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -230,7 +230,7 @@ class EDA:
         self.n_aug, self.random_state = int(n_aug), random_state
 
     def _one(self, tokens: list[str], op: str, rng: np.random.Generator) -> list[str]:
-        n = lambda a: max(1, int(a * len(tokens)))  # noqa: E731
+        n = lambda a: max(1, int(a * len(tokens)))
         if op == "sr":
             return synonym_replacement(tokens, self.lexicon, n(self.alpha_sr), rng)
         if op == "ri":
@@ -389,7 +389,7 @@ def synthesize_from_templates(
             if len(slots[s]) == 0:
                 raise ConfigError(f"slot {s!r} has no fillers")
         needed[t] = names
-    fill = lambda t, values: _SLOT.sub(lambda m: str(values[m.group(1)]), t)  # noqa: E731
+    fill = lambda t, values: _SLOT.sub(lambda m: str(values[m.group(1)]), t)
     rows = []
     if n is None:
         for t in tpls:
