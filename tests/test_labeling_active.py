@@ -8,8 +8,15 @@ from threadpoolctl import threadpool_limits
 from mlsys.core import DataError
 from mlsys.datasets import load_digits
 from mlsys.labeling.active import (
-    STRATEGIES, ActiveLearner, StoppingRule, active_learning_curve, entropy, kl_to_consensus, least_confidence,
-    margin, vote_entropy,
+    STRATEGIES,
+    ActiveLearner,
+    StoppingRule,
+    active_learning_curve,
+    entropy,
+    kl_to_consensus,
+    least_confidence,
+    margin,
+    vote_entropy,
 )
 
 

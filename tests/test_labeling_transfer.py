@@ -1,12 +1,19 @@
 """Transfer learning on Fashion-MNIST: data selection, freezing semantics, determinism, a tiny curve."""
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from mlsys.core import DataError  # noqa: E402
-from mlsys.labeling.transfer import (  # noqa: E402
-    MODES, SmallCNN, accuracy, embed, fashion_task, linear_probe, train_classifier, transfer_curve, transfer_model,
+from mlsys.core import DataError
+from mlsys.labeling.transfer import (
+    MODES,
+    SmallCNN,
+    accuracy,
+    embed,
+    fashion_task,
+    linear_probe,
+    train_classifier,
+    transfer_curve,
+    transfer_model,
 )
 
 pytestmark = pytest.mark.torch

@@ -5,12 +5,25 @@ import pytest
 
 pytest.importorskip("snorkel")
 duckdb = pytest.importorskip("duckdb")
-from snorkel.labeling import PandasLFApplier, labeling_function  # noqa: E402
+from snorkel.labeling import PandasLFApplier, labeling_function
 
-from mlsys.core import DataError  # noqa: E402
-from mlsys.labeling.weak import (  # noqa: E402
-    ABSTAIN, HAM, SPAM, VectorizedLFApplier, check_label_matrix, column_lf, compare_label_models, fit_soft,
-    keyword_lf, lookup_lf, regex_lf, shape_features, shape_features_one, sms_spam_lfs, sms_splits,
+from mlsys.core import DataError
+from mlsys.labeling.weak import (
+    ABSTAIN,
+    HAM,
+    SPAM,
+    VectorizedLFApplier,
+    check_label_matrix,
+    column_lf,
+    compare_label_models,
+    fit_soft,
+    keyword_lf,
+    lookup_lf,
+    regex_lf,
+    shape_features,
+    shape_features_one,
+    sms_spam_lfs,
+    sms_splits,
 )
 
 
@@ -117,7 +130,7 @@ def test_label_models_and_end_model(splits, pairs):
     apply = VectorizedLFApplier([p.column for p in pairs]).apply
     L_train, L_dev, L_test = (apply(splits[k]) for k in ("train", "dev", "test"))
     names = [p.column.name for p in pairs]
-    table, lm = compare_label_models(L_train, L_dev, splits["dev"]["y"], L_test, splits["test"]["y"], names)
+    table, _ = compare_label_models(L_train, L_dev, splits["dev"]["y"], L_test, splits["test"]["y"], names)
     assert table.loc["LabelModel", "spam F1"] > 0.8
     assert table.loc["majority vote", "spam F1"] > 0.8
     assert table.loc["LabelModel", "spam F1"] > table.iloc[0]["spam F1"]  # beats the best single LF

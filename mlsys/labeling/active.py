@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -90,7 +91,7 @@ class ActiveLearner(BaseEstimator):
         from sklearn.linear_model import LogisticRegression
         return clone(self.estimator) if self.estimator is not None else LogisticRegression(max_iter=500)
 
-    def fit(self, X, y) -> "ActiveLearner":
+    def fit(self, X, y) -> ActiveLearner:
         "Fit the model (and the committee, for QBC strategies) on the labeled examples `X`, `y`."
         if self.strategy not in STRATEGIES:
             raise DataError(f"strategy={self.strategy!r} is not one of {STRATEGIES}")

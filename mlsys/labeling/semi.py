@@ -54,7 +54,7 @@ class SelfTraining(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         prob = self.estimator_.predict_proba(X_unlabeled)
         return self.estimator_.classes_[prob.argmax(axis=1)], prob.max(axis=1) > self.threshold
 
-    def fit(self, X, y) -> "SelfTraining":
+    def fit(self, X, y) -> SelfTraining:
         "Fit on labeled rows, then pseudo-label confident unlabeled rows (y == -1) until none are added."
         X, y, has_label = _check_semi(self, X, y)
         has_label = has_label.copy()
@@ -120,7 +120,7 @@ class ConsistencyTraining(SelfTraining):
         mean_p = probs.mean(axis=0)
         return self.estimator_.classes_[votes[0]], stable & (mean_p.max(axis=1) > self.threshold)
 
-    def fit(self, X, y) -> "ConsistencyTraining":
+    def fit(self, X, y) -> ConsistencyTraining:
         "Self-train with perturbation-stable pseudo-labels (and perturbed copies of labeled rows)."
         if self.noise_scale < 0 or self.n_perturbations < 1:
             raise DataError(f"need noise_scale >= 0 and n_perturbations >= 1, got {self.noise_scale}, {self.n_perturbations}")
