@@ -140,7 +140,7 @@ def check_X_y(X, y, numeric: bool = True) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"Unknown label type: y is {kind!r}, but a sampler needs class labels")
     if numeric:
         try:
-            Xa = Xa.astype(np.float64)
+            Xa = Xa.astype(np.float64, copy=False)
         except (TypeError, ValueError) as e:
             raise DataError(f"X must be numeric for a neighbour-based sampler: {e}") from e
         if not np.isfinite(Xa).all():
@@ -161,7 +161,7 @@ def _append_rows(X, Xa: np.ndarray, X_new: np.ndarray):
     if isinstance(X, pd.DataFrame):
         return pd.concat([X.reset_index(drop=True), pd.DataFrame(X_new, columns=X.columns)], ignore_index=True)
     dtype = np.asarray(X).dtype
-    out = np.vstack([Xa, X_new]).astype(dtype if np.issubdtype(dtype, np.floating) else np.float64)
+    out = np.vstack([Xa, X_new], dtype=dtype if np.issubdtype(dtype, np.floating) else np.float64)
     return out.tolist() if isinstance(X, list) else out
 
 
@@ -269,7 +269,8 @@ class SMOTE(BaseResampler):
             base = rng.integers(0, len(rows), size=n)
             nb = nns[base, rng.integers(0, k, size=n)]
             gap = rng.random((n, 1))
-            new_X.append(X[rows[base]] + gap * (X[rows[nb]] - X[rows[base]]))
+            start = X[rows[base]]
+            new_X.append(start + gap * (X[rows[nb]] - start))
             new_y.append(np.full(n, c, dtype=y.dtype))
             pairs.append(np.column_stack([rows[base], rows[nb]]))
         self.pairs_ = np.vstack(pairs) if pairs else np.empty((0, 2), dtype=int)
