@@ -166,6 +166,9 @@ def test_balanced_bagging_sklearn_checks():
     (lambda: dynamic_epoch_indices(np.zeros(5, int), [0.5, 0.5]), DataError, "no rows"),
     (lambda: two_phase_fit(mlp(2), np.zeros((6, 2)), [0, 0, 0, 0, 1, 1], n_per_class=0), ConfigError, "positive integer"),
     (lambda: fit_torch(mlp(2), np.zeros(4), [0, 1, 1, 0]), DataError, "X must be 2-D"),
+    (lambda: fit_torch(mlp(2), np.zeros((4, 2)), ["a", "b", "a", "b"]), DataError, "integer class indices"),
+    (lambda: dynamic_fit(mlp(2), np.zeros((4, 2)), [0, 1, 0, 1], np.zeros((2, 3)), [0, 1]), DataError,
+     "X_val has 3 features but X has 2"),
     (lambda: BalancedBaggingClassifier().fit(np.zeros((4, 2)), [1, 1, 1, 1]), DataError, "at least 2 classes"),
 ])
 def test_bad_input(call, err, msg):

@@ -196,6 +196,8 @@ def _tensors(X, y=None):
     ya = np.asarray(y)
     if len(ya) != len(Xa):
         raise DataError(f"X has {len(Xa)} rows but y has {len(ya)} labels; they must match")
+    if ya.ndim != 1 or not (np.issubdtype(ya.dtype, np.integer) or ya.dtype == bool) or (len(ya) and ya.min() < 0):
+        raise DataError(f"y must be 1-D integer class indices 0..K-1 (encode labels first), got dtype {ya.dtype}")
     return Xt, torch.as_tensor(ya.astype(np.int64))
 
 
@@ -247,6 +249,7 @@ def two_phase_fit(
 ):
     "Train on a class-balanced random under-sample, then fine-tune on all data; return the model."
     Xa, ya = check_X_y(X, y)
+    _tensors(Xa, ya)  # integer class indices
     counts = np.bincount(ya.astype(np.int64))
     n = int(counts[counts > 0].min()) if n_per_class is None else n_per_class
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
@@ -310,6 +313,10 @@ def dynamic_fit(
     "Train with per-epoch class sampling rates set from held-out per-class F1; return (model, rates per epoch)."
     from mlsys.imbalance.metrics import per_class_report
     Xa, ya = check_X_y(X, y)
+    _tensors(Xa, ya)  # integer class indices
+    Xv, yv = _tensors(X_val, y_val)
+    if Xv.shape[1] != Xa.shape[1]:
+        raise DataError(f"X_val has {Xv.shape[1]} features but X has {Xa.shape[1]}")
     K = int(ya.max()) + 1
     rng = np.random.default_rng(seed)
     history = []
