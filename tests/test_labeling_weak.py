@@ -145,3 +145,10 @@ def test_label_models_and_end_model(splits, pairs):
     np.testing.assert_allclose(soft.coef_, hard.coef_, rtol=1e-6, atol=1e-8)
     with pytest.raises(DataError, match="sum to 1"):
         fit_soft(LogisticRegression(), X, np.full((len(X), 2), 0.7))
+
+
+def test_object_and_python_string_columns(splits, pairs):
+    df = splits["dev"][["text"]]
+    L = VectorizedLFApplier([p.column for p in pairs]).apply(df)
+    for dtype in (object, "string[python]"):
+        np.testing.assert_array_equal(VectorizedLFApplier([p.column for p in pairs]).apply(df.astype({"text": dtype})), L)

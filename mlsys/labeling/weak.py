@@ -120,6 +120,17 @@ def _check_label(label: int, name: str) -> None:
         raise DataError(f"LF {name!r}: label={label!r} must be a non-negative class index")
 
 
+def _contains(texts: pd.Series, pattern: str, ignore_case: bool = False, lower: bool = False) -> np.ndarray:
+    "Boolean array: does `pattern` (RE2 syntax) match each string? Runs in Arrow's compute kernels."
+    pa = optional_import("pyarrow", purpose="vectorized labeling functions")
+    pc = optional_import("pyarrow.compute", purpose="vectorized labeling functions")
+    arr = pa.array(texts.array)  # zero-copy for Arrow-backed strings; object strings are converted
+    if lower:
+        arr = pc.utf8_lower(arr)
+    hit = pc.match_substring_regex(arr, pattern, ignore_case=ignore_case)
+    return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def keyword_lf(name: str, keywords: Sequence[str], label: int, column: str = "text") -> LFPair:
     "Vote `label` when any of `keywords` occurs in `column` (case-insensitive substring), else abstain."
     _check_label(label, name)
@@ -134,7 +145,7 @@ def keyword_lf(name: str, keywords: Sequence[str], label: int, column: str = "te
         return label if any(k in text for k in kws) else ABSTAIN
 
     def col(df):
-        return np.where(df[column].str.lower().str.contains(pattern, regex=True), label, ABSTAIN)
+        return np.where(_contains(df[column], pattern, lower=True), label, ABSTAIN)
     return LFPair(row, ColumnLF(name, col))
 
 
@@ -151,7 +162,7 @@ def regex_lf(name: str, pattern: str, label: int, column: str = "text", ignore_c
         return label if rx.search(x[column]) else ABSTAIN
 
     def col(df):
-        return np.where(df[column].str.contains(pattern, case=not ignore_case, regex=True), label, ABSTAIN)
+        return np.where(_contains(df[column], pattern, ignore_case=ignore_case), label, ABSTAIN)
     return LFPair(row, ColumnLF(name, col))
 
 # %% ../../nbs/04a_labeling_weak.ipynb
