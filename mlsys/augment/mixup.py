@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -227,6 +227,7 @@ def plot_experiment(results: pd.DataFrame, title: str, ylabel: str = "test score
         s = d.groupby("n_train")["score"].agg(["mean", "std"]).fillna(0)
         ax.errorbar(s.index, s["mean"], yerr=s["std"], marker="o", capsize=3, label=arm)
     ax.set(title=title, xlabel="training examples", ylabel=ylabel, xscale="log")
+    ax.minorticks_off()
     ax.set_xticks(sorted(results["n_train"].unique()), labels=[str(v) for v in sorted(results["n_train"].unique())])
     ax.legend(fontsize=8)
     fig.tight_layout()
