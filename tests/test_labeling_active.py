@@ -117,3 +117,11 @@ def test_margin_beats_random_at_fixed_budget(digits):
     assert np.mean(acc["margin"]) > np.mean(acc["random"]) + 0.01
     curve = active_learning_curve(Xp, yp, Xt, yt, strategy="margin", estimator=lr, budget=60, batch_size=20, random_state=0)
     assert curve["n_labeled"].tolist() == [20, 40, 60]
+
+
+def test_metric_column(digits):
+    Xp, yp, Xt, yt = digits
+    c = active_learning_curve(Xp, yp, Xt, yt, strategy="least_confidence", budget=40, batch_size=10,
+                              metric=lambda a, b: float((a == b).mean()), random_state=1)
+    np.testing.assert_allclose(c["metric"], c["accuracy"])
+    assert (c["min_class_share"] <= 0.1 + 1e-12).all()

@@ -178,6 +178,7 @@ class StoppingRule:
 def active_learning_curve(X_pool, y_pool, X_test, y_test, strategy: str = "entropy", estimator: Any = None,
                           n_initial: int = 20, batch_size: int = 10, budget: int = 200, n_committee: int = 5,
                           stopping: StoppingRule | None = None, stop_early: bool = False,
+                          metric: Callable[[np.ndarray, np.ndarray], float] | None = None,  # extra score(y_true, y_pred), column `metric`
                           random_state: int | None = None) -> pd.DataFrame:
     "Run pool-based active learning; one row per round: labels used, test accuracy, top pool score, smallest class share, stop signals."
     X_pool, y_pool = np.asarray(X_pool), np.asarray(y_pool)
@@ -201,7 +202,8 @@ def active_learning_curve(X_pool, y_pool, X_test, y_test, strategy: str = "entro
     rows = []
     while True:
         learner.fit(X_pool[is_labeled], y_pool[is_labeled])
-        acc = float((learner.predict(X_test) == np.asarray(y_test)).mean())
+        y_hat = learner.predict(X_test)
+        acc = float((y_hat == np.asarray(y_test)).mean())
         pool_idx = np.flatnonzero(~is_labeled)
         done = is_labeled.sum() >= budget or len(pool_idx) == 0
         top, stop = np.nan, False
@@ -213,7 +215,8 @@ def active_learning_curve(X_pool, y_pool, X_test, y_test, strategy: str = "entro
         counts = (y_pool[is_labeled][:, None] == classes[None, :]).sum(axis=0)
         rows.append({"n_labeled": int(is_labeled.sum()), "accuracy": acc, "top_score": top,
                      "min_class_share": float(counts.min() / counts.sum()),
-                     "agreement": stopping.agreement if stopping is not None else np.nan, "stop": stop})
+                     "agreement": stopping.agreement if stopping is not None else np.nan, "stop": stop}
+                    | ({"metric": float(metric(np.asarray(y_test), y_hat))} if metric is not None else {}))
         if done or (stop and stop_early):
             break
         take = min(batch_size, budget - int(is_labeled.sum()))

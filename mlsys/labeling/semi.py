@@ -10,7 +10,13 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
+
+try:
+    from sklearn.utils.validation import validate_data
+except ImportError:  # scikit-learn < 1.6
+    def validate_data(estimator, X, y="no_validation", reset=True, **kw):
+        return estimator._validate_data(X, y, reset=reset, **kw)
 
 from ..core import DataError
 
@@ -32,7 +38,7 @@ def _check_semi(est, X, y):
         raise DataError(f"threshold={est.threshold} must be in [0, 1)")
     if est.max_iter is not None and est.max_iter < 0:
         raise DataError(f"max_iter={est.max_iter} must be None or >= 0")
-    X, y = validate_data(est, X, y, ensure_all_finite=True)
+    X, y = validate_data(est, X, y)
     y = np.asarray(y)
     has_label = y != UNLABELED
     if not has_label.any():
