@@ -138,3 +138,24 @@ def test_make_cnn_shapes_and_learns(data):
         make_cnn(10, image_size=7)
     res = deepfool(cnn, Xte[:50])
     assert res.success_rate > 0.95
+
+
+def test_fgsm_and_deepfool_agree_with_art(data, mlp):
+    "The Adversarial Robustness Toolbox (dev-only reference) gives the same FGSM and, up to tolerances, DeepFool."
+    pytest.importorskip("art")
+    import numpy as np
+    from art.attacks.evasion import DeepFool, FastGradientMethod
+    from art.estimators.classification import PyTorchClassifier
+
+    _, _, Xte, Yte = data
+    x, y = Xte[:150], Yte[:150]
+    clf = PyTorchClassifier(model=mlp, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8), nb_classes=10)
+    art_fgsm = FastGradientMethod(clf, eps=0.1, batch_size=150).generate(x.numpy(), y=y.numpy())
+    np.testing.assert_allclose(art_fgsm, fgsm(mlp, x, y, 0.1, clip=None).numpy(), atol=1e-6)
+    art_df = DeepFool(clf, max_iter=50, epsilon=0.02, nb_grads=10, batch_size=150, verbose=False).generate(x.numpy())
+    ours = deepfool(mlp, x, overshoot=0.02)
+    l2_art = np.linalg.norm((art_df - x.numpy()).reshape(len(x), -1), axis=1)
+    rel = np.abs(l2_art - ours.l2.numpy()) / ours.l2.numpy()
+    assert np.median(rel) < 1e-2 and rel.max() < 0.1
+    art_pred = predict(mlp, torch.from_numpy(art_df))
+    assert torch.equal(art_pred != ours.original, ours.flipped)
