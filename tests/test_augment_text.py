@@ -143,3 +143,15 @@ def test_eda_bad_input(lex):
         EDA(lex, n_aug=0)
     with pytest.raises(DataError, match="text_col='body'"):
         EDA(lex).augment_frame(pd.DataFrame({"text": ["a"]}), text_col="body")
+
+
+def test_learnable_text_parts_follow_the_sklearn_contract(sms):
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+    for est in [SynonymLexicon(min_count=3, n_components=10, groups=None), BertMasker(mask_prob=0.2, random_state=3)]:
+        c = clone(est)
+        assert c.get_params() == est.get_params()
+        with pytest.raises(NotFittedError):
+            (c.synonyms("hi") if isinstance(c, SynonymLexicon) else c.transform(["hi"]))
+        assert c.fit(sms["text"]) is c  # fit returns self
+        assert not any(k.endswith("_") for k in c.get_params())
