@@ -344,6 +344,14 @@ def test_build_flight_features_is_leakage_safe():
     prev = fl[(local.dt.day < 12) & (fl.origin == r.origin) & (fl.dest == r.dest) & fl.is_late.notna()]
     assert out.loc[r.name, "route_n"] == len(prev)
     assert np.isclose(out.loc[r.name, "route_late_rate"], prev.is_late.astype(float).mean())
+    # history given separately (earlier days): the same features for the overlapping days
+    early = load_flights(start="2013-03-05", end="2013-03-07")
+    both = build_flight_features(fl, load_weather(start="2013-03-04", end="2013-03-12"), load_planes(),
+                                 history=pd.concat([early, fl], ignore_index=True))
+    assert (both["route_n"].fillna(0) >= out["route_n"].fillna(0)).all()
+    first = local.dt.day == 8
+    assert (both.loc[first & (local.dt.hour >= 8), "route_n"].notna().mean() > 0.9)
+    np.testing.assert_array_equal(both.loc[~first, "origin_deps_2h"], out.loc[~first, "origin_deps_2h"])
     with pytest.raises(ConfigError, match="lead=.*must not be negative"):
         build_flight_features(fl, load_weather(start="2013-03-07", end="2013-03-12"), load_planes(), lead="-1h")
     with pytest.raises(SchemaError, match=r"weather lacks column\(s\) \['temp'\]"):

@@ -431,7 +431,7 @@ class OfflineStore:
                             out_path: str | Path,  # Parquet file to write: the entity rows plus the features
                             timestamp_col: str = "event_time",  # tz-aware column of the entity rows
                             full_feature_names: bool = False,  # name outputs `view__feature`
-                            chunk_rows: int = 1_000_000,  # entity rows held in memory at a time
+                            chunk_rows: int = 250_000,  # entity rows held in memory at a time
                             engine: str = "auto",  # engine for each chunk (see `get_historical_features`)
                             ) -> Path:
         "Point-in-time retrieval from Parquet to Parquet in chunks of `chunk_rows`, so memory stays bounded."
@@ -444,11 +444,18 @@ class OfflineStore:
         keys = list(dict.fromkeys(k for v, _ in groups for k in v.entity))
         if not Path(entity_path).exists():
             raise DataError(f"entity_path={str(entity_path)!r} does not exist")
-        data = ds.dataset(str(entity_path), format="parquet")
-        missing = [c for c in [timestamp_col, *keys] if c not in data.schema.names]
+        if Path(entity_path).is_dir():
+            data = ds.dataset(str(entity_path), format="parquet")
+            schema = data.schema
+            batches = data.to_batches(batch_size=chunk_rows, batch_readahead=0, fragment_readahead=1)
+        else:  # a single file: read row groups one at a time (the dataset scanner reads ahead)
+            data = pq.ParquetFile(str(entity_path))
+            schema = data.schema_arrow
+            batches = data.iter_batches(batch_size=chunk_rows, use_threads=False)
+        missing = [c for c in [timestamp_col, *keys] if c not in schema.names]
         if missing:
-            raise SchemaError(f"entity rows at {entity_path} lack column(s) {missing}; they have {data.schema.names}")
-        ts_type = data.schema.field(timestamp_col).type
+            raise SchemaError(f"entity rows at {entity_path} lack column(s) {missing}; they have {schema.names}")
+        ts_type = schema.field(timestamp_col).type
         if not (pa.types.is_timestamp(ts_type) and ts_type.tz is not None):
             raise SchemaError(f"entity column {timestamp_col!r} must be tz-aware, got {ts_type}")
         out_path = Path(out_path)
@@ -456,15 +463,15 @@ class OfflineStore:
         tmp = out_path.with_suffix(f".{uuid.uuid4().hex}.tmp")
         writer, done = None, 0
         try:
-            for batch in data.to_batches(batch_size=chunk_rows, batch_readahead=0, fragment_readahead=1):
+            for batch in batches:
                 if batch.num_rows == 0:
                     continue
-                ent = batch.to_pandas()
+                ent = batch.to_pandas(use_threads=False)
                 try:
                     res = self.get_historical_features(ent, features, timestamp_col, full_feature_names, engine=engine)
                 except DataError as e:
                     raise DataError(f"entity rows {done}..{done + len(ent) - 1}: {e}") from None
-                table = pa.Table.from_pandas(res, preserve_index=False)
+                table = pa.Table.from_pandas(res, preserve_index=False, nthreads=1)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table.cast(writer.schema))
@@ -885,7 +892,7 @@ def build_flight_features(
     if lead < pd.Timedelta(0):
         raise ConfigError(f"lead={lead!r} must not be negative (that would predict after the scheduled departure)")
     history = flights if history is None else history
-    _check_columns(history, ["sched_dep", "origin", "dest", "carrier", "dep_delay", "air_time", "is_late"], "history")
+    _check_columns(history, ["sched_dep", "origin", "dest", "carrier", "flight", "dep_delay", "air_time", "is_late"], "history")
     store = store if store is not None else FeatureStore(OfflineStore(path=get_config().store_dir / "features" / uuid.uuid4().hex))
     views = {v.name: v for v in flight_feature_views()}
     store.apply(*views.values())
@@ -902,9 +909,14 @@ def build_flight_features(
     out = store.get_historical_features(base, refs, timestamp_col="as_of", include_timestamps=include_timestamps)
     out["plane_age"] = out["sched_dep"].dt.year - out.pop("plane_year")
     # recent departures at the origin: events from `history` and `flights`, never the flight itself
-    ev = departure_events(pd.concat([history, flights]).loc[lambda d: ~d.index.duplicated()] if history is not flights
-                          else flights).reset_index(names="__fid")
-    q = base.reset_index(names="__fid")
+    ev = departure_events(flights).assign(__fid=np.arange(len(flights))[flights["dep_delay"].notna().to_numpy()])
+    if history is not flights:  # departures known only from `history` (matched on the flight's identity)
+        ident = ["sched_dep", "carrier", "flight", "origin"]
+        seen = pd.MultiIndex.from_frame(flights[ident].astype({"carrier": "string", "origin": "string"}))
+        extra = departure_events(history)
+        extra = extra[~pd.MultiIndex.from_frame(extra[ident].astype({"carrier": "string", "origin": "string"})).isin(seen)]
+        ev = pd.concat([ev, extra.assign(__fid=-1 - np.arange(len(extra)))], ignore_index=True)
+    q = base.reset_index(drop=True).assign(__fid=np.arange(len(base)))
     mean_def = WindowAggregate("origin_dep_delay_2h", "origin", "dep_delay", "dep_actual", recent_window, "mean")
     count_def = WindowAggregate("origin_deps_2h", "origin", "dep_delay", "dep_actual", recent_window, "count")
     out["origin_dep_delay_2h"] = mean_def.compute(ev, q, "as_of", exclude="__fid").to_numpy()
