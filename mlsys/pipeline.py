@@ -8,14 +8,13 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .core import DataError, IntegrityError, atomic_write_bytes, file_sha256, load_json, save_json
+from .core import DataError, IntegrityError, atomic_write_bytes, file_sha256, load_json
 from .datasets import load_airlines, load_airports, load_flights, load_planes, load_weather
 
 # %% auto 0

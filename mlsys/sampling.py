@@ -284,7 +284,7 @@ def stratified_sample(
     order = np.argsort(codes, kind="stable")
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     picks, weights = [], []
-    for h, (s, size, k) in enumerate(zip(starts, sizes, counts)):
+    for s, size, k in zip(starts, sizes, counts):
         if k:
             picks.append(order[s + rng.choice(size, size=k, replace=False)])
             weights.append(np.full(k, size / k))

@@ -1,6 +1,5 @@
 """Core helpers and dataset loaders: config overrides, seeding, install hints, atomic JSON, typed frames, slices, cache."""
 import importlib.util
-import json
 import random
 from pathlib import Path
 

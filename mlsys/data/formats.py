@@ -205,7 +205,7 @@ def _parse_column(s: pd.Series, spec: str | dict, name: str) -> pd.Series:
             if not ok.all():
                 raise SchemaError(f"column {name!r}: values {_bad_values(s, ok)} are not booleans")
             out = text.map(lambda v: v in _TRUE, na_action="ignore").astype("boolean")
-            if dtype == bool and out.isna().any():
+            if dtype == bool and out.isna().any():  # noqa: E721 (numpy bool dtypes compare equal to bool)
                 raise SchemaError(f"column {name!r}: {int(out.isna().sum())} missing values in a non-nullable bool column")
             return out.astype(dtype)
         if pd.api.types.is_integer_dtype(dtype):

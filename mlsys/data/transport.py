@@ -166,7 +166,7 @@ class Transport(ABC):
     def length(self, topic: str) -> int:
         "Number of events `topic` currently retains."
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook; the default does nothing)
         "Release the transport's resources."
 
     def __enter__(self) -> Self:

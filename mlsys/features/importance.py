@@ -248,7 +248,7 @@ class UnseenValueFlagger(TransformerMixin, BaseEstimator):
             raise ConfigError(f"tolerance must be a non-negative number, got {self.tolerance!r}")
         cols = self._cols(X, reset=True)
         self.numeric_, self.ranges_, self.categories_ = [], [], []
-        for j, col in enumerate(cols):
+        for col in cols:
             vals = col.dropna()
             num = _is_numeric(col)
             self.numeric_.append(num)
