@@ -359,7 +359,7 @@ class BalancedBaggingClassifier(ClassifierMixin, BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         base = self.estimator if self.estimator is not None else DecisionTreeClassifier(max_depth=6)
         self.estimators_ = []
-        for i in range(self.n_estimators):
+        for _ in range(self.n_estimators):
             rows = np.concatenate([rng.choice(np.flatnonzero(y_enc == c), size=n, replace=True)
                                    for c in range(len(self.classes_))])
             est = clone(base)
