@@ -149,7 +149,7 @@ def group_split(df: pd.DataFrame,  # rows to split
     _need(df, groups, "df")
     if not 0 < test_size < 1:
         raise ConfigError(f"test_size={test_size!r} must be in (0, 1)")
-    key = df[groups].astype("string").fillna("<NA>").agg("|".join, axis=1) if len(groups) > 1 else df[groups[0]].astype("string").fillna("<NA>")
+    key = pd.util.hash_pandas_object(df[groups].astype("string"), index=False).to_numpy()
     tr, te = next(GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=random_state).split(df, groups=key))
     return df.iloc[tr], df.iloc[te]
 
@@ -256,7 +256,7 @@ def detect_duplicates(train: pd.DataFrame,  # training rows
                       columns: list | None = None,  # columns that define a duplicate (default: all shared columns)
                       near: bool = True,  # also look for near duplicates among numeric columns
                       radius: float = 1e-3,  # near-duplicate distance, in train standard deviations
-                      max_rows: int = 50_000,  # subsample test rows beyond this for the near search
+                      max_rows: int = 5_000,  # near search on a sample of this many test rows; the count is scaled up
                       ) -> LeakageReport:
     "Flag test rows that exactly or nearly duplicate a training row."
     columns = list(columns) if columns is not None else [c for c in train.columns if c in test.columns]
@@ -268,23 +268,25 @@ def detect_duplicates(train: pd.DataFrame,  # training rows
     h_tr = pd.util.hash_pandas_object(train[columns], index=False)
     h_te = pd.util.hash_pandas_object(test[columns], index=False)
     exact = h_te.isin(set(h_tr.to_numpy())).to_numpy()
-    n_near = 0
+    n_near, checked = 0, 0
     num = [c for c in columns if pd.api.types.is_numeric_dtype(train[c]) and not pd.api.types.is_bool_dtype(train[c])]
     cat = [c for c in columns if c not in num]
     if near and num:
         mu, sd = train[num].astype(float).mean(), train[num].astype(float).std().replace(0, 1).fillna(1)
         z_tr = ((train[num].astype(float) - mu) / sd).fillna(0).to_numpy()
         cand = test[~exact]
-        if len(cand) > max_rows:
+        n_cand = len(cand)
+        if n_cand > max_rows:
             cand = cand.sample(max_rows, random_state=0)
         z_te = ((cand[num].astype(float) - mu) / sd).fillna(0).to_numpy()
+        checked = len(z_te)
         if cat:  # different categories must never count as near: push them far apart
-            codes = pd.concat([train[cat], cand[cat]]).astype("string").fillna("<NA>").agg("|".join, axis=1)
+            codes = pd.util.hash_pandas_object(pd.concat([train[cat], cand[cat]]).astype("string"), index=False)
             c = pd.factorize(codes)[0].astype(float) * 1e6
             z_tr, z_te = np.c_[z_tr, c[:len(train)]], np.c_[z_te, c[len(train):]]
         if len(z_te):
             dist, _ = NearestNeighbors(n_neighbors=1).fit(z_tr).kneighbors(z_te)
-            n_near = int((dist[:, 0] <= radius).sum())
+            n_near = int(round((dist[:, 0] <= radius).sum() * n_cand / len(z_te)))  # estimate when sampled
     n_exact = int(exact.sum())
     total = n_exact + n_near
     if total:
@@ -293,7 +295,7 @@ def detect_duplicates(train: pd.DataFrame,  # training rows
             "duplicates", "high" if frac > 0.01 else "medium",
             f"{total} test rows ({frac:.1%}) duplicate training rows ({n_exact} exact, {n_near} near): "
             "deduplicate before splitting and oversample only the training split",
-            None, dict(exact=n_exact, near=n_near, fraction=round(frac, 4), columns=columns[:10],
+            None, dict(exact=n_exact, near=n_near, near_rows_checked=checked, fraction=round(frac, 4), columns=columns[:10],
                        example_test_index=[str(i) for i in test.index[exact][:5]])))
     return rep
 
@@ -307,19 +309,20 @@ def detect_group_leakage(train: pd.DataFrame,  # training rows
     _need(train, groups, "train")
     _need(test, groups, "test")
     rep = LeakageReport(checks_run=["group_leakage"])
-    key = lambda d: d[groups].astype("string").fillna("<NA>").agg("|".join, axis=1) if len(groups) > 1 else d[groups[0]].astype("string")
+    key = lambda d: pd.util.hash_pandas_object(d[groups].astype("string"), index=False)  # one uint64 per row
     k_tr, k_te = key(train), key(test)
-    valid = k_te.notna() & ~k_te.str.contains("<NA>", regex=False).fillna(True)
-    shared = k_te[valid].isin(set(k_tr.dropna()))
-    n_rows = int(shared.sum())
+    valid = test[groups].notna().all(axis=1).to_numpy()  # a missing id does not make a group
+    ok_tr = train[groups].notna().all(axis=1).to_numpy()
+    hit = valid & k_te.isin(set(k_tr[ok_tr].to_numpy())).to_numpy()
+    n_rows = int(hit.sum())
     if n_rows:
         frac = n_rows / len(test)
-        n_groups = int(k_te[valid][shared].nunique())
+        n_groups = int(k_te[hit].nunique())
+        examples = test.loc[hit, groups].astype("string").drop_duplicates().head(5).agg("|".join, axis=1).tolist()
         rep.findings.append(Finding(
             "group_leakage", "high" if frac > 0.01 else "medium",
             f"{n_rows} test rows ({frac:.1%}) belong to {n_groups} groups of {groups} that also appear in train: split by group",
-            ",".join(groups), dict(test_rows=n_rows, fraction=round(frac, 4), groups=n_groups,
-                                   examples=k_te[valid][shared].unique()[:5].tolist())))
+            ",".join(groups), dict(test_rows=n_rows, fraction=round(frac, 4), groups=n_groups, examples=examples)))
     return rep
 
 # %% ../../nbs/07d_features_leakage.ipynb
