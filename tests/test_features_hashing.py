@@ -69,6 +69,19 @@ def test_dtype_and_missing_consistency():
     np.testing.assert_array_equal(h[:2], hash_strings(["1", "2"]))
 
 
+def test_int_column_turned_float_by_a_missing_value_keeps_its_slots(flights):
+    "Serving rows often arrive as float64 (a NaN upcasts int columns): the same category must land in the same slot."
+    X = flights[["hour", "carrier"]].head(500)
+    served = X.astype({"hour": "float64"})
+    served.iloc[0, 0] = np.nan
+    enc = HashingEncoder(2**16, crosses=[("hour", "carrier")]).fit(X)
+    a, b = enc.hash_tokens(X)[0], enc.hash_tokens(served)[0]
+    np.testing.assert_array_equal(a[1:], b[1:])
+    assert (a[0] != b[0])[0]  # the missing hour has its own slot
+    np.testing.assert_array_equal(enc.hash_tokens(X.astype({"hour": str}))[0], a)
+    assert hash_strings([2.5])[0] != hash_strings([2])[0] and hash_strings([2.0])[0] == hash_strings([2])[0]
+
+
 def test_mix64_is_a_bijection_on_a_sample():
     x = np.arange(200_000, dtype=np.uint64)
     assert len(np.unique(mix64(x))) == len(x)

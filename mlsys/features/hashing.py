@@ -40,10 +40,21 @@ def _key(seed: int) -> str:
     return f"mlsys{int(seed):011d}"[-16:]
 
 
+def _strings(values) -> np.ndarray:
+    "String form of `values`, with whole floats written as integers (5.0 -> '5') so a column's dtype cannot move its slots."
+    idx = pd.Index(values)
+    out = np.asarray(idx.astype(str), dtype=object)
+    if idx.dtype.kind == "f" or idx.dtype == object:
+        v = pd.to_numeric(pd.Series(np.asarray(idx, dtype=object)).map(
+            lambda x: x if isinstance(x, (float, np.floating)) else np.nan), errors="coerce").to_numpy(dtype=float)
+        whole = np.isfinite(v) & (np.abs(v) < 2**62) & (v == np.round(v))
+        out[whole] = v[whole].astype(np.int64).astype(str)
+    return out
+
+
 def hash_strings(values, seed: int = 0) -> np.ndarray:
-    "64-bit hashes of the string form of `values` (SipHash via `pandas.util.hash_array`)."
-    arr = np.asarray(pd.Index(values).astype(str), dtype=object)
-    return pd.util.hash_array(arr, hash_key=_key(seed), categorize=False)
+    "64-bit hashes of the string form of `values` (SipHash via `pandas.util.hash_array`); 5, 5.0 and '5' hash alike."
+    return pd.util.hash_array(_strings(values), hash_key=_key(seed), categorize=False)
 
 
 def value_hashes(column, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +64,7 @@ def value_hashes(column, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     else:
         codes, uniques = pd.factorize(column)
     strings = np.empty(len(uniques) + 1, dtype=object)
-    strings[:-1] = np.asarray(uniques.astype(str), dtype=object)
+    strings[:-1] = _strings(uniques)
     strings[-1] = _MISSING
     h = pd.util.hash_array(strings, hash_key=_key(seed), categorize=False)
     codes = np.asarray(codes)
