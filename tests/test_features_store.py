@@ -356,3 +356,20 @@ def test_build_flight_features_is_leakage_safe():
         build_flight_features(fl, load_weather(start="2013-03-07", end="2013-03-12"), load_planes(), lead="-1h")
     with pytest.raises(SchemaError, match=r"weather lacks column\(s\) \['temp'\]"):
         build_flight_features(fl, load_weather(start="2013-03-07", end="2013-03-12").drop(columns="temp"), load_planes())
+
+
+def test_build_flight_features_into_a_store_then_serve_online(tmp_path):
+    fl = load_flights(start="2013-04-01", end="2013-04-03")
+    store = FeatureStore(OfflineStore(tmp_path), SQLiteOnlineStore(tmp_path / "online.db"))
+    build_flight_features(fl, load_weather(start="2013-04-01", end="2013-04-03"), load_planes(), store=store)
+    assert {v.name for v in store.catalog.views} == {"weather", "plane", "route_history", "carrier_history"}
+    assert len(store.catalog.search("day before")) == 4
+    cut = pd.Timestamp("2013-04-03 16:00", tz="UTC")
+    store.materialize(cut)
+    req = fl[["origin", "dest", "carrier", "tailnum"]].drop_duplicates().head(50).reset_index(drop=True)
+    refs = ["weather:temp", "route_history:route_late_rate", "carrier_history:carrier_n", "plane:plane_year"]
+    online = store.get_online_features(req, refs, at=cut)
+    offline = store.get_historical_features(req.assign(event_time=cut), refs)
+    for r in refs:
+        c = r.split(":")[1]
+        np.testing.assert_array_equal(online[c].to_numpy(float), offline[c].to_numpy(float))

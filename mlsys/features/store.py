@@ -12,6 +12,7 @@ import math
 import os
 import re
 import sqlite3
+import tempfile
 import uuid
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -881,7 +882,7 @@ def build_flight_features(
     history: pd.DataFrame | None = None,  # flights whose labels feed the delay histories (default: `flights` itself)
     lead: str | pd.Timedelta = "0min",  # predict this long before the scheduled departure
     recent_window: str | pd.Timedelta = "2h",  # window of the recent-departures features at the origin
-    store: FeatureStore | None = None,  # feature store to register and write the views into (default: a fresh one)
+    store: FeatureStore | None = None,  # feature store to register and write the views into (default: a temporary one)
     include_timestamps: bool = True,  # keep `<view>__timestamp` columns (for the leakage timestamp check)
 ) -> pd.DataFrame:
     "Leakage-safe pre-departure features for each flight, retrieved point-in-time at `as_of = sched_dep - lead`."
@@ -893,7 +894,10 @@ def build_flight_features(
         raise ConfigError(f"lead={lead!r} must not be negative (that would predict after the scheduled departure)")
     history = flights if history is None else history
     _check_columns(history, ["sched_dep", "origin", "dest", "carrier", "flight", "dep_delay", "air_time", "is_late"], "history")
-    store = store if store is not None else FeatureStore(OfflineStore(path=get_config().store_dir / "features" / uuid.uuid4().hex))
+    if store is None:  # a throw-away store in a temporary folder, removed afterwards
+        with tempfile.TemporaryDirectory(prefix="mlsys-features-") as tmp:
+            return build_flight_features(flights, weather, planes, history, lead, recent_window,
+                                         FeatureStore(OfflineStore(path=tmp)), include_timestamps)
     views = {v.name: v for v in flight_feature_views()}
     store.apply(*views.values())
     store.ingest("weather", weather, mode="overwrite")
