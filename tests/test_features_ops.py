@@ -94,6 +94,17 @@ def test_log_scaler_shift_and_reference(split):
         LogScaler(shift=5).fit(x)
 
 
+@pytest.mark.parametrize("est", [LogScaler(), RangeScaler(), Standardizer(), Discretizer(n_bins=3)])
+def test_missing_values_pass_through_unfilled(split, est):
+    "A scaler must not impute: NaN in, NaN out, at exactly the same cells (imputation is Imputer's job)."
+    tr, te = split
+    cols = ["dewp", "wind_speed", "visib"]
+    test = te[cols].copy()
+    test.iloc[::7, 0] = np.nan
+    out = est.fit(tr[cols]).transform(test)
+    np.testing.assert_array_equal(np.isnan(out), test.isna().to_numpy())
+
+
 @pytest.mark.parametrize("strategy", ["uniform", "quantile"])
 def test_discretizer_equals_kbins(strategy):
     fl = load_flights("2013-02-01", "2013-02-10")

@@ -326,7 +326,7 @@ class LogScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         below = Xa < self.data_min_
         if below.any():
             log.warning("LogScaler: %d value(s) below the training minimum were clipped", int(below.sum()))
-        return np.log(np.fmax(Xa, self.data_min_) + self.shift_)
+        return np.log(np.where(below, self.data_min_, Xa) + self.shift_)  # NaN stays NaN (np.fmax would fill it)
 
     def inverse_transform(self, X):
         "Undo the log transform."
