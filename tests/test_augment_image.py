@@ -25,6 +25,20 @@ def test_to_image_tensor_scales_and_adds_channel(digits):
     assert float(x.min()) == 0.0 and float(x.max()) == 1.0
 
 
+def test_to_image_tensor_does_not_rescale_scaled_images_and_rejects_wrong_scale():
+    from mlsys.datasets import load_fashion_mnist
+    fx, _ = load_fashion_mnist("test", sample=50, random_state=0, as_arrays=True)
+    raw = to_image_tensor(fx)
+    assert float(raw.max()) == 1.0
+    torch.testing.assert_close(to_image_tensor(fx / 255.0), raw)  # [0, 1] input is not divided again
+    with pytest.raises(DataError, match=r"outside \[0, max_value=16\]"):
+        to_image_tensor(fx, max_value=16)
+    with pytest.raises(DataError, match="outside"):
+        to_image_tensor(fx.astype(float) - 1)
+    with pytest.raises(DataError, match="outside"):
+        to_image_tensor(fx.astype(float) * 4)
+
+
 def test_flip_matches_torch_flip_and_is_an_involution(digits):
     x, _ = digits
     f = RandomHorizontalFlip(1.0)

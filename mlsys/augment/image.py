@@ -42,7 +42,7 @@ def check_images(x, name: str = "images") -> "torch.Tensor":
 
 def to_image_tensor(
     images,  # array shaped (n, H, W) or (n, C, H, W) of grey levels
-    max_value: float | None = None,  # divide by this to scale to [0, 1]; default: 16 if the max is <= 16, else 255
+    max_value: float | None = None,  # divide by this to scale to [0, 1]; default: 1 if the max is <= 1 (already scaled), 16 if <= 16, else 255
 ) -> "torch.Tensor":
     "Turn a NumPy image array into a float32 tensor (N, C, H, W) scaled to [0, 1]."
     arr = np.asarray(images)
@@ -52,10 +52,14 @@ def to_image_tensor(
         raise DataError(f"images must have shape (n, H, W) or (n, C, H, W), got {arr.shape}")
     if not np.issubdtype(arr.dtype, np.number):
         raise DataError(f"images must be numeric, got dtype {arr.dtype}")
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
     if max_value is None:
-        max_value = 16.0 if arr.size and arr.max() <= 16 else 255.0
+        max_value = 1.0 if hi <= 1 else 16.0 if hi <= 16 else 255.0
     if max_value <= 0:
         raise ConfigError(f"max_value must be positive, got {max_value}")
+    if lo < 0 or hi > max_value:
+        raise DataError(f"images hold values in [{lo:g}, {hi:g}], outside [0, max_value={max_value:g}]; "
+                        "pass the max_value of their scale")
     return torch.from_numpy(arr.astype("float32") / float(max_value))
 
 
