@@ -155,6 +155,8 @@ def test_balanced_bagging_sklearn_checks():
     (lambda: CostSensitiveLoss(1 - np.eye(2), expected_cost_weight=-1), ConfigError, "expected_cost_weight"),
     (lambda: ClassBalancedLoss([5, -1]), ConfigError, "positive counts"),
     (lambda: ClassBalancedLoss([5, 1], loss="hinge"), ConfigError, "'ce' or 'focal'"),
+    (lambda: ClassBalancedLoss([5, 1], loss="focal", gamma=-1.0), ConfigError, "gamma must be >= 0"),
+    (lambda: FocalLoss(gamma=float("nan")), ConfigError, "gamma must be >= 0"),
     (lambda: effective_number_weights([5, 1], beta=-0.1), ConfigError, "beta"),
     (lambda: FocalLoss(alpha=[[1, 2]]), ConfigError, "alpha must be"),
     (lambda: BinaryFocalLoss(alpha=2), ConfigError, "alpha must be <= 1"),

@@ -108,6 +108,8 @@ class ClassBalancedLoss(nn.Module):
         super().__init__()
         if loss not in ("ce", "focal"):
             raise ConfigError(f"loss must be 'ce' or 'focal', got {loss!r}")
+        if not gamma >= 0:
+            raise ConfigError(f"gamma must be >= 0, got {gamma}")
         _check_reduction(reduction)
         self.register_buffer("class_weight", torch.as_tensor(effective_number_weights(samples_per_class, beta)))
         self.beta, self.loss, self.gamma, self.reduction = beta, loss, gamma, reduction  # see effective_number_weights
@@ -132,7 +134,7 @@ class FocalLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0, alpha=None, reduction: str = "mean"):
         super().__init__()
-        if gamma < 0:
+        if not gamma >= 0:
             raise ConfigError(f"gamma must be >= 0, got {gamma}")
         _check_reduction(reduction)
         self.gamma, self.reduction = gamma, reduction  # focusing parameter; 'mean', 'sum' or 'none'
@@ -155,7 +157,7 @@ class BinaryFocalLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0, alpha: float = 0.25, reduction: str = "mean"):
         super().__init__()
-        if gamma < 0:
+        if not gamma >= 0:
             raise ConfigError(f"gamma must be >= 0, got {gamma}")
         if alpha > 1:
             raise ConfigError(f"alpha must be <= 1 (negative disables it), got {alpha}")
