@@ -99,6 +99,10 @@ def test_importance_bad_input(flights_xy, synthetic):
         drop_column_importance(LinearRegression(), Xs, ys, Xs, ys, groups={"all": ["x1", "x2", "x3"]})
     with pytest.raises(DataError, match="X_test has no rows"):
         drop_column_importance(LinearRegression(), Xs, ys, Xs.head(0), ys[:0])
+    with pytest.raises(DataError, match="y_train has 2999 rows but X_train has 3000"):
+        drop_column_importance(LinearRegression(), Xs, ys[:-1], Xs, ys)
+    with pytest.raises(DataError, match="y_test has 10 rows but X_test has 3000"):
+        drop_column_importance(LinearRegression(), Xs, ys, Xs, ys[:10])
 
 
 def test_feature_coverage_exact():
@@ -155,6 +159,9 @@ def test_unseen_value_flagger():
         f.transform(serve.rename(columns={"temp": "t"}))
     with pytest.raises(ConfigError, match="tolerance"):
         UnseenValueFlagger(tolerance=-1).fit(train)
+    # a column entirely missing in training: every present serving value is unseen, numeric or not
+    blank = UnseenValueFlagger().fit(train.assign(temp=np.nan, carrier=None))
+    np.testing.assert_array_equal(blank.transform(serve), [[1, 1], [1, 1], [0, 0], [1, 1]])
     # on flights: December tail numbers unseen in January are flagged, and only those
     jan, dec = load_flights("2013-01-01", "2013-01-31"), load_flights("2013-12-01", "2013-12-31")
     flags = UnseenValueFlagger().fit(jan[["tailnum"]]).transform(dec[["tailnum"]])[:, 0]

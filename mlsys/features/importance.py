@@ -132,6 +132,9 @@ def drop_column_importance(
     Xtr, Xte = _frame(X_train, "X_train"), _frame(X_test, "X_test")
     if list(Xtr.columns) != list(Xte.columns):
         raise SchemaError(f"X_train and X_test have different columns: {list(Xtr.columns)} vs {list(Xte.columns)}")
+    for arg, Xs, ys in (("y_train", Xtr, y_train), ("y_test", Xte, y_test)):
+        if len(ys) != len(Xs):
+            raise DataError(f"{arg} has {len(ys)} rows but X_{arg[2:]} has {len(Xs)}")
     y_test = np.asarray(y_test)
     rng = check_random_state(random_state)
     boots = [rng.randint(0, len(Xte), len(Xte)) for _ in range(n_repeats)]
@@ -283,7 +286,8 @@ class UnseenValueFlagger(TransformerMixin, BaseEstimator):
             if self.numeric_[j]:
                 lo, hi = self.ranges_[j]
                 v = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-                out[:, j] = present & ((v < lo - self.tolerance) | (v > hi + self.tolerance) | np.isnan(v) & present)
+                # NaN range: the column was entirely missing in training, so every present value is unseen
+                out[:, j] = present & (np.isnan(lo) | (v < lo - self.tolerance) | (v > hi + self.tolerance) | np.isnan(v))
             else:
                 out[:, j] = present & ~col.astype(str).isin(self.categories_[j]).to_numpy()
         return out
