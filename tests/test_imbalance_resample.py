@@ -132,6 +132,19 @@ def test_nearmiss_keeps_imblearn_rows(binary, version):
     assert set(ours.sample_indices_) == set(ref.sample_indices_)
 
 
+@pytest.mark.filterwarnings("ignore:The number of the samples to be selected")
+@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("strategy", ["auto", {0: 300, 1: 250}])
+def test_nearmiss_multiclass_keeps_imblearn_rows(multi, version, strategy):
+    "Three classes: every non-minority class is scored against the minority class, as in imbalanced-learn."
+    from imblearn.under_sampling import NearMiss as Ref
+    X, y = multi
+    ours, ref = NearMiss(version=version, sampling_strategy=strategy).fit(X, y), Ref(version=version, sampling_strategy=strategy)
+    ref.fit_resample(X, y)
+    assert set(ours.sample_indices_) == set(ref.sample_indices_)
+    assert len(ours.sample_indices_) < len(y)
+
+
 def test_pandas_in_pandas_out(binary):
     X, y = binary
     Xf = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])], index=np.arange(len(y)) + 1000)
