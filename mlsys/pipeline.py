@@ -18,10 +18,10 @@ from .core import DataError, IntegrityError, atomic_write_bytes, file_sha256, lo
 from .datasets import load_airlines, load_airports, load_flights, load_planes, load_weather
 
 # %% auto 0
-__all__ = ['log', 'REQUIRED_FLIGHT_COLUMNS', 'WEATHER_FEATURES', 'CATEGORICAL_FEATURES', 'NUMERIC_FEATURES', 'FEATURES', 'LABEL',
-           'validate_flights', 'write_parquet', 'ingest', 'weather_at_departure', 'build_features', 'time_split',
-           'make_model', 'train_models', 'save_models', 'load_models', 'evaluate_models', 'plot_curves', 'fig_to_png',
-           'write_report']
+__all__ = ['log', 'REQUIRED_FLIGHT_COLUMNS', 'SCHEDULE_CATEGORICAL', 'SCHEDULE_NUMERIC', 'STORE_FEATURES', 'CATEGORICAL_FEATURES',
+           'NUMERIC_FEATURES', 'FEATURES', 'LABEL', 'validate_flights', 'write_parquet', 'ingest', 'build_features',
+           'time_split', 'check_leakage', 'make_model', 'train_models', 'save_models', 'load_models', 'evaluate_models',
+           'plot_curves', 'fig_to_png', 'write_report']
 
 # %% ../nbs/15_pipeline.ipynb
 log = logging.getLogger(__name__)
@@ -79,41 +79,40 @@ def ingest(start: str | None, end: str | None, out: dict[str, str | Path]) -> di
     return summary
 
 # %% ../nbs/15_pipeline.ipynb
-WEATHER_FEATURES = ["temp", "dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
-CATEGORICAL_FEATURES = ["carrier", "origin", "dest"]
-NUMERIC_FEATURES = ["sched_hour", "sched_dow", "distance", "plane_age"] + WEATHER_FEATURES
+from .features.store import flight_feature_columns
+
+SCHEDULE_CATEGORICAL = ["carrier", "origin", "dest"]
+SCHEDULE_NUMERIC = ["sched_hour", "sched_dow", "distance"]
+STORE_FEATURES = flight_feature_columns()
+CATEGORICAL_FEATURES = SCHEDULE_CATEGORICAL
+NUMERIC_FEATURES = SCHEDULE_NUMERIC + STORE_FEATURES
 FEATURES = CATEGORICAL_FEATURES + NUMERIC_FEATURES
 LABEL = "is_late"
 
 
-def weather_at_departure(flights: pd.DataFrame, weather: pd.DataFrame, max_age: str = "2h") -> pd.DataFrame:
-    "For each flight, the latest weather at its origin at or before `sched_dep` and no older than `max_age`."
+def build_features(
+    flights: pd.DataFrame,  # ingested flights (`load_flights` columns)
+    weather: pd.DataFrame,  # ingested hourly weather
+    planes: pd.DataFrame,  # aircraft table
+    lead: str = "0min",  # predict this long before the scheduled departure
+    recent_window: str = "2h",  # window of the recent-departures features at the origin
+    store_path: str | Path | None = None,  # keep the feature store here (default: a temporary one)
+) -> pd.DataFrame:
+    "The feature table: one row per flight with schedule and point-in-time store features, timestamps and the label."
+    from mlsys.features.store import FeatureStore, OfflineStore, build_flight_features
     if "sched_dep" not in flights or flights["sched_dep"].isna().any():
-        raise DataError("every flight needs a 'sched_dep' timestamp for the point-in-time join")
-    left = flights[["sched_dep", "origin"]].assign(_row=np.arange(len(flights)), origin=flights["origin"].astype(str))
-    right = weather[["time_hour", "origin"] + WEATHER_FEATURES].assign(origin=weather["origin"].astype(str))
-    joined = pd.merge_asof(left.sort_values("sched_dep"), right.sort_values("time_hour"), left_on="sched_dep",
-                           right_on="time_hour", by="origin", direction="backward", tolerance=pd.Timedelta(max_age))
-    return joined.sort_values("_row").drop(columns=["_row"]).reset_index(drop=True)
-
-
-def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame, max_age: str = "2h") -> pd.DataFrame:
-    "The feature table: one row per flight, pre-departure features plus `sched_dep`, `sched_dep_local` and the label."
+        raise DataError("every flight needs a 'sched_dep' timestamp for point-in-time retrieval")
     fl = flights.reset_index(drop=True)
-    w = weather_at_departure(fl, weather, max_age)
+    store = FeatureStore(OfflineStore(path=str(store_path))) if store_path is not None else None
+    got = build_flight_features(fl, weather, planes, lead=lead, recent_window=recent_window, store=store)
     local = fl["sched_dep_local"]
-    built = planes.set_index("tailnum")["year"]
-    built = built[~built.index.duplicated()]
     feats = pd.DataFrame({
-        "sched_dep": fl["sched_dep"], "sched_dep_local": local,
-        "carrier": fl["carrier"], "origin": fl["origin"], "dest": fl["dest"],
-        "sched_hour": local.dt.hour, "sched_dow": local.dt.dayofweek,
-        "distance": fl["distance"].astype("float64"),
-        "plane_age": (local.dt.year - fl["tailnum"].map(built).astype("Float64")).astype("float64"),
+        "sched_dep": fl["sched_dep"], "sched_dep_local": local, "local_date": local.dt.strftime("%Y-%m-%d"),
+        "tailnum": fl["tailnum"], "carrier": fl["carrier"], "origin": fl["origin"], "dest": fl["dest"],
+        "sched_hour": local.dt.hour, "sched_dow": local.dt.dayofweek, "distance": fl["distance"].astype("float64"),
     })
-    for c in WEATHER_FEATURES:
-        feats[c] = w[c].to_numpy()
-    feats["weather_time"] = w["time_hour"]
+    for c in STORE_FEATURES + ["as_of"] + [c for c in got.columns if c.endswith("__timestamp")]:
+        feats[c] = got[c].to_numpy()
     feats[LABEL] = fl[LABEL]
     return feats
 
@@ -133,6 +132,16 @@ def time_split(feats: pd.DataFrame, split_date: str) -> tuple[pd.DataFrame, pd.D
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
+def check_leakage(train: pd.DataFrame, test: pd.DataFrame, auc_threshold: float = 0.8):
+    "Run every leakage detector of `mlsys.features.leakage` on the split; returns a `LeakageReport`."
+    from mlsys.features.leakage import FLIGHT_AVAILABILITY, leakage_report
+    from mlsys.features.store import flight_feature_known_at
+    availability = {**FLIGHT_AVAILABILITY, "sched_hour": "static", "sched_dow": "static"}
+    return leakage_report(train, test, FEATURES, LABEL, time_col="sched_dep", groups=["tailnum", "local_date"],
+                          availability=availability, prediction_time_col="as_of", known_at=flight_feature_known_at(),
+                          auc_threshold=auc_threshold)
+
+
 def make_model(kind: str = "hgb", seed: int = 0):
     "A scikit-learn pipeline for the flights features: 'hgb' (gradient boosting) or 'logreg'."
     from sklearn.compose import ColumnTransformer
@@ -142,7 +151,9 @@ def make_model(kind: str = "hgb", seed: int = 0):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
     if kind == "hgb":
-        return HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=200, learning_rate=0.1,
+        # regularized (small leaves, at least 100 rows each, L2) so a few weeks of data do not overfit
+        return HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=300, learning_rate=0.05,
+                                              max_leaf_nodes=15, min_samples_leaf=100, l2_regularization=1.0,
                                               early_stopping=False, random_state=seed)
     if kind == "logreg":
         pre = ColumnTransformer([
@@ -242,6 +253,12 @@ def write_report(run_dir: str | Path, path: str | Path, title: str = "mlsys run 
         flat = {k: v for k, v in metrics.get(stage, {}).items() if not isinstance(v, (dict, list))}
         if flat:
             parts += [f"<h2>{html.escape(stage)}</h2>", _table(pd.Series(flat, dtype=object).to_frame("value"))]
+    for leak in sorted(run_dir.glob("*/leakage_report.json")):
+        rep = load_json(leak)
+        parts += ["<h2>Leakage checks</h2>", f"<p>checks run: {html.escape(', '.join(rep.get('checks_run', [])))}; "
+                  f"verdict: {'LEAKY' if rep.get('leaky') else 'no medium or high severity finding'}</p>"]
+        if rep.get("findings"):
+            parts.append(_table(pd.DataFrame(rep["findings"])[["check", "severity", "feature", "message"]]))
     for png in sorted(run_dir.glob("*/*.png")):
         b64 = base64.b64encode(png.read_bytes()).decode()
         parts += [f"<h3>{html.escape(png.parent.name)}/{html.escape(png.name)}</h3>", f'<img alt="{html.escape(png.stem)}" src="data:image/png;base64,{b64}">']

@@ -189,3 +189,16 @@ def test_leakage_report_quiet_on_store_features_and_loud_on_leaky():
         "time_overlap", "group_leakage", "unavailable_declared", "unavailable_timestamp", "fit_on_test"}
     with pytest.raises(SchemaError, match=r"train lacks column\(s\) \['nope'\]"):
         leakage_report(tr, te, ["nope"], "is_late")
+
+
+def test_near_duplicates_not_fooled_by_category_scaling():
+    "Regression: with category codes scaled by 1e6, brute-force distances lost precision and flagged distinct rows."
+    from mlsys.features.leakage import detect_duplicates
+    rng = np.random.default_rng(0)
+    n = 400
+    train = pd.DataFrame({"cat": rng.choice(list("abcdefghij"), n), "x": rng.normal(size=n), "y": rng.normal(size=n), "label": 0})
+    far = train.assign(x=train["x"] + 1.0)  # same categories, one standard deviation away: not duplicates
+    assert len(detect_duplicates(train, far, ["cat", "x", "y"])) == 0
+    near = train.head(50).assign(x=lambda d: d["x"] + 1e-6)  # a hair away: near duplicates
+    rep = detect_duplicates(train, near, ["cat", "x", "y"])
+    assert rep.findings and rep.findings[0].evidence["near"] == 50

@@ -285,7 +285,9 @@ def detect_duplicates(train: pd.DataFrame,  # training rows
             c = pd.factorize(codes)[0].astype(float) * 1e6
             z_tr, z_te = np.c_[z_tr, c[:len(train)]], np.c_[z_te, c[len(train):]]
         if len(z_te):
-            dist, _ = NearestNeighbors(n_neighbors=1).fit(z_tr).kneighbors(z_te)
+            # a KD-tree measures coordinate differences directly; the brute-force |a|^2+|b|^2-2ab form loses all
+            # precision next to the 1e6-scaled category codes and reports distant rows as duplicates
+            dist, _ = NearestNeighbors(n_neighbors=1, algorithm="kd_tree").fit(z_tr).kneighbors(z_te)
             n_near = int(round((dist[:, 0] <= radius).sum() * n_cand / len(z_te)))  # estimate when sampled
     n_exact = int(exact.sum())
     total = n_exact + n_near
