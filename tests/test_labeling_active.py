@@ -91,6 +91,18 @@ def test_bad_input(digits):
         active_learning_curve(Xp[:30], yp[:30], Xt, yt, budget=50)
     with pytest.raises(DataError, match="n_initial"):
         active_learning_curve(Xp, yp, Xt, yt, n_initial=1)
+    with pytest.raises(DataError, match=r"y_pool holds only class \[3\]"):  # used to loop forever
+        active_learning_curve(Xp, np.full(len(yp), 3), Xt, yt)
+    with pytest.raises(DataError, match="y_test has"):
+        active_learning_curve(Xp, yp, Xt, yt[:-1])
+
+
+def test_initial_set_holds_two_classes_even_for_a_very_rare_class(digits):
+    Xp, _, Xt, _ = digits
+    y = np.zeros(len(Xp), dtype=int)
+    y[7] = 1  # one positive in the whole pool: random redraws of 2 would almost never find it
+    c = active_learning_curve(Xp, y, Xt, np.zeros(len(Xt), dtype=int), n_initial=2, budget=2, random_state=0)
+    assert c["n_labeled"].tolist() == [2] and c["min_class_share"].iloc[0] == 0.5
     with pytest.raises(DataError, match="give max_score"):
         StoppingRule(max_score=None, min_agreement=None)
 

@@ -190,11 +190,20 @@ def active_learning_curve(X_pool, y_pool, X_test, y_test, strategy: str = "entro
         raise DataError(f"need 2 <= n_initial <= budget, got n_initial={n_initial}, budget={budget}")
     if budget > len(X_pool):
         raise DataError(f"budget={budget} is larger than the pool ({len(X_pool)} examples)")
+    if len(y_test) != len(X_test):
+        raise DataError(f"X_test has {len(X_test)} rows but y_test has {len(y_test)}")
     rng = np.random.default_rng(random_state)
     classes = np.unique(y_pool)
+    if len(classes) < 2:
+        raise DataError(f"y_pool holds only class {classes.tolist()}; active learning needs at least 2 classes in the pool")
     labeled = rng.choice(len(X_pool), n_initial, replace=False)
-    while len(np.unique(y_pool[labeled])) < 2:  # the initial set must hold two classes
+    for _ in range(100):  # the initial set must hold two classes: redraw a few times ...
+        if len(np.unique(y_pool[labeled])) >= 2:
+            break
         labeled = rng.choice(len(X_pool), n_initial, replace=False)
+    else:  # ... then swap in one example of another class (a very rare class would make redraws slow)
+        other = np.flatnonzero(y_pool != y_pool[labeled[0]])
+        labeled[-1] = rng.choice(other)
     is_labeled = np.zeros(len(X_pool), dtype=bool)
     is_labeled[labeled] = True
     stop_set = rng.choice(len(X_pool), min(500, len(X_pool)), replace=False)
