@@ -120,6 +120,10 @@ def test_batch_transform_adapter(data):
     (lambda m, X, Y: train_classifier(m, X, Y, epochs=0), ConfigError, "epochs must be"),
     (lambda m, X, Y: FGSMAugment(m, ratio=0), ConfigError, "ratio must be"),
     (lambda m, X, Y: fgsm(m, X[:0], Y[:0], 0.1), DataError, "non-empty batch"),
+    (lambda m, X, Y: fgsm(m, X, Y + 10, 0.1), DataError, "class index 19, but the model returns only 10 logits"),
+    (lambda m, X, Y: train_classifier(m, X, Y + 10, epochs=1), DataError, "returns only 10 logits"),
+    (lambda m, X, Y: train_classifier(m, X, torch.full((len(X), 3), 1 / 3), epochs=1), DataError,
+     "3 columns but the model returns 10 logits"),
 ])
 def test_bad_input(data, mlp, call, exc, msg):
     _, _, Xte, Yte = data

@@ -54,6 +54,14 @@ def _logits(model, x):
     return out
 
 
+def _check_targets(y, n_classes: int):
+    "Class indices must index the model's logits; soft labels must have one column per logit."
+    if y.ndim == 2 and y.shape[1] != n_classes:
+        raise DataError(f"soft labels y have {y.shape[1]} columns but the model returns {n_classes} logits")
+    if y.ndim == 1 and len(y) and int(y.max()) >= n_classes:
+        raise DataError(f"y holds class index {int(y.max())}, but the model returns only {n_classes} logits")
+
+
 def make_mlp(
     n_inputs: int,  # flattened input size, e.g. 64 for 8x8 digits
     n_classes: int,  # number of output logits
@@ -104,6 +112,11 @@ def train_classifier(
     for name, v in [("epochs", epochs), ("batch_size", batch_size)]:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(f"{name} must be a positive int, got {v!r}")
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        _check_targets(y, _logits(model, x[:1]).shape[1])
+    model.train(was_training)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     n = len(x)
@@ -194,7 +207,9 @@ def fgsm(
     was_training = model.training
     model.eval()
     x_ = x.detach().clone().requires_grad_(True)
-    loss = F.cross_entropy(_logits(model, x_), y)
+    logits = _logits(model, x_)
+    _check_targets(y, logits.shape[1])
+    loss = F.cross_entropy(logits, y)
     (grad,) = torch.autograd.grad(loss, x_)
     model.train(was_training)
     out = x.detach() + eps * grad.sign()
