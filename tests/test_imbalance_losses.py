@@ -169,6 +169,7 @@ def test_balanced_bagging_sklearn_checks():
     (lambda: two_phase_fit(mlp(2), np.zeros((6, 2)), [0, 0, 0, 0, 1, 1], n_per_class=0), ConfigError, "positive integer"),
     (lambda: fit_torch(mlp(2), np.zeros(4), [0, 1, 1, 0]), DataError, "X must be 2-D"),
     (lambda: fit_torch(mlp(2), np.zeros((4, 2)), ["a", "b", "a", "b"]), DataError, "integer class indices"),
+    (lambda: fit_torch(mlp(2), np.zeros((4, 2)), [0, 1, 2, 0]), DataError, "class index 2, but the model returns only 2"),
     (lambda: dynamic_fit(mlp(2), np.zeros((4, 2)), [0, 1, 0, 1], np.zeros((2, 3)), [0, 1]), DataError,
      "X_val has 3 features but X has 2"),
     (lambda: BalancedBaggingClassifier().fit(np.zeros((4, 2)), [1, 1, 1, 1]), DataError, "at least 2 classes"),

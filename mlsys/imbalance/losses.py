@@ -216,6 +216,12 @@ def fit_torch(
 ):
     "Train `model` with Adam on mini-batches; return the model."
     Xt, yt = _tensors(X, y)
+    if len(yt):
+        model.eval()
+        with torch.no_grad():
+            k = model(Xt[:1]).shape[-1]
+        if int(yt.max()) >= k:
+            raise DataError(f"y holds class index {int(yt.max())}, but the model returns only {k} logits")
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
