@@ -74,6 +74,8 @@ def bias_report(
     _check_frame(population, "population")
     by = _check_columns(population, by, "by")
     _check_columns(population, [target], "target")
+    if not isinstance(samples, dict) or not samples:
+        raise DataError("samples must be a non-empty dict of name -> sampled frame")
     pop_rate = float(population[target].mean())
     rows = []
     for name, s in samples.items():
@@ -158,7 +160,11 @@ def judgement_sample(
         mask = rule(df)
     else:
         raise DataError(f"rule must be a callable or a query string, got {type(rule).__name__}")
-    mask = pd.Series(mask, index=df.index) if not isinstance(mask, pd.Series) else mask
+    if not isinstance(mask, pd.Series):
+        mask = np.asarray(mask)
+        if mask.shape != (len(df),):
+            raise DataError(f"rule must return one boolean per row ({len(df)}), got shape {mask.shape}")
+        mask = pd.Series(mask, index=df.index)
     if str(mask.dtype) == "boolean":
         mask = mask.fillna(False).astype(bool)
     if mask.dtype != bool or len(mask) != len(df):
@@ -581,12 +587,24 @@ def importance_weights(
     if log:
         if np.isposinf(q).any() or np.isneginf(q).any():
             raise DataError("log q must be finite at every draw (a draw from Q has positive density under Q)")
-        return np.exp(p - q)
+        if np.isposinf(p).any():
+            raise DataError("log p must be finite or -inf at every draw, got +inf")
+        with np.errstate(over="ignore"):
+            w = np.exp(p - q)
+        if not np.isfinite(w).all():
+            raise DataError(f"{int((~np.isfinite(w)).sum())} importance weights overflow (log p - log q too large)")
+        return w
     if (p < 0).any():
         raise DataError("p must be non-negative")
     if (q <= 0).any():
         raise DataError(f"q must be positive at every draw; {int((q <= 0).sum())} values are <= 0")
-    return p / q
+    if not np.isfinite(p).all() or not np.isfinite(q).all():
+        raise DataError("p and q must be finite at every draw")
+    with np.errstate(over="ignore", divide="ignore"):
+        w = p / q
+    if not np.isfinite(w).all():
+        raise DataError(f"{int((~np.isfinite(w)).sum())} importance weights overflow (q too close to 0)")
+    return w
 
 
 def effective_sample_size(weights) -> float:
@@ -594,6 +612,8 @@ def effective_sample_size(weights) -> float:
     w = _as_prob(weights, "weights")
     if (w < 0).any():
         raise DataError("weights must be non-negative")
+    if not np.isfinite(w).all():
+        raise DataError(f"weights must be finite; {int((~np.isfinite(w)).sum())} are infinite")
     s2 = float((w**2).sum())
     if s2 == 0:
         raise DataError("weights are all zero")

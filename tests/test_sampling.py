@@ -333,6 +333,26 @@ def test_importance_bad_input():
         importance_estimate([1.0], [0.0], [0.5])
     with pytest.raises(DataError, match="NaN"):
         importance_estimate([1.0], [np.nan], [0.5])
+    # silent NaN/inf estimates are refused: infinite densities, overflowing weights
+    with pytest.raises(DataError, match="finite"):
+        importance_weights([np.inf, 0.5], [0.5, 0.5])
+    with pytest.raises(DataError, match="overflow"):
+        importance_weights([1.0], [1e-320])
+    with pytest.raises(DataError, match="overflow"):
+        importance_estimate([1.0, 2.0], [800.0, 0.0], [0.0, 0.0], log=True)
+    with pytest.raises(DataError, match=r"\+inf"):
+        importance_weights([np.inf], [0.0], log=True)
+    with pytest.raises(DataError, match="finite"):
+        effective_sample_size([np.inf, 1.0])
+
+
+def test_nonprobability_bad_input(flights):
+    with pytest.raises(DataError, match=r"one boolean per row \(\d+\), got shape \(3,\)"):
+        judgement_sample(flights, lambda d: np.ones(3, dtype=bool))
+    with pytest.raises(DataError, match="got dtype int64"):
+        judgement_sample(flights, lambda d: d["hour"].astype("int64"))
+    with pytest.raises(DataError, match="non-empty dict"):
+        bias_report(flights, {})
 
 
 # ---------------------------------------------------------------- sample weights into scikit-learn
