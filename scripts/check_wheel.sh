@@ -10,7 +10,7 @@ trap 'rm -rf "$work"' EXIT
 wheel=$(ls "$work"/dist/mlsys-*.whl)
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$work/venv/bin/python" -m pip install -q "$wheel[datasets]"
+"$work/venv/bin/python" -m pip install -q "$wheel[datasets]" >"$work/pip.log" 2>&1 || { tail -30 "$work/pip.log"; exit 1; }
 cd "$work"
 "$work/venv/bin/python" - <<'PY'
 import sys, mlsys
