@@ -267,7 +267,7 @@ def main(argv=None) -> int:
     if out.exists():
         shutil.rmtree(out)
     res = subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "-j", "1", str(SRC), str(out)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, cwd=SRC)  # myst-nb writes jupyter_execute/ in the cwd
     warnings = [l for l in res.stderr.splitlines() if "WARNING" in l or "ERROR" in l]
     for w in warnings[:40]:
         print(w, file=sys.stderr)
