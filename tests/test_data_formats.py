@@ -147,6 +147,16 @@ def test_tampered_file_fails_checksum(flights, tmp_path):
         read_table(p)
 
 
+def test_corrupt_sidecar_fails_clearly(flights, tmp_path):
+    p = write_table(flights, tmp_path / "f.parquet")
+    meta_path(p).write_text('{"format": "parquet", "rows"')  # cut short
+    with pytest.raises(IntegrityError, match=r"sidecar f.parquet.meta.json of f.parquet is not valid JSON"):
+        read_table(p)
+    meta_path(p).write_text('{"format": "parquet"}')
+    with pytest.raises(IntegrityError, match="lacks format/sha256/schema"):
+        read_table(p)
+
+
 def test_refuses_lossy_writes(tmp_path):
     with pytest.raises(DataError, match="column 's' has 1 empty strings"):
         write_table(pd.DataFrame({"s": ["a", ""]}), tmp_path / "s.csv")

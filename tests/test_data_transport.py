@@ -238,6 +238,16 @@ def test_decode_event_errors():
         decode_event("[1]", "6-0")
 
 
+def test_in_process_ack_of_a_foreign_id_is_a_clear_error(events):
+    bus = InProcessTransport()
+    sub = bus.subscribe("flights", "s")
+    replay(bus, "flights", events[:2])
+    got = sub.poll(2)
+    with pytest.raises(DataError, match="'1712345678901-0' is not an id of the in-process transport"):
+        sub.ack(["1712345678901-0"])  # a Redis-style id
+    assert sub.ack(got) == 2  # nothing was lost by the failed call
+
+
 def test_closed_in_process_transport_fails_clearly_and_reports_what_was_sent(events):
     bus = InProcessTransport()
     sub = bus.subscribe("flights", "s")

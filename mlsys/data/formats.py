@@ -267,7 +267,14 @@ def read_table(
     if columns is not None and (isinstance(columns, str) or not all(isinstance(c, str) for c in columns)):
         raise DataError(f"columns must be a list of column names, got {columns!r}")
     mp = meta_path(path)
-    meta = json.loads(mp.read_text()) if mp.exists() else None
+    meta = None
+    if mp.exists():
+        try:
+            meta = json.loads(mp.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise IntegrityError(f"sidecar {mp.name} of {path.name} is not valid JSON ({e}); rewrite the file with write_table") from e
+        if not isinstance(meta, dict) or not {"format", "sha256", "schema"} <= meta.keys():
+            raise IntegrityError(f"sidecar {mp.name} of {path.name} lacks format/sha256/schema; rewrite the file with write_table")
     if meta is not None:
         if meta.get("format") != fmt:
             raise DataError(f"{path} was written as {meta.get('format')!r} but is being read as {fmt!r}")

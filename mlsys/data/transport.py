@@ -299,7 +299,7 @@ class _InProcessConsumer(Consumer):
     def ack(self, messages: Iterable[Message | str]) -> int:
         with self.transport._cond:
             _, g = self._state()
-            return sum(g.pending.pop(int(_message_id(m)), None) is not None for m in messages)
+            return sum(g.pending.pop(_seq(_message_id(m)), None) is not None for m in messages)
 
     def pending(self) -> pd.DataFrame:
         with self.transport._cond:
@@ -340,6 +340,13 @@ def _message_id(m: Message | str) -> str:
     if isinstance(m, str):
         return m
     raise DataError(f"ack expects Message objects or id strings, got {type(m).__name__}")
+
+
+def _seq(message_id: str) -> int:
+    "The sequence number behind an in-process message id."
+    if not message_id.isdigit():
+        raise DataError(f"message id {message_id!r} is not an id of the in-process transport (ids are sequence numbers like '17')")
+    return int(message_id)
 
 # %% ../../nbs/02e_data_transport.ipynb
 FLIGHT_EVENT_FIELDS: dict[str, tuple[type, ...]] = {
