@@ -12,7 +12,6 @@ before its sort copies).
 Usage: .venv/bin/python bench/bench_pit.py [--repeat 7] [--scale 100] [--chunk-rows 250000]
 """
 import argparse
-import os
 import subprocess
 import sys
 import tempfile

@@ -16,6 +16,7 @@ import pandas as pd
 
 from .core import DataError, IntegrityError, atomic_write_bytes, file_sha256, load_json
 from .datasets import load_airlines, load_airports, load_flights, load_planes, load_weather
+from .features.store import flight_feature_columns
 
 # %% auto 0
 __all__ = ['log', 'REQUIRED_FLIGHT_COLUMNS', 'SCHEDULE_CATEGORICAL', 'SCHEDULE_NUMERIC', 'STORE_FEATURES', 'CATEGORICAL_FEATURES',
@@ -79,8 +80,6 @@ def ingest(start: str | None, end: str | None, out: dict[str, str | Path]) -> di
     return summary
 
 # %% ../nbs/15_pipeline.ipynb
-from .features.store import flight_feature_columns
-
 SCHEDULE_CATEGORICAL = ["carrier", "origin", "dest"]
 SCHEDULE_NUMERIC = ["sched_hour", "sched_dow", "distance"]
 STORE_FEATURES = flight_feature_columns()
