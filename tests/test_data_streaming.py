@@ -163,12 +163,15 @@ def test_state_is_bounded_over_a_month():
     ({"flight_id": "x"}, "missing field"),
     ("dep_delay=str", "'dep_delay' must be int or null"),
     ("sched_dep=bad", "sched_dep='2013-03-07 10:00'"),
+    ("sched_dep=impossible", "is not a real time"),
 ])
 def test_malformed_events_rejected_without_touching_state(events, bad, msg):
     if bad == "dep_delay=str":
         bad = {**events[1], "dep_delay": "20"}
     elif bad == "sched_dep=bad":
         bad = {**events[1], "sched_dep": "2013-03-07 10:00"}
+    elif bad == "sched_dep=impossible":
+        bad = {**events[1], "sched_dep": "2013-02-30T10:00:00Z"}
     for job in (WindowedCounts("1h"), RollingCounts("2h")):
         job.update(events[0])
         before = (job.n_events_, dict(job._open)) if isinstance(job, WindowedCounts) else job.state_size_

@@ -181,6 +181,9 @@ def test_flight_event_schema(events):
         validate_flight_event({**e, "cancelled": 0})
     with pytest.raises(DataError, match="sched_dep="):
         validate_flight_event({**e, "sched_dep": "2013-01-02 10:00"})
+    for impossible in ("2013-13-45T10:00:00Z", "2013-02-30T10:00:00Z", "2013-01-01T25:00:00Z", "2013-01-01T10:00:00Z\n"):
+        with pytest.raises(DataError, match="sched_dep="):  # well-shaped, but no such time: not a raw ValueError
+            validate_flight_event({**e, "sched_dep": impossible})
     bus = InProcessTransport()
     with pytest.raises(DataError):
         replay(bus, "flights", [events[0], {**events[1], "dep_delay": "7"}])

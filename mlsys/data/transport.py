@@ -394,6 +394,10 @@ def validate_flight_event(event: Any) -> dict:
             raise DataError(f"flight event {event.get('flight_id', '?')!r}: field {name!r} must be {want}, got {v!r}")
     if not re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", event["sched_dep"]):
         raise DataError(f"flight event {event['flight_id']!r}: sched_dep={event['sched_dep']!r} must look like 2013-01-01T10:15:00Z")
+    try:
+        time.strptime(event["sched_dep"], "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError as e:
+        raise DataError(f"flight event {event['flight_id']!r}: sched_dep={event['sched_dep']!r} is not a real time ({e})") from None
     return event
 
 
