@@ -140,3 +140,15 @@ def test_profiles_resolve_and_reject_unknown_keys(tmp_path):
     (bad / "pipeline.toml").write_text('[profiles.smoke]\nsplit_dat = "2013-01-10"\n')
     with pytest.raises(ConfigError, match="unknown parameter 'split_dat'"):
         load_pipeline(bad)
+
+
+def test_papermill_runs_a_stage_alone(smoke_run, tmp_path):
+    "`papermill nbs/pipelines/<stage>.ipynb out.ipynb -p run_dir ...` runs one stage outside mlsys run."
+    runs, _ = smoke_run
+    work = tmp_path / "run"
+    shutil.copytree(runs / "smoke", work)
+    (work / "evaluate/predictions.parquet").unlink()
+    res = subprocess.run([str(Path(sys.executable).parent / "papermill"), str(PIPES / "evaluate.ipynb"), str(tmp_path / "out.ipynb"),
+                          "-p", "run_dir", str(work), "--no-progress-bar"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (work / "evaluate/predictions.parquet").exists() and (tmp_path / "out.ipynb").exists()
