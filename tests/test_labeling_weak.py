@@ -94,6 +94,8 @@ def test_invalid_label_raises(splits):
         VectorizedLFApplier([wrong_length]).apply(dev)
     with pytest.raises(DataError, match="cardinality=3"):
         check_label_matrix(np.array([[0, 3]]), 3, ["a", "b"])
+    with pytest.raises(DataError, match=r"LF 'kw' failed on the frame \(KeyError"):  # missing column, LF named
+        VectorizedLFApplier([keyword_lf("kw", ["free"], SPAM).column]).apply(dev.rename(columns={"text": "body"}))
     # snorkel itself accepts the out-of-range label silently: the reason for the check
     @labeling_function()
     def too_big_row(x):
@@ -134,6 +136,8 @@ def test_label_models_and_end_model(splits, pairs):
     assert table.loc["LabelModel", "spam F1"] > 0.8
     assert table.loc["majority vote", "spam F1"] > 0.8
     assert table.loc["LabelModel", "spam F1"] > table.iloc[0]["spam F1"]  # beats the best single LF
+    with pytest.raises(DataError, match=r"y_dev has 299 labels but L_dev has 300 rows"):
+        compare_label_models(L_train, L_dev, splits["dev"]["y"][:-1], L_test, splits["test"]["y"], names)
     with pytest.raises(DataError, match="at least 3 LFs"):
         compare_label_models(L_train[:, :2], L_dev[:, :2], splits["dev"]["y"], L_test[:, :2], splits["test"]["y"], names[:2])
     # soft labels: a fit on probabilities p equals a weighted fit, and p in {0,1} equals a hard fit

@@ -95,7 +95,12 @@ class VectorizedLFApplier:
         "Label matrix of shape (len(df), n_lfs), -1 where an LF abstains."
         L = np.full((len(df), len(self.lfs)), ABSTAIN, dtype=np.int64)
         for j, lf in enumerate(self.lfs):
-            out = np.asarray(lf(df))
+            try:
+                out = np.asarray(lf(df))
+            except DataError:
+                raise
+            except Exception as e:  # e.g. a missing column: say which LF failed and why
+                raise DataError(f"LF {lf.name!r} failed on the frame ({type(e).__name__}: {e})") from e
             if out.shape != (len(df),):
                 raise DataError(f"LF {lf.name!r} returned shape {out.shape}, expected ({len(df)},)")
             if out.dtype.kind not in "iu":
@@ -292,6 +297,9 @@ def compare_label_models(L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.ndarr
     if L_train.shape[1] < 3:
         raise DataError(f"the LabelModel needs at least 3 LFs, got {L_train.shape[1]}")
     y_dev, y_test = np.asarray(y_dev), np.asarray(y_test)
+    for nm, L, y in (("dev", L_dev, y_dev), ("test", L_test, y_test)):
+        if len(y) != len(L):
+            raise DataError(f"y_{nm} has {len(y)} labels but L_{nm} has {len(L)} rows")
     test_f1 = [_scores(L_test[:, j], y_test, fallback)["spam F1"] for j in range(L_test.shape[1])]
     best = int(np.argmax(test_f1))
     mv = model_mod.MajorityLabelVoter(cardinality=cardinality).predict(L_test, tie_break_policy="abstain")
