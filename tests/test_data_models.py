@@ -87,10 +87,15 @@ def test_load_is_transactional(frames, tmp_path):
     for engine in ("duckdb", "sqlite"):
         path = tmp_path / f"s.{engine}"
         st = RelationalStore(path, engine=engine)
-        with pytest.raises((duckdb.Error, sqlite3.Error)):
+        with pytest.raises(SchemaError, match=f"{engine} refused table 'weather'") as info:
             st.load(bad)
+        assert isinstance(info.value.__cause__, (duckdb.Error, sqlite3.Error))  # the engine's reason is kept
         assert st.tables() == []  # nothing half-loaded
+        st.load(frames[1])  # the store is usable after the failed load
+        assert "flights_wide" in st.tables()
         st.close()
+    with pytest.raises(SchemaError, match=r"table 'planes' lacks columns \['seats'\]"):
+        RelationalStore().load({**frames[1], "planes": frames[1]["planes"].drop(columns="seats")})
 
 
 def test_bad_inputs(frames):

@@ -148,6 +148,10 @@ class RelationalStore:
         missing = [t for t in SCHEMA if t not in tables]
         if missing:
             raise SchemaError(f"tables {missing} are missing; pass the output of normalize_tables")
+        for name in SCHEMA:
+            absent = [c for c in SCHEMA[name] if c not in tables[name].columns]
+            if absent:
+                raise SchemaError(f"table {name!r} lacks columns {absent}; pass the output of normalize_tables")
         self.con.execute("BEGIN")
         try:
             for name in SCHEMA:
@@ -161,8 +165,12 @@ class RelationalStore:
                     rows = [tuple(_sqlite_value(v) for v in r) for r in df.astype(object).itertuples(index=False)]
                     marks = ", ".join("?" * df.shape[1])
                     self.con.executemany(f"INSERT INTO {name} VALUES ({marks})", rows)
+            name = "flights_wide"
             self.con.execute(WIDE_VIEW_SQL)
             self.con.execute("COMMIT")
+        except self._errors as e:
+            self.con.execute("ROLLBACK")
+            raise SchemaError(f"{self.engine} refused table {name!r} ({type(e).__name__}: {e}); nothing was loaded") from e
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
