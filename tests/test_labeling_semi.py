@@ -82,6 +82,12 @@ def test_bad_input(digits):
     with pytest.raises(DataError, match="need at least 2"):
         yy = np.full(len(yp), -1); yy[:5] = 3
         SelfTraining().fit(Xp, yy)
+    with pytest.raises(DataError, match="string dtype"):  # "-1" would silently be a class, nothing unlabeled
+        SelfTraining().fit(Xp, y.astype(str))
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"], dtype=object)
+    y_obj = np.where(y == UNLABELED, UNLABELED, names[np.maximum(y, 0)]).astype(object)
+    st = SelfTraining(LogisticRegression(max_iter=300), max_iter=1).fit(Xp, y_obj)  # object labels with -1 work
+    assert set(st.classes_) <= set(names) and (st.transduction_[y_obj != UNLABELED] == y_obj[y_obj != UNLABELED]).all()
     with pytest.raises(DataError, match="noise_scale >= 0"):
         ConsistencyTraining(noise_scale=-1).fit(Xp, y)
 

@@ -40,6 +40,9 @@ def _check_semi(est, X, y):
         raise DataError(f"max_iter={est.max_iter} must be None or >= 0")
     X, y = validate_data(est, X, y)
     y = np.asarray(y)
+    if y.dtype.kind in "US":  # "-1" != -1: every row would silently count as labeled
+        raise DataError(f"y has string dtype {y.dtype}, in which -1 cannot mark unlabeled rows; "
+                        "use an object array with the integer -1 for unlabeled rows, or integer labels")
     has_label = y != UNLABELED
     if not has_label.any():
         raise DataError("y has no labeled examples: every entry is -1 (unlabeled)")
