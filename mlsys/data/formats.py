@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..core import DataError, IntegrityError, SchemaError, atomic_write_bytes, file_sha256
@@ -129,6 +130,12 @@ def _check_writable(df: pd.DataFrame, fmt: str) -> None:
         if obj:
             raise DataError(f"columns {obj[:5]} have dtype object, whose values' types a text file cannot keep; "
                             "convert them first (e.g. .astype('string'))")
+    if fmt == "jsonl":
+        for c in _float_columns(df):
+            inf = np.isinf(df[c].to_numpy(dtype="float64", na_value=np.nan))
+            if inf.any():
+                raise DataError(f"column {c!r} has {int(inf.sum())} infinite values (first at row {int(inf.argmax())}), "
+                                "which JSON cannot represent")
     if fmt == "csv":
         for c in df.columns:
             if pd.api.types.is_string_dtype(df[c].dtype):
@@ -138,11 +145,31 @@ def _check_writable(df: pd.DataFrame, fmt: str) -> None:
                                     f"{int(empty.to_numpy().argmax())}); CSV cannot tell them from missing values")
 
 
+def _float_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if pd.api.types.is_float_dtype(df[c].dtype)]
+
+
+def _write_jsonl(df: pd.DataFrame, path: Path) -> None:
+    "JSON lines with floats written exactly: pandas' writer keeps at most 15 significant digits (1/3 would not survive)."
+    floats = _float_columns(df)
+    rest = df.drop(columns=floats)
+    text = rest.to_json(orient="records", lines=True, date_format="iso", date_unit="us") if len(rest.columns) else ""
+    if not floats:
+        path.write_text(text, encoding="utf-8")
+        return
+    base = [json.loads(line) for line in text.splitlines()] if len(rest.columns) else [{} for _ in range(len(df))]
+    values = {c: df[c].to_numpy(dtype="float64", na_value=np.nan).tolist() for c in floats}
+    with open(path, "w", encoding="utf-8") as f:
+        for i, rec in enumerate(base):  # Python's json writes the shortest repr that reads back to the same float
+            row = {c: (None if values[c][i] != values[c][i] else values[c][i]) if c in values else rec[c] for c in df.columns}
+            f.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+
+
 def _write_raw(df: pd.DataFrame, path: Path, fmt: str) -> None:
     if fmt == "csv":
         df.to_csv(path, index=False)
     elif fmt == "jsonl":
-        df.to_json(path, orient="records", lines=True, date_format="iso", date_unit="us", double_precision=15)
+        _write_jsonl(df, path)
     elif fmt == "parquet":
         df.to_parquet(path, index=False)
     elif fmt == "feather":
@@ -225,6 +252,28 @@ def _parse_column(s: pd.Series, spec: str | dict, name: str) -> pd.Series:
         raise SchemaError(f"column {name!r}: cannot parse as {_short(spec)}: {e}") from e
 
 
+def _exact_json_floats(path: Path, df: pd.DataFrame, schema: dict | None) -> pd.DataFrame:
+    "Re-read float columns with Python's json: pandas' JSON float parser is inexact, its precise mode rejects subnormals."
+    if schema is not None:
+        cols = [c for c in df.columns if isinstance(schema.get(c), str) and schema[c].lower() in ("float64", "float32")]
+    else:
+        cols = [c for c in df.columns if pd.api.types.is_float_dtype(df[c].dtype)]
+    if not cols:
+        return df
+    vals: dict[str, list] = {c: [] for c in cols}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                rec = json.loads(line)
+                for c in cols:
+                    vals[c].append(rec.get(c))
+    for c in cols:  # only columns of plain numbers; anything else is left for the strict parser to report
+        v = vals[c]
+        if len(v) == len(df) and all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)) for x in v):
+            df[c] = np.array([np.nan if x is None else float(x) for x in v], dtype="float64")
+    return df
+
+
 def _read_raw(path: Path, fmt: str, columns: list[str] | None, schema: dict | None) -> pd.DataFrame:
     if fmt == "csv":
         dtype = "string" if schema is not None else None
@@ -232,7 +281,8 @@ def _read_raw(path: Path, fmt: str, columns: list[str] | None, schema: dict | No
     elif fmt == "jsonl":
         df = pd.read_json(path, lines=True, dtype=False)
         if columns is not None:
-            df = df[columns]
+            df = df[columns].copy()
+        df = _exact_json_floats(path, df, schema)
     elif fmt == "parquet":
         df = pd.read_parquet(path, columns=columns)
     elif fmt == "feather":
