@@ -316,6 +316,19 @@ class StratifiedSampler:
     ):
         self.n, self.frac, self.allocation, self.random_state = n, frac, allocation, random_state
 
+    def get_params(self, deep: bool = True) -> dict:
+        "Constructor parameters, so that scikit-learn's `clone` and imbalanced-learn pipelines can copy the sampler."
+        return {"n": self.n, "frac": self.frac, "allocation": self.allocation, "random_state": self.random_state}
+
+    def set_params(self, **params) -> StratifiedSampler:
+        "Set constructor parameters by name."
+        unknown = sorted(set(params) - set(self.get_params()))
+        if unknown:
+            raise ConfigError(f"StratifiedSampler has no parameter(s) {unknown}; it has {sorted(self.get_params())}")
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
     def fit_resample(self, X, y):
         "Return the stratified subsample `(X_res, y_res)`; also sets `sample_indices_`."
         y_arr = np.asarray(y)

@@ -121,6 +121,25 @@ def test_stratified_sampler_fit_resample_keeps_class_ratios():
     assert (Xr[:, 0] == sampler.sample_indices_).all()
 
 
+def test_stratified_sampler_clones_and_runs_in_an_imblearn_pipeline(flights):
+    from imblearn.pipeline import Pipeline
+    from sklearn.base import clone
+    from sklearn.linear_model import LogisticRegression
+
+    s = StratifiedSampler(frac=0.2, random_state=3)
+    c = clone(s)
+    assert c is not s and c.get_params() == s.get_params()
+    df = flights.dropna(subset=["dep_delay"])
+    X, y = df[["dep_delay", "distance"]].astype(float), df["origin"].astype(str)
+    pipe = Pipeline([("sample", s), ("model", LogisticRegression(max_iter=200))]).fit(X, y)
+    kept = pipe.named_steps["sample"].sample_indices_
+    assert len(kept) == round(0.2 * len(df))
+    assert ((y.iloc[kept].value_counts() - 0.2 * y.value_counts()).abs() < 1).all()  # exact proportions inside the pipeline
+    assert s.set_params(frac=0.1).frac == 0.1
+    with pytest.raises(ConfigError, match=r"no parameter\(s\) \['fraction'\]"):
+        s.set_params(fraction=0.1)
+
+
 # ---------------------------------------------------------------- simple random / weighted
 
 
