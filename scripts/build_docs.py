@@ -141,7 +141,8 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 
 
 def _docments(app, what, name, obj, options, lines):
-    "Turn fastcore docments (parameter comments) into :param: fields."
+    "Turn fastcore docments (parameter comments) into :param: fields; docstrings are plain text, so escape rST's `|`."
+    lines[:] = [l.replace("|", "\\|") for l in lines]
     if what not in ("function", "method", "class"):
         return
     try:
@@ -153,7 +154,7 @@ def _docments(app, what, name, obj, options, lines):
     for pname, text in (docs or {{}}).items():
         if pname in ("return", "self") or not text:
             continue
-        lines.append(f":param {{pname}}: {{text}}")
+        lines.append(f":param {{pname}}: {{text.replace('|', chr(92) + '|')}}")
 
 
 def setup(app):

@@ -3,7 +3,7 @@
 
 Crawls every page reachable from index.html on a loopback server and fails if a page does not
 load, a JavaScript error occurs, an internal link or #anchor does not resolve, any request
-leaves 127.0.0.1, or an mlsys module has no API page. Saves a screenshot under the site folder.
+leaves 127.0.0.1, a docstring renders as a markup error, or an mlsys module has no API page. Saves a screenshot under the site folder.
 
 Usage: python scripts/check_site.py [--site _docs] [--chromium /usr/bin/chromium]
 """
@@ -85,6 +85,8 @@ def main(argv=None) -> int:
                 problems.append(f"{url}: HTTP {resp.status if resp else 'no response'}")
                 continue
             problems += [f"{url}: {e}" for e in errors]
+            bad_markup = page.eval_on_selector_all(".problematic, .system-message", "els => els.map(e => e.textContent.slice(0, 80))")
+            problems += [f"{url}: docstring markup error near {t!r}" for t in bad_markup]
             ids[url] = set(page.eval_on_selector_all("[id]", "els => els.map(e => e.id)"))
             hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
             for href in hrefs:
