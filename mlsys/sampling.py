@@ -112,6 +112,8 @@ def snowball_sample(
     _check_frame(df)
     n = _check_n(n, len(df))
     cols = _check_columns(df, link_cols, "link_cols")
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool) and seeds > n:
+        raise DataError(f"seeds={seeds} is larger than the sample size n={n}")
     seeds = _check_n(seeds, n, "seeds")
     rng = np.random.default_rng(random_state)
     pos = np.arange(len(df))

@@ -388,3 +388,9 @@ def test_design_weights_pass_through_to_sklearn(flights):
     assert m.predict_proba(X[:1])[0, 1] == pytest.approx(df["is_late"].mean(), abs=0.01)
     m0 = LogisticRegression().fit(X, bal["is_late"])
     assert m0.predict_proba(X[:1])[0, 1] == pytest.approx(0.5, abs=0.01)
+
+
+def test_snowball_more_seeds_than_sample_size_is_named():
+    df = pd.DataFrame({"a": [1, 1, 2, 2, 3, 3], "b": list("xxyyzz")})
+    with pytest.raises(DataError, match="seeds=4 is larger than the sample size n=3"):
+        snowball_sample(df, 3, link_cols=["a"], seeds=4)
