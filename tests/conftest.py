@@ -5,6 +5,28 @@ import os
 import pytest
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_blas_thread():
+    "BLAS/OpenMP threads oversubscribe a small shared machine (fits run many times slower); use one."
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def digits():
+    "scikit-learn digits scaled to [0, 1], shuffled once: (X_train, y_train, X_test, y_test) with 500 test images."
+    import numpy as np
+
+    from mlsys.datasets import load_digits
+
+    images, labels = load_digits(as_arrays=True)
+    X = images.reshape(len(images), -1) / 16.0
+    o = np.random.default_rng(0).permutation(len(X))
+    return X[o[:1297]], labels[o[:1297]], X[o[1297:]], labels[o[1297:]]
+
+
 @pytest.fixture(autouse=True)
 def _isolated_mlsys_dirs(tmp_path, monkeypatch):
     "Every test writes runs and stores under its own temporary folder (the dataset cache is shared)."

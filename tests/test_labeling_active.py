@@ -3,10 +3,8 @@ import numpy as np
 import pytest
 from scipy.stats import entropy as scipy_entropy
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
 from mlsys.core import DataError
-from mlsys.datasets import load_digits
 from mlsys.labeling.active import (
     STRATEGIES,
     ActiveLearner,
@@ -20,18 +18,6 @@ from mlsys.labeling.active import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with threadpool_limits(1):  # BLAS threads oversubscribe a small shared machine
-        yield
-
-
-@pytest.fixture(scope="module")
-def digits():
-    images, labels = load_digits(as_arrays=True)
-    X = images.reshape(len(images), -1) / 16.0
-    o = np.random.default_rng(0).permutation(len(X))
-    return X[o[:1297]], labels[o[:1297]], X[o[1297:]], labels[o[1297:]]
 
 
 def test_uncertainty_scores_match_definitions():

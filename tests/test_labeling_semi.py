@@ -5,25 +5,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
 from sklearn.semi_supervised import SelfTrainingClassifier
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from threadpoolctl import threadpool_limits
 
 from mlsys.core import DataError
-from mlsys.datasets import load_digits
 from mlsys.labeling.semi import UNLABELED, ConsistencyTraining, SelfTraining
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with threadpool_limits(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def digits():
-    images, labels = load_digits(as_arrays=True)
-    X = images.reshape(len(images), -1) / 16.0
-    o = np.random.default_rng(0).permutation(len(X))
-    return X[o[:1297]], labels[o[:1297]], X[o[1297:]], labels[o[1297:]]
 
 
 def _partial(y, n, seed):
