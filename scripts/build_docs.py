@@ -260,7 +260,10 @@ def main(argv=None) -> int:
     if not index.exists():
         index.write_text(json.dumps({"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# mlsys\n"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 4}))
     nbj = json.loads(index.read_text())
-    toc = "```{toctree}\n:maxdepth: 1\n:hidden:\n\n" + "\n".join(chapters) + ("\npipelines/index" if stages else "") + "\napi/index\n```\n"
+    (SRC / "chapters.md").write_text("# Chapters\n\nThe notebooks, in the order of the book's chapters: each explains one "
+                                     "part, shows it on real data and exports it to a module of `mlsys`.\n\n```{toctree}\n:maxdepth: 1\n\n"
+                                     + "\n".join(chapters) + "\n```\n")
+    toc = "```{toctree}\n:maxdepth: 1\n:hidden:\n\nchapters\n" + ("pipelines/index\n" if stages else "") + "api/index\n```\n"
     nbj["cells"].append({"cell_type": "markdown", "metadata": {}, "source": toc})
     index.write_text(json.dumps(nbj, indent=1))
     (SRC / "conf.py").write_text(CONF.format(version=cfg["version"]))
