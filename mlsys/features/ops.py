@@ -17,7 +17,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 from ..core import ConfigError, DataError, SchemaError
 
 # %% auto 0
-__all__ = ['log', 'check_X', 'simulate_missing', 'drop_missing_rows', 'DropMissingColumns', 'Imputer', 'RangeScaler',
+__all__ = ['log', 'AllowsNaN', 'check_X', 'simulate_missing', 'drop_missing_rows', 'DropMissingColumns', 'Imputer', 'RangeScaler',
            'Standardizer', 'LogScaler', 'Discretizer']
 
 # %% ../../nbs/07a_features_ops.ipynb
@@ -26,6 +26,15 @@ log = logging.getLogger(__name__)
 
 def _non_numeric(X: pd.DataFrame) -> list:
     return [c for c in X.columns if not (is_numeric_dtype(X[c]) or is_bool_dtype(X[c]))]
+
+
+class AllowsNaN:
+    "Mixin for transformers that accept missing values (tells scikit-learn's estimator checks)."
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
 
 
 def check_X(est, X, reset: bool, numeric: bool = True) -> np.ndarray:
@@ -121,7 +130,7 @@ def drop_missing_rows(
     return X[keep], (y[keep] if isinstance(y, (pd.Series, pd.DataFrame)) else np.asarray(y)[keep])
 
 
-class DropMissingColumns(TransformerMixin, BaseEstimator):
+class DropMissingColumns(AllowsNaN, TransformerMixin, BaseEstimator):
     "Drop the columns whose fraction of missing values in the training data exceeds `max_missing`."
 
     def __init__(self, max_missing: float = 0.5):  # keep a column if at most this fraction is missing
@@ -148,7 +157,6 @@ class DropMissingColumns(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
         tags.input_tags.string = True
         return tags
 
@@ -156,7 +164,7 @@ class DropMissingColumns(TransformerMixin, BaseEstimator):
 _STRATEGIES = ("mean", "median", "most_frequent", "constant")
 
 
-class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class Imputer(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     "Fill missing values with a training statistic or a constant, optionally adding missing-indicator columns."
 
     def __init__(
@@ -224,10 +232,6 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         extra = [f"missingindicator_{n}" for n in names[self.indicator_features_]]
         return np.asarray(list(names) + extra, dtype=object)
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
 
 
 def _mode(values: np.ndarray):
@@ -235,7 +239,7 @@ def _mode(values: np.ndarray):
     return vals[np.argmax(counts)]  # ties go to the smallest value, as in SimpleImputer
 
 # %% ../../nbs/07a_features_ops.ipynb
-class RangeScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class RangeScaler(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     "Min-max scaling of each column to `feature_range` using the training minimum and maximum."
 
     def __init__(self, feature_range: tuple = (0.0, 1.0)):  # (low, high) of the output on training data
@@ -262,13 +266,9 @@ class RangeScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "scale_")
         return (check_X(self, X, reset=False) - self.min_) / self.scale_
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
 
 
-class Standardizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class Standardizer(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     "Standardization: subtract the training mean and divide by the training standard deviation."
 
     def fit(self, X, y=None):
@@ -290,13 +290,9 @@ class Standardizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "scale_")
         return check_X(self, X, reset=False) * self.scale_ + self.mean_
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
 
 
-class LogScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class LogScaler(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     "Log transform `log(x + shift)`, with a learned shift for columns that have zeros or negative values."
 
     def __init__(self, shift: float | str = "auto"):  # "auto": 1 - min for columns with min <= 0, else 0; or one number for all columns
@@ -333,10 +329,6 @@ class LogScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "shift_")
         return np.exp(check_X(self, X, reset=False)) - self.shift_
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
 
 
 def _range(feature_range) -> tuple:
@@ -356,7 +348,7 @@ def _no_empty(est, Xa: np.ndarray) -> None:
         raise DataError(f"X: column(s) {names} are entirely missing; {type(est).__name__} cannot learn statistics from them")
 
 # %% ../../nbs/07a_features_ops.ipynb
-class Discretizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class Discretizer(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     "Bin each column into ordinal bucket indices: equal-width, quantile or custom boundaries."
 
     def __init__(
@@ -417,8 +409,3 @@ class Discretizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             out[:, j] = np.searchsorted(e[1:-1], Xa[:, j], side="right")
         out[np.isnan(Xa)] = np.nan
         return out
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
