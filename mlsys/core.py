@@ -23,7 +23,7 @@ import numpy as np
 
 # %% auto 0
 __all__ = ['logger', 'EXTRAS', 'MlsysError', 'ConfigError', 'DataError', 'SchemaError', 'MissingExtraError', 'PipelineError',
-           'IntegrityError', 'require_columns', 'require_tz_aware', 'as_path', 'Config', 'get_config',
+           'IntegrityError', 'BusyError', 'require_columns', 'require_tz_aware', 'as_path', 'Config', 'get_config',
            'seed_everything', 'install_hint', 'optional_import', 'atomic_write_bytes', 'save_json', 'load_json',
            'file_sha256', 'enable_logging']
 
@@ -62,6 +62,10 @@ class PipelineError(MlsysError, RuntimeError):
 
 class IntegrityError(MlsysError, ValueError):
     "A stored artifact failed its checksum or safety check."
+
+
+class BusyError(MlsysError, TimeoutError):
+    "A shared resource (a file lock, a database) stayed busy past its timeout; retrying later may succeed."
 
 # %% ../nbs/00_core.ipynb
 def _names(cols, limit: int = 20) -> str:
