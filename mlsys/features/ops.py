@@ -14,14 +14,15 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from ..core import ConfigError, DataError, SchemaError
+from ..core import ConfigError, DataError, SchemaError, require_columns
 
 # %% auto 0
-__all__ = ['log', 'AllowsNaN', 'check_X', 'simulate_missing', 'drop_missing_rows', 'DropMissingColumns', 'Imputer', 'RangeScaler',
-           'Standardizer', 'LogScaler', 'Discretizer']
+__all__ = ['log', 'FLOAT_DTYPES', 'AllowsNaN', 'KeepsFloat32', 'check_X', 'simulate_missing', 'drop_missing_rows',
+           'DropMissingColumns', 'Imputer', 'RangeScaler', 'Standardizer', 'LogScaler', 'Discretizer']
 
 # %% ../../nbs/07a_features_ops.ipynb
 log = logging.getLogger(__name__)
+FLOAT_DTYPES = (np.float64, np.float32)  # kept as they are; any other numeric input becomes float64 (scikit-learn's rule)
 
 
 def _non_numeric(X: pd.DataFrame) -> list:
@@ -37,7 +38,23 @@ class AllowsNaN:
         return tags
 
 
-def check_X(est, X, reset: bool, numeric: bool = True) -> np.ndarray:
+class KeepsFloat32:
+    "Mixin for transformers whose output keeps float32 input as float32 (checked by scikit-learn's estimator checks)."
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+class _DataTypeError(DataError, TypeError):
+    "X holds values of a type that cannot be used (a dict in an object array, a sparse matrix): a `DataError` that is also the `TypeError` scikit-learn raises. (It belongs in `mlsys.core`.)"
+
+
+def check_X(est, X, reset: bool, numeric: bool = True,
+            dtype=np.float64,  # numeric target dtype, or a tuple of dtypes kept as they are (e.g. `FLOAT_DTYPES`)
+            copy: bool = False,  # always return a new array (safe to modify in place)
+            ) -> np.ndarray:
     "Validate `X` for transformer `est` (numeric floats by default) with errors that name the problem."
     name = type(est).__name__
     if numeric and isinstance(X, pd.DataFrame):
@@ -45,12 +62,15 @@ def check_X(est, X, reset: bool, numeric: bool = True) -> np.ndarray:
         if bad:
             kinds = ", ".join(f"{c!r} ({X[c].dtype})" for c in bad[:5])
             raise DataError(f"X: {name} needs numeric columns, but {len(bad)} are not: {kinds}; encode them first")
-        X = X.astype("float64")
+        keep32 = isinstance(dtype, tuple) and np.float32 in dtype and len(X.columns) and all(X[c].dtype == np.float32 for c in X.columns)
+        X = X.astype("float32" if keep32 else "float64")
     try:
         return validate_data(
-            est, X, reset=reset, dtype=np.float64 if numeric else None,
+            est, X, reset=reset, dtype=dtype if numeric else None, copy=copy,
             ensure_all_finite="allow-nan" if numeric else False,
         )
+    except TypeError as e:  # a sparse matrix, or objects that are not numbers
+        raise _DataTypeError(f"X: {e}") from e
     except ValueError as e:
         msg = str(e)
         if not reset and ("feature names" in msg or "features, but" in msg):
@@ -63,14 +83,40 @@ def _names(est, input_features=None) -> np.ndarray:
     return _check_feature_names_in(est, input_features)
 
 
-def _check_columns(X: pd.DataFrame, columns, arg: str = "columns") -> list:
+def _check_frame(X, arg: str = "X") -> None:
     if not isinstance(X, pd.DataFrame):
-        raise DataError(f"X must be a pandas DataFrame, got {type(X).__name__}")
-    cols = [columns] if isinstance(columns, str) else list(columns)
-    unknown = [c for c in cols if c not in X.columns]
-    if unknown:
-        raise SchemaError(f"{arg}: unknown column(s) {unknown}; X has {list(X.columns)[:12]}")
+        raise DataError(f"{arg} must be a pandas DataFrame, got {type(X).__name__}")
+
+
+def _check_columns(X: pd.DataFrame, columns, arg: str = "columns") -> list:
+    _check_frame(X)
+    if columns is None:
+        raise DataError(f"{arg} must name column(s) of X, got None")
+    cols = [columns] if isinstance(columns, str) or np.isscalar(columns) else list(columns)
+    try:
+        require_columns(X, cols, "X")
+    except SchemaError as e:
+        raise SchemaError(f"{arg}: {e}") from e
     return cols
+
+
+def _check_column(X: pd.DataFrame, column, arg: str) -> None:
+    if not (isinstance(column, str) or np.isscalar(column)):
+        raise DataError(f"{arg} must be one column name, got {type(column).__name__} {column!r}")
+    _check_columns(X, column, arg)
+
+
+def _check_real(value, name: str, low: float = -np.inf, high: float = np.inf, low_open: bool = False,
+                high_open: bool = False) -> float:
+    "`value` as a float when it is a finite real number (not a bool) inside the given interval, else `ConfigError`."
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) and np.isfinite(value)
+    if ok:
+        v = float(value)
+        ok = (low < v if low_open else low <= v) and (v < high if high_open else v <= high)
+    if not ok:
+        where = "" if (low, high) == (-np.inf, np.inf) else f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ConfigError(f"{name} must be a finite number{where}, got {value!r}")
+    return float(value)
 
 # %% ../../nbs/07a_features_ops.ipynb
 _MECHANISMS = ("mcar", "mar", "mnar")
@@ -86,15 +132,17 @@ def simulate_missing(
     random_state: int = 0,  # seed of the choice of rows
 ) -> pd.DataFrame:
     "Copy of `X` with `rate` of `column`'s observed values set missing under the given mechanism."
-    _check_columns(X, column, "column")
+    _check_column(X, column, "column")
     if mechanism not in _MECHANISMS:
         raise ConfigError(f"mechanism must be one of {_MECHANISMS}, got {mechanism!r}")
-    if not 0 < rate < 1:
-        raise ConfigError(f"rate must be in (0, 1), got {rate!r}")
+    rate = _check_real(rate, "rate", 0, 1, low_open=True, high_open=True)
+    strength = _check_real(strength, "strength")
+    if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
+        raise ConfigError(f"random_state must be a non-negative int, got {random_state!r}")
     if mechanism == "mar":
         if depends_on is None or depends_on == column:
             raise ConfigError("mechanism='mar' needs depends_on=<another observed column>")
-        _check_columns(X, depends_on, "depends_on")
+        _check_column(X, depends_on, "depends_on")
     driver_col = {"mcar": None, "mar": depends_on, "mnar": column}[mechanism]
     observed = np.flatnonzero(X[column].notna().to_numpy())
     k = round(rate * len(observed))
@@ -102,12 +150,14 @@ def simulate_missing(
     if driver_col is None:
         p = None
     else:
-        if not is_numeric_dtype(X[driver_col]):
+        if is_bool_dtype(X[driver_col]) or not is_numeric_dtype(X[driver_col]):
             raise DataError(f"{driver_col!r} drives missingness and must be numeric, got {X[driver_col].dtype}")
         d = X[driver_col].to_numpy(dtype="float64", na_value=np.nan)[observed]
-        z = np.nan_to_num((d - np.nanmean(d)) / (np.nanstd(d) or 1.0))
-        w = np.exp(strength * z)
-        p = w / w.sum()
+        if not np.isfinite(d[~np.isnan(d)]).all():
+            raise DataError(f"{driver_col!r} drives missingness and must be finite; it holds infinite values")
+        z = np.nan_to_num((d - np.nanmean(d)) / (np.nanstd(d) or 1.0)) if len(d) else d
+        w = np.exp(strength * (z - z.max(initial=0.0)))  # shifted so the largest weight is 1: no overflow
+        p = w / w.sum() if len(w) else None
     rows = rng.choice(observed, size=k, replace=False, p=p)
     out = X.copy()
     out.iloc[rows, out.columns.get_loc(column)] = np.nan
@@ -120,13 +170,17 @@ def drop_missing_rows(
     columns: Sequence[str] | None = None,  # only look at these columns (default: all)
 ):
     "Rows of `X` (and `y`) with no missing value in `columns`: listwise deletion."
+    _check_frame(X)
     cols = list(X.columns) if columns is None else _check_columns(X, columns)
+    if y is not None:
+        if not hasattr(y, "__len__") or isinstance(y, (str, bytes, dict)):
+            raise DataError(f"y must be a Series or array of labels aligned with X, got {type(y).__name__}")
+        if len(y) != len(X):
+            raise DataError(f"y has {len(y)} rows but X has {len(X)}")
     keep = X[cols].notna().all(axis=1).to_numpy()
     log.info("drop_missing_rows: keeping %d of %d rows", keep.sum(), len(keep))
     if y is None:
         return X[keep]
-    if len(y) != len(X):
-        raise DataError(f"y has {len(y)} rows but X has {len(X)}")
     return X[keep], (y[keep] if isinstance(y, (pd.Series, pd.DataFrame)) else np.asarray(y)[keep])
 
 
@@ -138,11 +192,10 @@ class DropMissingColumns(AllowsNaN, TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         "Learn which columns to keep."
-        if not 0 <= self.max_missing <= 1:
-            raise ConfigError(f"max_missing must be in [0, 1], got {self.max_missing!r}")
+        max_missing = _check_real(self.max_missing, "max_missing", 0, 1)
         Xa = check_X(self, X, reset=True, numeric=False)
         self.missing_fraction_ = pd.isna(pd.DataFrame(Xa)).to_numpy().mean(axis=0)
-        self.keep_ = self.missing_fraction_ <= self.max_missing
+        self.keep_ = self.missing_fraction_ <= max_missing
         return self
 
     def transform(self, X):
@@ -164,7 +217,7 @@ class DropMissingColumns(AllowsNaN, TransformerMixin, BaseEstimator):
 _STRATEGIES = ("mean", "median", "most_frequent", "constant")
 
 
-class Imputer(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class Imputer(AllowsNaN, KeepsFloat32, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     "Fill missing values with a training statistic or a constant, optionally adding missing-indicator columns."
 
     def __init__(
@@ -176,7 +229,7 @@ class Imputer(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.strategy, self.fill_value, self.add_indicator = strategy, fill_value, add_indicator
 
     def _check(self, X, reset: bool):
-        "Numeric float array, or (text_ mode: frames with text columns, mode/constant only) an object array."
+        "Numeric float array (float32 kept), or (text_ mode: frames with text columns, mode/constant only) an object array."
         if reset:
             text = _non_numeric(X) if isinstance(X, pd.DataFrame) else []
             if text and self.strategy in ("mean", "median"):
@@ -185,16 +238,27 @@ class Imputer(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                                 f"{kinds}; use strategy='most_frequent' or 'constant' for text columns")
             self.text_ = bool(text)
         if not self.text_:
-            Xa = check_X(self, X, reset=reset)
+            Xa = check_X(self, X, reset=reset, dtype=FLOAT_DTYPES)
             return Xa, np.isnan(Xa)
         Xo = X.astype(object) if isinstance(X, pd.DataFrame) else X
         Xa = check_X(self, Xo, reset=reset, numeric=False)
         return Xa, pd.isna(Xa)
 
+    def _fill_value(self):
+        if self.fill_value is None:
+            return "missing_value" if self.text_ else 0.0
+        if self.text_ and isinstance(self.fill_value, str):
+            return self.fill_value
+        return _check_real(self.fill_value, "fill_value")
+
     def fit(self, X, y=None):
         "Learn one fill value per column from the training data."
-        if self.strategy not in _STRATEGIES:
+        if not isinstance(self.strategy, str) or self.strategy not in _STRATEGIES:
             raise ConfigError(f"strategy must be one of {_STRATEGIES}, got {self.strategy!r}")
+        if not isinstance(self.add_indicator, (bool, np.bool_)):
+            raise ConfigError(f"add_indicator must be True or False, got {self.add_indicator!r}")
+        if self.strategy == "constant" and self.fill_value is not None and not isinstance(self.fill_value, str):
+            _check_real(self.fill_value, "fill_value")  # before looking at X: a NaN or bool fill value is a mistake
         Xa, mask = self._check(X, reset=True)
         empty = mask.all(axis=0)
         if self.strategy != "constant" and empty.any():
@@ -207,23 +271,22 @@ class Imputer(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             stats = np.nanmedian(Xa, axis=0)
         elif self.strategy == "most_frequent":
             stats = np.array([_mode(Xa[~mask[:, j], j]) for j in range(Xa.shape[1])], dtype=Xa.dtype)
-        elif self.fill_value is not None:
-            if not self.text_ and not isinstance(self.fill_value, (int, float, np.number)):
-                raise ConfigError(f"fill_value must be a number for numeric columns, got {self.fill_value!r}")
-            stats = np.full(Xa.shape[1], self.fill_value, dtype=Xa.dtype)
         else:
-            stats = np.full(Xa.shape[1], "missing_value" if self.text_ else 0.0, dtype=Xa.dtype)
+            stats = np.full(Xa.shape[1], self._fill_value(), dtype=Xa.dtype)
         self.statistics_ = stats
         self.indicator_features_ = np.flatnonzero(mask.any(axis=0)) if self.add_indicator else np.array([], dtype=int)
         return self
 
     def transform(self, X):
-        "Fill the missing values (and append indicators when asked)."
+        "Fill the missing values (and append indicators when asked); float32 input stays float32."
         check_is_fitted(self, "statistics_")
         Xa, mask = self._check(X, reset=False)
         out = np.where(mask, self.statistics_, Xa)
+        if Xa.dtype.kind == "f":
+            out = out.astype(Xa.dtype, copy=False)
         if self.add_indicator:
-            out = np.hstack([out, mask[:, self.indicator_features_].astype(np.float64)])
+            ind = mask[:, self.indicator_features_].astype(out.dtype if out.dtype.kind == "f" else np.float64)
+            out = np.hstack([out, ind])
         return out
 
     def get_feature_names_out(self, input_features=None):
@@ -239,7 +302,7 @@ def _mode(values: np.ndarray):
     return vals[np.argmax(counts)]  # ties go to the smallest value, as in SimpleImputer
 
 # %% ../../nbs/07a_features_ops.ipynb
-class RangeScaler(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class RangeScaler(AllowsNaN, KeepsFloat32, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     "Min-max scaling of each column to `feature_range` using the training minimum and maximum."
 
     def __init__(self, feature_range: tuple = (0.0, 1.0)):  # (low, high) of the output on training data
@@ -248,51 +311,85 @@ class RangeScaler(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimat
     def fit(self, X, y=None):
         "Learn each column's minimum and maximum."
         lo, hi = _range(self.feature_range)
-        Xa = check_X(self, X, reset=True)
+        Xa = check_X(self, X, reset=True, dtype=FLOAT_DTYPES)
         _no_empty(self, Xa)
+        lo, hi = np.asarray(lo, dtype=Xa.dtype), np.asarray(hi, dtype=Xa.dtype)  # in the data's precision
         self.data_min_, self.data_max_ = np.nanmin(Xa, axis=0), np.nanmax(Xa, axis=0)
-        span = self.data_max_ - self.data_min_
-        self.scale_ = (hi - lo) / np.where(span == 0, 1.0, span)
+        self.data_range_ = self.data_max_ - self.data_min_
+        constant = self.data_range_ < 10 * np.finfo(Xa.dtype).eps  # a span within rounding error of 0
+        self.scale_ = (hi - lo) / np.where(constant, 1.0, self.data_range_)
         self.min_ = lo - self.data_min_ * self.scale_
         return self
 
     def transform(self, X):
         "Scale with the training statistics (values outside the training range go outside `feature_range`)."
         check_is_fitted(self, "scale_")
-        return check_X(self, X, reset=False) * self.scale_ + self.min_
+        out = check_X(self, X, reset=False, dtype=FLOAT_DTYPES, copy=True)
+        out *= self.scale_
+        out += self.min_
+        return out
 
     def inverse_transform(self, X):
         "Undo the scaling."
         check_is_fitted(self, "scale_")
-        return (check_X(self, X, reset=False) - self.min_) / self.scale_
+        out = check_X(self, X, reset=False, dtype=FLOAT_DTYPES, copy=True)
+        out -= self.min_
+        out /= self.scale_
+        return out
 
 
 
-class Standardizer(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+def _mean_and_var(Xa: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "Per-column mean, variance and count of non-missing values, accumulated in float64 (corrected two-pass algorithm)."
+    missing = np.isnan(Xa)
+    has_nan = missing.any()
+    n = Xa.shape[0] - missing.sum(axis=0)
+    mean = (np.nansum if has_nan else np.sum)(Xa, axis=0, dtype=np.float64) / n
+    dev = Xa - mean  # a new float64 array: safe to modify
+    if has_nan:
+        dev[missing] = 0.0  # a missing value adds nothing to either sum
+    correction = dev.sum(axis=0)  # what rounding left of sum(x - mean), which is 0 in exact arithmetic
+    dev **= 2
+    var = (dev.sum(axis=0) - correction**2 / n) / n
+    return mean, var, n
+
+
+def _is_constant(var: np.ndarray, mean: np.ndarray, n: np.ndarray) -> np.ndarray:
+    "Columns whose computed variance is within the two-pass algorithm's rounding error bound of 0."
+    eps = np.finfo(np.float64).eps
+    return var <= n * eps * var + (n * mean * eps) ** 2
+
+
+class Standardizer(AllowsNaN, KeepsFloat32, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     "Standardization: subtract the training mean and divide by the training standard deviation."
 
     def fit(self, X, y=None):
-        "Learn each column's mean and standard deviation."
-        Xa = check_X(self, X, reset=True)
+        "Learn each column's mean and standard deviation (a constant column, up to rounding, keeps a scale of 1)."
+        Xa = check_X(self, X, reset=True, dtype=FLOAT_DTYPES)
         _no_empty(self, Xa)
-        self.mean_ = np.nanmean(Xa, axis=0)
-        std = np.nanstd(Xa, axis=0)
-        self.scale_ = np.where(std == 0, 1.0, std)
+        self.mean_, self.var_, self.n_samples_seen_ = _mean_and_var(Xa)
+        self.scale_ = np.where(_is_constant(self.var_, self.mean_, self.n_samples_seen_), 1.0, np.sqrt(self.var_))
         return self
 
     def transform(self, X):
         "Standardize with the training statistics."
         check_is_fitted(self, "scale_")
-        return (check_X(self, X, reset=False) - self.mean_) / self.scale_
+        out = check_X(self, X, reset=False, dtype=FLOAT_DTYPES, copy=True)
+        out -= self.mean_.astype(out.dtype, copy=False)  # in the data's precision: float32 stays float32
+        out /= self.scale_.astype(out.dtype, copy=False)
+        return out
 
     def inverse_transform(self, X):
         "Undo the standardization."
         check_is_fitted(self, "scale_")
-        return check_X(self, X, reset=False) * self.scale_ + self.mean_
+        out = check_X(self, X, reset=False, dtype=FLOAT_DTYPES, copy=True)
+        out *= self.scale_.astype(out.dtype, copy=False)
+        out += self.mean_.astype(out.dtype, copy=False)
+        return out
 
 
 
-class LogScaler(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class LogScaler(AllowsNaN, KeepsFloat32, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     "Log transform `log(x + shift)`, with a learned shift for columns that have zeros or negative values."
 
     def __init__(self, shift: float | str = "auto"):  # "auto": 1 - min for columns with min <= 0, else 0; or one number for all columns
@@ -300,12 +397,15 @@ class LogScaler(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimator
 
     def fit(self, X, y=None):
         "Learn each column's shift (and its training minimum)."
-        Xa = check_X(self, X, reset=True)
+        if isinstance(self.shift, str):
+            if self.shift != "auto":
+                raise ConfigError(f"shift must be 'auto' or a finite number, got {self.shift!r}")
+        else:
+            _check_real(self.shift, "shift")
+        Xa = check_X(self, X, reset=True, dtype=FLOAT_DTYPES)
         _no_empty(self, Xa)
         self.data_min_ = np.nanmin(Xa, axis=0)
         if isinstance(self.shift, str):
-            if self.shift != "auto":
-                raise ConfigError(f"shift must be 'auto' or a number, got {self.shift!r}")
             self.shift_ = np.where(self.data_min_ <= 0, 1.0 - self.data_min_, 0.0)
         else:
             self.shift_ = np.full(Xa.shape[1], float(self.shift))
@@ -318,24 +418,25 @@ class LogScaler(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimator
     def transform(self, X):
         "Apply the log; values below the training minimum are clipped to it first, so the output stays finite."
         check_is_fitted(self, "shift_")
-        Xa = check_X(self, X, reset=False)
+        Xa = check_X(self, X, reset=False, dtype=FLOAT_DTYPES)
         below = Xa < self.data_min_
         if below.any():
             log.warning("LogScaler: %d value(s) below the training minimum were clipped", int(below.sum()))
-        return np.log(np.where(below, self.data_min_, Xa) + self.shift_)  # NaN stays NaN (np.fmax would fill it)
+        out = np.log(np.where(below, self.data_min_, Xa) + self.shift_)  # NaN stays NaN (np.fmax would fill it)
+        return out.astype(Xa.dtype, copy=False)
 
     def inverse_transform(self, X):
         "Undo the log transform."
         check_is_fitted(self, "shift_")
-        return np.exp(check_X(self, X, reset=False)) - self.shift_
+        Xa = check_X(self, X, reset=False, dtype=FLOAT_DTYPES)
+        return (np.exp(Xa) - self.shift_).astype(Xa.dtype, copy=False)
 
 
 
 def _range(feature_range) -> tuple:
-    try:
-        lo, hi = (float(v) for v in feature_range)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"feature_range must be a pair of numbers (low, high), got {feature_range!r}") from e
+    if isinstance(feature_range, (str, bytes)) or not hasattr(feature_range, "__len__") or len(feature_range) != 2:
+        raise ConfigError(f"feature_range must be a pair of numbers (low, high), got {feature_range!r}")
+    lo, hi = (_check_real(v, "feature_range") for v in feature_range)
     if not lo < hi:
         raise ConfigError(f"feature_range must have low < high, got {feature_range!r}")
     return lo, hi
@@ -348,7 +449,7 @@ def _no_empty(est, Xa: np.ndarray) -> None:
         raise DataError(f"X: column(s) {names} are entirely missing; {type(est).__name__} cannot learn statistics from them")
 
 # %% ../../nbs/07a_features_ops.ipynb
-class Discretizer(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class Discretizer(AllowsNaN, KeepsFloat32, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     "Bin each column into ordinal bucket indices: equal-width, quantile or custom boundaries."
 
     def __init__(
@@ -361,27 +462,35 @@ class Discretizer(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimat
 
     def fit(self, X, y=None):
         "Learn the bin edges of each column."
-        if self.strategy not in ("uniform", "quantile", "custom"):
+        if not isinstance(self.strategy, str) or self.strategy not in ("uniform", "quantile", "custom"):
             raise ConfigError(f"strategy must be 'uniform', 'quantile' or 'custom', got {self.strategy!r}")
-        if self.strategy != "custom" and (isinstance(self.n_bins, bool) or not isinstance(self.n_bins, (int, np.integer)) or self.n_bins < 2):
-            raise ConfigError(f"n_bins must be an integer >= 2, got {self.n_bins!r}")
-        Xa = check_X(self, X, reset=True)
+        if self.strategy != "custom":
+            if isinstance(self.n_bins, (bool, np.bool_)) or not isinstance(self.n_bins, (int, np.integer)) or self.n_bins < 2:
+                raise ConfigError(f"n_bins must be an integer >= 2, got {self.n_bins!r}")
+            if self.boundaries is not None:
+                raise ConfigError(f"boundaries={self.boundaries!r} is only used with strategy='custom' "
+                                  f"(got strategy={self.strategy!r}); pass strategy='custom' or drop boundaries")
+        Xa = check_X(self, X, reset=True, dtype=FLOAT_DTYPES)
         _no_empty(self, Xa)
         names = _check_feature_names_in(self)
+        if self.strategy == "custom" and isinstance(self.boundaries, dict):
+            extra = [k for k in self.boundaries if k not in set(names)]
+            if extra:
+                raise ConfigError(f"boundaries names column(s) {extra} that X does not have (X has {names.tolist()[:12]})")
         edges = []
         for j in range(Xa.shape[1]):
-            col = Xa[~np.isnan(Xa[:, j]), j]
+            col = Xa[~np.isnan(Xa[:, j]), j]  # in the data's precision, as scikit-learn's KBinsDiscretizer
             lo, hi = col.min(), col.max()
             if self.strategy == "custom":
-                cuts = self._cuts(names[j])
-                e = np.r_[-np.inf, cuts, np.inf]
+                e = np.r_[-np.inf, self._cuts(names[j]), np.inf]
             elif lo == hi:
                 e = np.array([-np.inf, np.inf])
             elif self.strategy == "uniform":
                 e = np.linspace(lo, hi, self.n_bins + 1)
             else:
-                e = np.percentile(col, np.linspace(0, 100, self.n_bins + 1), method="averaged_inverted_cdf")
-                e = e[np.ediff1d(e, to_begin=np.inf) > 1e-8]
+                e = np.asarray(np.percentile(col, np.linspace(0, 100, self.n_bins + 1), method="averaged_inverted_cdf"),
+                               dtype=np.float64)
+                e = e[np.ediff1d(e, to_begin=np.inf) > 1e-8]  # tied values make empty bins: merge them
             edges.append(e)
         self.bin_edges_ = edges
         self.n_bins_ = np.array([len(e) - 1 for e in edges])
@@ -395,17 +504,20 @@ class Discretizer(AllowsNaN, OneToOneFeatureMixin, TransformerMixin, BaseEstimat
             b = b[name]
         if b is None:
             raise ConfigError("strategy='custom' needs boundaries=[cut points] or {column: [cut points]}")
-        cuts = np.asarray(b, dtype=float)
-        if cuts.ndim != 1 or len(cuts) == 0 or np.any(np.diff(cuts) <= 0) or not np.isfinite(cuts).all():
+        values = list(b) if isinstance(b, (list, tuple, np.ndarray, pd.Series)) else None
+        if not values or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) for v in values):
+            raise ConfigError(f"boundaries for {name!r} must be a non-empty list of numbers, got {b!r}")
+        cuts = np.asarray(values, dtype=float)
+        if np.any(np.diff(cuts) <= 0) or not np.isfinite(cuts).all():
             raise ConfigError(f"boundaries for {name!r} must be finite, strictly increasing cut points, got {b!r}")
         return cuts
 
     def transform(self, X):
-        "Replace each value by the index of its bin."
+        "Replace each value by the index of its bin (NaN stays NaN); float32 input stays float32."
         check_is_fitted(self, "bin_edges_")
-        Xa = check_X(self, X, reset=False)
-        out = np.empty_like(Xa)
+        out = check_X(self, X, reset=False, dtype=FLOAT_DTYPES, copy=True)
+        missing = np.isnan(out)
         for j, e in enumerate(self.bin_edges_):
-            out[:, j] = np.searchsorted(e[1:-1], Xa[:, j], side="right")
-        out[np.isnan(Xa)] = np.nan
+            out[:, j] = np.searchsorted(e[1:-1], out[:, j], side="right")
+        out[missing] = np.nan
         return out
