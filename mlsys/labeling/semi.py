@@ -6,19 +6,16 @@
 from __future__ import annotations
 
 import logging
+import numbers
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import get_tags, safe_mask
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-try:
-    from sklearn.utils.validation import validate_data
-except ImportError:  # scikit-learn < 1.6
-    def validate_data(estimator, X, y="no_validation", reset=True, **kw):
-        return estimator._validate_data(X, y, reset=reset, **kw)
-
-from ..core import DataError
+from ..core import ConfigError, DataError
 
 # %% auto 0
 __all__ = ['log', 'UNLABELED', 'SelfTraining', 'ConsistencyTraining']
@@ -28,17 +25,53 @@ log = logging.getLogger(__name__)
 UNLABELED = -1
 
 
+class _DataTypeError(DataError, TypeError):
+    "Input of a type that cannot be used (e.g. a sparse matrix where dense data is needed): a `DataError` that is also the `TypeError` scikit-learn raises."
+
+
 def _default_estimator():
     from sklearn.linear_model import LogisticRegression
     return LogisticRegression(max_iter=1000)
 
 
+def _check_params(est) -> None:
+    t = est.threshold
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real) or not 0.0 <= t < 1.0:
+        raise ConfigError(f"threshold={t!r} must be a number in [0, 1)")
+    m = est.max_iter
+    if m is not None and (isinstance(m, (bool, np.bool_)) or not isinstance(m, numbers.Integral) or m < 0):
+        raise ConfigError(f"max_iter={m!r} must be None or an integer >= 0")
+    if est.estimator is not None and not (hasattr(est.estimator, "fit") and hasattr(est.estimator, "predict_proba")):
+        raise ConfigError(f"estimator must be a classifier with fit and predict_proba, got {type(est.estimator).__name__}")
+
+
+def _validate(est, X, y=None, reset: bool = True):
+    "X (and y) as arrays; finiteness is left to the base estimator, which knows whether it accepts NaN."
+    sparse_ok = get_tags(est).input_tags.sparse
+    try:
+        if y is None and not reset:
+            return validate_data(est, X, reset=False, accept_sparse="csr" if sparse_ok else False, ensure_all_finite=False)
+        return validate_data(est, X, y, accept_sparse="csr" if sparse_ok else False, ensure_all_finite=False)
+    except TypeError as e:
+        raise _DataTypeError(f"X: {e}") from e
+    except ValueError as e:
+        raise DataError(f"{type(est).__name__}: {e}") from e
+
+
+def _base_call(est, method: str, *args):
+    "Call the base estimator, naming it when it refuses the data (NaN it cannot handle, a single class, ...)."
+    try:
+        return getattr(est.estimator_, method)(*args)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"{type(est).__name__}: the base estimator {type(est.estimator_).__name__}.{method} refused the data: {e}") from e
+
+
 def _check_semi(est, X, y):
-    if not 0.0 <= est.threshold < 1.0:
-        raise DataError(f"threshold={est.threshold} must be in [0, 1)")
-    if est.max_iter is not None and est.max_iter < 0:
-        raise DataError(f"max_iter={est.max_iter} must be None or >= 0")
-    X, y = validate_data(est, X, y)
+    _check_params(est)
+    if y is None:
+        raise DataError(f"{type(est).__name__} requires y to be passed, but the target y is None; "
+                        "give class labels, with -1 marking the unlabeled rows")
+    X, y = _validate(est, X, y)
     y = np.asarray(y)
     if y.dtype.kind in "US":  # "-1" != -1: every row would silently count as labeled
         raise DataError(f"y has string dtype {y.dtype}, in which -1 cannot mark unlabeled rows; "
@@ -46,8 +79,6 @@ def _check_semi(est, X, y):
     has_label = y != UNLABELED
     if not has_label.any():
         raise DataError("y has no labeled examples: every entry is -1 (unlabeled)")
-    if len(np.unique(y[has_label])) < 2:
-        raise DataError(f"the labeled part of y holds 1 class ({np.unique(y[has_label]).tolist()}); need at least 2 classes")
     return X, y, has_label
 
 
@@ -60,7 +91,7 @@ class SelfTraining(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.estimator, self.threshold, self.max_iter = estimator, threshold, max_iter
 
     def _pseudo_labels(self, X_unlabeled: np.ndarray):
-        prob = self.estimator_.predict_proba(X_unlabeled)
+        prob = _base_call(self, "predict_proba", X_unlabeled)
         return self.estimator_.classes_[prob.argmax(axis=1)], prob.max(axis=1) > self.threshold
 
     def fit(self, X, y) -> SelfTraining:
@@ -73,7 +104,7 @@ class SelfTraining(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.n_iter_, self.termination_condition_ = 0, "all_labeled"
         while not has_label.all() and (self.max_iter is None or self.n_iter_ < self.max_iter):
             self.n_iter_ += 1
-            self.estimator_.fit(X[has_label], self.transduction_[has_label])
+            _base_call(self, "fit", X[safe_mask(X, has_label)], self.transduction_[has_label])
             unl = np.flatnonzero(~has_label)
             pred, accept = self._pseudo_labels(X[unl])
             new = unl[accept]
@@ -88,19 +119,26 @@ class SelfTraining(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             self.termination_condition_ = "max_iter"
         if has_label.all():
             self.termination_condition_ = "all_labeled"
-        self.estimator_.fit(X[has_label], self.transduction_[has_label])
+        _base_call(self, "fit", X[safe_mask(X, has_label)], self.transduction_[has_label])
         self.classes_ = self.estimator_.classes_
         return self
 
     def predict(self, X) -> np.ndarray:
         "Class predictions of the final model."
         check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(validate_data(self, X, reset=False))
+        return _base_call(self, "predict", _validate(self, X, reset=False))
 
     def predict_proba(self, X) -> np.ndarray:
         "Class probabilities of the final model."
         check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_proba(validate_data(self, X, reset=False))
+        return _base_call(self, "predict_proba", _validate(self, X, reset=False))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        base = get_tags(self.estimator if self.estimator is not None else _default_estimator())
+        tags.input_tags.sparse = base.input_tags.sparse  # X goes to the base estimator as it is:
+        tags.input_tags.allow_nan = base.input_tags.allow_nan  # it decides about sparse input and NaN
+        return tags
 
 # %% ../../nbs/04d_labeling_semi.ipynb
 class ConsistencyTraining(SelfTraining):
@@ -118,11 +156,11 @@ class ConsistencyTraining(SelfTraining):
         self.augment_labeled, self.random_state = augment_labeled, random_state
 
     def _noise(self, X: np.ndarray) -> np.ndarray:
-        return X + self.rng_.normal(size=X.shape) * self.noise_scale * self.scale_
+        return X + self.rng_.normal(size=X.shape) * self.noise_scale * self.scale_  # a missing value stays missing
 
     def _pseudo_labels(self, X_unlabeled: np.ndarray):
-        probs = [self.estimator_.predict_proba(X_unlabeled)]
-        probs += [self.estimator_.predict_proba(self._noise(X_unlabeled)) for _ in range(self.n_perturbations)]
+        probs = [_base_call(self, "predict_proba", X_unlabeled)]
+        probs += [_base_call(self, "predict_proba", self._noise(X_unlabeled)) for _ in range(self.n_perturbations)]
         probs = np.stack(probs)
         votes = probs.argmax(axis=2)
         stable = (votes == votes[0]).all(axis=0)
@@ -131,18 +169,35 @@ class ConsistencyTraining(SelfTraining):
 
     def fit(self, X, y) -> ConsistencyTraining:
         "Self-train with perturbation-stable pseudo-labels (and perturbed copies of labeled rows)."
-        if self.noise_scale < 0 or self.n_perturbations < 1:
-            raise DataError(f"need noise_scale >= 0 and n_perturbations >= 1, got {self.noise_scale}, {self.n_perturbations}")
+        ns, n_p = self.noise_scale, self.n_perturbations
+        if isinstance(ns, (bool, np.bool_)) or not isinstance(ns, numbers.Real) or not (np.isfinite(ns) and ns >= 0) \
+                or isinstance(n_p, (bool, np.bool_)) or not isinstance(n_p, numbers.Integral) or n_p < 1:
+            raise ConfigError(f"need noise_scale >= 0 (a finite number) and n_perturbations >= 1 (an integer), got {ns!r}, {n_p!r}")
+        if not isinstance(self.augment_labeled, (bool, np.bool_)):
+            raise ConfigError(f"augment_labeled must be True or False, got {self.augment_labeled!r}")
+        rs = self.random_state
+        if rs is not None and (isinstance(rs, (bool, np.bool_)) or not isinstance(rs, numbers.Integral) or rs < 0):
+            raise ConfigError(f"random_state must be None or a non-negative int, got {rs!r}")
+        if sp.issparse(X):
+            raise _DataTypeError("X: ConsistencyTraining does not accept sparse input (Gaussian noise would make it dense); "
+                                 "pass a dense array, or use SelfTraining")
         X, y, has_label = _check_semi(self, X, y)
+        X = X.astype(np.float64, copy=False) if X.dtype.kind != "f" else X
         n = len(y)
-        self.rng_ = np.random.default_rng(self.random_state)
-        self.scale_ = X.std(axis=0)
+        self.rng_ = np.random.default_rng(rs)
+        with np.errstate(invalid="ignore"):
+            self.scale_ = np.nan_to_num(np.nanstd(X, axis=0)) if np.isnan(X).any() else X.std(axis=0)
         if self.augment_labeled:
             lab = np.flatnonzero(has_label)
-            copies = [self._noise(X[lab]) for _ in range(self.n_perturbations)]
+            copies = [self._noise(X[lab]) for _ in range(n_p)]
             X = np.vstack([X, *copies])
-            y = np.concatenate([y, np.tile(y[lab], self.n_perturbations)])
+            y = np.concatenate([y, np.tile(y[lab], n_p)])
         super().fit(X, y)
         self.n_augmented_ = len(y) - n
         self.transduction_, self.labeled_iter_ = self.transduction_[:n], self.labeled_iter_[:n]
         return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False  # noise is dense
+        return tags
