@@ -7,20 +7,25 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import sqlite3
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 
-from ..core import DataError, SchemaError, optional_import
+from ..core import BusyError, ConfigError, DataError, MlsysError, SchemaError, as_path, optional_import, require_columns, require_tz_aware
 
 # %% auto 0
 __all__ = ['log', 'ENGINES', 'SCHEMA', 'PRIMARY_KEYS', 'REFERENCES', 'WIDE_VIEW_SQL', 'REQUIRED_FIELDS', 'TWO_HOP_SQL',
-           'BUSIEST_SQL', 'normalize_tables', 'RelationalStore', 'dangling_references', 'to_documents',
-           'from_documents', 'route_edges', 'RouteGraph', 'materialize_routes', 'two_hop_sql', 'busiest_routes_sql']
+           'BUSIEST_SQL', 'normalize_tables', 'StoreLockedError', 'connect_duckdb', 'RelationalStore',
+           'dangling_references', 'to_documents', 'from_documents', 'route_edges', 'RouteGraph', 'materialize_routes',
+           'two_hop_sql', 'busiest_routes_sql']
 
 # %% ../../nbs/02b_data_models.ipynb
 log = logging.getLogger(__name__)
@@ -47,6 +52,23 @@ REFERENCES = [("flights", "carrier", "airlines", "carrier"), ("flights", "origin
               ("flights", "dest", "airports", "faa"), ("flights", "tailnum", "planes", "tailnum")]
 
 
+def _check_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    "The `SCHEMA` columns of table `name`, after checking what the engines would otherwise reject late or accept wrongly."
+    cols = list(SCHEMA[name])
+    t = require_columns(df, cols, f"table {name!r}")[cols].reset_index(drop=True)
+    for c, kind in SCHEMA[name].items():
+        if kind == "TIMESTAMPTZ":  # a naive time would be stored as if it were UTC
+            require_tz_aware(t[c], f"table {name!r} column {c!r}")
+    key = PRIMARY_KEYS[name]
+    gaps = t[key].isna().any(axis=1).to_numpy()
+    if gaps.any():
+        raise DataError(f"table {name!r} has {int(gaps.sum())} rows with a missing primary key {key} (first at row {int(gaps.argmax())})")
+    dup = t.duplicated(key).to_numpy()
+    if dup.any():
+        raise DataError(f"table {name!r} has {int(dup.sum())} rows with a duplicate primary key {key} (first at row {int(dup.argmax())})")
+    return t
+
+
 def normalize_tables(
     flights: pd.DataFrame,  # from `load_flights`
     planes: pd.DataFrame,  # from `load_planes`
@@ -55,23 +77,12 @@ def normalize_tables(
     weather: pd.DataFrame,  # from `load_weather`
 ) -> dict[str, pd.DataFrame]:
     "The five normalized tables, with only the columns of `SCHEMA` and a `flight_id` key."
-    frames = {"flights": flights.assign(flight_id=range(len(flights))), "planes": planes, "airports": airports,
-              "airlines": airlines, "weather": weather}
-    out = {}
-    for name, cols in SCHEMA.items():
-        df = frames[name]
+    frames = {"flights": flights, "planes": planes, "airports": airports, "airlines": airlines, "weather": weather}
+    for name, df in frames.items():
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
-        missing = [c for c in cols if c not in df.columns]
-        if missing:
-            raise SchemaError(f"table {name!r} is missing columns {missing}")
-        t = df[list(cols)].reset_index(drop=True)
-        dup = t.duplicated(PRIMARY_KEYS[name])
-        if dup.any():
-            raise DataError(f"table {name!r} has {int(dup.sum())} rows with a duplicate primary key {PRIMARY_KEYS[name]} "
-                            f"(first at row {int(dup.to_numpy().argmax())})")
-        out[name] = t
-    return out
+    frames["flights"] = flights.assign(flight_id=np.arange(len(flights), dtype="int64"))
+    return {name: _check_table(name, frames[name]) for name in SCHEMA}
 
 # %% ../../nbs/02b_data_models.ipynb
 WIDE_VIEW_SQL = """
@@ -88,6 +99,68 @@ LEFT JOIN airports ad ON ad.faa = f.dest
 LEFT JOIN planes p ON p.tailnum = f.tailnum
 LEFT JOIN weather w ON w.origin = f.origin AND w.time_hour = f.time_hour
 """
+
+
+class StoreLockedError(BusyError):
+    "Another process holds the database file's lock, and it was not released within the timeout (a `BusyError`)."
+
+    def __init__(self, message: str, path: str, pid: int | None = None):
+        super().__init__(message)
+        self.path, self.pid = path, pid
+
+
+def _database_path(path: Any, engine: str, read_only: bool) -> str:
+    "`path` as the string an engine opens, refusing what it would fail on with an unhelpful message."
+    if isinstance(path, str) and path == ":memory:":
+        if read_only:
+            raise ConfigError("read_only=True needs a database file; an in-memory database starts empty")
+        return path
+    p = as_path(path, f"{engine} database path")
+    if p.is_dir():
+        raise DataError(f"{engine} database path {str(p)!r} is a directory; pass a file inside it, e.g. {str(p / 'flights.db')!r}")
+    if not p.parent.is_dir():
+        raise DataError(f"{engine} database path {str(p)!r}: the folder {str(p.parent)!r} does not exist")
+    if read_only and not p.exists():
+        raise DataError(f"{engine} database {str(p)!r} does not exist; read_only=True opens an existing database")
+    return str(p)
+
+
+def _lock_message(path: str, pid: int | None, timeout: float) -> str:
+    holder = f"another process (PID {pid})" if pid else "another process"
+    return (f"DuckDB database {path!r} is locked by {holder} (waited {timeout:g} s). DuckDB lets one process open a file "
+            "for writing, or several processes open it read-only, never both. Close the store in the other process "
+            "(or wait longer with timeout=), or, if every process only reads, open each with read_only=True.")
+
+
+def connect_duckdb(
+    path: str | Path = ":memory:",  # database file, or ":memory:"
+    read_only: bool = False,  # open an existing file for reading only (several processes may do so at once)
+    timeout: float = 5.0,  # seconds to wait while another process holds the file's lock
+):
+    "A DuckDB connection (UTC session time zone); `StoreLockedError` if another process keeps the file locked."
+    duckdb = optional_import("duckdb", purpose="the DuckDB relational store")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < math.inf:
+        raise ConfigError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
+    path = _database_path(path, "duckdb", bool(read_only))
+    deadline, pause = time.monotonic() + timeout, 0.02
+    while True:
+        try:
+            con = duckdb.connect(path, read_only=bool(read_only))
+            break
+        except duckdb.IOException as e:
+            text = str(e)
+            if "lock" not in text.lower():
+                raise DataError(f"duckdb cannot open {path!r}: {text}") from e
+            if time.monotonic() >= deadline:
+                pid = re.search(r"PID (\d+)", text)
+                pid = int(pid.group(1)) if pid else None
+                raise StoreLockedError(_lock_message(path, pid, timeout), path=path, pid=pid) from e
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(2 * pause, 0.5)
+        except duckdb.Error as e:
+            raise DataError(f"duckdb cannot open {path!r} ({type(e).__name__}: {e})") from e
+    con.execute("SET TimeZone = 'UTC'")
+    return con
 
 
 def _sqlite_value(v: Any) -> Any:
@@ -109,18 +182,33 @@ class RelationalStore:
         self,
         path: str | Path = ":memory:",  # database file, or ":memory:"
         engine: str = "duckdb",  # "duckdb" or "sqlite"
+        read_only: bool = False,  # open an existing database for reading only (a second reader process)
+        timeout: float = 5.0,  # seconds to wait while another process holds a lock on the file
     ):
-        if engine not in ENGINES:
+        if not isinstance(engine, str) or engine not in ENGINES:
             raise DataError(f"engine={engine!r} is not one of {', '.join(ENGINES)}")
-        self.path, self.engine = str(path), engine
+        if not isinstance(read_only, bool):
+            raise ConfigError(f"read_only must be True or False, got {read_only!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < math.inf:
+            raise ConfigError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
+        self.engine, self.read_only = engine, read_only
         if engine == "duckdb":
             duckdb = optional_import("duckdb", purpose="the DuckDB relational store")
-            self.con = duckdb.connect(self.path)
-            self.con.execute("SET TimeZone = 'UTC'")
+            self.con = connect_duckdb(path, read_only=read_only, timeout=timeout)
+            self.path = str(path) if path == ":memory:" else str(as_path(path))
             self._errors: tuple = (duckdb.Error,)
         else:
-            self.con = sqlite3.connect(self.path)
+            self.path = _database_path(path, "sqlite", read_only)
+            target = f"file:{quote(self.path)}?mode=ro" if read_only else self.path
+            self.con = sqlite3.connect(target, timeout=timeout, uri=read_only)
             self._errors = (sqlite3.Error,)
+            try:
+                self.con.execute("PRAGMA schema_version").fetchone()  # reads the header: refuses a non-database file
+            except sqlite3.DatabaseError as e:
+                self.con.close()
+                if "database is locked" in str(e):
+                    raise self._engine_error(e, "open it") from e
+                raise DataError(f"sqlite cannot open {self.path!r}: {e} (is it a SQLite database?)") from e
 
     def __enter__(self):
         return self
@@ -140,22 +228,37 @@ class RelationalStore:
         strict = " STRICT" if self.engine == "sqlite" else ""  # SQLite otherwise stores text in a REAL column
         return f"CREATE TABLE {name} ({body}, PRIMARY KEY ({', '.join(PRIMARY_KEYS[name])})){strict}"
 
+    def _engine_error(self, e: Exception, doing: str, suffix: str = "") -> MlsysError:
+        "The named error for an engine error `e` raised while `doing` something."
+        if self.engine == "sqlite" and "database is locked" in str(e):
+            return StoreLockedError(f"sqlite database {self.path!r} is locked by another process, so the store could not "
+                                    f"{doing}{suffix}; retry, or wait longer with timeout=", path=self.path)
+        return DataError(f"{self.engine} could not {doing} ({type(e).__name__}: {e}){suffix}")
+
     def load(
         self,
         tables: dict[str, pd.DataFrame],  # the output of `normalize_tables`
     ) -> RelationalStore:
         "Create the normalized schema and the `flights_wide` view, and insert all tables in one transaction."
+        if not isinstance(tables, Mapping):
+            raise DataError(f"tables must be a dict of DataFrames (the output of normalize_tables), got {type(tables).__name__}")
         missing = [t for t in SCHEMA if t not in tables]
         if missing:
             raise SchemaError(f"tables {missing} are missing; pass the output of normalize_tables")
-        for name in SCHEMA:
-            absent = [c for c in SCHEMA[name] if c not in tables[name].columns]
-            if absent:
-                raise SchemaError(f"table {name!r} lacks columns {absent}; pass the output of normalize_tables")
-        self.con.execute("BEGIN")
+        checked = {name: _check_table(name, tables[name]) for name in SCHEMA}
+        if self.read_only:
+            raise ConfigError(f"the store {self.path!r} was opened with read_only=True; open it writable to load tables")
+        present = [t for t in self.tables() if t in (*SCHEMA, "flights_wide")]
+        if present:
+            raise SchemaError(f"the store {self.path!r} already holds {present}; load into a new database")
+        name = "?"
+        try:
+            self.con.execute("BEGIN")
+        except self._errors as e:
+            raise self._engine_error(e, "start a transaction") from e
         try:
             for name in SCHEMA:
-                df = tables[name][list(SCHEMA[name])]
+                df = checked[name]
                 self.con.execute(self._ddl(name))
                 if self.engine == "duckdb":
                     self.con.register("_incoming", df)
@@ -170,6 +273,9 @@ class RelationalStore:
             self.con.execute("COMMIT")
         except self._errors as e:
             self.con.execute("ROLLBACK")
+            error = self._engine_error(e, f"load table {name!r}", "; nothing was loaded")
+            if isinstance(error, StoreLockedError):
+                raise error from e
             raise SchemaError(f"{self.engine} refused table {name!r} ({type(e).__name__}: {e}); nothing was loaded") from e
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -184,13 +290,35 @@ class RelationalStore:
         "Run `sql` and return the result as a DataFrame; an engine error becomes a `DataError` naming the query."
         if not isinstance(sql, str) or not sql.strip():
             raise DataError(f"sql must be a non-empty string, got {sql!r}")
+        if not isinstance(params, (list, tuple)):
+            raise DataError(f"params must be a list or tuple of values, got {type(params).__name__}")
         try:
             if self.engine == "duckdb":
                 return self.con.execute(sql, list(params)).df()
             cur = self.con.execute(sql, list(params))
+            rows = cur.fetchall()
         except self._errors as e:
-            raise DataError(f"{self.engine} could not run the query ({type(e).__name__}: {e}); sql: {' '.join(sql.split())[:200]}") from e
-        return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
+            raise self._engine_error(e, "run the query", f"; sql: {' '.join(sql.split())[:200]}") from e
+        return pd.DataFrame(rows, columns=[d[0] for d in cur.description or ()])
+
+    def execute(
+        self,
+        sql: str,  # a statement that returns no rows (CREATE, DROP, INSERT, ...)
+        params: list | tuple = (),  # parameter values for `?` placeholders
+    ) -> None:
+        "Run a statement for its effect; an engine error becomes a `DataError` naming the statement."
+        if not isinstance(sql, str) or not sql.strip():
+            raise DataError(f"sql must be a non-empty string, got {sql!r}")
+        if not isinstance(params, (list, tuple)):
+            raise DataError(f"params must be a list or tuple of values, got {type(params).__name__}")
+        if self.read_only:
+            raise ConfigError(f"the store {self.path!r} was opened with read_only=True; it cannot run {sql.split()[0]}")
+        try:
+            self.con.execute(sql, list(params))
+            if self.engine == "sqlite":
+                self.con.commit()
+        except self._errors as e:
+            raise self._engine_error(e, "run the statement", f"; sql: {' '.join(sql.split())[:200]}") from e
 
     def tables(self) -> list[str]:
         "Names of the tables and views in the store."
@@ -198,11 +326,18 @@ class RelationalStore:
                else "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY 1")
         return self.query(sql).iloc[:, 0].tolist()
 
+
+def _store(store: Any, what: str) -> RelationalStore:
+    if not isinstance(store, RelationalStore):
+        raise DataError(f"{what} needs a RelationalStore, got {type(store).__name__}")
+    return store
+
 # %% ../../nbs/02b_data_models.ipynb
 def dangling_references(
     store: RelationalStore,  # a loaded store
 ) -> pd.DataFrame:
     "For each reference from `flights`, the number of flights whose key is missing from the referenced table."
+    _store(store, "dangling_references")
     rows = []
     for table, col, ref, ref_col in REFERENCES:
         sql = (f"SELECT COUNT(*) AS n, COUNT(DISTINCT t.{col}) AS keys FROM {table} t LEFT JOIN {ref} r "
@@ -224,6 +359,22 @@ _DOC_LAYOUT = {  # wide column -> path in the document
     "visib": ("weather", "visib"),
 }
 REQUIRED_FIELDS = ("_id", "sched_dep", "flight", "airline.code", "route.origin.faa", "route.dest.faa")
+_REQUIRED_COLUMNS = ("flight_id", "sched_dep", "flight", "carrier", "origin", "dest")
+_OFFSET = re.compile(r".*(Z|[+-][0-9]{2}:?[0-9]{2})")
+
+
+def _utc_times(s: pd.Series, what: str) -> pd.Series:
+    "`s` as UTC timestamps: tz-aware datetimes, or ISO-8601 strings that carry an offset; naive or unparseable ones refused."
+    if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s.dtype):
+        return require_tz_aware(s, what).dt.tz_convert("UTC")
+    text = s.dropna()
+    bad = [v for v in text if not isinstance(v, str) or not _OFFSET.fullmatch(v.strip())]
+    if bad:
+        raise DataError(f"{what} holds {bad[0]!r}, which is not an ISO-8601 time with a UTC offset (e.g. 2013-01-01T10:15:00Z)")
+    try:
+        return pd.to_datetime(s, utc=True, format="ISO8601")
+    except (ValueError, TypeError) as e:
+        raise DataError(f"{what} holds a time that does not parse as ISO-8601: {e}") from e
 
 
 def _json_value(v: Any) -> Any:
@@ -238,13 +389,15 @@ def to_documents(
     wide: pd.DataFrame,  # rows of the `flights_wide` view
 ) -> list[dict]:
     "One nested JSON-able document per flight; sub-documents with no data are left out."
-    if not isinstance(wide, pd.DataFrame):
-        raise DataError(f"wide must be a pandas DataFrame, got {type(wide).__name__}")
-    missing = [c for c in _DOC_LAYOUT if c not in wide.columns]
-    if missing:
-        raise SchemaError(f"wide table is missing columns {missing}")
+    require_columns(wide, _DOC_LAYOUT, "wide table")
+    gaps = wide[list(_REQUIRED_COLUMNS)].isna()
+    if gaps.any().any():
+        col = gaps.any().idxmax()
+        raise DataError(f"wide table column {col!r} has {int(gaps[col].sum())} missing values (first at row "
+                        f"{int(gaps[col].to_numpy().argmax())}); every document needs {', '.join(REQUIRED_FIELDS)}")
+    wide = wide[list(_DOC_LAYOUT)].assign(sched_dep=_utc_times(wide["sched_dep"], "wide table column 'sched_dep'"))
     docs = []
-    for rec in wide[list(_DOC_LAYOUT)].astype(object).to_dict("records"):
+    for rec in wide.astype(object).to_dict("records"):
         doc: dict = {}
         for col, path in _DOC_LAYOUT.items():
             value = _json_value(rec[col])
@@ -262,6 +415,9 @@ def from_documents(
     docs: Iterable[dict],  # documents as made by `to_documents`
 ) -> pd.DataFrame:
     "Flatten documents back into the wide table (missing sub-documents become missing values)."
+    if isinstance(docs, (str, bytes, Mapping)) or not isinstance(docs, Iterable):
+        hint = " (one document? wrap it in a list)" if isinstance(docs, Mapping) else ""
+        raise DataError(f"docs must be an iterable of documents (dicts), got {type(docs).__name__}{hint}")
     rows = []
     for i, doc in enumerate(docs):
         if not isinstance(doc, dict):
@@ -280,22 +436,41 @@ def from_documents(
             row[col] = node
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(_DOC_LAYOUT))
-    df["sched_dep"] = pd.to_datetime(df["sched_dep"], utc=True, format="ISO8601")
+    when = df["sched_dep"]
+    for i, v in enumerate(when):
+        if not isinstance(v, str) or not _OFFSET.fullmatch(v.strip()):
+            raise DataError(f"document {i} (_id={rows[i]['flight_id']!r}) has sched_dep={v!r}, which is not an ISO-8601 "
+                            "time with a UTC offset (e.g. 2013-01-01T10:15:00Z)")
+    df["sched_dep"] = _utc_times(when.astype(object), "documents' sched_dep")
     return df
 
 # %% ../../nbs/02b_data_models.ipynb
+def _codes(s: pd.Series, what: str) -> pd.Series:
+    "Airport codes as text; a missing or non-text code is refused (it would become a node named 'nan')."
+    gaps = s.isna().to_numpy()
+    if gaps.any():
+        raise DataError(f"{what} has {int(gaps.sum())} missing airport codes (first at row {int(gaps.argmax())})")
+    values = s.cat.categories if isinstance(s.dtype, pd.CategoricalDtype) else pd.unique(s)
+    odd = [v for v in values if not isinstance(v, str) or not v.strip()]
+    if odd:
+        raise DataError(f"{what} holds {odd[0]!r}, which is not an airport code (non-empty text)")
+    return s.astype(str)
+
+
 def route_edges(
     flights: pd.DataFrame,  # flights with `origin` and `dest`
 ) -> pd.DataFrame:
     "Routes flown, one row per (origin, dest) with the number of `flights`, busiest first."
-    if not isinstance(flights, pd.DataFrame):
-        raise DataError(f"flights must be a pandas DataFrame, got {type(flights).__name__}")
-    missing = [c for c in ("origin", "dest") if c not in flights.columns]
-    if missing:
-        raise SchemaError(f"flights is missing columns {missing}")
-    e = (flights.groupby([flights["origin"].astype(str), flights["dest"].astype(str)]).size()
-         .rename("flights").reset_index())
+    require_columns(flights, ["origin", "dest"], "flights")
+    origin, dest = _codes(flights["origin"], "flights['origin']"), _codes(flights["dest"], "flights['dest']")
+    e = pd.DataFrame({"origin": origin, "dest": dest}).groupby(["origin", "dest"]).size().rename("flights").reset_index()
     return e.sort_values(["flights", "origin", "dest"], ascending=[False, True, True], ignore_index=True)
+
+
+def _positive_int(n: Any, name: str) -> int:
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise DataError(f"{name} must be a positive integer, got {n!r}")
+    return int(n)
 
 
 class RouteGraph:
@@ -305,16 +480,24 @@ class RouteGraph:
         self,
         edges: pd.DataFrame,  # columns origin, dest, flights (as from `route_edges`)
     ):
-        missing = [c for c in ("origin", "dest", "flights") if c not in edges.columns]
-        if missing:
-            raise SchemaError(f"edges is missing columns {missing}")
+        require_columns(edges, ["origin", "dest", "flights"], "edges")
+        a, b = _codes(edges["origin"], "edges['origin']"), _codes(edges["dest"], "edges['dest']")
+        w = edges["flights"]
+        if pd.api.types.is_bool_dtype(w.dtype) or not pd.api.types.is_numeric_dtype(w.dtype):
+            raise DataError(f"edges['flights'] must be positive integer counts, got dtype {w.dtype}")
+        values = w.to_numpy(dtype="float64", na_value=np.nan)
+        bad = ~(np.isfinite(values) & (values >= 1) & (values == np.round(values)))
+        if bad.any():
+            v = w.iloc[int(bad.argmax())]
+            raise DataError(f"edges['flights'] must be positive integer counts; row {int(bad.argmax())} has "
+                            f"{v.item() if hasattr(v, 'item') else v!r}")
         self.adjacency: dict[str, dict[str, int]] = {}
-        for a, b, w in edges[["origin", "dest", "flights"]].itertuples(index=False):
-            if a == b:
-                raise DataError(f"edge {a}->{b} is a self-loop")
-            for x, y in ((a, b), (b, a)):
+        for x0, y0, n in zip(a, b, values.astype("int64").tolist()):
+            if x0 == y0:
+                raise DataError(f"edge {x0}->{y0} is a self-loop")
+            for x, y in ((x0, y0), (y0, x0)):
                 nbrs = self.adjacency.setdefault(x, {})
-                nbrs[y] = nbrs.get(y, 0) + int(w)
+                nbrs[y] = nbrs.get(y, 0) + n
 
     @classmethod
     def from_flights(cls, flights: pd.DataFrame) -> RouteGraph:
@@ -322,7 +505,7 @@ class RouteGraph:
         return cls(route_edges(flights))
 
     def _check(self, node: str) -> None:
-        if node not in self.adjacency:
+        if not isinstance(node, str) or node not in self.adjacency:
             raise DataError(f"airport {node!r} is not in the route graph")
 
     def neighbors(self, node: str) -> dict[str, int]:
@@ -337,8 +520,7 @@ class RouteGraph:
     ) -> dict[str, int]:
         "Airports reachable from `node` in at most `hops` edges, with their hop distance (breadth-first)."
         self._check(node)
-        if isinstance(hops, bool) or not isinstance(hops, int) or hops < 1:
-            raise DataError(f"hops must be a positive integer, got {hops!r}")
+        hops = _positive_int(hops, "hops")
         dist, frontier = {node: 0}, deque([node])
         while frontier:
             x = frontier.popleft()
@@ -353,11 +535,11 @@ class RouteGraph:
 
     def busiest_routes(self, n: int = 10) -> pd.DataFrame:
         "The `n` edges with the most flights."
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise DataError(f"n must be a positive integer, got {n!r}")
+        n = _positive_int(n, "n")
         rows = [(a, b, w) for a, nbrs in self.adjacency.items() for b, w in nbrs.items() if a < b]
         rows.sort(key=lambda r: (-r[2], r[0], r[1]))
-        return pd.DataFrame(rows[:n], columns=["a", "b", "flights"])
+        top = pd.DataFrame(rows[:n], columns=["a", "b", "flights"])
+        return top if rows else top.astype({"flights": "int64"})
 
 # %% ../../nbs/02b_data_models.ipynb
 _EDGES_CTE = """WITH e AS (SELECT DISTINCT origin AS a, dest AS b FROM flights
@@ -378,8 +560,9 @@ FROM flights GROUP BY 1, 2 ORDER BY flights DESC, a, b LIMIT ?"""
 
 def materialize_routes(store: RelationalStore) -> RelationalStore:
     "Add a `routes` table (origin, dest, flights): the edge list kept in the relational store."
-    store.con.execute("DROP TABLE IF EXISTS routes")
-    store.con.execute("CREATE TABLE routes AS SELECT origin, dest, COUNT(*) AS flights FROM flights GROUP BY origin, dest")
+    _store(store, "materialize_routes")
+    store.execute("DROP TABLE IF EXISTS routes")
+    store.execute("CREATE TABLE routes AS SELECT origin, dest, COUNT(*) AS flights FROM flights GROUP BY origin, dest")
     return store
 
 
@@ -389,8 +572,11 @@ def two_hop_sql(
     table: str = "flights",  # derive edges from "flights", or read them from "routes" (`materialize_routes`)
 ) -> dict[str, int]:
     "Airports within two hops of `node`, by a relational self-join."
-    if table not in ("flights", "routes"):
+    if not isinstance(table, str) or table not in ("flights", "routes"):
         raise DataError(f"table={table!r} must be 'flights' or 'routes'")
+    _store(store, "two_hop_sql")
+    if not isinstance(node, str):
+        raise DataError(f"node must be an airport code (text), got {type(node).__name__}")
     df = store.query(TWO_HOP_SQL.replace("FROM flights", f"FROM {table}"), [node, node, node])
     if df.empty:
         raise DataError(f"airport {node!r} has no routes in the store")
@@ -399,6 +585,7 @@ def two_hop_sql(
 
 def busiest_routes_sql(store: RelationalStore, n: int = 10) -> pd.DataFrame:
     "The `n` busiest undirected routes, by GROUP BY over `flights`."
-    df = store.query(BUSIEST_SQL, [n])
+    _store(store, "busiest_routes_sql")
+    df = store.query(BUSIEST_SQL, [_positive_int(n, "n")])
     df["flights"] = df["flights"].astype("int64")
     return df
