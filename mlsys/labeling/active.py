@@ -6,15 +6,19 @@
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, clone
-from sklearn.utils.validation import check_is_fitted
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils import get_tags
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..core import DataError
+from ..core import ConfigError, DataError
 
 # %% auto 0
 __all__ = ['log', 'STRATEGIES', 'least_confidence', 'margin', 'entropy', 'vote_entropy', 'kl_to_consensus', 'ActiveLearner',
@@ -24,11 +28,30 @@ __all__ = ['log', 'STRATEGIES', 'least_confidence', 'margin', 'entropy', 'vote_e
 log = logging.getLogger(__name__)
 
 
-def _check_proba(proba: np.ndarray) -> np.ndarray:
-    proba = np.asarray(proba, dtype=np.float64)
-    if proba.ndim != 2 or proba.shape[1] < 2:
-        raise DataError(f"proba must have shape (n_samples, n_classes >= 2), got {proba.shape}")
-    return proba
+def _check_proba(proba, name: str = "proba") -> np.ndarray:
+    "`proba` as a float array of shape (n_samples, n_classes >= 2) whose rows are probability distributions."
+    p = np.asarray(proba)
+    if p.dtype.kind not in "fiu":
+        raise DataError(f"{name} must hold class probabilities (numbers), got dtype {p.dtype}")
+    tol = max(1e-6, 10 * p.shape[-1] * np.finfo(p.dtype if p.dtype.kind == "f" else np.float64).eps) if p.ndim else 0
+    p = p.astype(np.float64, copy=False)
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise DataError(f"{name} must have shape (n_samples, n_classes >= 2), got {p.shape}")
+    finite = np.isfinite(p).all(axis=1)
+    if not finite.all():
+        i = int(np.flatnonzero(~finite)[0])
+        raise DataError(f"{name} has NaN or infinite values in {int((~finite).sum())} row(s), e.g. row {i}: {p[i].tolist()}")
+    outside = ((p < 0) | (p > 1)).any(axis=1)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise DataError(f"{name} must hold probabilities in [0, 1]; {int(outside.sum())} row(s) do not, e.g. row {i}: {p[i].tolist()}")
+    sums = p.sum(axis=1)
+    off = np.abs(sums - 1) > tol
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise DataError(f"{name} rows must sum to 1 (probability distributions); {int(off.sum())} row(s) do not, "
+                        f"e.g. row {i} sums to {sums[i]:.6g}")
+    return p
 
 
 def least_confidence(proba: np.ndarray) -> np.ndarray:
@@ -49,22 +72,34 @@ def entropy(proba: np.ndarray) -> np.ndarray:
         return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
 
 # %% ../../nbs/04f_labeling_active.ipynb
+def _check_int(value, name: str, low: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
 def vote_entropy(votes: np.ndarray, n_classes: int) -> np.ndarray:
     "Entropy of the committee's hard votes; `votes` has shape (n_members, n_samples) of class indices."
+    n_classes = _check_int(n_classes, "n_classes", 1)
     votes = np.asarray(votes)
+    if votes.dtype.kind not in "iu":
+        raise DataError(f"votes must be integer class indices, got dtype {votes.dtype}")
     if votes.ndim != 2 or votes.shape[0] < 2:
         raise DataError(f"votes must have shape (n_members >= 2, n_samples), got {votes.shape}")
     if votes.min(initial=0) < 0 or votes.max(initial=0) >= n_classes:
-        raise DataError(f"votes must be class indices in 0..{n_classes - 1}")
+        raise DataError(f"votes must be class indices in 0..{n_classes - 1}, got values in "
+                        f"[{votes.min(initial=0)}, {votes.max(initial=0)}]")
     counts = np.stack([(votes == k).sum(axis=0) for k in range(n_classes)], axis=1) / votes.shape[0]
-    return entropy(counts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.where(counts > 0, counts * np.log(counts), 0.0).sum(axis=1)
 
 
 def kl_to_consensus(probas: np.ndarray) -> np.ndarray:
     "Mean KL divergence of each member's distribution to the consensus; `probas` is (n_members, n_samples, n_classes)."
-    probas = np.asarray(probas, dtype=np.float64)
+    probas = np.asarray(probas)
     if probas.ndim != 3 or probas.shape[0] < 2:
         raise DataError(f"probas must have shape (n_members >= 2, n_samples, n_classes), got {probas.shape}")
+    probas = np.stack([_check_proba(m, f"probas[{i}]") for i, m in enumerate(probas)])
     consensus = probas.mean(axis=0, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         kl = np.where(probas > 0, probas * (np.log(probas) - np.log(consensus)), 0.0).sum(axis=2)
@@ -76,8 +111,22 @@ _UNCERTAINTY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "least_confidence": least_confidence, "margin": margin, "entropy": entropy}
 
 
-class ActiveLearner(BaseEstimator):
-    "Pool-based active learner: fit on the labeled set, `score` the pool, `query` the next batch to label."
+class _DataTypeError(DataError, TypeError):
+    "Input of a type that cannot be used (a sparse matrix the base estimator refuses): a `DataError` that is also the `TypeError` scikit-learn raises."
+
+
+def _n_rows(X, name: str) -> int:
+    "Number of rows of an array-like, or a `DataError` naming `name` when it is None or has no rows to count."
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape):
+        return int(shape[0])
+    if X is None or isinstance(X, (str, bytes, dict, numbers.Number)) or not hasattr(X, "__len__"):
+        raise DataError(f"{name} must be a 2-D array of examples, got {type(X).__name__}")
+    return len(X)
+
+
+class ActiveLearner(ClassifierMixin, BaseEstimator):
+    "Pool-based active learner: fit on the labeled set, rate the pool with `uncertainty`, `query` the next batch to label."
 
     def __init__(self, estimator: Any = None,  # classifier with predict_proba; default LogisticRegression
                  strategy: str = "entropy",  # one of `STRATEGIES`
@@ -91,41 +140,65 @@ class ActiveLearner(BaseEstimator):
         from sklearn.linear_model import LogisticRegression
         return clone(self.estimator) if self.estimator is not None else LogisticRegression(max_iter=500)
 
+    def _validate(self, X, y=None, reset: bool = True):
+        "X (and y) as arrays; NaN and sparse input are the base estimator's business (the tags follow it)."
+        kw = dict(accept_sparse="csr" if get_tags(self).input_tags.sparse else False, ensure_all_finite=False)
+        try:
+            return validate_data(self, X, y, reset=True, **kw) if reset else validate_data(self, X, reset=False, **kw)
+        except TypeError as e:
+            raise _DataTypeError(f"X: {e}") from e
+        except ValueError as e:
+            raise DataError(f"ActiveLearner: {e}") from e
+
+    def _call(self, model, method: str, *args):
+        try:
+            return getattr(model, method)(*args)
+        except (ValueError, TypeError) as e:
+            raise DataError(f"ActiveLearner: the base estimator {type(model).__name__}.{method} refused the data: {e}") from e
+
     def fit(self, X, y) -> ActiveLearner:
         "Fit the model (and the committee, for QBC strategies) on the labeled examples `X`, `y`."
-        if self.strategy not in STRATEGIES:
-            raise DataError(f"strategy={self.strategy!r} is not one of {STRATEGIES}")
-        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
-            raise DataError(f"batch_size={self.batch_size!r} must be a positive integer")
-        X, y = np.asarray(X), np.asarray(y)
-        if len(X) == 0 or len(X) != len(y):
-            raise DataError(f"X and y must be non-empty and of equal length, got {len(X)} and {len(y)}")
+        if not isinstance(self.strategy, str) or self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy={self.strategy!r} is not one of {STRATEGIES}")
+        _check_int(self.batch_size, "batch_size", 1)
+        if self.strategy in ("vote_entropy", "kl_consensus"):
+            _check_int(self.n_committee, f"n_committee (for {self.strategy})", 2)
+        rs = self.random_state
+        if rs is not None and (isinstance(rs, (bool, np.bool_)) or not isinstance(rs, numbers.Integral) or rs < 0):
+            raise ConfigError(f"random_state must be None or a non-negative int, got {rs!r}")
+        if self.estimator is not None and not (hasattr(self.estimator, "fit") and hasattr(self.estimator, "predict_proba")):
+            raise ConfigError(f"estimator must be a classifier with fit and predict_proba, got {type(self.estimator).__name__}")
+        if y is None:
+            raise DataError("ActiveLearner requires y to be passed, but the target y is None; give the labels of the labeled set")
+        X, y = self._validate(X, y)
+        try:
+            check_classification_targets(y)
+        except ValueError as e:
+            raise DataError(f"y must hold class labels: {e}") from e
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
-            raise DataError(f"the labeled set holds only class {self.classes_.tolist()}; need at least 2 classes")
-        self.rng_ = np.random.default_rng(self.random_state)
-        self.estimator_ = self._base().fit(X, y)
+            raise DataError(f"the labeled set holds 1 class ({self.classes_.tolist()}); active learning needs at least 2 classes")
+        self.rng_ = np.random.default_rng(rs)
+        self.estimator_ = self._call(self._base(), "fit", X, y)
         self.committee_ = []
         if self.strategy in ("vote_entropy", "kl_consensus"):
-            if self.n_committee < 2:
-                raise DataError(f"n_committee={self.n_committee} must be at least 2 for {self.strategy}")
             by_class = [np.flatnonzero(y == c) for c in self.classes_]
             for _ in range(self.n_committee):
                 idx = np.concatenate([self.rng_.choice(ix, size=len(ix), replace=True) for ix in by_class])
-                self.committee_.append(self._base().fit(X[idx], y[idx]))
+                self.committee_.append(self._call(self._base(), "fit", X[idx], y[idx]))
         return self
 
-    def score(self, X_pool) -> np.ndarray:
-        "Informativeness of each pool example (higher = query sooner)."
+    def uncertainty(self, X_pool) -> np.ndarray:
+        "Informativeness of each pool example under `strategy` (higher = query sooner)."
         check_is_fitted(self, "estimator_")
-        X_pool = np.asarray(X_pool)
-        if len(X_pool) == 0:
+        if _n_rows(X_pool, "X_pool") == 0:
             raise DataError("the pool X_pool is empty: nothing left to query")
+        X_pool = self._validate(X_pool, reset=False)
         if self.strategy == "random":
-            return self.rng_.random(len(X_pool))
+            return self.rng_.random(X_pool.shape[0])
         if self.strategy in _UNCERTAINTY:
-            return _UNCERTAINTY[self.strategy](self.estimator_.predict_proba(X_pool))
-        probas = np.stack([m.predict_proba(X_pool) for m in self.committee_])
+            return _UNCERTAINTY[self.strategy](self._call(self.estimator_, "predict_proba", X_pool))
+        probas = np.stack([self._call(m, "predict_proba", X_pool) for m in self.committee_])
         if self.strategy == "kl_consensus":
             return kl_to_consensus(probas)
         votes = probas.argmax(axis=2)
@@ -133,7 +206,7 @@ class ActiveLearner(BaseEstimator):
 
     def query(self, X_pool) -> np.ndarray:
         "Indices (into `X_pool`) of the `batch_size` most informative examples, best first."
-        s = self.score(X_pool)
+        s = self.uncertainty(X_pool)
         k = min(self.batch_size, len(s))
         # ties broken at random so a flat score does not always pick the first rows
         order = np.lexsort((self.rng_.random(len(s)), -s))
@@ -142,9 +215,27 @@ class ActiveLearner(BaseEstimator):
     def predict(self, X) -> np.ndarray:
         "Predictions of the model fitted on the labeled set."
         check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(np.asarray(X))
+        return self._call(self.estimator_, "predict", self._validate(X, reset=False))
+
+    def predict_proba(self, X) -> np.ndarray:
+        "Class probabilities of the model fitted on the labeled set."
+        check_is_fitted(self, "estimator_")
+        return self._call(self.estimator_, "predict_proba", self._validate(X, reset=False))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        base = get_tags(self._base())
+        tags.input_tags.sparse, tags.input_tags.allow_nan = base.input_tags.sparse, base.input_tags.allow_nan
+        return tags
 
 # %% ../../nbs/04f_labeling_active.ipynb
+def _check_fraction(value, name: str) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and 0 < value <= 1
+    if not ok:
+        raise ConfigError(f"{name}={value!r} must be a number in (0, 1]")
+    return float(value)
+
+
 class StoppingRule:
     "Stop when pool uncertainty falls below `max_score` or predictions stay stable for `patience` rounds."
 
@@ -152,17 +243,23 @@ class StoppingRule:
                  min_agreement: float | None = 0.99,  # share of pool predictions unchanged since last round
                  patience: int = 2):  # consecutive stable rounds needed
         if max_score is None and min_agreement is None:
-            raise DataError("give max_score, min_agreement or both")
-        if min_agreement is not None and not 0 < min_agreement <= 1:
-            raise DataError(f"min_agreement={min_agreement} must be in (0, 1]")
-        if patience < 1:
-            raise DataError(f"patience={patience} must be at least 1")
+            raise ConfigError("give max_score, min_agreement or both")
+        if max_score is not None and (isinstance(max_score, (bool, np.bool_)) or not isinstance(max_score, numbers.Real)
+                                      or np.isnan(max_score)):
+            raise ConfigError(f"max_score={max_score!r} must be None or a number")
+        if min_agreement is not None:
+            _check_fraction(min_agreement, "min_agreement")
+        _check_int(patience, "patience", 1)
         self.max_score, self.min_agreement, self.patience = max_score, min_agreement, patience
         self.previous, self.stable_rounds, self.agreement, self.stopped = None, 0, np.nan, False
 
     def update(self, top_score: float, predictions: np.ndarray) -> bool:
-        "Record one round (the pool's top score, predictions on a fixed stop set); return True to stop."
+        "Record one round (the pool's top score, NaN if unknown; predictions on a fixed stop set); return True to stop."
+        if isinstance(top_score, (bool, np.bool_)) or not isinstance(top_score, numbers.Real):
+            raise DataError(f"top_score must be a number (NaN when the pool is empty), got {top_score!r}")
         predictions = np.asarray(predictions)
+        if predictions.ndim != 1 or len(predictions) == 0:
+            raise DataError(f"predictions must be a non-empty 1-D array (one per stop-set example), got shape {predictions.shape}")
         if self.previous is not None and len(predictions) != len(self.previous):
             raise DataError("predictions must be made on the same fixed stop set every round")
         if self.min_agreement is not None and self.previous is not None:
@@ -175,38 +272,76 @@ class StoppingRule:
         return self.stopped
 
 # %% ../../nbs/04f_labeling_active.ipynb
+def _as_rows(X, name: str):
+    "A 2-D array (or sparse matrix) of examples; `DataError` naming `name` otherwise."
+    _n_rows(X, name)
+    X = X if sp.issparse(X) else np.asarray(X)
+    if X.ndim != 2:
+        raise DataError(f"{name} must be a 2-D array (examples x features), got shape {X.shape}")
+    return X
+
+
+def _as_labels(y, name: str) -> np.ndarray:
+    "A 1-D array of class labels; `DataError` naming `name` for None, NaN or continuous values."
+    if y is None or isinstance(y, (str, bytes, dict)) or not hasattr(y, "__len__"):
+        raise DataError(f"{name} must be a 1-D array of class labels, got {type(y).__name__}")
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"{name} must be a 1-D array of class labels, got shape {y.shape}")
+    try:
+        if len(y):
+            check_classification_targets(y)
+    except ValueError as e:
+        raise DataError(f"{name} must hold class labels: {e}") from e
+    return y
+
+
 def active_learning_curve(X_pool, y_pool, X_test, y_test, strategy: str = "entropy", estimator: Any = None,
                           n_initial: int = 20, batch_size: int = 10, budget: int = 200, n_committee: int = 5,
                           stopping: StoppingRule | None = None, stop_early: bool = False,
                           metric: Callable[[np.ndarray, np.ndarray], float] | None = None,  # extra score(y_true, y_pred), column `metric`
                           random_state: int | None = None) -> pd.DataFrame:
     "Run pool-based active learning; one row per round: labels used, test accuracy, top pool score, smallest class share, stop signals."
-    X_pool, y_pool = np.asarray(X_pool), np.asarray(y_pool)
-    if len(X_pool) == 0:
+    X_pool, y_pool = _as_rows(X_pool, "X_pool"), _as_labels(y_pool, "y_pool")
+    X_test, y_test = _as_rows(X_test, "X_test"), _as_labels(y_test, "y_test")
+    if X_pool.shape[0] == 0:
         raise DataError("the pool X_pool is empty: nothing to label")
-    if len(X_pool) != len(y_pool):
-        raise DataError(f"X_pool has {len(X_pool)} rows but y_pool has {len(y_pool)}")
-    if not 2 <= n_initial <= budget:
+    if X_pool.shape[0] != len(y_pool):
+        raise DataError(f"X_pool has {X_pool.shape[0]} rows but y_pool has {len(y_pool)}")
+    n_initial, budget = _check_int(n_initial, "n_initial", 2), _check_int(budget, "budget", 2)
+    batch_size, n_committee = _check_int(batch_size, "batch_size", 1), _check_int(n_committee, "n_committee", 1)
+    if not n_initial <= budget:
         raise DataError(f"need 2 <= n_initial <= budget, got n_initial={n_initial}, budget={budget}")
-    if budget > len(X_pool):
-        raise DataError(f"budget={budget} is larger than the pool ({len(X_pool)} examples)")
-    if len(y_test) != len(X_test):
-        raise DataError(f"X_test has {len(X_test)} rows but y_test has {len(y_test)}")
+    if budget > X_pool.shape[0]:
+        raise DataError(f"budget={budget} is larger than the pool ({X_pool.shape[0]} examples)")
+    if X_test.shape[0] == 0:
+        raise DataError("X_test is empty: the learning curve needs test examples to measure accuracy")
+    if len(y_test) != X_test.shape[0]:
+        raise DataError(f"X_test has {X_test.shape[0]} rows but y_test has {len(y_test)}")
+    if stopping is not None and not isinstance(stopping, StoppingRule):
+        raise ConfigError(f"stopping must be a StoppingRule or None, got {type(stopping).__name__}")
+    if not isinstance(stop_early, (bool, np.bool_)):
+        raise ConfigError(f"stop_early must be True or False, got {stop_early!r}")
+    if metric is not None and not callable(metric):
+        raise ConfigError(f"metric must be a function metric(y_true, y_pred) -> float, got {type(metric).__name__}")
+    if random_state is not None and (isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, numbers.Integral)
+                                     or random_state < 0):
+        raise ConfigError(f"random_state must be None or a non-negative int, got {random_state!r}")
     rng = np.random.default_rng(random_state)
     classes = np.unique(y_pool)
     if len(classes) < 2:
         raise DataError(f"y_pool holds only class {classes.tolist()}; active learning needs at least 2 classes in the pool")
-    labeled = rng.choice(len(X_pool), n_initial, replace=False)
+    labeled = rng.choice(X_pool.shape[0], n_initial, replace=False)
     for _ in range(100):  # the initial set must hold two classes: redraw a few times ...
         if len(np.unique(y_pool[labeled])) >= 2:
             break
-        labeled = rng.choice(len(X_pool), n_initial, replace=False)
+        labeled = rng.choice(X_pool.shape[0], n_initial, replace=False)
     else:  # ... then swap in one example of another class (a very rare class would make redraws slow)
         other = np.flatnonzero(y_pool != y_pool[labeled[0]])
         labeled[-1] = rng.choice(other)
-    is_labeled = np.zeros(len(X_pool), dtype=bool)
+    is_labeled = np.zeros(X_pool.shape[0], dtype=bool)
     is_labeled[labeled] = True
-    stop_set = rng.choice(len(X_pool), min(500, len(X_pool)), replace=False)
+    stop_set = rng.choice(X_pool.shape[0], min(500, X_pool.shape[0]), replace=False)
     learner = ActiveLearner(estimator, strategy, batch_size, n_committee, random_state)
     rows = []
     while True:
@@ -217,7 +352,7 @@ def active_learning_curve(X_pool, y_pool, X_test, y_test, strategy: str = "entro
         done = is_labeled.sum() >= budget or len(pool_idx) == 0
         top, stop = np.nan, False
         if len(pool_idx):
-            s = learner.score(X_pool[pool_idx])
+            s = learner.uncertainty(X_pool[pool_idx])
             top = float(s.max())
         if stopping is not None:
             stop = stopping.update(top if strategy != "random" else np.inf, learner.predict(X_pool[stop_set]))
