@@ -5,38 +5,87 @@
 # %% ../../nbs/05b_imbalance_resample.ipynb 2
 from __future__ import annotations
 
-import logging
+import abc
 import numbers
+import warnings
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from scipy import sparse
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, OneToOneFeatureMixin, clone
+from sklearn.exceptions import DataConversionWarning
 from sklearn.neighbors import NearestNeighbors
+from sklearn.utils import InputTags, Tags, check_random_state, get_tags
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ..core import ConfigError, DataError
 
 # %% auto 0
-__all__ = ['log', 'class_counts', 'resolve_sampling_strategy', 'check_X_y', 'BaseResampler', 'RandomOverSampler',
+__all__ = ['class_counts', 'resolve_sampling_strategy', 'DataTypeError', 'check_X_y', 'BaseResampler', 'RandomOverSampler',
            'RandomUnderSampler', 'SMOTE', 'tomek_links', 'TomekLinks', 'NearMiss', 'ResampledClassifier']
 
 # %% ../../nbs/05b_imbalance_resample.ipynb
-log = logging.getLogger(__name__)
-
 _KINDS = ("over", "under", "clean")
 _NAMED = ("auto", "minority", "majority", "not minority", "not majority", "all")
 
 
+def _labels_1d(y, name: str = "y") -> np.ndarray:
+    "`y` as a 1-D array of labels without missing values, or a `DataError` that says what is wrong."
+    if y is None:
+        raise DataError(f"{name} is None: this requires y to be passed, but the target y is None")
+    if isinstance(y, (str, bytes, dict, set)):
+        raise DataError(f"{name} must be a 1-D sequence of class labels, got {type(y).__name__} {y!r:.60}")
+    if isinstance(y, pd.DataFrame):
+        if y.shape[1] != 1:
+            raise DataError(f"{name} must be 1-D, got a DataFrame with {y.shape[1]} columns")
+        y = y.iloc[:, 0]
+    try:
+        ya = np.asarray(y)
+    except ValueError as e:  # ragged nested lists
+        raise DataError(f"{name} must be 1-D class labels: {e}") from e
+    if ya.ndim == 0:
+        raise DataError(f"{name} must be a 1-D sequence of class labels, got the scalar {y!r:.60}")
+    if ya.dtype.kind == "U" and isinstance(y, (list, tuple)) and not all(isinstance(v, str) for v in y):
+        raise DataError(f"{name} mixes strings with other label types (numpy would turn them all into strings); "
+                        "use one type for all labels")
+    if ya.ndim == 2 and ya.shape[1] == 1:  # a column vector is fine
+        ya = ya.ravel()
+    if ya.ndim != 1:
+        raise DataError(f"{name} must be 1-D class labels, got shape {ya.shape}")
+    missing = pd.isna(ya)
+    if missing.any():
+        raise DataError(f"Input {name} contains NaN: {int(missing.sum())} missing labels; drop or label those rows first")
+    if ya.dtype.kind == "f" and not np.isfinite(ya).all():
+        raise DataError(f"Input {name} contains infinity ({int((~np.isfinite(ya)).sum())} values); class labels must be finite")
+    return ya
+
+
 def class_counts(y) -> dict:
     "Number of rows of each class, in sorted class order."
-    classes, counts = np.unique(np.asarray(y), return_counts=True)
+    ya = _labels_1d(y)
+    try:
+        classes, counts = np.unique(ya, return_counts=True)
+    except TypeError as e:  # e.g. ints and strings mixed in an object array
+        raise DataError(f"y mixes label types that cannot be compared ({e}); use one type for all labels") from e
     return {c: int(n) for c, n in zip(classes.tolist(), counts)}
+
+
+def _check_labels(y) -> np.ndarray:
+    "1-D binary or multiclass labels, else a `DataError` (continuous, multilabel, missing or mixed labels)."
+    ya = _labels_1d(y)
+    class_counts(ya)  # refuses mixed label types
+    kind = type_of_target(ya)
+    if kind not in ("binary", "multiclass"):
+        raise DataError(f"Unknown label type: y is {kind!r}, but a sampler needs binary or multiclass class labels")
+    return ya
 
 
 def _named_targets(name: str, counts: dict, kind: str) -> dict:
     lo, hi = min(counts.values()), max(counts.values())
-    minority, majority = min(counts, key=counts.get), max(counts, key=counts.get)
+    minority, majority = min(counts, key=counts.get), max(counts, key=counts.get)  # ties: the smallest label
     if name == "auto":
         name = "not majority" if kind == "over" else "not minority"
     if name == "minority" and kind != "over":
@@ -52,121 +101,215 @@ def _named_targets(name: str, counts: dict, kind: str) -> dict:
     return {c: lo for c in chosen}
 
 
+def _ratio_targets(s: float, counts: dict, kind: str) -> dict:
+    if kind == "clean":
+        raise ConfigError("sampling_strategy cannot be a float for a cleaning sampler; give a list of classes")
+    if not 0 < s <= 1:
+        raise ConfigError(f"sampling_strategy ratio must be in (0, 1] (minority/majority after resampling), got {s}")
+    if len(counts) != 2:
+        raise ConfigError(f"sampling_strategy as a float needs a binary target, y has {len(counts)} classes; use a dict")
+    (a, na), (b, nb) = counts.items()
+    if kind == "over":  # grow the class that is not the majority (on a tie, the majority is the first class)
+        majority, target = (b, a) if nb > na else (a, b)
+        add = int(counts[majority] * s - counts[target])
+        if add <= 0:
+            raise ConfigError(f"sampling_strategy={s} asks for {counts[target] + add} rows of class {target!r}, "
+                              f"which already has {counts[target]}; an over-sampler cannot remove rows")
+        return {target: add}
+    minority, target = (b, a) if nb < na else (a, b)  # shrink the class that is not the minority
+    keep = int(counts[minority] / s)
+    if keep > counts[target]:
+        raise ConfigError(f"sampling_strategy={s} asks for {keep} rows of class {target!r}, "
+                          f"which has only {counts[target]}; an under-sampler cannot add rows")
+    return {target: keep}
+
+
+def _dict_targets(s: dict, counts: dict, kind: str) -> dict:
+    if kind == "clean":
+        raise ConfigError("sampling_strategy cannot be a dict for a cleaning sampler; give a list of classes")
+    unknown = [c for c in s if c not in counts]
+    if unknown:
+        raise ConfigError(f"sampling_strategy names classes {unknown} that are not in y (classes: {list(counts)})")
+    for c, n in s.items():
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral) or n < 0:
+            raise ConfigError(f"sampling_strategy[{c!r}]={n!r} must be a non-negative integer row count")
+        if kind == "over" and n < counts[c]:
+            raise ConfigError(f"sampling_strategy[{c!r}]={n} is fewer than the {counts[c]} rows class {c!r} "
+                              "already has; an over-sampler cannot remove rows")
+        if kind == "under" and n > counts[c]:
+            raise ConfigError(f"sampling_strategy[{c!r}]={n} is more than the {counts[c]} rows class {c!r} "
+                              "has; an under-sampler cannot add rows")
+    return {c: int(s[c]) - counts[c] if kind == "over" else int(s[c]) for c in counts if c in s}
+
+
 def resolve_sampling_strategy(
-    sampling_strategy,  # 'auto', a named strategy, a float ratio, a dict {class: n} or (cleaners) a list of classes
+    sampling_strategy,  # 'auto', a named strategy, a float ratio, a dict {class: n}, a callable y -> dict, or (cleaners) a list of classes
     y,  # the class labels
     kind: str,  # 'over' (rows to add), 'under' (rows to keep) or 'clean' (classes to clean)
 ) -> dict:
-    "Turn `sampling_strategy` into {class: rows to add} (over), {class: rows to keep} (under) or {class: None} (clean)."
+    "Turn `sampling_strategy` into {class: rows to add} (over), {class: rows to keep} (under) or {class: None} (clean), in sorted class order."
     if kind not in _KINDS:
         raise ConfigError(f"kind must be one of {_KINDS}, got {kind!r}")
-    counts = class_counts(y)
+    counts = class_counts(_check_labels(y))
     if len(counts) < 2:
-        raise DataError(f"y must contain at least 2 classes to resample, found {list(counts)}")
+        raise DataError(f"y must contain at least 2 classes to resample, found {len(counts)} "
+                        f"class{'' if len(counts) == 1 else 'es'} {list(counts)}")
     s = sampling_strategy
+    if callable(s) and not isinstance(s, type):
+        try:
+            s = s(np.asarray(y))
+        except Exception as e:  # a user function: name it and keep its error as the cause
+            raise ConfigError(f"the sampling_strategy callable {getattr(s, '__name__', s)!r} failed on y: {e!r}") from e
+        if not isinstance(s, dict):
+            raise ConfigError(f"a callable sampling_strategy must return a dict {{class: n}}, it returned {type(s).__name__}")
     if isinstance(s, str):
         if s not in _NAMED:
             raise ConfigError(f"sampling_strategy={s!r} is not one of {_NAMED}")
         out = _named_targets(s, counts, kind)
         return {c: None for c in out} if kind == "clean" else out
-    if isinstance(s, numbers.Real) and not isinstance(s, bool):
-        if kind == "clean":
-            raise ConfigError("sampling_strategy cannot be a float for a cleaning sampler; give a list of classes")
-        if len(counts) != 2:
-            raise ConfigError(f"sampling_strategy as a float needs a binary target, y has {len(counts)} classes; use a dict")
-        if not 0 < s <= 1:
-            raise ConfigError(f"sampling_strategy ratio must be in (0, 1] (minority/majority after resampling), got {s}")
-        minority, majority = min(counts, key=counts.get), max(counts, key=counts.get)
-        if kind == "over":
-            add = int(counts[majority] * s - counts[minority])
-            if add <= 0:
-                raise ConfigError(f"sampling_strategy={s} asks for {counts[minority] + add} rows of the minority "
-                                  f"class {minority!r}, which already has {counts[minority]}; an over-sampler cannot remove rows")
-            return {minority: add}
-        keep = int(counts[minority] / s)
-        if keep > counts[majority]:
-            raise ConfigError(f"sampling_strategy={s} asks for {keep} rows of the majority class {majority!r}, "
-                              f"which has only {counts[majority]}; an under-sampler cannot add rows")
-        return {majority: keep}
+    if isinstance(s, numbers.Real) and not isinstance(s, (bool, np.bool_)):
+        return _ratio_targets(s, counts, kind)
     if isinstance(s, dict):
-        if kind == "clean":
-            raise ConfigError("sampling_strategy cannot be a dict for a cleaning sampler; give a list of classes")
-        unknown = [c for c in s if c not in counts]
-        if unknown:
-            raise ConfigError(f"sampling_strategy names classes {unknown} that are not in y (classes: {list(counts)})")
-        out = {}
-        for c, n in s.items():
-            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-                raise ConfigError(f"sampling_strategy[{c!r}]={n!r} must be a non-negative integer row count")
-            if kind == "over" and n < counts[c]:
-                raise ConfigError(f"sampling_strategy[{c!r}]={n} is fewer than the {counts[c]} rows class {c!r} "
-                                  "already has; an over-sampler cannot remove rows")
-            if kind == "under" and n > counts[c]:
-                raise ConfigError(f"sampling_strategy[{c!r}]={n} is more than the {counts[c]} rows class {c!r} "
-                                  "has; an under-sampler cannot add rows")
-            out[c] = int(n) - counts[c] if kind == "over" else int(n)
-        return out
+        return _dict_targets(s, counts, kind)
     if isinstance(s, (list, tuple)):
         if kind != "clean":
             raise ConfigError("sampling_strategy can be a list of classes only for a cleaning sampler")
         unknown = [c for c in s if c not in counts]
         if unknown:
             raise ConfigError(f"sampling_strategy names classes {unknown} that are not in y (classes: {list(counts)})")
-        return {c: None for c in s}
-    raise ConfigError(f"sampling_strategy must be a str, float, dict or list, got {type(s).__name__}")
+        return {c: None for c in counts if c in s}
+    raise ConfigError(f"sampling_strategy must be a str, float, dict, list or callable, got {type(s).__name__}")
 
 # %% ../../nbs/05b_imbalance_resample.ipynb
-def check_X_y(X, y, numeric: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    "Validate a feature matrix and labels for resampling; return them as arrays."
-    if isinstance(y, pd.DataFrame):
-        if y.shape[1] != 1:
-            raise DataError(f"y must be 1-D, got a DataFrame with {y.shape[1]} columns")
-        y = y.iloc[:, 0]
-    ya = np.asarray(y)
-    if ya.ndim == 2 and ya.shape[1] == 1:  # a column vector is fine
-        ya = ya.ravel()
-    if ya.ndim != 1:
-        raise DataError(f"y must be 1-D class labels (multilabel and multioutput targets are not supported), "
-                        f"got shape {ya.shape}")
-    Xa = X.to_numpy() if isinstance(X, pd.DataFrame) else np.asarray(X)
-    if Xa.ndim != 2:
-        raise DataError(f"X must be 2-D (rows × features), got shape {Xa.shape}")
+class DataTypeError(DataError, TypeError):
+    "X holds values that are neither numbers nor strings: a `DataError` that is also the `TypeError` scikit-learn raises."
+
+
+def _check_target(y) -> tuple[np.ndarray, int | None]:
+    "Class labels of `y` as a 1-D array, and the number of columns when `y` came one-hot encoded (else None)."
+    if y is None or isinstance(y, (str, bytes, dict, set, pd.Series)) or (isinstance(y, pd.DataFrame) and y.shape[1] == 1):
+        return _check_labels(y), None
+    try:
+        y2 = y.to_numpy() if isinstance(y, pd.DataFrame) else np.asarray(y)
+    except ValueError as e:  # ragged nested lists
+        raise DataError(f"y must be class labels, one per row: {e}") from e
+    if y2.ndim == 2 and y2.shape[1] > 1:
+        if type_of_target(y2) != "multilabel-indicator":
+            raise DataError(f"Multilabel and multioutput targets are not supported: y has shape {y2.shape} "
+                            f"({type_of_target(y2)}); give one column of class labels")
+        per_row = y2.sum(axis=1)
+        if (per_row > 1).any():
+            raise DataError(f"Multilabel and multioutput targets are not supported: {int((per_row > 1).sum())} rows "
+                            "of the indicator matrix y hold several classes; a sampler needs one class per row")
+        if (per_row == 0).any():
+            raise DataError(f"y is one-hot encoded but rows {np.flatnonzero(per_row == 0)[:5].tolist()} have no class")
+        return _check_labels(y2.argmax(axis=1)), y2.shape[1]
+    return _check_labels(y2), None
+
+
+def _check_features(X, numeric: bool, estimator=None, who: str = "a sampler"):
+    "Validate `X` as scikit-learn does (2-D, non-empty, no complex numbers; numeric and finite if `numeric`); sparse stays sparse."
+    if X is None:
+        raise DataError(f"X is None; {who} needs a 2-D feature matrix (rows × features)")
+    if isinstance(X, pd.DataFrame) and not numeric:  # kept as it is: mixed column types are fine
+        if X.shape[0] < 1 or X.shape[1] < 1:
+            what = f"{X.shape[0]} sample(s)" if X.shape[0] < 1 else f"{X.shape[1]} feature(s)"
+            raise DataError(f"X: Found array with {what} (shape={X.shape}) while a minimum of 1 is required.")
+        if estimator is not None:
+            validate_data(estimator, X, reset=True, skip_check_array=True)
+        return X
+    kw = dict(accept_sparse=["csr", "csc"], dtype="numeric" if numeric else None, ensure_all_finite=False)
+    try:
+        Xv = validate_data(estimator, X, reset=True, **kw) if estimator is not None else check_array(X, **kw)
+    except TypeError as e:
+        raise DataTypeError(f"X must hold numbers{'' if numeric else ' or strings'} for {who}: {e}") from e
+    except ValueError as e:
+        if "Expected 2D array" in str(e) or "2-dimensional" in str(e) or "with dim" in str(e):
+            raise DataError(f"X must be 2-D (rows × features): {e}") from e
+        if "convert" in str(e) or "numeric" in str(e):
+            raise DataError(f"X must be numeric for {who}: {e}") from e
+        raise DataError(f"X: {e}") from e
+    if numeric:
+        data = Xv.data if sparse.issparse(Xv) else Xv
+        if not np.isfinite(data.sum()) and not np.isfinite(data).all():  # fast path first, as scikit-learn does
+            raise DataError(f"Input X contains {int((~np.isfinite(data)).sum())} NaN or infinite values; "
+                            f"{who} needs finite numbers: impute them first")
+    return Xv
+
+
+def check_X_y(
+    X,  # feature matrix: array, list of rows or DataFrame
+    y,  # class labels
+    numeric: bool = True,  # also require finite numbers (returned as float64)
+) -> tuple[np.ndarray, np.ndarray]:
+    "Validate a dense feature matrix and class labels; return them as arrays."
+    ya = _check_labels(y)
+    if sparse.issparse(X):
+        raise DataError("X is a scipy.sparse matrix; this function needs a dense array (use X.toarray())")
+    Xa = _check_features(X, numeric, who="this function")
+    if isinstance(Xa, pd.DataFrame):
+        Xa = Xa.to_numpy()
     if len(Xa) != len(ya):
         raise DataError(f"X has {len(Xa)} rows but y has {len(ya)} labels; they must match")
-    if pd.isna(ya).any():
-        raise DataError(f"y has {int(pd.isna(ya).sum())} missing labels")
-    kind = type_of_target(ya)
-    if kind not in ("binary", "multiclass"):
-        raise DataError(f"Unknown label type: y is {kind!r}, but a sampler needs class labels")
-    if numeric:
-        try:
-            Xa = Xa.astype(np.float64, copy=False)
-        except (TypeError, ValueError) as e:
-            raise DataError(f"X must be numeric for a neighbour-based sampler: {e}") from e
-        if not np.isfinite(Xa).all():
-            raise DataError(f"X has {int((~np.isfinite(Xa)).sum())} NaN or infinite values; impute them first")
-    return Xa, ya
+    return (Xa.astype(np.float64, copy=False) if numeric else Xa), ya
 
 
-def _take(obj, idx: np.ndarray):
-    if isinstance(obj, (pd.DataFrame, pd.Series)):
-        return obj.iloc[idx]
-    if isinstance(obj, list):
-        return [obj[i] for i in idx]
-    return np.asarray(obj)[idx]
+def _random_state(seed, name: str = "random_state") -> np.random.RandomState:
+    "A `RandomState` from None, an int seed or a `RandomState` (as scikit-learn and imbalanced-learn take it)."
+    if isinstance(seed, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be None, an int seed or a numpy RandomState, got {seed!r}")
+    try:
+        return check_random_state(seed)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{name} must be None, an int seed in [0, 2**32) or a numpy RandomState, got {seed!r}") from e
 
 
-def _append_rows(X, Xa: np.ndarray, X_new: np.ndarray):
-    "The original `X` followed by the synthetic rows, in the container and float dtype `X` came in."
+def _positive_int(obj, name: str) -> int:
+    v = getattr(obj, name)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _take(X, Xv, idx: np.ndarray):
+    "Rows `idx` of the original container (pandas keeps its index), else of the validated array or sparse matrix."
+    if isinstance(X, (pd.DataFrame, pd.Series)):
+        return X.iloc[idx]
+    if isinstance(X, list):
+        return [X[i] for i in idx]
+    return Xv[idx]
+
+
+def _take_labels(y, idx: np.ndarray):
+    if isinstance(y, (pd.DataFrame, pd.Series)):
+        return y.iloc[idx]
+    if isinstance(y, list):
+        return [y[i] for i in idx]
+    ya = np.asarray(y)
+    out = ya[idx]
+    return out.ravel() if out.ndim == 2 and out.shape[1] == 1 else out
+
+
+def _append_rows(X, Xv, X_new):
+    "The original `X` followed by the synthetic rows, in the container `X` came in."
     if isinstance(X, pd.DataFrame):
-        return pd.concat([X.reset_index(drop=True), pd.DataFrame(X_new, columns=X.columns)], ignore_index=True)
-    dtype = np.asarray(X).dtype
-    out = np.vstack([Xa, X_new], dtype=dtype if np.issubdtype(dtype, np.floating) else np.float64)
+        new = (pd.DataFrame.sparse.from_spmatrix(X_new, columns=X.columns) if sparse.issparse(X_new)
+               else pd.DataFrame(X_new, columns=X.columns))
+        return pd.concat([X.reset_index(drop=True), new], ignore_index=True)
+    if sparse.issparse(Xv):
+        return sparse.vstack([Xv, X_new], format=Xv.format)
+    out = np.vstack([Xv, X_new])
     return out.tolist() if isinstance(X, list) else out
 
 
-def _append_labels(y, y_new: np.ndarray):
-    "The original `y` followed by the synthetic labels, in the container and dtype `y` came in."
+def _append_labels(y, y_new: np.ndarray, n_onehot: int | None):
+    "The original `y` followed by the synthetic labels, in the container and dtype `y` came in (one-hot stays one-hot)."
+    if n_onehot is not None:
+        dtype = y.to_numpy().dtype if isinstance(y, pd.DataFrame) else np.asarray(y).dtype
+        rows = (y_new[:, None] == np.arange(n_onehot)).astype(dtype)
+        if isinstance(y, pd.DataFrame):
+            return pd.concat([y.reset_index(drop=True), pd.DataFrame(rows, columns=y.columns)], ignore_index=True)
+        return list(y) + rows.tolist() if isinstance(y, list) else np.vstack([np.asarray(y), rows])
     if isinstance(y, pd.Series):
         return pd.concat([y.reset_index(drop=True), pd.Series(y_new, name=y.name, dtype=y.dtype)], ignore_index=True)
     if isinstance(y, pd.DataFrame):
@@ -177,86 +320,124 @@ def _append_labels(y, y_new: np.ndarray):
     return out.tolist() if isinstance(y, list) else out
 
 
-class BaseResampler(BaseEstimator):
-    "Shared plumbing of every sampler: validation, `sampling_strategy`, pandas in and out."
+@dataclass(slots=True)
+class _SamplerTags:
+    sample_indices: bool = False  # `fit_resample` records the rows it returns in `sample_indices_`
+
+
+@dataclass(slots=True)
+class _InputTags(InputTags):
+    dataframe: bool = False  # accepts pandas DataFrames (imbalanced-learn's checks read this)
+
+
+@dataclass(slots=True)
+class _Tags(Tags):
+    sampler_tags: _SamplerTags | None = None  # imbalanced-learn's sampler tags
+
+
+class BaseResampler(OneToOneFeatureMixin, BaseEstimator, abc.ABC):
+    "Shared plumbing of every sampler: validation, `sampling_strategy`, containers in and out, tags."
     _kind = "over"  # 'over', 'under' or 'clean'
-    _numeric = True  # needs finite numeric X
+    _numeric = True  # needs finite numeric X (else any values, NaN and strings included)
+    _sample_indices = True  # records `sample_indices_`
+
+    def _validate(self, X, y):
+        self._check_params()
+        ya, n_onehot = _check_target(y)
+        Xv = _check_features(X, self._numeric, self, who=type(self).__name__)
+        if Xv.shape[0] != len(ya):
+            raise DataError(f"X has {Xv.shape[0]} rows but y has {len(ya)} labels; they must match")
+        self.sampling_strategy_ = resolve_sampling_strategy(self.sampling_strategy, ya, self._kind)
+        return Xv, ya, n_onehot
 
     def fit(self, X, y):
-        "Run `fit_resample` and keep only the fitted attributes."
-        self.fit_resample(X, y)
+        "Check `X`, `y` and the parameters and resolve `sampling_strategy_`, as imbalanced-learn does; `fit_resample` resamples."
+        self._validate(X, y)
         return self
 
     def fit_resample(self, X, y):
-        "Resample `(X, y)` and return the new `(X, y)`, pandas if the input was pandas."
-        Xa, ya = check_X_y(X, y, numeric=self._numeric)
-        self.sampling_strategy_ = resolve_sampling_strategy(self.sampling_strategy, ya, self._kind)
-        self.n_features_in_ = Xa.shape[1]
-        out = self._resample(Xa, ya)
+        "Resample `(X, y)` and return the new `(X, y)` in the containers they came in."
+        Xv, ya, n_onehot = self._validate(X, y)
+        out = self._resample(Xv, ya)
         if isinstance(out, np.ndarray):  # row indices: selection samplers
             self.sample_indices_ = out
-            y_sel = _take(y, out)
-            return _take(X, out), (y_sel.ravel() if isinstance(y_sel, np.ndarray) else y_sel)
+            return _take(X, Xv, out), _take_labels(y, out)
         X_new, y_new = out  # synthetic rows, appended after the originals
-        return _append_rows(X, Xa, X_new), _append_labels(y, y_new)
+        return _append_rows(X, Xv, X_new), _append_labels(y, y_new, n_onehot)
 
-    def _resample(self, X: np.ndarray, y: np.ndarray):
-        raise NotImplementedError
+    def _check_params(self):
+        "Refuse bad hyper-parameters with a `ConfigError` before touching the data."
+
+    @abc.abstractmethod
+    def _resample(self, X, y):
+        "Row indices to keep (selection), or `(X_new, y_new)` synthetic rows to append."
+
+    def __sklearn_tags__(self):
+        base = super().__sklearn_tags__()
+        tags = _Tags(**{f.name: getattr(base, f.name) for f in fields(base)},
+                     sampler_tags=_SamplerTags(sample_indices=self._sample_indices))
+        tags.input_tags = _InputTags(**{f.name: getattr(base.input_tags, f.name) for f in fields(base.input_tags)})
+        tags.estimator_type = "sampler"
+        tags.target_tags.required = True
+        tags.input_tags.sparse = tags.input_tags.dataframe = True
+        tags.input_tags.allow_nan = tags.input_tags.string = not self._numeric
+        return tags
 
 # %% ../../nbs/05b_imbalance_resample.ipynb
 class RandomOverSampler(BaseResampler):
     "Over-sample classes by drawing their rows again at random, with replacement."
     _kind, _numeric = "over", False
 
-    def __init__(self, sampling_strategy="auto", random_state: int | None = None):
+    def __init__(self, sampling_strategy="auto", random_state=None):
         self.sampling_strategy = sampling_strategy  # see `resolve_sampling_strategy`
-        self.random_state = random_state  # seed of the draws
+        self.random_state = random_state  # None, an int seed or a numpy `RandomState`
+
+    def _check_params(self):
+        _random_state(self.random_state)
 
     def _resample(self, X, y):
-        rng = np.random.default_rng(self.random_state)
-        extra = [rng.choice(np.flatnonzero(y == c), size=n, replace=True)
-                 for c, n in self.sampling_strategy_.items() if n > 0]
-        return np.concatenate([np.arange(len(y))] + extra)
+        rng = _random_state(self.random_state)
+        extra = [rng.choice(np.flatnonzero(y == c), size=n, replace=True) for c, n in self.sampling_strategy_.items()]
+        return np.concatenate([np.arange(len(y))] + extra)  # the originals, then the draws class by class
 
 
 class RandomUnderSampler(BaseResampler):
     "Under-sample classes by keeping a random subset of their rows, without replacement."
     _kind, _numeric = "under", False
 
-    def __init__(self, sampling_strategy="auto", random_state: int | None = None):
+    def __init__(self, sampling_strategy="auto", random_state=None):
         self.sampling_strategy = sampling_strategy  # see `resolve_sampling_strategy`
-        self.random_state = random_state  # seed of the draws
+        self.random_state = random_state  # None, an int seed or a numpy `RandomState`
+
+    def _check_params(self):
+        _random_state(self.random_state)
 
     def _resample(self, X, y):
-        rng = np.random.default_rng(self.random_state)
-        keep = np.ones(len(y), dtype=bool)
-        for c, n in self.sampling_strategy_.items():
+        rng = _random_state(self.random_state)
+        kept = []
+        for c in np.unique(y):  # class by class; a targeted class in the order it was drawn
             rows = np.flatnonzero(y == c)
-            keep[rows] = False
-            keep[rng.choice(rows, size=n, replace=False)] = True
-        return np.flatnonzero(keep)  # original row order
+            if c in self.sampling_strategy_:
+                rows = rows[rng.choice(len(rows), size=self.sampling_strategy_[c], replace=False)]
+            kept.append(rows)
+        return np.concatenate(kept)
 
 # %% ../../nbs/05b_imbalance_resample.ipynb
-def _knn(X: np.ndarray, k: int) -> np.ndarray:
-    "Indices of the `k` nearest other rows of every row of `X` (column 0 of the query is the row itself)."
-    nn = NearestNeighbors(n_neighbors=k + 1, n_jobs=1).fit(X)
-    return nn.kneighbors(X, return_distance=False)[:, 1:]
-
-
 class SMOTE(BaseResampler):
     "Synthetic Minority Over-sampling: new rows on segments between a row and one of its same-class neighbours."
-    _kind, _numeric = "over", True
+    _kind, _numeric, _sample_indices = "over", True, False
 
-    def __init__(self, sampling_strategy="auto", k_neighbors: int = 5, random_state: int | None = None):
+    def __init__(self, sampling_strategy="auto", k_neighbors: int = 5, random_state=None):
         self.sampling_strategy = sampling_strategy  # see `resolve_sampling_strategy`
         self.k_neighbors = k_neighbors  # neighbours within the class to interpolate towards
-        self.random_state = random_state  # seed of the draws
+        self.random_state = random_state  # None, an int seed or a numpy `RandomState`
+
+    def _check_params(self):
+        _positive_int(self, "k_neighbors")
+        _random_state(self.random_state)
 
     def _resample(self, X, y):
         k = self.k_neighbors
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise ConfigError(f"k_neighbors must be a positive integer, got {k!r}")
-        rng = np.random.default_rng(self.random_state)
         new_X, new_y, pairs = [], [], []
         for c, n in self.sampling_strategy_.items():
             if n == 0:
@@ -265,45 +446,75 @@ class SMOTE(BaseResampler):
             if len(rows) < k + 1:
                 raise DataError(f"class {c!r} has {len(rows)} rows, but SMOTE with k_neighbors={k} needs at "
                                 f"least {k + 1}; lower k_neighbors or use RandomOverSampler")
-            nns = _knn(X[rows], k)
-            base = rng.integers(0, len(rows), size=n)
-            nb = nns[base, rng.integers(0, k, size=n)]
-            gap = rng.random((n, 1))
-            start = X[rows[base]]
-            new_X.append(start + gap * (X[rows[nb]] - start))
+            Xc = X[rows]
+            nns = NearestNeighbors(n_neighbors=k + 1, n_jobs=1).fit(Xc).kneighbors(Xc, return_distance=False)[:, 1:]
+            rng = _random_state(self.random_state)  # a fresh generator per class, as in imbalanced-learn
+            pick = rng.randint(low=0, high=nns.size, size=n)
+            gap = rng.uniform(size=n)[:, np.newaxis]
+            base, nb = pick // k, nns[pick // k, pick % k]
+            if sparse.issparse(Xc):
+                start = Xc[base]
+                new = start + getattr(sparse, type(Xc).__name__)(gap).multiply(Xc[nb] - start)
+            else:
+                new = Xc[base] + gap * (Xc[nb] - Xc[base])
+            new_X.append(new.astype(X.dtype if X.dtype.kind == "f" else np.float64))
             new_y.append(np.full(n, c, dtype=y.dtype))
             pairs.append(np.column_stack([rows[base], rows[nb]]))
-        self.pairs_ = np.vstack(pairs) if pairs else np.empty((0, 2), dtype=int)
+        self.pairs_ = np.vstack(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
+        dtype = X.dtype if X.dtype.kind == "f" else np.float64
         if not new_X:
-            return np.empty((0, X.shape[1])), np.empty(0, dtype=y.dtype)
-        return np.vstack(new_X), np.concatenate(new_y)
+            empty = np.empty((0, X.shape[1]), dtype=dtype)
+            return (sparse.csr_matrix(empty) if sparse.issparse(X) else empty), np.empty(0, dtype=y.dtype)
+        return (sparse.vstack(new_X) if sparse.issparse(X) else np.vstack(new_X)), np.concatenate(new_y)
 
 # %% ../../nbs/05b_imbalance_resample.ipynb
-def tomek_links(
-    X: np.ndarray,  # numeric features, one row per sample
-    y: np.ndarray,  # class labels
-) -> np.ndarray:
-    "Boolean mask of rows that belong to a Tomek link (mutual nearest neighbours of different classes)."
-    X, y = check_X_y(X, y)
+def _tomek_mask(X, y: np.ndarray) -> np.ndarray:
     n = len(y)
     if n < 2:
         raise DataError(f"Tomek links need at least 2 rows, got {n}")
     nn = NearestNeighbors(n_neighbors=2, n_jobs=1).fit(X)
+    brute = getattr(nn, "_fit_method", "brute") == "brute"  # scikit-learn's choice for algorithm='auto'
     classes, sizes = np.unique(y, return_counts=True)
+
+    def nearest_other(rows):
+        "Nearest other row of each of `rows`; None if a tie makes the brute-force answer depend on the query batch."
+        if not brute:  # a tree answers each query on its own
+            return nn.kneighbors(X[rows], return_distance=False)[:, 1]
+        if n < 3:
+            return None
+        d, i = nn.kneighbors(X[rows], n_neighbors=3)
+        return None if ((d[:, 0] == d[:, 1]) | (d[:, 1] == d[:, 2])).any() else i[:, 1]
+
     nearest = np.full(n, -1, dtype=np.int64)
     query = np.flatnonzero(y != classes[np.argmax(sizes)])  # every link has an end here
-    if len(query):
-        nearest[query] = nn.kneighbors(X[query], return_distance=False)[:, 1]
-    cand = nearest[query]
-    cand = np.unique(cand[(y[cand] != y[query]) & (nearest[cand] < 0)])  # other ends not yet queried
-    if len(cand):
-        nearest[cand] = nn.kneighbors(X[cand], return_distance=False)[:, 1]
+    found = nearest_other(query) if len(query) else query
+    if found is not None:
+        nearest[query] = found
+        cand = nearest[query]
+        cand = np.unique(cand[(y[cand] != y[query]) & (nearest[cand] < 0)])  # other ends not yet queried
+        found = nearest_other(cand) if len(cand) else cand
+        if found is not None:
+            nearest[cand] = found
+    if found is None:  # exact ties on the brute-force path: query every row, as imbalanced-learn does
+        nearest = nn.kneighbors(X, return_distance=False)[:, 1]
     known = np.flatnonzero(nearest >= 0)
     other = nearest[known]
     mutual = (y[other] != y[known]) & (nearest[other] == known)
     mask = np.zeros(n, dtype=bool)
     mask[known[mutual]] = True
     return mask
+
+
+def tomek_links(
+    X,  # numeric features, one row per sample (dense or scipy.sparse)
+    y,  # class labels
+) -> np.ndarray:
+    "Boolean mask of rows that belong to a Tomek link (mutual nearest neighbours of different classes)."
+    ya = _check_labels(y)
+    Xv = _check_features(X, True, who="tomek_links")
+    if Xv.shape[0] != len(ya):
+        raise DataError(f"X has {Xv.shape[0]} rows but y has {len(ya)} labels; they must match")
+    return _tomek_mask(Xv, ya)
 
 
 class TomekLinks(BaseResampler):
@@ -314,7 +525,7 @@ class TomekLinks(BaseResampler):
         self.sampling_strategy = sampling_strategy  # 'auto' (all but minority), a named strategy or a list of classes
 
     def _resample(self, X, y):
-        links = tomek_links(X, y)
+        links = _tomek_mask(X, y)
         targeted = np.isin(y, list(self.sampling_strategy_))
         self.n_links_ = int(links.sum()) // 2
         return np.flatnonzero(~(links & targeted))
@@ -330,46 +541,60 @@ class NearMiss(BaseResampler):
         self.n_neighbors = n_neighbors  # minority neighbours averaged over
         self.n_neighbors_ver3 = n_neighbors_ver3  # majority rows pre-selected around each minority row (version 3)
 
-    def _resample(self, X, y):
-        if self.version not in (1, 2, 3):
+    def _check_params(self):
+        if isinstance(self.version, (bool, np.bool_)) or self.version not in (1, 2, 3):
             raise ConfigError(f"version must be 1, 2 or 3, got {self.version!r}")
-        for name in ("n_neighbors", "n_neighbors_ver3"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        counts = class_counts(y)
-        minority = min(counts, key=counts.get)
-        k = self.n_neighbors
-        if counts[minority] < k:
-            raise DataError(f"the minority class {minority!r} has {counts[minority]} rows, fewer than n_neighbors={k}")
+        _positive_int(self, "n_neighbors")
+        _positive_int(self, "n_neighbors_ver3")
+
+    def _resample(self, X, y):
+        classes, first, sizes = np.unique(y, return_index=True, return_counts=True)
+        smallest = np.flatnonzero(sizes == sizes.min())
+        minority = classes[smallest[np.argmin(first[smallest])]].item()  # on a tie, the class that appears first in y
         min_rows = np.flatnonzero(y == minority)
+        k, m = self.n_neighbors, len(min_rows)
         nn_min = NearestNeighbors(n_neighbors=k, n_jobs=1).fit(X[min_rows])
-        keep = np.ones(len(y), dtype=bool)
-        for c, n_keep in self.sampling_strategy_.items():
+
+        def need_k():
+            if m < k:
+                raise DataError(f"the minority class {minority!r} has {m} rows, fewer than n_neighbors={k}")
+
+        kept = []
+        for c in classes.tolist():  # Python scalars: readable in messages, equal to the strategy's keys
             rows = np.flatnonzero(y == c)
-            keep[rows] = False
-            if self.version == 1:
-                score = nn_min.kneighbors(X[rows])[0].sum(1)
-                chosen = rows[np.argsort(score, kind="stable")[:n_keep]]
-            elif self.version == 2:
-                d = nn_min.kneighbors(X[rows], n_neighbors=len(min_rows))[0]
-                chosen = rows[np.argsort(d[:, -k:].sum(1), kind="stable")[:n_keep]]
-            else:
+            if c not in self.sampling_strategy_:
+                kept.append(rows)
+                continue
+            n_keep = self.sampling_strategy_[c]
+            if self.version == 1:  # mean distance to the k nearest minority rows, smallest first
+                need_k()
+                d = nn_min.kneighbors(X[rows], n_neighbors=k)[0]
+                order = np.argsort(np.sum(d[:, -k:], axis=1), kind="stable")
+            elif self.version == 2:  # mean distance to the k farthest minority rows, smallest first
+                d = nn_min.kneighbors(X[rows], n_neighbors=m)[0]
+                order = np.argsort(np.sum(d[:, -k:], axis=1), kind="stable")
+            else:  # pre-select the k3 nearest rows of the class around each minority row, then farthest first
                 k3 = self.n_neighbors_ver3
                 if len(rows) < k3:
                     raise DataError(f"class {c!r} has {len(rows)} rows, fewer than n_neighbors_ver3={k3}")
                 near = NearestNeighbors(n_neighbors=k3, n_jobs=1).fit(X[rows]).kneighbors(X[min_rows])[1]
                 pre = np.unique(near.ravel())
-                score = nn_min.kneighbors(X[rows[pre]])[0].sum(1)
-                chosen = rows[pre[np.argsort(-score, kind="stable")[:n_keep]]]
+                need_k()
+                d = nn_min.kneighbors(X[rows[pre]], n_neighbors=k)[0]
+                order = pre[np.argsort(-np.sum(d[:, -k:], axis=1), kind="stable")]
                 if len(pre) < n_keep:
-                    log.warning("NearMiss-3 pre-selected only %d rows of class %r, fewer than the %d asked for",
-                                len(pre), c, n_keep)
-            keep[chosen] = True
-        return np.flatnonzero(keep)
+                    warnings.warn(f"NearMiss-3 pre-selected only {len(pre)} rows of class {c!r}, fewer than the "
+                                  f"{n_keep} asked for; all {len(pre)} are kept (raise n_neighbors_ver3 for more)",
+                                  UserWarning, stacklevel=3)
+            kept.append(rows[order[:n_keep]])
+        return np.concatenate(kept)
 
 # %% ../../nbs/05b_imbalance_resample.ipynb
-class ResampledClassifier(MetaEstimatorMixin, BaseEstimator):
+def _estimator_has(attr: str):
+    return lambda self: hasattr(self.estimator_ if hasattr(self, "estimator_") else self.estimator, attr)
+
+
+class ResampledClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     "Fit `estimator` on a resampled copy of the training data; predict on data as it comes."
 
     def __init__(self, sampler, estimator):
@@ -380,23 +605,68 @@ class ResampledClassifier(MetaEstimatorMixin, BaseEstimator):
         "Resample `(X, y)` with a clone of `sampler`, then fit a clone of `estimator` on it."
         if not hasattr(self.sampler, "fit_resample"):
             raise ConfigError(f"sampler must have a fit_resample method, got {type(self.sampler).__name__}")
+        if not hasattr(self.estimator, "fit"):
+            raise ConfigError(f"estimator must have a fit method, got {type(self.estimator).__name__}")
+        if isinstance(y, np.ndarray) and y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected; it is used as y.ravel()",
+                          DataConversionWarning, stacklevel=2)
+            y = y.ravel()
         self.sampler_ = clone(self.sampler)
         Xr, yr = self.sampler_.fit_resample(X, y)
+        validate_data(self, X, reset=True, skip_check_array=True)  # n_features_in_, feature_names_in_
         self.estimator_ = clone(self.estimator).fit(Xr, yr)
         self.classes_ = self.estimator_.classes_
         return self
 
+    def _checked(self, X):
+        check_is_fitted(self)
+        if X is None:
+            raise DataError("X is None; predictions need a 2-D feature matrix")
+        if not (sparse.issparse(X) or isinstance(X, pd.DataFrame)):
+            try:
+                nd = np.asarray(X).ndim
+            except ValueError as e:  # ragged rows
+                raise DataError(f"X must be 2-D (rows × features): {e}") from e
+            if nd != 2:
+                raise DataError(f"Expected 2D array, got {nd}D array instead: X must be rows × features. Reshape your "
+                                "data with X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample")
+        try:
+            validate_data(self, X, reset=False, skip_check_array=True)
+        except (TypeError, ValueError) as e:
+            raise DataError(str(e)) from e
+        return X
+
     def predict(self, X):
         "Predictions of the fitted estimator."
-        check_is_fitted(self)
+        X = self._checked(X)
         return self.estimator_.predict(X)
 
+    @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X):
         "Class probabilities of the fitted estimator."
-        check_is_fitted(self)
+        X = self._checked(X)
         return self.estimator_.predict_proba(X)
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        "Log class probabilities of the fitted estimator."
+        X = self._checked(X)
+        return self.estimator_.predict_log_proba(X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        "Decision function of the fitted estimator."
+        X = self._checked(X)
+        return self.estimator_.decision_function(X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.estimator_type = "classifier"
+        parts = []
+        for part in (self.sampler, self.estimator):
+            try:
+                parts.append(get_tags(part).input_tags)
+            except Exception:  # not a scikit-learn object: assume the defaults
+                parts.append(InputTags())
+        for name in ("sparse", "allow_nan", "string"):
+            setattr(tags.input_tags, name, all(getattr(p, name) for p in parts))
         return tags
