@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mlsys.augment.text import (EDA, KEEP, MASK, RANDOM, UNCHANGED, BertMasker, SynonymLexicon, bert_mask_ids,
+from mlsys.augment.text import (EDA, KEEP, MASK, RANDOM, UNCHANGED, BertMasker, SynonymLexicon, bert_mask_ids, check_texts,
                                 random_deletion, random_insertion, random_swap, synonym_replacement,
                                 synthesize_from_templates, template_slots, tokenize)
 from mlsys.core import ConfigError, DataError
@@ -155,3 +155,112 @@ def test_learnable_text_parts_follow_the_sklearn_contract(sms):
             (c.synonyms("hi") if isinstance(c, SynonymLexicon) else c.transform(["hi"]))
         assert c.fit(sms["text"]) is c  # fit returns self
         assert not any(k.endswith("_") for k in c.get_params())
+
+
+# ---- refusals that used to return a value (issue 9, item 11) and the same classes of bug elsewhere ----
+
+@pytest.mark.parametrize("call, exc, msg", [
+    (lambda lex: random_deletion(["a", "b"], 1.5, np.random.default_rng()), ConfigError, r"p must be a number in \[0, 1\], got 1.5"),
+    (lambda lex: random_deletion(["a", "b"], -1, np.random.default_rng()), ConfigError, "p must be a number"),
+    (lambda lex: random_deletion(["a", "b"], float("nan"), np.random.default_rng()), ConfigError, "p must be a number"),
+    (lambda lex: random_deletion(["a", "b"], True, np.random.default_rng()), ConfigError, "p must be a number"),
+    (lambda lex: random_swap(["a", "b"], -1, np.random.default_rng()), ConfigError, "n must be an int >= 0, got -1"),
+    (lambda lex: random_swap(["a", "b"], 1.5, np.random.default_rng()), ConfigError, "n must be an int >= 0"),
+    (lambda lex: random_insertion(["a"], lex, -2, np.random.default_rng()), ConfigError, "n must be an int >= 0"),
+    (lambda lex: synonym_replacement(["a"], lex, -1, np.random.default_rng()), ConfigError, "n must be an int >= 0"),
+    (lambda lex: synonym_replacement(["a"], lex, True, np.random.default_rng()), ConfigError, "n must be an int >= 0"),
+    (lambda lex: random_swap("hello world", 1, np.random.default_rng()), DataError, "split into characters"),
+    (lambda lex: random_deletion(None, 0.1, np.random.default_rng()), DataError, "tokens must be a list of str"),
+    (lambda lex: random_swap(["a", 3], 1, np.random.default_rng()), DataError, r"tokens\[1\] must be a str"),
+    (lambda lex: random_swap(["a", "b"], 1, 42), ConfigError, "rng must be a numpy Generator"),
+    (lambda lex: random_insertion(["a"], {"a": ["b"]}, 1, np.random.default_rng()), ConfigError, "lexicon must be a fitted SynonymLexicon"),
+    (lambda lex: bert_mask_ids(np.array([0, 5, 10]), 10, 0, np.random.default_rng()), DataError,
+     r"ids must lie in \[0, vocab_size=10\); 1 do not, e.g. \[10\]"),
+    (lambda lex: bert_mask_ids(np.array([-1, 2]), 10, 0, np.random.default_rng()), DataError, r"e.g. \[-1\]"),
+    (lambda lex: bert_mask_ids(np.array([0, 1]), 2.5, 0, np.random.default_rng()), ConfigError, "vocab_size must be an int >= 1"),
+    (lambda lex: bert_mask_ids(np.array([0, 1]), True, 0, np.random.default_rng()), ConfigError, "vocab_size must be an int >= 1"),
+    (lambda lex: bert_mask_ids(np.array([0, 1]), 10, "[MASK]", np.random.default_rng()), ConfigError, "mask_id must be an int"),
+    (lambda lex: bert_mask_ids(np.array([0, 1], dtype=np.int8), 10, 1000, np.random.default_rng()), ConfigError, "must fit in the ids' dtype int8"),
+    (lambda lex: bert_mask_ids(np.array([True, False]), 10, 0, np.random.default_rng()), DataError, "ids must be integers"),
+    (lambda lex: bert_mask_ids(np.array([0, 1]), 10, 0, None), ConfigError, "rng must be a numpy Generator"),
+    (lambda lex: bert_mask_ids(np.array([0, 1]), 10, 0, np.random.default_rng(), special=np.array([0.5, 2.0])), DataError,
+     "special must be a boolean mask"),
+    (lambda lex: template_slots("hello {name"), DataError, r"'\{' at position 6 that is not part of a slot"),
+    (lambda lex: template_slots("hello name}"), DataError, r"'\}' at position 10"),
+    (lambda lex: template_slots("a {} b"), DataError, "not part of a slot"),
+    (lambda lex: template_slots("{1st} prize"), DataError, "not part of a slot"),
+    (lambda lex: template_slots(None), DataError, "template must be a str, got NoneType"),
+    (lambda lex: synthesize_from_templates(["win {X"], {"X": ["a"]}), DataError, "not part of a slot"),
+    (lambda lex: synthesize_from_templates("{X} wins", {"X": ["a"]}), ConfigError, "templates must be a list of template strings"),
+    (lambda lex: synthesize_from_templates(None, {"X": ["a"]}), ConfigError, "templates must be a list"),
+    (lambda lex: synthesize_from_templates(["{X}"], [("X", ["a"])]), ConfigError, r"slots must be a mapping"),
+    (lambda lex: synthesize_from_templates(["{X}"], {"X": "abc"}), ConfigError, "split into characters"),
+    (lambda lex: synthesize_from_templates(["{X}"], {"X": ["a"]}, n=True), ConfigError, "n must be a positive int"),
+    (lambda lex: synthesize_from_templates(["{X}"], {"X": ["a"]}, random_state=-1), ConfigError, "random_state must be a non-negative int"),
+    (lambda lex: synthesize_from_templates([None], {"X": ["a"]}), DataError, "template must be a str, got NoneType"),
+    (lambda lex: check_texts(None), DataError, "texts must be a list, Series or array of strings, got NoneType"),
+    (lambda lex: check_texts(5), DataError, "got int"),
+    (lambda lex: check_texts({"a": 1}), DataError, "got dict"),
+    (lambda lex: SynonymLexicon().fit(None), DataError, "got NoneType"),
+    (lambda lex: SynonymLexicon(min_similarity=None).fit(["a b c"] * 6), ConfigError, r"min_similarity must be a number in \[-1, 1\]"),
+    (lambda lex: SynonymLexicon(min_similarity=True).fit(["a b c"] * 6), ConfigError, "min_similarity must be a number"),
+    (lambda lex: SynonymLexicon(min_count=2.5).fit(["a b c"] * 6), ConfigError, "min_count must be an int >= 1"),
+    (lambda lex: SynonymLexicon(window=True).fit(["a b c"] * 6), ConfigError, "window must be an int >= 1"),
+    (lambda lex: SynonymLexicon(groups=[["a", 1]]).fit(["a b c"] * 6), ConfigError, r"groups\[0\] must be a sequence of non-empty words"),
+    (lambda lex: SynonymLexicon(groups=["ab"]).fit(["a b c"] * 6), ConfigError, r"groups\[0\]"),
+    (lambda lex: SynonymLexicon(groups=5).fit(["a b c"] * 6), ConfigError, "groups must be"),
+    (lambda lex: lex.synonyms(None), DataError, "word must be a str, got NoneType"),
+    (lambda lex: lex.similarity(["you"], "u"), DataError, "words must be str, got list"),
+    (lambda lex: BertMasker(mask_token=None).fit(["a b"]), ConfigError, "mask_token must be a str"),
+    (lambda lex: BertMasker(min_count=0).fit(["a b"]), ConfigError, "min_count must be an int >= 1"),
+    (lambda lex: BertMasker(random_state="x").fit(["a b"]), ConfigError, "random_state must be a non-negative int"),
+    (lambda lex: BertMasker(mask_prob=float("nan")).fit(["a b"]), ConfigError, "mask_prob must be a number"),
+    (lambda lex: BertMasker().fit(None), DataError, "got NoneType"),
+    (lambda lex: EDA({"u": ["you"]}), ConfigError, "lexicon must be a fitted SynonymLexicon, got dict"),
+    (lambda lex: EDA(lex, random_state=-1), ConfigError, "random_state must be a non-negative int"),
+    (lambda lex: EDA(lex).augment_frame(None), DataError, "df must be a pandas DataFrame of messages, got NoneType"),
+    (lambda lex: EDA(lex).augment_frame(pd.DataFrame({"text": ["a"]}), keep_original="no"), ConfigError, "keep_original must be True or False"),
+    (lambda lex: EDA(lex).augment_frame(pd.DataFrame({"text": ["a"]}), text_col=["text"]), DataError, "text_col="),
+    (lambda lex: EDA(lex).augment(None), DataError, "text must be a str"),
+])
+def test_refusals_are_named(lex, call, exc, msg):
+    with pytest.raises(exc, match=msg):
+        call(lex)
+
+
+def test_bert_mask_ids_special_positions_are_not_range_checked():
+    ids = np.array([[101, 5, 7, -100]])  # [CLS]-like and padding ids outside the vocabulary, marked special
+    special = np.array([[True, False, False, True]])
+    new, action = bert_mask_ids(ids, 10, 0, np.random.default_rng(0), mask_prob=1.0, special=special)
+    assert new[0, 0] == 101 and new[0, 3] == -100 and (action[0, [0, 3]] == KEEP).all()
+    assert bert_mask_ids(ids, 10, 0, np.random.default_rng(0), special=special.astype(int))[1].shape == ids.shape
+
+
+def test_eda_and_masker_outputs_unchanged_by_the_checks(sms, lex):
+    "The checked entry points draw from the generator exactly as before: same augmentations for the same seed."
+    eda = EDA(lex, n_aug=4, random_state=3)
+    rng = np.random.default_rng(3)
+    toks = tokenize(sms["text"].iloc[0])
+    n = lambda a: max(1, int(a * len(toks)))
+    expected = [" ".join(synonym_replacement(toks, lex, n(0.1), rng)), " ".join(random_insertion(toks, lex, n(0.1), rng)),
+                " ".join(random_swap(toks, n(0.1), rng)), " ".join(random_deletion(toks, 0.1, rng))]
+    assert eda.augment(sms["text"].iloc[0]) == expected
+
+
+def test_text_estimators_declare_text_input_and_are_skipped_like_count_vectorizer():
+    import warnings
+
+    from sklearn.exceptions import SkipTestWarning
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.utils import get_tags
+    from sklearn.utils.estimator_checks import check_estimator
+    ran = {}
+    for est in (SynonymLexicon(), BertMasker(), CountVectorizer()):
+        tags = get_tags(est)
+        assert tags.input_tags.string and not tags.input_tags.two_d_array
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            results = check_estimator(est, on_fail=None)  # used to run, and fail, the numeric checks
+        assert all(r["status"] == "passed" for r in results) and any(issubclass(x.category, SkipTestWarning) for x in w)
+        ran[type(est).__name__] = sorted(r["check_name"] for r in results)
+    assert ran["SynonymLexicon"] == ran["BertMasker"] == ran["CountVectorizer"] == ["check_estimator_cloneable"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import numbers
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,6 +45,8 @@ def check_texts(texts, name: str = "texts") -> list[str]:
     "A list of strings from a list, Series or array; fails on missing or non-string entries."
     if isinstance(texts, str):
         raise DataError(f"{name} must be a sequence of strings, not a single string")
+    if texts is None or isinstance(texts, (bytes, dict, set, frozenset)) or not hasattr(texts, "__iter__"):
+        raise DataError(f"{name} must be a list, Series or array of strings, got {type(texts).__name__}")
     values = list(texts.tolist() if hasattr(texts, "tolist") else texts)
     for i, t in enumerate(values):
         if not isinstance(t, str):
@@ -52,10 +55,44 @@ def check_texts(texts, name: str = "texts") -> list[str]:
 
 
 def _check_fraction(v, name: str, low_open: bool = False) -> float:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (0 < v <= 1 if low_open else 0 <= v <= 1)
+    ok = isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and (0 < v <= 1 if low_open else 0 <= v <= 1)
     if not ok:
         raise ConfigError(f"{name} must be a number in {'(0, 1]' if low_open else '[0, 1]'}, got {v!r}")
     return float(v)
+
+
+def _check_count(v, name: str, low: int = 0) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < low:
+        raise ConfigError(f"{name} must be an int >= {low}, got {v!r}")
+    return int(v)
+
+
+def _check_tokens(tokens) -> list[str]:
+    if isinstance(tokens, str) or tokens is None or not hasattr(tokens, "__iter__"):
+        raise DataError(f"tokens must be a list of str (e.g. from tokenize), got {type(tokens).__name__}"
+                        + (": a single string would be split into characters" if isinstance(tokens, str) else ""))
+    return check_texts(tokens, "tokens")
+
+
+def _check_rng(rng) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise ConfigError(f"rng must be a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+
+
+def _check_seed(v, name: str = "random_state") -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 0:
+        raise ConfigError(f"{name} must be a non-negative int, got {v!r}")
+    return int(v)
+
+
+class _TextInput:
+    "Mixin: the estimator takes a sequence of strings, like scikit-learn's text vectorizers (the estimator checks skip it)."
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        return tags
 
 # %% ../../nbs/06b_augment_text.ipynb
 SMS_SYNONYMS: tuple[tuple[str, ...], ...] = (
@@ -68,7 +105,7 @@ SMS_SYNONYMS: tuple[tuple[str, ...], ...] = (
 )
 
 
-class SynonymLexicon(BaseEstimator):
+class SynonymLexicon(_TextInput, BaseEstimator):
     "Similar words learned from a corpus (PPMI + SVD neighbours), merged with packaged synonym groups."
 
     def __init__(
@@ -84,16 +121,26 @@ class SynonymLexicon(BaseEstimator):
         self.n_neighbours, self.min_similarity, self.groups = n_neighbours, min_similarity, groups
 
     def _validate(self):
+        "Check the parameters; return the synonym groups to merge."
         for name in ["min_count", "window", "n_components", "n_neighbours"]:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ConfigError(f"{name} must be a positive int, got {v!r}")
-        if not -1 <= self.min_similarity <= 1:
-            raise ConfigError(f"min_similarity must be in [-1, 1], got {self.min_similarity!r}")
+            _check_count(getattr(self, name), name, 1)
+        ms = self.min_similarity
+        if isinstance(ms, (bool, np.bool_)) or not isinstance(ms, numbers.Real) or not -1 <= ms <= 1:
+            raise ConfigError(f"min_similarity must be a number in [-1, 1], got {ms!r}")
+        groups = SMS_SYNONYMS if isinstance(self.groups, str) and self.groups == "sms" else self.groups
+        if groups is None:
+            return ()
+        if isinstance(groups, (str, bytes, dict)) or not hasattr(groups, "__iter__"):
+            raise ConfigError(f"groups must be 'sms', None or a sequence of word groups, got {self.groups!r}")
+        groups = [list(g) if not isinstance(g, str) and hasattr(g, "__iter__") else g for g in groups]
+        for i, g in enumerate(groups):
+            if not isinstance(g, list) or not all(isinstance(w, str) and w for w in g):
+                raise ConfigError(f"groups[{i}] must be a sequence of non-empty words, got {g!r}")
+        return groups
 
     def fit(self, texts: Iterable[str], y=None) -> "SynonymLexicon":
         "Learn distributional neighbours from `texts`."
-        self._validate()
+        groups = self._validate()
         docs = [tokenize(t) for t in check_texts(texts)]
         counts = Counter(itertools.chain.from_iterable(docs))
         vocab = sorted(w for w, c in counts.items() if c >= self.min_count)
@@ -136,9 +183,6 @@ class SynonymLexicon(BaseEstimator):
             if near:
                 lexicon[w] = near
         self.distributional_ = {w: list(v) for w, v in lexicon.items()}
-        groups = SMS_SYNONYMS if isinstance(self.groups, str) and self.groups == "sms" else self.groups
-        if isinstance(groups, str):
-            raise ConfigError(f"groups must be 'sms', None or a sequence of word groups, got {groups!r}")
         for group in groups or ():
             for w in group:
                 others = [o for o in group if o != w]
@@ -151,6 +195,8 @@ class SynonymLexicon(BaseEstimator):
     def synonyms(self, word: str) -> list[str]:
         "Similar words for `word` (empty if it has none)."
         check_is_fitted(self, "lexicon_")
+        if not isinstance(word, str):
+            raise DataError(f"word must be a str, got {type(word).__name__}")
         return list(self.lexicon_.get(word.lower(), []))
 
     def similarity(self, a: str, b: str) -> float:
@@ -158,13 +204,46 @@ class SynonymLexicon(BaseEstimator):
         check_is_fitted(self, "embeddings_")
         idx = {w: i for i, w in enumerate(self.vocabulary_)}
         for w in (a, b):
+            if not isinstance(w, str):
+                raise DataError(f"words must be str, got {type(w).__name__} ({w!r})")
             if w not in idx:
                 raise DataError(f"word {w!r} is not in the vocabulary (seen fewer than min_count={self.min_count} times)")
         return float(self.embeddings_[idx[a]] @ self.embeddings_[idx[b]])
 
 # %% ../../nbs/06b_augment_text.ipynb
+def _check_op(tokens, lexicon, rng) -> list[str]:
+    "Validate the arguments every EDA operation shares."
+    tokens = _check_tokens(tokens)
+    if lexicon is not None:
+        if not isinstance(lexicon, SynonymLexicon):
+            raise ConfigError(f"lexicon must be a fitted SynonymLexicon, got {type(lexicon).__name__}")
+        check_is_fitted(lexicon, "lexicon_")
+    _check_rng(rng)
+    return tokens
+
+
 def synonym_replacement(tokens: list[str], lexicon: SynonymLexicon, n: int, rng: np.random.Generator) -> list[str]:
     "Replace up to `n` distinct content words that have synonyms with a random synonym."
+    return _synonym_replacement(_check_op(tokens, lexicon, rng), lexicon, _check_count(n, "n"), rng)
+
+
+def random_insertion(tokens: list[str], lexicon: SynonymLexicon, n: int, rng: np.random.Generator) -> list[str]:
+    "Insert a synonym of a random word that has one at a random position, `n` times."
+    return _random_insertion(_check_op(tokens, lexicon, rng), lexicon, _check_count(n, "n"), rng)
+
+
+def random_swap(tokens: list[str], n: int, rng: np.random.Generator) -> list[str]:
+    "Swap the tokens at two random positions, `n` times."
+    return _random_swap(_check_op(tokens, None, rng), _check_count(n, "n"), rng)
+
+
+def random_deletion(tokens: list[str], p: float, rng: np.random.Generator) -> list[str]:
+    "Drop each token with probability `p`, keeping at least one token."
+    return _random_deletion(_check_op(tokens, None, rng), _check_fraction(p, "p"), rng)
+
+
+# the operations themselves, on validated arguments (EDA validates once and calls these)
+def _synonym_replacement(tokens, lexicon, n, rng):
     out = list(tokens)
     candidates = [i for i, t in enumerate(out) if t not in STOP_WORDS and lexicon.synonyms(t)]
     for i in rng.permutation(candidates)[:n] if candidates else []:
@@ -173,8 +252,7 @@ def synonym_replacement(tokens: list[str], lexicon: SynonymLexicon, n: int, rng:
     return out
 
 
-def random_insertion(tokens: list[str], lexicon: SynonymLexicon, n: int, rng: np.random.Generator) -> list[str]:
-    "Insert a synonym of a random word that has one at a random position, `n` times."
+def _random_insertion(tokens, lexicon, n, rng):
     out = list(tokens)
     for _ in range(n):
         candidates = [t for t in out if lexicon.synonyms(t)]
@@ -185,8 +263,7 @@ def random_insertion(tokens: list[str], lexicon: SynonymLexicon, n: int, rng: np
     return out
 
 
-def random_swap(tokens: list[str], n: int, rng: np.random.Generator) -> list[str]:
-    "Swap the tokens at two random positions, `n` times."
+def _random_swap(tokens, n, rng):
     out = list(tokens)
     if len(out) < 2:
         return out
@@ -196,8 +273,7 @@ def random_swap(tokens: list[str], n: int, rng: np.random.Generator) -> list[str
     return out
 
 
-def random_deletion(tokens: list[str], p: float, rng: np.random.Generator) -> list[str]:
-    "Drop each token with probability `p`, keeping at least one token."
+def _random_deletion(tokens, p, rng):
     if not tokens:
         return []
     keep = rng.random(len(tokens)) >= p
@@ -221,23 +297,26 @@ class EDA:
         n_aug: int = 4,  # augmented versions per message
         random_state: int = 0,  # seed; each public call starts from it
     ):
+        if not isinstance(lexicon, SynonymLexicon):
+            raise ConfigError(f"lexicon must be a fitted SynonymLexicon, got {type(lexicon).__name__}")
         check_is_fitted(lexicon, "lexicon_")
         for name, v in [("alpha_sr", alpha_sr), ("alpha_ri", alpha_ri), ("alpha_rs", alpha_rs), ("p_rd", p_rd)]:
             _check_fraction(v, name)
         if isinstance(n_aug, bool) or not isinstance(n_aug, (int, np.integer)) or n_aug < 1:
             raise ConfigError(f"n_aug must be a positive int, got {n_aug!r}")
+        _check_seed(random_state)
         self.lexicon, self.alpha_sr, self.alpha_ri, self.alpha_rs, self.p_rd = lexicon, alpha_sr, alpha_ri, alpha_rs, p_rd
         self.n_aug, self.random_state = int(n_aug), random_state
 
     def _one(self, tokens: list[str], op: str, rng: np.random.Generator) -> list[str]:
         n = lambda a: max(1, int(a * len(tokens)))
         if op == "sr":
-            return synonym_replacement(tokens, self.lexicon, n(self.alpha_sr), rng)
+            return _synonym_replacement(tokens, self.lexicon, n(self.alpha_sr), rng)
         if op == "ri":
-            return random_insertion(tokens, self.lexicon, n(self.alpha_ri), rng)
+            return _random_insertion(tokens, self.lexicon, n(self.alpha_ri), rng)
         if op == "rs":
-            return random_swap(tokens, n(self.alpha_rs), rng)
-        return random_deletion(tokens, self.p_rd, rng)
+            return _random_swap(tokens, n(self.alpha_rs), rng)
+        return _random_deletion(tokens, self.p_rd, rng)
 
     def _augment(self, text: str, rng: np.random.Generator) -> list[str]:
         tokens = tokenize(text)
@@ -254,7 +333,11 @@ class EDA:
         keep_original: bool = True,  # also return the original rows
     ) -> pd.DataFrame:
         "Rows of `df` plus `n_aug` augmented copies of each (other columns copied), with an `augmented` flag."
-        if text_col not in df.columns:
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(f"df must be a pandas DataFrame of messages, got {type(df).__name__}")
+        if not isinstance(keep_original, (bool, np.bool_)):
+            raise ConfigError(f"keep_original must be True or False, got {keep_original!r}")
+        if not isinstance(text_col, str) or text_col not in df.columns:
             raise DataError(f"text_col={text_col!r} is not a column of df (columns: {list(df.columns)})")
         texts = check_texts(df[text_col], name=f"df[{text_col!r}]")
         rng = np.random.default_rng(self.random_state)
@@ -278,27 +361,46 @@ def _check_bert_probs(mask_prob, mask_frac, random_frac):
 
 
 def bert_mask_ids(
-    ids: np.ndarray,  # integer token ids, any shape
+    ids: np.ndarray,  # integer token ids in [0, vocab_size), any shape
     vocab_size: int,  # random replacements are drawn uniformly from range(vocab_size)
     mask_id: int,  # id of the [MASK] token
     rng: np.random.Generator,  # source of randomness
     mask_prob: float = 0.15,  # share of positions selected
     mask_frac: float = 0.8,  # of the selected, share replaced by `mask_id`
     random_frac: float = 0.1,  # of the selected, share replaced by a random id; the rest stay unchanged
-    special: np.ndarray | None = None,  # boolean mask of positions never selected (padding, [CLS])
+    special: np.ndarray | None = None,  # boolean mask of positions never selected (padding, [CLS]); their ids are not checked
 ) -> tuple[np.ndarray, np.ndarray]:
     "Corrupted ids and an action code per position (`KEEP`, `MASK`, `RANDOM`, `UNCHANGED`)."
     _check_bert_probs(mask_prob, mask_frac, random_frac)
+    _check_rng(rng)
     ids = np.asarray(ids)
     if not np.issubdtype(ids.dtype, np.integer):
         raise DataError(f"ids must be integers, got dtype {ids.dtype}")
-    if vocab_size < 1:
-        raise ConfigError(f"vocab_size must be positive, got {vocab_size}")
-    selected = rng.random(ids.shape) < mask_prob
+    vocab_size = _check_count(vocab_size, "vocab_size", 1)
+    if isinstance(mask_id, (bool, np.bool_)) or not isinstance(mask_id, numbers.Integral):
+        raise ConfigError(f"mask_id must be an int, got {mask_id!r}")
+    info = np.iinfo(ids.dtype)
+    if not (info.min <= mask_id <= info.max and vocab_size - 1 <= info.max):
+        raise ConfigError(f"mask_id={mask_id} and vocab_size={vocab_size} must fit in the ids' dtype {ids.dtype}")
     if special is not None:
-        special = np.asarray(special, dtype=bool)
+        special = np.asarray(special)
+        if special.dtype != bool and not (np.issubdtype(special.dtype, np.integer) and np.isin(special, (0, 1)).all()):
+            raise DataError(f"special must be a boolean mask (or 0/1), got dtype {special.dtype}")
+        special = special.astype(bool)
         if special.shape != ids.shape:
             raise DataError(f"special must have the shape of ids {ids.shape}, got {special.shape}")
+    checked = ids if special is None else ids[~special]
+    outside = (checked < 0) | (checked >= vocab_size)
+    if outside.any():
+        bad = np.unique(checked[outside])
+        raise DataError(f"ids must lie in [0, vocab_size={vocab_size}); {int(outside.sum())} do not, e.g. {bad[:5].tolist()}")
+    return _corrupt(ids, vocab_size, mask_id, rng, mask_prob, mask_frac, random_frac, special)
+
+
+def _corrupt(ids, vocab_size, mask_id, rng, mask_prob, mask_frac, random_frac, special=None):
+    "`bert_mask_ids` on validated arguments."
+    selected = rng.random(ids.shape) < mask_prob
+    if special is not None:
         selected &= ~special
     u = rng.random(ids.shape)
     action = np.where(~selected, KEEP, np.where(u < mask_frac, MASK, np.where(u < mask_frac + random_frac, RANDOM, UNCHANGED)))
@@ -309,7 +411,7 @@ def bert_mask_ids(
     return out, action
 
 
-class BertMasker(BaseEstimator):
+class BertMasker(_TextInput, BaseEstimator):
     "BERT-style corruption of messages: select `mask_prob` of tokens; mask, randomize or keep them."
 
     def __init__(
@@ -327,6 +429,10 @@ class BertMasker(BaseEstimator):
     def fit(self, texts: Iterable[str], y=None) -> "BertMasker":
         "Learn the vocabulary random replacements are drawn from."
         _check_bert_probs(self.mask_prob, self.mask_frac, self.random_frac)
+        if not isinstance(self.mask_token, str):
+            raise ConfigError(f"mask_token must be a str ('' drops masked tokens), got {self.mask_token!r}")
+        _check_count(self.min_count, "min_count", 1)
+        _check_seed(self.random_state)
         counts = Counter(itertools.chain.from_iterable(tokenize(t) for t in check_texts(texts)))
         vocab = sorted(w for w, c in counts.items() if c >= self.min_count)
         if not vocab:
@@ -345,7 +451,8 @@ class BertMasker(BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         index = {w: i for i, w in enumerate(self.vocabulary_)}
         flat = np.array([index.get(t, -1) for d in docs for t in d], dtype=np.int64)
-        new, action = bert_mask_ids(flat, len(self.vocabulary_), -2, rng, self.mask_prob, self.mask_frac, self.random_frac)
+        # unknown words have id -1: only the shape and the random draws matter here, so the checked entry point is skipped
+        new, action = _corrupt(flat, len(self.vocabulary_), -2, rng, self.mask_prob, self.mask_frac, self.random_frac)
         words = np.array([t for d in docs for t in d] or [""], dtype=object)[: len(flat)]
         out_words = np.where(action == MASK, self.mask_token, words)
         rand = action == RANDOM
@@ -363,9 +470,16 @@ _SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def template_slots(template: str) -> list[str]:
-    "Names of the `{SLOT}`s in `template`, in order of first appearance."
+    "Names of the `{SLOT}`s in `template`, in order of first appearance; a brace outside a slot is an error."
     if not isinstance(template, str):
         raise DataError(f"template must be a str, got {type(template).__name__}")
+    rest = _SLOT.sub(lambda m: " " * len(m.group(0)), template)  # blank the valid slots, keeping positions
+    stray = [i for i, ch in enumerate(rest) if ch in "{}"]
+    if stray:
+        i = stray[0]
+        raise DataError(f"template {template!r} has a '{template[i]}' at position {i} that is not part of a slot: "
+                        "slots look like {NAME} (letters, digits, underscores; not starting with a digit), "
+                        "and the templates have no escape for a literal brace")
     return list(dict.fromkeys(_SLOT.findall(template)))
 
 
@@ -376,10 +490,22 @@ def synthesize_from_templates(
     random_state: int = 0,  # seed of the draws
 ) -> pd.DataFrame:
     "Messages made by filling template slots, with columns `text`, `template` (and `label` when given)."
+    if templates is None or isinstance(templates, (str, bytes)) or not hasattr(templates, "__iter__"):
+        raise ConfigError(f"templates must be a list of template strings or a {{template: label}} dict, got {type(templates).__name__}")
     labels = dict(templates) if isinstance(templates, Mapping) else None
     tpls = list(labels if labels is not None else templates)
     if not tpls:
         raise ConfigError("templates must not be empty")
+    if not isinstance(slots, Mapping):
+        raise ConfigError(f"slots must be a mapping {{slot name: [fillers]}}, got {type(slots).__name__}")
+    for name, fillers in slots.items():
+        if isinstance(fillers, (str, bytes, Mapping)) or not (hasattr(fillers, "__len__") and hasattr(fillers, "__iter__")):
+            raise ConfigError(f"slot {name!r} must map to a list of fillers, got {type(fillers).__name__} {fillers!r}"
+                              + (" (a string would be split into characters)" if isinstance(fillers, str) else ""))
+    slots = {name: list(fillers) for name, fillers in slots.items()}  # positional, whatever sequence came in
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+        raise ConfigError(f"n must be a positive int or None, got {n!r}")
+    _check_seed(random_state)
     needed = {}
     for t in tpls:
         names = template_slots(t)
@@ -396,8 +522,6 @@ def synthesize_from_templates(
             for combo in itertools.product(*[slots[s] for s in needed[t]]):
                 rows.append((fill(t, dict(zip(needed[t], combo))), t))
     else:
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ConfigError(f"n must be a positive int or None, got {n!r}")
         rng = np.random.default_rng(random_state)
         for _ in range(int(n)):
             t = tpls[rng.integers(len(tpls))]
