@@ -7,7 +7,7 @@ pytest.importorskip("snorkel")
 duckdb = pytest.importorskip("duckdb")
 from snorkel.labeling import PandasLFApplier, labeling_function
 
-from mlsys.core import DataError
+from mlsys.core import DataError, SchemaError
 from mlsys.labeling.weak import (
     ABSTAIN,
     HAM,
@@ -94,8 +94,14 @@ def test_invalid_label_raises(splits):
         VectorizedLFApplier([wrong_length]).apply(dev)
     with pytest.raises(DataError, match="cardinality=3"):
         check_label_matrix(np.array([[0, 3]]), 3, ["a", "b"])
-    with pytest.raises(DataError, match=r"LF 'kw' failed on the frame \(KeyError"):  # missing column, LF named
+    with pytest.raises(SchemaError, match=r"the frame given to LF 'kw' lacks column \['text'\]"):  # missing column, LF named
         VectorizedLFApplier([keyword_lf("kw", ["free"], SPAM).column]).apply(dev.rename(columns={"text": "body"}))
+
+    @column_lf()
+    def hand_written(df):
+        return np.where(df["text"].str.len() > 5, SPAM, ABSTAIN)
+    with pytest.raises(DataError, match=r"LF 'hand_written' failed on the frame \(KeyError"):  # a user LF's own error, LF named
+        VectorizedLFApplier([hand_written]).apply(dev.rename(columns={"text": "body"}))
     # snorkel itself accepts the out-of-range label silently: the reason for the check
     @labeling_function()
     def too_big_row(x):
@@ -106,7 +112,7 @@ def test_invalid_label_raises(splits):
 def test_bad_lf_definitions():
     with pytest.raises(DataError, match="not a valid regular expression"):
         regex_lf("r", "(", SPAM)
-    with pytest.raises(DataError, match="non-negative class index"):
+    with pytest.raises(DataError, match="non-negative integer class index"):
         keyword_lf("k", ["a"], -1)
     with pytest.raises(DataError, match="non-empty"):
         keyword_lf("k", [], SPAM)

@@ -14,12 +14,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..core import DataError, optional_import
+from ..core import DataError, SchemaError, optional_import, require_columns
 
 # %% auto 0
 __all__ = ['log', 'ABSTAIN', 'HAM', 'SPAM', 'SHAPE_FEATURES', 'sms_splits', 'ColumnLF', 'column_lf', 'check_label_matrix',
-           'VectorizedLFApplier', 'LFPair', 'keyword_lf', 'regex_lf', 'lookup_lf', 'shape_features',
-           'shape_features_one', 'model_lf', 'sms_spam_lfs', 'compare_label_models', 'fit_soft']
+           'VectorizedLFApplier', 'RegexPlan', 'plan_regex', 'contains_regex', 'contains_keywords', 'LFPair',
+           'keyword_lf', 'regex_lf', 'lookup_lf', 'shape_features', 'shape_features_one', 'model_lf', 'sms_spam_lfs',
+           'compare_label_models', 'fit_soft']
 
 # %% ../../nbs/04a_labeling_weak.ipynb
 log = logging.getLogger(__name__)
@@ -27,12 +28,20 @@ log = logging.getLogger(__name__)
 ABSTAIN, HAM, SPAM = -1, 0, 1
 
 
+def _check_int(v: Any, what: str, minimum: int | None = None) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise DataError(f"{what}={v!r} must be an integer, got {type(v).__name__}")
+    if minimum is not None and v < minimum:
+        raise DataError(f"{what}={v} must be at least {minimum}")
+    return int(v)
+
+
 def sms_splits(n_dev: int = 300, n_test: int = 1200, random_state: int = 0, sample: int | None = None) -> dict[str, pd.DataFrame]:
     "Split SMS spam into an unlabeled `train`, a small labeled `dev` and a gold `test` set."
     from mlsys.datasets import load_sms_spam
+    n_dev, n_test = _check_int(n_dev, "n_dev", 1), _check_int(n_test, "n_test", 1)
+    random_state = _check_int(random_state, "random_state", 0)
     df = load_sms_spam(sample=sample, random_state=random_state).reset_index(drop=True)
-    if n_dev <= 0 or n_test <= 0:
-        raise DataError(f"n_dev={n_dev} and n_test={n_test} must both be positive")
     if n_dev + n_test >= len(df):
         raise DataError(f"n_dev + n_test = {n_dev + n_test} leaves no training messages out of {len(df)}")
     order = np.random.default_rng(random_state).permutation(len(df))
@@ -43,6 +52,12 @@ def sms_splits(n_dev: int = 300, n_test: int = 1200, random_state: int = 0, samp
             "train": df.iloc[n_test + n_dev:].reset_index(drop=True)}
 
 # %% ../../nbs/04a_labeling_weak.ipynb
+def _check_name(name: Any, what: str = "LF name") -> str:
+    if not isinstance(name, str) or not name:
+        raise DataError(f"{what} must be a non-empty string, got {name!r}")
+    return name
+
+
 @dataclass
 class ColumnLF:
     "A labeling function over a whole DataFrame: `func(df, **resources)` returns one label per row."
@@ -50,24 +65,57 @@ class ColumnLF:
     func: Callable[..., Any]  # `func(df, **resources)` -> array-like of ints, -1 = abstain
     resources: dict = field(default_factory=dict)  # extra keyword arguments for `func` (tables, models)
 
+    def __post_init__(self):
+        _check_name(self.name)
+        if not callable(self.func):
+            raise DataError(f"LF {self.name!r}: func must be callable, got {type(self.func).__name__}")
+        if not isinstance(self.resources, dict):
+            raise DataError(f"LF {self.name!r}: resources must be a dict of keyword arguments, got {type(self.resources).__name__}")
+
     def __call__(self, df: pd.DataFrame) -> np.ndarray:
         return self.func(df, **self.resources)
 
 
 def column_lf(name: str | None = None, resources: dict | None = None) -> Callable[[Callable], ColumnLF]:
     "Decorator that turns `f(df, **resources)` into a `ColumnLF`, like snorkel's `labeling_function`."
+    if name is not None:
+        _check_name(name)
+    if resources is not None and not isinstance(resources, dict):
+        raise DataError(f"resources must be a dict of keyword arguments, got {type(resources).__name__}")
+
     def wrap(f: Callable) -> ColumnLF:
+        if not callable(f):
+            raise DataError(f"column_lf decorates a function, got {type(f).__name__}")
         return ColumnLF(name or f.__name__, f, dict(resources or {}))
     return wrap
 
 
+def _check_cardinality(cardinality: Any) -> int:
+    if isinstance(cardinality, (bool, np.bool_)) or not isinstance(cardinality, (int, np.integer)) or cardinality < 2:
+        raise DataError(f"cardinality={cardinality!r} must be an integer of at least 2 (not a bool)")
+    return int(cardinality)
+
+
 def check_label_matrix(L: np.ndarray, cardinality: int, names: Sequence[str] | None = None) -> np.ndarray:
-    "Raise `DataError` unless `L` is a 2-D integer matrix with labels in {-1, ..., cardinality-1}."
-    L = np.asarray(L)
+    "Raise `DataError` unless `L` is a non-empty 2-D integer matrix with labels in {-1, ..., cardinality-1}, one name per column."
+    cardinality = _check_cardinality(cardinality)
+    if L is None:
+        raise DataError("label matrix L is None; expected an (n_examples, n_lfs) integer array")
+    try:
+        L = np.asarray(L)
+    except ValueError as e:  # ragged nested lists
+        raise DataError(f"label matrix L is not a rectangular array: {e}") from e
     if L.ndim != 2:
         raise DataError(f"label matrix L must be 2-D (n_examples, n_lfs), got shape {L.shape}")
     if L.dtype.kind not in "iu":
         raise DataError(f"label matrix L must hold integers, got dtype {L.dtype}")
+    if 0 in L.shape:
+        raise DataError(f"label matrix L is empty (shape {L.shape}): it needs at least one example and one LF")
+    if names is not None:
+        if isinstance(names, str) or not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
+            raise DataError(f"names must be a list of LF names (strings), got {names!r:.80}")
+        if len(names) != L.shape[1]:
+            raise DataError(f"names has {len(names)} entries but label matrix L has {L.shape[1]} columns (one LF each)")
     bad = (L < -1) | (L >= cardinality)
     if bad.any():
         j = int(np.flatnonzero(bad.any(axis=0))[0])
@@ -82,31 +130,377 @@ class VectorizedLFApplier:
     "Apply `ColumnLF`s to a DataFrame column-wise; returns the same label matrix as snorkel's `PandasLFApplier`."
 
     def __init__(self, lfs: Sequence[ColumnLF], cardinality: int = 2):
-        names = [lf.name for lf in lfs]
+        if isinstance(lfs, (str, ColumnLF)) or not isinstance(lfs, Sequence):
+            raise DataError(f"lfs must be a list of ColumnLF, got {type(lfs).__name__}")
         if len(lfs) == 0:
             raise DataError("lfs is empty: give at least one ColumnLF")
+        for i, lf in enumerate(lfs):
+            if not isinstance(lf, ColumnLF):
+                hint = " (an LFPair: pass its .column)" if isinstance(lf, tuple) and hasattr(lf, "column") else \
+                       " (a row-wise snorkel LF: use PandasLFApplier, or pass LFPair.column)" if hasattr(lf, "name") else ""
+                raise DataError(f"lfs[{i}] is a {type(lf).__name__}, not a ColumnLF{hint}")
+        names = [lf.name for lf in lfs]
         if len(set(names)) != len(names):
             raise DataError(f"lfs have duplicate names: {sorted({n for n in names if names.count(n) > 1})}")
-        if cardinality < 2:
-            raise DataError(f"cardinality={cardinality} must be at least 2")
-        self.lfs, self.names, self.cardinality = list(lfs), names, cardinality
+        self.lfs, self.names, self.cardinality = list(lfs), names, _check_cardinality(cardinality)
 
     def apply(self, df: pd.DataFrame) -> np.ndarray:
         "Label matrix of shape (len(df), n_lfs), -1 where an LF abstains."
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+        if len(df) == 0:
+            raise DataError("df has no rows: there is nothing to label (snorkel's PandasLFApplier fails on it too)")
         L = np.full((len(df), len(self.lfs)), ABSTAIN, dtype=np.int64)
         for j, lf in enumerate(self.lfs):
             try:
                 out = np.asarray(lf(df))
             except DataError:
                 raise
-            except Exception as e:  # e.g. a missing column: say which LF failed and why
+            except Exception as e:  # e.g. a missing column in a hand-written LF: say which LF failed and why
                 raise DataError(f"LF {lf.name!r} failed on the frame ({type(e).__name__}: {e})") from e
             if out.shape != (len(df),):
                 raise DataError(f"LF {lf.name!r} returned shape {out.shape}, expected ({len(df)},)")
             if out.dtype.kind not in "iu":
                 raise DataError(f"LF {lf.name!r} returned dtype {out.dtype}; labels must be integers")
+            bad = (out < -1) | (out >= self.cardinality)  # checked before the cast to int64, which could wrap
+            if bad.any():
+                raise DataError(f"LF {lf.name!r} returned invalid labels {sorted(set(out[bad].tolist()))[:5]}: labels must be "
+                                f"-1 (abstain) or in 0..{self.cardinality - 1} for cardinality={self.cardinality}")
             L[:, j] = out
-        return check_label_matrix(L, self.cardinality, self.names)
+        return L
+
+# %% ../../nbs/04a_labeling_weak.ipynb
+try:  # Python's own regular-expression parser: the meaning of a pattern, as `re` compiles it
+    import re._parser as _sre_parse  # Python >= 3.11
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_parse as _sre_parse
+
+
+def _arrow():
+    pa = optional_import("pyarrow", purpose="vectorized labeling functions")
+    pc = optional_import("pyarrow.compute", purpose="vectorized labeling functions")
+    return pa, pc
+
+
+_MAX_CP = 0x10FFFF
+_VALID = [(0, 0xD7FF), (0xE000, _MAX_CP)]  # code points UTF-8 text can hold (no surrogates)
+_CATEGORY = {  # Python's ASCII classes (the LFs compile with re.ASCII); RE2's \s lacks \v, so none is left to RE2
+    "CATEGORY_DIGIT": [(48, 57)],
+    "CATEGORY_SPACE": [(9, 13), (32, 32)],
+    "CATEGORY_WORD": [(48, 57), (65, 90), (95, 95), (97, 122)],
+}
+
+
+_NO_RE2 = {"ASSERT": "a look-ahead or look-behind", "ASSERT_NOT": "a negative look-ahead or look-behind",
+           "GROUPREF": "a back-reference", "GROUPREF_EXISTS": "a conditional group", "ATOMIC_GROUP": "an atomic group",
+           "POSSESSIVE_REPEAT": "a possessive repeat"}
+_SETS = ("LITERAL", "NOT_LITERAL", "ANY", "IN", "CATEGORY")  # nodes that match one character of a set
+
+
+class _Untranslatable(Exception):
+    "The pattern uses a construct with no exact RE2 equivalent."
+
+
+def _normalize(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return [(lo, hi) for lo, hi in out]
+
+
+def _complement(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out, start = [], 0
+    for lo, hi in _normalize(ranges):
+        if lo > start:
+            out.append((start, lo - 1))
+        start = max(start, hi + 1)
+    if start <= _MAX_CP:
+        out.append((start, _MAX_CP))
+    return out
+
+
+def _fold_ascii(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    "Add the other case of every ASCII letter in `ranges` (what re.IGNORECASE means under re.ASCII)."
+    extra = []
+    for lo, hi in ranges:
+        for a, b, shift in ((65, 90, 32), (97, 122, -32)):
+            l, h = max(lo, a), min(hi, b)
+            if l <= h:
+                extra.append((l + shift, h + shift))
+    return _normalize(list(ranges) + extra)
+
+
+def _cp(c: int) -> str:
+    "One code point in RE2 syntax: ASCII letters and digits as themselves, everything else escaped."
+    return chr(c) if chr(c).isascii() and chr(c).isalnum() else rf"\x{{{c:X}}}"
+
+
+def _emit_set(ranges: list[tuple[int, int]]) -> str:
+    "An RE2 class for exactly these code points (surrogates dropped: UTF-8 text holds none)."
+    clipped = [(max(lo, a), min(hi, b)) for lo, hi in _normalize(ranges) for a, b in _VALID if max(lo, a) <= min(hi, b)]
+    if not clipped:
+        return r"[^\x{0}-\x{10FFFF}]"  # matches nothing
+    if len(clipped) == 1 and clipped[0][0] == clipped[0][1]:
+        return _cp(clipped[0][0])
+    return "[" + "".join(_cp(lo) if lo == hi else f"{_cp(lo)}-{_cp(hi)}" for lo, hi in clipped) + "]"
+
+
+class _Translator:
+    "Walk Python's parse tree of a pattern and write an RE2 pattern that matches the same strings."
+
+    def __init__(self):
+        self.final_newline = False  # uses `$`: Python's also matches before a final "\n"
+        self.any_newline = False  # uses MULTILINE anchors
+        self.empty = False  # uses \B, which Python (before 3.14) never matches in an empty string and RE2 does
+
+    def set_of(self, op: str, av, flags: int) -> list[tuple[int, int]]:
+        icase = bool(flags & re.IGNORECASE)
+        if op in ("LITERAL", "NOT_LITERAL"):
+            s = _fold_ascii([(av, av)]) if icase else [(av, av)]
+            return s if op == "LITERAL" else _complement(s)
+        if op == "ANY":
+            return [(0, _MAX_CP)] if flags & re.DOTALL else _complement([(10, 10)])
+        if op == "CATEGORY":
+            return self.category(str(av))
+        if op == "IN":
+            items, categories, negate = [], [], False
+            for iop, iav in av:
+                iop = str(iop)
+                if iop == "NEGATE":
+                    negate = True
+                elif iop == "LITERAL":
+                    items.append((iav, iav))
+                elif iop == "RANGE":
+                    items.append(tuple(iav))
+                elif iop == "CATEGORY":  # ASCII classes are closed under ASCII case folding
+                    categories.extend(self.category(str(iav)))
+                else:
+                    raise _Untranslatable(f"class item {iop}")
+            if icase and any(hi > 0xFFFF for _, hi in items):
+                raise _Untranslatable("a case-insensitive class with characters beyond U+FFFF (Python folds those with Unicode rules)")
+            s = _normalize((_fold_ascii(items) if icase else items) + categories)
+            return _complement(s) if negate else s
+        raise _Untranslatable(op)
+
+    @staticmethod
+    def category(name: str) -> list[tuple[int, int]]:
+        base = name.replace("CATEGORY_NOT_", "CATEGORY_")
+        if base not in _CATEGORY:
+            raise _Untranslatable(name)
+        return _complement(_CATEGORY[base]) if "_NOT_" in name else _CATEGORY[base]
+
+    def emit(self, sub, flags: int) -> str:
+        out = []
+        for op, av in sub:
+            op = str(op)
+            if op in _SETS:
+                out.append(_emit_set(self.set_of(op, av, flags)))
+            elif op in ("MAX_REPEAT", "MIN_REPEAT"):
+                lo, hi, item = av
+                if lo > 1000 or (hi != _sre_parse.MAXREPEAT and hi > 1000):
+                    raise _Untranslatable(f"a repeat count above RE2's 1000 ({lo}, {hi})")
+                body = self.emit(item, flags)
+                if not (len(item) == 1 and str(item[0][0]) in _SETS):
+                    body = "(?:" + body + ")"
+                count = {(0, 1): "?", (0, None): "*", (1, None): "+"}.get(
+                    (lo, None if hi == _sre_parse.MAXREPEAT else hi),
+                    f"{{{lo},}}" if hi == _sre_parse.MAXREPEAT else f"{{{lo},{hi}}}")
+                out.append(body + count + ("?" if op == "MIN_REPEAT" else ""))
+            elif op == "SUBPATTERN":
+                _group, add, remove, item = av
+                out.append("(?:" + self.emit(item, (flags | add) & ~remove) + ")")
+            elif op == "BRANCH":
+                out.append("(?:" + "|".join(self.emit(alt, flags) for alt in av[1]) + ")")
+            elif op == "AT":
+                out.append(self.anchor(str(av), flags))
+            else:  # look-arounds, back-references, atomic groups, possessive repeats, conditionals
+                raise _Untranslatable(_NO_RE2.get(op, op))
+        return "".join(out)
+
+    def anchor(self, at: str, flags: int) -> str:
+        multiline = bool(flags & re.MULTILINE)
+        if at == "AT_BEGINNING_STRING":
+            return r"\A"
+        if at == "AT_END_STRING":
+            return r"\z"
+        if at == "AT_BOUNDARY":
+            return r"\b"
+        if at == "AT_NON_BOUNDARY":
+            self.empty = True
+            return r"\B"
+        if at in ("AT_BEGINNING", "AT_END") and multiline:
+            self.any_newline = True  # rows with a "\n" run in Python; on the others ^/$ are \A/\z
+            return r"\A" if at == "AT_BEGINNING" else r"\z"
+        if at == "AT_BEGINNING":
+            return r"\A"
+        if at == "AT_END":
+            self.final_newline = True  # rows ending in "\n" run in Python; on the others $ is \z
+            return r"\z"
+        raise _Untranslatable(at)
+
+
+@dataclass(frozen=True)
+class RegexPlan:
+    "How a Python regular expression runs on RE2 (Arrow, DuckDB) with exactly Python's meaning."
+    pattern: str  # the Python pattern
+    flags: int  # the `re` flags it is compiled with (re.ASCII always among them)
+    re2: str | None  # an RE2 pattern (case-sensitive, explicit classes) with the same matches; None: Python only
+    reason: str  # why there is no `re2` ('' when there is)
+    python_rows: tuple[str, ...]  # rows that still run in Python: ('all',), or some of 'ending in \\n', 'containing \\n', 'empty'
+    min_width: int  # the shortest match Python's parser allows (0: the pattern can match an empty string)
+
+    @property
+    def compiled(self) -> re.Pattern:
+        return re.compile(self.pattern, self.flags)
+
+
+def plan_regex(pattern: str, ignore_case: bool = False, what: str = "pattern") -> RegexPlan:
+    "Translate Python `pattern` (compiled with `re.ASCII`) into an RE2 pattern that matches the same strings, or say why not."
+    if not isinstance(pattern, str):
+        raise DataError(f"{what} must be a str regular expression, got {type(pattern).__name__}")
+    if not isinstance(ignore_case, (bool, np.bool_)):
+        raise DataError(f"ignore_case must be True or False, got {ignore_case!r}")
+    flags = re.ASCII | (re.IGNORECASE if ignore_case else 0)
+    try:
+        re.compile(pattern, flags)
+        tree = _sre_parse.parse(pattern, flags)
+    except (re.error, ValueError, OverflowError, RecursionError) as e:  # ValueError: e.g. (?u) beside re.ASCII
+        raise DataError(f"{what}={pattern!r} is not a valid regular expression: {e}") from e
+    t, re2, reason = _Translator(), None, ""
+    try:
+        re2 = t.emit(tree, tree.state.flags) or "(?:)"
+    except _Untranslatable as e:
+        reason = f"no RE2 equivalent for {e}"
+    except RecursionError:
+        reason = "too deeply nested to translate"
+    if re2 is not None:
+        pa, pc = _arrow()
+        try:
+            pc.match_substring_regex(pa.array([""]), re2)
+        except pa.ArrowInvalid as e:  # e.g. nested repeats beyond RE2's limits
+            re2, reason = None, f"RE2 refused the translation ({e})"
+    rows = ("all",) if re2 is None else tuple(
+        kind for kind, used in (("containing \\n", t.any_newline), ("ending in \\n", t.final_newline and not t.any_newline),
+                                ("empty", t.empty)) if used)
+    return RegexPlan(pattern, int(flags), re2, reason, rows, int(min(tree.getwidth()[0], 2**31)))
+
+# %% ../../nbs/04a_labeling_weak.ipynb
+def _text_series(texts: Any, what: str) -> pd.Series:
+    "`texts` if it is a Series of strings with no missing value; else `DataError` naming `what`."
+    if not isinstance(texts, pd.Series):
+        raise DataError(f"{what} must be a pandas Series of strings, got {type(texts).__name__}")
+    missing = texts.isna().to_numpy()
+    if missing.any():
+        raise DataError(f"{what} has {int(missing.sum())} missing value(s) (first at index {texts.index[missing.argmax()]!r}); "
+                        "fill or drop them before labeling")
+    kind = pd.api.types.infer_dtype(texts, skipna=False)
+    if kind not in ("string", "empty"):
+        bad = next(v for v in texts if not isinstance(v, str))
+        raise DataError(f"{what} must hold strings, got {kind} values (e.g. {bad!r} of type {type(bad).__name__})")
+    return texts
+
+
+def _frame_texts(df: Any, column: str, name: str) -> pd.Series:
+    "Column `column` of `df` as checked strings; the error names LF `name`."
+    require_columns(df, column, what=f"the frame given to LF {name!r}")
+    texts = df[column]
+    if isinstance(texts, pd.DataFrame):
+        raise DataError(f"LF {name!r}: the frame has {texts.shape[1]} columns named {column!r}")
+    return _text_series(texts, f"LF {name!r}: column {column!r}")
+
+
+def _row_text(x: Any, column: str, name: str) -> str:
+    "Field `column` of one row (a snorkel data point); `DataError` unless it is a string."
+    try:
+        v = x[column]
+    except (KeyError, IndexError, TypeError) as e:
+        raise SchemaError(f"LF {name!r}: the data point has no field {column!r}") from e
+    if not isinstance(v, str):
+        raise DataError(f"LF {name!r}: column {column!r} must hold strings, got {v!r} of type {type(v).__name__}")
+    return v
+
+
+def _to_arrow(texts: pd.Series):
+    "The strings as an Arrow array (zero-copy when Arrow-backed); None when one cannot be UTF-8 (a lone surrogate)."
+    pa, _ = _arrow()
+    try:
+        return pa.array(texts.array)
+    except (UnicodeEncodeError, pa.ArrowException):
+        return None
+
+
+def _take(arr, rows: np.ndarray) -> list[str]:
+    pa, _ = _arrow()
+    return arr.take(pa.array(rows, type=pa.int64())).to_pylist()
+
+
+def _bool(a) -> np.ndarray:
+    return np.asarray(a.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _python_rows(arr, plan: RegexPlan) -> np.ndarray:
+    "Positions of the rows whose match `plan` leaves to Python's `re`."
+    _, pc = _arrow()
+    masks = []
+    if "containing \\n" in plan.python_rows:
+        masks.append(_bool(pc.match_substring(arr, "\n")))
+    if "ending in \\n" in plan.python_rows:
+        masks.append(_bool(pc.ends_with(arr, "\n")))
+    if "empty" in plan.python_rows:
+        masks.append(_bool(pc.equal(pc.binary_length(arr), 0)))
+    return np.flatnonzero(np.logical_or.reduce(masks)) if masks else np.empty(0, dtype=np.int64)
+
+
+def contains_regex(texts: pd.Series, pattern: str | RegexPlan, ignore_case: bool = False) -> np.ndarray:
+    "Boolean array: does Python's `re.search(pattern, text, re.ASCII)` find a match in each string? Fast on RE2, same answers."
+    plan = pattern if isinstance(pattern, RegexPlan) else plan_regex(pattern, ignore_case)
+    texts = _text_series(texts, "texts")
+    rx = plan.compiled
+    arr = _to_arrow(texts) if plan.re2 is not None else None
+    if arr is None:
+        return np.array([rx.search(t) is not None for t in texts.tolist()], dtype=bool)
+    _, pc = _arrow()
+    hit = _bool(pc.match_substring_regex(arr, plan.re2))
+    rows = _python_rows(arr, plan)
+    if rows.size:
+        hit[rows] = [rx.search(t) is not None for t in _take(arr, rows)]
+    return hit
+
+
+def _check_keywords(keywords: Any, what: str) -> list[str]:
+    if isinstance(keywords, str) or not isinstance(keywords, (list, tuple, set, frozenset, pd.Series, np.ndarray)):
+        raise DataError(f"{what} must be a list of strings, got {type(keywords).__name__} {keywords!r:.60}"
+                        + (" (a single string: wrap it in a list)" if isinstance(keywords, str) else ""))
+    kws = list(keywords)
+    if not kws or any(not isinstance(k, str) or not k for k in kws):
+        raise DataError(f"{what} must be a non-empty list of non-empty strings, got {kws!r:.80}")
+    return [k.lower() for k in kws]
+
+
+def _literal_alternation(words: Sequence[str]) -> str:
+    "An RE2 pattern matching any of `words` literally (each character as a code point escape)."
+    return "|".join("".join(rf"\x{{{ord(c):X}}}" for c in w) for w in words)
+
+
+def contains_keywords(texts: pd.Series, keywords: Sequence[str]) -> np.ndarray:
+    "Boolean array: does `text.lower()` contain any of `keywords` (lower-cased) for each string? ASCII rows run in Arrow."
+    kws = _check_keywords(keywords, "keywords")
+    texts = _text_series(texts, "texts")
+    arr = _to_arrow(texts)
+    if arr is None:
+        return np.array([any(k in low for k in kws) for low in (t.lower() for t in texts.tolist())], dtype=bool)
+    pa, pc = _arrow()
+    pattern = _literal_alternation(kws)
+    # on ASCII strings str.lower() is ASCII lowering; the others (str.lower() and Arrow's utf8_lower
+    # disagree on İ, final sigma, ...) are lower-cased by Python, then searched by RE2 all the same
+    hit = _bool(pc.match_substring_regex(pc.ascii_lower(arr), pattern))
+    rows = np.flatnonzero(~_bool(pc.string_is_ascii(arr)))
+    if rows.size:
+        hit[rows] = _bool(pc.match_substring_regex(pa.array([t.lower() for t in _take(arr, rows)], type=pa.string()), pattern))
+    return hit
 
 # %% ../../nbs/04a_labeling_weak.ipynb
 class LFPair(NamedTuple):
@@ -120,84 +514,100 @@ def _labeling_function(**kw):
     return snorkel_labeling.labeling_function(**kw)
 
 
-def _check_label(label: int, name: str) -> None:
-    if not isinstance(label, (int, np.integer)) or label < 0:
-        raise DataError(f"LF {name!r}: label={label!r} must be a non-negative class index")
+def _check_label(label: Any, name: str, what: str = "label") -> int:
+    if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)) or label < 0:
+        raise DataError(f"LF {name!r}: {what}={label!r} must be a non-negative integer class index (not a bool)")
+    return int(label)
 
 
-def _contains(texts: pd.Series, pattern: str, ignore_case: bool = False, lower: bool = False) -> np.ndarray:
-    "Boolean array: does `pattern` (RE2 syntax) match each string? Runs in Arrow's compute kernels."
-    pa = optional_import("pyarrow", purpose="vectorized labeling functions")
-    pc = optional_import("pyarrow.compute", purpose="vectorized labeling functions")
-    arr = pa.array(texts.array)  # zero-copy for Arrow-backed strings; object strings are converted
-    if lower:
-        arr = pc.utf8_lower(arr)
-    hit = pc.match_substring_regex(arr, pattern, ignore_case=ignore_case)
-    return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
+def _check_column(column: Any, name: str) -> str:
+    if not isinstance(column, str) or not column:
+        raise DataError(f"LF {name!r}: column must be a non-empty column name, got {column!r}")
+    return column
 
 
 def keyword_lf(name: str, keywords: Sequence[str], label: int, column: str = "text") -> LFPair:
-    "Vote `label` when any of `keywords` occurs in `column` (case-insensitive substring), else abstain."
-    _check_label(label, name)
-    kws = [k.lower() for k in keywords]
-    if not kws or any(not k for k in kws):
-        raise DataError(f"LF {name!r}: keywords must be a non-empty list of non-empty strings")
-    pattern = "|".join(re.escape(k) for k in kws)
+    "Vote `label` when any of `keywords` occurs in `column` (case-insensitive substring, `str.lower()`), else abstain."
+    name = _check_name(name)
+    label, column = _check_label(label, name), _check_column(column, name)
+    kws = _check_keywords(keywords, f"LF {name!r}: keywords")
 
     @_labeling_function(name=name)
     def row(x):
-        text = x[column].lower()
+        text = _row_text(x, column, name).lower()
         return label if any(k in text for k in kws) else ABSTAIN
 
     def col(df):
-        return np.where(_contains(df[column], pattern, lower=True), label, ABSTAIN)
+        return np.where(contains_keywords(_frame_texts(df, column, name), kws), label, ABSTAIN)
     return LFPair(row, ColumnLF(name, col))
 
 
 def regex_lf(name: str, pattern: str, label: int, column: str = "text", ignore_case: bool = True) -> LFPair:
-    "Vote `label` when regular expression `pattern` matches `column` (ASCII classes), else abstain."
-    _check_label(label, name)
-    try:
-        rx = re.compile(pattern, re.ASCII | (re.IGNORECASE if ignore_case else 0))
-    except re.error as e:
-        raise DataError(f"LF {name!r}: pattern={pattern!r} is not a valid regular expression: {e}") from e
+    "Vote `label` when Python regular expression `pattern` (ASCII classes) matches `column`, else abstain."
+    name = _check_name(name)
+    label, column = _check_label(label, name), _check_column(column, name)
+    plan = plan_regex(pattern, ignore_case, what=f"LF {name!r}: pattern")
+    rx = plan.compiled
 
     @_labeling_function(name=name)
     def row(x):
-        return label if rx.search(x[column]) else ABSTAIN
+        return label if rx.search(_row_text(x, column, name)) else ABSTAIN
 
     def col(df):
-        return np.where(_contains(df[column], pattern, ignore_case=ignore_case), label, ABSTAIN)
+        return np.where(contains_regex(_frame_texts(df, column, name), plan), label, ABSTAIN)
     return LFPair(row, ColumnLF(name, col))
 
 # %% ../../nbs/04a_labeling_weak.ipynb
 def lookup_lf(name: str, con: Any, table: str, label: int, key: str = "number",
               pattern: str = r"\d{5,}", column: str = "text") -> LFPair:
-    "Vote `label` when a token matching `pattern` in `column` is a `key` of DuckDB `table` in `con`."
-    _check_label(label, name)
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+    "Vote `label` when a match of `pattern` in `column` is a `key` of DuckDB `table` in `con` (read once, when the LF is built)."
+    name = _check_name(name)
+    label, column = _check_label(label, name), _check_column(column, name)
+    ident = r"[A-Za-z_][A-Za-z0-9_]*"
+    if not (isinstance(table, str) and re.fullmatch(ident, table) and isinstance(key, str) and re.fullmatch(ident, key)):
         raise DataError(f"LF {name!r}: table={table!r} and key={key!r} must be plain SQL identifiers")
-    try:
-        known = {str(v) for (v,) in con.execute(f"SELECT DISTINCT {key} FROM {table}").fetchall()}
+    if not callable(getattr(con, "execute", None)) or not callable(getattr(con, "cursor", None)):
+        raise DataError(f"LF {name!r}: con must be a DuckDB connection, got {type(con).__name__}")
+    plan = plan_regex(pattern, what=f"LF {name!r}: pattern")
+    rx = plan.compiled
+    try:  # a snapshot of the keys, as text: both versions look up exactly this set
+        known = {v for (v,) in con.execute(f"SELECT DISTINCT CAST({key} AS VARCHAR) FROM {table} WHERE {key} IS NOT NULL").fetchall()}
     except Exception as e:
         raise DataError(f"LF {name!r}: cannot read column {key!r} of table {table!r}: {e}") from e
-    rx = re.compile(pattern, re.ASCII)
+    duck_pattern = plan.re2 if plan.min_width > 0 else None  # empty matches: leave the token rules to Python
+    if duck_pattern is not None:
+        try:
+            con.cursor().execute("SELECT regexp_extract_all('', ?)", [duck_pattern]).fetchall()
+        except Exception:  # DuckDB's RE2 limits
+            duck_pattern = None
+
+    def tokens_known(text: str, known: set) -> bool:
+        return any(m.group(0) in known for m in rx.finditer(text))  # whole matches, even when the pattern has groups
 
     @_labeling_function(name=name, resources={"known": known})
     def row(x, known):
-        return label if any(tok in known for tok in rx.findall(x[column])) else ABSTAIN
+        return label if tokens_known(_row_text(x, column, name), known) else ABSTAIN
 
     def col(df):
-        msgs = pd.DataFrame({"rid": np.arange(len(df)), "text": df[column].to_numpy(dtype=object)})
-        cur = con.cursor()
-        cur.register("_lf_msgs", msgs)
-        hit = cur.execute(
-            f"SELECT DISTINCT m.rid FROM (SELECT rid, unnest(regexp_extract_all(text, ?)) AS tok FROM _lf_msgs) m "
-            f"JOIN {table} t ON m.tok = CAST(t.{key} AS VARCHAR)", [pattern]).fetchnumpy()["rid"]
-        cur.unregister("_lf_msgs")
-        out = np.full(len(df), ABSTAIN, dtype=np.int64)
-        out[np.asarray(hit, dtype=np.int64)] = label
-        return out
+        texts = _frame_texts(df, column, name)
+        arr = _to_arrow(texts) if duck_pattern is not None else None
+        if arr is None:
+            return np.where(np.array([tokens_known(t, known) for t in texts.tolist()], dtype=bool), label, ABSTAIN)
+        pa, _ = _arrow()
+        hit = np.zeros(len(texts), dtype=bool)
+        cur = con.cursor()  # a connection of its own: the registered views stay private to this call
+        try:
+            cur.register("_lf_msgs", pa.table({"rid": pa.array(np.arange(len(texts), dtype=np.int64)), "text": arr}))
+            cur.register("_lf_known", pa.table({"k": pa.array(sorted(known), type=pa.string())}))
+            rid = cur.execute("SELECT DISTINCT m.rid FROM (SELECT rid, unnest(regexp_extract_all(text, ?)) AS tok FROM _lf_msgs) m "
+                              "JOIN _lf_known k ON m.tok = k.k", [duck_pattern]).fetchnumpy()["rid"]
+        finally:
+            cur.close()
+        hit[np.asarray(rid, dtype=np.int64)] = True
+        rows = _python_rows(arr, plan)
+        if rows.size:
+            hit[rows] = [tokens_known(t, known) for t in _take(arr, rows)]
+        return np.where(hit, label, ABSTAIN)
     return LFPair(row, ColumnLF(name, col))
 
 # %% ../../nbs/04a_labeling_weak.ipynb
@@ -206,6 +616,7 @@ SHAPE_FEATURES = ["log_length", "digit_share", "upper_share", "symbol_share", "h
 
 def shape_features(texts: pd.Series) -> np.ndarray:
     "Message-shape features of a text column: log length, shares of digits, capitals and symbols, currency sign."
+    texts = _text_series(texts, "texts")
     n = texts.str.len().to_numpy(dtype=np.float64)
     denom = np.maximum(n, 1.0)
     return np.column_stack([
@@ -222,47 +633,85 @@ _RX_DIGIT, _RX_UPPER, _RX_SYM, _RX_CUR = (re.compile(p) for p in ("[0-9]", "[A-Z
 
 def shape_features_one(text: str) -> np.ndarray:
     "The `shape_features` of a single string, in plain Python."
+    if not isinstance(text, str):
+        raise DataError(f"text must be a str, got {text!r:.60} of type {type(text).__name__}")
     n = float(len(text))
     denom = max(n, 1.0)
     return np.array([[np.log1p(n), len(_RX_DIGIT.findall(text)) / denom, len(_RX_UPPER.findall(text)) / denom,
                       len(_RX_SYM.findall(text)) / denom, float(bool(_RX_CUR.search(text)))]])
 
 
+def _check_probability(v: Any, what: str, name: str) -> float:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+        raise DataError(f"LF {name!r}: {what}={v!r} must be a finite number")
+    return float(v)
+
+
 def model_lf(name: str, model: Any, label: int = SPAM, other: int = HAM, high: float = 0.9, low: float = 0.1,
              column: str = "text") -> LFPair:
     "Vote `label` when `model`'s probability of `label` on `shape_features` is >= `high`, `other` when <= `low`."
-    _check_label(label, name)
-    _check_label(other, name)
+    name = _check_name(name)
+    label, other, column = _check_label(label, name), _check_label(other, name, "other"), _check_column(column, name)
+    high, low = _check_probability(high, "high", name), _check_probability(low, "low", name)
+    if label == other:
+        raise DataError(f"LF {name!r}: label and other are both {label}; they must differ")
     if not 0.0 <= low < high <= 1.0:
         raise DataError(f"LF {name!r}: need 0 <= low < high <= 1, got low={low}, high={high}")
-    k = list(model.classes_).index(label)
+    classes = getattr(model, "classes_", None)
+    if not callable(getattr(model, "predict_proba", None)) or classes is None:
+        raise DataError(f"LF {name!r}: model must be a fitted classifier with predict_proba and classes_, got {type(model).__name__}")
+    classes = np.asarray(classes).tolist()
+    if label not in classes:
+        raise DataError(f"LF {name!r}: label={label} is not among the model's classes {classes}")
+    if getattr(model, "n_features_in_", len(SHAPE_FEATURES)) != len(SHAPE_FEATURES):
+        raise DataError(f"LF {name!r}: model was fitted on {model.n_features_in_} features, "
+                        f"shape_features gives {len(SHAPE_FEATURES)} ({SHAPE_FEATURES})")
+    k = classes.index(label)
 
     @_labeling_function(name=name, resources={"model": model})
     def row(x, model):
-        p = model.predict_proba(shape_features_one(x[column]))[0, k]
+        p = model.predict_proba(shape_features_one(_row_text(x, column, name)))[0, k]
         return label if p >= high else other if p <= low else ABSTAIN
 
     def col(df):
-        p = model.predict_proba(shape_features(df[column]))[:, k]
+        p = model.predict_proba(shape_features(_frame_texts(df, column, name)))[:, k]
         return np.where(p >= high, label, np.where(p <= low, other, ABSTAIN))
     return LFPair(row, ColumnLF(name, col))
 
 # %% ../../nbs/04a_labeling_weak.ipynb
+def _check_labels(y: Any, what: str, cardinality: int) -> np.ndarray:
+    "`y` as a 1-D int64 array of class indices in 0..cardinality-1; else `DataError` naming `what`."
+    if y is None:
+        raise DataError(f"{what} is None; expected integer class labels")
+    arr = np.asarray(y.to_numpy() if isinstance(y, pd.Series) else y)
+    if arr.ndim != 1:
+        raise DataError(f"{what} must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        raise DataError(f"{what} must hold integer class labels 0..{cardinality - 1}, got dtype {arr.dtype}"
+                        + (" (bools: convert with .astype(int))" if arr.dtype.kind == "b" else ""))
+    bad = (arr < 0) | (arr >= cardinality)
+    if bad.any():
+        raise DataError(f"{what} has labels {sorted(set(arr[bad].tolist()))[:5]} outside 0..{cardinality - 1}")
+    return arr.astype(np.int64)
+
+
 def sms_spam_lfs(dev: pd.DataFrame, con: Any | None = None) -> list[LFPair]:
     "The SMS spam LF set (keywords, regexes, DuckDB blocklist, shape model), with resources built from `dev`."
     from sklearn.linear_model import LogisticRegression
-    for c in ("text", "y"):
-        if c not in dev.columns:
-            raise DataError(f"dev is missing column {c!r}; it needs 'text' and gold labels 'y'")
-    if dev["y"].nunique() < 2:
+    require_columns(dev, ["text", "y"], what="dev")
+    texts = _text_series(dev["text"], "dev['text']")
+    y = _check_labels(dev["y"], "dev['y']", 2)
+    if len(np.unique(y)) < 2:
         raise DataError("dev needs both spam and ham examples to fit the model LF")
     duckdb = optional_import("duckdb", purpose="the database-lookup LF")
     con = con if con is not None else duckdb.connect()
-    spam_numbers = sorted({tok for t in dev.loc[dev["y"] == SPAM, "text"] for tok in re.findall(r"\d{5,}", t, re.ASCII)})
+    if not callable(getattr(con, "execute", None)):
+        raise DataError(f"con must be a DuckDB connection or None, got {type(con).__name__}")
+    spam_numbers = sorted({tok for t in texts[y == SPAM] for tok in re.findall(r"\d{5,}", t, re.ASCII)})
     con.execute("CREATE OR REPLACE TABLE spam_numbers (number VARCHAR)")
     if spam_numbers:
         con.executemany("INSERT INTO spam_numbers VALUES (?)", [[s] for s in spam_numbers])
-    shape_model = LogisticRegression(max_iter=1000).fit(shape_features(dev["text"]), dev["y"].to_numpy())
+    shape_model = LogisticRegression(max_iter=1000).fit(shape_features(texts), y)
     return [
         keyword_lf("kw_prize", ["prize", "won ", "winner", "award", "cash", "claim", "£"], SPAM),
         keyword_lf("kw_action", ["txt ", "text stop", "reply ", "call now", "ringtone", "subscri", "per min"], SPAM),
@@ -290,16 +739,26 @@ def compare_label_models(L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.ndarr
                          seed: int = 0) -> tuple[pd.DataFrame, Any]:
     "Score the best single LF (by test F1: optimistic), majority vote and snorkel's `LabelModel` on gold test labels."
     model_mod = optional_import("snorkel.labeling.model", extra="labeling", purpose="the label model")
+    cardinality = _check_cardinality(cardinality)
+    if names is None:
+        raise DataError("names is None; give one LF name per label-matrix column")
+    Ls = {}
     for nm, L in (("L_train", L_train), ("L_dev", L_dev), ("L_test", L_test)):
-        check_label_matrix(L, cardinality, names)
-        if L.shape[1] != len(names):
-            raise DataError(f"{nm} has {L.shape[1]} columns but names has {len(names)}")
+        try:
+            Ls[nm] = check_label_matrix(L, cardinality, names)
+        except DataError as e:
+            raise DataError(f"{nm}: {e}") from e
+    L_train, L_dev, L_test = Ls["L_train"], Ls["L_dev"], Ls["L_test"]
     if L_train.shape[1] < 3:
         raise DataError(f"the LabelModel needs at least 3 LFs, got {L_train.shape[1]}")
-    y_dev, y_test = np.asarray(y_dev), np.asarray(y_test)
+    y_dev, y_test = _check_labels(y_dev, "y_dev", cardinality), _check_labels(y_test, "y_test", cardinality)
     for nm, L, y in (("dev", L_dev, y_dev), ("test", L_test, y_test)):
         if len(y) != len(L):
             raise DataError(f"y_{nm} has {len(y)} labels but L_{nm} has {len(L)} rows")
+    fallback = _check_int(fallback, "fallback", 0)
+    if fallback >= cardinality:
+        raise DataError(f"fallback={fallback} must be a class in 0..{cardinality - 1}")
+    n_epochs, seed = _check_int(n_epochs, "n_epochs", 1), _check_int(seed, "seed", 0)
     test_f1 = [_scores(L_test[:, j], y_test, fallback)["spam F1"] for j in range(L_test.shape[1])]
     best = int(np.argmax(test_f1))
     mv = model_mod.MajorityLabelVoter(cardinality=cardinality).predict(L_test, tie_break_policy="abstain")
@@ -314,10 +773,30 @@ def compare_label_models(L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.ndarr
 # %% ../../nbs/04a_labeling_weak.ipynb
 def fit_soft(estimator: Any, X: Any, probs: np.ndarray) -> Any:
     "Fit a scikit-learn classifier on soft labels: every row once per class, weighted by its probability."
-    probs = np.asarray(probs, dtype=np.float64)
-    n = X.shape[0]
+    import inspect
+    fit = getattr(estimator, "fit", None)
+    if not callable(fit):
+        raise DataError(f"estimator must be a scikit-learn estimator with fit, got {type(estimator).__name__}")
+    params = inspect.signature(fit).parameters
+    if "sample_weight" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise DataError(f"{type(estimator).__name__}.fit takes no sample_weight, so it cannot learn from soft labels")
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 2:
+        raise DataError(f"X must be a 2-D array, sparse matrix or DataFrame, got {type(X).__name__}"
+                        + (f" of shape {shape}" if shape is not None else ""))
+    n = shape[0]
+    if n == 0:
+        raise DataError("X has no rows to fit on")
+    if probs is None:
+        raise DataError("probs is None; expected an (n_rows, n_classes) array of probabilities")
+    try:
+        probs = np.asarray(probs, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"probs must be numeric probabilities: {e}") from e
     if probs.ndim != 2 or probs.shape[0] != n:
         raise DataError(f"probs must have shape (n_rows={n}, n_classes), got {probs.shape}")
+    if not np.isfinite(probs).all():
+        raise DataError(f"probs has {int((~np.isfinite(probs)).sum())} NaN or infinite value(s)")
     if (probs < -1e-9).any() or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-6):
         raise DataError("probs must be non-negative and each row must sum to 1")
     k = probs.shape[1]
