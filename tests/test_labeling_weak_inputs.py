@@ -292,3 +292,32 @@ def test_fit_soft_refuses_bad_input():
     with pytest.raises(DataError, match="X has no rows"):
         fit_soft(LogisticRegression(), X[:0], p[:0])
     assert fit_soft(LogisticRegression(), X, np.eye(2)[np.arange(10) % 2]).classes_.tolist() == [HAM, SPAM]
+
+
+def test_categorical_text_labels_like_its_strings(con, model):
+    "A categorical column of strings gives the row LFs plain strings; the column LFs now read it the same way."
+    df = pd.DataFrame({"text": pd.Series(["free prize", "hi", "txt 87121", "free prize"], dtype="category")})
+    pairs = [keyword_lf("kw", ["free"], SPAM), regex_lf("rx", r"^hi$", HAM), lookup_lf("l", con, "nums", SPAM),
+             model_lf("m", model, high=0.6, low=0.4)]
+    np.testing.assert_array_equal(VectorizedLFApplier([p.column for p in pairs]).apply(df),
+                                  PandasLFApplier([p.row for p in pairs]).apply(df, progress_bar=False))
+    np.testing.assert_array_equal(shape_features(df["text"]), shape_features(df["text"].astype(object)))
+    with pytest.raises(DataError, match="texts must hold strings, got integer values"):
+        shape_features(pd.Series([1, 2], dtype="category"))
+
+
+def test_fit_soft_needs_two_classes():
+    with pytest.raises(DataError, match=r"probs must have shape \(n_rows=4, n_classes >= 2\), got \(4, 1\)"):
+        fit_soft(LogisticRegression(), np.eye(4), np.ones((4, 1)))
+
+
+def test_an_unknown_parse_tree_falls_back_to_python(monkeypatch):
+    "If Python's parser ever hands the translator something it does not know, the LF runs in Python, exactly."
+    import mlsys.labeling.weak as weak
+
+    def broken(self, sub, flags):
+        raise AttributeError("new node layout")
+    monkeypatch.setattr(weak._Translator, "emit", broken)
+    plan = plan_regex(r"^ab$")
+    assert plan.re2 is None and plan.python_rows == ("all",) and "cannot translate" in plan.reason
+    np.testing.assert_array_equal(contains_regex(pd.Series(["ab\n", "abc", "ab"]), plan), [True, False, True])

@@ -247,7 +247,7 @@ def _emit_set(ranges: list[tuple[int, int]]) -> str:
         return _cp(clipped[0][0])
     return "[" + "".join(_cp(lo) if lo == hi else f"{_cp(lo)}-{_cp(hi)}" for lo, hi in clipped) + "]"
 
-
+# %% ../../nbs/04a_labeling_weak.ipynb
 class _Translator:
     "Walk Python's parse tree of a pattern and write an RE2 pattern that matches the same strings."
 
@@ -341,7 +341,7 @@ class _Translator:
             return r"\z"
         raise _Untranslatable(at)
 
-
+# %% ../../nbs/04a_labeling_weak.ipynb
 @dataclass(frozen=True)
 class RegexPlan:
     "How a Python regular expression runs on RE2 (Arrow, DuckDB) with exactly Python's meaning."
@@ -357,7 +357,11 @@ class RegexPlan:
         return re.compile(self.pattern, self.flags)
 
 
-def plan_regex(pattern: str, ignore_case: bool = False, what: str = "pattern") -> RegexPlan:
+def plan_regex(
+    pattern: str,  # a Python regular expression; it is compiled with `re.ASCII` (ASCII `\\w`, `\\d`, `\\s`, `\\b`)
+    ignore_case: bool = False,  # add `re.IGNORECASE` (ASCII letters only, as `re.ASCII` has it)
+    what: str = "pattern",  # how errors name `pattern` (e.g. "LF 'kw': pattern")
+) -> RegexPlan:
     "Translate Python `pattern` (compiled with `re.ASCII`) into an RE2 pattern that matches the same strings, or say why not."
     if not isinstance(pattern, str):
         raise DataError(f"{what} must be a str regular expression, got {type(pattern).__name__}")
@@ -376,6 +380,8 @@ def plan_regex(pattern: str, ignore_case: bool = False, what: str = "pattern") -
         reason = f"no RE2 equivalent for {e}"
     except RecursionError:
         reason = "too deeply nested to translate"
+    except Exception as e:  # a parse tree this translator does not know (a newer Python): Python stays exact
+        reason = f"cannot translate this parse tree ({type(e).__name__}: {e})"
     if re2 is not None:
         pa, pc = _arrow()
         try:
@@ -396,9 +402,11 @@ def _text_series(texts: Any, what: str) -> pd.Series:
     if missing.any():
         raise DataError(f"{what} has {int(missing.sum())} missing value(s) (first at index {texts.index[missing.argmax()]!r}); "
                         "fill or drop them before labeling")
+    if isinstance(texts.dtype, pd.CategoricalDtype):  # categories of strings label like the strings themselves
+        texts = texts.astype(object)
     kind = pd.api.types.infer_dtype(texts, skipna=False)
     if kind not in ("string", "empty"):
-        bad = next(v for v in texts if not isinstance(v, str))
+        bad = next((v for v in texts if not isinstance(v, str)), None)
         raise DataError(f"{what} must hold strings, got {kind} values (e.g. {bad!r} of type {type(bad).__name__})")
     return texts
 
@@ -440,7 +448,7 @@ def _take(arr, rows: np.ndarray) -> list[str]:
 def _bool(a) -> np.ndarray:
     return np.asarray(a.to_numpy(zero_copy_only=False), dtype=bool)
 
-
+# %% ../../nbs/04a_labeling_weak.ipynb
 def _python_rows(arr, plan: RegexPlan) -> np.ndarray:
     "Positions of the rows whose match `plan` leaves to Python's `re`."
     _, pc = _arrow()
@@ -454,7 +462,11 @@ def _python_rows(arr, plan: RegexPlan) -> np.ndarray:
     return np.flatnonzero(np.logical_or.reduce(masks)) if masks else np.empty(0, dtype=np.int64)
 
 
-def contains_regex(texts: pd.Series, pattern: str | RegexPlan, ignore_case: bool = False) -> np.ndarray:
+def contains_regex(
+    texts: pd.Series,  # strings, no missing values (Arrow-backed, Python or object dtype)
+    pattern: str | RegexPlan,  # a Python pattern (compiled with `re.ASCII`), or a plan from `plan_regex`
+    ignore_case: bool = False,  # add `re.IGNORECASE` when `pattern` is a string (a plan carries its own flags)
+) -> np.ndarray:
     "Boolean array: does Python's `re.search(pattern, text, re.ASCII)` find a match in each string? Fast on RE2, same answers."
     plan = pattern if isinstance(pattern, RegexPlan) else plan_regex(pattern, ignore_case)
     texts = _text_series(texts, "texts")
@@ -485,7 +497,10 @@ def _literal_alternation(words: Sequence[str]) -> str:
     return "|".join("".join(rf"\x{{{ord(c):X}}}" for c in w) for w in words)
 
 
-def contains_keywords(texts: pd.Series, keywords: Sequence[str]) -> np.ndarray:
+def contains_keywords(
+    texts: pd.Series,  # strings, no missing values
+    keywords: Sequence[str],  # non-empty strings, matched as substrings of `text.lower()` after `keyword.lower()`
+) -> np.ndarray:
     "Boolean array: does `text.lower()` contain any of `keywords` (lower-cased) for each string? ASCII rows run in Arrow."
     kws = _check_keywords(keywords, "keywords")
     texts = _text_series(texts, "texts")
@@ -793,8 +808,8 @@ def fit_soft(estimator: Any, X: Any, probs: np.ndarray) -> Any:
         probs = np.asarray(probs, dtype=np.float64)
     except (TypeError, ValueError) as e:
         raise DataError(f"probs must be numeric probabilities: {e}") from e
-    if probs.ndim != 2 or probs.shape[0] != n:
-        raise DataError(f"probs must have shape (n_rows={n}, n_classes), got {probs.shape}")
+    if probs.ndim != 2 or probs.shape[0] != n or probs.shape[1] < 2:
+        raise DataError(f"probs must have shape (n_rows={n}, n_classes >= 2), got {probs.shape}")
     if not np.isfinite(probs).all():
         raise DataError(f"probs has {int((~np.isfinite(probs)).sum())} NaN or infinite value(s)")
     if (probs < -1e-9).any() or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-6):
