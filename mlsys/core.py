@@ -236,7 +236,11 @@ def _jsonable(obj: Any, path: str = "$"):
     raise DataError(f"value at {path} has type {type(obj).__name__}, which is not JSON-serializable")
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+def atomic_write_bytes(
+    path: str | Path,  # destination file
+    data: bytes,  # its new contents
+    fsync: bool = True,  # flush to disk before the rename, so a power cut cannot leave an empty file
+) -> Path:
     "Write `data` to `path` atomically (temporary file in the same folder, then rename)."
     path = as_path(path)
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -249,7 +253,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -106,8 +106,8 @@ def test_pickle_refused_unless_allowed(flights, tmp_path):
 
 
 def test_unknown_format(tricky, tmp_path):
-    with pytest.raises(DataError, match="format='avro' is not one of csv, jsonl, parquet, feather, pickle"):
-        write_table(tricky, tmp_path / "t.avro", format="avro")
+    with pytest.raises(DataError, match="format='orc' is not one of csv, jsonl, parquet, feather, pickle, avro, protobuf"):
+        write_table(tricky, tmp_path / "t.orc", format="orc")
     with pytest.raises(DataError, match="suffix '.xlsx'"):
         read_table(tmp_path / "t.xlsx")
     assert resolve_format("x.NDJSON") == "jsonl"
@@ -143,20 +143,22 @@ def test_text_without_sidecar_is_parsed_strictly(tmp_path):
               "dep_delay": "Int64", "late": "boolean"}
     p = tmp_path / "raw.csv"
     p.write_text("carrier,dep_delay,late\nUA,5,True\nAA,,\n")
-    df = read_table(p, schema=schema)
+    with pytest.raises(IntegrityError, match="has no sidecar"):
+        read_table(p, schema=schema)  # a foreign file is read only on request
+    df = read_table(p, schema=schema, require_sidecar=False)
     assert df["dep_delay"].isna().tolist() == [False, True] and df["late"].isna().tolist() == [False, True]
     p.write_text("carrier,dep_delay,late\nUA,5,True\nXX,6,False\n")
     with pytest.raises(SchemaError, match=r"column 'carrier': values \['XX'\] are not among its categories"):
-        read_table(p, schema=schema)
+        read_table(p, schema=schema, require_sidecar=False)
     p.write_text("carrier,dep_delay,late\nUA,5.5,True\n")
     with pytest.raises(SchemaError, match="column 'dep_delay': cannot parse as Int64"):
-        read_table(p, schema=schema)
+        read_table(p, schema=schema, require_sidecar=False)
     p.with_suffix(".jsonl").write_text('{"carrier":"UA","dep_delay":5.5,"late":true}\n')
     with pytest.raises(SchemaError, match=r"column 'dep_delay': values \['5.5'\] are not integers"):
-        read_table(p.with_suffix(".jsonl"), schema=schema)
+        read_table(p.with_suffix(".jsonl"), schema=schema, require_sidecar=False)
     p.write_text("carrier,dep_delay,late\nUA,5,maybe\n")
     with pytest.raises(SchemaError, match=r"column 'late': values \['maybe'\] are not booleans"):
-        read_table(p, schema=schema)
+        read_table(p, schema=schema, require_sidecar=False)
 
 
 def test_tampered_file_fails_checksum(flights, tmp_path):
@@ -198,12 +200,15 @@ def test_write_is_atomic(flights, tmp_path, monkeypatch):
     def broken(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
+    import pyarrow.parquet as pq
+    monkeypatch.setattr(pq, "write_table", broken)
     with pytest.raises(OSError, match="disk full"):
         write_table(flights.head(3), p)
     assert p.read_bytes() == before  # the old file is intact
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["f.parquet", "f.parquet.meta.json"]  # no temp files left
-    assert json.loads(meta_path(p).read_text())["rows"] == len(flights)
+    # no temp files left: only the data, its sidecar and the (empty) inter-process lock file
+    assert sorted(x.name for x in tmp_path.iterdir()) == [".f.parquet.lock", "f.parquet", "f.parquet.meta.json"]
+    assert [v["rows"] for v in json.loads(meta_path(p).read_text())["versions"]] == [len(flights)]
+    pd.testing.assert_frame_equal(read_table(p), flights)
 
 
 def test_schema_diff_lists_everything():
@@ -224,3 +229,121 @@ def test_measure_formats_shows_column_major_access(flights, tmp_path):
         measure_formats(flights, tmp_path, column="nope")
     with pytest.raises(DataError, match="repeat must be at least 1"):
         measure_formats(flights, tmp_path, repeat=0)
+
+
+# --- every public entry point, given what it should refuse (issue 9, items 10 and 11 and the sweep) -----------------
+
+from mlsys.data.formats import avro_schema, dtype_spec, spec_dtype  # noqa: E402
+
+
+def test_spec_dtype_refuses_non_descriptions():
+    for bad in (None, 3, "", "   ", ["int64"], {"dtype": "int64"}, {"dtype": "category"}):
+        with pytest.raises(SchemaError):
+            spec_dtype(bad)  # None returned float64 before
+    assert spec_dtype("category") == pd.CategoricalDtype()
+
+
+def test_dtype_spec_and_table_schema_refuse_what_json_cannot_describe():
+    with pytest.raises(SchemaError, match="dtype is None"):
+        dtype_spec(None)
+    with pytest.raises(SchemaError, match="categoricals with datetime64"):
+        dtype_spec(pd.CategoricalDtype(pd.to_datetime(["2013-01-01"])))
+    with pytest.raises(SchemaError, match="infinite categories"):
+        dtype_spec(pd.CategoricalDtype([1.0, np.inf]))
+    assert dtype_spec(int) == "int64" and dtype_spec("Int64") == "Int64"
+    with pytest.raises(DataError, match=r"duplicate column names \['1'\]"):
+        table_schema(pd.DataFrame([[1, 2]], columns=[1, "1"]))  # both would be written as "1"
+
+
+def test_schema_diff_refuses_non_schemas(flights):
+    for a, b in [(None, flights), (flights, None), ([1], flights), ({1: "int64"}, flights)]:
+        with pytest.raises(DataError, match="must be a schema dict|non-string column names"):
+            schema_diff(a, b)  # None raised a raw TypeError before
+    with pytest.raises(SchemaError, match="column 'x'"):
+        schema_diff({"x": None}, flights)
+
+
+def test_paths_and_formats_are_checked(flights, tmp_path):
+    for bad in (None, 3, ""):
+        with pytest.raises(DataError, match="must be"):
+            write_table(flights, bad, format="parquet")
+        with pytest.raises(DataError, match="must be"):
+            read_table(bad, format="parquet")
+        with pytest.raises(DataError, match="must be"):
+            meta_path(bad)
+    with pytest.raises(DataError, match="format=3 is not one of"):
+        resolve_format("x.csv", format=3)
+    with pytest.raises(DataError, match="is a directory"):
+        write_table(flights, tmp_path, format="csv")
+    with pytest.raises(DataError, match="is a directory"):
+        read_table(tmp_path, format="csv")
+    with pytest.raises(FileNotFoundError, match="data file not found"):
+        read_table(tmp_path / "missing.csv")
+
+
+def test_write_table_refuses_bad_arguments(flights, tmp_path):
+    for bad in (None, [1, 2], flights["dep_delay"]):
+        with pytest.raises(DataError, match="df must be a pandas DataFrame"):
+            write_table(bad, tmp_path / "x.parquet")
+    with pytest.raises(DataError, match="MultiIndex columns"):
+        write_table(pd.DataFrame([[1, 2]], columns=pd.MultiIndex.from_tuples([("a", "b"), ("a", "c")])), tmp_path / "m.parquet")
+    for kw in ({"lock_timeout": "x"}, {"lock_timeout": True}, {"durable": "yes"}):
+        with pytest.raises(DataError):
+            write_table(flights, tmp_path / "x.parquet", **kw)
+    # a mixed-type object column: a raw pyarrow ArrowInvalid / ArrowTypeError before
+    mixed = pd.DataFrame({"o": pd.Series([1, "1", 2.5], dtype=object)})
+    for fmt in ("parquet", "feather"):
+        with pytest.raises(DataError, match=r"column 'o' mixes value types \['float', 'int', 'str'\]"):
+            write_table(mixed, tmp_path / f"o.{fmt}")
+    assert not (tmp_path / "o.parquet").exists() and not (tmp_path / "o.parquet.meta.json").exists()
+
+
+def test_read_table_refuses_bad_arguments(flights, tmp_path):
+    p = write_table(flights, tmp_path / "f.parquet")
+    for bad in ("dep_delay", [1], ["a", "a"], {"dep_delay"}):
+        with pytest.raises(DataError, match="columns"):
+            read_table(p, columns=bad)
+    for kw in ({"verify": "yes"}, {"require_sidecar": None}, {"allow_pickle": 1}, {"schema": 3}, {"schema": [1]}):
+        with pytest.raises(DataError):
+            read_table(p, **kw)
+    with pytest.raises(DataError, match="reader_schema"):
+        read_table(p, reader_schema={"type": "record"})
+    with pytest.raises(DataError, match="reader_schema"):
+        read_table(write_table(flights.head(3), tmp_path / "f.avro"), reader_schema="schema")
+    assert list(read_table(p, columns=[]).columns) == []
+
+
+def test_nan_inf_and_empty_frames(tmp_path):
+    df = pd.DataFrame({"x": [np.nan, np.inf, -np.inf, -0.0]})
+    for fmt in ("csv", "parquet", "feather", "avro", "protobuf"):
+        back = read_table(write_table(df, tmp_path / f"x.{fmt}"))
+        pd.testing.assert_frame_equal(back, df, check_exact=True)
+        assert np.signbit(back["x"].iloc[3])
+    empty = pd.DataFrame({"a": pd.Series([], dtype="Int64"), "s": pd.Series([], dtype="string")})
+    for fmt in FORMATS:
+        pd.testing.assert_frame_equal(read_table(write_table(empty, tmp_path / f"e.{fmt}"), allow_pickle=True), empty)
+
+
+def test_measure_formats_refuses_bad_arguments(flights, tmp_path):
+    with pytest.raises(DataError, match="formats must be a non-empty list"):
+        measure_formats(flights, tmp_path, formats="csv")  # iterated its characters before
+    with pytest.raises(DataError, match="formats must be a non-empty list"):
+        measure_formats(flights, tmp_path, formats=())
+    for rep in (1.5, True, "2"):
+        with pytest.raises(DataError, match="repeat must be at least 1"):
+            measure_formats(flights, tmp_path, repeat=rep)
+    with pytest.raises(DataError, match="no rows"):
+        measure_formats(flights.head(0), tmp_path)
+    with pytest.raises(DataError, match="folder must be"):
+        measure_formats(flights, None)
+    with pytest.raises(DataError, match="df must be a pandas DataFrame"):
+        measure_formats(None, tmp_path)
+    with pytest.raises(DataError, match="format='xml'"):
+        measure_formats(flights, tmp_path, formats=("csv", "xml"))
+
+
+def test_avro_schema_refuses_bad_arguments(flights):
+    with pytest.raises(DataError, match="schema must be a schema dict"):
+        avro_schema(None)
+    with pytest.raises(DataError, match="not a valid Avro name"):
+        avro_schema(flights, name="my table")
