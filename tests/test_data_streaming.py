@@ -1,10 +1,13 @@
 """Batch vs stream: equal results, windows, watermarks and late events, bounded state, bad input."""
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from mlsys.core import ConfigError, DataError
 from mlsys.data.streaming import (
+    WINDOW_COLUMNS,
     RollingCounts,
     WindowedCounts,
     batch_rolling_counts,
@@ -202,7 +205,132 @@ def test_bad_configuration(days):
         RollingCounts("0s")
     with pytest.raises(ConfigError, match="engine must be"):
         batch_window_counts(days, engine="polars")
-    with pytest.raises(DataError, match="missing columns"):
+    with pytest.raises(DataError, match=r"lacks column \['origin'\]"):
         batch_window_counts(days.drop(columns=["origin"]))
     with pytest.raises(DataError, match="sorted by sched_dep"):
         batch_rolling_counts(days.iloc[::-1])
+
+
+# ---------------------------------------------------------------- bad input: the issue's cases, then every entry point
+
+
+def test_issue_event_time_of_an_empty_dict_is_named():
+    with pytest.raises(DataError, match="has no 'sched_dep' field"):
+        event_time({})
+
+
+def test_issue_event_time_refuses_a_naive_time():
+    "A naive ISO time was read in the machine's local zone (so results depended on TZ); it is refused."
+    with pytest.raises(DataError, match="has no UTC offset, so it would be read in this machine's time zone"):
+        event_time({"sched_dep": "2013-07-01T22:59:00"})
+    assert event_time({"sched_dep": "2013-07-01T22:59:00Z"}) == event_time({"sched_dep": "2013-07-01T18:59:00-04:00"}) \
+        == int(pd.Timestamp("2013-07-01T22:59:00Z").timestamp())
+
+
+def test_issue_threshold_x_is_named(days):
+    with pytest.raises(ConfigError, match="threshold must be a finite number of minutes.*'x'"):
+        batch_window_counts(days, threshold="x")
+
+
+def test_issue_drop_flights_none_and_one_string_are_refused(days):
+    fid = flight_events(days.head(1))[0]["flight_id"]
+    with pytest.raises(DataError, match="flight_ids_to_drop must be a collection.*got NoneType"):
+        drop_flights(days, None)
+    with pytest.raises(DataError, match=f"flight_ids_to_drop is a single str '{fid}', not a collection"):
+        drop_flights(days, fid)  # it iterated the id's characters and dropped nothing
+    assert len(drop_flights(days, [fid])) == len(days) - 1
+
+
+@pytest.mark.parametrize("event, msg", [
+    (None, "event must be a dict"), ("2013-07-01T22:59:00Z", "event must be a dict"),
+    ({"sched_dep": None}, "must be an ISO time string, got NoneType"), ({"sched_dep": 1372719540}, "got int"),
+    ({"sched_dep": "soon"}, "is not an ISO time"), ({"sched_dep": ""}, "is not an ISO time"),
+    ({"sched_dep": "2013-02-30T10:00:00Z"}, "is not an ISO time"), ({"sched_dep": "2013-07-01"}, "has no UTC offset"),
+    ({"flight_id": "F1", "sched_dep": "2013-07-01T10:00:00"}, "event 'F1'.*has no UTC offset"),
+])
+def test_event_time_refuses(event, msg):
+    with pytest.raises(DataError, match=msg):
+        event_time(event)
+
+
+@pytest.mark.parametrize("value, msg", [
+    (None, "is not a duration"), (True, "is not a duration"), (3600, "is a bare number; give a duration with a unit"),
+    (1.5, "bare number"), (np.int64(60), "bare number"), (math.nan, "is not a duration"), (math.inf, "is not a duration"),
+    ("-1h", "must be a positive"), ("1.5s", "whole number of seconds"), ("400D", "longer than 366 days"),
+    ("1000000000D", "is not a duration"), ([1], "is not a duration"), ("NaT", "is not a duration"),
+])
+def test_to_seconds_refuses(value, msg):
+    with pytest.raises(ConfigError, match=msg):
+        to_seconds(value, "size")
+
+
+@pytest.mark.parametrize("threshold", ["x", None, True, math.nan, math.inf, [15]])
+def test_threshold_is_checked_everywhere(days, threshold):
+    for call in (lambda: batch_window_counts(days, threshold=threshold), lambda: batch_rolling_counts(days, threshold=threshold),
+                 lambda: WindowedCounts(threshold=threshold), lambda: RollingCounts(threshold=threshold)):
+        with pytest.raises(ConfigError, match="threshold must be a finite number"):
+            call()
+
+
+@pytest.mark.parametrize("change, msg", [
+    (lambda d: None, "flights must be a pandas DataFrame, got NoneType"),
+    (lambda d: d.to_dict("list"), "got dict"),
+    (lambda d: d.iloc[:0], "flights is empty"),
+    (lambda d: d.assign(sched_dep=d["sched_dep"].dt.tz_localize(None)), "has no time zone"),
+    (lambda d: d.assign(sched_dep=d["sched_dep"].astype(str)), "must be tz-aware timestamps"),
+    (lambda d: d.assign(sched_dep=d["sched_dep"].where(d.index != d.index[5])), "1 missing times"),
+    (lambda d: d.assign(origin=None), "origin'\\] has .* missing or empty"),
+    (lambda d: d.assign(dep_delay="5"), "must be numeric minutes"),
+    (lambda d: d.assign(dep_delay=np.inf), "whole minutes"),
+    (lambda d: d.assign(cancelled=np.nan), "must be bool without missing values"),
+])
+def test_batch_jobs_refuse_bad_tables(days, change, msg):
+    for job in (batch_window_counts, batch_rolling_counts):
+        with pytest.raises(DataError, match=msg):
+            job(change(days))
+
+
+def test_window_fan_out_is_bounded(days):
+    'size="1D", slide="1s" copied every flight 86,400 times (memory exhaustion on a real table).'
+    for call in (lambda: batch_window_counts(days, "1D", slide="1s"), lambda: WindowedCounts("1D", slide="1s")):
+        with pytest.raises(ConfigError, match="puts each event in 86,400 windows; at most 1,000"):
+            call()
+
+
+def test_stream_job_inputs_are_named(events):
+    job = WindowedCounts("1h")
+    with pytest.raises(DataError, match="events must be an iterable of event dicts.*NoneType"):
+        job.run(None)
+    with pytest.raises(DataError, match="wrap a single event in a list"):
+        job.run(events[0])
+    with pytest.raises(DataError, match="rows must be a list of the window dicts"):
+        job.to_frame(None)
+    with pytest.raises(DataError, match=r"rows\[1\] is not a window result.*lacks \['cancelled'"):
+        job.to_frame([{"origin": "JFK", "start": 0, "flights": 1, "delayed": 0, "cancelled": 0},
+                      {"origin": "JFK", "start": 3600, "flights": 1, "delayed": 0}])
+    with pytest.raises(ConfigError, match="late must be"):
+        WindowedCounts(late=None)
+    assert job.run([]).columns.tolist() == WINDOW_COLUMNS  # an empty stream is a normal state: no windows
+    for bad, msg in [({**events[0], "dep_delay": 10**30}, "beyond"), ({**events[0], "sched_dep": "0001-01-01T00:00:00Z"}, "outside the years"),
+                     ({**events[0], "sched_dep": "2013-01-01T10:00:00"}, "must look like"), ({**events[0], "origin": ""}, "empty string")]:
+        for j in (WindowedCounts("1h"), RollingCounts("2h")):
+            with pytest.raises(DataError, match=msg):
+                j.update(bad)
+
+
+@pytest.mark.parametrize("ids, msg", [
+    (b"20130307-UA1545-EWR", "is a single bytes"),
+    ({"flight_id": "x"}, "a single event\\?"),
+    ([1, 2], "must hold flight id strings, got 1"),
+    ([["a"]], "must hold flight id strings"),
+    (5, "must be a collection"),
+    (["19990101-XX1-JFK"], "1 of flight_ids_to_drop are not flights of this table"),
+])
+def test_drop_flights_refuses(days, ids, msg):
+    with pytest.raises(DataError, match=msg):
+        drop_flights(days, ids)
+
+
+def test_drop_flights_needs_a_flights_table():
+    with pytest.raises(DataError, match="flights must be a pandas DataFrame"):
+        drop_flights(None, [])

@@ -7,56 +7,85 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..core import ConfigError, DataError, optional_import
+from ..core import ConfigError, DataError, optional_import, require_columns
 from .service import flight_ids
-from .transport import validate_flight_event
+from .transport import _check_events, _flight_columns, validate_flight_event
 
 # %% auto 0
-__all__ = ['log', 'WINDOW_COLUMNS', 'to_seconds', 'event_time', 'batch_window_counts', 'batch_rolling_counts', 'WindowedCounts',
-           'RollingCounts', 'drop_flights']
+__all__ = ['log', 'WINDOW_COLUMNS', 'MAX_DURATION_S', 'MAX_WINDOWS_PER_EVENT', 'to_seconds', 'event_time', 'batch_window_counts',
+           'batch_rolling_counts', 'WindowedCounts', 'RollingCounts', 'drop_flights']
 
 # %% ../../nbs/02f_data_streaming.ipynb
 log = logging.getLogger(__name__)
 
 WINDOW_COLUMNS = ["origin", "window_start", "window_end", "flights", "delayed", "cancelled", "delay_rate"]
+MAX_DURATION_S = 366 * 86_400  # the longest window, slide or lateness accepted
+MAX_WINDOWS_PER_EVENT = 1_000  # size / slide: how many sliding windows one event may fall in
 
 
 def to_seconds(value: Any, name: str, allow_zero: bool = False) -> int:
     "Parse a duration (`'1h'`, `'30min'`, `pd.Timedelta`) into whole seconds, naming `name` on error."
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.timedelta64)):
+        if not math.isfinite(value):
+            raise ConfigError(f"{name}={value!r} is not a duration like '1h' or '30min'")
+        raise ConfigError(f"{name}={value!r} is a bare number; give a duration with a unit, like '{value}s' or '1h'")
     try:
         td = pd.Timedelta(value)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         raise ConfigError(f"{name}={value!r} is not a duration like '1h' or '30min'") from e
     if td is pd.NaT:
         raise ConfigError(f"{name}={value!r} is not a duration like '1h' or '30min'")
     s = td.total_seconds()
     if s != int(s) or s < 0 or (s == 0 and not allow_zero):
         raise ConfigError(f"{name}={value!r} must be a {'non-negative' if allow_zero else 'positive'} whole number of seconds")
+    if s > MAX_DURATION_S:
+        raise ConfigError(f"{name}={value!r} is longer than {MAX_DURATION_S // 86_400} days")
     return int(s)
 
 
 def event_time(event: dict) -> int:
-    "Event time of a flight event: its scheduled departure in epoch seconds (UTC)."
-    return int(datetime.fromisoformat(event["sched_dep"]).timestamp())
+    "Event time of a flight event: its scheduled departure (an ISO time with a UTC offset) in epoch seconds."
+    if not isinstance(event, dict):
+        raise DataError(f"event must be a dict with a 'sched_dep' time, got {type(event).__name__}")
+    if "sched_dep" not in event:
+        raise DataError(f"event {event.get('flight_id', '?')!r} has no 'sched_dep' field (its event time)")
+    s = event["sched_dep"]
+    if not isinstance(s, str):
+        raise DataError(f"event {event.get('flight_id', '?')!r}: sched_dep must be an ISO time string, got {type(s).__name__}")
+    try:
+        t = datetime.fromisoformat(s)
+    except ValueError:
+        raise DataError(f"event {event.get('flight_id', '?')!r}: sched_dep={s!r:.80} is not an ISO time like 2013-07-01T22:59:00Z") from None
+    if t.tzinfo is None:
+        raise DataError(f"event {event.get('flight_id', '?')!r}: sched_dep={s!r} has no UTC offset, so it would be read in this "
+                        "machine's time zone; write it with Z or +HH:MM")
+    return math.floor(t.timestamp())
 
 
-def _table(flights: pd.DataFrame, threshold: int) -> pd.DataFrame:
+def _check_threshold(threshold: Any) -> float | int:
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(threshold):
+        raise ConfigError(f"threshold must be a finite number of minutes (delays above it count as delayed), got {threshold!r}")
+    return threshold
+
+
+def _table(flights: pd.DataFrame, threshold: Any) -> pd.DataFrame:
     "Columns the batch jobs need, from a `load_flights` table: origin, ts (epoch s), delayed, cancelled."
-    missing = {"origin", "sched_dep", "dep_delay", "cancelled"} - set(flights.columns)
-    if missing:
-        raise DataError(f"flights is missing columns {sorted(missing)}")
-    ts = flights["sched_dep"].dt.tz_convert("UTC").astype("int64")
-    unit = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[np.datetime_data(flights["sched_dep"].dt.tz_localize(None).dtype)[0]]
+    threshold = _check_threshold(threshold)
+    _flight_columns(flights, ["origin", "sched_dep", "dep_delay", "cancelled"])
+    sd = flights["sched_dep"].dt.tz_convert("UTC")
+    unit = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[np.datetime_data(sd.dt.tz_localize(None).dtype)[0]]
     return pd.DataFrame({
-        "origin": flights["origin"].astype(str).to_numpy(), "ts": (ts // unit).to_numpy(),
+        "origin": flights["origin"].astype(str).to_numpy(), "ts": (sd.astype("int64") // unit).to_numpy(),
         "delayed": (flights["dep_delay"] > threshold).fillna(False).astype(bool).to_numpy(),
         "cancelled": flights["cancelled"].astype(bool).to_numpy(),
     })
@@ -67,6 +96,9 @@ def _check_windows(size: Any, slide: Any) -> tuple[int, int]:
     slide_s = size_s if slide is None else to_seconds(slide, "slide")
     if size_s % slide_s:
         raise ConfigError(f"size={size!r} must be a whole multiple of slide={slide!r}")
+    if size_s // slide_s > MAX_WINDOWS_PER_EVENT:
+        raise ConfigError(f"size={size!r} / slide={slide!r} puts each event in {size_s // slide_s:,} windows; "
+                          f"at most {MAX_WINDOWS_PER_EVENT:,} are supported")
     return size_s, slide_s
 
 
@@ -137,6 +169,9 @@ def batch_rolling_counts(
                          "flights_window": counts[:, 0], "delayed_window": counts[:, 1]})
 
 # %% ../../nbs/02f_data_streaming.ipynb
+_ROW_KEYS = frozenset({"origin", "start", "flights", "delayed", "cancelled"})
+
+
 class WindowedCounts:
     "Stateful stream job: per-origin flight, delay and cancellation counts in tumbling or sliding event-time windows."
 
@@ -148,8 +183,9 @@ class WindowedCounts:
                  threshold: int = 15):  # departure delay (minutes) above which a flight counts as delayed
         self.size, self.slide, self.allowed_lateness, self.late, self.threshold = size, slide, allowed_lateness, late, threshold
         self.size_s_, self.slide_s_ = _check_windows(size, slide)
+        _check_threshold(threshold)
         self.lateness_s_ = to_seconds(allowed_lateness, "allowed_lateness", allow_zero=True)
-        if late not in ("side", "drop"):
+        if not isinstance(late, str) or late not in ("side", "drop"):
             raise ConfigError(f"late must be 'side' or 'drop', got {late!r}")
         self._m = self.size_s_ // self.slide_s_
         self._open: dict[int, dict[str, list[int]]] = {}  # window start -> origin -> [flights, delayed, cancelled]
@@ -214,13 +250,21 @@ class WindowedCounts:
     def run(self, events: Iterable[dict]) -> pd.DataFrame:
         "Feed `events` through `update`, then `flush`; return all windows as the batch job's table."
         rows = []
-        for e in events:
+        for e in _check_events(events):
             rows += self.update(e)
         rows += self.flush()
         return self.to_frame(rows)
 
     def to_frame(self, rows: list[dict]) -> pd.DataFrame:
         "Window results returned by `update`/`flush` as the batch job's table."
+        if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
+            raise DataError(f"rows must be a list of the window dicts that update/flush return, got {type(rows).__name__}")
+        rows = list(rows)
+        for i, r in enumerate(rows):
+            if not isinstance(r, dict) or not _ROW_KEYS <= r.keys():
+                missing = sorted(_ROW_KEYS - r.keys()) if isinstance(r, dict) else None
+                raise DataError(f"rows[{i}] is not a window result of update/flush: "
+                                + (f"it lacks {missing}" if missing is not None else f"got {type(r).__name__}"))
         df = pd.DataFrame(rows, columns=["origin", "start", "flights", "delayed", "cancelled"])
         return _window_frame(df, self.size_s_)
 
@@ -233,6 +277,7 @@ class RollingCounts:
                  threshold: int = 15):  # departure delay (minutes) above which a flight counts as delayed
         self.window, self.threshold = window, threshold
         self.window_s_ = to_seconds(window, "window")
+        _check_threshold(threshold)
         self._recent: dict[str, deque] = {}
         self._delayed: dict[str, int] = {}
         self.state_size_ = self.max_state_size_ = 0
@@ -259,6 +304,26 @@ class RollingCounts:
         return {"flight_id": event["flight_id"], "origin": origin, "flights_window": len(q), "delayed_window": n_del + delayed}
 
 # %% ../../nbs/02f_data_streaming.ipynb
-def drop_flights(flights: pd.DataFrame, flight_ids_to_drop: Iterable[str]) -> pd.DataFrame:
+def drop_flights(
+    flights: pd.DataFrame,  # a `load_flights` table
+    flight_ids_to_drop: Iterable[str],  # a collection (set, list) of flight ids, each of which must be in `flights`
+) -> pd.DataFrame:
     "The rows of a `load_flights` table whose flight id is not in `flight_ids_to_drop`."
-    return flights[~flight_ids(flights).isin(set(flight_ids_to_drop))].reset_index(drop=True)
+    require_columns(flights, ["sched_dep_local", "carrier", "flight", "origin"], "flights")
+    ids = flight_ids_to_drop
+    if isinstance(ids, (str, bytes, bytearray)):
+        raise DataError(f"flight_ids_to_drop is a single {type(ids).__name__} {ids!r:.60}, not a collection of ids; "
+                        "wrap one id in a list or set")
+    if isinstance(ids, Mapping) or not isinstance(ids, Iterable):
+        raise DataError(f"flight_ids_to_drop must be a collection (set, list) of flight id strings, got {type(ids).__name__}"
+                        + (" (a single event? pass {event['flight_id']})" if isinstance(ids, Mapping) else ""))
+    ids = list(ids)
+    bad = [i for i in ids if not isinstance(i, str)]
+    if bad:
+        raise DataError(f"flight_ids_to_drop must hold flight id strings, got {bad[0]!r:.60} ({type(bad[0]).__name__})")
+    fids = flight_ids(flights)
+    unknown = set(ids).difference(fids)
+    if unknown:
+        raise DataError(f"{len(unknown)} of flight_ids_to_drop are not flights of this table (e.g. {sorted(unknown)[0]!r}); "
+                        "ids look like 20130701-UA1545-EWR")
+    return flights[~fids.isin(set(ids))].reset_index(drop=True)

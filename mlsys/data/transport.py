@@ -13,23 +13,27 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Self
 
 import pandas as pd
 
-from ..core import ConfigError, DataError, MlsysError, optional_import
+from ..core import ConfigError, DataError, IntegrityError, MlsysError, optional_import, require_columns, require_tz_aware
 from .service import flight_ids
 
 # %% auto 0
-__all__ = ['log', 'FLIGHT_EVENT_FIELDS', 'TransportError', 'check_name', 'encode_event', 'decode_event', 'Message', 'Consumer',
-           'Transport', 'InProcessTransport', 'flight_events', 'validate_flight_event', 'replay', 'RedisTransport']
+__all__ = ['log', 'FLIGHT_EVENT_FIELDS', 'MAX_DELAY_MINUTES', 'TransportError', 'BackpressureError', 'check_name', 'encode_event',
+           'decode_event', 'Message', 'Consumer', 'Transport', 'InProcessTransport', 'flight_events',
+           'validate_flight_event', 'replay', 'RedisTransport']
 
 # %% ../../nbs/02e_data_transport.ipynb
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
+_MAX_DEPTH = 64  # nesting levels an event may have
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 class TransportError(MlsysError, ConnectionError):
@@ -40,29 +44,57 @@ class TransportError(MlsysError, ConnectionError):
         self.sent = sent  # how many events of a batch were published before the failure
 
 
+class BackpressureError(TransportError):
+    "The topic is full of events a consumer group has not acknowledged, so the event was not published."
+
+    def __init__(self, message: str, topic: str = "", groups: tuple[str, ...] = (), sent: int = 0):
+        super().__init__(message, sent)
+        self.topic = topic  # the full topic
+        self.groups = groups  # the groups holding its oldest event
+
+
 def check_name(value: Any, what: str) -> str:
     "Validate a topic, group or consumer name: 1-200 characters of letters, digits, `_ . : -`."
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise DataError(f"{what}={value!r} must be 1-200 characters of letters, digits and _ . : - (not starting with a symbol)")
     return value
 
 
-def _check_value(v: Any, path: str) -> None:
-    if v is None or isinstance(v, (str, bool, int)):
+def _check_text(s: str, path: str) -> None:
+    if not s.isascii():
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise DataError(f"event field {path} is not valid Unicode text (lone surrogate {s[e.start]!r} at position {e.start})") from None
+
+
+def _check_value(v: Any, path: str, depth: int = 0) -> None:
+    if v is None or isinstance(v, bool):
+        return
+    if isinstance(v, str):
+        _check_text(v, path)
+        return
+    if isinstance(v, int):
+        if not _INT64[0] <= v <= _INT64[1]:
+            raise DataError(f"event field {path} is an integer of {v.bit_length()} bits; events carry integers that fit "
+                            "in 64 bits (send a bigger one as a string)")
         return
     if isinstance(v, float):
         if not math.isfinite(v):
             raise DataError(f"event field {path} is {v}, which JSON cannot represent")
         return
+    if depth >= _MAX_DEPTH and isinstance(v, (dict, list, tuple)):
+        raise DataError(f"event field {path} is nested more than {_MAX_DEPTH} levels deep (a cycle?)")
     if isinstance(v, dict):
         for k, x in v.items():
             if not isinstance(k, str):
                 raise DataError(f"event field {path} has a non-string key {k!r}")
-            _check_value(x, f"{path}.{k}")
+            _check_text(k, f"{path} (a key)")
+            _check_value(x, f"{path}.{k}", depth + 1)
         return
     if isinstance(v, (list, tuple)):
         for i, x in enumerate(v):
-            _check_value(x, f"{path}[{i}]")
+            _check_value(x, f"{path}[{i}]", depth + 1)
         return
     raise DataError(f"event field {path} has type {type(v).__name__}, which is not JSON (convert it to str, int, float, bool, list or dict)")
 
@@ -76,18 +108,67 @@ def encode_event(event: Any) -> str:
     for k, v in event.items():
         if not isinstance(k, str) or not k:
             raise DataError(f"event keys must be non-empty strings, got {k!r}")
+        _check_text(k, f"{k!r} (a key)")
         _check_value(v, k)
-    return json.dumps(event, separators=(",", ":"))
+    return json.dumps(event, separators=(",", ":"), allow_nan=False)
+
+
+def _refuse_constant(name: str):
+    raise DataError(f"holds {name}, which JSON does not allow (and encode_event refuses)")
+
+
+def _int64(text: str) -> int:
+    v = int(text)
+    if not _INT64[0] <= v <= _INT64[1]:
+        raise DataError(f"holds the integer {text:.30}{'...' if len(text) > 30 else ''} ({len(text.lstrip('-'))} digits), beyond 64 bits")
+    return v
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise DataError(f"holds the number {text:.30}, beyond the range of a float (encode_event refuses infinite numbers)")
+    return v
+
+
+# one decoder, built once: its hooks refuse NaN/Infinity, numbers that overflow a float and integers beyond 64 bits
+# as the scanner meets them, so an ordinary event costs little more than `json.loads`
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_int=_int64, parse_float=_finite_float)
 
 
 def decode_event(payload: str | bytes, message_id: str = "?") -> dict:
-    "Decode a payload read from a transport; `DataError` naming the message if it is not a JSON object."
+    "Decode a payload read from a transport; `DataError` naming the message unless it is what `encode_event` accepts."
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        raw = bytes(payload)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"message {message_id} is not UTF-8 text: byte {e.start} is {raw[e.start]:#04x}") from None
+    elif isinstance(payload, str):
+        text = payload
+    else:
+        raise DataError(f"message {message_id} must be JSON text (str or bytes), got {type(payload).__name__}")
+
     try:
-        event = json.loads(payload)
-    except (TypeError, ValueError) as e:
+        event = _DECODER.decode(text)
+    except DataError as e:
+        raise DataError(f"message {message_id} {e}") from None
+    except RecursionError:
+        raise DataError(f"message {message_id} is nested too deeply to decode") from None
+    except ValueError as e:  # JSONDecodeError, or an integer too long to convert
         raise DataError(f"message {message_id} is not valid JSON: {e}") from e
     if not isinstance(event, dict):
         raise DataError(f"message {message_id} holds {type(event).__name__}, not a JSON object")
+    if not event or "" in event:
+        raise DataError(f"message {message_id} holds {'an empty object' if not event else 'an empty key'}, which encode_event refuses")
+    # what the scanner cannot see: lone surrogates (only as \\u escapes, or raw in a str payload) and deep nesting
+    if "\\ud" in text or "\\uD" in text or not text.isascii() or text.count("{") + text.count("[") > _MAX_DEPTH:
+        try:
+            for k, v in event.items():
+                _check_text(k, f"{k!r} (a key)")
+                _check_value(v, k)
+        except DataError as e:
+            raise DataError(f"message {message_id}: {e}") from None
     return event
 
 # %% ../../nbs/02e_data_transport.ipynb
@@ -100,12 +181,16 @@ class Message:
     deliveries: int = 1  # times this message has been handed to its group (>1 means redelivered)
 
 
+_MAX_BATCH = 1_000_000  # messages one poll or claim may ask for
+_MAX_TIMEOUT = 86_400.0  # seconds one poll may wait
+_MAX_IDLE_MS = 365 * 86_400_000  # one year
+
+
 class Consumer(ABC):
     "A reader of one topic inside one consumer group."
     topic: str
     group: str
     name: str
-    lost: int = 0  # events trimmed by retention before this group read them (in-process backend)
 
     @abstractmethod
     def poll(self, max_messages: int = 100, timeout: float = 0.0) -> list[Message]:
@@ -123,15 +208,49 @@ class Consumer(ABC):
     def claim(self, min_idle_ms: int = 30_000, max_messages: int = 100) -> list[Message]:
         "Take over pending messages idle for at least `min_idle_ms` and deliver them to this consumer."
 
+    def _ids(self, messages: Any) -> list[str]:
+        "The ids of `messages` (Message objects of this topic, or id strings), all checked before any is used."
+        if isinstance(messages, (str, bytes, bytearray, Mapping)) or not isinstance(messages, Iterable):
+            hint = " (wrap a single id or message in a list)" if isinstance(messages, (str, bytes, Mapping)) else ""
+            raise DataError(f"ack expects a list of Message objects or id strings, got {type(messages).__name__} {messages!r:.60}{hint}")
+        ids = []
+        for m in messages:
+            if isinstance(m, Message):
+                if m.topic != self.topic:
+                    raise DataError(f"message {m.id} is from topic {m.topic!r}; this consumer reads {self.topic!r}")
+                ids.append(m.id)
+            elif isinstance(m, str):
+                ids.append(m)
+            else:
+                raise DataError(f"ack expects Message objects or id strings, got {type(m).__name__}")
+        return ids
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(topic={self.topic!r}, group={self.group!r}, name={self.name!r})"
 
 
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def _check_poll(max_messages: Any, timeout: Any) -> None:
-    if isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1:
-        raise ConfigError(f"max_messages must be a positive integer, got {max_messages!r}")
-    if not isinstance(timeout, (int, float)) or timeout < 0:
-        raise ConfigError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
+    if isinstance(max_messages, bool) or not isinstance(max_messages, int) or not 1 <= max_messages <= _MAX_BATCH:
+        raise ConfigError(f"max_messages must be an integer from 1 to {_MAX_BATCH:,}, got {max_messages!r}")
+    if not _is_number(timeout) or not 0 <= timeout <= _MAX_TIMEOUT:
+        raise ConfigError(f"timeout must be a number of seconds from 0 to {_MAX_TIMEOUT:,.0f}, got {timeout!r}")
+
+
+def _check_idle(min_idle_ms: Any) -> int:
+    if isinstance(min_idle_ms, bool) or not isinstance(min_idle_ms, int) or not 0 <= min_idle_ms <= _MAX_IDLE_MS:
+        raise ConfigError(f"min_idle_ms must be an integer from 0 to {_MAX_IDLE_MS:,} (one year), got {min_idle_ms!r}")
+    return min_idle_ms
+
+
+def _check_events(events: Any, what: str = "events") -> Iterable:
+    if isinstance(events, (str, bytes, bytearray, Mapping)) or not isinstance(events, Iterable):
+        hint = " (wrap a single event in a list)" if isinstance(events, Mapping) else ""
+        raise DataError(f"{what} must be an iterable of event dicts (a list or a generator), got {type(events).__name__}{hint}")
+    return events
 
 
 class Transport(ABC):
@@ -143,12 +262,14 @@ class Transport(ABC):
 
     def publish_many(self, topic: str, events: Iterable[dict]) -> list[str]:
         "Publish `events` in order; a `TransportError` carries in `.sent` how many were published."
+        check_name(topic, "topic")
         ids: list[str] = []
-        for event in events:
+        for event in _check_events(events):
             try:
                 ids.append(self.publish(topic, event))
             except TransportError as e:
-                raise TransportError(f"{e} ({len(ids)} events of this batch were published before the failure)", sent=len(ids)) from e
+                e.args, e.sent = (f"{e} ({len(ids)} events of this batch were published before the failure)",), len(ids)
+                raise
         return ids
 
     @abstractmethod
@@ -161,6 +282,10 @@ class Transport(ABC):
     def queue_consumer(self, topic: str, queue: str, consumer: str, start: str = "earliest") -> Consumer:
         "A consumer sharing `queue` with others: each message of `topic` goes to exactly one of them."
         return self._consumer(check_name(topic, "topic"), check_name(queue, "queue"), check_name(consumer, "consumer"), _check_start(start))
+
+    @abstractmethod
+    def drop_group(self, topic: str, group: str) -> bool:
+        "Delete consumer group `group` (a subscriber or queue) of `topic` with its pending list; True if it existed."
 
     @abstractmethod
     def length(self, topic: str) -> int:
@@ -177,22 +302,37 @@ class Transport(ABC):
 
 
 def _check_start(start: Any) -> str:
-    if start not in ("earliest", "latest"):
+    if not isinstance(start, str) or start not in ("earliest", "latest"):
         raise ConfigError(f"start must be 'earliest' (all retained events) or 'latest' (only new ones), got {start!r}")
     return start
 
 
 def _check_maxlen(maxlen: Any) -> int:
-    if isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 1:
-        raise ConfigError(f"maxlen must be a positive integer (events kept per topic), got {maxlen!r}")
+    if isinstance(maxlen, bool) or not isinstance(maxlen, int) or not 1 <= maxlen <= 2**32:
+        raise ConfigError(f"maxlen must be an integer from 1 to 2**32 (events kept per topic), got {maxlen!r}")
     return maxlen
+
+
+def _backpressure(topic: str, maxlen: int, blocking: list[tuple[str, int, Any]], sent: int = 0) -> BackpressureError:
+    "The error for a full topic: it names the topic and each group (with its pending and unread counts) holding it."
+    held = ", ".join(f"{g!r} ({p} pending, {'?' if u is None else u} unread)" for g, p, u in blocking)
+    return BackpressureError(
+        f"topic {topic!r} is full: it retains maxlen={maxlen} events and its oldest is not yet acknowledged by group {held}; "
+        f"nothing was published. Let the group catch up (poll and ack, or claim a dead consumer's messages), raise maxlen, "
+        f"or give its events up with drop_group({topic!r}, {blocking[0][0]!r})",
+        topic=topic, groups=tuple(g for g, _, _ in blocking), sent=sent)
 
 # %% ../../nbs/02e_data_transport.ipynb
 class _Group:
     def __init__(self, offset: int):
         self.offset = offset  # last sequence number handed out to the group
-        self.pending: dict[int, list] = {}  # seq -> [consumer, delivered_at (monotonic s), deliveries]
-        self.lost = 0
+        # seq -> [consumer, delivered_at (monotonic s), deliveries]; insertion order is seq order, because `poll`
+        # hands out increasing numbers and `claim` updates entries in place
+        self.pending: dict[int, list] = {}
+
+    def floor(self) -> int:
+        "The oldest sequence number this group still needs: its oldest pending message, else its next unread one."
+        return next(iter(self.pending)) if self.pending else self.offset + 1
 
 
 class _Topic:
@@ -209,11 +349,21 @@ class _Topic:
         i = seq - self.first_seq()
         return self.entries[i][1] if 0 <= i < len(self.entries) else None
 
+    def make_room(self, name: str) -> None:
+        "Trim the oldest events every group is done with until one more fits; `BackpressureError` if none can go."
+        floor = min((g.floor() for g in self.groups.values()), default=self.next_seq)
+        while len(self.entries) >= self.maxlen and self.entries[0][0] < floor:
+            self.entries.popleft()
+        if len(self.entries) >= self.maxlen:
+            oldest = self.entries[0][0]
+            raise _backpressure(name, self.maxlen, [(g, len(s.pending), self.next_seq - 1 - s.offset)
+                                                    for g, s in self.groups.items() if s.floor() <= oldest])
+
 
 class InProcessTransport(Transport):
-    "Thread-safe in-memory transport with Redis-Streams semantics (groups, acks, claims, bounded retention)."
+    "Thread-safe in-memory transport with Redis-Streams semantics (groups, acks, claims, lossless bounded retention)."
 
-    def __init__(self, maxlen: int = 100_000):  # events retained per topic; older ones are trimmed
+    def __init__(self, maxlen: int = 100_000):  # events retained per topic; only events every group has acknowledged are trimmed
         self.maxlen = _check_maxlen(maxlen)
         self._topics: dict[str, _Topic] = {}
         self._cond = threading.Condition()
@@ -227,15 +377,15 @@ class InProcessTransport(Transport):
         return self._topics[name]
 
     def publish(self, topic: str, event: dict) -> str:
-        "Append `event` to `topic`; return its id."
+        "Append `event` to `topic`; return its id. `BackpressureError` if the topic is full of unacknowledged events."
         payload = encode_event(event)
         with self._cond:
             t = self._topic(check_name(topic, "topic"))
+            if len(t.entries) >= t.maxlen:
+                t.make_room(topic)
             seq = t.next_seq
             t.entries.append((seq, payload))
             t.next_seq += 1
-            while len(t.entries) > t.maxlen:
-                t.entries.popleft()
             self._cond.notify_all()
         return str(seq)
 
@@ -248,8 +398,14 @@ class InProcessTransport(Transport):
         with self._cond:
             t = self._topic(topic)
             if group not in t.groups:
-                t.groups[group] = _Group(0 if start == "earliest" else t.next_seq - 1)
+                t.groups[group] = _Group(t.first_seq() - 1 if start == "earliest" else t.next_seq - 1)
         return _InProcessConsumer(self, topic, group, name)
+
+    def drop_group(self, topic: str, group: str) -> bool:
+        "Delete consumer group `group` of `topic` with its pending list (its unacknowledged events may then be trimmed)."
+        with self._cond:
+            t = self._topic(check_name(topic, "topic"))
+            return t.groups.pop(check_name(group, "group"), None) is not None
 
     def close(self) -> None:
         "Close the transport; later calls raise `TransportError`."
@@ -258,18 +414,19 @@ class InProcessTransport(Transport):
             self._cond.notify_all()
 
 
+_INPROC_ID = re.compile(r"[0-9]{1,19}")
+
+
 class _InProcessConsumer(Consumer):
     def __init__(self, transport: InProcessTransport, topic: str, group: str, name: str):
         self.transport, self.topic, self.group, self.name = transport, topic, group, name
 
     def _state(self) -> tuple[_Topic, _Group]:
         t = self.transport._topic(self.topic)
-        return t, t.groups[self.group]
-
-    @property
-    def lost(self) -> int:
-        with self.transport._cond:
-            return self._state()[1].lost
+        g = t.groups.get(self.group)
+        if g is None:
+            raise DataError(f"group {self.group!r} of topic {self.topic!r} no longer exists (dropped with drop_group); subscribe again")
+        return t, g
 
     def poll(self, max_messages: int = 100, timeout: float = 0.0) -> list[Message]:
         _check_poll(max_messages, timeout)
@@ -277,11 +434,6 @@ class _InProcessConsumer(Consumer):
         with self.transport._cond:
             while True:
                 t, g = self._state()
-                if t.first_seq() > g.offset + 1:  # retention trimmed events this group never read
-                    gap = t.first_seq() - g.offset - 1
-                    g.lost += gap
-                    log.warning("group %r of topic %r lost %d events trimmed by retention (maxlen=%d)", self.group, self.topic, gap, t.maxlen)
-                    g.offset = t.first_seq() - 1
                 if g.offset < t.next_seq - 1:
                     break
                 left = deadline - time.monotonic()
@@ -297,55 +449,43 @@ class _InProcessConsumer(Consumer):
             return out
 
     def ack(self, messages: Iterable[Message | str]) -> int:
+        seqs = [_seq(i) for i in self._ids(messages)]
         with self.transport._cond:
             _, g = self._state()
-            return sum(g.pending.pop(_seq(_message_id(m)), None) is not None for m in messages)
+            return sum(g.pending.pop(s, None) is not None for s in seqs)
 
     def pending(self) -> pd.DataFrame:
         with self.transport._cond:
             _, g = self._state()
             now = time.monotonic()
             rows = [{"id": str(s), "consumer": c, "idle_ms": int((now - at) * 1000), "deliveries": n}
-                    for s, (c, at, n) in sorted(g.pending.items())]
+                    for s, (c, at, n) in g.pending.items()]
         return pd.DataFrame(rows, columns=["id", "consumer", "idle_ms", "deliveries"])
 
     def claim(self, min_idle_ms: int = 30_000, max_messages: int = 100) -> list[Message]:
         _check_poll(max_messages, 0)
-        if not isinstance(min_idle_ms, int) or min_idle_ms < 0:
-            raise ConfigError(f"min_idle_ms must be a non-negative integer, got {min_idle_ms!r}")
+        _check_idle(min_idle_ms)
         with self.transport._cond:
             t, g = self._state()
             now = time.monotonic()
             out = []
-            for seq in sorted(g.pending):
+            for seq, (_, at, n) in list(g.pending.items()):
                 if len(out) == max_messages:
                     break
-                _, at, n = g.pending[seq]
                 if (now - at) * 1000 < min_idle_ms:
                     continue
                 payload = t.payload(seq)
-                if payload is None:  # trimmed while pending: it cannot be redelivered
-                    del g.pending[seq]
-                    g.lost += 1
-                    log.warning("pending message %d of topic %r was trimmed by retention before it was acknowledged", seq, self.topic)
-                    continue
+                if payload is None:  # retention never trims a pending event; this would be a bug
+                    raise IntegrityError(f"pending message {seq} of topic {self.topic!r} is no longer retained")
                 g.pending[seq] = [self.name, now, n + 1]
                 out.append(Message(str(seq), self.topic, decode_event(payload, str(seq)), n + 1))
             return out
 
 
-def _message_id(m: Message | str) -> str:
-    if isinstance(m, Message):
-        return m.id
-    if isinstance(m, str):
-        return m
-    raise DataError(f"ack expects Message objects or id strings, got {type(m).__name__}")
-
-
 def _seq(message_id: str) -> int:
     "The sequence number behind an in-process message id."
-    if not message_id.isdigit():
-        raise DataError(f"message id {message_id!r} is not an id of the in-process transport (ids are sequence numbers like '17')")
+    if not _INPROC_ID.fullmatch(message_id):
+        raise DataError(f"message id {message_id!r:.60} is not an id of the in-process transport (ids are sequence numbers like '17')")
     return int(message_id)
 
 # %% ../../nbs/02e_data_transport.ipynb
@@ -353,6 +493,40 @@ FLIGHT_EVENT_FIELDS: dict[str, tuple[type, ...]] = {
     "flight_id": (str,), "carrier": (str,), "origin": (str,), "dest": (str,),
     "sched_dep": (str,), "dep_delay": (int, type(None)), "cancelled": (bool,),
 }
+MAX_DELAY_MINUTES = 525_600  # a year: |dep_delay| beyond it is not a delay but a broken record
+_SCHED_DEP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+_YEARS = (1678, 2261)  # event times must fit pandas' nanosecond timestamps
+
+
+def _flight_columns(flights: Any, columns: list[str], what: str = "flights") -> pd.DataFrame:
+    "Check a `load_flights`-like table: the columns, at least one row, tz-aware complete `sched_dep`, clean delay/cancelled."
+    require_columns(flights, columns, what)
+    if flights.empty:
+        raise DataError(f"{what} is empty: there are no flights to turn into events or windows")
+    sd = require_tz_aware(flights["sched_dep"], f"{what}['sched_dep']")
+    if sd.isna().any():
+        raise DataError(f"{what}['sched_dep'] has {int(sd.isna().sum())} missing times (first at index {sd.index[sd.isna()][0]!r})")
+    years = sd.dt.year
+    if years.min() < _YEARS[0] or years.max() > _YEARS[1]:
+        raise DataError(f"{what}['sched_dep'] has times outside the years {_YEARS[0]}-{_YEARS[1]} (e.g. {sd[(years < _YEARS[0]) | (years > _YEARS[1])].iloc[0]})")
+    d = flights["dep_delay"]
+    if pd.api.types.is_bool_dtype(d) or not pd.api.types.is_numeric_dtype(d):
+        raise DataError(f"{what}['dep_delay'] must be numeric minutes (missing for cancelled flights), got dtype {d.dtype}")
+    known = d.dropna().to_numpy(dtype="float64")
+    bad = ~((known == known.round()) & (abs(known) <= MAX_DELAY_MINUTES))  # also catches inf
+    if bad.any():
+        raise DataError(f"{what}['dep_delay'] must hold whole minutes within +-{MAX_DELAY_MINUTES:,}; it has {float(known[bad][0])!r}")
+    c = flights["cancelled"]
+    if not pd.api.types.is_bool_dtype(c) or c.isna().any():
+        raise DataError(f"{what}['cancelled'] must be bool without missing values, got dtype {c.dtype}"
+                        + (f" with {int(c.isna().sum())} missing" if c.isna().any() else ""))
+    for col in ("origin", "carrier", "dest"):
+        if col in columns:
+            s = flights[col]
+            bad = s.isna() | (s.astype(str) == "")
+            if bad.any():
+                raise DataError(f"{what}[{col!r}] has {int(bad.sum())} missing or empty values (first at index {s.index[bad][0]!r})")
+    return flights
 
 
 def flight_events(
@@ -360,18 +534,17 @@ def flight_events(
     order: str = "scheduled",  # "scheduled": by scheduled departure; "actual": by scheduled departure + delay
 ) -> list[dict]:
     "One JSON-ready event per flight, in scheduled- or actual-departure order."
-    if order not in ("scheduled", "actual"):
+    if not isinstance(order, str) or order not in ("scheduled", "actual"):
         raise ConfigError(f"order must be 'scheduled' or 'actual', got {order!r}")
-    missing = {"sched_dep", "dep_delay", "cancelled", "carrier", "origin", "dest", "flight", "sched_dep_local"} - set(flights.columns)
-    if missing:
-        raise DataError(f"flights is missing columns {sorted(missing)} needed to build events")
+    _flight_columns(flights, ["sched_dep", "dep_delay", "cancelled", "carrier", "origin", "dest", "flight", "sched_dep_local"])
+    sched = flights["sched_dep"].dt.tz_convert("UTC")
     df = pd.DataFrame({
         "flight_id": flight_ids(flights), "carrier": flights["carrier"].astype(str), "origin": flights["origin"].astype(str),
-        "dest": flights["dest"].astype(str), "sched_dep": flights["sched_dep"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "dest": flights["dest"].astype(str), "sched_dep": sched.dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "dep_delay": flights["dep_delay"].astype(object).where(flights["dep_delay"].notna(), None),
         "cancelled": flights["cancelled"].astype(bool),
     })
-    when = flights["sched_dep"]
+    when = sched
     if order == "actual":
         when = when + pd.to_timedelta(flights["dep_delay"].fillna(0).astype("int64"), unit="min")
     df = df.iloc[when.reset_index(drop=True).argsort(kind="stable")]
@@ -391,13 +564,20 @@ def validate_flight_event(event: Any) -> dict:
         v = event[name]
         if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
             want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            raise DataError(f"flight event {event.get('flight_id', '?')!r}: field {name!r} must be {want}, got {v!r}")
-    if not re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", event["sched_dep"]):
-        raise DataError(f"flight event {event['flight_id']!r}: sched_dep={event['sched_dep']!r} must look like 2013-01-01T10:15:00Z")
+            raise DataError(f"flight event {event.get('flight_id', '?')!r}: field {name!r} must be {want}, got {v!r:.80}")
+        if isinstance(v, str) and not v:
+            raise DataError(f"flight event {event.get('flight_id', '?')!r}: field {name!r} is an empty string")
+    fid, s, d = event["flight_id"], event["sched_dep"], event["dep_delay"]
+    if d is not None and not -MAX_DELAY_MINUTES <= d <= MAX_DELAY_MINUTES:
+        raise DataError(f"flight event {fid!r}: dep_delay={d!r:.40} minutes is beyond +-{MAX_DELAY_MINUTES:,} (a year)")
+    if not _SCHED_DEP.fullmatch(s):
+        raise DataError(f"flight event {fid!r}: sched_dep={s!r:.80} must look like 2013-01-01T10:15:00Z")
     try:
-        time.strptime(event["sched_dep"], "%Y-%m-%dT%H:%M:%SZ")
+        datetime.fromisoformat(s)
     except ValueError as e:
-        raise DataError(f"flight event {event['flight_id']!r}: sched_dep={event['sched_dep']!r} is not a real time ({e})") from None
+        raise DataError(f"flight event {fid!r}: sched_dep={s!r} is not a real time ({e})") from None
+    if not _YEARS[0] <= int(s[:4]) <= _YEARS[1]:
+        raise DataError(f"flight event {fid!r}: sched_dep={s!r} is outside the years {_YEARS[0]}-{_YEARS[1]}")
     return event
 
 
@@ -407,63 +587,169 @@ def replay(
     events: Iterable[dict],  # e.g. `flight_events(load_flights(day, day))`
 ) -> list[str]:
     "Validate and publish flight events in the given order; return their ids."
-    return transport.publish_many(topic, (validate_flight_event(e) for e in events))
+    if not isinstance(transport, Transport):
+        raise ConfigError(f"transport must be a Transport (InProcessTransport or RedisTransport), got {type(transport).__name__}")
+    check_name(topic, "topic")
+    return transport.publish_many(topic, (validate_flight_event(e) for e in _check_events(events)))
 
 # %% ../../nbs/02e_data_transport.ipynb
+# Publish ARGV[2..] to stream KEYS[1] in order, keeping at most ARGV[1] entries, atomically. When the stream is
+# full, the oldest entries are trimmed only if every consumer group is done with them (not pending, already
+# delivered); otherwise the script stops and returns the ids added so far and the groups holding the oldest entry.
+_PUBLISH_LUA = """
+local key, maxlen = KEYS[1], tonumber(ARGV[1])
+local function numcmp(a, b)  -- decimal strings without leading zeros
+  if #a ~= #b then return (#a < #b) and -1 or 1 end
+  if a == b then return 0 end
+  return (a < b) and -1 or 1
+end
+local function idcmp(x, y)  -- stream ids 'ms-seq'
+  local dx, dy = string.find(x, '-', 1, true), string.find(y, '-', 1, true)
+  local c = numcmp(string.sub(x, 1, dx - 1), string.sub(y, 1, dy - 1))
+  if c ~= 0 then return c end
+  return numcmp(string.sub(x, dx + 1), string.sub(y, dy + 1))
+end
+local groups = nil
+local function load_groups()  -- each group: name, the id it still needs from, whether that id itself is done, pending, lag
+  groups = {}
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    local info = {}
+    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+    local floor, done = info['last-delivered-id'], true
+    if tonumber(info['pending']) > 0 then
+      floor, done = redis.call('XPENDING', key, info['name'])[2], false
+    end
+    groups[#groups + 1] = {info['name'], floor, done, info['pending'], info['lag']}
+  end
+end
+local function holders(id)  -- the groups that still need entry `id`
+  if groups == nil then load_groups() end
+  local out = {}
+  for _, g in ipairs(groups) do
+    local c = idcmp(id, g[2])
+    if c > 0 or (c == 0 and not g[3]) then out[#out + 1] = g[1] end
+  end
+  return out
+end
+local ids, bulk = {}, true
+local len = redis.call('XLEN', key)
+for i = 2, #ARGV do
+  if len >= maxlen then
+    local need, rest = len - maxlen + 1, #ARGV - i  -- entries to remove for this event; events after it
+    local blocking = {}
+    local head = redis.call('XRANGE', key, '-', '+', 'COUNT', bulk and need + rest or need)
+    if bulk and #head == need + rest and #holders(head[#head][1]) == 0 then
+      need = need + rest  -- room for the whole rest of the batch in one trim
+    else
+      bulk = false  -- from here on, one event at a time
+      blocking = holders(head[need][1])
+    end
+    if #blocking > 0 then  -- refused: report each blocking group's current pending and unread (lag) counts
+      load_groups()
+      local out = {}
+      for _, g in ipairs(groups) do
+        for _, name in ipairs(blocking) do
+          if g[1] == name then out[#out + 1] = {g[1], g[4], g[5]} end
+        end
+      end
+      return {ids, out}
+    end
+    redis.call('XTRIM', key, 'MAXLEN', '=', len - need)
+    len = len - need
+  end
+  ids[#ids + 1] = redis.call('XADD', key, '*', 'event', ARGV[i])
+  len = len + 1
+end
+return {ids, {}}
+"""
+_REDIS_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
+
+
 class RedisTransport(Transport):
-    "Transport on Redis Streams: consumer groups, acks, pending lists, claims and MAXLEN retention."
+    "Transport on Redis Streams: consumer groups, acks, pending lists, claims and lossless bounded retention."
 
     def __init__(self,
                  url: str = "redis://127.0.0.1:6379/0",  # Redis server
                  prefix: str = "mlsys",  # key prefix: topic `t` lives at `<prefix>:t`
-                 maxlen: int = 100_000,  # events retained per topic (exact MAXLEN trimming)
+                 maxlen: int = 100_000,  # events retained per topic; only events every group has acknowledged are trimmed
                  timeout: float = 2.0,  # socket connect/read timeout in seconds
                  client: Any = None,  # an existing `redis.Redis` (its own URL is then informational)
                  pipeline_size: int = 500):  # events sent per round trip by `publish_many`
         redis = optional_import("redis", purpose="the Redis Streams transport")
+        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"url must be a Redis URL starting with redis://, rediss:// or unix://, got {url!r}")
         self.url, self.prefix, self.maxlen = url, check_name(prefix, "prefix"), _check_maxlen(maxlen)
-        if not (isinstance(timeout, (int, float)) and timeout > 0):
-            raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        if isinstance(pipeline_size, bool) or not isinstance(pipeline_size, int) or pipeline_size < 1:
-            raise ConfigError(f"pipeline_size must be a positive integer, got {pipeline_size!r}")
-        self.pipeline_size = pipeline_size
+        if not _is_number(timeout) or not 0 < timeout <= _MAX_TIMEOUT:
+            raise ConfigError(f"timeout must be a positive number of seconds (at most {_MAX_TIMEOUT:,.0f}), got {timeout!r}")
+        if isinstance(pipeline_size, bool) or not isinstance(pipeline_size, int) or not 1 <= pipeline_size <= 100_000:
+            raise ConfigError(f"pipeline_size must be an integer from 1 to 100,000, got {pipeline_size!r}")
+        if client is not None and not isinstance(client, redis.Redis):
+            raise ConfigError(f"client must be a redis.Redis, got {type(client).__name__}")
+        self.timeout, self.pipeline_size = float(timeout), pipeline_size
         self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         self._response_error = redis.exceptions.ResponseError
-        self.r = client or redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            self.r = client or redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        except ValueError as e:
+            raise ConfigError(f"url={url!r} is not a valid Redis URL: {e}") from e
+        self._publish = self.r.register_script(_PUBLISH_LUA)
 
     def key(self, topic: str) -> str:
         "Redis key of `topic`."
         return f"{self.prefix}:{check_name(topic, 'topic')}"
 
-    def _call(self, what: str, fn, *args, **kwargs):
+    def _dead_key(self, topic: str) -> str:
+        return f"{self.key(topic)}.dead"
+
+    def _call(self, what: str, fn, *args, _ignore: str = "", **kwargs):
+        "Run one Redis call; a dead server is a `TransportError`, a refused command a named error saying which."
         try:
             return fn(*args, **kwargs)
         except self._errors as e:
             raise TransportError(f"Redis at {self.url} is unreachable while {what}: {e}") from e
+        except self._response_error as e:
+            if _ignore and _ignore in str(e):
+                return None
+            if "WRONGTYPE" in str(e):
+                raise DataError(f"Redis at {self.url} refused {what}: the key holds another kind of value, not a stream "
+                                "(another program uses it; choose another topic or prefix)") from e
+            if "NOGROUP" in str(e):
+                raise DataError(f"Redis at {self.url} refused {what}: the consumer group no longer exists "
+                                "(dropped with drop_group, or the topic was deleted); subscribe again") from e
+            raise TransportError(f"Redis at {self.url} refused {what}: {e}") from e
+
+    def _send(self, topic: str, payloads: list[str], sent: int) -> list[str]:
+        "Publish encoded payloads in one atomic script call; `BackpressureError` after the ones that fit."
+        ids, blocking = self._call(f"publishing to {topic!r}", self._publish, keys=[self.key(topic)], args=[self.maxlen, *payloads])
+        ids = [_s(i) for i in ids]
+        if blocking:
+            raise _backpressure(topic, self.maxlen, [(_s(g), int(p), None if u is None else int(u)) for g, p, u in blocking],
+                                sent=sent + len(ids))
+        return ids
 
     def publish(self, topic: str, event: dict) -> str:
-        "Append `event` to `topic` (XADD with exact MAXLEN); return its stream id."
+        "Append `event` to `topic`; return its stream id. `BackpressureError` if the topic is full of unacknowledged events."
         payload = encode_event(event)
-        mid = self._call(f"publishing to {topic!r}", self.r.xadd, self.key(topic), {"event": payload}, maxlen=self.maxlen, approximate=False)
-        return mid.decode() if isinstance(mid, bytes) else mid
+        return self._send(topic, [payload], 0)[0]
 
     def publish_many(self, topic: str, events: Iterable[dict]) -> list[str]:
         "Publish `events` in order, `pipeline_size` per round trip; `TransportError.sent` counts the confirmed ones."
-        key, ids, batch = self.key(topic), [], []
+        check_name(topic, "topic")
+        ids, batch = [], []
 
         def send() -> None:
-            pipe = self.r.pipeline(transaction=False)
-            for payload in batch:
-                pipe.xadd(key, {"event": payload}, maxlen=self.maxlen, approximate=False)
             try:
-                ids.extend(_s(mid) for mid in pipe.execute())
-            except self._errors as e:
-                raise TransportError(f"Redis at {self.url} is unreachable while publishing to {topic!r}: {e} "
-                                     f"({len(ids)} events of this batch were confirmed; the next {len(batch)} may or may not "
-                                     "have been stored, so resending them can duplicate some)", sent=len(ids)) from e
+                ids.extend(self._send(topic, batch, len(ids)))
+            except BackpressureError:
+                raise
+            except TransportError as e:
+                e.args = (f"{e} ({len(ids)} events of this batch were confirmed; the next {len(batch)} may or may not "
+                          "have been stored, so resending them can duplicate some)",)
+                e.sent = len(ids)
+                raise
             batch.clear()
 
-        it = iter(events)
+        it = iter(_check_events(events))
         while True:
             try:
                 event = next(it)
@@ -490,17 +776,19 @@ class RedisTransport(Transport):
         return int(self._call(f"reading the length of {topic!r}", self.r.xlen, self.key(topic)))
 
     def _consumer(self, topic: str, group: str, name: str, start: str) -> Consumer:
-        try:
-            self._call(f"creating group {group!r} on {topic!r}", self.r.xgroup_create, self.key(topic), group,
-                       id="0" if start == "earliest" else "$", mkstream=True)
-        except self._response_error as e:
-            if "BUSYGROUP" not in str(e):
-                raise
+        self._call(f"creating group {group!r} on {topic!r}", self.r.xgroup_create, self.key(topic), group,
+                   id="0" if start == "earliest" else "$", mkstream=True, _ignore="BUSYGROUP")
         return _RedisConsumer(self, topic, group, name)
+
+    def drop_group(self, topic: str, group: str) -> bool:
+        "Delete consumer group `group` of `topic` with its pending list (XGROUP DESTROY); True if it existed."
+        n = self._call(f"dropping group {group!r} of {topic!r}", self.r.xgroup_destroy, self.key(topic), check_name(group, "group"),
+                       _ignore="requires the key to exist")
+        return bool(n)
 
     def delete(self, topic: str) -> None:
         "Delete `topic`, its groups and its dead-letter stream."
-        self._call(f"deleting {topic!r}", self.r.delete, self.key(topic), self.key(f"{topic}.dead"))
+        self._call(f"deleting {topic!r}", self.r.delete, self.key(topic), self._dead_key(topic))
 
     def close(self) -> None:
         "Close the connection pool."
@@ -516,60 +804,95 @@ class _RedisConsumer(Consumer):
         self.t, self.topic, self.group, self.name = transport, topic, group, name
         self.key = transport.key(topic)
 
+    def _dead_letter(self, mid: str, raw: Any, reason: str) -> None:
+        log.warning("message %s of %r cannot be delivered (%s); moved to %s.dead", mid, self.topic, reason, self.topic)
+        self.t._call(f"dead-lettering on {self.topic!r}", self.t.r.xadd, self.t._dead_key(self.topic),
+                     {"id": mid, "payload": raw if raw is not None else b"", "reason": reason})
+
     def _messages(self, entries, deliveries) -> list[Message]:
         out, dead = [], []
         for mid, fields in entries:
-            if fields is None:  # trimmed while pending
-                continue
             mid = _s(mid)
+            if fields is None:
+                dead.append((mid, None, "deleted from the stream before it was acknowledged; its payload is gone"))
+                continue
             raw = fields.get(b"event", fields.get("event"))
+            if raw is None:
+                dead.append((mid, None, f"message {mid} has no 'event' field (fields {sorted(_s(k) for k in fields)})"))
+                continue
             try:
                 out.append(Message(mid, self.topic, decode_event(raw, mid), deliveries.get(mid, 1) if isinstance(deliveries, dict) else deliveries))
             except DataError as e:
                 dead.append((mid, raw, str(e)))
         for mid, raw, reason in dead:
-            log.warning("message %s of %r is malformed (%s); moved to %s.dead", mid, self.topic, reason, self.topic)
-            self.t._call("dead-lettering", self.t.r.xadd, self.t.key(f"{self.topic}.dead"),
-                         {"id": mid, "payload": raw if raw is not None else b"", "reason": reason})
-            self.t._call("acknowledging", self.t.r.xack, self.key, self.group, mid)
+            self._dead_letter(mid, raw, reason)
+            self.t._call(f"acknowledging on {self.topic!r}", self.t.r.xack, self.key, self.group, mid)
         return out
 
     def poll(self, max_messages: int = 100, timeout: float = 0.0) -> list[Message]:
         _check_poll(max_messages, timeout)
-        block = int(timeout * 1000) if timeout > 0 else None
-        res = self.t._call(f"reading {self.topic!r}", self.t.r.xreadgroup, self.group, self.name, {self.key: ">"},
-                           count=max_messages, block=block)
-        if not res:
-            return []
-        return self._messages(res[0][1], 1)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            # BLOCK in slices shorter than the socket timeout, so a long poll is not mistaken for a dead server
+            block = None if timeout == 0 else max(1, int(min(left, self.t.timeout / 2) * 1000))
+            res = self.t._call(f"reading {self.topic!r} as group {self.group!r}", self.t.r.xreadgroup, self.group, self.name,
+                               {self.key: ">"}, count=max_messages, block=block)
+            if res:
+                return self._messages(res[0][1], 1)
+            if timeout == 0 or time.monotonic() >= deadline:
+                return []
 
     def ack(self, messages: Iterable[Message | str]) -> int:
-        ids = [_message_id(m) for m in messages]
+        ids = self._ids(messages)
+        for i in ids:
+            if not _REDIS_ID.fullmatch(i) or any(int(p) >= 2**64 for p in i.split("-")):
+                raise DataError(f"message id {i!r:.60} is not a Redis stream id (like '1712345678901-0')")
         if not ids:
             return 0
         return int(self.t._call(f"acknowledging on {self.topic!r}", self.t.r.xack, self.key, self.group, *ids))
 
+    def _pending_rows(self, lo: str = "-", hi: str = "+", consumer: str | None = None) -> list[dict]:
+        rows, page = [], 1000
+        while True:
+            got = self.t._call(f"listing pending on {self.topic!r}", self.t.r.xpending_range, self.key, self.group,
+                               min=lo, max=hi, count=page, consumername=consumer)
+            rows += got
+            if len(got) < page:
+                return rows
+            lo = "(" + _s(got[-1]["message_id"])
+
     def pending(self) -> pd.DataFrame:
-        rows = self.t._call(f"listing pending on {self.topic!r}", self.t.r.xpending_range, self.key, self.group, min="-", max="+", count=10_000)
+        rows = self._pending_rows()
         return pd.DataFrame([{"id": _s(r["message_id"]), "consumer": _s(r["consumer"]), "idle_ms": int(r["time_since_delivered"]),
                               "deliveries": int(r["times_delivered"])} for r in rows], columns=["id", "consumer", "idle_ms", "deliveries"])
 
     def claim(self, min_idle_ms: int = 30_000, max_messages: int = 100) -> list[Message]:
         _check_poll(max_messages, 0)
-        if not isinstance(min_idle_ms, int) or min_idle_ms < 0:
-            raise ConfigError(f"min_idle_ms must be a non-negative integer, got {min_idle_ms!r}")
-        res = self.t._call(f"claiming on {self.topic!r}", self.t.r.xautoclaim, self.key, self.group, self.name,
-                           min_idle_time=min_idle_ms, start_id="0-0", count=max_messages)
-        entries, deleted = res[1], (res[2] if len(res) > 2 else [])
-        if deleted:
-            log.warning("%d pending messages of %r were trimmed by retention before being acknowledged", len(deleted), self.topic)
+        _check_idle(min_idle_ms)
+        entries, cursor = [], "0-0"
+        while len(entries) < max_messages:  # XAUTOCLAIM scans a bounded part of the pending list per call: go on to its end
+            res = self.t._call(f"claiming on {self.topic!r}", self.t.r.xautoclaim, self.key, self.group, self.name,
+                               min_idle_time=min_idle_ms, start_id=cursor, count=max_messages - len(entries))
+            entries += res[1]
+            for mid in (res[2] if len(res) > 2 else []):  # pending, but deleted by someone else: record it, never drop it silently
+                self._dead_letter(_s(mid), None, "deleted from the stream before it was acknowledged; its payload is gone")
+            cursor = _s(res[0])
+            if cursor == "0-0":
+                break
         if not entries:
             return []
-        pend = self.pending().set_index("id")["deliveries"].to_dict()
-        return self._messages(entries, pend)
+        rows = self._pending_rows(_s(entries[0][0]), _s(entries[-1][0]), self.name)
+        return self._messages(entries, {_s(r["message_id"]): int(r["times_delivered"]) for r in rows})
 
     def dead_letters(self) -> pd.DataFrame:
-        "Malformed messages moved aside from this topic: original id, raw payload, reason."
-        rows = self.t._call("reading dead letters", self.t.r.xrange, self.t.key(f"{self.topic}.dead"))
-        return pd.DataFrame([{k.decode() if isinstance(k, bytes) else k: _s(v) for k, v in f.items()} for _, f in rows],
-                            columns=["id", "payload", "reason"])
+        "Messages moved aside from this topic: original id, raw payload (bytes if it is not UTF-8), reason."
+        rows = self.t._call(f"reading dead letters of {self.topic!r}", self.t.r.xrange, self.t._dead_key(self.topic))
+
+        def text(v):
+            try:
+                return v.decode("utf-8") if isinstance(v, bytes) else v
+            except UnicodeDecodeError:
+                return v
+
+        return pd.DataFrame([{_s(k): text(v) for k, v in f.items()} for _, f in rows], columns=["id", "payload", "reason"])
