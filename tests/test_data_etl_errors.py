@@ -68,6 +68,8 @@ def test_to_raw_of_no_flights_is_an_empty_raw_frame(day):
     ({"overlap_days": True}, "overlap_days must be an integer"),
     ({"batch_days": 0, "overlap_days": 0}, r"overlap_days must be in \[0, batch_days\)"),
     ({"start": "2014-01-01", "end": "2014-01-02"}, "2014-01-0"),  # no flights there: was a raw ValueError from date_range
+    ({"start": float("nan")}, "start must be a date string"),  # was AttributeError: 'NaTType' object has no attribute ...
+    ({"end": "someday"}, "end='someday' is not a date"),
 ])
 def test_raw_batches_refuses(kwargs, msg):
     with pytest.raises(DataError, match=msg):
@@ -254,7 +256,7 @@ def test_ledger_write_and_read_refuse_bad_arguments(tmp_path, day):
 
 @pytest.mark.parametrize("start, end, pause, msg", [
     ("2013-02-03", "2013-02-01", 0.0, "end='2013-02-01' is before start='2013-02-03'"),  # wrote 0 rows silently
-    ("yesterday", "2013-02-01", 0.0, "are not dates"),
+    ("yesterday", "2013-02-01", 0.0, "start='yesterday' is not a date"),
     (None, "2013-02-01", 0.0, "start must be a date string"),
     ("2013-02-01", "2013-02-01", -1.0, "pause must be a non-negative number"),
     ("2013-02-01", "2013-02-01", "0.1", "pause must be a non-negative number"),

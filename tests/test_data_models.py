@@ -13,6 +13,7 @@ from mlsys.data.models import (
     RelationalStore,
     RouteGraph,
     busiest_routes_sql,
+    connect_duckdb,
     dangling_references,
     from_documents,
     materialize_routes,
@@ -224,6 +225,8 @@ def test_store_refuses_bad_arguments_and_odd_paths(tmp_path):
         RelationalStore(engine=None)
     with pytest.raises(ConfigError, match="read_only must be True or False"):
         RelationalStore(read_only="yes")
+    with pytest.raises(ConfigError, match="read_only must be True or False"):
+        connect_duckdb(tmp_path / "t.duckdb", read_only=pd.DataFrame({"a": [1]}))  # was pandas' truth-value ValueError
     for timeout in (-1, "5", float("nan"), True):
         with pytest.raises(ConfigError, match="timeout must be a non-negative number"):
             RelationalStore(tmp_path / "t.duckdb", timeout=timeout)

