@@ -373,6 +373,8 @@ def test_one_hot_targets_round_trip(multi):
         np.testing.assert_array_equal(Xa, Xb)
         assert Yb.dtype == np.int32 and Yb.shape == (len(ya), 3)
         np.testing.assert_array_equal(Yb.argmax(1), ya)
+    _, Y2 = SMOTE(random_state=0).fit_resample(X, np.eye(2, dtype=int)[(y > 0).astype(int)])
+    assert Y2.shape[1] == 2  # two one-hot columns stay two columns (imbalanced-learn returns one)
     with pytest.raises(DataError, match="rows \\[1\\] have no class"):
         SMOTE().fit_resample(X[:3], np.array([[1, 0], [0, 0], [0, 1]]))
 
@@ -561,3 +563,53 @@ def test_resampled_classifier_refuses_bad_input(binary):
             fitted.predict(bad)
     with pytest.warns(Warning, match="column-vector y"):
         ResampledClassifier(RandomUnderSampler(random_state=0), LogisticRegression()).fit(X, y[:, None])
+
+
+def test_resampled_classifier_names_errors_of_what_it_wraps(binary):
+    "A random sampler accepts NaN, the wrapped LogisticRegression does not: its refusal comes back named."
+    X, y = binary
+    Xn = np.where(X > 2.5, np.nan, X)
+    with pytest.raises(DataError, match="LogisticRegression refused the resampled data: Input X contains NaN"):
+        ResampledClassifier(RandomUnderSampler(random_state=0), LogisticRegression()).fit(Xn, y)
+    fitted = ResampledClassifier(RandomUnderSampler(random_state=0), LogisticRegression()).fit(X, y)
+    with pytest.raises(DataError, match="LogisticRegression.predict_proba: Input X contains NaN"):
+        fitted.predict_proba(Xn)
+    for bad, msg in [(None, "y is None"), (y[:3], "inconsistent numbers of samples"), (np.ones((len(y), 2)), "1-D")]:
+        with pytest.raises(DataError, match=msg):
+            fitted.score(X, bad)
+    with pytest.raises(DataError, match="input_features should have length equal"):
+        SMOTE().fit(X, y).get_feature_names_out(["a"])
+
+
+BAD_X_ALL = [None, "s", 5, 3.5, {}, [], [[]], X0[:, 0], X0[None], X0[:0], X0[:, :0], X0 + 1j, [[1, 2], [3]], object(),
+             pd.DataFrame(), X0.astype(str), np.full((30, 3), np.nan), sparse.coo_matrix(X0[:5])]
+BAD_Y_ALL = [None, "s", 5, {}, [], Y0[:3], np.full(30, np.nan), np.full(30, np.inf), np.zeros(30), np.linspace(0, 1, 30),
+             np.ones((30, 3)), np.array([1, "a"] * 15, dtype=object), [[0, 1]] * 30, object(),
+             pd.DataFrame({"a": Y0, "b": Y0}), np.array([None] * 30), pd.Series(pd.Categorical([None] * 30)),
+             np.arange(30).astype("datetime64[D]"), Y0 + 1j]
+
+
+def test_no_entry_point_raises_a_raw_library_error():
+    "The sweep: every public function and method, every bad X and y: refused with an mlsys error, or accepted."
+    calls = {"class_counts": lambda X, y: class_counts(y),
+             "resolve_sampling_strategy": lambda X, y: resolve_sampling_strategy("auto", y, "over"),
+             "check_X_y": check_X_y, "tomek_links": tomek_links,
+             "ResampledClassifier.fit": lambda X, y: ResampledClassifier(RandomUnderSampler(), LogisticRegression()).fit(X, y)}
+    calls.update({f"{S.__name__}.{m}": (lambda X, y, S=S, m=m: getattr(S(), m)(X, y))
+                  for S in SAMPLERS for m in ("fit", "fit_resample")})
+    fitted = ResampledClassifier(RandomUnderSampler(random_state=0), LogisticRegression()).fit(X0, Y0)
+    calls.update({f"ResampledClassifier.{m}": (lambda X, y, m=m: getattr(fitted, m)(X))
+                  for m in ("predict", "predict_proba", "predict_log_proba", "decision_function")})
+    calls["ResampledClassifier.score"] = lambda X, y: fitted.score(X0 if X is None or X is X0 else X, y)
+    raw = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, call in calls.items():
+            for X, y in [(bx, Y0) for bx in BAD_X_ALL] + [(X0, by) for by in BAD_Y_ALL]:
+                try:
+                    call(X, y)
+                except MlsysError:
+                    pass
+                except Exception as e:  # noqa: BLE001 - collected and reported
+                    raw.append((name, type(e).__name__, str(e)[:80]))
+    assert raw == []

@@ -14,14 +14,14 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, OneToOneFeatureMixin, clone
-from sklearn.exceptions import DataConversionWarning
+from sklearn.exceptions import DataConversionWarning, NotFittedError
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import InputTags, Tags, check_random_state, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ..core import ConfigError, DataError
+from ..core import ConfigError, DataError, MlsysError
 
 # %% auto 0
 __all__ = ['class_counts', 'resolve_sampling_strategy', 'DataTypeError', 'check_X_y', 'BaseResampler', 'RandomOverSampler',
@@ -76,10 +76,20 @@ def class_counts(y) -> dict:
 def _check_labels(y) -> np.ndarray:
     "1-D binary or multiclass labels, else a `DataError` (continuous, multilabel, missing or mixed labels)."
     ya = _labels_1d(y)
-    class_counts(ya)  # refuses mixed label types
-    kind = type_of_target(ya)
-    if kind not in ("binary", "multiclass"):
-        raise DataError(f"Unknown label type: y is {kind!r}, but a sampler needs binary or multiclass class labels")
+    kind = ya.dtype.kind
+    if kind == "c":
+        raise DataError("Complex data not supported: y holds complex numbers; class labels are integers, strings or booleans")
+    if kind in "biuUS":  # integers, booleans and strings are class labels
+        return ya
+    if kind == "f":  # floats are labels when they are whole numbers, as for scikit-learn
+        if not (ya == np.trunc(ya)).all():
+            raise DataError("Unknown label type: y is 'continuous' (floats that are not whole numbers), but a "
+                            "sampler needs binary or multiclass class labels")
+        return ya
+    class_counts(ya)  # refuses labels that cannot be sorted (ints and strings mixed)
+    target = type_of_target(ya)
+    if target not in ("binary", "multiclass"):
+        raise DataError(f"Unknown label type: y is {target!r}, but a sampler needs binary or multiclass class labels")
     return ya
 
 
@@ -150,11 +160,14 @@ def resolve_sampling_strategy(
     "Turn `sampling_strategy` into {class: rows to add} (over), {class: rows to keep} (under) or {class: None} (clean), in sorted class order."
     if kind not in _KINDS:
         raise ConfigError(f"kind must be one of {_KINDS}, got {kind!r}")
-    counts = class_counts(_check_labels(y))
+    return _resolve(sampling_strategy, class_counts(_check_labels(y)), kind, y)
+
+
+def _resolve(s, counts: dict, kind: str, y) -> dict:
+    "`resolve_sampling_strategy` for labels already checked and counted."
     if len(counts) < 2:
         raise DataError(f"y must contain at least 2 classes to resample, found {len(counts)} "
                         f"class{'' if len(counts) == 1 else 'es'} {list(counts)}")
-    s = sampling_strategy
     if callable(s) and not isinstance(s, type):
         try:
             s = s(np.asarray(y))
@@ -254,6 +267,18 @@ def check_X_y(
     return (Xa.astype(np.float64, copy=False) if numeric else Xa), ya
 
 
+def _delegate(what: str, fn, *args):
+    "Call `fn(*args)`; a library's ValueError or TypeError comes back as a `DataError` (or `DataTypeError`) naming `what`."
+    try:
+        return fn(*args)
+    except (MlsysError, NotFittedError):
+        raise
+    except TypeError as e:
+        raise DataTypeError(f"{what}: {e}") from e
+    except ValueError as e:
+        raise DataError(f"{what}: {e}") from e
+
+
 def _random_state(seed, name: str = "random_state") -> np.random.RandomState:
     "A `RandomState` from None, an int seed or a `RandomState` (as scikit-learn and imbalanced-learn take it)."
     if isinstance(seed, (bool, np.bool_)):
@@ -270,7 +295,7 @@ def _positive_int(obj, name: str) -> int:
         raise ConfigError(f"{name} must be a positive integer, got {v!r}")
     return int(v)
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 def _take(X, Xv, idx: np.ndarray):
     "Rows `idx` of the original container (pandas keeps its index), else of the validated array or sparse matrix."
     if isinstance(X, (pd.DataFrame, pd.Series)):
@@ -347,7 +372,7 @@ class BaseResampler(OneToOneFeatureMixin, BaseEstimator, abc.ABC):
         Xv = _check_features(X, self._numeric, self, who=type(self).__name__)
         if Xv.shape[0] != len(ya):
             raise DataError(f"X has {Xv.shape[0]} rows but y has {len(ya)} labels; they must match")
-        self.sampling_strategy_ = resolve_sampling_strategy(self.sampling_strategy, ya, self._kind)
+        self.sampling_strategy_ = _resolve(self.sampling_strategy, class_counts(ya), self._kind, ya)
         return Xv, ya, n_onehot
 
     def fit(self, X, y):
@@ -367,6 +392,10 @@ class BaseResampler(OneToOneFeatureMixin, BaseEstimator, abc.ABC):
 
     def _check_params(self):
         "Refuse bad hyper-parameters with a `ConfigError` before touching the data."
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        "Names of the output features: the input features, unchanged."
+        return _delegate("get_feature_names_out", super().get_feature_names_out, input_features)
 
     @abc.abstractmethod
     def _resample(self, X, y):
@@ -415,7 +444,7 @@ class RandomUnderSampler(BaseResampler):
     def _resample(self, X, y):
         rng = _random_state(self.random_state)
         kept = []
-        for c in np.unique(y):  # class by class; a targeted class in the order it was drawn
+        for c in np.unique(y, return_counts=True)[0]:  # class by class; a targeted class in the order it was drawn
             rows = np.flatnonzero(y == c)
             if c in self.sampling_strategy_:
                 rows = rows[rng.choice(len(rows), size=self.sampling_strategy_[c], replace=False)]
@@ -614,7 +643,8 @@ class ResampledClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self.sampler_ = clone(self.sampler)
         Xr, yr = self.sampler_.fit_resample(X, y)
         validate_data(self, X, reset=True, skip_check_array=True)  # n_features_in_, feature_names_in_
-        self.estimator_ = clone(self.estimator).fit(Xr, yr)
+        est = clone(self.estimator)
+        self.estimator_ = _delegate(f"{type(est).__name__} refused the resampled data", est.fit, Xr, yr)
         self.classes_ = self.estimator_.classes_
         return self
 
@@ -639,25 +669,29 @@ class ResampledClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     def predict(self, X):
         "Predictions of the fitted estimator."
         X = self._checked(X)
-        return self.estimator_.predict(X)
+        return _delegate(f"{type(self.estimator_).__name__}.predict", self.estimator_.predict, X)
 
     @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X):
         "Class probabilities of the fitted estimator."
         X = self._checked(X)
-        return self.estimator_.predict_proba(X)
+        return _delegate(f"{type(self.estimator_).__name__}.predict_proba", self.estimator_.predict_proba, X)
 
     @available_if(_estimator_has("predict_log_proba"))
     def predict_log_proba(self, X):
         "Log class probabilities of the fitted estimator."
         X = self._checked(X)
-        return self.estimator_.predict_log_proba(X)
+        return _delegate(f"{type(self.estimator_).__name__}.predict_log_proba", self.estimator_.predict_log_proba, X)
 
     @available_if(_estimator_has("decision_function"))
     def decision_function(self, X):
         "Decision function of the fitted estimator."
         X = self._checked(X)
-        return self.estimator_.decision_function(X)
+        return _delegate(f"{type(self.estimator_).__name__}.decision_function", self.estimator_.decision_function, X)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        "Accuracy of `predict(X)` against the labels `y`."
+        return _delegate("score", super().score, X, _labels_1d(y), sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
