@@ -156,6 +156,7 @@ def test_column_lf_definitions_refuse_bad_values():
     (lambda c, m: keyword_lf("k", ["a", 3], SPAM), "keywords must be a non-empty list of non-empty strings"),
     (lambda c, m: keyword_lf("k", ["a", ""], SPAM), "keywords must be a non-empty list of non-empty strings"),
     (lambda c, m: keyword_lf(None, ["a"], SPAM), "LF name must be a non-empty string, got None"),
+    (lambda c, m: keyword_lf("k", ["a"], SPAM, ignore_case=None), "ignore_case must be True or False, got None"),
     (lambda c, m: keyword_lf("k", ["a"], True), "LF 'k': label=True must be a non-negative integer class index"),
     (lambda c, m: keyword_lf("k", ["a"], 1.0), "LF 'k': label=1.0 must be a non-negative integer"),
     (lambda c, m: keyword_lf("k", ["a"], SPAM, column=None), "LF 'k': column must be a non-empty column name, got None"),

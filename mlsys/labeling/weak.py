@@ -482,14 +482,16 @@ def contains_regex(
     return hit
 
 
-def _check_keywords(keywords: Any, what: str) -> list[str]:
+def _check_keywords(keywords: Any, what: str, ignore_case: bool = True) -> list[str]:
     if isinstance(keywords, str) or not isinstance(keywords, (list, tuple, set, frozenset, pd.Series, np.ndarray)):
         raise DataError(f"{what} must be a list of strings, got {type(keywords).__name__} {keywords!r:.60}"
                         + (" (a single string: wrap it in a list)" if isinstance(keywords, str) else ""))
     kws = list(keywords)
     if not kws or any(not isinstance(k, str) or not k for k in kws):
         raise DataError(f"{what} must be a non-empty list of non-empty strings, got {kws!r:.80}")
-    return [k.lower() for k in kws]
+    if not isinstance(ignore_case, (bool, np.bool_)):
+        raise DataError(f"ignore_case must be True or False, got {ignore_case!r}")
+    return [k.lower() for k in kws] if ignore_case else kws
 
 
 def _literal_alternation(words: Sequence[str]) -> str:
@@ -499,16 +501,20 @@ def _literal_alternation(words: Sequence[str]) -> str:
 
 def contains_keywords(
     texts: pd.Series,  # strings, no missing values
-    keywords: Sequence[str],  # non-empty strings, matched as substrings of `text.lower()` after `keyword.lower()`
+    keywords: Sequence[str],  # non-empty strings, matched as substrings
+    ignore_case: bool = True,  # compare `text.lower()` with `keyword.lower()` (Python's `str.lower()`); else exact substrings
 ) -> np.ndarray:
-    "Boolean array: does `text.lower()` contain any of `keywords` (lower-cased) for each string? ASCII rows run in Arrow."
-    kws = _check_keywords(keywords, "keywords")
+    "Boolean array: does any of `keywords` occur in each string (after `str.lower()` when `ignore_case`)? Runs in Arrow."
+    kws = _check_keywords(keywords, "keywords", ignore_case)
     texts = _text_series(texts, "texts")
     arr = _to_arrow(texts)
     if arr is None:
-        return np.array([any(k in low for k in kws) for low in (t.lower() for t in texts.tolist())], dtype=bool)
+        fold = str.lower if ignore_case else str
+        return np.array([any(k in low for k in kws) for low in map(fold, texts.tolist())], dtype=bool)
     pa, pc = _arrow()
     pattern = _literal_alternation(kws)
+    if not ignore_case:  # code-point literals: RE2 and Python agree on every string
+        return _bool(pc.match_substring_regex(arr, pattern))
     # on ASCII strings str.lower() is ASCII lowering; the others (str.lower() and Arrow's utf8_lower
     # disagree on İ, final sigma, ...) are lower-cased by Python, then searched by RE2 all the same
     hit = _bool(pc.match_substring_regex(pc.ascii_lower(arr), pattern))
@@ -541,19 +547,20 @@ def _check_column(column: Any, name: str) -> str:
     return column
 
 
-def keyword_lf(name: str, keywords: Sequence[str], label: int, column: str = "text") -> LFPair:
-    "Vote `label` when any of `keywords` occurs in `column` (case-insensitive substring, `str.lower()`), else abstain."
+def keyword_lf(name: str, keywords: Sequence[str], label: int, column: str = "text", ignore_case: bool = True) -> LFPair:
+    "Vote `label` when any of `keywords` occurs in `column` (a substring; case-insensitive by `str.lower()`), else abstain."
     name = _check_name(name)
     label, column = _check_label(label, name), _check_column(column, name)
-    kws = _check_keywords(keywords, f"LF {name!r}: keywords")
+    kws = _check_keywords(keywords, f"LF {name!r}: keywords", ignore_case)
 
     @_labeling_function(name=name)
     def row(x):
-        text = _row_text(x, column, name).lower()
+        text = _row_text(x, column, name)
+        text = text.lower() if ignore_case else text
         return label if any(k in text for k in kws) else ABSTAIN
 
     def col(df):
-        return np.where(contains_keywords(_frame_texts(df, column, name), kws), label, ABSTAIN)
+        return np.where(contains_keywords(_frame_texts(df, column, name), kws, ignore_case), label, ABSTAIN)
     return LFPair(row, ColumnLF(name, col))
 
 
