@@ -5,6 +5,9 @@ flight events one at a time. The naive baseline keeps the same aggregates curren
 batch job (`batch_window_counts` + `batch_rolling_counts`, pandas) over every event seen so far after each
 new event; its cost per event grows with the stream, so it is measured at several stream positions.
 
+Redis publishing is timed against the previous publish path (a pipeline of `XADD ... MAXLEN`, which also
+trims delivered-but-unacknowledged events) side by side, below and at the topic's maxlen.
+
     python bench/bench_stream.py [--month 1] [--naive-events 30]
 """
 from __future__ import annotations
@@ -29,6 +32,7 @@ from mlsys.data.transport import (
     InProcessTransport,
     RedisTransport,
     TransportError,
+    encode_event,
     flight_events,
     replay,
 )
@@ -126,6 +130,19 @@ def main() -> None:
         if isinstance(bus, RedisTransport):
             bus.delete("flights")
         bus.close()
+    # publishing to Redis: the lossless retention script against the previous path, a redis-py pipeline of
+    # XADD ... MAXLEN (which trims pending events too), on an unbounded topic and on one held at its maxlen
+    probe = _redis_transport()
+    if probe is None:
+        rows.append((f"Redis publishing: skipped, no Redis server at {REDIS_URL}", "0", 0.0, float("nan")))
+    else:
+        probe.close()
+        payloads = [encode_event(e) for e in events]
+        for maxlen, note in [(1_000_000, "topic below maxlen"), (1_000, "topic held at maxlen=1,000, trimming every publish")]:
+            for label, publish in [("RedisTransport.publish_many (lossless retention script)", _publish_transport),
+                                   ("baseline: redis-py pipeline of XADD MAXLEN (trims unacknowledged events)", _publish_raw_xadd)]:
+                dt = min(publish(events, payloads, maxlen) for _ in range(3))
+                rows.append((f"Redis publishing, {note}: {label}", f"all {n:,}", dt, n / dt))
     one_job = next(r for r in rows if r[0].startswith("stream: WindowedCounts 1 h"))[3]
 
     print(f"Replay of {start[:7]}: {n:,} flight events, one at a time (single process, shared 2-core machine).\n")
@@ -153,6 +170,41 @@ def _redis_transport():
         return bus
     except (MissingExtraError, TransportError):  # no client library or no server: the row says so
         return None
+
+
+def _publish_transport(events, payloads, maxlen) -> float:
+    "Seconds for `RedisTransport.publish_many` of `events` (a subscriber group that keeps up, so trimming is allowed)."
+    bus = RedisTransport(REDIS_URL, prefix=f"bench-{uuid.uuid4().hex[:8]}", maxlen=maxlen)
+    sub = bus.subscribe("flights", "reader")
+    t = 0.0
+    for i in range(0, len(events), 500):
+        t0 = time.perf_counter()
+        bus.publish_many("flights", events[i:i + 500])
+        t += time.perf_counter() - t0
+        while msgs := sub.poll(500):  # not timed: the reader acknowledges, so retention may trim
+            sub.ack(msgs)
+    bus.delete("flights")
+    bus.close()
+    return t
+
+
+def _publish_raw_xadd(events, payloads, maxlen) -> float:
+    "Seconds for the previous publish path: one pipelined round trip of `XADD ... MAXLEN =` per 500 events."
+    bus = RedisTransport(REDIS_URL, prefix=f"bench-{uuid.uuid4().hex[:8]}", maxlen=maxlen)
+    sub = bus.subscribe("flights", "reader")
+    key, t = bus.key("flights"), 0.0
+    for i in range(0, len(payloads), 500):
+        t0 = time.perf_counter()
+        pipe = bus.r.pipeline(transaction=False)
+        for payload in payloads[i:i + 500]:
+            pipe.xadd(key, {"event": payload}, maxlen=maxlen, approximate=False)
+        pipe.execute()
+        t += time.perf_counter() - t0
+        while msgs := sub.poll(500):
+            sub.ack(msgs)
+    bus.delete("flights")
+    bus.close()
+    return t
 
 
 def _ts(event: dict) -> int:

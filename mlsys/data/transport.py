@@ -72,7 +72,8 @@ def _check_value(v: Any, path: str, depth: int = 0) -> None:
     if v is None or isinstance(v, bool):
         return
     if isinstance(v, str):
-        _check_text(v, path)
+        if not v.isascii():
+            _check_text(v, path)
         return
     if isinstance(v, int):
         if not _INT64[0] <= v <= _INT64[1]:
@@ -108,8 +109,14 @@ def encode_event(event: Any) -> str:
     for k, v in event.items():
         if not isinstance(k, str) or not k:
             raise DataError(f"event keys must be non-empty strings, got {k!r}")
-        _check_text(k, f"{k!r} (a key)")
-        _check_value(v, k)
+        if not k.isascii():
+            _check_text(k, f"{k!r} (a key)")
+        t = type(v)  # fast path for the common flat fields; everything else is checked in full
+        if t is str:
+            if not v.isascii():
+                _check_text(v, k)
+        elif t is not bool and v is not None and not (t is int and _INT64[0] <= v <= _INT64[1]):
+            _check_value(v, k)
     return json.dumps(event, separators=(",", ":"), allow_nan=False)
 
 
@@ -162,7 +169,7 @@ def decode_event(payload: str | bytes, message_id: str = "?") -> dict:
     if not event or "" in event:
         raise DataError(f"message {message_id} holds {'an empty object' if not event else 'an empty key'}, which encode_event refuses")
     # what the scanner cannot see: lone surrogates (only as \\u escapes, or raw in a str payload) and deep nesting
-    if "\\ud" in text or "\\uD" in text or not text.isascii() or text.count("{") + text.count("[") > _MAX_DEPTH:
+    if "\\u" in text or not text.isascii() or text.count("{") + text.count("[") > _MAX_DEPTH:
         try:
             for k, v in event.items():
                 _check_text(k, f"{k!r} (a key)")
@@ -444,7 +451,8 @@ class _InProcessConsumer(Consumer):
             out = []
             for seq in range(g.offset + 1, min(t.next_seq, g.offset + 1 + max_messages)):
                 g.pending[seq] = [self.name, now, 1]
-                out.append(Message(str(seq), self.topic, decode_event(t.payload(seq), str(seq)), 1))
+                # the payload is `encode_event` output, checked when published: a plain decode gives each reader its own copy
+                out.append(Message(str(seq), self.topic, json.loads(t.payload(seq)), 1))
             g.offset = int(out[-1].id)
             return out
 
@@ -478,7 +486,7 @@ class _InProcessConsumer(Consumer):
                 if payload is None:  # retention never trims a pending event; this would be a bug
                     raise IntegrityError(f"pending message {seq} of topic {self.topic!r} is no longer retained")
                 g.pending[seq] = [self.name, now, n + 1]
-                out.append(Message(str(seq), self.topic, decode_event(payload, str(seq)), n + 1))
+                out.append(Message(str(seq), self.topic, json.loads(payload), n + 1))
             return out
 
 
