@@ -169,3 +169,36 @@ def test_identical_to_imblearn(name, pair, kind, n, options):
     res = run_cases(pair, kind, n, seed=zlib.crc32(name.encode()), **options)
     assert res["mismatches"] == 0, res["examples"]
     assert res["returned"] > n // 4  # most cases really resample (not only errors on both sides)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tomek_links_brute_force_with_duplicate_rows_equals_imblearn(seed, threads):
+    "20 features (brute-force search) and repeated rows: the subset query used to pick other tied neighbours."
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(seed)
+    n = 2596
+    X = rng.normal(size=(n, 20))
+    X[rng.integers(0, n, n // 3)] = X[rng.integers(0, n, n // 3)]
+    y = (rng.random(n) < 0.5).astype(int)
+    with threadpool_limits(threads):
+        ours, ref = R.TomekLinks(), ImbTomek()
+        ours.fit_resample(X, y)
+        ref.fit_resample(X, y)
+    np.testing.assert_array_equal(ours.sample_indices_, ref.sample_indices_)
+
+
+def test_tomek_links_fast_path_queries_a_subset(monkeypatch):
+    "Without ties the brute-force path still queries only the rows outside the majority and their partners."
+    from sklearn.neighbors import NearestNeighbors
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(3000, 20)), (rng.random(3000) < 0.1).astype(int)
+    sizes, real = [], NearestNeighbors.kneighbors
+    monkeypatch.setattr(NearestNeighbors, "kneighbors", lambda self, Q=None, *a, **k: sizes.append(len(Q)) or real(self, Q, *a, **k))
+    ours = R.TomekLinks()
+    ours.fit_resample(X, y)
+    assert sum(sizes) < 0.25 * len(y)
+    monkeypatch.setattr(NearestNeighbors, "kneighbors", real)
+    ref = ImbTomek()
+    ref.fit_resample(X, y)
+    np.testing.assert_array_equal(ours.sample_indices_, ref.sample_indices_)
