@@ -1,11 +1,13 @@
-"""Feature store: point-in-time retrieval vs a brute-force oracle, DST days, online stores, zero train/serve skew, catalog."""
+"""Feature store: point-in-time retrieval vs a brute-force oracle and vs merge_asof (every engine, every timestamp unit),
+DST days, online stores, zero train/serve skew, catalog."""
+import json
 import uuid
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mlsys.core import ConfigError, DataError, SchemaError
+from mlsys.core import ConfigError, DataError, IntegrityError, SchemaError
 from mlsys.datasets import load_flights, load_planes, load_weather
 from mlsys.features.store import (
     FeatureCatalog, FeatureStore, FeatureView, OfflineStore, RedisOnlineStore, SQLiteOnlineStore,
@@ -61,6 +63,135 @@ def test_pit_matches_oracle(tmp_path, seed, ttl, engine):
     np.testing.assert_array_equal(got["x"].to_numpy(float), oracle(feat, ent, ttl))
     # the entity frame comes back unchanged, in order, with the feature added
     pd.testing.assert_frame_equal(got.drop(columns="x"), ent)
+
+
+UNITS = ["s", "ms", "us", "ns"]
+JITTER = {"s": [0], "ms": [0, 1], "us": [0, 1, 999], "ns": [0, 1, 100, 500, 900]}  # sub-step offsets, in ticks of the unit
+STEP = pd.Timedelta("20min")
+
+
+def _stamps(rng, unit, n, lo, hi):
+    "n tz-aware times in `unit`: BASE + k * 20min + a small jitter, with many exact and sub-microsecond ties."
+    base = BASE.as_unit(unit).asm8.view("i8")
+    step = STEP.as_unit(unit).asm8.view("i8")
+    ticks = base + rng.integers(lo, hi, n) * step + rng.choice(JITTER[unit], n)
+    return pd.Series(ticks.astype(f"datetime64[{unit}]")).dt.tz_localize("UTC")
+
+
+def reference(feat_parts, ent, view):
+    "merge_asof answer, at nanosecond resolution: the last written row wins ties, TTL is merge_asof's tolerance."
+    keys = list(view.entity)
+    f = pd.concat(feat_parts, ignore_index=True)
+    f = f.assign(**{k: f[k].astype("str") for k in keys}, __t=f[view.timestamp].dt.as_unit("ns"))
+    f = f.drop_duplicates([*keys, "__t"], keep="last").sort_values("__t", kind="stable")
+    e = ent.assign(**{k: ent[k].astype("str") for k in keys}, __e=ent["event_time"].dt.as_unit("ns"), __row=np.arange(len(ent)))
+    e = e[[*keys, "__e", "__row"]].sort_values("__e", kind="stable")
+    out = pd.merge_asof(e, f[[*keys, "__t", *view.features]], left_on="__e", right_on="__t", by=keys,
+                        tolerance=view.ttl, allow_exact_matches=True)
+    return out.sort_values("__row")
+
+
+def oracle_case(rng, fu, eu, ttl, key_dtype):
+    "Two views written in two appends each, and entity rows with unknown and missing keys, in units fu/eu."
+    n_feat = int(rng.integers(1, 50))
+    feat = pd.DataFrame({"k": rng.choice(["e0", "e1", "e2", "e3"], n_feat), "j": rng.choice(["p", "q"], n_feat),
+                         "ts": _stamps(rng, fu, n_feat, 0, 12), "x": rng.normal(size=n_feat).round(4),
+                         "y": rng.integers(0, 100, n_feat).astype(float)})
+    n_ent = 60
+    ent = pd.DataFrame({"k": rng.choice(["e0", "e1", "e2", "e3", "e9"], n_ent).astype(object),
+                        "j": rng.choice(["p", "q", "r"], n_ent), "event_time": _stamps(rng, eu, n_ent, -2, 14)})
+    ent.loc[rng.random(n_ent) < 0.05, "k"] = None  # a missing key matches nothing
+    ent = ent.astype({"k": key_dtype, "j": key_dtype})
+    views = [FeatureView("a", ("k",), ("x",), "ts", ttl=ttl), FeatureView("b", ("k", "j"), ("y",), "ts")]
+    cut = int(rng.integers(0, n_feat + 1))
+    return feat, ent, views, [feat.iloc[:cut], feat.iloc[cut:]]
+
+
+@pytest.mark.parametrize("eu", UNITS)
+@pytest.mark.parametrize("fu", UNITS)
+def test_pit_equals_merge_asof_every_engine_and_unit(tmp_path, fu, eu):
+    "Randomized: stored in unit fu, asked in unit eu, ties down to the nanosecond, TTL exactly at its edge, 2 views."
+    rng = np.random.default_rng(UNITS.index(fu) * 4 + UNITS.index(eu))
+    for case, (ttl, key_dtype) in enumerate([(None, "str"), ("20min", "category"), (STEP + pd.Timedelta(500, "ns"), "object"),
+                                             ("40min", "str")]):
+        feat, ent, views, parts = oracle_case(rng, fu, eu, ttl, key_dtype)
+        store = OfflineStore(tmp_path / f"{case}", max_parts=1 + case % 2)  # max_parts=1: every append compacts
+        for v in views:
+            for part in parts:
+                store.write(v, part, mode="append")
+        for engine in ("numpy", "duckdb", "auto"):
+            got = store.get_historical_features(ent, ["a:x", "b:y"], engine=engine, include_timestamps=True)
+            for v in views:
+                want = reference(parts, ent, v)
+                f = v.features[0]
+                np.testing.assert_array_equal(got[f].to_numpy(float), want[f].to_numpy(float),
+                                              err_msg=f"{engine} view {v.name} fu={fu} eu={eu} ttl={ttl}")
+                # the joined value's own timestamp: never after the as-of time, at the stored resolution
+                ts = got[f"{v.name}__timestamp"]
+                assert (ts.dropna() <= ent.loc[ts.notna(), "event_time"]).all()
+                assert ts.dtype.unit == store._snapshot(v)["unit"]
+            pd.testing.assert_frame_equal(got[list(ent.columns)], ent)
+        # entity rows sorted by time take the one-pass rank path: same answers
+        order = np.argsort(ent["event_time"].to_numpy(), kind="stable")
+        got = store.get_historical_features(ent.iloc[order], ["a:x", "b:y"])
+        for v in views:
+            f = v.features[0]
+            np.testing.assert_array_equal(got[f].to_numpy(float), reference(parts, ent, v)[f].to_numpy(float)[order])
+
+
+@pytest.mark.parametrize("engine", ["numpy", "duckdb", "auto"])
+def test_nanosecond_feature_is_never_from_the_future(tmp_path, engine):
+    "The audited case: a feature stamped 12:00:00.000000900 is after an as-of time of 12:00:00.000000500."
+    t0 = pd.Timestamp("2013-01-01 12:00", tz="UTC").as_unit("ns")
+    feat = pd.DataFrame({"k": ["a", "a"], "ts": [t0 + pd.Timedelta(100, "ns"), t0 + pd.Timedelta(900, "ns")], "x": [1.0, 2.0]})
+    ent = pd.DataFrame({"k": ["a", "a", "a"], "event_time": [t0 + pd.Timedelta(n, "ns") for n in (500, 900, 50)]})
+    store = OfflineStore(tmp_path)
+    store.write(FeatureView("v", ("k",), ("x",), "ts", ttl="1us"), feat)
+    got = store.get_historical_features(ent, ["v:x"], engine=engine, include_timestamps=True)
+    np.testing.assert_array_equal(got["x"].to_numpy(float), [1.0, 2.0, np.nan])
+    assert got["v__timestamp"].iloc[0] == t0 + pd.Timedelta(100, "ns")
+    # the TTL is compared in nanoseconds too: 1us after 100ns is fresh at 1100ns and stale at 1101ns
+    late = pd.DataFrame({"k": ["a", "a"], "event_time": [t0 + pd.Timedelta(n, "ns") for n in (1900, 1901)]})
+    np.testing.assert_array_equal(store.get_historical_features(late, ["v:x"], engine=engine)["x"].to_numpy(float),
+                                  [2.0, np.nan])
+
+
+def test_duckdb_ttl_on_nanosecond_timestamps(tmp_path):
+    "Was a BinderException (TIMESTAMP WITH TIME ZONE - TIMESTAMPTZ_NS); now equal to the numpy engine and merge_asof."
+    rng = np.random.default_rng(3)
+    feat = pd.DataFrame({"k": rng.choice(list("abc"), 300), "x": rng.normal(size=300),
+                         "ts": (BASE + pd.to_timedelta(rng.integers(0, 10**13, 300), unit="ns")).as_unit("ns")})
+    ent = pd.DataFrame({"k": rng.choice(list("abcd"), 500),
+                        "event_time": (BASE + pd.to_timedelta(rng.integers(0, 10**13, 500), unit="ns")).as_unit("ns")})
+    assert str(feat.ts.dtype) == "datetime64[ns, UTC]"
+    store = OfflineStore(tmp_path)
+    view = FeatureView("v", ("k",), ("x",), "ts", ttl="17min")
+    store.write(view, feat)
+    duck = store.get_historical_features(ent, ["v:x"], engine="duckdb")
+    np.testing.assert_array_equal(duck["x"].to_numpy(float), store.get_historical_features(ent, ["v:x"])["x"].to_numpy(float))
+    np.testing.assert_array_equal(duck["x"].to_numpy(float), reference([feat], ent, view)["x"].to_numpy(float))
+    assert duck["x"].notna().sum() > 50
+
+
+def test_auto_engine_needs_no_fallback_for_many_keys_and_a_long_time_range(tmp_path):
+    "The combined key no longer overflows int64 (keys x distinct times, not keys x nanoseconds): auto = numpy, exact."
+    rng = np.random.default_rng(4)
+    n = 4000
+    feat = pd.DataFrame({"k": rng.integers(0, 3000, n), "x": rng.normal(size=n),
+                         "ts": pd.Series(rng.integers(-2 * 10**18, 2 * 10**18, n).astype("datetime64[ns]")).dt.tz_localize("UTC")})
+    ent = pd.DataFrame({"k": rng.integers(0, 3100, n),
+                        "event_time": pd.Series(rng.integers(-2 * 10**18, 2 * 10**18, n).astype("datetime64[ns]")).dt.tz_localize("UTC")})
+    store = OfflineStore(tmp_path)
+    view = FeatureView("v", ("k",), ("x",), "ts", ttl="3650D")  # before: fell back to DuckDB, which crashed on this TTL
+    store.write(view, feat)
+    want = reference([feat], ent, view)["x"].to_numpy(float)
+    assert 0 < np.isnan(want).sum() < n - 100
+    assert store._prepared(view)[1].table is None  # too many keys x times for the dense table: the sorted search
+    for engine in ("auto", "duckdb"):
+        np.testing.assert_array_equal(store.get_historical_features(ent, ["v:x"], engine=engine)["x"].to_numpy(float), want)
+    order = np.argsort(ent["event_time"].to_numpy(), kind="stable")  # entity rows sorted by time: the one-pass ranks
+    got = store.get_historical_features(ent.iloc[order], ["v:x"])["x"].to_numpy(float)
+    np.testing.assert_array_equal(got, want[order])
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -373,3 +504,83 @@ def test_build_flight_features_into_a_store_then_serve_online(tmp_path):
     for r in refs:
         c = r.split(":")[1]
         np.testing.assert_array_equal(online[c].to_numpy(float), offline[c].to_numpy(float))
+
+
+def test_cache_follows_writes_of_other_store_objects(tmp_path):
+    "The in-memory index is per stored version: a same-sized rewrite by another store object is seen at once."
+    a, b = OfflineStore(tmp_path), OfflineStore(tmp_path)
+    view = FeatureView("v", ("k",), ("x",), "ts")
+    rows = pd.DataFrame({"k": ["a", "b"], "ts": [BASE, BASE], "x": [1.0, 2.0]})
+    a.write(view, rows)
+    ent = pd.DataFrame({"k": ["a", "b"], "event_time": [BASE, BASE]})
+    assert a.get_historical_features(ent, ["v:x"])["x"].tolist() == [1.0, 2.0]
+    b.write(view, rows.assign(x=[3.0, 4.0]))  # same shape, same file size
+    assert a.get_historical_features(ent, ["v:x"])["x"].tolist() == [3.0, 4.0]
+    b.write(view, rows.assign(ts=BASE + pd.Timedelta("1min"), x=[5.0, 6.0]), mode="append")
+    later = ent.assign(event_time=BASE + pd.Timedelta("1h"))
+    assert a.get_historical_features(later, ["v:x"])["x"].tolist() == [5.0, 6.0]
+    assert a.compact(view) == 2 and len(json.loads((tmp_path / "v__v1" / "_manifest.json").read_text())["parts"]) == 1
+    assert a.get_historical_features(later, ["v:x"])["x"].tolist() == [5.0, 6.0]
+
+
+def test_reads_and_adopts_the_single_file_layout_of_earlier_versions(tmp_path):
+    "A view written by the previous version (one `<view>__v1.parquet`) is read as is and moved into parts on write."
+    old = pd.DataFrame({"k": pd.Series(["a", "b"], dtype="string"), "__ts": [BASE, BASE], "x": [1.0, 2.0]})
+    old.to_parquet(tmp_path / "v__v1.parquet", index=False)
+    store = OfflineStore(tmp_path)
+    view = store.catalog.register(FeatureView("v", ("k",), ("x",), "ts"))
+    assert store.read(view)["x"].tolist() == [1.0, 2.0]
+    ent = pd.DataFrame({"k": ["a", "b"], "event_time": [BASE, BASE]})
+    for engine in ("numpy", "duckdb"):
+        assert store.get_historical_features(ent, ["v:x"], engine=engine)["x"].tolist() == [1.0, 2.0]
+    store.write(view, pd.DataFrame({"k": ["a"], "ts": [BASE + pd.Timedelta("1h")], "x": [3.0]}), mode="append")
+    assert not (tmp_path / "v__v1.parquet").exists()
+    assert store.read(view)["x"].tolist() == [1.0, 3.0, 2.0]
+
+
+def test_a_corrupt_manifest_or_part_is_an_integrity_error(tmp_path):
+    store = OfflineStore(tmp_path)
+    view = FeatureView("v", ("k",), ("x",), "ts")
+    store.write(view, pd.DataFrame({"k": ["a"], "ts": [BASE], "x": [1.0]}))
+    man = tmp_path / "v__v1" / "_manifest.json"
+    part = tmp_path / "v__v1" / json.loads(man.read_text())["parts"][0]["file"]
+    part.write_bytes(b"PAR1 not really")
+    with pytest.raises(IntegrityError, match=r"part .* of view 'v' is not a readable Parquet file"):
+        store.read(view)
+    part.unlink()
+    with pytest.raises(IntegrityError, match=r"view 'v': part .* listed in its manifest is missing"):
+        store.read(view)
+    man.write_text("{not json")
+    with pytest.raises(IntegrityError, match=r"manifest .*_manifest.json of view 'v' is unreadable"):
+        store.read(view)
+
+
+def test_online_store_times_are_exact_below_a_microsecond(tmp_path):
+    "Newest-wins and the TTL at request time compare nanoseconds (microseconds made 100 ns and 900 ns a tie)."
+    t0 = pd.Timestamp("2013-01-01 12:00", tz="UTC").as_unit("ns")
+    store = FeatureStore(OfflineStore(tmp_path), SQLiteOnlineStore(tmp_path / "online.db"))
+    view = FeatureView("v", ("k",), ("x",), "ts", ttl="1us")
+    store.apply(view)
+    store.push(view, pd.DataFrame({"k": ["a"], "ts": [t0 + pd.Timedelta(900, "ns")], "x": [2.0]}))
+    store.push(view, pd.DataFrame({"k": ["a"], "ts": [t0 + pd.Timedelta(100, "ns")], "x": [1.0]}))  # older: ignored
+    at = [t0 + pd.Timedelta(n, "ns") for n in (1900, 1901)]
+    assert [store.get_online_features({"k": "a"}, ["v:x"], at=a)["x"].iloc[0] for a in at][0] == 2.0
+    assert np.isnan(store.get_online_features({"k": "a"}, ["v:x"], at=at[1])["x"].iloc[0])
+
+
+@pytest.mark.redis
+def test_redis_online_store_times_are_exact_below_a_microsecond(tmp_path, redis_client):
+    prefix = f"test:{uuid.uuid4().hex}"
+    t0 = pd.Timestamp("2013-01-01 12:00", tz="UTC").as_unit("ns")
+    try:
+        online = RedisOnlineStore(redis_client, prefix=prefix)
+        base = int(t0.value)
+        online.write_rows("v", [('["a"]', base + 900, '{"x": 2.0}')])
+        online.write_rows("v", [('["a"]', base + 100, '{"x": 1.0}')])  # older by 800 ns: ignored
+        assert online.read_rows("v", ['["a"]', '["b"]']) == [(base + 900, '{"x": 2.0}'), None]
+        online.write_rows("v", [('["a"]', -5, '{"x": 0.0}')])  # before 1970 is older still
+        assert online.read_rows("v", ['["a"]'])[0][0] == base + 900
+    finally:
+        keys = redis_client.keys(f"{prefix}:*")
+        if keys:
+            redis_client.delete(*keys)

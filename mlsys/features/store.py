@@ -5,16 +5,21 @@
 # %% ../../nbs/07f_features_store.ipynb 2
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import logging
 import math
 import os
+import random
 import re
 import sqlite3
 import tempfile
+import threading
+import time
 import uuid
 from bisect import bisect_left
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,13 +27,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ..core import ConfigError, DataError, SchemaError, get_config
+from ..core import ConfigError, DataError, IntegrityError, MlsysError, SchemaError, get_config
 
 # %% auto 0
-__all__ = ['log', 'RECENT_DEP_DELAY', 'WEATHER_FEATURES', 'NY_TZ', 'UnknownFeatureError', 'FeatureView', 'FeatureCatalog',
-           'OfflineStore', 'SQLiteOnlineStore', 'RedisOnlineStore', 'FeatureStore', 'WindowAggregate', 'WindowState',
-           'departure_events', 'history_rates', 'flight_feature_views', 'build_flight_features',
-           'flight_feature_known_at', 'flight_feature_columns']
+__all__ = ['log', 'RECENT_DEP_DELAY', 'WEATHER_FEATURES', 'NY_TZ', 'UnknownFeatureError', 'StoreBusyError',
+           'StoreUnavailableError', 'FeatureView', 'FeatureCatalog', 'OfflineStore', 'SQLiteOnlineStore',
+           'RedisOnlineStore', 'FeatureStore', 'WindowAggregate', 'WindowState', 'departure_events', 'history_rates',
+           'flight_feature_views', 'build_flight_features', 'flight_feature_known_at', 'flight_feature_columns']
 
 # %% ../../nbs/07f_features_store.ipynb
 log = logging.getLogger(__name__)
@@ -40,16 +45,41 @@ class UnknownFeatureError(SchemaError):
     "A feature or feature view was requested that the catalog does not hold."
 
 
+class StoreBusyError(MlsysError, TimeoutError):
+    "A store stayed locked by other writers for longer than its timeout; the operation did not happen."
+
+
+class StoreUnavailableError(MlsysError, ConnectionError):
+    "A store could not be reached or opened; the message names it and the operation."
+
+
 def _as_ttl(value, name: str = "ttl") -> pd.Timedelta | None:
     if value is None:
         return None
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} is not a time span (e.g. '3h')")
     try:
         td = pd.Timedelta(value)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         raise ConfigError(f"{name}={value!r} is not a time span (e.g. '3h')") from e
-    if td <= pd.Timedelta(0):
+    if td is pd.NaT or td <= pd.Timedelta(0):
         raise ConfigError(f"{name}={value!r} must be positive")
     return td
+
+
+def _names(value, what: str) -> tuple:
+    "A column name or a list of them, as a non-empty tuple of distinct non-empty strings."
+    if isinstance(value, str):
+        value = (value,)
+    try:
+        value = tuple(value)
+    except TypeError:
+        raise ConfigError(f"{what}={value!r} must be a column name or a list of column names") from None
+    if not value or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{what}={value!r} must be a non-empty list of column names")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{what}={value!r} names a column twice")
+    return value
 
 
 @dataclass(frozen=True)
@@ -69,15 +99,19 @@ class FeatureView:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ConfigError(f"name={self.name!r} must be an identifier (letters, digits, _)")
         for attr in ("entity", "features"):
-            value = getattr(self, attr)
-            value = (value,) if isinstance(value, str) else tuple(value)
-            if not value or not all(isinstance(v, str) and v for v in value):
-                raise ConfigError(f"{attr}={getattr(self, attr)!r} must be a non-empty list of column names")
-            object.__setattr__(self, attr, value)
+            object.__setattr__(self, attr, _names(getattr(self, attr), attr))
+        if not isinstance(self.timestamp, str) or not self.timestamp:
+            raise ConfigError(f"timestamp={self.timestamp!r} must be a column name")
+        reserved = [c for c in (*self.entity, *self.features, self.timestamp) if c.startswith("__")]
+        if reserved:
+            raise ConfigError(f"view {self.name!r}: column names {reserved} start with '__', which the store reserves")
         clash = (set(self.entity) & set(self.features)) | ({self.timestamp} & (set(self.entity) | set(self.features)))
         if clash:
             raise ConfigError(f"view {self.name!r}: columns {sorted(clash)} are used twice (entity/features/timestamp)")
-        if not isinstance(self.version, int) or self.version < 1:
+        for attr in ("source", "owner", "description"):
+            if not isinstance(getattr(self, attr), str):
+                raise ConfigError(f"{attr}={getattr(self, attr)!r} must be a string")
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
             raise ConfigError(f"version={self.version!r} must be a positive integer")
         object.__setattr__(self, "ttl", _as_ttl(self.ttl))
 
@@ -107,8 +141,12 @@ class FeatureCatalog:
 
     def view(self, name: str, version: int | None = None) -> FeatureView:
         "The registered view `name` (latest version unless `version` is given)."
+        if not isinstance(name, str):
+            raise ConfigError(f"view name {name!r} must be a string (or pass the FeatureView itself)")
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise ConfigError(f"version={version!r} must be a positive integer or None")
         if name not in self._views:
-            hint = difflib.get_close_matches(str(name), list(self._views), n=3)
+            hint = difflib.get_close_matches(name, list(self._views), n=3)
             raise UnknownFeatureError(f"feature view {name!r} is not registered"
                                       + (f"; did you mean {hint}?" if hint else f"; registered views: {sorted(self._views)}"))
         versions = self._views[name]
@@ -146,6 +184,9 @@ class FeatureCatalog:
         "Group references `view:feature` (or `view` for all its features) into `[(view, [features])]`, in request order."
         if isinstance(refs, str):
             refs = [refs]
+        if isinstance(refs, (Mapping, bytes)) or not hasattr(refs, "__iter__"):
+            raise ConfigError(f"features={refs!r} must be a 'view:feature' string or a list of them")
+        refs = list(refs)
         if not refs:
             raise ConfigError("features must name at least one `view:feature` reference")
         out: dict = {}
@@ -156,7 +197,9 @@ class FeatureCatalog:
             version = None
             if "@" in name:
                 name, _, v = name.partition("@")
-                version = int(v) if v.isdigit() else v
+                if not v.isdigit():
+                    raise ConfigError(f"feature reference {ref!r}: version {v!r} must be a positive integer")
+                version = int(v)
             view = self.view(name, version)
             feats = list(view.features) if not feat else [feat]
             for f in feats:
@@ -176,10 +219,13 @@ def _check_columns(df: pd.DataFrame, cols, what: str) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise SchemaError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
+    twice = [c for c in dict.fromkeys(cols) if (df.columns == c).sum() > 1]
+    if twice:
+        raise SchemaError(f"{what} has several columns named {twice}; rename them")
 
 
 def _check_timestamps(s: pd.Series, what: str) -> pd.Series:
-    "Validate a tz-aware timestamp column with no missing values; return it in UTC."
+    "Validate a tz-aware timestamp column with no missing values; return it in UTC (same resolution)."
     if not isinstance(s.dtype, pd.DatetimeTZDtype):
         raise SchemaError(f"{what} must hold tz-aware timestamps (e.g. UTC), got dtype {s.dtype}")
     bad = s.isna()
@@ -190,13 +236,32 @@ def _check_timestamps(s: pd.Series, what: str) -> pd.Series:
     return s.dt.tz_convert("UTC")
 
 
-def _key_frame(df: pd.DataFrame, keys) -> pd.DataFrame:
-    "Key columns as plain strings so categories, strings and objects join alike."
-    out = pd.DataFrame(index=df.index)
-    for k in keys:
-        col = df[k]
-        out[k] = col.astype("string") if not pd.api.types.is_numeric_dtype(col) else col
-    return out
+def _utc(s: pd.Series) -> pd.Series:
+    "A timestamp column from DuckDB in UTC (its TIMESTAMPTZ_NS results come back naive, in UTC)."
+    return s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
+
+
+def _as_time(value, what: str) -> pd.Timestamp:
+    "A tz-aware scalar time in UTC, or a named error."
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        raise DataError(f"{what}={value!r} must be a tz-aware timestamp")
+    if isinstance(value, bool) or not isinstance(value, (str, pd.Timestamp, np.datetime64)) and not hasattr(value, "tzinfo"):
+        raise DataError(f"{what}={value!r} must be a tz-aware timestamp, got {type(value).__name__}")
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise DataError(f"{what}={value!r} is not a timestamp ({e})") from None
+    if ts is pd.NaT:
+        raise DataError(f"{what}={value!r} must be a tz-aware timestamp")
+    if ts.tzinfo is None:
+        raise SchemaError(f"{what}={ts!r} must be tz-aware (e.g. UTC)")
+    return ts.tz_convert("UTC")
+
+
+def _check_flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name}={value!r} must be True or False")
+    return bool(value)
 
 
 def _connect(memory_limit: str | None = None, threads: int | None = None, temp_dir: Path | None = None):
@@ -208,7 +273,7 @@ def _connect(memory_limit: str | None = None, threads: int | None = None, temp_d
         con.execute(f"SET threads={int(threads)}")
     if temp_dir is not None:
         Path(temp_dir).mkdir(parents=True, exist_ok=True)
-        con.execute(f"SET temp_directory='{Path(temp_dir).as_posix()}'")
+        con.execute(f"SET temp_directory={_lit(Path(temp_dir).as_posix())}")
     con.execute("SET preserve_insertion_order=false")
     return con
 
@@ -216,173 +281,583 @@ def _connect(memory_limit: str | None = None, threads: int | None = None, temp_d
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
 # %% ../../nbs/07f_features_store.ipynb
+_UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+_I64 = int(np.iinfo(np.int64).max)
+
+
+def _ticks(s: pd.Series) -> np.ndarray:
+    "Integer ticks since the epoch of a tz-aware column, in its own unit (`s.dtype.unit`)."
+    return np.asarray(s.array.asi8)
+
+
+def _rescale(t: np.ndarray, frm: str, to: str, what: str) -> tuple:
+    """Ticks `t` of unit `frm` expressed in unit `to`, as `(q, r, f)`.
+
+    Finer to coarser: `q = floor(t / f)`, `r` the remainder; `stored <= q` is then exactly `stored <= t`.
+    Coarser to finer: `q = t * f` exactly (`r = 0`, `f = 1`), or a `DataError` when `to` cannot hold the times."""
+    a, b = _UNIT_NS[frm], _UNIT_NS[to]
+    if a == b:
+        return t, 0, 1
+    if a < b:
+        f = b // a
+        q, r = np.divmod(t, f)
+        return q, r, f
+    f = a // b
+    if len(t) and (int(t.max()) > _I64 // f or int(t.min()) < -(_I64 // f)):
+        raise DataError(f"{what} has times outside the range a datetime64[{to}] can hold (the stored resolution); "
+                        "use times within it or store the view in a coarser unit")
+    return t * f, 0, 1
+
+
+def _ttl_limit(ttl: pd.Timedelta, frm: str, to: str, r, f):
+    "Largest `q - stored` (in stored ticks) within `ttl`, for the `(q, r, f)` of `_rescale(t, frm, to)`."
+    fine = frm if _UNIT_NS[frm] < _UNIT_NS[to] else to
+    return np.floor_divide(ttl.value // _UNIT_NS[fine] - r, f)
+
+
+def _within(q: np.ndarray, stored: np.ndarray, limit) -> np.ndarray:
+    "`q - stored <= limit` where `q >= stored`, with no int64 overflow (the difference is taken as unsigned)."
+    diff = (q - stored).view(np.uint64)
+    limit = np.asarray(limit)
+    return (limit >= 0) & (diff <= np.maximum(limit, 0).astype(np.uint64))
+
+# %% ../../nbs/07f_features_store.ipynb
+def _key_kind(col: pd.Series, what: str) -> str:
+    "'string' or 'numeric': the kind of an entity-key column (a categorical by its categories)."
+    cat = isinstance(col.dtype, pd.CategoricalDtype)
+    dtype = col.dtype.categories.dtype if cat else col.dtype
+    if pd.api.types.is_bool_dtype(dtype) or (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)):
+        return "numeric"
+    if pd.api.types.is_string_dtype(dtype):
+        if dtype == np.dtype(object):
+            inferred = pd.api.types.infer_dtype(col.cat.categories if cat else col, skipna=True)
+            if inferred not in ("string", "empty"):
+                raise SchemaError(f"{what} holds {inferred} values in an object column; entity keys must be all "
+                                  "strings or all numbers")
+        return "string"
+    raise SchemaError(f"{what} has dtype {col.dtype}; entity keys must be strings or numbers")
+
+
+def _stored_key(col: pd.Series, what: str) -> tuple:
+    "`(kind, values)` of an entity-key column as the offline store keeps it (no missing keys allowed)."
+    kind = _key_kind(col, what)
+    missing = int(col.isna().sum())
+    if missing:
+        raise DataError(f"{what} has {missing} missing keys")
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        col = col.astype(col.cat.categories.dtype)
+    return kind, (col.astype("str") if kind == "string" else col).array
+
+
+def _arrow_strings(col: pd.Series):
+    "The Arrow array behind a string column, or None when it is not Arrow-backed."
+    dt = col.dtype
+    if (isinstance(dt, pd.StringDtype) and dt.storage == "pyarrow") or (
+            isinstance(dt, pd.ArrowDtype) and str(dt.pyarrow_dtype) in ("string", "large_string")):
+        import pyarrow as pa
+        arr = pa.array(col.array)
+        return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    return None
+
+
+def _pack_strings(arr) -> tuple | None:
+    """Strings of one byte length `width` <= 8 (codes such as airports or carriers) as integers, read straight from an
+    Arrow string array's buffers (the bytes zero-padded to 1, 2, 4 or 8): `(values, width)`; None otherwise."""
+    n = len(arr)
+    if n == 0 or arr.null_count:
+        return None
+    _, offsets, data = arr.buffers()
+    off = np.frombuffer(offsets, dtype=np.int64 if str(arr.type) == "large_string" else np.int32)[arr.offset:arr.offset + n + 1]
+    width = int(off[1] - off[0])
+    if not 0 < width <= 8 or int(off[-1] - off[0]) != n * width or not (np.diff(off) == width).all():
+        return None
+    size = next(w for w in (1, 2, 4, 8) if w >= width)
+    pad = np.zeros((n, size), np.uint8)
+    pad[:, :width] = np.frombuffer(data, dtype=np.uint8)[off[0]:off[0] + n * width].reshape(n, width)
+    return pad.view(f"<u{size}").ravel(), width
+
+
+def _pack_index(index: pd.Index, width: int) -> tuple:
+    "The stored string keys of byte length `width`, packed as `_pack_strings` packs them: (sorted values, positions)."
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    arr = pa.array(index.astype("str").array)
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    pos = np.flatnonzero(pc.binary_length(arr).to_numpy(zero_copy_only=False) == width)
+    got = _pack_strings(arr.take(pa.array(pos))) if len(pos) else None
+    if got is None:
+        return np.zeros(0, f"<u{next(w for w in (1, 2, 4, 8) if w >= width)}"), np.zeros(0, np.int64)
+    order = np.argsort(got[0])
+    return got[0][order], pos[order]
+
+
+def _factorize(col: pd.Series, what: str) -> tuple:
+    """`(kind, codes, uniques)` of an entity-key column, computed once per request and shared by the views that use it.
+
+    `uniques` is an Index, or `(width, packed values)` for Arrow strings of one short length, which are hashed as
+    integers (about twice as fast as hashing the strings)."""
+    kind = _key_kind(col, what)
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return kind, col.cat.codes.to_numpy(), pd.Index(col.cat.categories)
+    arr = _arrow_strings(col) if kind == "string" else None
+    got = _pack_strings(arr) if arr is not None else None
+    if got is not None:
+        codes, uniques = pd.factorize(got[0])
+        return kind, codes, (got[1], np.asarray(uniques))
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    return kind, codes, pd.Index(uniques)
+
+
+def _encode_keys(fact: tuple, index: pd.Index, kind: str, packed: dict, what: str) -> np.ndarray:
+    """Position in `index` (the stored keys) of each value of a `_factorize`d column; -1 for missing or unknown keys.
+    `packed` caches the stored keys packed per width (filled on first use)."""
+    got, codes, uniques = fact
+    if got != kind:
+        raise SchemaError(f"{what} holds {got} keys but the view stores {kind} keys; convert the column")
+    if isinstance(uniques, tuple):
+        width, vals = uniques
+        if width not in packed:
+            packed[width] = _pack_index(index, width)
+        keys, pos = packed[width]
+        at = np.searchsorted(keys, vals)
+        lut = np.where((at < len(keys)) & (keys.take(at, mode="clip") == vals), pos.take(at, mode="clip"), -1) \
+            if len(keys) else np.full(len(vals), -1, np.int64)
+    else:
+        lut = index.get_indexer(uniques) if len(index) else np.full(len(uniques), -1, np.int64)
+    return np.append(lut, -1).take(codes, mode="wrap")  # code -1 (missing) takes the appended -1
+
+# %% ../../nbs/07f_features_store.ipynb
+@dataclass
+class _Prepared:
+    "A view's stored rows indexed for as-of lookups (built once per stored version, then cached)."
+    rows: pd.DataFrame  # deduplicated, sorted by (entity keys, timestamp)
+    unit: str  # resolution of the stored timestamps
+    kinds: list  # per entity key: "string" or "numeric"
+    indexes: list  # per entity key: the distinct stored values
+    packed: list  # per entity key: its stored keys packed by byte width, filled by `_encode_keys` when used
+    steps: list  # per extra key: (cardinality, dense lookup table or None, hash index or None)
+    combo: np.ndarray  # entity combination of each row, non-decreasing
+    n_combo: int
+    ticks: np.ndarray  # stored times, in `unit`
+    times: np.ndarray  # distinct stored times, sorted
+    table: np.ndarray | None  # dense: latest row per (combination, time rank); None when too large
+    skey: np.ndarray | None  # otherwise the sorted key combination * (len(times) + 1) + rank + 1
+
+
+def _prepare(view: FeatureView, rows: pd.DataFrame, unit: str, kinds: dict) -> _Prepared:
+    m = len(rows)
+    combo, n_combo, indexes, packed, steps = np.zeros(m, np.int64), 0, [], [], []
+    for i, k in enumerate(view.entity):
+        codes, uniques = pd.factorize(rows[k])
+        index = pd.Index(uniques)
+        indexes.append(index)
+        packed.append({})
+        if i == 0:
+            combo, n_combo = codes.astype(np.int64), len(index)
+            continue
+        card = max(len(index), 1)
+        # first-appearance codes of the pairs stay non-decreasing because rows are sorted by the keys
+        combo, pairs = pd.factorize(combo * card + codes)
+        size = n_combo * card
+        lut = None
+        if size <= max(1 << 22, 8 * m):
+            lut = np.full(size + 1, -1, np.int64)
+            lut[pairs] = np.arange(len(pairs))
+        steps.append((card, lut, None if lut is not None else pd.Index(pairs)))
+        combo, n_combo = combo.astype(np.int64), len(pairs)
+    ticks = _ticks(rows[view.timestamp])
+    times = np.unique(ticks)
+    span = len(times) + 1
+    rank = np.searchsorted(times, ticks)
+    table = skey = None
+    if n_combo * span <= max(1 << 23, 8 * m):  # at most 32 MB, or 32 bytes per stored row
+        # latest row at or before each (combination, time rank): rows are sorted, so a running max fills the gaps
+        table = np.full(n_combo * span, -1, np.int32 if m < 2 ** 31 else np.int64)
+        table[combo * span + rank + 1] = np.arange(m)
+        table = np.maximum.accumulate(table.reshape(n_combo, span), axis=1).ravel()
+    else:
+        skey = combo * span + rank + 1
+    return _Prepared(rows, unit, [kinds[k] for k in view.entity], indexes, packed, steps, combo, n_combo, ticks, times,
+                     table, skey)
+
+
+def _entity_combos(prep: _Prepared, view: FeatureView, entity_df: pd.DataFrame, facts: dict) -> np.ndarray:
+    "The stored entity combination of each entity row, -1 where the view holds none (`facts`: per-request cache)."
+    code = None
+    for i, k in enumerate(view.entity):
+        what = f"entity_df column {k!r}"
+        if k not in facts:
+            facts[k] = _factorize(entity_df[k], what)
+        c = _encode_keys(facts[k], prep.indexes[i], prep.kinds[i], prep.packed[i], what)
+        if i == 0:
+            code = c
+            continue
+        card, lut, index = prep.steps[i - 1]
+        unknown = (code < 0) | (c < 0)
+        pair = code * card + c  # meaningless where a part is unknown: masked below
+        code = lut.take(pair, mode="clip") if lut is not None else index.get_indexer(pair)
+        np.putmask(code, unknown, -1)
+    return code
+
+
+def _rank_sorted(times: np.ndarray, q: np.ndarray) -> np.ndarray:
+    "For sorted `q`: how many `times` are at or before each value (one pass instead of a binary search per value)."
+    p = np.searchsorted(q, times, side="left")
+    return np.repeat(np.arange(len(times) + 1), np.diff(p, prepend=0, append=len(q)))
+
+
+def _asof_rows(prep: _Prepared, code: np.ndarray, q: np.ndarray, q_sorted: bool) -> np.ndarray:
+    "Row of the stored table with the latest time at or before `q` for the same combination; -1 where none."
+    n = len(q)
+    if prep.n_combo == 0 or n == 0:
+        return np.full(n, -1, np.int64)
+    span = len(prep.times) + 1
+    rank = _rank_sorted(prep.times, q) if q_sorted else np.searchsorted(prep.times, q, side="right")
+    if prep.table is not None:  # one gather; unknown combinations (-1) give a negative cell, clipped, then masked
+        rows = prep.table.take(code * span + rank, mode="clip")
+        np.putmask(rows, code < 0, -1)
+        return rows
+    known = code >= 0
+    c = np.where(known, code, 0)
+    needle = c * span + rank
+    # search in sorted order: by combination (stable, so times stay sorted within it), or fully when times are not sorted
+    if q_sorted:
+        by = np.argsort(c.astype(np.uint16) if prep.n_combo < 1 << 16 else c, kind="stable")
+    else:
+        by = np.argsort(needle, kind="stable")
+    pos = np.empty(n, np.int64)
+    pos[by] = np.searchsorted(prep.skey, needle[by], side="right") - 1
+    hit = known & (pos >= 0)
+    pos = np.where(hit, pos, 0)
+    return np.where(hit & (prep.combo[pos] == code), pos, -1)
+
+
+def _take(values: pd.Series, idx: np.ndarray, missing: np.ndarray | None):
+    "`values` at `idx`, missing where `idx` is -1 (`missing` is that mask, or None when no row is missing)."
+    if values.dtype.kind == "f" and isinstance(values.dtype, np.dtype) and len(values):
+        out = values.to_numpy().take(idx, mode="clip")  # much faster than the bounds-checking default
+        if missing is not None:
+            np.putmask(out, missing, np.nan)
+        return out
+    return pd.api.extensions.take(values.array, idx, allow_fill=True)
+
+# %% ../../nbs/07f_features_store.ipynb
+_MANIFEST = "_manifest.json"
+_FORMAT = "mlsys.features.offline/2"
+_READ_RETRIES = 20
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*([KMGT]i?B)\s*$", re.IGNORECASE)
+
+
+class _PartsChanged(Exception):
+    "A part of the version being read was removed meanwhile (the view was rewritten and `retain` had passed)."
+
+
+def _write_file(path: Path, write, fsync: bool) -> None:
+    "Write a file through `write(fh)` under a temporary name (flushed to disk if `fsync`), then rename it into place."
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class OfflineStore:
-    "Feature views stored as Parquet files and joined point-in-time correctly with DuckDB."
+    "Feature views as immutable Parquet parts listed by a manifest; point-in-time joins with NumPy or DuckDB."
 
     def __init__(self,
-                 path: str | Path | None = None,  # folder of the Parquet files; default `<store_dir>/features/offline`
+                 path: str | Path | None = None,  # folder of the views; default `<store_dir>/features/offline`
                  catalog: FeatureCatalog | None = None,  # catalog of the views; a new empty one by default
                  memory_limit: str | None = None,  # DuckDB memory limit for queries, e.g. "200MB" (spills to disk beyond)
-                 threads: int | None = None):  # DuckDB worker threads (None: DuckDB's default)
+                 threads: int | None = None,  # DuckDB worker threads (None: DuckDB's default)
+                 lock_timeout: float = 60.0,  # seconds a writer waits for other processes' writes, then `StoreBusyError`
+                 max_parts: int = 16,  # appended parts kept before a write compacts them into one
+                 retain: float = 600.0,  # seconds a replaced part stays on disk for readers still using it
+                 fsync: bool = True):  # flush each part and manifest to disk before switching (survives a power cut)
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise ConfigError(f"path={path!r} must be a folder path")
+        if catalog is not None and not isinstance(catalog, FeatureCatalog):
+            raise ConfigError(f"catalog must be a FeatureCatalog, got {type(catalog).__name__}")
+        if memory_limit is not None and not (isinstance(memory_limit, str) and _MEMORY.match(memory_limit)):
+            raise ConfigError(f"memory_limit={memory_limit!r} must be a size such as '200MB' or '2GiB'")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ConfigError(f"threads={threads!r} must be a positive integer or None")
+        for name, value, low in (("lock_timeout", lock_timeout, 0), ("retain", retain, -1)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > low or math.isinf(value):
+                raise ConfigError(f"{name}={value!r} must be a finite number of seconds" + (" > 0" if low == 0 else " >= 0"))
+        if isinstance(max_parts, bool) or not isinstance(max_parts, int) or max_parts < 1:
+            raise ConfigError(f"max_parts={max_parts!r} must be a positive integer")
         self.path = Path(path) if path is not None else get_config().store_dir / "features" / "offline"
         self.catalog = catalog if catalog is not None else FeatureCatalog()
         self.memory_limit, self.threads = memory_limit, threads
+        self.lock_timeout, self.max_parts, self.retain = float(lock_timeout), max_parts, float(retain)
+        self.fsync = _check_flag(fsync, "fsync")
+        self._cache: dict = {}  # (view, version) -> (manifest token, _Prepared)
 
-    def _file(self, view: FeatureView) -> Path:
+    # ---- layout: <path>/<view>__v<version>/{_manifest.json, p<seq>-<id>.parquet, _write.lock}
+    def _dir(self, view: FeatureView) -> Path:
+        return self.path / f"{view.name}__v{view.version}"
+
+    def _legacy(self, view: FeatureView) -> Path:  # the single-file layout of earlier versions
         return self.path / f"{view.name}__v{view.version}.parquet"
+
+    def _view(self, view, register: bool = False) -> FeatureView:
+        if isinstance(view, FeatureView):
+            return self.catalog.register(view) if register else view
+        if isinstance(view, str):
+            return self.catalog.view(view)
+        raise ConfigError(f"view must be a FeatureView or the name of a registered one, got {type(view).__name__}")
 
     def _con(self):
         return _connect(self.memory_limit, self.threads, self.path / "_spill")
 
+    def _snapshot(self, view: FeatureView) -> dict | None:
+        "The view's manifest (parts, unit, key kinds, token), or None when nothing is stored."
+        path = self._dir(view) / _MANIFEST
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            legacy = self._legacy(view)
+            return self._legacy_snapshot(view, legacy) if legacy.exists() else None
+        try:
+            man = json.loads(raw)
+            ok = (man["format"] == _FORMAT and man["unit"] in _UNIT_NS and isinstance(man["token"], str)
+                  and set(man["keys"]) == set(view.entity) and all(isinstance(p["file"], str) and isinstance(p["rows"], int)
+                                                                   for p in man["parts"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise IntegrityError(f"manifest {path} of view {view.name!r} is unreadable: {e}") from None
+        if not ok:
+            raise IntegrityError(f"manifest {path} of view {view.name!r} does not describe this view "
+                                 f"(format {man.get('format')!r}, keys {man.get('keys')})")
+        return man
+
+    def _legacy_snapshot(self, view: FeatureView, legacy: Path) -> dict:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        try:
+            meta = pq.read_metadata(legacy)
+            schema = meta.schema.to_arrow_schema()
+        except (OSError, ValueError) as e:
+            raise IntegrityError(f"{legacy} (view {view.name!r}) is not a readable Parquet file: {e}") from None
+        st = legacy.stat()
+        keys = {k: "string" if pa.types.is_string(schema.field(k).type) or pa.types.is_large_string(schema.field(k).type)
+                else "numeric" for k in view.entity}
+        return dict(format=_FORMAT, unit=schema.field("__ts").type.unit, keys=keys, seq=0, retired=[], legacy=True,
+                    token=f"legacy:{st.st_mtime_ns}:{st.st_size}", parts=[dict(file=str(legacy), rows=meta.num_rows)])
+
+    def _part(self, view: FeatureView, name: str) -> Path:
+        p = Path(name)
+        return p if p.is_absolute() else self._dir(view) / p
+
+    def _read_part(self, view: FeatureView, name: str):
+        import pyarrow.parquet as pq
+        path = self._part(view, name)
+        with open(path, "rb") as fh:  # FileNotFoundError: replaced meanwhile, the caller reads the new version
+            try:
+                return pq.read_table(fh)
+            except (OSError, ValueError) as e:
+                raise IntegrityError(f"part {path} of view {view.name!r} is not a readable Parquet file: {e}") from None
+
+    def _rows(self, view: FeatureView, tables: list) -> pd.DataFrame:
+        "Stored rows from the parts in write order: later parts win (entity, time) ties; sorted by keys and time."
+        import pyarrow as pa
+        if len(tables) == 1:
+            return tables[0].to_pandas()
+        df = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+        by = [*view.entity, "__ts"]
+        return df.drop_duplicates(by, keep="last").sort_values(by, kind="stable").reset_index(drop=True)
+
+    def _load(self, view: FeatureView, snap: dict | None = None) -> tuple:
+        "`(manifest, rows)` of a consistent version of `view` (`snap` pins one; otherwise the current one)."
+        pinned = snap is not None
+        for _ in range(_READ_RETRIES):
+            snap = snap if pinned else self._snapshot(view)
+            if snap is None:
+                raise DataError(f"view {view.name!r} (version {view.version}) has no stored rows under {self.path}; write it first")
+            try:
+                tables = [self._read_part(view, p["file"]) for p in snap["parts"]]
+            except FileNotFoundError as e:
+                now = self._snapshot(view)
+                if now is not None and now["token"] == snap["token"]:
+                    raise IntegrityError(f"view {view.name!r}: part {e.filename} listed in its manifest is missing") from None
+                if pinned:
+                    raise StoreBusyError(f"view {view.name!r} was rewritten and its old parts removed while being read "
+                                         f"(retain={self.retain}s); read it again") from None
+                continue
+            return snap, self._rows(view, tables)
+        raise StoreBusyError(f"view {view.name!r} under {self.path} was rewritten {_READ_RETRIES} times while being read; "
+                             "read it again")
+
+    @contextlib.contextmanager
+    def _locked(self, view: FeatureView):
+        "Hold the view's inter-process write lock (an OS file lock, released if the holder dies)."
+        from filelock import FileLock, Timeout
+        d = self._dir(view)
+        d.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(d / "_write.lock"), timeout=self.lock_timeout)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise StoreBusyError(f"view {view.name!r} under {self.path}: other writers held its lock for more than "
+                                 f"lock_timeout={self.lock_timeout}s; nothing was written") from None
+        try:
+            yield d
+        finally:
+            lock.release()
+
+    def _frame(self, view: FeatureView, df: pd.DataFrame) -> tuple:
+        "Validated rows of `view` as stored: `(frame with __ts, key kinds)`, deduplicated and sorted."
+        what = f"rows for view {view.name!r}"
+        _check_columns(df, [*view.entity, view.timestamp, *view.features], what)
+        cols, kinds = {}, {}
+        for k in view.entity:
+            kinds[k], cols[k] = _stored_key(df[k], f"{what}: entity column {k!r}")
+        ts = _check_timestamps(df[view.timestamp], f"{what}: column {view.timestamp!r}")
+        cols["__ts"] = (ts.dt.as_unit("ms") if ts.dtype.unit == "s" else ts).array  # Parquet has no second unit
+        for f in view.features:
+            cols[f] = df[f].to_numpy() if isinstance(df[f].dtype, pd.CategoricalDtype) else df[f].array
+        out = pd.DataFrame(cols)
+        by = [*view.entity, "__ts"]
+        # ties on (entity, timestamp): the row written last wins
+        out = out.drop_duplicates(by, keep="last").sort_values(by, kind="stable").reset_index(drop=True)
+        return out, kinds
+
+    @staticmethod
+    def _arrow(view: FeatureView, df: pd.DataFrame):
+        import pyarrow as pa
+        try:
+            return pa.Table.from_pandas(df, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+            raise SchemaError(f"rows for view {view.name!r} cannot be stored in Parquet: {e}") from None
+
     def write(self, view: FeatureView | str, df: pd.DataFrame, mode: str = "overwrite") -> Path:
-        "Store the rows of `view` (register it if new); `mode='append'` adds to what is stored, later rows winning ties."
-        if isinstance(view, FeatureView):
-            self.catalog.register(view)
-        else:
-            view = self.catalog.view(view)
+        "Store the rows of `view` (register it if new): 'append' adds them (later rows win ties), 'overwrite' replaces."
+        view = self._view(view, register=True)
         if mode not in ("overwrite", "append"):
             raise ConfigError(f"mode={mode!r} must be 'overwrite' or 'append'")
-        cols = [*view.entity, view.timestamp, *view.features]
-        _check_columns(df, cols, f"rows for view {view.name!r}")
-        out = _key_frame(df, view.entity)
-        for k in view.entity:
-            if out[k].isna().any():
-                raise DataError(f"rows for view {view.name!r}: entity column {k!r} has {int(out[k].isna().sum())} missing keys")
-        out["__ts"] = _check_timestamps(df[view.timestamp], f"rows for view {view.name!r}: column {view.timestamp!r}")
-        for f in view.features:
-            out[f] = df[f].to_numpy() if isinstance(df[f].dtype, pd.CategoricalDtype) else df[f]
-        path = self._file(view)
-        if mode == "append" and path.exists():
-            out = pd.concat([self.read(view).rename(columns={view.timestamp: "__ts"}), out.reset_index(drop=True)],
-                            ignore_index=True)
-        # ties on (entity, timestamp): the row written last wins
-        out = out.drop_duplicates([*view.entity, "__ts"], keep="last")
-        out = out.sort_values([*view.entity, "__ts"], kind="stable").reset_index(drop=True)
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
-        out.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-        log.info("wrote %d rows of view %s to %s", len(out), view.name, path)
-        return path
+        out, kinds = self._frame(view, df)
+        with self._locked(view) as d:
+            snap = self._snapshot(view)
+            old = snap["parts"] if snap is not None and mode == "append" else []
+            if not any(p["rows"] for p in old):
+                old = []  # nothing stored yet: these rows define the columns
+            if old and len(out) == 0:
+                return d  # appending nothing
+            unit, rewrite = out["__ts"].dt.unit, bool(snap and snap.get("legacy") and old)
+            if old:
+                if snap["keys"] != kinds:
+                    raise SchemaError(f"rows for view {view.name!r} have entity keys {kinds}; the stored rows have {snap['keys']}")
+                if _UNIT_NS[snap["unit"]] < _UNIT_NS[unit]:  # coarser rows: convert them exactly to the stored unit
+                    try:
+                        out["__ts"] = out["__ts"].dt.as_unit(snap["unit"])
+                    except (OverflowError, ValueError) as e:
+                        raise DataError(f"rows for view {view.name!r}: column {view.timestamp!r} has times outside the "
+                                        f"stored datetime64[{snap['unit']}] range: {e}") from None
+                    unit = snap["unit"]
+                elif snap["unit"] != unit:  # finer rows: the stored parts are rewritten at the finer unit
+                    rewrite = True
+            table = self._arrow(view, out)
+            if old and not rewrite:
+                first = self._read_part(view, old[0]["file"]).schema
+                if not table.schema.remove_metadata().equals(first.remove_metadata()):
+                    try:
+                        table = table.cast(first)
+                    except (ValueError, TypeError, NotImplementedError):
+                        rewrite = True  # e.g. int column now holding NaN: rewrite everything with the common types
+            seq = (snap["seq"] if snap else 0) + 1
+            name = f"p{seq:010d}-{uuid.uuid4().hex[:12]}.parquet"
+            parts = [*old, dict(file=name, rows=table.num_rows)]
+            if rewrite or len(parts) > self.max_parts:
+                old_rows = self._rows(view, [self._read_part(view, p["file"]) for p in old])
+                if old_rows["__ts"].dt.unit != unit:
+                    old_rows["__ts"] = old_rows["__ts"].dt.as_unit(unit)
+                both = pd.concat([old_rows, out], ignore_index=True)
+                by = [*view.entity, "__ts"]
+                both = both.drop_duplicates(by, keep="last").sort_values(by, kind="stable").reset_index(drop=True)
+                table = self._arrow(view, both)
+                parts = [dict(file=name, rows=table.num_rows)]
+            self._commit(view, d, snap, parts, table, name, unit, kinds)
+        log.info("wrote %d rows of view %s (%s) under %s", len(out), view.name, mode, d)
+        return d
+
+    def _commit(self, view, d: Path, snap, parts: list, table, name: str, unit: str, kinds: dict) -> None:
+        "Write the new part, switch the manifest to `parts` in one rename, then remove expired parts (lock held)."
+        import pyarrow.parquet as pq
+        _write_file(d / name, lambda fh: pq.write_table(table, fh), self.fsync)
+        now = time.time()
+        keep = {p["file"] for p in parts}
+        retired = [] if snap is None or snap.get("legacy") else list(snap.get("retired", []))
+        retired += [dict(file=p["file"], at=now) for p in (snap["parts"] if snap and not snap.get("legacy") else [])
+                    if p["file"] not in keep]
+        expired = [r for r in retired if now - r["at"] >= self.retain]
+        retired = [r for r in retired if now - r["at"] < self.retain]
+        man = dict(format=_FORMAT, view=view.name, version=view.version, unit=unit, keys=kinds,
+                   seq=(snap["seq"] if snap else 0) + 1, token=uuid.uuid4().hex, parts=parts, retired=retired)
+        _write_file(d / _MANIFEST, lambda fh: fh.write(json.dumps(man, indent=1).encode()), self.fsync)
+        for r in expired:
+            (d / r["file"]).unlink(missing_ok=True)
+        for tmp in d.glob(".*.tmp"):  # left by a writer that died (writers hold the lock, so none is in progress)
+            tmp.unlink(missing_ok=True)
+        if snap is not None and snap.get("legacy"):
+            self._legacy(view).unlink(missing_ok=True)
+
+    def compact(self, view: FeatureView | str) -> int:
+        "Merge the view's parts into one (appends leave one part each); return how many parts there were."
+        view = self._view(view)
+        with self._locked(view) as d:
+            snap, rows = self._load(view)
+            if len(snap["parts"]) <= 1 and not snap.get("legacy"):
+                return len(snap["parts"])
+            table = self._arrow(view, rows)
+            name = f"p{snap['seq'] + 1:010d}-{uuid.uuid4().hex[:12]}.parquet"
+            self._commit(view, d, snap, [dict(file=name, rows=table.num_rows)], table, name, snap["unit"], snap["keys"])
+            return len(snap["parts"])
 
     def read(self, view: FeatureView | str) -> pd.DataFrame:
-        "All stored rows of `view`, its timestamp column restored."
-        view = self.catalog.view(view) if isinstance(view, str) else view
-        path = self._file(view)
-        if not path.exists():
-            raise DataError(f"view {view.name!r} (version {view.version}) has no stored rows under {self.path}; write it first")
-        return pd.read_parquet(path).rename(columns={"__ts": view.timestamp})
+        "All stored rows of `view` (one consistent version), its timestamp column restored."
+        view = self._view(view)
+        return self._load(view)[1].rename(columns={"__ts": view.timestamp})
 
-    def _sql(self, groups, entity_sql: str, ts_col: str, full_names: bool, with_ts: bool, select_entity: str):
-        "The chained ASOF-join query for resolved `groups` over the relation `entity_sql`."
-        parts, joins, seen = [select_entity], [], {}
-        for i, (view, feats) in enumerate(groups):
-            path = self._file(view)
-            if not path.exists():
-                raise DataError(f"view {view.name!r} (version {view.version}) has no stored rows under {self.path}; write it first")
-            a = f"f{i}"
-            on = " AND ".join(f"e.{_q(k)} = {a}.{_q(k)}" for k in view.entity)
-            joins.append(f"ASOF LEFT JOIN read_parquet('{path.as_posix()}') {a} ON {on} AND e.{_q(ts_col)} >= {a}.__ts")
-            fresh = (f"(e.{_q(ts_col)} - {a}.__ts) <= to_microseconds({int(view.ttl / pd.Timedelta(microseconds=1))})"
-                     if view.ttl is not None else None)
-            for f in feats:
-                out = f"{view.name}__{f}" if full_names else f
-                if out in seen:
-                    raise SchemaError(f"feature name {out!r} comes from views {seen[out]!r} and {view.name!r}; "
-                                      "pass full_feature_names=True")
-                seen[out] = view.name
-                expr = f"{a}.{_q(f)}" if fresh is None else f"CASE WHEN {fresh} THEN {a}.{_q(f)} END"
-                parts.append(f"{expr} AS {_q(out)}")
-            if with_ts:
-                expr = f"{a}.__ts" if fresh is None else f"CASE WHEN {fresh} THEN {a}.__ts END"
-                parts.append(f"{expr} AS {_q(view.name + '__timestamp')}")
-        return f"SELECT {', '.join(parts)} FROM {entity_sql} e " + " ".join(joins)
+    def _prepared(self, view: FeatureView, snap: dict | None = None) -> tuple:
+        "`(manifest, _Prepared)` of `view`, cached until its manifest token changes."
+        key = (view.name, view.version)
+        current = snap if snap is not None else self._snapshot(view)
+        hit = self._cache.get(key)
+        if hit is not None and current is not None and hit[0] == current["token"]:
+            return current, hit[1]
+        snap, rows = self._load(view, snap)  # unpinned (snap None): reads whatever version is current
+        prep = _prepare(view, rows.rename(columns={"__ts": view.timestamp}), snap["unit"], snap["keys"])
+        self._cache[key] = (snap["token"], prep)
+        return snap, prep
 
-    def _prepared(self, view: FeatureView):
-        "The stored rows of `view` with integer-encoded keys and int64 times, cached until the file changes."
-        path = self._file(view)
-        st = path.stat()
-        stamp = (str(path), st.st_mtime_ns, st.st_size)
-        cache = self.__dict__.setdefault("_cache", {})
-        if cache.get(view.name, (None,))[0] != stamp:
-            feat = self.read(view)
-            code_f, uniqs = np.zeros(len(feat), np.int64), []
-            for k in view.entity:
-                vals = feat[k].to_numpy(dtype=object)
-                uniq = pd.Index(pd.unique(vals))
-                code_f = code_f * max(len(uniq), 1) + uniq.get_indexer(vals)
-                uniqs.append(uniq)
-            fts = feat[view.timestamp].dt.tz_convert("UTC").astype("datetime64[us, UTC]").astype("int64").to_numpy()
-            cache[view.name] = (stamp, (feat, uniqs, code_f, fts))
-        return cache[view.name][1]
+    def _relation(self, view: FeatureView, snap: dict) -> str:
+        "SQL relation of one stored version: parts deduplicated (later parts win), with `__t` = integer ticks."
+        files = [self._part(view, p["file"]).as_posix() for p in snap["parts"]]
+        t = f"epoch_{snap['unit']}(__ts)"
+        if len(files) == 1:
+            return f"(SELECT *, {t} AS __t FROM read_parquet({_lit(files[0])}))"
+        keys = ", ".join(_q(k) for k in view.entity)
+        return (f"(SELECT * EXCLUDE (__file), {t} AS __t FROM read_parquet([{', '.join(map(_lit, files))}], filename='__file') "
+                f"QUALIFY row_number() OVER (PARTITION BY {keys}, __ts ORDER BY __file DESC) = 1)")
 
-    def _pit_numpy(self, view: FeatureView, feats: list, entity_df: pd.DataFrame, ets: np.ndarray, with_ts: bool):
-        "In-memory as-of join of one view by sorted search; None when the combined key would overflow int64."
-        feat, uniqs, code_f, fts = self._prepared(view)
-        n, m = len(entity_df), len(feat)
-        code_e = np.zeros(n, np.int64)
-        miss, card = np.zeros(n, bool), 1
-        for k, uniq in zip(view.entity, uniqs):
-            col = entity_df[k]
-            if isinstance(col.dtype, pd.CategoricalDtype):
-                lut = uniq.get_indexer(col.cat.categories.astype(str) if not pd.api.types.is_numeric_dtype(col.cat.categories)
-                                       else col.cat.categories)
-                codes = col.cat.codes.to_numpy()
-                ce = np.where(codes >= 0, lut[codes], -1)
-            else:
-                vals = col.astype("string").to_numpy(dtype=object, na_value=None) if not pd.api.types.is_numeric_dtype(col) \
-                    else col.to_numpy()
-                ce = uniq.get_indexer(vals)
-            miss |= ce < 0
-            card *= max(len(uniq), 1)
-            code_e = code_e * max(len(uniq), 1) + np.maximum(ce, 0)
-        if m == 0:
-            return None
-        t0 = int(min(fts.min(), ets.min(initial=fts.min())))
-        span = int(max(fts.max(), ets.max(initial=fts.max()))) - t0 + 1
-        rf, re_ = fts - t0, ets - t0
-        if card * span >= 2**62:  # long time range: replace times by their rank, which keeps the order
-            uniq_t, inv = np.unique(np.concatenate([fts, ets]), return_inverse=True)
-            rf, re_, span = inv[:m].astype(np.int64), inv[m:].astype(np.int64), len(uniq_t)
-            if card * span >= 2**62:
-                return None
-        kf = code_f * span + rf
-        order = np.argsort(kf, kind="stable")
-        kf = kf[order]
-        needles = code_e * span + re_
-        # binary search is much faster on sorted needles; entity rows usually come sorted by time, so a
-        # stable radix sort on the small key code is enough to sort them
-        by = np.argsort(code_e.astype(np.uint16), kind="stable") if card < 2**16 else np.argsort(needles)
-        pos = np.empty(n, np.int64)
-        pos[by] = np.searchsorted(kf, needles[by], side="right") - 1
-        ok = (pos >= 0) & ~miss
-        pos_c = np.where(ok, pos, 0)
-        ok &= code_f[order][pos_c] == code_e
-        if view.ttl is not None:
-            ok &= ets - fts[order][pos_c] <= int(view.ttl / pd.Timedelta(microseconds=1))
-        take = np.where(ok, order[pos_c], -1)
-        cols = {f: pd.api.extensions.take(feat[f].array, take, allow_fill=True) for f in feats}
-        if with_ts:
-            cols["__timestamp"] = pd.api.extensions.take(feat[view.timestamp].array, take, allow_fill=True)
-        return cols
-
-    def get_historical_features(self,
-                                entity_df: pd.DataFrame,  # one row per (entity keys, event time) to enrich
-                                features,  # feature references `view:feature` (or `view` for all its features)
-                                timestamp_col: str = "event_time",  # tz-aware column of `entity_df`: the as-of time
-                                full_feature_names: bool = False,  # name outputs `view__feature` instead of `feature`
-                                include_timestamps: bool = False,  # add `<view>__timestamp`: when each joined value was known
-                                engine: str = "auto",  # "duckdb" (ASOF JOIN), "numpy" (sorted search in memory) or "auto"
-                                ) -> pd.DataFrame:
-        "`entity_df` plus, for each row, the latest value of each feature at or before its `timestamp_col` (within TTL)."
+    def _plan(self, features, entity_df, timestamp_col, full_feature_names, include_timestamps, engine) -> tuple:
+        "Validate a retrieval request; return `(groups, output names)`."
         if engine not in ("auto", "numpy", "duckdb"):
             raise ConfigError(f"engine={engine!r} must be 'auto', 'numpy' or 'duckdb'")
+        full_feature_names = _check_flag(full_feature_names, "full_feature_names")
+        _check_flag(include_timestamps, "include_timestamps")
+        if not isinstance(timestamp_col, str):
+            raise ConfigError(f"timestamp_col={timestamp_col!r} must be a column name")
         groups = self.catalog.resolve(features)
-        keys = list(dict.fromkeys(k for v, _ in groups for k in v.entity))
-        _check_columns(entity_df, [timestamp_col], "entity_df")
-        _check_columns(entity_df, keys, "entity_df")
-        ets = _check_timestamps(entity_df[timestamp_col], f"entity_df column {timestamp_col!r}")
         names, seen = {}, {}
         for view, feats in groups:
             for f in feats:
@@ -392,39 +867,134 @@ class OfflineStore:
                                       "pass full_feature_names=True")
                 seen[out_name] = view.name
                 names[(view.name, f)] = out_name
-        clash = [c for c in [*seen, *(f"{v.name}__timestamp" for v, _ in groups if include_timestamps)] if c in entity_df.columns]
-        if clash:
-            raise SchemaError(f"entity_df already has column(s) {clash}; rename them or use full_feature_names=True")
-        out = entity_df.copy()
-        pending = []
-        if engine in ("auto", "numpy"):
-            ets_us = ets.astype("datetime64[us, UTC]").astype("int64").to_numpy()
-            for view, feats in groups:
-                self._file(view).exists() or self.read(view)  # raises the clear "write it first" error
-                cols = self._pit_numpy(view, feats, entity_df, ets_us, include_timestamps)
-                if cols is None:
-                    pending.append((view, feats))
-                    continue
-                for f in feats:
-                    out[names[(view.name, f)]] = cols[f]
-                if include_timestamps:
-                    out[f"{view.name}__timestamp"] = cols["__timestamp"]
+        if entity_df is not None:
+            clash = [c for c in [*seen, *(f"{v.name}__timestamp" for v, _ in groups if include_timestamps)]
+                     if c in entity_df.columns]
+            if clash:
+                raise SchemaError(f"entity_df already has column(s) {clash}; rename them or use full_feature_names=True")
+        return groups, names
+
+    def _state(self, groups, engine) -> list:
+        "Per view of the request: `(manifest, _Prepared or None)`, one consistent version each."
+        out = []
+        for view, _ in groups:
+            if engine == "duckdb":
+                snap = self._snapshot(view)
+                if snap is None:
+                    raise DataError(f"view {view.name!r} (version {view.version}) has no stored rows under {self.path}; write it first")
+                out.append((snap, None))
+            else:
+                out.append(self._prepared(view))
+        return out
+
+    def _join(self, entity_df, groups, names, ets, include_timestamps, engine, state) -> pd.DataFrame:
+        "The validated request answered from the given stored versions."
+        t, eunit = _ticks(ets), ets.dtype.unit
+        t_sorted = len(t) < 2 or bool((t[1:] >= t[:-1]).all())
+        cols = {}
+        if engine == "duckdb":
+            cols = self._join_duckdb(entity_df, groups, names, t, eunit, include_timestamps, state, f"entity_df column {ets.name!r}")
         else:
-            pending = list(groups)
-        if pending:
-            ent = _key_frame(entity_df, keys).reset_index(drop=True)
-            ent["__ets"] = ets.array
-            ent["__rid"] = np.arange(len(ent), dtype=np.int64)
-            sql = self._sql(pending, "ent", "__ets", full_feature_names, include_timestamps, "e.__rid")
-            con = self._con()
-            try:
-                con.register("ent", ent)
-                res = con.execute(sql + " ORDER BY e.__rid").df()
-            finally:
-                con.close()
-            for c in res.columns[1:]:
+            scaled, facts = {}, {}
+            for (view, feats), (_, prep) in zip(groups, state):
+                if prep.unit not in scaled:
+                    scaled[prep.unit] = _rescale(t, eunit, prep.unit, f"entity_df column {ets.name!r}")
+                q, r, f = scaled[prep.unit]
+                idx = _asof_rows(prep, _entity_combos(prep, view, entity_df, facts), q, t_sorted)
+                if view.ttl is not None and len(prep.ticks):
+                    stale = ~_within(q, prep.ticks.take(idx, mode="clip"), _ttl_limit(view.ttl, eunit, prep.unit, r, f))
+                    np.putmask(idx, stale, -1)
+                missing = idx < 0
+                missing = missing if missing.any() else None
+                for feat in feats:
+                    cols[names[(view.name, feat)]] = _take(prep.rows[feat], idx, missing)
+                if include_timestamps:
+                    cols[f"{view.name}__timestamp"] = _take(prep.rows[view.timestamp], idx, missing)
+        # new columns side by side with the entity frame's own (no copy of either)
+        return pd.concat([entity_df, *(pd.Series(v, index=entity_df.index, name=c, copy=False) for c, v in cols.items())],
+                         axis=1)
+
+    def _join_duckdb(self, entity_df, groups, names, t, eunit, include_timestamps, state, what: str) -> dict:
+        "The chained ASOF joins in DuckDB, comparing integer ticks so no resolution is lost."
+        ent, parts, joins = {}, ["e.__rid"], []
+        kinds = {}
+        for (view, _), (snap, _) in zip(groups, state):
+            for k in view.entity:
+                if kinds.setdefault(k, snap["keys"][k]) != snap["keys"][k]:
+                    raise SchemaError(f"entity key {k!r} is stored as {kinds[k]} by one view and {snap['keys'][k]} by another")
+        for k, kind in kinds.items():
+            col = entity_df[k]
+            got = _key_kind(col, f"entity_df column {k!r}")
+            if got != kind:
+                raise SchemaError(f"entity_df column {k!r} holds {got} keys but the view stores {kind} keys; convert the column")
+            if isinstance(col.dtype, pd.CategoricalDtype):
+                col = col.astype(col.cat.categories.dtype)
+            ent[k] = (col.astype("str") if kind == "string" else col).array
+        ent["__rid"] = np.arange(len(entity_df), dtype=np.int64)
+        for i, ((view, feats), (snap, _)) in enumerate(zip(groups, state)):
+            q, r, f = _rescale(t, eunit, snap["unit"], what)
+            ent[f"__q{i}"] = q
+            a = f"f{i}"
+            on = " AND ".join(f"e.{_q(k)} = {a}.{_q(k)}" for k in view.entity)
+            joins.append(f"ASOF LEFT JOIN {self._relation(view, snap)} {a} ON {on} AND e.__q{i} >= {a}.__t")
+            fresh = None
+            if view.ttl is not None:
+                ent[f"__lim{i}"] = np.broadcast_to(_ttl_limit(view.ttl, eunit, snap["unit"], r, f), len(t)).astype(np.int64)
+                fresh = f"(CAST(e.__q{i} AS HUGEINT) - {a}.__t) <= e.__lim{i}"
+            for feat in feats:
+                expr = f"{a}.{_q(feat)}" if fresh is None else f"CASE WHEN {fresh} THEN {a}.{_q(feat)} END"
+                parts.append(f"{expr} AS {_q(names[(view.name, feat)])}")
+            if include_timestamps:
+                expr = f"{a}.__ts" if fresh is None else f"CASE WHEN {fresh} THEN {a}.__ts END"
+                parts.append(f"{expr} AS {_q(view.name + '__timestamp')}")
+        sql = f"SELECT {', '.join(parts)} FROM ent e " + " ".join(joins) + " ORDER BY e.__rid"
+        con = self._con()
+        try:
+            con.register("ent", pd.DataFrame(ent))
+            res = con.execute(sql).df()
+        except duckdb.IOException as e:
+            raise _PartsChanged(str(e)) from None
+        finally:
+            con.close()
+        units = {f"{v.name}__timestamp": s["unit"] for (v, _), (s, _) in zip(groups, state)}
+        out = {}
+        for c in res.columns[1:]:
+            if c in units and include_timestamps:
+                out[c] = _utc(res[c]).dt.as_unit(units[c]).array
+            else:
                 out[c] = res[c].to_numpy() if res[c].dtype.kind in "fiub" else res[c].array
         return out
+
+    def get_historical_features(self,
+                                entity_df: pd.DataFrame,  # one row per (entity keys, event time) to enrich
+                                features,  # feature references `view:feature` (or `view` for all its features)
+                                timestamp_col: str = "event_time",  # tz-aware column of `entity_df`: the as-of time
+                                full_feature_names: bool = False,  # name outputs `view__feature` instead of `feature`
+                                include_timestamps: bool = False,  # add `<view>__timestamp`: when each joined value was known
+                                engine: str = "auto",  # "numpy" (in memory; also "auto") or "duckdb" (ASOF JOIN on the files)
+                                ) -> pd.DataFrame:
+        "`entity_df` plus, for each row, the latest value of each feature at or before its `timestamp_col` (within TTL)."
+        groups, names = self._plan(features, entity_df if isinstance(entity_df, pd.DataFrame) else None, timestamp_col,
+                                   full_feature_names, include_timestamps, engine)
+        keys = list(dict.fromkeys(k for v, _ in groups for k in v.entity))
+        _check_columns(entity_df, [timestamp_col], "entity_df")
+        _check_columns(entity_df, keys, "entity_df")
+        ets = _check_timestamps(entity_df[timestamp_col], f"entity_df column {timestamp_col!r}")
+        return self._retrying(groups, engine, lambda state: self._join(entity_df, groups, names, ets, include_timestamps,
+                                                                        engine, state))
+
+    def _retrying(self, groups, engine, run):
+        "`run(state)` on the current version of the views, again on a newer one if a writer removed parts meanwhile."
+        for _ in range(_READ_RETRIES):
+            state = self._state(groups, engine)
+            try:
+                return run(state)
+            except _PartsChanged as e:
+                now = [self._snapshot(v) for v, _ in groups]
+                if all(n is not None and n["token"] == s["token"] for n, (s, _) in zip(now, state)):
+                    raise IntegrityError(f"a part listed in a view's manifest under {self.path} is missing: {e}") from None
+        raise StoreBusyError(f"the views {[v.name for v, _ in groups]} under {self.path} were rewritten "
+                             f"{_READ_RETRIES} times while being read; read them again")
 
     def retrieve_to_parquet(self,
                             entity_path: str | Path,  # Parquet file or folder of entity rows, possibly larger than memory
@@ -435,33 +1005,45 @@ class OfflineStore:
                             chunk_rows: int = 250_000,  # entity rows held in memory at a time
                             engine: str = "auto",  # engine for each chunk (see `get_historical_features`)
                             ) -> Path:
-        "Point-in-time retrieval from Parquet to Parquet in chunks of `chunk_rows`, so memory stays bounded."
+        "Point-in-time retrieval from Parquet to Parquet in chunks of `chunk_rows`, all from one stored version."
         import pyarrow as pa
         import pyarrow.dataset as ds
         import pyarrow.parquet as pq
-        if not isinstance(chunk_rows, int) or chunk_rows < 1:
+        for name, p in (("entity_path", entity_path), ("out_path", out_path)):
+            if not isinstance(p, (str, os.PathLike)):
+                raise ConfigError(f"{name}={p!r} must be a file path")
+        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
             raise ConfigError(f"chunk_rows={chunk_rows!r} must be a positive integer")
-        groups = self.catalog.resolve(features)
+        groups, names = self._plan(features, None, timestamp_col, full_feature_names, False, engine)
         keys = list(dict.fromkeys(k for v, _ in groups for k in v.entity))
-        if not Path(entity_path).exists():
+        entity_path, out_path = Path(entity_path), Path(out_path)
+        if not entity_path.exists():
             raise DataError(f"entity_path={str(entity_path)!r} does not exist")
-        if Path(entity_path).is_dir():
-            data = ds.dataset(str(entity_path), format="parquet")
-            schema = data.schema
-            batches = data.to_batches(batch_size=chunk_rows, batch_readahead=0, fragment_readahead=1)
-        else:  # a single file: read row groups one at a time (the dataset scanner reads ahead)
-            data = pq.ParquetFile(str(entity_path))
-            schema = data.schema_arrow
-            batches = data.iter_batches(batch_size=chunk_rows, use_threads=False)
+        if out_path.resolve() == entity_path.resolve():
+            raise ConfigError(f"out_path={str(out_path)!r} is the entity file itself; write the result elsewhere")
+        try:
+            if entity_path.is_dir():
+                data = ds.dataset(str(entity_path), format="parquet")
+                schema = data.schema
+                batches = data.to_batches(batch_size=chunk_rows, batch_readahead=0, fragment_readahead=1)
+            else:  # a single file: read row groups one at a time (the dataset scanner reads ahead)
+                data = pq.ParquetFile(str(entity_path))
+                schema = data.schema_arrow
+                batches = data.iter_batches(batch_size=chunk_rows, use_threads=False)
+        except (OSError, ValueError) as e:
+            raise DataError(f"entity rows at {entity_path} are not readable Parquet: {e}") from None
         missing = [c for c in [timestamp_col, *keys] if c not in schema.names]
         if missing:
             raise SchemaError(f"entity rows at {entity_path} lack column(s) {missing}; they have {schema.names}")
         ts_type = schema.field(timestamp_col).type
         if not (pa.types.is_timestamp(ts_type) and ts_type.tz is not None):
             raise SchemaError(f"entity column {timestamp_col!r} must be tz-aware, got {ts_type}")
-        out_path = Path(out_path)
+        clash = [c for c in names.values() if c in schema.names]
+        if clash:
+            raise SchemaError(f"entity rows at {entity_path} already have column(s) {clash}; rename them or use full_feature_names=True")
+        state = self._state(groups, engine)  # one version of every view for all the chunks
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_path.with_suffix(f".{uuid.uuid4().hex}.tmp")
+        tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex[:8]}.tmp")
         writer, done = None, 0
         try:
             for batch in batches:
@@ -469,9 +1051,14 @@ class OfflineStore:
                     continue
                 ent = batch.to_pandas(use_threads=False)
                 try:
-                    res = self.get_historical_features(ent, features, timestamp_col, full_feature_names, engine=engine)
+                    _check_columns(ent, [timestamp_col, *keys], "entity_df")
+                    ets = _check_timestamps(ent[timestamp_col], f"entity_df column {timestamp_col!r}")
+                    res = self._join(ent, groups, names, ets, False, engine, state)
                 except DataError as e:
-                    raise DataError(f"entity rows {done}..{done + len(ent) - 1}: {e}") from None
+                    raise type(e)(f"entity rows {done}..{done + len(ent) - 1}: {e}") from None
+                except _PartsChanged as e:
+                    raise StoreBusyError(f"a view was rewritten and its old parts removed during the retrieval "
+                                         f"(retain={self.retain}s is shorter than it took); run it again: {e}") from None
                 table = pa.Table.from_pandas(res, preserve_index=False, nthreads=1)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
@@ -482,6 +1069,10 @@ class OfflineStore:
             writer.close()
             writer = None
             os.replace(tmp, out_path)
+        except (OSError, ValueError) as e:
+            if isinstance(e, MlsysError):
+                raise
+            raise DataError(f"reading {entity_path} or writing {out_path} failed after {done} rows: {e}") from None
         finally:
             if writer is not None:
                 writer.close()
@@ -490,8 +1081,24 @@ class OfflineStore:
         return out_path
 
 # %% ../../nbs/07f_features_store.ipynb
+_TS_OFFSET = 2 ** 63  # Redis keeps times as fixed-width unsigned decimals, compared as strings (Lua numbers are doubles)
+
+
+def _key_str(v):
+    "One entity-key value as text, the same for 1, 1.0 and np.int64(1); None when missing."
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, (float, np.floating)) and math.isnan(v)):
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return str(int(v)) if float(v).is_integer() else repr(float(v))
+    return str(v)
+
+
 def _entity_key(values) -> str:
-    return json.dumps([None if (v is None or (isinstance(v, float) and math.isnan(v))) else str(v) for v in values])
+    return json.dumps([_key_str(v) for v in values])
 
 
 def _jsonable(v):
@@ -509,75 +1116,189 @@ def _jsonable(v):
 
 
 def _rows_for_online(view: FeatureView, df: pd.DataFrame) -> list:
-    "`(entity_key, ts_micros, payload_json)` for each row of a frame holding entity, timestamp and features."
-    ts = df[view.timestamp]
-    micros = (ts.dt.tz_convert("UTC").astype("datetime64[us, UTC]").astype("int64")).to_numpy()
-    keys = df[list(view.entity)].astype("string").to_numpy(dtype=object, na_value=None)
+    "`(entity_key, ts_ns, payload_json)` for each row of a frame holding entity, timestamp and features."
+    what = f"rows for view {view.name!r}"
+    ts = _check_timestamps(df[view.timestamp], f"{what}: column {view.timestamp!r}")
+    ns = _rescale(_ticks(ts), ts.dtype.unit, "ns", f"{what}: column {view.timestamp!r}")[0]
+    for k in view.entity:
+        missing = int(df[k].isna().sum())
+        if missing:
+            raise DataError(f"{what}: entity column {k!r} has {missing} missing keys")
+    keys = df[list(view.entity)].to_numpy(dtype=object)
     feats = df[list(view.features)].astype(object).to_numpy()
-    return [(_entity_key(k), int(t), json.dumps({f: _jsonable(v) for f, v in zip(view.features, row)}))
-            for k, t, row in zip(keys, micros, feats)]
+    try:
+        return [(_entity_key(k), int(t), json.dumps({f: _jsonable(v) for f, v in zip(view.features, row)}))
+                for k, t, row in zip(keys, ns, feats)]
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{what}: a feature value cannot be stored online as JSON: {e}") from None
+
+
+def _check_rows(rows) -> list:
+    if not isinstance(rows, (list, tuple)) or not all(
+            isinstance(r, tuple) and len(r) == 3 and isinstance(r[0], str) and isinstance(r[1], (int, np.integer))
+            and not isinstance(r[1], bool) and isinstance(r[2], str) for r in rows):
+        raise DataError("rows must be a list of (entity_key: str, ts_ns: int, payload_json: str) tuples")
+    return list(rows)
+
+
+def _check_keys(keys) -> list:
+    if not isinstance(keys, (list, tuple)) or not all(isinstance(k, str) for k in keys):
+        raise DataError("keys must be a list of entity-key strings")
+    return list(keys)
 
 
 class SQLiteOnlineStore:
-    "Latest feature values per (view, entity) in SQLite; newer writes win, older ones are ignored."
+    "Latest feature values per (view, entity) in SQLite (WAL: readers never wait for the writer); newer writes win."
 
-    def __init__(self, path: str | Path = ":memory:"):  # database file, or ":memory:"
-        self.path = str(path)
-        self.con = sqlite3.connect(self.path, check_same_thread=False)
-        self.con.execute("CREATE TABLE IF NOT EXISTS online (view TEXT, entity TEXT, ts INTEGER, payload TEXT, "
-                         "PRIMARY KEY (view, entity))")
+    _UPSERT = ("INSERT INTO online_v2 VALUES (?, ?, ?, ?) ON CONFLICT(view, entity) DO UPDATE SET "
+               "ts = excluded.ts, payload = excluded.payload WHERE excluded.ts >= online_v2.ts")
+
+    def __init__(self,
+                 path: str | Path = ":memory:",  # database file, or ":memory:"
+                 timeout: float = 10.0,  # seconds SQLite waits for another process's lock before giving up once
+                 retries: int = 5):  # attempts per operation (with backoff) before `StoreBusyError`
+        if not isinstance(path, (str, os.PathLike)):
+            raise ConfigError(f"path={path!r} must be a file path or ':memory:'")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+            raise ConfigError(f"timeout={timeout!r} must be a positive number of seconds")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
+            raise ConfigError(f"retries={retries!r} must be a positive integer")
+        self.path, self.timeout, self.retries = str(path), float(timeout), retries
+        self._mutex = threading.Lock()  # one connection, shared by the threads of this process
+        self.attempts = self.retried = 0  # operations run, and attempts that found the database locked
+        self.con = None
+        self.con = self._call("opening the database", self._open)
+
+    def _open(self):
+        con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+        try:
+            if self.path != ":memory:":
+                con.execute("PRAGMA journal_mode=WAL")  # readers see the last commit while a writer works
+                con.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; a crash loses no committed WAL frames
+            con.execute("CREATE TABLE IF NOT EXISTS online_v2 (view TEXT NOT NULL, entity TEXT NOT NULL, ts INTEGER NOT NULL, "
+                        "payload TEXT NOT NULL, PRIMARY KEY (view, entity)) WITHOUT ROWID")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _call(self, op: str, fn):
+        "Run `fn` with bounded retries while other processes hold the database; name every failure."
+        delay = 0.02
+        for attempt in range(1, self.retries + 1):
+            self.attempts += 1
+            try:
+                with self._mutex:
+                    return fn()
+            except sqlite3.OperationalError as e:
+                msg = str(e).lower()
+                if "locked" not in msg and "busy" not in msg:
+                    raise StoreUnavailableError(f"SQLite online store {self.path}: {op} failed: {e}") from e
+                self.retried += 1
+                if attempt == self.retries:
+                    raise StoreBusyError(f"SQLite online store {self.path}: {op} found the database locked by other "
+                                         f"processes {attempt} times (waiting up to {self.timeout}s each); it did not happen") from e
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 1.0)
+            except sqlite3.DatabaseError as e:
+                raise IntegrityError(f"SQLite online store {self.path}: {op} failed, the file is not a usable database: {e}") from e
 
     def write_rows(self, view: str, rows: list) -> int:
-        "Upsert `(entity_key, ts_micros, payload)` rows of `view`, keeping the newer value per entity."
-        with self.con:
-            self.con.executemany(
-                "INSERT INTO online VALUES (?, ?, ?, ?) ON CONFLICT(view, entity) DO UPDATE SET "
-                "ts = excluded.ts, payload = excluded.payload WHERE excluded.ts >= online.ts",
-                [(view, k, t, p) for k, t, p in rows])
+        "Upsert `(entity_key, ts_ns, payload)` rows of `view`, keeping the newer value per entity."
+        rows = _check_rows(rows)
+        data = [(view, k, int(t), p) for k, t, p in rows]
+
+        def txn():
+            self.con.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlock between two readers turning writers
+            try:
+                self.con.executemany(self._UPSERT, data)
+                self.con.execute("COMMIT")
+            except BaseException:
+                if self.con.in_transaction:
+                    self.con.execute("ROLLBACK")
+                raise
+        self._call(f"writing {len(data)} rows of view {view!r}", txn)
         return len(rows)
 
     def read_rows(self, view: str, keys: list) -> list:
-        "`(ts_micros, payload)` or None for each entity key of `view`."
-        found = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            q = f"SELECT entity, ts, payload FROM online WHERE view = ? AND entity IN ({','.join('?' * len(chunk))})"
-            found.update({e: (t, p) for e, t, p in self.con.execute(q, [view, *chunk])})
+        "`(ts_ns, payload)` or None for each entity key of `view`."
+        keys = _check_keys(keys)
+
+        def read():
+            found = {}
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                q = f"SELECT entity, ts, payload FROM online_v2 WHERE view = ? AND entity IN ({','.join('?' * len(chunk))})"
+                found.update({e: (t, p) for e, t, p in self.con.execute(q, [view, *chunk])})
+            return found
+        found = self._call(f"reading {len(keys)} keys of view {view!r}", read)
         return [found.get(k) for k in keys]
+
+    def close(self) -> None:
+        "Close the database connection."
+        if self.con is not None:
+            self.con.close()
+
+
+def _redis_where(client) -> str:
+    kw = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {}) or {}
+    if "path" in kw:
+        return f"unix://{kw['path']}?db={kw.get('db', 0)}"
+    return f"redis://{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
 
 
 class RedisOnlineStore:
     "Latest feature values per (view, entity) in Redis hashes under `prefix`; newer writes win (atomic Lua check)."
 
-    _LUA = ("local cur = redis.call('HGET', KEYS[1], 'ts') "
-            "if (not cur) or tonumber(cur) <= tonumber(ARGV[1]) then "
-            "redis.call('HSET', KEYS[1], 'ts', ARGV[1], 'payload', ARGV[2]) return 1 end return 0")
+    _LUA = ("local cur = redis.call('HGET', KEYS[1], 'tns') "
+            "if (not cur) or cur <= ARGV[1] then "
+            "redis.call('HSET', KEYS[1], 'tns', ARGV[1], 'payload', ARGV[2]) return 1 end return 0")
 
     def __init__(self, client, prefix: str = "mlsys:features"):  # a `redis.Redis` client; key prefix of this store
         if not hasattr(client, "register_script"):
             raise ConfigError(f"client must be a redis.Redis client, got {type(client).__name__}")
-        self.client, self.prefix = client, prefix
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigError(f"prefix={prefix!r} must be a non-empty string")
+        self.client, self.prefix, self.url = client, prefix, _redis_where(client)
         self._script = client.register_script(self._LUA)
 
     def _key(self, view: str, entity: str) -> str:
         return f"{self.prefix}:{view}:{entity}"
 
+    def _call(self, op: str, fn):
+        import redis
+        try:
+            return fn()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+            raise StoreUnavailableError(f"Redis online store at {self.url} is unreachable while {op}: {e}") from e
+        except redis.exceptions.RedisError as e:
+            raise StoreUnavailableError(f"Redis online store at {self.url}: {op} failed: {e}") from e
+
     def write_rows(self, view: str, rows: list) -> int:
-        "Upsert `(entity_key, ts_micros, payload)` rows of `view`, keeping the newer value per entity."
-        pipe = self.client.pipeline(transaction=False)
-        for k, t, p in rows:
-            self._script(keys=[self._key(view, k)], args=[t, p], client=pipe)
-        pipe.execute()
+        "Upsert `(entity_key, ts_ns, payload)` rows of `view`, keeping the newer value per entity."
+        rows = _check_rows(rows)
+
+        def run():
+            pipe = self.client.pipeline(transaction=False)
+            for k, t, p in rows:
+                self._script(keys=[self._key(view, k)], args=[f"{int(t) + _TS_OFFSET:020d}", p], client=pipe)
+            pipe.execute()
+        # a failed batch may have written some rows: the upsert is idempotent, so writing the batch again is safe
+        self._call(f"writing {len(rows)} rows of view {view!r}", run)
         return len(rows)
 
     def read_rows(self, view: str, keys: list) -> list:
-        "`(ts_micros, payload)` or None for each entity key of `view`."
-        pipe = self.client.pipeline(transaction=False)
-        for k in keys:
-            pipe.hmget(self._key(view, k), "ts", "payload")
+        "`(ts_ns, payload)` or None for each entity key of `view`."
+        keys = _check_keys(keys)
+
+        def run():
+            pipe = self.client.pipeline(transaction=False)
+            for k in keys:
+                pipe.hmget(self._key(view, k), "tns", "payload")
+            return pipe.execute()
         out = []
-        for t, p in pipe.execute():
-            out.append(None if t is None else (int(t), p.decode() if isinstance(p, bytes) else p))
+        for t, p in self._call(f"reading {len(keys)} keys of view {view!r}", run):
+            out.append(None if t is None else (int(t) - _TS_OFFSET, p.decode() if isinstance(p, bytes) else p))
         return out
 
 # %% ../../nbs/07f_features_store.ipynb
@@ -587,6 +1308,10 @@ class FeatureStore:
     def __init__(self,
                  offline: OfflineStore | None = None,  # offline store (its catalog is the store's catalog)
                  online=None):  # `SQLiteOnlineStore` (default, in memory) or `RedisOnlineStore`
+        if offline is not None and not isinstance(offline, OfflineStore):
+            raise ConfigError(f"offline must be an OfflineStore, got {type(offline).__name__}")
+        if online is not None and not all(callable(getattr(online, m, None)) for m in ("write_rows", "read_rows")):
+            raise ConfigError(f"online must be an online store with write_rows/read_rows, got {type(online).__name__}")
         self.offline = offline if offline is not None else OfflineStore()
         self.catalog = self.offline.catalog
         self.online = online if online is not None else SQLiteOnlineStore()
@@ -605,63 +1330,76 @@ class FeatureStore:
         "Point-in-time-correct training frame; see `OfflineStore.get_historical_features`."
         return self.offline.get_historical_features(entity_df, features, timestamp_col, **kwargs)
 
+    def _views(self, views) -> list:
+        if views is None:
+            return self.catalog.views
+        if isinstance(views, (str, FeatureView)):
+            views = [views]
+        if not isinstance(views, (list, tuple)):
+            raise ConfigError(f"views={views!r} must be a view name, a FeatureView or a list of them")
+        if not views:
+            raise ConfigError("views=[] names no view; pass None for all registered views")
+        return [self.offline._view(v) for v in views]
+
     def materialize(self, end: pd.Timestamp | str, views=None) -> dict:
         "Copy the latest row at or before `end` of each entity from offline to online; return rows per view."
-        end = pd.Timestamp(end)
-        if end.tzinfo is None:
-            raise SchemaError(f"end={end!r} must be tz-aware (e.g. UTC)")
-        views = [self.catalog.view(v) if isinstance(v, str) else v for v in (views or self.catalog.views)]
+        end = _as_time(end, "end")
         counts = {}
-        for view in views:
-            path = self.offline._file(view)
-            if not path.exists():
+        for view in self._views(views):
+            if self.offline._snapshot(view) is None:
                 raise DataError(f"view {view.name!r} has no stored rows to materialize; ingest it first")
-            keys = ", ".join(_q(k) for k in view.entity)
-            con = self.offline._con()
-            try:
-                latest = con.execute(
-                    f"SELECT * FROM read_parquet('{path.as_posix()}') WHERE __ts <= ? "
-                    f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY __ts DESC) = 1",
-                    [end.tz_convert("UTC").to_pydatetime()]).df()
-            finally:
-                con.close()
+            latest = self.offline._retrying([(view, [])], "duckdb", lambda state, view=view: self._latest(view, state[0][0], end))
             latest = latest.rename(columns={"__ts": view.timestamp})
+            latest[view.timestamp] = _utc(latest[view.timestamp])
             counts[view.name] = self.online.write_rows(view.name, _rows_for_online(view, latest))
         return counts
 
+    def _latest(self, view: FeatureView, snap: dict, end: pd.Timestamp) -> pd.DataFrame:
+        "The latest stored row at or before `end` of each entity, from one stored version."
+        cut = _rescale(np.array([end.asm8.view("i8")]), end.unit, snap["unit"], "end")[0][0]
+        keys = ", ".join(_q(k) for k in view.entity)
+        con = self.offline._con()
+        try:
+            return con.execute(f"SELECT * EXCLUDE (__t) FROM {self.offline._relation(view, snap)} WHERE __t <= {int(cut)} "
+                               f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY __t DESC) = 1").df()
+        except duckdb.IOException as e:
+            raise _PartsChanged(str(e)) from None
+        finally:
+            con.close()
+
     def push(self, view: FeatureView | str, df: pd.DataFrame) -> int:
         "Write fresh rows (e.g. from a stream) straight to the online store."
-        view = self.catalog.view(view) if isinstance(view, str) else view
+        view = self.offline._view(view)
         _check_columns(df, [*view.entity, view.timestamp, *view.features], f"rows for view {view.name!r}")
-        _check_timestamps(df[view.timestamp], f"rows for view {view.name!r}: column {view.timestamp!r}")
         return self.online.write_rows(view.name, _rows_for_online(view, df))
 
     def get_online_features(self,
-                            entity_rows: pd.DataFrame,  # entity keys to look up (one row per request)
+                            entity_rows: pd.DataFrame,  # entity keys to look up (one row per request), or one dict
                             features,  # feature references `view:feature`
                             at: pd.Timestamp | None = None,  # request time for TTL checks; None skips them
                             ) -> pd.DataFrame:
         "Latest stored values of `features` for each row of `entity_rows` (missing entities give NaN)."
-        if isinstance(entity_rows, dict):
-            entity_rows = pd.DataFrame([entity_rows])
+        if isinstance(entity_rows, Mapping):
+            bad = [k for k, v in entity_rows.items() if not pd.api.types.is_scalar(v)]
+            if bad:
+                raise DataError(f"entity_rows as a dict holds one request: {bad} must be single values "
+                                "(pass a DataFrame for several requests)")
+            entity_rows = pd.DataFrame([dict(entity_rows)])
         groups = self.catalog.resolve(features)
         _check_columns(entity_rows, list(dict.fromkeys(k for v, _ in groups for k in v.entity)), "entity_rows")
-        at_us = None
+        at_ns = None
         if at is not None:
-            at = pd.Timestamp(at)
-            if at.tzinfo is None:
-                raise SchemaError(f"at={at!r} must be tz-aware (e.g. UTC)")
-            at_us = int(at.tz_convert("UTC").value // 1000)
+            at = _as_time(at, "at")
+            at_ns = int(_rescale(np.array([at.asm8.view("i8")]), at.unit, "ns", "at")[0][0])
         out = entity_rows.copy()
         for view, feats in groups:
-            keys = [_entity_key(k) for k in entity_rows[list(view.entity)].astype("string")
-                    .to_numpy(dtype=object, na_value=None)]
+            keys = [_entity_key(k) for k in entity_rows[list(view.entity)].to_numpy(dtype=object)]
             vals = {f: [] for f in feats}
             for got in self.online.read_rows(view.name, keys):
                 payload = {}
                 if got is not None:
                     ts, p = got
-                    fresh = view.ttl is None or at_us is None or at_us - ts <= view.ttl / pd.Timedelta(microseconds=1)
+                    fresh = view.ttl is None or at_ns is None or at_ns - ts <= view.ttl.value
                     payload = json.loads(p) if fresh else {}
                 for f in feats:
                     vals[f].append(payload.get(f))
@@ -675,6 +1413,18 @@ class FeatureStore:
 _AGGS = ("mean", "sum", "count")
 
 
+def _ns(s: pd.Series, what: str) -> np.ndarray:
+    "Nanoseconds since the epoch of a validated tz-aware column (a `DataError` if it cannot hold them)."
+    return _rescale(_ticks(s), s.dtype.unit, "ns", what)[0]
+
+
+def _ns_scalar(ts: pd.Timestamp, what: str) -> int:
+    v = int(ts.asm8.view("i8")) * _UNIT_NS[ts.unit]  # Python ints: exact, then range-checked
+    if abs(v) > _I64:
+        raise DataError(f"{what}={ts!r} is outside the range of nanosecond times (1677-2262)")
+    return v
+
+
 @dataclass(frozen=True)
 class WindowAggregate:
     "A sliding-window aggregate over events, computed the same way over a table and over a stream."
@@ -686,6 +1436,9 @@ class WindowAggregate:
     agg: str = "mean"  # "mean", "sum" or "count"
 
     def __post_init__(self):
+        for attr in ("name", "entity", "value", "timestamp"):
+            if not isinstance(getattr(self, attr), str) or not getattr(self, attr):
+                raise ConfigError(f"{attr}={getattr(self, attr)!r} must be a non-empty string")
         object.__setattr__(self, "window", _as_ttl(self.window, "window"))
         if self.agg not in _AGGS:
             raise ConfigError(f"agg={self.agg!r} must be one of {_AGGS}")
@@ -704,28 +1457,36 @@ class WindowAggregate:
                 exclude: str | None = None,  # column present in both frames: an event with the query's id is left out
                 ) -> pd.Series:
         "The aggregate for each query row (batch execution), indexed like `queries`."
+        if not isinstance(query_time, str) or (exclude is not None and not isinstance(exclude, str)):
+            raise ConfigError(f"query_time={query_time!r} and exclude={exclude!r} must be column names")
         cols = [self.entity, self.value, self.timestamp] + ([exclude] if exclude else [])
         _check_columns(events, cols, "events")
         _check_columns(queries, [self.entity, query_time] + ([exclude] if exclude else []), "queries")
         ev = events[cols].copy()
-        ev["__t"] = _check_timestamps(ev[self.timestamp], f"events column {self.timestamp!r}").astype("datetime64[us, UTC]").astype("int64")
+        ev["__t"] = _ns(_check_timestamps(ev[self.timestamp], f"events column {self.timestamp!r}"), f"events column {self.timestamp!r}")
         ev = ev[ev[self.value].notna()]
-        ev[self.value] = ev[self.value].astype("float64")
+        missing = int(ev[self.entity].isna().sum())
+        if missing:
+            raise DataError(f"events column {self.entity!r} has {missing} missing entity keys; an event needs its entity")
+        try:
+            ev[self.value] = ev[self.value].astype("float64")
+        except (TypeError, ValueError) as e:
+            raise DataError(f"events column {self.value!r} must hold numbers: {e}") from None
         ev["__k"] = ev[self.entity].astype("string")
         ev = ev.sort_values(["__k", "__t"], kind="stable").reset_index(drop=True)
-        qt = _check_timestamps(queries[query_time], f"queries column {query_time!r}").astype("datetime64[us, UTC]").astype("int64").to_numpy()
-        qk = queries[self.entity].astype("string").to_numpy(dtype=object, na_value=None)
-        w = int(self.window / pd.Timedelta(microseconds=1))
+        qt = _ns(_check_timestamps(queries[query_time], f"queries column {query_time!r}"), f"queries column {query_time!r}")
+        qcodes, qkeys = pd.factorize(queries[self.entity].astype("string"), use_na_sentinel=True)
+        qcode = {k: i for i, k in enumerate(qkeys)}
+        w = self.window.value
         s_out = np.zeros(len(queries))
         n_out = np.zeros(len(queries), dtype=np.int64)
-        qkey = pd.Series(qk)
         for key, idx in ev.groupby("__k", sort=False).indices.items():
+            if key not in qcode:
+                continue
+            mask = qcodes == qcode[key]
             t = ev["__t"].to_numpy()[idx]
             v = ev[self.value].to_numpy()[idx]
             cums = np.concatenate([[0.0], np.cumsum(v)])
-            mask = (qkey == key).to_numpy()
-            if not mask.any():
-                continue
             at = qt[mask]
             lo = np.searchsorted(t, at - w, side="left")
             hi = np.searchsorted(t, at, side="left")
@@ -742,8 +1503,10 @@ class WindowAggregate:
                 s = np.where(inside, s - v[sp], s)
                 n = np.where(inside, n - 1, n)
             s_out[mask], n_out[mask] = s, n
-        vals = [self._finish(s, n) for s, n in zip(s_out, n_out)] if self.agg == "mean" else \
-            (n_out.astype(float) if self.agg == "count" else s_out)
+        if self.agg == "mean":  # the same IEEE division as `_finish`, for all rows at once
+            vals = np.divide(s_out, n_out, out=np.full(len(s_out), np.nan), where=n_out > 0)
+        else:
+            vals = n_out.astype(float) if self.agg == "count" else s_out
         return pd.Series(vals, index=queries.index, name=self.name, dtype="float64")
 
     def stream(self) -> WindowState:
@@ -755,8 +1518,10 @@ class WindowState:
     "Streaming execution of a `WindowAggregate`: ingest events in time order, answer as-of queries."
 
     def __init__(self, definition: WindowAggregate):  # the shared feature definition
+        if not isinstance(definition, WindowAggregate):
+            raise ConfigError(f"definition must be a WindowAggregate, got {type(definition).__name__}")
         self.definition = definition
-        self._t: dict = {}  # entity -> event times (us)
+        self._t: dict = {}  # entity -> event times (ns)
         self._cums: dict = {}  # entity -> running sums, one longer than times
         self._vals: dict = {}  # entity -> values
         self._ids: dict = {}  # (entity, id) -> position
@@ -766,25 +1531,31 @@ class WindowState:
     def update(self, event: dict, id=None) -> None:  # event: mapping with entity, value, timestamp; id: optional event id
         "Ingest one event (events of an entity must arrive in time order)."
         d = self.definition
+        if not isinstance(event, Mapping):
+            raise DataError(f"event must be a mapping of fields, got {type(event).__name__}")
         try:
             key, value, ts = event[d.entity], event[d.value], event[d.timestamp]
         except KeyError as e:
             raise SchemaError(f"event lacks field {e.args[0]!r}; needs {[d.entity, d.value, d.timestamp]}") from None
         if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
             return
-        ts = pd.Timestamp(ts)
-        if ts.tzinfo is None:
-            raise SchemaError(f"event field {d.timestamp!r} must be tz-aware, got {ts!r}")
+        if _key_str(key) is None:
+            raise DataError(f"event field {d.entity!r} is missing ({key!r}); an event needs its entity")
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise DataError(f"event field {d.value!r}={value!r} must be a number") from None
+        ts = _as_time(ts, f"event field {d.timestamp!r}")
         key = str(key)
-        t = int(ts.tz_convert("UTC").value // 1000)
+        t = _ns_scalar(ts, f"event field {d.timestamp!r}")
         times = self._t.setdefault(key, [])
         if times and t < times[-1]:
             raise DataError(f"event for {d.entity}={key!r} at {ts} arrived after a later one; "
                             "events of an entity must be in time order")
         cums = self._cums.setdefault(key, [0.0])
         times.append(t)
-        self._vals.setdefault(key, []).append(float(value))
-        cums.append(cums[-1] + float(value))
+        self._vals.setdefault(key, []).append(value)
+        cums.append(cums[-1] + value)
         if id is not None:
             self._ids.setdefault((key, id), self._base.get(key, 0) + len(times) - 1)
         self.n_events += 1
@@ -792,15 +1563,13 @@ class WindowState:
     def get(self, entity, at, exclude=None) -> float:  # entity key; tz-aware as-of time; optional event id to leave out
         "The aggregate over events of `entity` in `[at - window, at)`."
         d = self.definition
-        at = pd.Timestamp(at)
-        if at.tzinfo is None:
-            raise SchemaError(f"at={at!r} must be tz-aware")
+        at = _as_time(at, "at")
         key = str(entity)
         times = self._t.get(key)
         if not times:
             return d._finish(0.0, 0)
-        t = int(at.tz_convert("UTC").value // 1000)
-        w = int(d.window / pd.Timedelta(microseconds=1))
+        t = _ns_scalar(at, "at")
+        w = d.window.value
         lo, hi = bisect_left(times, t - w), bisect_left(times, t)
         cums = self._cums[key]
         s, n = cums[hi] - cums[lo], hi - lo
@@ -812,7 +1581,7 @@ class WindowState:
 
     def evict(self, before) -> int:  # tz-aware time: drop events older than `before - window`
         "Forget events no query at or after `before` can see; return how many were dropped."
-        t = int(pd.Timestamp(before).tz_convert("UTC").value // 1000) - int(self.definition.window / pd.Timedelta(microseconds=1))
+        t = _ns_scalar(_as_time(before, "before"), "before") - self.definition.window.value
         dropped = 0
         for key, times in self._t.items():
             k = bisect_left(times, t)
@@ -828,6 +1597,9 @@ class WindowState:
 def departure_events(flights: pd.DataFrame) -> pd.DataFrame:
     "Departures as events: `dep_actual` (UTC instant the plane left) and `dep_delay`, for flights that departed."
     _check_columns(flights, ["sched_dep", "dep_delay", "origin"], "flights")
+    _check_timestamps(flights["sched_dep"], "flights column 'sched_dep'")
+    if not pd.api.types.is_numeric_dtype(flights["dep_delay"]) or pd.api.types.is_bool_dtype(flights["dep_delay"]):
+        raise SchemaError(f"flights column 'dep_delay' must hold minutes as numbers, got dtype {flights['dep_delay'].dtype}")
     ev = flights[flights["dep_delay"].notna()].copy()
     ev["dep_actual"] = ev["sched_dep"] + pd.to_timedelta(ev["dep_delay"].astype("int64"), unit="min")
     return ev
@@ -842,11 +1614,21 @@ NY_TZ = "America/New_York"
 
 def history_rates(flights: pd.DataFrame, keys, prefix: str, margin: str = "1h") -> pd.DataFrame:
     "Cumulative late rate per `keys` through each local day, stamped when the day's labels were all known."
+    keys = list(_names(keys, "keys"))
+    if not isinstance(prefix, str) or not _NAME.match(prefix):
+        raise ConfigError(f"prefix={prefix!r} must be an identifier (letters, digits, _)")
+    try:
+        margin = pd.Timedelta(margin)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise ConfigError(f"margin={margin!r} is not a time span (e.g. '1h')") from e
+    if margin is pd.NaT or margin < pd.Timedelta(0):
+        raise ConfigError(f"margin={margin!r} must not be negative")
     _check_columns(flights, [*keys, "sched_dep", "dep_delay", "air_time", "is_late"], "flights")
+    _check_timestamps(flights["sched_dep"], "flights column 'sched_dep'")
     f = flights[flights["is_late"].notna()]
     local_day = f["sched_dep"].dt.tz_convert(NY_TZ).dt.normalize()
     landed = (f["sched_dep"] + pd.to_timedelta(f["dep_delay"].astype("float64") + f["air_time"].astype("float64"), unit="min")
-              + pd.Timedelta(margin))
+              + margin)
     d = pd.DataFrame({**{k: f[k].astype("string") for k in keys}, "day": local_day, "late": f["is_late"].astype(int),
                       "landed": landed})
     daily = d.groupby([*keys, "day"], observed=True).agg(late=("late", "sum"), n=("late", "size"), landed=("landed", "max"))
@@ -889,8 +1671,14 @@ def build_flight_features(
     _check_columns(flights, ["sched_dep", "origin", "dest", "carrier", "tailnum", "dep_delay", "is_late"], "flights")
     _check_columns(weather, ["origin", "time_hour", *WEATHER_FEATURES], "weather")
     _check_columns(planes, ["tailnum", "year"], "planes")
-    lead = pd.Timedelta(lead)
-    if lead < pd.Timedelta(0):
+    if store is not None and not isinstance(store, FeatureStore):
+        raise ConfigError(f"store must be a FeatureStore, got {type(store).__name__}")
+    include_timestamps = _check_flag(include_timestamps, "include_timestamps")
+    try:
+        lead = pd.Timedelta(lead)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise ConfigError(f"lead={lead!r} is not a time span (e.g. '2h')") from e
+    if lead is pd.NaT or lead < pd.Timedelta(0):
         raise ConfigError(f"lead={lead!r} must not be negative (that would predict after the scheduled departure)")
     history = flights if history is None else history
     _check_columns(history, ["sched_dep", "origin", "dest", "carrier", "flight", "dep_delay", "air_time", "is_late"], "history")
