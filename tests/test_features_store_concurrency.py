@@ -275,7 +275,9 @@ def test_redis_down_is_a_named_error(tmp_path):
     "A client pointed at a closed port: StoreUnavailableError naming the URL and the operation, never redis' own error."
     redis = pytest.importorskip("redis")
     port = _closed_port()
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))  # fail fast
     online = RedisOnlineStore(client, prefix="test:down")
     with pytest.raises(StoreUnavailableError, match=rf"Redis online store at redis://127.0.0.1:{port}/0 is unreachable while writing 1 rows"):
         online.write_rows("v", [('["a"]', 1, "{}")])
