@@ -129,7 +129,7 @@ def test_generated_frames_round_trip_exactly(fmt, tmp_path):
         df = fit_for(df, fmt)
         p = tmp_path / f"t{i % 7}.{fmt}"
         try:
-            write_table(df, p, durable=False)  # the commit's fsyncs are tested in test_data_formats_commit
+            write_table(df, p)
             back = read_table(p, allow_pickle=True)
             pd.testing.assert_frame_equal(back, df, check_exact=True)
             assert table_schema(back) == table_schema(df)

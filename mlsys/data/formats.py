@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import io
 import json
@@ -51,10 +52,6 @@ _TEXT = ("csv", "jsonl")
 _EMBEDDED = ("parquet", "feather", "avro", "protobuf")  # formats that carry the mlsys schema inside the file
 
 
-def _py(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
-
-
 def dtype_spec(dtype) -> str | dict:
     "JSON-able description of a pandas dtype (categoricals keep their categories)."
     if dtype is None:
@@ -65,7 +62,7 @@ def dtype_spec(dtype) -> str | dict:
             return "category"
         if cats.dtype.kind not in "biufO" and not pd.api.types.is_string_dtype(cats.dtype):
             raise SchemaError(f"categoricals with {cats.dtype} categories are not supported (only strings, numbers, booleans)")
-        values = [_py(c) for c in cats]
+        values = cats.tolist()  # Python scalars
         if any(isinstance(v, float) and not np.isfinite(v) for v in values):
             raise SchemaError("categoricals with infinite categories are not supported")
         if any(not isinstance(v, (str, int, float, bool)) for v in values):
@@ -101,7 +98,7 @@ def table_schema(df: pd.DataFrame) -> dict:
     names = [str(c) for c in df.columns]
     if len(set(names)) < len(names):
         raise DataError(f"duplicate column names {sorted({n for n in names if names.count(n) > 1})}")
-    return {n: dtype_spec(df.iloc[:, i].dtype) for i, n in enumerate(names)}
+    return {n: dtype_spec(t) for n, t in zip(names, df.dtypes)}
 
 # %% ../../nbs/02a_data_formats.ipynb
 def _same(expected: str | dict, actual: str | dict) -> bool:
@@ -172,7 +169,7 @@ def _unit(dtype) -> str:
 
 
 def _float_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if pd.api.types.is_float_dtype(df[c].dtype)]
+    return [c for c, t in df.dtypes.items() if pd.api.types.is_float_dtype(t)]
 
 
 def _is_text(dtype) -> bool:
@@ -192,7 +189,7 @@ def _check_writable(df: pd.DataFrame, fmt: str) -> dict:
     bad = [c for c in df.columns if not isinstance(c, str)]
     if bad:
         raise DataError(f"column names must be strings, got {bad[:5]}")
-    dup = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    dup = sorted(set(df.columns[df.columns.duplicated()]))
     if dup:
         raise DataError(f"duplicate column names {dup}")
     schema = table_schema(df)
@@ -200,13 +197,14 @@ def _check_writable(df: pd.DataFrame, fmt: str) -> dict:
         return schema
     if fmt in ("csv", "jsonl", "parquet", "feather") and not len(df.columns):
         raise DataError(f"{fmt} cannot store a table without columns (its {len(df)} rows would be lost)")
-    obj = [c for c in df.columns if df[c].dtype == object]
+    dtypes = df.dtypes  # one Series: far cheaper than df[c] per column
+    obj = [c for c, t in dtypes.items() if isinstance(t, np.dtype) and t.kind == "O"]
     if obj and fmt not in ("parquet", "feather"):
         raise DataError(f"columns {obj[:5]} have dtype object, whose values' types {fmt} cannot keep; "
                         "convert them first (e.g. .astype('string'))")
     if fmt not in ("parquet", "feather"):  # the dtypes these formats can write and read back exactly
-        for c in df.columns:
-            _kind(df[c].dtype, c, fmt)
+        for c, t in dtypes.items():
+            _kind(t, c, fmt)
     if fmt in _TEXT and any(not c.strip() for c in df.columns):
         raise DataError(f"{fmt} cannot keep a blank column name (pandas reads an empty header back as 'Unnamed: 0'); "
                         "rename it first")
@@ -217,8 +215,8 @@ def _check_writable(df: pd.DataFrame, fmt: str) -> dict:
                 raise DataError(f"column {c!r} has {int(inf.sum())} infinite values (first at row {int(inf.argmax())}), "
                                 "which JSON cannot represent")
     if fmt == "csv":
-        for c in df.columns:
-            if _is_text(df[c].dtype):
+        for c, t in dtypes.items():
+            if _is_text(t):
                 empty = df[c].astype("string").eq("").fillna(False).to_numpy(dtype=bool)
                 if empty.any():
                     raise DataError(f"column {c!r} has {int(empty.sum())} empty strings (first at row "
@@ -383,12 +381,17 @@ def _write_raw(df: pd.DataFrame, path: Path, fmt: str, schema: dict | None = Non
             df.to_pickle(f)
 
 # %% ../../nbs/02a_data_formats.ipynb
-def _check_version(v: Any, i: int, where: str) -> dict:
+def _check_version(v: Any, i: int, where: str, sealed: bool) -> dict:
     if not isinstance(v, dict) or not {"format", "sha256", "rows", "schema"} <= v.keys():
         raise IntegrityError(f"{where}: version {i} lacks format/sha256/rows/schema; rewrite the file with write_table")
     if not isinstance(v["sha256"], str) or not isinstance(v["schema"], dict) or v["format"] not in FORMATS \
             or not (v["rows"] is None or (isinstance(v["rows"], int) and v["rows"] >= 0)):
         raise IntegrityError(f"{where}: version {i} has malformed fields; rewrite the file with write_table")
+    if sealed:
+        if not isinstance(v.get("bytes"), int) or v.get("seal") != _seal(v):
+            raise IntegrityError(f"{where} was edited: version {i}'s seal does not match its contents "
+                                 "(schema, rows, size or checksum changed by hand); rewrite the file with write_table")
+        return v  # a sealed schema was written by `dtype_spec`: no need to parse it again
     for c, spec in v["schema"].items():
         try:
             spec_dtype(spec)
@@ -415,14 +418,9 @@ def _load_sidecar(path: Path) -> list[dict] | None:
         versions = meta.get("versions")
         if not isinstance(versions, list) or not versions:
             raise IntegrityError(f"{where} lists no versions; rewrite the file with write_table")
-        for i, v in enumerate(versions):
-            _check_version(v, i, where)
-            if not isinstance(v.get("bytes"), int) or v.get("seal") != _seal(v):
-                raise IntegrityError(f"{where} was edited: version {i}'s seal does not match its contents "
-                                     "(schema, rows, size or checksum changed by hand); rewrite the file with write_table")
-        return versions
+        return [_check_version(v, i, where, sealed=True) for i, v in enumerate(versions)]
     if isinstance(meta, dict) and {"format", "sha256", "schema"} <= meta.keys():  # written before the two-phase commit
-        return [_check_version({**meta, "rows": meta.get("rows"), "bytes": None}, 0, where)]
+        return [_check_version({**meta, "rows": meta.get("rows"), "bytes": None}, 0, where, sealed=False)]
     raise IntegrityError(f"{where} lacks format/sha256/schema; rewrite the file with write_table")
 
 
@@ -493,7 +491,7 @@ def write_table(
     path: str | Path,  # destination file
     format: str | None = None,  # one of `FORMATS`; None infers it from the suffix
     lock_timeout: float = 60.0,  # seconds to wait for another writer of `path`; then `BusyError`
-    durable: bool = True,  # fsync so the commit also survives a power cut (False: atomic against a killed process only)
+    durable: bool = False,  # also fsync, so the commit survives a power cut, not only a killed process (3 disk flushes)
 ) -> Path:
     "Write `df` to `path` and its sidecar `<path>.meta.json` (schema, rows, SHA-256) as one atomic change."
     path = as_path(path)
@@ -547,9 +545,11 @@ def write_table(
 def _file_columns(f, fmt: str) -> tuple[list | None, dict | None]:
     "Column names a file stores and the mlsys schema it embeds (before reading its data)."
     if fmt == "csv":
-        head = pd.read_csv(f, nrows=0, dtype=str, keep_default_na=False)
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        header = next(csv.reader(text), [])
+        text.detach()
         f.seek(0)
-        return list(head.columns), None
+        return header, None
     if fmt == "parquet":
         sch = optional_import("pyarrow.parquet").read_schema(f)
     elif fmt == "feather":
@@ -572,8 +572,8 @@ def _check_consistent(where: str, declared: dict, names: list | None, embedded: 
         what = (f"names columns {ghosts} that the file lacks" if ghosts else
                 f"does not list columns {extra} that the file has" if extra else "lists the columns in another order")
         raise IntegrityError(f"{where} {what}; it does not describe this file")
-    if embedded is not None:
-        diff = schema_diff(embedded, declared)
+    if embedded is not None and embedded != declared:
+        diff = schema_diff(embedded, declared) or ["the same columns and dtypes, described differently"]
         if diff:
             raise IntegrityError(f"{where} disagrees with the schema stored inside the {fmt} file: " + "; ".join(diff))
 
@@ -670,21 +670,24 @@ def _parse_column(s: pd.Series, spec: str | dict, name: str) -> pd.Series:
         raise SchemaError(f"column {name!r}: cannot parse as {_short(spec)}: {e}") from e
 
 
-def _exact_json_numbers(lines: list[str], df: pd.DataFrame, schema: dict | None) -> pd.DataFrame:
+def _exact_json_numbers(f, df: pd.DataFrame, schema: dict | None) -> pd.DataFrame:
     "Re-read numbers with Python's json where pandas' is inexact: every float, and integers beyond 2**53."
     def kind(c):
-        spec = schema.get(c) if schema is not None else None
-        dtype = spec_dtype(spec) if spec is not None else df[c].dtype
-        return "f" if pd.api.types.is_float_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype) else \
-            "i" if pd.api.types.is_integer_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype) else None
+        spec = schema.get(c) if schema is not None else str(df[c].dtype)
+        name = spec.lower() if isinstance(spec, str) else ""  # categoricals (dicts) keep their values exactly
+        return "f" if name.startswith("float") else "i" if name.startswith(("int", "uint")) else None
 
+    kinds = {c: kind(c) for c in df.columns}
     big = 2.0 ** 53
-    cols = [c for c in df.columns if kind(c) == "f" or (kind(c) == "i" and pd.api.types.is_float_dtype(df[c].dtype)
-                                                     and (df[c].abs() > big).any())]
+    cols = [c for c in df.columns if kinds[c] == "f" or (kinds[c] == "i" and pd.api.types.is_float_dtype(df[c].dtype)
+                                                         and (df[c].abs() > big).any())]
     if not cols:
         return df
+    f.seek(0)
     vals: dict[str, list] = {c: [] for c in cols}
-    for line in lines:
+    for line in f:  # binary lines split at b"\n" only: JSON strings may hold U+2028 or \x85 unescaped
+        if not line.strip():
+            continue
         rec = json.loads(line)
         for c in cols:
             vals[c].append(rec.get(c))
@@ -692,7 +695,7 @@ def _exact_json_numbers(lines: list[str], df: pd.DataFrame, schema: dict | None)
         v = vals[c]
         if len(v) != len(df) or not all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)) for x in v):
             continue
-        if kind(c) == "f":
+        if kinds[c] == "f":
             df[c] = np.array([np.nan if x is None else float(x) for x in v], dtype="float64")
         elif all(x is None or isinstance(x, int) for x in v):
             df[c] = pd.array(v, dtype="UInt64" if any(x is not None and x >= 2 ** 63 for x in v) else "Int64")
@@ -703,13 +706,12 @@ def _read_text(f, fmt: str, columns: list[str] | None, schema: dict | None, own:
     if fmt == "csv":  # in our own files a blank line is a row whose only value is missing
         return pd.read_csv(f, usecols=columns, dtype="string" if schema is not None else None,
                            keep_default_na=False, na_values=[""], encoding="utf-8", skip_blank_lines=not own)
-    text = f.read().decode("utf-8")
-    lines = [ln for ln in text.split("\n") if ln.strip()]
-    if not lines:
+    head = f.read(1 << 16)
+    f.seek(0)
+    if not head.strip() and len(head) < 1 << 16:  # no records (pandas would raise on an empty file)
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in (schema or {})})
-    df = pd.read_json(io.StringIO("\n".join(lines)), lines=True, dtype=False)
-    df = _exact_json_numbers(lines, df, schema)
-    return df
+    df = pd.read_json(f, lines=True, dtype=False, encoding="utf-8")
+    return _exact_json_numbers(f, df, schema)
 
 
 def _read_file(f, fmt: str, columns: list[str] | None, schema: dict | None, reader_schema: dict | None = None,
@@ -743,10 +745,18 @@ def _read_file(f, fmt: str, columns: list[str] | None, schema: dict | None, read
     return df, names, embedded
 
 # %% ../../nbs/02a_data_formats.ipynb
+def _matches(dtype, spec: str | dict) -> bool:
+    "Whether `dtype` is the one `spec` describes, checked without building the dtype (the common, fast case)."
+    if isinstance(spec, str):
+        return not isinstance(dtype, pd.CategoricalDtype) and str(dtype) == spec
+    return isinstance(dtype, pd.CategoricalDtype) and dtype.ordered == bool(spec.get("ordered")) and \
+        str(dtype.categories.dtype) == spec.get("categories_dtype") and dtype.categories.tolist() == spec["categories"]
+
+
 def _repair(df: pd.DataFrame, fmt: str, schema: dict | None) -> pd.DataFrame:
     if schema is not None:  # text formats parse every column; binary ones repair what they could not store
-        for c in df.columns:
-            if c in schema:
+        for c, t in df.dtypes.items():
+            if c in schema and not _matches(t, schema[c]):
                 df[c] = _parse_column(df[c], schema[c], c)
     return df
 
@@ -812,8 +822,9 @@ def read_table(
     if version is not None:
         _check_consistent(where, declared, names, embedded, fmt)
         if fmt == "pickle" or (fmt in ("parquet", "feather") and embedded is None):
-            native = table_schema(df)
-            bad = [c for c in native if c in declared and not _native_ok(native[c], declared[c], fmt)]
+            odd = [c for c, t in df.dtypes.items() if c in declared and not _matches(t, declared[c])]
+            native = table_schema(df[odd]) if odd else {}
+            bad = [c for c in odd if not _native_ok(native[c], declared[c], fmt)]
             if bad:
                 raise IntegrityError(f"{where} disagrees with the dtypes the {fmt} file stores: " + "; ".join(
                     f"column {c!r}: sidecar {_short(declared[c])}, file {_short(native[c])}" for c in bad))
