@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import mlsys
-from .core import ConfigError, MlsysError, PipelineError, enable_logging
+from .core import ConfigError, MlsysError, PipelineError, enable_logging, get_config
 
 # %% auto 0
 __all__ = ['build_parser', 'main']
@@ -19,9 +20,12 @@ def _parse_params(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise ConfigError(f"--param {item!r} must look like name=value or stage.name=value")
-        out[key.strip()] = value
+        if key in out:
+            raise ConfigError(f"--param {key!r} is given twice ({out[key]!r} and {value!r})")
+        out[key] = value
     return out
 
 
@@ -32,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log what mlsys does")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     r = sub.add_parser("run", help="run the flights ML pipeline end to end (papermill stage notebooks)",
-                       description="Run the pipeline's stage notebooks in DAG order into RUNS/<run-id>/, skipping unchanged stages.")
+                       description="Run the pipeline's stage notebooks in DAG order into RUNS/<run-id>/, skipping stages "
+                                   "whose inputs and products are unchanged; the table says why each stage ran.")
     r.add_argument("--profile", default="default", help="parameter profile from pipeline.toml: smoke (a few days) or default (the full year)")
     r.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter (name or stage.name); repeatable")
     r.add_argument("--from", dest="from_stage", metavar="STAGE", help="re-run STAGE and everything downstream, keeping earlier outputs")
@@ -47,8 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args) -> int:
     from mlsys.platform.workflow import run_pipeline
-    result = run_pipeline(args.profile, _parse_params(args.param), from_stage=args.from_stage, run_id=args.run_id,
-                          pipelines=args.pipelines, runs_dir=args.runs_dir, progress=not args.no_progress)
+    try:
+        result = run_pipeline(args.profile, _parse_params(args.param), from_stage=args.from_stage, run_id=args.run_id,
+                              pipelines=args.pipelines, runs_dir=args.runs_dir, progress=not args.no_progress)
+    except PipelineError:
+        record = Path(args.runs_dir or get_config().runs_dir).absolute() / (args.run_id or args.profile) / "run.json"
+        if record.exists():
+            print(f"run record: {record}", file=sys.stderr)
+        raise
     print(result.stages.to_string(index=False))
     print(f"total: {result.stages['seconds'].sum():.1f} s")
     ev = result.metrics.get("evaluate", {})
@@ -74,9 +85,15 @@ def _stages(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `mlsys` console script; returns the exit code."
+    "Entry point of the `mlsys` console script; returns the exit code (0 ok, 1 a stage failed, 2 bad usage, 130 interrupted)."
+    if argv is not None and (not isinstance(argv, (list, tuple)) or not all(isinstance(a, str) for a in argv)):
+        print(f"mlsys: error: argv must be a list of strings, got {argv!r}", file=sys.stderr)
+        return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse has printed the usage and the problem (or --help, --version)
+        return e.code if isinstance(e.code, int) else 2
     if args.verbose:
         enable_logging("INFO")
     if args.command is None:
@@ -87,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as e:
         print(f"mlsys: error: {e}", file=sys.stderr)
         return 1
-    except (ConfigError, MlsysError) as e:
+    except MlsysError as e:  # ConfigError, DataError, ...: the command line or its inputs
         print(f"mlsys: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("mlsys: interrupted", file=sys.stderr)
+        return 130

@@ -6,22 +6,28 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import hashlib
 import html
 import io
 import logging
+import zipfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .core import DataError, IntegrityError, atomic_write_bytes, file_sha256, load_json
+from .core import (ConfigError, DataError, IntegrityError, as_path, atomic_write_bytes, file_sha256, load_json,
+                        require_columns, require_tz_aware)
 from .datasets import load_airlines, load_airports, load_flights, load_planes, load_weather
 from .features.store import flight_feature_columns
 
 # %% auto 0
-__all__ = ['log', 'REQUIRED_FLIGHT_COLUMNS', 'SCHEDULE_CATEGORICAL', 'SCHEDULE_NUMERIC', 'STORE_FEATURES', 'CATEGORICAL_FEATURES',
-           'NUMERIC_FEATURES', 'FEATURES', 'LABEL', 'validate_flights', 'write_parquet', 'ingest', 'build_features',
-           'time_split', 'check_leakage', 'make_model', 'train_models', 'save_models', 'load_models', 'evaluate_models',
+__all__ = ['log', 'REQUIRED_FLIGHT_COLUMNS', 'INGEST_OUTPUTS', 'SCHEDULE_CATEGORICAL', 'SCHEDULE_NUMERIC', 'STORE_FEATURES',
+           'CATEGORICAL_FEATURES', 'NUMERIC_FEATURES', 'FEATURES', 'LABEL', 'LEAKAGE_COLUMNS', 'MODEL_KINDS',
+           'TRUSTED_MODEL_TYPES', 'validate_flights', 'write_parquet', 'ingest', 'build_features', 'time_split',
+           'check_leakage', 'make_model', 'train_models', 'save_models', 'load_models', 'evaluate_models',
            'plot_curves', 'fig_to_png', 'write_report']
 
 # %% ../nbs/15_pipeline.ipynb
@@ -31,32 +37,71 @@ REQUIRED_FLIGHT_COLUMNS = ["sched_dep", "sched_dep_local", "carrier", "origin", 
 
 
 def validate_flights(df: pd.DataFrame) -> dict:
-    "Check the columns, keys and ranges later stages rely on; return summary counts or raise `DataError`."
-    missing = [c for c in REQUIRED_FLIGHT_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"flights table lacks required columns {missing}")
+    "Check the columns, keys, types and ranges later stages rely on; return summary counts or raise `DataError`."
+    require_columns(df, REQUIRED_FLIGHT_COLUMNS, "flights")
     if df.empty:
         raise DataError("flights table is empty: check the start/end dates")
+    for col in ["sched_dep", "sched_dep_local"]:
+        require_tz_aware(df[col], f"flights[{col!r}]")
     for col in ["sched_dep", "carrier", "origin", "dest"]:
         n = int(df[col].isna().sum())
         if n:
             raise DataError(f"flights column {col!r} has {n} missing values")
+    if not pd.api.types.is_numeric_dtype(df["distance"]) or pd.api.types.is_bool_dtype(df["distance"]):
+        raise DataError(f"flights column 'distance' must be numeric, got dtype {df['distance'].dtype}")
     if (df["distance"] <= 0).any():
         raise DataError(f"flights column 'distance' has {int((df['distance'] <= 0).sum())} non-positive values")
+    for col in ["is_late", "cancelled"]:
+        if not pd.api.types.is_bool_dtype(df[col]):
+            raise DataError(f"flights column {col!r} must be boolean, got dtype {df[col].dtype}")
     return {"rows": len(df), "cancelled": int(df["cancelled"].sum()), "labelled": int(df["is_late"].notna().sum()),
             "late_rate": float(df["is_late"].mean()), "first_day": str(df["sched_dep_local"].min().date()),
             "last_day": str(df["sched_dep_local"].max().date())}
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
-    "Write `df` to Parquet atomically."
-    buf = io.BytesIO(); df.to_parquet(buf, index=False)
+    "Write `df` to Parquet atomically; `DataError` naming the file when a column cannot be stored."
+    import pyarrow as pa
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"write_parquet needs a pandas DataFrame, got {type(df).__name__}")
+    path = as_path(path, "Parquet path")
+    buf = io.BytesIO()
+    try:
+        df.to_parquet(buf, index=False)
+    except (pa.ArrowException, ValueError, TypeError, NotImplementedError) as e:
+        raise DataError(f"cannot write {path} as Parquet: {type(e).__name__}: {e}") from e
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def ingest(start: str | None, end: str | None, out: dict[str, str | Path]) -> dict:
+def _date(value, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise DataError(f"{name} must be a date string like '2013-01-01' or None, got {type(value).__name__}")
+    try:
+        ts = pd.Timestamp(value)
+    except ValueError as e:
+        raise DataError(f"{name}={value!r} is not a date: {e}") from e
+    if ts is pd.NaT:
+        raise DataError(f"{name}={value!r} is not a date")
+    return value
+
+
+INGEST_OUTPUTS = ("flights", "weather", "planes", "warehouse")
+
+
+def ingest(start: str | None, end: str | None, out: Mapping[str, str | Path]) -> dict:
     "Load flights and weather for [start, end] plus reference tables; write Parquet files and a DuckDB warehouse."
     import duckdb
+    start, end = _date(start, "start"), _date(end, "end")
+    if start is not None and end is not None and pd.Timestamp(start) > pd.Timestamp(end):
+        raise DataError(f"start={start!r} is after end={end!r}")
+    if not isinstance(out, Mapping):
+        raise ConfigError(f"out must be a dict of output name -> path, got {type(out).__name__}")
+    missing = [k for k in INGEST_OUTPUTS if k not in out]
+    if missing:
+        raise ConfigError(f"out lacks paths for {missing}; it needs {list(INGEST_OUTPUTS)}")
+    paths = {k: as_path(out[k], f"out[{k!r}]") for k in INGEST_OUTPUTS}
     flights = load_flights(start, end)
     summary = validate_flights(flights)
     # weather from the day before `start`, so the first morning's flights have an observation to join
@@ -65,8 +110,9 @@ def ingest(start: str | None, end: str | None, out: dict[str, str | Path]) -> di
     weather = load_weather(wstart, end)
     tables = {"flights": flights, "weather": weather, "planes": load_planes(), "airlines": load_airlines(), "airports": load_airports()}
     for name in ["flights", "weather", "planes"]:
-        write_parquet(tables[name], Path(out[name]))
-    db = Path(out["warehouse"]); tmp = db.with_suffix(".tmp.duckdb"); tmp.unlink(missing_ok=True)
+        write_parquet(tables[name], paths[name])
+    db = paths["warehouse"]; tmp = db.with_suffix(".tmp.duckdb"); tmp.unlink(missing_ok=True)
+    db.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(tmp))
     try:
         for name, df in tables.items():
@@ -89,6 +135,18 @@ FEATURES = CATEGORICAL_FEATURES + NUMERIC_FEATURES
 LABEL = "is_late"
 
 
+def _duration(value, name: str, allow_zero: bool) -> pd.Timedelta:
+    if not isinstance(value, (str, pd.Timedelta, dt.timedelta)):
+        raise DataError(f"{name} must be a duration like '2h' or '30min', got {type(value).__name__}")
+    try:
+        td = pd.Timedelta(value)
+    except ValueError as e:
+        raise DataError(f"{name}={value!r} is not a duration (use a pandas offset such as '2h' or '30min')") from e
+    if td is pd.NaT or td < pd.Timedelta(0) or (td == pd.Timedelta(0) and not allow_zero):
+        raise DataError(f"{name}={value!r} must be {'zero or more' if allow_zero else 'more than zero'}")
+    return td
+
+
 def build_features(
     flights: pd.DataFrame,  # ingested flights (`load_flights` columns)
     weather: pd.DataFrame,  # ingested hourly weather
@@ -99,16 +157,23 @@ def build_features(
 ) -> pd.DataFrame:
     "The feature table: one row per flight with schedule and point-in-time store features, timestamps and the label."
     from mlsys.features.store import FeatureStore, OfflineStore, build_flight_features
-    if "sched_dep" not in flights or flights["sched_dep"].isna().any():
+    require_columns(flights, ["sched_dep", "sched_dep_local", "tailnum", "distance", LABEL, *SCHEDULE_CATEGORICAL], "flights")
+    require_columns(weather, [], "weather"); require_columns(planes, [], "planes")
+    if flights.empty:
+        raise DataError("flights is empty: there is nothing to build features for")
+    if flights["sched_dep"].isna().any():
         raise DataError("every flight needs a 'sched_dep' timestamp for point-in-time retrieval")
+    for col in ["sched_dep", "sched_dep_local"]:
+        require_tz_aware(flights[col], f"flights[{col!r}]")
+    lead_td, window_td = _duration(lead, "lead", allow_zero=True), _duration(recent_window, "recent_window", allow_zero=False)
     fl = flights.reset_index(drop=True)
-    store = FeatureStore(OfflineStore(path=str(store_path))) if store_path is not None else None
-    got = build_flight_features(fl, weather, planes, lead=lead, recent_window=recent_window, store=store)
+    store = FeatureStore(OfflineStore(path=str(as_path(store_path, "store_path")))) if store_path is not None else None
+    got = build_flight_features(fl, weather, planes, lead=lead_td, recent_window=window_td, store=store)
     local = fl["sched_dep_local"]
     feats = pd.DataFrame({
         "sched_dep": fl["sched_dep"], "sched_dep_local": local, "local_date": local.dt.strftime("%Y-%m-%d"),
         "tailnum": fl["tailnum"], "carrier": fl["carrier"], "origin": fl["origin"], "dest": fl["dest"],
-        "sched_hour": local.dt.hour, "sched_dow": local.dt.dayofweek, "distance": fl["distance"].astype("float64"),
+        "sched_hour": local.dt.hour, "sched_dow": local.dt.day_of_week, "distance": fl["distance"].astype("float64"),
     })
     for c in STORE_FEATURES + ["as_of"] + [c for c in got.columns if c.endswith("__timestamp")]:
         feats[c] = got[c].to_numpy()
@@ -118,27 +183,42 @@ def build_features(
 # %% ../nbs/15_pipeline.ipynb
 def time_split(feats: pd.DataFrame, split_date: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Labelled rows scheduled before `split_date` (local) for training, the rest for testing."
+    require_columns(feats, [LABEL, "sched_dep_local"], "features")
+    require_tz_aware(feats["sched_dep_local"], "features['sched_dep_local']")
+    if not isinstance(split_date, (str, dt.date)):
+        raise DataError(f"split_date must be a local date like '2013-10-01', got {split_date!r}")
     try:
-        cut = pd.Timestamp(split_date).tz_localize(None)
-    except (ValueError, TypeError) as e:
+        cut = pd.Timestamp(split_date)
+    except ValueError as e:
         raise DataError(f"split_date={split_date!r} is not a date") from e
+    if cut is pd.NaT or cut.tzinfo is not None:
+        raise DataError(f"split_date={split_date!r} must be a local date without a time zone")
     lab = feats[feats[LABEL].notna()]
     local = lab["sched_dep_local"].dt.tz_localize(None)
     train, test = lab[local < cut], lab[local >= cut]
     if train.empty or test.empty:
-        raise DataError(f"split_date={split_date} leaves {len(train)} training and {len(test)} test rows; "
-                        f"data spans {local.min().date()} to {local.max().date()}")
+        span = f"data spans {local.min().date()} to {local.max().date()}" if len(lab) else "no row has a label"
+        raise DataError(f"split_date={split_date} leaves {len(train)} training and {len(test)} test rows; {span}")
     return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+LEAKAGE_COLUMNS = FEATURES + [LABEL, "sched_dep", "tailnum", "local_date", "as_of"]
 
 
 def check_leakage(train: pd.DataFrame, test: pd.DataFrame, auc_threshold: float = 0.8):
     "Run every leakage detector of `mlsys.features.leakage` on the split; returns a `LeakageReport`."
     from mlsys.features.leakage import FLIGHT_AVAILABILITY, leakage_report
     from mlsys.features.store import flight_feature_known_at
+    require_columns(train, LEAKAGE_COLUMNS, "train"); require_columns(test, LEAKAGE_COLUMNS, "test")
+    if isinstance(auc_threshold, bool) or not isinstance(auc_threshold, (int, float)) or not 0.5 < auc_threshold <= 1:
+        raise DataError(f"auc_threshold must be a number in (0.5, 1], got {auc_threshold!r}")
     availability = {**FLIGHT_AVAILABILITY, "sched_hour": "static", "sched_dow": "static"}
     return leakage_report(train, test, FEATURES, LABEL, time_col="sched_dep", groups=["tailnum", "local_date"],
                           availability=availability, prediction_time_col="as_of", known_at=flight_feature_known_at(),
                           auc_threshold=auc_threshold)
+
+
+MODEL_KINDS = ("hgb", "logreg")
 
 
 def make_model(kind: str = "hgb", seed: int = 0):
@@ -149,56 +229,161 @@ def make_model(kind: str = "hgb", seed: int = 0):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    if not isinstance(kind, str) or kind not in MODEL_KINDS:
+        raise DataError(f"model={kind!r} is not one of {', '.join(repr(k) for k in MODEL_KINDS)}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DataError(f"seed must be a non-negative int, got {seed!r}")
     if kind == "hgb":
         # regularized (small leaves, at least 100 rows each, L2) so a few weeks of data do not overfit
         return HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=300, learning_rate=0.05,
                                               max_leaf_nodes=15, min_samples_leaf=100, l2_regularization=1.0,
-                                              early_stopping=False, random_state=seed)
-    if kind == "logreg":
-        pre = ColumnTransformer([
-            ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=20), CATEGORICAL_FEATURES),
-            ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), NUMERIC_FEATURES)])
-        return make_pipeline(pre, LogisticRegression(max_iter=500))
-    raise DataError(f"model={kind!r} is not one of 'hgb', 'logreg'")
+                                              early_stopping=False, random_state=int(seed))
+    pre = ColumnTransformer([
+        ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=20), CATEGORICAL_FEATURES),
+        ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), NUMERIC_FEATURES)])
+    return make_pipeline(pre, LogisticRegression(max_iter=500))
+
+
+def _labels(df: pd.DataFrame, what: str) -> np.ndarray:
+    "The label column as booleans; `DataError` for an empty frame, missing labels or a single class."
+    if df.empty:
+        raise DataError(f"{what} has no rows")
+    y = df[LABEL]
+    if y.isna().any():
+        raise DataError(f"{what} column {LABEL!r} has {int(y.isna().sum())} missing labels; drop unlabelled rows first")
+    y = y.astype(bool).to_numpy()
+    if len(np.unique(y)) < 2:
+        raise DataError(f"{what} holds only {LABEL}={bool(y[0])} rows; both classes are needed")
+    return y
 
 
 def train_models(train: pd.DataFrame, model: str = "hgb", seed: int = 0) -> dict:
     "Fit the zero-rule and random baselines and `model` on the training rows."
     from sklearn.dummy import DummyClassifier
-    X, y = train[FEATURES], train[LABEL].astype(bool).to_numpy()
+    require_columns(train, FEATURES + [LABEL], "train")
+    estimator = make_model(model, seed)
+    X, y = train[FEATURES], _labels(train, "train")
     return {"zero_rule": DummyClassifier(strategy="prior").fit(X, y),
-            "random": DummyClassifier(strategy="stratified", random_state=seed).fit(X, y),
-            model: make_model(model, seed).fit(X, y)}
+            "random": DummyClassifier(strategy="stratified", random_state=int(seed)).fit(X, y),
+            model: estimator.fit(X, y)}
+
+# %% ../nbs/15_pipeline.ipynb
+# Types outside skops' own trusted list that the models of `make_model` (and the baselines) are made of.
+# Anything else in a model file is refused; extend per call with `load_models(..., trusted=[...])`.
+TRUSTED_MODEL_TYPES = (
+    "functools.partial",
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+)
+_PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 
-def save_models(models: dict, path: str | Path) -> Path:
-    "Save models with joblib (atomic) and a `.sha256` sidecar used to verify them on load."
+def _check_models(models, what: str = "models") -> dict:
+    if not isinstance(models, Mapping) or not models:
+        raise DataError(f"{what} must be a non-empty dict of name -> fitted model, got {type(models).__name__}")
+    for k, m in models.items():
+        if not isinstance(k, str) or not k:
+            raise DataError(f"{what}: model names must be non-empty strings, got {k!r}")
+        if not callable(getattr(m, "predict_proba", None)):
+            raise DataError(f"{what}[{k!r}] is a {type(m).__name__}, which has no predict_proba")
+    return dict(models)
+
+
+def _untrusted(data: bytes, path: Path, trusted: Iterable[str]) -> list[str]:
+    "The types in a skops file beyond skops' defaults; `IntegrityError` for any not on our list."
+    import skops.io as sio
+    try:
+        found = sio.get_untrusted_types(data=data)
+    except Exception as e:  # a parse boundary: a damaged or foreign zip fails in many ways
+        raise IntegrityError(f"{path} is not a readable skops file ({type(e).__name__}: {e})") from e
+    allowed = set(TRUSTED_MODEL_TYPES) | set(trusted)
+    refused = sorted(t for t in found if t not in allowed)
+    if refused:
+        raise IntegrityError(f"{path} holds types that are not on the trusted list: {refused}; "
+                             f"pass them in trusted=[...] only if you know where the file comes from")
+    return found
+
+
+def save_models(
+    models: dict,  # name -> fitted model
+    path: str | Path,  # a `.skops` file (or `.joblib`/`.pkl` with `allow_pickle=True`)
+    allow_pickle: bool = False,  # write a pickle, which only `load_models(..., allow_pickle=True)` reads back
+) -> Path:
+    "Save models (skops by default, atomic) with a `.sha256` sidecar verified on load."
     import joblib
-    buf = io.BytesIO(); joblib.dump(models, buf)
-    path = atomic_write_bytes(path, buf.getvalue())
+    models, path = _check_models(models), as_path(path, "model file")
+    suffix = path.suffix.lower()
+    if suffix == ".skops":
+        import skops.io as sio
+        data = sio.dumps(models, compression=zipfile.ZIP_DEFLATED)
+        _untrusted(data, path, ())  # refuse now what load_models would refuse later
+    elif suffix in _PICKLE_SUFFIXES:
+        if allow_pickle is not True:
+            raise ConfigError(f"{path}: a {suffix} file is a pickle, which runs code when loaded; pass allow_pickle=True "
+                              f"to write one, or use a .skops path")
+        buf = io.BytesIO(); joblib.dump(models, buf); data = buf.getvalue()
+    else:
+        raise ConfigError(f"{path}: model files end in .skops (or {'/'.join(_PICKLE_SUFFIXES)} with allow_pickle=True)")
+    path = atomic_write_bytes(path, data)
     atomic_write_bytes(Path(f"{path}.sha256"), file_sha256(path).encode())
     return path
 
 
-def load_models(path: str | Path) -> dict:
-    "Load models saved by `save_models`, refusing a file whose checksum does not match."
+def load_models(
+    path: str | Path,  # a file written by `save_models`
+    allow_pickle: bool = False,  # also load pickle/joblib files: only for files you made yourself
+    trusted: Iterable[str] = (),  # more type names to accept in a skops file, beyond `TRUSTED_MODEL_TYPES`
+) -> dict:
+    "Load models saved by `save_models`: refuse a changed file, a pickle unless allowed, and untrusted types in a skops file."
     import joblib
-    path, side = Path(path), Path(f"{path}.sha256")
-    if not side.exists():
-        raise IntegrityError(f"{path}: no checksum file {side.name}; refusing to unpickle an unverified file")
-    if file_sha256(path) != side.read_text().strip():
+    path = as_path(path, "model file")
+    if isinstance(trusted, str) or not all(isinstance(t, str) for t in trusted):
+        raise ConfigError(f"trusted must be a list of type names, got {trusted!r}")
+    if not path.is_file():
+        raise DataError(f"model file not found: {path}")
+    side = Path(f"{path}.sha256")
+    if not side.is_file():
+        raise IntegrityError(f"{path}: no checksum file {side.name}; refusing an unverified model file")
+    data = path.read_bytes()
+    expected = side.read_text(errors="replace").strip()
+    if hashlib.sha256(data).hexdigest() != expected:
         raise IntegrityError(f"{path}: checksum mismatch; the file changed since it was saved")
-    return joblib.load(path)
+    if data[:4] == b"PK\x03\x04":  # a zip: skops
+        import skops.io as sio
+        found = _untrusted(data, path, trusted)
+        try:
+            models = sio.loads(data, trusted=found)
+        except Exception as e:  # a parse boundary, as above
+            raise IntegrityError(f"{path}: skops could not rebuild the models ({type(e).__name__}: {e})") from e
+    elif allow_pickle is True:
+        models = joblib.load(io.BytesIO(data))
+    else:
+        raise IntegrityError(f"{path} is not a skops file (a pickle or joblib file runs code when loaded); "
+                             f"load_models refuses it unless allow_pickle=True, for a file you made yourself")
+    try:
+        return _check_models(models, f"{path}")
+    except DataError as e:
+        raise IntegrityError(str(e)) from None
 
 # %% ../nbs/15_pipeline.ipynb
 def evaluate_models(models: dict, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Metrics per model on the test rows, and a frame of test predictions (one column per model)."
     from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
-    X, y = test[FEATURES], test[LABEL].astype(bool).to_numpy()
+    models = _check_models(models)
+    require_columns(test, FEATURES + [LABEL, "sched_dep"], "test")
+    X, y = test[FEATURES], _labels(test, "test")
     preds = pd.DataFrame({"sched_dep": test["sched_dep"].to_numpy(), LABEL: y})
     rows = []
     for name, m in models.items():
-        p = np.clip(m.predict_proba(X)[:, 1], 1e-6, 1 - 1e-6)
+        try:
+            proba = np.asarray(m.predict_proba(X))
+        except Exception as e:  # an unfitted or foreign model fails in its own way
+            raise DataError(f"model {name!r} could not predict the test rows ({type(e).__name__}: {e})") from e
+        if proba.ndim != 2 or proba.shape != (len(X), 2) or not np.isfinite(proba).all():
+            raise DataError(f"model {name!r} returned probabilities of shape {proba.shape} (or non-finite ones); "
+                            f"expected ({len(X)}, 2) finite values")
+        p = np.clip(proba[:, 1], 1e-6, 1 - 1e-6)
         preds[name] = p
         rows.append({"model": name, "pr_auc": average_precision_score(y, p), "roc_auc": roc_auc_score(y, p),
                      "log_loss": log_loss(y, p), "brier": brier_score_loss(y, p)})
@@ -209,6 +394,10 @@ def plot_curves(preds: pd.DataFrame, models: list[str]):
     "Precision-recall and ROC curves of each model on the test predictions."
     import matplotlib.pyplot as plt
     from sklearn.metrics import precision_recall_curve, roc_curve
+    if isinstance(models, str) or not isinstance(models, Iterable) or not list(models):
+        raise DataError(f"models must be a non-empty list of prediction columns, got {models!r}")
+    models = list(models)
+    require_columns(preds, [LABEL, *models], "preds")
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     y = preds[LABEL].to_numpy()
     for m in models:
@@ -222,10 +411,12 @@ def plot_curves(preds: pd.DataFrame, models: list[str]):
 # %% ../nbs/15_pipeline.ipynb
 def fig_to_png(fig, path: str | Path | None = None) -> bytes:
     "Render a matplotlib figure to PNG bytes (and write them atomically to `path` if given)."
+    if not callable(getattr(fig, "savefig", None)):
+        raise DataError(f"fig must be a matplotlib figure, got {type(fig).__name__}")
     buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     data = buf.getvalue()
     if path is not None:
-        atomic_write_bytes(path, data)
+        atomic_write_bytes(as_path(path, "PNG path"), data)
     return data
 
 
@@ -236,7 +427,11 @@ def _table(df: pd.DataFrame) -> str:
 
 def write_report(run_dir: str | Path, path: str | Path, title: str = "mlsys run report") -> Path:
     "Write a self-contained HTML report of a run: metrics, stage timings, and every PNG under the run's stage folders."
-    run_dir = Path(run_dir)
+    run_dir, path = as_path(run_dir, "run_dir"), as_path(path, "report path")
+    if not run_dir.is_dir():
+        raise DataError(f"run folder not found: {run_dir}")
+    if not isinstance(title, str):
+        raise DataError(f"title must be a string, got {type(title).__name__}")
     from mlsys.platform.workflow import collect_metrics
     metrics = collect_metrics(run_dir)
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>run folder: <code>{html.escape(str(run_dir))}</code></p>"]

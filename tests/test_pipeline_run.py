@@ -1,38 +1,94 @@
-"""End-to-end tests of `mlsys run` on the smoke profile, and its behaviour on bad input and failing stages."""
+"""End-to-end tests of `mlsys run` on the smoke profile: products, skipping, and what a failed, killed or tampered run leaves behind."""
 import json
+import os
+import random
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import nbformat
+import psutil
 import pytest
 
 from mlsys.cli import main
 from mlsys.core import ConfigError, PipelineError
-from mlsys.platform.workflow import load_pipeline, run_pipeline
+from mlsys.pipeline import load_models
+from mlsys.platform.workflow import load_pipeline, product_hash, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPES = ROOT / "nbs" / "pipelines"
+BIN = Path(sys.executable).parent
+STAGES = ["ingest", "features", "train", "evaluate", "report"]
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    "One smoke run of the real pipeline, shared by the tests of this module."
+    "One smoke run of the real pipeline, shared by the tests of this module; tests that change it work on a copy."
     runs = tmp_path_factory.mktemp("runs")
     result = run_pipeline("smoke", pipelines=PIPES, runs_dir=runs, progress=False)
     return runs, result
 
 
+@pytest.fixture
+def work(smoke_run, tmp_path):
+    "A private copy of the smoke run's runs folder (a copied run folder resumes: its location is not an input)."
+    runs, _ = smoke_run
+    shutil.copytree(runs, tmp_path / "runs")
+    return tmp_path / "runs"
+
+
+def snapshot(run: Path, folders=("ingest", "features", "train", "evaluate")) -> dict:
+    "Bytes of every file under the given stage folders."
+    return {f.relative_to(run).as_posix(): f.read_bytes() for d in folders for f in sorted((run / d).rglob("*")) if f.is_file()}
+
+
+class Statuses(list):
+    "Stage statuses that show the reasons when a comparison fails."
+    def __init__(self, statuses, reasons):
+        super().__init__(statuses)
+        self.reasons = reasons
+
+    def __repr__(self):
+        return f"{list(self)} (reasons: {self.reasons})"
+
+
+def statuses(result_or_record) -> list[str]:
+    if isinstance(result_or_record, dict):
+        rows = result_or_record["stages"]
+        return Statuses([r["status"] for r in rows], [r["reason"] for r in rows])
+    return Statuses(result_or_record.stages["status"].tolist(), result_or_record.stages["reason"].tolist())
+
+
+def assert_consistent(run: Path):
+    "Every stage's recorded product hashes match the files: nothing is half-swapped or tampered."
+    pipe = load_pipeline(PIPES)
+    for name, st in pipe.stages.items():
+        rec = json.loads((run / ".state" / f"{name}.json").read_text())
+        assert rec["status"] == "ok"
+        for key, rel in st.product.items():
+            assert product_hash(run / rel) == rec["products"][key], (name, key)
+    assert not (run / ".staging").exists() and not list((run / ".state").glob("*.commit"))
+
+
 def test_smoke_run_produces_everything(smoke_run):
     runs, result = smoke_run
-    assert result.stages["status"].tolist() == ["ran"] * 5
-    assert result.stages["stage"].tolist() == ["ingest", "features", "train", "evaluate", "report"]
+    assert statuses(result) == ["ran"] * 5
+    assert result.stages["stage"].tolist() == STAGES
+    assert set(result.stages["reason"]) == {"no earlier successful run"}
     run = runs / "smoke"
     for stage in load_pipeline(PIPES).stages.values():
         for rel in stage.product.values():
             assert (run / rel).exists(), rel
         assert (run / "notebooks" / f"{stage.name}.ipynb").exists()
+    assert_consistent(run)
+    assert not (run / "failed").exists()
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "ok" and record["failed_stage"] is None and statuses(record) == ["ran"] * 5
     metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["run"]["status"] == "ok" and set(metrics) == {"run", "ingest", "features", "train", "evaluate"}
     ev = metrics["evaluate"]
     # the model must rank better than both baselines; on three weeks of January the test month is later than
     # the training weeks (late rate 23% vs 18%), so log loss is only required to beat the random baseline
@@ -44,40 +100,142 @@ def test_smoke_run_produces_everything(smoke_run):
     assert leak["leaky"] is False and "duplicates" in leak["checks_run"] and "unavailable_timestamp" in leak["checks_run"] and "group_leakage" in leak["checks_run"]
     assert ev["models"]["zero_rule"]["roc_auc"] == pytest.approx(0.5)
     assert metrics["train"]["train_rows"] > metrics["train"]["test_rows"] > 1000
+    # the models are a skops file (a zip), not a pickle, and load back
+    assert (run / "train/models.skops").read_bytes()[:4] == b"PK\x03\x04"
+    assert not (run / "train/models.joblib").exists()
+    assert sorted(load_models(run / "train/models.skops")) == ["hgb", "random", "zero_rule"]
     html = (run / "report.html").read_text()
     assert "data:image/png;base64" in html and "zero_rule" in html
 
 
-def test_rerun_skips_unchanged_and_param_change_reruns_downstream(smoke_run):
-    runs, _ = smoke_run
-    again = run_pipeline("smoke", pipelines=PIPES, runs_dir=runs, progress=False)
-    assert again.stages["status"].tolist() == ["skipped"] * 5
-    changed = run_pipeline("smoke", {"model": "logreg"}, pipelines=PIPES, runs_dir=runs, progress=False)
-    assert changed.stages["status"].tolist() == ["skipped", "skipped", "ran", "ran", "ran"]
-    assert changed.metrics["evaluate"]["model"] == "logreg"
+def test_rerun_skips_unchanged_and_param_change_reruns_what_it_touches(work):
+    again = run_pipeline("smoke", pipelines=PIPES, runs_dir=work, progress=False)
+    assert statuses(again) == ["skipped"] * 5 and set(again.stages["reason"]) == {"unchanged"}
+    changed = run_pipeline("smoke", {"title": "Late flights"}, pipelines=PIPES, runs_dir=work, progress=False)
+    assert statuses(changed) == ["skipped"] * 4 + ["ran"]
+    assert changed.stages["reason"].iloc[-1] == "parameters changed: title 'mlsys: will this NYC flight arrive late?' -> 'Late flights'"
+    assert "<h1>Late flights</h1>" in (work / "smoke/report.html").read_text()
+    assert_consistent(work / "smoke")
 
 
-def test_failing_stage_names_stage_keeps_outputs_and_resumes(smoke_run, tmp_path):
-    runs, _ = smoke_run
-    work = tmp_path / "runs"
-    shutil.copytree(runs, work)
+def planted_pipelines(tmp_path: Path) -> Path:
+    "A copy of the pipeline whose features stage overwrites part of its products, then raises."
+    pipes = tmp_path / "planted"
+    shutil.copytree(PIPES, pipes)
+    nb = nbformat.read(pipes / "features.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        'for f in [*(run / product["store"]).rglob("*"), run / product["features"]]:\n'
+        '    if f.is_file(): f.write_bytes(b"partial")\n'
+        '(run / product["store"] / "planted.parquet").write_bytes(b"partial")\n'
+        'raise RuntimeError("planted failure after a partial write")'))
+    nbformat.write(nb, pipes / "features.ipynb")
+    return pipes
+
+
+def test_failed_features_stage_keeps_previous_products_and_says_so(work, tmp_path):
     run = work / "smoke"
-    ingest_before = (run / "ingest/flights.parquet").read_bytes()
+    before = snapshot(run)
+    with pytest.raises(PipelineError, match="planted failure after a partial write") as e:
+        run_pipeline("smoke", {"lead": "30min"}, pipelines=planted_pipelines(tmp_path), runs_dir=work, progress=False)
+    assert e.value.stage == "features"
+    assert snapshot(run) == before  # the feature store, the feature table and every later product, byte for byte
+    record = json.loads((run / "run.json").read_text())
+    assert (record["status"], record["failed_stage"]) == ("failed", "features")
+    assert "planted failure" in record["error"]
+    assert statuses(record) == ["skipped", "failed", "not run", "not run", "not run"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["run"]["status"], metrics["run"]["failed_stage"]) == ("failed", "features")
+    assert set(metrics) == {"run", "ingest"}  # no stale metrics from the last success are shown as this run's
+    # the failed attempt is kept aside for a look, never mixed with the products
+    assert (run / "failed/features/notebooks/features.ipynb").exists()
+    assert (run / "failed/features/features/feature_store/planted.parquet").read_bytes() == b"partial"
+    assert not (run / ".staging").exists()
+    # the products are intact and still trusted: the real pipeline with the old parameters has nothing to do
+    resumed = run_pipeline("smoke", pipelines=PIPES, runs_dir=work, progress=False)
+    assert statuses(resumed) == ["skipped"] * 5
+    assert_consistent(run)
+
+
+def test_bad_parameter_fails_at_features_and_names_it(work):
+    run = work / "smoke"
+    before = snapshot(run, ["ingest", "features"])
     with pytest.raises(PipelineError) as e:
         run_pipeline("smoke", {"lead": "not-a-duration"}, pipelines=PIPES, runs_dir=work, progress=False)
     assert e.value.stage == "features" and "stage 'features'" in str(e.value)
-    assert (run / "ingest/flights.parquet").read_bytes() == ingest_before  # earlier output intact
+    assert "DataError: lead='not-a-duration' is not a duration" in str(e.value)
+    assert snapshot(run, ["ingest", "features"]) == before
+    assert json.loads((run / "run.json").read_text())["failed_stage"] == "features"
+
+
+def _kernels_of(pid: int) -> list:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def test_killed_run_keeps_products_and_next_run_resumes(work):
+    run = work / "smoke"
+    before = snapshot(run)
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.Popen([str(BIN / "mlsys"), "run", "--profile", "smoke", "--pipelines", str(PIPES), "--runs-dir", str(work),
+                             "--no-progress", "--param", "lead=30min"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 300
+    while not list((run / ".staging").glob("features-*")):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "the features stage never started"
+        time.sleep(0.05)
+    time.sleep(random.Random(0).uniform(0, 0.5))  # somewhere in the stage: its kernel takes seconds to start
+    kernels = _kernels_of(proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    proc.stderr.close()
+    psutil.wait_procs(kernels, timeout=60)  # an orphaned kernel notices its parent died and exits
+    for k in kernels:
+        if k.is_running():
+            k.kill()
+    assert snapshot(run) == before
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "running" and dict(zip([r["stage"] for r in record["stages"]], statuses(record)))["features"] == "running"
+    assert json.loads((run / "metrics.json").read_text())["run"]["status"] == "running"  # it never finished: it does not claim success
+    resumed = run_pipeline("smoke", {"lead": "30min"}, pipelines=PIPES, runs_dir=work, progress=False)
+    assert statuses(resumed) == ["skipped", "ran", "ran", "ran", "ran"]
+    reasons = dict(zip(resumed.stages["stage"], resumed.stages["reason"]))
+    assert reasons["features"] == "parameters changed: lead '0min' -> '30min'"
+    assert "upstream products features.features" in reasons["train"]
+    assert_consistent(run)
     state = json.loads((run / ".state/features.json").read_text())
-    assert state["status"] == "failed"
-    resumed = run_pipeline("smoke", pipelines=PIPES, runs_dir=work, progress=False)
-    status = dict(zip(resumed.stages["stage"], resumed.stages["status"]))
-    assert status["ingest"] == "skipped" and status["features"] == "ran"
+    assert state["fingerprint"]["params"]["lead"] == "30min"
 
 
-def test_missing_upstream_product(smoke_run, tmp_path):
-    runs, _ = smoke_run
-    work = tmp_path / "runs"
-    shutil.copytree(runs, work)
+def test_garbage_product_makes_its_producer_rerun(work, capsys):
+    run = work / "smoke"
+    (run / "train/models.skops").write_bytes(b"garbage")
+    (run / "evaluate/curves.png").unlink()
+    code = main(["run", "--profile", "smoke", "--pipelines", str(PIPES), "--runs-dir", str(work), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "product 'models' changed since it was written" in out  # the console says why it reran
+    record = json.loads((run / "run.json").read_text())
+    assert statuses(record) == ["skipped", "skipped", "ran", "ran", "ran"]
+    reasons = {r["stage"]: r["reason"] for r in record["stages"]}
+    assert reasons["train"] == "product 'models' changed since it was written"
+    assert "product 'curves' is missing" in reasons["evaluate"]
+    assert sorted(load_models(run / "train/models.skops")) == ["hgb", "random", "zero_rule"]
+    assert_consistent(run)
+
+
+def test_from_stage_refuses_a_kept_product_that_changed(work):
+    run = work / "smoke"
+    (run / "features/features.parquet").write_bytes(b"garbage")
+    train_before = snapshot(run, ["train"])
+    with pytest.raises(PipelineError, match="upstream product 'features' of stage 'features' .* is not what 'features' last wrote") as e:
+        run_pipeline("smoke", from_stage="train", pipelines=PIPES, runs_dir=work, progress=False)
+    assert e.value.stage == "train"
+    assert snapshot(run, ["train"]) == train_before
+
+
+def test_missing_upstream_product(work):
     (work / "smoke/features/features.parquet").unlink()
     with pytest.raises(PipelineError, match="missing upstream product 'features' of stage 'features'") as e:
         run_pipeline("smoke", from_stage="train", pipelines=PIPES, runs_dir=work, progress=False)
@@ -92,34 +250,55 @@ def test_missing_upstream_product(smoke_run, tmp_path):
     (["--profile", "smoke", "--param", "train.start=2013-01-02"], "unknown parameter 'train.start'"),
     (["--profile", "smoke", "--from", "deploy"], "unknown stage 'deploy'"),
     (["--profile", "smoke", "--param", "run_dir=/tmp/x"], "set by the runner"),
+    (["--profile", "smoke", "--param", "product={}"], "set by the runner"),
+    (["--profile", "smoke", "--param", "seed=1", "--param", "seed=2"], "--param 'seed' is given twice"),
+    (["--profile", "smoke", "--param", "=3"], "must look like name=value"),
+    (["--profile", "smoke", "--run-id", "../escape"], "must be a plain folder name"),
+    (["--profile", "smoke", "--run-id", ""], "must be a plain folder name"),
+    (["--profile", "smoke", "--param", "seed=nan"], "expects int, got 'nan'"),
+    (["--profile", "smoke", "--pipelines", "/nonexistent/pipes"], "pipeline folder not found: /nonexistent/pipes"),
+    (["--profile", "smoke", "--bogus"], "unrecognized arguments: --bogus"),
 ])
 def test_cli_bad_input_exit_2(argv, needle, tmp_path, capsys):
-    code = main(["run", "--pipelines", str(PIPES), "--runs-dir", str(tmp_path), "--no-progress", *argv])
+    args = ["run", "--pipelines", str(PIPES), "--runs-dir", str(tmp_path), "--no-progress", *argv]
+    code = main(args)
     assert code == 2
     assert needle in capsys.readouterr().err
-    assert not any((tmp_path).rglob("*.parquet"))  # nothing ran
+    assert not any(tmp_path.rglob("*.parquet"))  # nothing ran
 
 
-def test_cli_stage_failure_exit_1(smoke_run, tmp_path, capsys):
-    runs, _ = smoke_run
-    work = tmp_path / "runs"
-    shutil.copytree(runs, work)
+def test_cli_usage_errors_exit_2(tmp_path, capsys):
+    assert main(["deploy"]) == 2 and "invalid choice: 'deploy'" in capsys.readouterr().err
+    assert main("run") == 2 and "argv must be a list of strings" in capsys.readouterr().err
+    assert main(["run", None]) == 2 and "argv must be a list of strings" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("x")
+    code = main(["run", "--pipelines", str(PIPES), "--runs-dir", str(tmp_path / "a-file"), "--profile", "smoke", "--no-progress"])
+    assert code == 2 and "cannot create the run folder" in capsys.readouterr().err
+    assert main(["stages", "--pipelines", str(tmp_path)]) == 2 and "no stage notebooks in" in capsys.readouterr().err
+    assert main(["--version"]) == 0
+
+
+def test_cli_stage_failure_exit_1(work, capsys):
     code = main(["run", "--pipelines", str(PIPES), "--runs-dir", str(work), "--profile", "smoke", "--no-progress",
                  "--param", "split_date=2014-06-01"])
     assert code == 1
     err = capsys.readouterr().err
     assert "stage 'train'" in err and "DataError" in err and "split_date=2014-06-01" in err
+    assert f"run record: {work / 'smoke' / 'run.json'}" in err
+    record = json.loads((work / "smoke/run.json").read_text())
+    assert (record["status"], record["failed_stage"]) == ("failed", "train")
+    assert statuses(record) == ["skipped", "skipped", "failed", "not run", "not run"]
 
 
 def test_console_script_help():
-    exe = shutil.which("mlsys", path=str(Path(sys.executable).parent))
+    exe = shutil.which("mlsys", path=str(BIN))
     assert exe, "the mlsys console script is not installed next to this interpreter"
     res = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and "run" in res.stdout and "stages" in res.stdout
 
 
 def test_papermill_help_notebook_documents_parameters():
-    res = subprocess.run([str(Path(sys.executable).parent / "papermill"), "--help-notebook", str(PIPES / "train.ipynb")],
+    res = subprocess.run([str(BIN / "papermill"), "--help-notebook", str(PIPES / "train.ipynb")],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0
     assert "split_date: str" in res.stdout and "first local day of the test period" in res.stdout
@@ -130,6 +309,7 @@ def test_every_stage_declares_run_dir_upstream_product_and_help():
     for st in pipe.stages.values():
         assert "run_dir" in st.params
         assert all(p.help for p in st.params.values()), st.name
+    assert pipe.stages["train"].product["models"] == "train/models.skops"
 
 
 def test_profiles_resolve_and_reject_unknown_keys(tmp_path):
@@ -140,15 +320,16 @@ def test_profiles_resolve_and_reject_unknown_keys(tmp_path):
     (bad / "pipeline.toml").write_text('[profiles.smoke]\nsplit_dat = "2013-01-10"\n')
     with pytest.raises(ConfigError, match="unknown parameter 'split_dat'"):
         load_pipeline(bad)
+    (bad / "pipeline.toml").write_text('[profile.smoke]\nsplit_date = "2013-01-10"\n')  # a typo in the table name
+    with pytest.raises(ConfigError, match=r"unknown top-level keys \['profile'\]"):
+        load_pipeline(bad)
 
 
-def test_papermill_runs_a_stage_alone(smoke_run, tmp_path):
-    "`papermill nbs/pipelines/<stage>.ipynb out.ipynb -p run_dir ...` runs one stage outside mlsys run."
-    runs, _ = smoke_run
-    work = tmp_path / "run"
-    shutil.copytree(runs / "smoke", work)
-    (work / "evaluate/predictions.parquet").unlink()
-    res = subprocess.run([str(Path(sys.executable).parent / "papermill"), str(PIPES / "evaluate.ipynb"), str(tmp_path / "out.ipynb"),
-                          "-p", "run_dir", str(work), "--no-progress-bar"], capture_output=True, text=True, timeout=300)
+def test_papermill_runs_a_stage_alone(work, tmp_path):
+    "`papermill nbs/pipelines/<stage>.ipynb out.ipynb -p run_dir ...` runs one stage outside mlsys run, writing in place."
+    run = work / "smoke"
+    (run / "evaluate/predictions.parquet").unlink()
+    res = subprocess.run([str(BIN / "papermill"), str(PIPES / "evaluate.ipynb"), str(tmp_path / "out.ipynb"),
+                          "-p", "run_dir", str(run), "--no-progress-bar"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert (work / "evaluate/predictions.parquet").exists() and (tmp_path / "out.ipynb").exists()
+    assert (run / "evaluate/predictions.parquet").exists() and (tmp_path / "out.ipynb").exists()

@@ -10,10 +10,17 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
+import re
+import shutil
+import sys
 import time
 import tokenize
 import tomllib
+import uuid
+from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,17 +30,26 @@ import nbformat
 import pandas as pd
 
 import mlsys
-from ..core import ConfigError, PipelineError, get_config, load_json, save_json
+from ..core import ConfigError, DataError, PipelineError, as_path, file_sha256, get_config, load_json, save_json
 
 # %% auto 0
-__all__ = ['log', 'RESERVED', 'Param', 'Stage', 'read_stage', 'coerce', 'Pipeline', 'load_pipeline', 'find_pipelines',
-           'log_metrics', 'collect_metrics', 'RunResult', 'run_pipeline']
+__all__ = ['log', 'RESERVED', 'RUNNER_PATHS', 'Param', 'Stage', 'read_stage', 'coerce', 'Pipeline', 'load_pipeline',
+           'find_pipelines', 'log_metrics', 'collect_metrics', 'product_hash', 'RunResult', 'run_pipeline']
 
 # %% ../../nbs/13a_platform_workflow.ipynb
 log = logging.getLogger(__name__)
 
 RESERVED = ("run_dir", "upstream", "product")
+# what the runner itself keeps in a run folder; no product may live there
+RUNNER_PATHS = (".lock", ".state", ".staging", "failed", "metrics", "notebooks", "run.json", "metrics.json")
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+def _check_name(name: Any, what: str) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(f"{what} must be a name of letters, digits, '_' and '-' that starts with a letter, got {name!r}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -76,22 +92,56 @@ def _comments(src: str) -> dict[int, str]:
     return out
 
 
+def _overlap(a: str, b: str) -> bool:
+    "Whether one relative path is the other or lies inside it."
+    pa, pb = Path(a).parts, Path(b).parts
+    n = min(len(pa), len(pb))
+    return pa[:n] == pb[:n]
+
+
+def _check_products(name: str, product: Any) -> dict[str, str]:
+    if not isinstance(product, dict) or not product:
+        raise ConfigError(f"stage {name!r}: product must be a non-empty dict of name -> path relative to run_dir")
+    for k, v in product.items():
+        if not isinstance(k, str) or not k or not isinstance(v, str) or not v.strip():
+            raise ConfigError(f"stage {name!r}: product {k!r}: {v!r} must map a name to a non-empty relative path")
+        p = Path(v)
+        if p.is_absolute() or ".." in p.parts or not p.parts:
+            raise ConfigError(f"stage {name!r}: product {k!r} must be a path inside the run folder, got {v!r}")
+        if p.parts[0] in RUNNER_PATHS:
+            raise ConfigError(f"stage {name!r}: product {k!r} ({v!r}) lies in {p.parts[0]!r}, which the runner keeps; "
+                              f"reserved names are {list(RUNNER_PATHS)}")
+    items = list(product.items())
+    for i, (k1, v1) in enumerate(items):
+        for k2, v2 in items[i + 1:]:
+            if _overlap(v1, v2):
+                raise ConfigError(f"stage {name!r}: products {k1!r} ({v1!r}) and {k2!r} ({v2!r}) overlap")
+    return dict(product)
+
+
 def read_stage(path: str | Path) -> Stage:
     "Parse a stage notebook's `parameters` cell into a `Stage`, rejecting anything but literal annotated assignments."
-    path = Path(path)
+    path = as_path(path, "stage notebook")
     name = path.stem
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError(f"stage notebook not found: {path}")
-    nb = nbformat.read(path, as_version=4)
+    _check_name(name, f"stage name (from {path.name})")
+    if name == "run":
+        raise ConfigError(f"{path}: the stage name 'run' is reserved (metrics.json keeps the run's status under it)")
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as e:  # a parse boundary: nbformat raises many kinds for non-notebooks
+        raise ConfigError(f"stage {name!r}: {path} is not a readable notebook ({type(e).__name__}: {e})") from e
     cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
         raise ConfigError(f"stage {name!r}: expected exactly one cell tagged 'parameters', found {len(cells)}")
     src = cells[0].source
     try:
         tree = ast.parse(src)
-    except SyntaxError as e:
+        helps = _comments(src)
+    except (SyntaxError, tokenize.TokenError) as e:
         raise ConfigError(f"stage {name!r}: parameters cell is not valid Python: {e}") from e
-    helps, params = _comments(src), {}
+    params = {}
     for node in tree.body:
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None):
             raise ConfigError(f"stage {name!r}, line {node.lineno}: parameters must be annotated assignments like `x: int = 1`")
@@ -106,13 +156,14 @@ def read_stage(path: str | Path) -> Stage:
     missing = [r for r in RESERVED if r not in params]
     if missing:
         raise ConfigError(f"stage {name!r}: parameters cell must declare {missing}")
+    if params["run_dir"].type is not str:
+        raise ConfigError(f"stage {name!r}: run_dir must be declared as `run_dir: str`")
     upstream, product = params.pop("upstream").default, params.pop("product").default
-    if not all(isinstance(u, str) for u in upstream) or not all(isinstance(v, str) for v in product.values()):
-        raise ConfigError(f"stage {name!r}: upstream must be a list of stage names and product a dict of relative paths")
-    for k, v in product.items():
-        if Path(v).is_absolute() or ".." in Path(v).parts:
-            raise ConfigError(f"stage {name!r}: product {k!r} must be a path inside the run folder, got {v!r}")
-    return Stage(name, path, params, list(upstream), dict(product))
+    if not isinstance(upstream, list) or not all(isinstance(u, str) for u in upstream):
+        raise ConfigError(f"stage {name!r}: upstream must be a list of stage names, got {upstream!r}")
+    if name in upstream or len(set(upstream)) != len(upstream):
+        raise ConfigError(f"stage {name!r}: upstream {upstream!r} names the stage itself or a stage twice")
+    return Stage(name, path, params, list(upstream), _check_products(name, product))
 
 # %% ../../nbs/13a_platform_workflow.ipynb
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
@@ -120,6 +171,8 @@ _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 def coerce(value: Any, typ: type, name: str, stage: str | None = None) -> Any:
     "Convert `value` to `typ` for parameter `name`, or raise `ConfigError` naming both."
+    if typ not in _TYPES.values():
+        raise ConfigError(f"parameter {name!r}: type must be one of {sorted(_TYPES)}, got {typ!r}")
     where = f"parameter {name!r}" + (f" of stage {stage!r}" if stage else "")
     bad = ConfigError(f"{where} expects {typ.__name__}, got {value!r}")
     if isinstance(value, str) and typ is not str:
@@ -132,14 +185,17 @@ def coerce(value: Any, typ: type, name: str, stage: str | None = None) -> Any:
             try: return int(text)
             except ValueError: raise bad from None
         if typ is float:
-            try: return float(text)
+            try: value = float(text)
             except ValueError: raise bad from None
-        try: value = json.loads(text)
-        except json.JSONDecodeError: raise bad from None
+        else:
+            try: value = json.loads(text)
+            except json.JSONDecodeError: raise bad from None
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
         raise bad
+    if typ is float and not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
     return value
 
 # %% ../../nbs/13a_platform_workflow.ipynb
@@ -156,21 +212,29 @@ class Pipeline:
 
     def downstream(self, name: str) -> list[str]:
         "`name` and every stage that depends on it, in run order."
+        if name not in self.stages:
+            raise ConfigError(f"unknown stage {name!r}; stages are {self.order}")
         out = {name}
         for s in self.order:
             if any(u in out for u in self.stages[s].upstream):
                 out.add(s)
         return [s for s in self.order if s in out]
 
-    def resolve(self, profile: str = "smoke", overrides: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    def resolve(self, profile: str = "smoke", overrides: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
         "Parameters of every stage: notebook defaults, then the profile, then `overrides`, all type-checked."
+        if not isinstance(profile, str):
+            raise ConfigError(f"profile must be a profile name (str), got {type(profile).__name__}; choose one of {sorted(self.profiles)}")
         if profile not in self.profiles:
             raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(self.profiles)}")
+        if overrides is not None and not isinstance(overrides, Mapping):
+            raise ConfigError(f"parameter overrides must be a dict of name -> value, got {type(overrides).__name__}")
         values = {s: {p.name: p.default for p in st.params.values()} for s, st in self.stages.items()}
         for source, items in [(f"profile {profile!r}", self.profiles[profile]), ("--param", overrides or {})]:
             for key, value in items.items():
+                if not isinstance(key, str) or not key:
+                    raise ConfigError(f"{source}: parameter names must be non-empty strings, got {key!r}")
                 stage, _, pname = key.rpartition(".")
-                if pname in ("run_dir",) or pname in RESERVED:
+                if pname in RESERVED:
                     raise ConfigError(f"{source}: {pname!r} is set by the runner and cannot be overridden")
                 if stage and stage not in self.stages:
                     raise ConfigError(f"{source}: unknown stage {stage!r} in {key!r}; stages are {self.order}")
@@ -197,22 +261,38 @@ def _toposort(stages: dict[str, Stage]) -> list[str]:
     return order
 
 
+def _read_profiles(cfg_path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        cfg = tomllib.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{cfg_path} is not valid TOML: {e}") from e
+    unknown = sorted(set(cfg) - {"profiles"})
+    if unknown:
+        raise ConfigError(f"{cfg_path}: unknown top-level keys {unknown}; only [profiles.NAME] tables are read")
+    profiles = cfg.get("profiles", {"smoke": {}})
+    if not isinstance(profiles, dict) or not profiles:
+        raise ConfigError(f"{cfg_path}: 'profiles' must hold at least one [profiles.NAME] table")
+    for name, table in profiles.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{cfg_path}: profile {name!r} must be a table of parameter = value, got {table!r}")
+    return profiles
+
+
 def load_pipeline(folder: str | Path | None = None) -> Pipeline:
     "Read every stage notebook and `pipeline.toml` in `folder` (default: `find_pipelines()`)."
-    folder = Path(folder) if folder is not None else find_pipelines()
+    folder = as_path(folder, "pipeline folder") if folder is not None else find_pipelines()
     if not folder.is_dir():
         raise ConfigError(f"pipeline folder not found: {folder}")
     stages = {p.stem: read_stage(p) for p in sorted(folder.glob("*.ipynb")) if not p.name.startswith(("_", "."))}
     if not stages:
         raise ConfigError(f"no stage notebooks in {folder}")
-    cfg_path = folder / "pipeline.toml"
-    try:
-        cfg = tomllib.loads(cfg_path.read_text()) if cfg_path.exists() else {}
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{cfg_path} is not valid TOML: {e}") from e
-    profiles = cfg.get("profiles", {"smoke": {}})
-    pipe = Pipeline(folder, {n: stages[n] for n in _toposort(stages)}, profiles)
-    for name in profiles:  # validate every profile up front
+    owners = [(s, k, rel) for s, st in stages.items() for k, rel in st.product.items()]
+    for i, (s1, k1, r1) in enumerate(owners):
+        for s2, k2, r2 in owners[i + 1:]:
+            if s1 != s2 and _overlap(r1, r2):
+                raise ConfigError(f"product {k1!r} of stage {s1!r} ({r1!r}) overlaps product {k2!r} of stage {s2!r} ({r2!r})")
+    pipe = Pipeline(folder, {n: stages[n] for n in _toposort(stages)}, _read_profiles(folder / "pipeline.toml"))
+    for name in pipe.profiles:  # validate every profile up front
         pipe.resolve(name)
     return pipe
 
@@ -227,32 +307,53 @@ def find_pipelines() -> Path:
     raise ConfigError(f"pipeline notebooks not found in {[str(c) for c in candidates]}; set MLSYS_PIPELINES_DIR or pass --pipelines")
 
 # %% ../../nbs/13a_platform_workflow.ipynb
+_ENV_RUN, _ENV_OUT = "MLSYS_RUN_DIR", "MLSYS_STAGE_OUTPUT"
+
+
+def _metrics_file(run_dir: Path, stage: str) -> Path:
+    "Where `log_metrics` writes: the staging folder of the running stage when the runner set one for this run folder."
+    out, run = os.environ.get(_ENV_OUT), os.environ.get(_ENV_RUN)
+    base = Path(out) if out and run and Path(run).resolve() == run_dir.resolve() else run_dir
+    return base / "metrics" / f"{stage}.json"
+
+
 def log_metrics(run_dir: str | Path, stage: str, metrics: dict) -> Path:
-    "Merge `metrics` into `run_dir/metrics/<stage>.json` (atomic write; NaN and non-JSON values rejected)."
-    path = Path(run_dir) / "metrics" / f"{stage}.json"
+    "Merge `metrics` into the stage's metrics file of the run (atomic write; NaN and non-JSON values rejected)."
+    run_dir = as_path(run_dir, "run_dir")
+    _check_name(stage, "stage")
+    if stage == "run":
+        raise ConfigError("'run' is reserved: metrics.json keeps the run's status under it")
+    if not isinstance(metrics, Mapping):
+        raise DataError(f"metrics of stage {stage!r} must be a dict, got {type(metrics).__name__}")
+    path = _metrics_file(run_dir, stage)
     current = load_json(path) if path.exists() else {}
     current.update(metrics)
     return save_json(current, path)
 
 
 def collect_metrics(run_dir: str | Path) -> dict:
-    "All stages' metrics of a run, keyed by stage."
-    folder = Path(run_dir) / "metrics"
-    return {p.stem: load_json(p) for p in sorted(folder.glob("*.json"))} if folder.exists() else {}
+    "All stages' committed metrics of a run, keyed by stage."
+    folder = as_path(run_dir, "run_dir") / "metrics"
+    return {p.stem: load_json(p) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
 
 # %% ../../nbs/13a_platform_workflow.ipynb
-def _tree_hash(paths: list[Path]) -> str:
+def product_hash(path: str | Path) -> str | None:
+    "SHA-256 of a product: a file's bytes, or a folder's relative file names and bytes; `None` if it does not exist."
+    path = as_path(path, "product")
+    if path.is_file():
+        return file_sha256(path)
+    if not path.is_dir():
+        return None
     h = hashlib.sha256()
-    for p in paths:
-        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
-        for f in files:
-            h.update(str(f.name).encode())
-            with open(f, "rb") as fh:
-                while block := fh.read(1 << 20):
-                    h.update(block)
-    return h.hexdigest()
+    for rel, f in sorted((q.relative_to(path).as_posix(), q) for q in path.rglob("*") if q.is_file()):
+        h.update(f"{rel}\0{file_sha256(f)}\n".encode())
+    return "dir:" + h.hexdigest()
 
 
+def _product_hashes(root: Path, st: Stage) -> dict[str, str | None]:
+    return {k: product_hash(root / rel) for k, rel in st.product.items()}
+
+# %% ../../nbs/13a_platform_workflow.ipynb
 def _module_file(name: str) -> Path | None:
     root = Path(mlsys.__file__).parent
     parts = name.split(".")[1:]
@@ -295,11 +396,182 @@ def _library_hash(src: str) -> str:
         seen[name] = f
         pkg = name if f.name == "__init__.py" else name.rpartition(".")[0]
         todo += sorted(_mlsys_imports(f.read_text(), pkg) - set(seen))
-    return _tree_hash(sorted(set(seen.values())))
+    root = Path(mlsys.__file__).parent
+    h = hashlib.sha256()
+    for f in sorted(set(seen.values())):
+        h.update(f"{f.relative_to(root).as_posix()}\0{file_sha256(f)}\n".encode())
+    return h.hexdigest()
 
+# %% ../../nbs/13a_platform_workflow.ipynb
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _read_state(run_dir: Path, name: str) -> dict:
+    "The commit record of a stage's current products, or {} (none, or written by an older mlsys)."
+    path = run_dir / ".state" / f"{name}.json"
+    try:
+        rec = load_json(path) if path.exists() else {}
+    except DataError:
+        log.warning("ignoring unreadable state file %s", path)
+        return {}
+    ok = isinstance(rec, dict) and rec.get("status") == "ok" and isinstance(rec.get("fingerprint"), dict) and isinstance(rec.get("products"), dict)
+    return rec if ok else {}
+
+
+def _apply_moves(run_dir: Path, moves: list) -> None:
+    "Move staged outputs into place; idempotent, so an interrupted commit can be completed by running it again."
+    trash = []
+    for src, dst in moves:
+        d = run_dir / dst
+        if src is None:  # an output the stage no longer writes
+            if d.is_file():
+                d.unlink()
+            continue
+        s = run_dir / src
+        if not s.exists():  # moved already
+            continue
+        d.parent.mkdir(parents=True, exist_ok=True)
+        if s.is_dir() or d.is_dir():
+            if d.exists():  # a folder cannot be replaced in one rename: move the old one aside first
+                trash.append(run_dir / ".staging" / f"trash-{uuid.uuid4().hex[:8]}")
+                trash[-1].parent.mkdir(exist_ok=True)
+                os.rename(d, trash[-1])
+            os.rename(s, d)
+        else:
+            os.replace(s, d)
+    for t in trash:
+        shutil.rmtree(t, ignore_errors=True)
+
+
+def _commit(run_dir: Path, name: str, moves: list, record: dict) -> None:
+    "Write a journal, move the outputs into place, then record the stage; `_recover` finishes a commit a kill interrupted."
+    journal = run_dir / ".state" / f"{name}.commit"
+    save_json({"moves": moves, "record": record}, journal)
+    _apply_moves(run_dir, moves)
+    save_json(record, run_dir / ".state" / f"{name}.json")
+    journal.unlink()
+
+
+def _recover(run_dir: Path) -> list[str]:
+    "Complete commits that a killed run left half done, then drop what dead runs left in `.staging`."
+    done = []
+    for journal in sorted((run_dir / ".state").glob("*.commit")):
+        name = journal.name[: -len(".commit")]
+        try:
+            data = load_json(journal)
+            moves, record = data["moves"], data["record"]
+        except (DataError, KeyError, TypeError):
+            log.warning("dropping unreadable commit journal %s", journal)
+            journal.unlink()
+            continue
+        log.warning("completing the commit of stage %s that an earlier run left unfinished", name)
+        _apply_moves(run_dir, moves)
+        save_json(record, run_dir / ".state" / f"{name}.json")
+        journal.unlink()
+        done.append(name)
+    shutil.rmtree(run_dir / ".staging", ignore_errors=True)
+    return done
+
+# %% ../../nbs/13a_platform_workflow.ipynb
+def _stale_reasons(prev: dict, fp: dict, products: dict, forced: str | None) -> list[str]:
+    "Why a stage must run: empty when its last commit matches its inputs and its products are as it wrote them."
+    if forced:
+        return [f"forced by --from {forced}"]
+    if not prev:
+        return ["no earlier successful run"]
+    old, why = prev["fingerprint"], []
+    if old.get("notebook") != fp["notebook"]:
+        why.append("notebook changed")
+    was, now = old.get("params", {}), fp["params"]
+    changed = [k for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
+    if changed:
+        why.append("parameters changed: " + ", ".join(f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in changed[:3])
+                   + (f" (+{len(changed) - 3} more)" if len(changed) > 3 else ""))
+    if old.get("library") != fp["library"]:
+        why.append("mlsys code it imports changed")
+    was, now = old.get("inputs", {}), fp["inputs"]
+    changed = [k for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
+    if changed:
+        why.append(f"upstream product{'s' if len(changed) > 1 else ''} {', '.join(changed)} changed")
+    for key, h in products.items():
+        if h is None:
+            why.append(f"product {key!r} is missing")
+        elif h != prev["products"].get(key):
+            why.append(f"product {key!r} changed since it was written")
+    return why
+
+
+@contextmanager
+def _stage_env(run_dir: Path, staging: Path):
+    "Tell `log_metrics` in the stage's kernel to write into the staging folder."
+    old = {k: os.environ.get(k) for k in (_ENV_RUN, _ENV_OUT)}
+    os.environ[_ENV_RUN], os.environ[_ENV_OUT] = str(run_dir), str(staging)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _kernel_config():
+    "Encrypt the loopback connection to the stage kernel when libzmq can (the kernel warns about plain TCP otherwise)."
+    import zmq
+    from traitlets.config import Config
+    return Config({"KernelManager": {"transport_encryption": "required"}}) if zmq.has("curve") else Config()
+
+
+def _kernel_manager(log_path: Path):
+    "A kernel manager whose kernel writes its own stdout and stderr (start-up notices, shutdown chatter, a crash) to `log_path`."
+    from jupyter_client import AsyncKernelManager
+
+    class StageKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):  # kw are Popen arguments too
+            with open(log_path, "ab") as log_file:
+                kw.setdefault("stdout", log_file); kw.setdefault("stderr", log_file)
+                await super().start_kernel(**kw)
+
+    return StageKernelManager
+
+
+def _check_kernel(kernel_name: Any) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    if not isinstance(kernel_name, str) or not kernel_name:
+        raise ConfigError(f"kernel_name must be the name of a Jupyter kernel, got {kernel_name!r}")
+    ksm = KernelSpecManager()
+    try:
+        ksm.get_kernel_spec(kernel_name)
+    except NoSuchKernel:
+        raise ConfigError(f"unknown Jupyter kernel {kernel_name!r}; installed kernels are {sorted(ksm.find_kernel_specs())}") from None
+
+
+def _moves(st: Stage, staging: Path, run_dir: Path, owners: list[tuple[str, str, str]]) -> list:
+    "What a commit moves: each declared product as a unit, then every other file the stage wrote (metrics, notebook)."
+    rel_stage = staging.relative_to(run_dir).as_posix()
+    moves = [[f"{rel_stage}/{rel}", rel] for rel in st.product.values()]
+    products = [staging / rel for rel in st.product.values()]
+    for f in sorted(staging.rglob("*")):
+        if not f.is_file() or any(p == f or p in f.parents for p in products):
+            continue
+        rel = f.relative_to(staging).as_posix()
+        for other, _, orel in owners:
+            if other != st.name and _overlap(rel, orel):
+                raise PipelineError(f"wrote {rel!r}, which is inside product {orel!r} of stage {other!r}", stage=st.name)
+        if Path(rel).parts[0] in RUNNER_PATHS and Path(rel).parts[0] not in ("metrics", "notebooks"):
+            raise PipelineError(f"wrote {rel!r}, inside {Path(rel).parts[0]!r} which the runner keeps", stage=st.name)
+        moves.append([f"{rel_stage}/{rel}", rel])
+    metrics = f"metrics/{st.name}.json"
+    if not (staging / metrics).exists():
+        moves.append([None, metrics])  # a stage's metrics are its own: drop the ones of an earlier run
+    return moves
+
+# %% ../../nbs/13a_platform_workflow.ipynb
 @dataclass
 class RunResult:
-    "What `run_pipeline` did: the run folder, per-stage status and seconds, and the merged metrics."
+    "What `run_pipeline` did: the run folder, per-stage status, seconds and reason, and the merged metrics."
     run_dir: Path
     stages: pd.DataFrame
     metrics: dict = field(default_factory=dict)
@@ -310,76 +582,180 @@ class RunResult:
         return p if p.exists() else None
 
 
+_DONE = ("ran", "skipped", "kept")  # statuses whose stage's committed outputs belong to this run
+_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+
+def _write_records(run_dir: Path, head: dict, rows: list[dict]) -> dict:
+    "run.json (status, failed stage, per-stage rows) and metrics.json (the status, then the metrics of this run's stages)."
+    save_json({**head, "stages": rows}, run_dir / "run.json")
+    done = {r["stage"] for r in rows if r["status"] in _DONE}
+    metrics = {"run": {k: head[k] for k in ("status", "failed_stage", "error", "run_id", "profile", "started", "finished")},
+               **{s: m for s, m in collect_metrics(run_dir).items() if s in done}}
+    save_json(metrics, run_dir / "metrics.json")
+    return metrics
+
+
+def _check_run_args(profile, params, from_stage, run_id, progress) -> None:
+    if not isinstance(profile, str) or not profile:
+        raise ConfigError(f"profile must be a profile name, got {profile!r}")
+    if params is not None and not isinstance(params, Mapping):
+        raise ConfigError(f"params must be a dict of name -> value, got {type(params).__name__}")
+    if from_stage is not None and not isinstance(from_stage, str):
+        raise ConfigError(f"from_stage must be a stage name, got {type(from_stage).__name__}")
+    if run_id is not None and (not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id)):
+        raise ConfigError(f"run id {run_id!r} must be a plain folder name (letters, digits, '.', '_', '-'; not starting with '.')")
+    if not isinstance(progress, bool):
+        raise ConfigError(f"progress must be True or False, got {progress!r}")
+
+# %% ../../nbs/13a_platform_workflow.ipynb
+def _run_locked(pipe: Pipeline, values: dict, profile: str, run_id: str, run_dir: Path, from_stage: str | None,
+                progress: bool, kernel_name: str) -> RunResult:
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+    from tqdm.std import tqdm
+
+    forced = set(pipe.downstream(from_stage)) if from_stage else set()
+    before = set(pipe.order[: pipe.order.index(from_stage)]) if from_stage else set()
+    owners = [(s, k, rel) for s, st in pipe.stages.items() for k, rel in st.product.items()]
+    head = {"profile": profile, "run_id": run_id, "status": "running", "failed_stage": None, "error": None,
+            "started": _now(), "finished": None}
+    rows = [{"stage": s, "status": "pending", "seconds": 0.0, "reason": ""} for s in pipe.order]
+    _write_records(run_dir, head, rows)
+    current: dict[str, dict] = {}  # stage -> hashes of its products as they are now
+    bar = tqdm(pipe.order, desc="pipeline", unit="stage", disable=not progress)
+    name = None
+    try:
+        for i, name in enumerate(bar):
+            st = pipe.stages[name]
+            bar.set_postfix_str(name)
+            prev = _read_state(run_dir, name)
+            current[name] = _product_hashes(run_dir, st)
+            if name in before:
+                rows[i].update(status="kept", reason=f"before --from {from_stage}")
+                continue
+            inputs = {}
+            for up in st.upstream:
+                for key, rel in pipe.stages[up].product.items():
+                    h = current[up][key]
+                    if h is None:
+                        raise PipelineError(f"missing upstream product {key!r} of stage {up!r} ({run_dir / rel}); run {up!r} first", stage=name)
+                    if up in before and h != _read_state(run_dir, up).get("products", {}).get(key):
+                        raise PipelineError(f"upstream product {key!r} of stage {up!r} ({run_dir / rel}) is not what {up!r} "
+                                            f"last wrote; run without --from (or --from {up}) to rebuild it", stage=name)
+                    inputs[f"{up}.{key}"] = h
+                inputs[f"{up}.metrics"] = product_hash(run_dir / "metrics" / f"{up}.json")  # committed with its products
+            fp = {"notebook": st.source_hash(), "params": {k: v for k, v in values[name].items() if k != "run_dir"}, "library": _library_hash(st.code()), "inputs": inputs}
+            reasons = _stale_reasons(prev, fp, current[name], from_stage if name in forced else None)
+            if not reasons:
+                rows[i].update(status="skipped", reason="unchanged")
+                _write_records(run_dir, head, rows)
+                continue
+            reason = "; ".join(reasons)
+            rows[i].update(status="running", reason=reason)
+            _write_records(run_dir, head, rows)
+            log.info("running stage %s: %s", name, reason)
+            staging = run_dir / ".staging" / f"{name}-{uuid.uuid4().hex[:8]}"
+            for rel in st.product.values():
+                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            out_nb = staging / "notebooks" / f"{name}.ipynb"
+            out_nb.parent.mkdir(parents=True, exist_ok=True)
+            product = {k: f"{staging.relative_to(run_dir).as_posix()}/{rel}" for k, rel in st.product.items()}
+            started, t0 = _now(), time.perf_counter()
+            try:
+                with _stage_env(run_dir, staging):
+                    pm.execute_notebook(str(st.path), str(out_nb), parameters={**values[name], "run_dir": str(run_dir), "product": product},
+                                        kernel_name=kernel_name, progress_bar=False, cwd=str(run_dir), config=_kernel_config(),
+                                        kernel_manager_class=_kernel_manager(out_nb.with_suffix(".kernel.log")))
+            except PapermillExecutionError as e:
+                rows[i]["seconds"] = round(time.perf_counter() - t0, 2)
+                raise PipelineError(f"raised {e.ename}: {e.evalue} (executed notebook: "
+                                    f"{run_dir / 'failed' / name / 'notebooks' / out_nb.name})", stage=name) from None
+            except Exception as e:  # the kernel died, would not start, timed out...
+                rows[i]["seconds"] = round(time.perf_counter() - t0, 2)
+                raise PipelineError(f"could not run: {type(e).__name__}: {e}", stage=name) from e
+            secs = round(time.perf_counter() - t0, 2)
+            rows[i]["seconds"] = secs
+            staged = _product_hashes(staging, st)
+            missing = [k for k, h in staged.items() if h is None]
+            if missing:
+                raise PipelineError(f"finished but did not write declared products {missing}", stage=name)
+            record = {"stage": name, "status": "ok", "started": started, "finished": _now(), "seconds": secs,
+                      "reason": reason, "fingerprint": fp, "products": staged}
+            _commit(run_dir, name, _moves(st, staging, run_dir, owners), record)
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(run_dir / "failed" / name, ignore_errors=True)
+            current[name] = staged
+            rows[i].update(status="ran")
+            _write_records(run_dir, head, rows)
+    except BaseException as e:
+        if name is None:
+            raise
+        i = pipe.order.index(name)
+        interrupted = not isinstance(e, Exception)
+        msg = "interrupted" if interrupted else (str(e) if isinstance(e, PipelineError) else f"{type(e).__name__}: {e}")
+        rows[i].update(status="interrupted" if interrupted else "failed")
+        for r in rows[i + 1:]:
+            r.update(status="not run", reason=f"the run stopped at stage {name!r}")
+        head.update(status="interrupted" if interrupted else "failed", failed_stage=name, error=msg, finished=_now())
+        committing = (run_dir / ".state" / f"{name}.commit").exists()  # then the next run completes the commit
+        failed = [p for p in (run_dir / ".staging").glob(f"{name}-*") if p.is_dir()]
+        if failed and not committing:  # keep what the failed attempt wrote, for a look, outside the committed outputs
+            keep = run_dir / "failed" / name
+            shutil.rmtree(keep, ignore_errors=True)
+            keep.parent.mkdir(exist_ok=True)
+            os.rename(failed[0], keep)
+            save_json({"stage": name, "error": msg, "reason": rows[i]["reason"], "seconds": rows[i]["seconds"], "finished": head["finished"]},
+                      keep / "failure.json")
+        _write_records(run_dir, head, rows)
+        raise
+    finally:
+        bar.close()
+    head.update(status="ok", finished=_now())
+    metrics = _write_records(run_dir, head, rows)
+    return RunResult(run_dir, pd.DataFrame(rows, columns=["stage", "status", "seconds", "reason"]), metrics)
+
+# %% ../../nbs/13a_platform_workflow.ipynb
 def run_pipeline(
     profile: str = "smoke",  # name of a profile in pipeline.toml
-    params: dict[str, Any] | None = None,  # overrides, `name` or `stage.name` -> value (strings are coerced)
+    params: Mapping[str, Any] | None = None,  # overrides, `name` or `stage.name` -> value (strings are coerced)
     from_stage: str | None = None,  # re-run this stage and everything downstream; keep earlier outputs
     run_id: str | None = None,  # folder name under the runs folder (default: the profile name)
     pipelines: str | Path | None = None,  # folder of stage notebooks (default: `find_pipelines()`)
     runs_dir: str | Path | None = None,  # parent of run folders (default: `get_config().runs_dir`)
-    progress: bool = True,  # show a tqdm progress bar over stages
+    progress: bool = True,  # show a progress bar over stages (on stderr)
     kernel_name: str = "python3",  # Jupyter kernel that executes the stages
 ) -> RunResult:
-    "Run the pipeline's stages with papermill into `runs/<run_id>/`, skipping unchanged stages."
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-    from tqdm.auto import tqdm
+    "Run the pipeline's stages with papermill into `runs/<run_id>/`, skipping stages whose inputs and products are unchanged."
+    from filelock import FileLock, Timeout
 
+    _check_run_args(profile, params, from_stage, run_id, progress)
     pipe = load_pipeline(pipelines)
     values = pipe.resolve(profile, params)
     if from_stage is not None and from_stage not in pipe.stages:
         raise ConfigError(f"--from: unknown stage {from_stage!r}; stages are {pipe.order}")
-    run_id = run_id or profile
-    if not run_id or any(c in run_id for c in "/\\") or run_id.startswith("."):
-        raise ConfigError(f"run id {run_id!r} must be a plain folder name")
-    run_dir = Path(runs_dir or get_config().runs_dir).absolute() / run_id
-    (run_dir / ".state").mkdir(parents=True, exist_ok=True)
-    forced = set(pipe.downstream(from_stage)) if from_stage else set()
-    before = set(pipe.order[: pipe.order.index(from_stage)]) if from_stage else set()
-    rows: list[dict] = []
-    bar = tqdm(pipe.order, desc="pipeline", unit="stage", disable=not progress)
-    for name in bar:
-        st, stage_params = pipe.stages[name], {**values[name], "run_dir": str(run_dir)}
-        bar.set_postfix_str(name)
-        state_path = run_dir / ".state" / f"{name}.json"
-        prev = load_json(state_path) if state_path.exists() else {}
-        if name in before:
-            rows.append({"stage": name, "status": "kept", "seconds": 0.0}); continue
-        for up in st.upstream:
-            for key, rel in pipe.stages[up].product.items():
-                if not (run_dir / rel).exists():
-                    raise PipelineError(f"missing upstream product {key!r} of stage {up!r} ({run_dir / rel}); run {up!r} first", stage=name)
-        up_paths = [run_dir / rel for up in st.upstream for rel in pipe.stages[up].product.values()]
-        fp = hashlib.sha256(json.dumps({"nb": st.source_hash(), "params": {k: v for k, v in stage_params.items()},
-                                        "up": _tree_hash(up_paths), "lib": _library_hash(st.code())}, sort_keys=True, default=str).encode()).hexdigest()
-        products_ok = all((run_dir / rel).exists() for rel in st.product.values())
-        if name not in forced and prev.get("status") == "ok" and prev.get("fingerprint") == fp and products_ok:
-            rows.append({"stage": name, "status": "skipped", "seconds": 0.0}); continue
-        out_nb = run_dir / "notebooks" / f"{name}.ipynb"
-        out_nb.parent.mkdir(parents=True, exist_ok=True)
-        log.info("running stage %s", name)
-        t0 = time.perf_counter()
-        status = {"stage": name, "fingerprint": fp, "params": stage_params, "started": datetime.now(timezone.utc).isoformat()}
-        try:
-            pm.execute_notebook(str(st.path), str(out_nb), parameters=stage_params, kernel_name=kernel_name,
-                                progress_bar=False, cwd=str(run_dir))
-        except PapermillExecutionError as e:
-            secs = time.perf_counter() - t0
-            save_json({**status, "status": "failed", "seconds": secs, "error": f"{e.ename}: {e.evalue}"}, state_path)
-            rows.append({"stage": name, "status": "failed", "seconds": round(secs, 2)})
-            bar.close()
-            raise PipelineError(f"raised {e.ename}: {e.evalue} (executed notebook: {out_nb})", stage=name) from None
-        secs = time.perf_counter() - t0
-        missing = [k for k, rel in st.product.items() if not (run_dir / rel).exists()]
-        if missing:
-            save_json({**status, "status": "failed", "seconds": secs, "error": f"missing products {missing}"}, state_path)
-            bar.close()
-            raise PipelineError(f"finished but did not write declared products {missing}", stage=name)
-        save_json({**status, "status": "ok", "seconds": secs}, state_path)
-        rows.append({"stage": name, "status": "ran", "seconds": round(secs, 2)})
-    bar.close()
-    metrics = collect_metrics(run_dir)
-    save_json(metrics, run_dir / "metrics.json")
-    table = pd.DataFrame(rows, columns=["stage", "status", "seconds"])
-    save_json({"profile": profile, "run_id": run_id, "stages": rows}, run_dir / "run.json")
-    return RunResult(run_dir, table, metrics)
+    _check_kernel(kernel_name)
+    run_id = run_id if run_id is not None else profile
+    _check_run_args(profile, params, from_stage, run_id, progress)  # the default run id is the profile name
+    root = as_path(runs_dir, "runs_dir") if runs_dir is not None else get_config().runs_dir
+    run_dir = root.absolute() / run_id
+    try:
+        (run_dir / ".state").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the run folder {run_dir}: {e}") from e
+    lock = FileLock(str(run_dir / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise PipelineError(f"the run folder {run_dir} is in use by another `mlsys run`; wait for it or pass another --run-id") from None
+    try:
+        for name in _recover(run_dir):
+            print(f"mlsys: completed the commit of stage {name!r} that an interrupted run left unfinished", file=sys.stderr)
+        return _run_locked(pipe, values, profile, run_id, run_dir, from_stage, progress, kernel_name)
+    finally:
+        for empty in (run_dir / ".staging", run_dir / "failed"):
+            try:
+                empty.rmdir()  # only when empty
+            except OSError:
+                pass
+        lock.release()

@@ -1,0 +1,202 @@
+"""Bad input to the public functions of `mlsys.pipeline`: each gives a named mlsys error that names the input."""
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlsys.core import ConfigError, DataError
+from mlsys.pipeline import (CATEGORICAL_FEATURES, FEATURES, LABEL, NUMERIC_FEATURES, build_features, check_leakage, evaluate_models,
+                            fig_to_png, ingest, make_model, plot_curves, time_split, train_models, validate_flights,
+                            write_parquet, write_report)
+
+matplotlib.use("Agg")
+
+
+def flights_frame(n: int = 50) -> pd.DataFrame:
+    dep = pd.date_range("2013-01-01 12:00", periods=n, freq="h", tz="UTC")
+    return pd.DataFrame({"sched_dep": dep, "sched_dep_local": dep.tz_convert("America/New_York"),
+                         "carrier": pd.Categorical(["AA"] * n), "origin": pd.Categorical(["JFK"] * n),
+                         "dest": pd.Categorical(["LAX"] * n), "distance": np.full(n, 2475), "tailnum": pd.array(["N1"] * n, dtype="string"),
+                         "is_late": pd.array([i % 3 == 0 for i in range(n)], dtype="boolean"), "cancelled": np.zeros(n, bool)})
+
+
+def feature_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    dep = pd.date_range("2013-01-01", periods=n, freq="40min", tz="UTC")
+    df = pd.DataFrame({c: pd.Categorical(rng.choice(["A", "B", "C"], n)) for c in CATEGORICAL_FEATURES})
+    for c in NUMERIC_FEATURES:
+        df[c] = rng.normal(size=n)
+    local = dep.tz_convert("America/New_York")
+    df = df.assign(sched_dep=dep, sched_dep_local=local, local_date=local.strftime("%Y-%m-%d"), as_of=dep,
+                   tailnum=pd.array(rng.choice(["N1", "N2", "N3"], n), dtype="string"))
+    df[LABEL] = pd.array((df["distance"] + rng.normal(size=n)) > 0.5, dtype="boolean")
+    return df
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    feats = feature_frame()
+    train, test = time_split(feats, "2013-01-12")
+    return feats, train, test, train_models(train, "logreg")
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda f: None, "flights must be a pandas DataFrame, got NoneType"),
+    (lambda f: f.drop(columns=["origin"]), "flights lacks column ['origin']"),
+    (lambda f: f.iloc[:0], "flights table is empty"),
+    (lambda f: f.assign(sched_dep=f["sched_dep"].dt.tz_localize(None)), "flights['sched_dep'] has no time zone"),
+    (lambda f: f.assign(carrier=pd.Categorical([None] * len(f), categories=["AA"])), "flights column 'carrier' has 50 missing values"),
+    (lambda f: f.assign(distance="far"), "flights column 'distance' must be numeric, got dtype"),
+    (lambda f: f.assign(distance=0), "non-positive"),
+    (lambda f: f.assign(is_late=1), "flights column 'is_late' must be boolean, got dtype int64"),
+])
+def test_validate_flights(make, needle):
+    with pytest.raises(DataError) as e:
+        validate_flights(make(flights_frame()))
+    assert needle in str(e.value)
+
+
+def test_validate_flights_summary():
+    s = validate_flights(flights_frame())
+    assert s["rows"] == 50 and s["labelled"] == 50 and s["first_day"] == "2013-01-01"
+
+
+def test_write_parquet(tmp_path):
+    with pytest.raises(DataError, match="needs a pandas DataFrame, got dict"):
+        write_parquet({"a": [1]}, tmp_path / "x.parquet")
+    with pytest.raises(DataError, match="Parquet path must be a str or os.PathLike, got NoneType"):
+        write_parquet(pd.DataFrame({"a": [1]}), None)
+    mixed = pd.DataFrame({"a": pd.Series([1, "two", 3.0], dtype=object)})
+    with pytest.raises(DataError, match=r"cannot write .*mixed\.parquet as Parquet"):
+        write_parquet(mixed, tmp_path / "mixed.parquet")
+    assert not (tmp_path / "mixed.parquet").exists()
+
+
+@pytest.mark.parametrize("kw,err,needle", [
+    (dict(start=5), DataError, "start must be a date string like '2013-01-01' or None, got int"),
+    (dict(start="garbage"), DataError, "start='garbage' is not a date"),
+    (dict(end=""), DataError, "end='' is not a date"),
+    (dict(start="2013-02-01", end="2013-01-01"), DataError, "start='2013-02-01' is after end='2013-01-01'"),
+    (dict(out=None), ConfigError, "out must be a dict of output name -> path, got NoneType"),
+    (dict(out={"flights": "f.parquet"}), ConfigError, "out lacks paths for ['weather', 'planes', 'warehouse']"),
+    (dict(out={"flights": None, "weather": "w", "planes": "p", "warehouse": "d"}), DataError, "out['flights'] must be a str"),
+    (dict(start="2014-01-01", end="2014-01-02"), DataError, "flights table is empty"),
+])
+def test_ingest(kw, err, needle, tmp_path):
+    out = {k: tmp_path / f"{k}.parquet" for k in ["flights", "weather", "planes"]} | {"warehouse": tmp_path / "w.duckdb"}
+    args = {"start": "2013-01-01", "end": "2013-01-01", "out": out, **kw}
+    with pytest.raises(err) as e:
+        ingest(args["start"], args["end"], args["out"])
+    assert needle in str(e.value)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("kw,needle", [
+    (dict(flights=None), "flights must be a pandas DataFrame, got NoneType"),
+    (dict(weather=None), "weather must be a pandas DataFrame, got NoneType"),
+    (dict(planes=[]), "planes must be a pandas DataFrame, got list"),
+    (dict(flights=flights_frame().drop(columns=["tailnum"])), "flights lacks column ['tailnum']"),
+    (dict(flights=flights_frame().iloc[:0]), "flights is empty"),
+    (dict(flights=flights_frame().assign(sched_dep=pd.NaT)), "every flight needs a 'sched_dep' timestamp"),
+    (dict(lead="not-a-duration"), "lead='not-a-duration' is not a duration"),
+    (dict(lead=None), "lead must be a duration like '2h' or '30min', got NoneType"),
+    (dict(lead="-1h"), "lead='-1h' must be zero or more"),
+    (dict(recent_window="0min"), "recent_window='0min' must be more than zero"),
+    (dict(recent_window=2), "recent_window must be a duration"),
+    (dict(store_path=""), "store_path must be a non-empty file path"),
+])
+def test_build_features(kw, needle):
+    args = {"flights": flights_frame(), "weather": pd.DataFrame(), "planes": pd.DataFrame(), **kw}
+    with pytest.raises(DataError) as e:
+        build_features(**args)
+    assert needle in str(e.value)
+
+
+@pytest.mark.parametrize("make,split,needle", [
+    (lambda f: None, "2013-01-10", "features must be a pandas DataFrame"),
+    (lambda f: f.drop(columns=[LABEL]), "2013-01-10", "features lacks column ['is_late']"),
+    (lambda f: f.assign(sched_dep_local=f["sched_dep_local"].dt.tz_localize(None)), "2013-01-10", "has no time zone"),
+    (lambda f: f, None, "split_date must be a local date like '2013-10-01', got None"),
+    (lambda f: f, 20130110, "split_date must be a local date"),
+    (lambda f: f, "garbage", "split_date='garbage' is not a date"),
+    (lambda f: f, "", "split_date='' must be a local date without a time zone"),
+    (lambda f: f, "2013-01-10T00:00Z", "must be a local date without a time zone"),
+    (lambda f: f, "2014-01-01", "leaves"),
+    (lambda f: f.assign(is_late=pd.array([None] * len(f), dtype="boolean")), "2013-01-10", "no row has a label"),
+])
+def test_time_split(make, split, needle):
+    with pytest.raises(DataError) as e:
+        time_split(make(feature_frame()), split)
+    assert needle in str(e.value)
+
+
+def test_check_leakage_and_make_model(fitted):
+    feats, train, test, _ = fitted
+    with pytest.raises(DataError, match=r"train lacks column \['as_of'\]"):
+        check_leakage(train.drop(columns=["as_of"]), test)
+    with pytest.raises(DataError, match="test must be a pandas DataFrame"):
+        check_leakage(train, None)
+    for bad in ["x", 0.3, 1.5, True, float("nan")]:
+        with pytest.raises(DataError, match="auc_threshold must be a number in"):
+            check_leakage(train, test, auc_threshold=bad)
+    for kind in [None, "svm", 3]:
+        with pytest.raises(DataError, match="is not one of 'hgb', 'logreg'"):
+            make_model(kind)
+    for seed in [-1, 1.5, True, "0"]:
+        with pytest.raises(DataError, match="seed must be a non-negative int"):
+            make_model("hgb", seed)
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda t: None, "train must be a pandas DataFrame"),
+    (lambda t: t.drop(columns=["temp"]), "train lacks column ['temp']"),
+    (lambda t: t.iloc[:0], "train has no rows"),
+    (lambda t: t.assign(is_late=True), "train holds only is_late=True rows; both classes are needed"),
+    (lambda t: t.assign(is_late=pd.array([None] + [True, False] * ((len(t) - 1) // 2) + [True] * ((len(t) - 1) % 2), dtype="boolean")),
+     "train column 'is_late' has 1 missing labels"),
+])
+def test_train_models(fitted, make, needle):
+    _, train, _, _ = fitted
+    with pytest.raises(DataError) as e:
+        train_models(make(train), "logreg")
+    assert needle in str(e.value)
+
+
+def test_evaluate_models(fitted):
+    from sklearn.dummy import DummyClassifier
+    _, _, test, models = fitted
+    cases = [
+        (lambda: evaluate_models(None, test), "models must be a non-empty dict"),
+        (lambda: evaluate_models({}, test), "models must be a non-empty dict"),
+        (lambda: evaluate_models({"m": "model"}, test), "models['m'] is a str, which has no predict_proba"),
+        (lambda: evaluate_models(models, test.drop(columns=["dest"])), "test lacks column ['dest']"),
+        (lambda: evaluate_models(models, test.iloc[:0]), "test has no rows"),
+        (lambda: evaluate_models(models, test[test[LABEL].astype(bool)]), "both classes are needed"),
+        (lambda: evaluate_models({"unfitted": DummyClassifier()}, test), "model 'unfitted' could not predict the test rows (NotFittedError"),
+    ]
+    for f, needle in cases:
+        with pytest.raises(DataError) as e:
+            f()
+        assert needle in str(e.value), str(e.value)
+    metrics, preds = evaluate_models(models, test)
+    assert list(metrics.index) == list(models) and len(preds) == len(test)
+
+
+def test_plot_and_report_inputs(fitted, tmp_path):
+    _, _, test, models = fitted
+    _, preds = evaluate_models(models, test)
+    with pytest.raises(DataError, match=r"preds lacks column \['svm'\]"):
+        plot_curves(preds, ["svm"])
+    for bad in ["hgb", [], None]:
+        with pytest.raises(DataError, match="models must be a non-empty list of prediction columns"):
+            plot_curves(preds, bad)
+    with pytest.raises(DataError, match="fig must be a matplotlib figure, got NoneType"):
+        fig_to_png(None)
+    with pytest.raises(DataError, match="run folder not found"):
+        write_report(tmp_path / "nope", tmp_path / "r.html")
+    with pytest.raises(DataError, match="title must be a string, got int"):
+        write_report(tmp_path, tmp_path / "r.html", title=3)
+    with pytest.raises(DataError, match="report path must be a str"):
+        write_report(tmp_path, None)
+    assert write_report(tmp_path, tmp_path / "r.html").exists()  # an empty run folder still gives a page
+    assert set(FEATURES) <= set(test.columns)

@@ -1,0 +1,204 @@
+"""The workflow runner on a tiny pipeline: SIGKILL at random moments (commits included), a second run at the same time, and outputs a stage may not commit."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+from mlsys.core import PipelineError
+from mlsys.platform.workflow import _recover, load_pipeline, product_hash, run_pipeline
+
+
+def write_stage(folder: Path, name: str, params: str, body: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(textwrap.dedent(params).strip(), metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(textwrap.dedent(body).strip())]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / f"{name}.ipynb")
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> Path:
+    "make: a file and a folder of parts written slowly; total: reads both; all products depend on n."
+    folder = tmp_path_factory.mktemp("pipelines")
+    write_stage(folder, "make", '''
+        run_dir: str = "runs/dev"  # folder of this run
+        n: int = 3  # how many parts
+        delay: float = 0.0  # seconds to wait between parts
+        upstream: list = []  # no inputs
+        product: dict = {"numbers": "make/numbers.json", "parts": "make/parts"}  # a file and a folder
+    ''', '''
+        import time
+        from pathlib import Path
+        from mlsys.core import save_json
+        from mlsys.platform.workflow import log_metrics
+        run = Path(run_dir)
+        for i in range(n):
+            save_json({"i": i, "n": n}, run / product["parts"] / f"part{i}.json")
+            time.sleep(delay)
+        save_json(list(range(n)), run / product["numbers"])
+        log_metrics(run, "make", {"n": n})
+    ''')
+    write_stage(folder, "total", '''
+        run_dir: str = "runs/dev"  # folder of this run
+        upstream: list = ["make"]  # reads make's products
+        product: dict = {"total": "total/total.json"}  # the sum
+    ''', '''
+        from pathlib import Path
+        from mlsys.core import load_json, save_json
+        run = Path(run_dir)
+        xs = load_json(run / "make/numbers.json")
+        parts = sorted((run / "make/parts").glob("*.json"))
+        assert len(parts) == len(xs), (len(parts), len(xs))
+        save_json({"total": sum(xs), "parts": len(parts)}, run / product["total"])
+    ''')
+    (folder / "pipeline.toml").write_text("[profiles.smoke]\nn = 3\n")
+    return folder
+
+
+def consistent(toy: Path, run: Path) -> dict:
+    "Check every recorded stage's products against its record and against each other; return the recorded n per stage."
+    pipe = load_pipeline(toy)
+    seen = {}
+    for name, st in pipe.stages.items():
+        state = run / ".state" / f"{name}.json"
+        if not state.exists():
+            continue
+        rec = json.loads(state.read_text())
+        for key, rel in st.product.items():
+            assert product_hash(run / rel) == rec["products"][key], f"{name}.{key} is not what its record says"
+        seen[name] = rec["fingerprint"]["params"].get("n")
+    if "make" in seen:
+        n = seen["make"]
+        assert json.loads((run / "make/numbers.json").read_text()) == list(range(n))
+        assert sorted(p.name for p in (run / "make/parts").iterdir()) == [f"part{i}.json" for i in range(n)]
+        assert json.loads((run / "metrics/make.json").read_text()) == {"n": n}  # metrics commit with the products
+    return seen
+
+
+def runner(toy: Path, runs: Path, params: dict, prelude: str = "") -> subprocess.Popen:
+    code = (f"{prelude}\nfrom mlsys.platform.workflow import run_pipeline\n"
+            f"run_pipeline('smoke', {params!r}, pipelines={str(toy)!r}, runs_dir={str(runs)!r}, progress=False)")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def kill(proc: subprocess.Popen) -> None:
+    "SIGKILL the runner only, as a crash would; its kernels notice and exit on their own."
+    try:
+        kernels = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        kernels = []
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    proc.stderr.close()
+    psutil.wait_procs(kernels, timeout=60)
+    for k in kernels:
+        if k.is_running():
+            k.kill()
+
+
+def test_sigkill_at_random_moments_never_leaves_mixed_products(toy, tmp_path):
+    runs, run = tmp_path / "runs", tmp_path / "runs" / "smoke"
+    first = run_pipeline("smoke", {"n": 2}, pipelines=toy, runs_dir=runs, progress=False)
+    assert first.stages["status"].tolist() == ["ran", "ran"]
+    rng = random.Random(7)
+    outcomes = []
+    for trial in range(4):
+        n = 3 + trial
+        proc = runner(toy, runs, {"n": n, "delay": 0.2})
+        time.sleep(rng.uniform(0.5, 7.0))  # python start-up, kernel start-up, mid-write, commit, the next stage...
+        finished = proc.poll() is not None
+        if not finished:
+            kill(proc)
+        else:
+            proc.stderr.close()
+        _recover(run)  # what the next run does first
+        seen = consistent(toy, run)
+        outcomes.append((n, finished, seen.get("make")))
+        assert seen.get("make") in (n, *(o[0] for o in outcomes[:-1]), 2)  # an old or the new commit, never a mix
+    final = run_pipeline("smoke", {"n": 9}, pipelines=toy, runs_dir=runs, progress=False)
+    assert final.stages["status"].tolist() == ["ran", "ran"]
+    assert consistent(toy, run) == {"make": 9, "total": None}
+    assert json.loads((run / "total/total.json").read_text()) == {"total": 36, "parts": 9}
+    assert not (run / ".staging").exists()
+
+
+def test_kill_in_the_middle_of_a_commit_is_completed_by_the_next_run(toy, tmp_path):
+    runs, run = tmp_path / "runs", tmp_path / "runs" / "smoke"
+    run_pipeline("smoke", {"n": 2}, pipelines=toy, runs_dir=runs, progress=False)
+    old_numbers = (run / "make/numbers.json").read_bytes()
+    # die for real (os._exit, no cleanup) after the first of make's moves: numbers.json moved, parts/ not yet
+    prelude = textwrap.dedent('''
+        import os
+        import mlsys.platform.workflow as wf
+        _apply = wf._apply_moves
+        def dying(run_dir, moves):
+            _apply(run_dir, moves[:1])
+            os._exit(9)
+        wf._apply_moves = dying
+    ''')
+    proc = runner(toy, runs, {"n": 5}, prelude)
+    assert proc.wait(timeout=300) == 9, proc.stderr.read().decode()[-2000:]
+    proc.stderr.close()
+    assert (run / ".state/make.commit").exists()
+    assert (run / "make/numbers.json").read_bytes() != old_numbers  # half swapped: new numbers, old parts
+    assert len(list((run / "make/parts").iterdir())) == 2
+    again = run_pipeline("smoke", {"n": 5}, pipelines=toy, runs_dir=runs, progress=False)
+    assert again.stages["status"].tolist() == ["skipped", "ran"]  # make's commit was completed, not redone
+    assert consistent(toy, run) == {"make": 5, "total": None}
+    assert json.loads((run / "total/total.json").read_text()) == {"total": 10, "parts": 5}
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_the_first_runs(toy, tmp_path):
+    runs, run = tmp_path / "runs", tmp_path / "runs" / "smoke"
+    proc = runner(toy, runs, {"n": 4, "delay": 0.5})
+    deadline = time.monotonic() + 300
+    while not list((run / ".staging").glob("make-*")):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with pytest.raises(PipelineError, match="is in use by another `mlsys run`"):
+        run_pipeline("smoke", {"n": 4, "delay": 0.5}, pipelines=toy, runs_dir=runs, progress=False)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-2000:]
+    proc.stderr.close()
+    second = run_pipeline("smoke", {"n": 4, "delay": 0.5}, pipelines=toy, runs_dir=runs, progress=False)
+    assert second.stages["status"].tolist() == ["skipped", "skipped"]
+    assert consistent(toy, run) == {"make": 4, "total": None}
+
+
+def test_a_stage_cannot_commit_into_another_stages_product(tmp_path):
+    pipes = tmp_path / "pipes"; pipes.mkdir()
+    write_stage(pipes, "a", '''
+        run_dir: str = "runs/dev"  # run folder
+        upstream: list = []  # none
+        product: dict = {"x": "a/x.json"}  # x
+    ''', '''
+        from pathlib import Path
+        from mlsys.core import save_json
+        save_json(1, Path(run_dir) / product["x"])
+    ''')
+    write_stage(pipes, "b", '''
+        run_dir: str = "runs/dev"  # run folder
+        upstream: list = ["a"]  # reads a
+        product: dict = {"y": "b/y.json"}  # y
+    ''', '''
+        from pathlib import Path
+        from mlsys.core import save_json
+        mine = Path(run_dir) / product["y"]
+        save_json(2, mine)
+        save_json(666, mine.parent.parent / "a" / "x.json")  # a file that belongs to stage a
+    ''')
+    runs = tmp_path / "runs"
+    with pytest.raises(PipelineError, match="wrote 'a/x.json', which is inside product 'a/x.json' of stage 'a'") as e:
+        run_pipeline("smoke", pipelines=pipes, runs_dir=runs, progress=False)
+    assert e.value.stage == "b"
+    assert json.loads((runs / "smoke/a/x.json").read_text()) == 1
+    assert not (runs / "smoke/b").exists()
