@@ -17,13 +17,13 @@ from itertools import islice
 import numpy as np
 import pandas as pd
 
-from .core import ConfigError, DataError
+from .core import ConfigError, DataError, SchemaError
 
 # %% auto 0
-__all__ = ['log', 'mix_distance', 'bias_report', 'convenience_sample', 'snowball_sample', 'judgement_sample', 'quota_sample',
-           'simple_random_sample', 'allocate', 'stratified_sample', 'StratifiedSampler', 'weighted_sample',
-           'reservoir_sample', 'ReservoirSampler', 'ImportanceEstimate', 'importance_weights', 'effective_sample_size',
-           'importance_estimate']
+__all__ = ['log', 'MAX_DRAWS', 'mix_distance', 'bias_report', 'convenience_sample', 'snowball_sample', 'judgement_sample',
+           'quota_sample', 'simple_random_sample', 'allocate', 'stratified_sample', 'StratifiedSampler',
+           'weighted_sample', 'reservoir_sample', 'ReservoirSampler', 'ImportanceEstimate', 'importance_weights',
+           'effective_sample_size', 'importance_estimate']
 
 # %% ../nbs/03_sampling.ipynb
 log = logging.getLogger(__name__)
@@ -37,13 +37,66 @@ def _check_frame(df, name: str = "df") -> None:
 
 
 def _check_columns(df: pd.DataFrame, cols, name: str) -> list[str]:
-    cols = [cols] if isinstance(cols, str) else list(cols)
+    if cols is None or isinstance(cols, (bytes, dict, set, pd.DataFrame)) or (isinstance(cols, np.ndarray) and cols.ndim != 1):
+        raise DataError(f"{name} must be a column name or a list of column names, got {type(cols).__name__}")
+    cols = list(cols) if isinstance(cols, (list, tuple, pd.Index, np.ndarray)) else [cols]
     if not cols:
         raise DataError(f"{name} must name at least one column")
-    missing = [c for c in cols if c not in df.columns]
+    try:
+        missing = [c for c in cols if c not in df.columns]
+    except TypeError as e:  # an unhashable "name"
+        raise DataError(f"{name} must hold hashable column names: {e}") from e
     if missing:
-        raise DataError(f"{name}: column(s) {missing} not in the frame (columns: {list(df.columns)[:12]}...)")
+        raise SchemaError(f"{name}: column(s) {missing} not in the frame (columns: {list(df.columns)[:12]}...)")
     return cols
+
+
+def _check_flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _np_rng(random_state) -> np.random.Generator:
+    "A numpy Generator from None, a non-negative int seed or a Generator (returned as is), as `default_rng` does."
+    if random_state is None or isinstance(random_state, np.random.Generator):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
+        raise ConfigError(f"random_state must be None, a non-negative integer or a numpy Generator, got {random_state!r}")
+    return np.random.default_rng(random_state)
+
+
+def _sorted(df: pd.DataFrame, order_by, name: str = "order_by") -> pd.DataFrame:
+    cols = _check_columns(df, order_by, name)
+    try:
+        return df.sort_values(cols, kind="stable")
+    except TypeError as e:  # values of mixed types that cannot be ordered
+        raise DataError(f"{name} {cols} cannot be sorted: {e}") from e
+
+
+def _numbers(x, name: str) -> np.ndarray:
+    "`x` as a float64 array if it holds numbers (not booleans, not numeric strings); else `DataError`."
+    if x is None or isinstance(x, (str, bytes, dict, set)):
+        raise DataError(f"{name} must be an array of numbers, got {type(x).__name__}")
+    if isinstance(x, pd.Series) and pd.api.types.is_extension_array_dtype(x.dtype) and x.isna().any():
+        raise DataError(f"{name} contains {int(x.isna().sum())} missing values (NA)")
+    try:
+        raw = np.asarray(x)
+    except (TypeError, ValueError) as e:  # ragged nested lists
+        raise DataError(f"{name} must be an array of numbers: {e}") from e
+    if raw.dtype.kind == "b":
+        raise DataError(f"{name} holds booleans, not numbers; convert them with astype(float) if that is meant")
+    if raw.dtype.kind not in "iuf":
+        if raw.dtype.kind == "O" and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                                         for v in raw.ravel().tolist()):
+            return raw.astype("float64")
+        raise DataError(f"{name} must be numbers, got dtype {raw.dtype}"
+                        + (f" (e.g. {raw.ravel()[0]!r})" if raw.size else ""))
+    return raw.astype("float64", copy=False)
+
+
+#: most rows a sampler draws with replacement (the draws are materialized: refuse before allocating)
+MAX_DRAWS = 100_000_000
 
 
 def _check_n(n, available: int, name: str = "n") -> int:
@@ -56,11 +109,24 @@ def _check_n(n, available: int, name: str = "n") -> int:
     return int(n)
 
 
+def _shares(s, name: str) -> pd.Series:
+    if not isinstance(s, pd.Series):
+        raise DataError(f"{name} must be a pandas Series of categories, got {type(s).__name__}")
+    if len(s) == 0:
+        raise DataError(f"{name} is empty: an empty sample has no category mix")
+    try:
+        return s.value_counts(normalize=True, dropna=False)
+    except TypeError as e:  # unhashable values (lists, dicts) are no categories
+        raise DataError(f"{name} must hold hashable category values: {e}") from e
+
+
 def mix_distance(population: pd.Series, sample: pd.Series) -> float:
     "Total variation distance between the category shares of `sample` and `population`."
-    p = population.value_counts(normalize=True, dropna=False)
-    q = sample.value_counts(normalize=True, dropna=False)
-    p, q = p.align(q, fill_value=0.0)
+    p, q = _shares(population, "population"), _shares(sample, "sample")
+    try:
+        p, q = p.align(q, fill_value=0.0)
+    except TypeError as e:  # categories that cannot be compared with each other
+        raise DataError(f"population and sample must hold comparable, hashable category values: {e}") from e
     return float(0.5 * (p - q).abs().sum())
 
 
@@ -73,19 +139,30 @@ def bias_report(
     "One row per sample: size, target rate, its error vs the population, and the mix distance over each `by`."
     _check_frame(population, "population")
     by = _check_columns(population, by, "by")
+    if not isinstance(target, str):
+        raise DataError(f"target must be one column name (a str), got {target!r}")
     _check_columns(population, [target], "target")
     if not isinstance(samples, dict) or not samples:
         raise DataError("samples must be a non-empty dict of name -> sampled frame")
-    pop_rate = float(population[target].mean())
+    pop_rate = _rate(population, target, "population")
     rows = []
     for name, s in samples.items():
         _check_frame(s, f"sample {name!r}")
         _check_columns(s, [target, *by], f"sample {name!r}")
-        rate = float(s[target].mean())
+        rate = _rate(s, target, f"sample {name!r}")
         row = {"sampler": name, "n": len(s), f"{target} rate": rate, "rate error": rate - pop_rate}
         row.update({f"{c} mix distance": mix_distance(population[c], s[c]) for c in by})
         rows.append(row)
     return pd.DataFrame(rows).set_index("sampler")
+
+
+def _rate(df: pd.DataFrame, target: str, name: str) -> float:
+    col = df[target]
+    if not (pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_numeric_dtype(col.dtype)):
+        raise DataError(f"target {target!r} of {name} must be 0/1 or boolean, got dtype {col.dtype}")
+    if col.notna().sum() == 0:
+        raise DataError(f"target {target!r} of {name} has no non-missing value, so it has no rate")
+    return float(col.mean())
 
 # %% ../nbs/03_sampling.ipynb
 def convenience_sample(
@@ -97,7 +174,7 @@ def convenience_sample(
     _check_frame(df)
     n = _check_n(n, len(df))
     if order_by is not None:
-        df = df.sort_values(_check_columns(df, order_by, "order_by"), kind="stable")
+        df = _sorted(df, order_by)
     return df.iloc[:n]
 
 # %% ../nbs/03_sampling.ipynb
@@ -115,7 +192,7 @@ def snowball_sample(
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool) and seeds > n:
         raise DataError(f"seeds={seeds} is larger than the sample size n={n}")
     seeds = _check_n(seeds, n, "seeds")
-    rng = np.random.default_rng(random_state)
+    rng = _np_rng(random_state)
     pos = np.arange(len(df))
     groups = {c: pd.Series(pos).groupby(df[c].to_numpy(), dropna=True).indices for c in cols}
     codes = {c: df[c].to_numpy() for c in cols}
@@ -162,6 +239,9 @@ def judgement_sample(
         mask = rule(df)
     else:
         raise DataError(f"rule must be a callable or a query string, got {type(rule).__name__}")
+    if isinstance(mask, pd.Series) and not mask.index.equals(df.index):
+        raise DataError("rule returned a Series whose index is not the frame's (reordered or filtered?); "
+                        "return one boolean per row, aligned with the frame")
     if not isinstance(mask, pd.Series):
         mask = np.asarray(mask)
         if mask.shape != (len(df),):
@@ -189,14 +269,20 @@ def quota_sample(
     "The first rows of each slice of `by`, up to its quota."
     _check_frame(df)
     cols = _check_columns(df, by, "by")
+    for c in cols:
+        if df[c].isna().any():
+            raise DataError(f"by column {c!r} has {int(df[c].isna().sum())} missing values, which form no slice; "
+                            "fill them or drop those rows")
     if order_by is not None:
-        df = df.sort_values(_check_columns(df, order_by, "order_by"), kind="stable")
+        df = _sorted(df, order_by)
     if len(cols) == 1:
         keys = df[cols[0]].astype(object).tolist()
     else:
         keys = list(zip(*(df[c].astype(object).tolist() for c in cols)))
     sizes = Counter(keys)
     if isinstance(quotas, dict):
+        if not quotas:
+            raise DataError("quotas is an empty dict: it names no slice to fill")
         unknown = [k for k in quotas if k not in sizes]
         if unknown:
             raise DataError(f"quotas name slice(s) {unknown[:5]} that do not occur in {cols}")
@@ -208,6 +294,8 @@ def quota_sample(
             raise DataError(f"quota for slice {k!r} must be a non-negative integer, got {q!r}")
         if q > sizes[k]:
             raise DataError(f"quota {q} for slice {k!r} is larger than its {sizes[k]} rows")
+    if sum(want.values()) == 0:
+        raise DataError("quotas are all zero: they select no row")
     filled: Counter = Counter()
     mask = np.zeros(len(df), dtype=bool)
     for i, k in enumerate(keys):
@@ -226,8 +314,9 @@ def simple_random_sample(
 ) -> pd.DataFrame:
     "Rows drawn uniformly at random (each row equally likely)."
     _check_frame(df)
+    replace = _check_flag(replace, "replace")
     n = _resolve_size(len(df), n, frac, replace)
-    rng = np.random.default_rng(random_state)
+    rng = _np_rng(random_state)
     return df.iloc[rng.choice(len(df), size=n, replace=replace)]
 
 
@@ -235,12 +324,44 @@ def _resolve_size(N: int, n, frac, replace: bool = False) -> int:
     if (n is None) == (frac is None):
         raise DataError("give exactly one of n and frac")
     if frac is not None:
-        if isinstance(frac, bool) or not isinstance(frac, (int, float, np.floating)) or not 0 < frac <= 1:
+        if isinstance(frac, (bool, np.bool_)) or not isinstance(frac, (int, float, np.integer, np.floating)) \
+                or not 0 < frac <= 1:
             raise DataError(f"frac must be a number in (0, 1], got {frac!r}")
-        return max(1, round(frac * N))
-    return _check_n(n, sys.maxsize if replace else N)
+        if round(frac * N) < 1:
+            raise DataError(f"frac={frac} of {N} rows is no row at all; ask for n=1 or a larger fraction")
+        return round(frac * N)
+    return _check_draws(n, N, replace)
+
+
+def _check_draws(n, available: int, replace: bool, name: str = "n") -> int:
+    "`n` rows to draw: at most `available` without replacement, at most `MAX_DRAWS` with it."
+    if replace and isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)) and n > MAX_DRAWS:
+        raise DataError(f"{name}={n} draws with replacement is more than MAX_DRAWS={MAX_DRAWS:,}; draw in batches")
+    return _check_n(n, MAX_DRAWS if replace else available, name)
 
 # %% ../nbs/03_sampling.ipynb
+def _check_sizes(sizes) -> np.ndarray:
+    if isinstance(sizes, (str, bytes)) or sizes is None:
+        raise DataError(f"sizes must be a list of stratum sizes, got {sizes!r}")
+    a = np.asarray(sizes)
+    if a.ndim != 1 or len(a) == 0:
+        raise DataError(f"sizes must be a non-empty 1-d list of stratum sizes, got shape {a.shape}")
+    if a.dtype.kind not in "iuf" or (a.dtype.kind == "f" and not (np.isfinite(a).all() and (a == np.round(a)).all())):
+        raise DataError(f"sizes must be whole numbers of rows, got {a.tolist()[:10]} (dtype {a.dtype})")
+    if (a < 0).any():
+        raise DataError("sizes must be a non-empty list of non-negative stratum sizes")
+    if a.max() > 2**62:
+        raise DataError(f"sizes are too large to be row counts (largest {a.max()})")
+    return a.astype("int64")
+
+
+def _has_len(x, n: int) -> bool:
+    try:
+        return len(x) == n
+    except TypeError:  # no len(), or a 0-d array
+        return False
+
+
 def allocate(
     sizes: Sequence[int],  # population size of each stratum
     n: int,  # total sample size
@@ -248,11 +369,13 @@ def allocate(
     labels: Sequence | None = None,  # stratum names, used in error messages
 ) -> np.ndarray:
     "Rows per stratum, summing to `n`, by the largest-remainder rule."
-    sizes = np.asarray(sizes, dtype="int64")
+    sizes = _check_sizes(sizes)
     N, H = int(sizes.sum()), len(sizes)
-    if H == 0 or (sizes < 0).any():
-        raise DataError("sizes must be a non-empty list of non-negative stratum sizes")
+    if labels is not None and (isinstance(labels, (str, bytes)) or not _has_len(labels, H)):
+        raise DataError(f"labels must name each of the {H} strata, got {labels!r}"[:300])
     n = _check_n(n, N)
+    if not isinstance(allocation, str):
+        raise ConfigError(f"allocation must be 'proportional' or 'equal', got {type(allocation).__name__}")
     if allocation == "proportional":
         exact = n * sizes / N
     elif allocation == "equal":
@@ -283,12 +406,14 @@ def stratified_sample(
     "A simple random sample drawn separately inside each stratum of `by`."
     _check_frame(df)
     cols = _check_columns(df, by, "by")
+    if weight_col is not None and (not isinstance(weight_col, str) or not weight_col):
+        raise DataError(f"weight_col must be a non-empty column name (a str) or None, got {weight_col!r}")
     n = _resolve_size(len(df), n, frac)
+    rng = _np_rng(random_state)
     grouped = df.groupby(cols, dropna=False, observed=True, sort=True)
     codes = grouped.ngroup().to_numpy()
     sizes = np.bincount(codes)
     counts = allocate(sizes, n, allocation, labels=list(grouped.size().index))
-    rng = np.random.default_rng(random_state)
     order = np.argsort(codes, kind="stable")
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     picks, weights = [], []
@@ -333,34 +458,55 @@ class StratifiedSampler:
 
     def fit_resample(self, X, y):
         "Return the stratified subsample `(X_res, y_res)`; also sets `sample_indices_`."
+        if y is None or isinstance(y, (str, bytes)):
+            raise DataError(f"y must be one label per row of X, got {type(y).__name__}")
         y_arr = np.asarray(y)
         if y_arr.ndim != 1:
             raise DataError(f"y must be one-dimensional, got shape {y_arr.shape}")
-        if len(X) != len(y_arr):
-            raise DataError(f"X has {len(X)} rows but y has {len(y_arr)}")
+        rows = _n_rows(X)
+        if rows != len(y_arr):
+            raise DataError(f"X has {rows} rows but y has {len(y_arr)}")
         frame = pd.DataFrame({"y": y_arr})
         picked = stratified_sample(frame, "y", n=self.n, frac=self.frac, allocation=self.allocation,
                                    random_state=self.random_state)
         self.sample_indices_ = picked.index.to_numpy()
-        take = lambda a: a.iloc[self.sample_indices_] if hasattr(a, "iloc") else np.asarray(a)[self.sample_indices_]
-        return take(X), take(y)
+        return _take(X, self.sample_indices_), _take(y, self.sample_indices_)
+
+
+def _n_rows(X) -> int:
+    "Rows of an array-like X (a frame, an array, a sparse matrix, a list); `DataError` for None or a scalar."
+    if X is None or isinstance(X, (str, bytes, dict)):
+        raise DataError(f"X must be an array-like of rows, got {type(X).__name__}")
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 0:
+        raise DataError(f"X must be an array-like of rows, got a 0-d {type(X).__name__}")
+    if shape is not None:
+        return int(shape[0])
+    if not hasattr(X, "__len__"):
+        raise DataError(f"X must be an array-like of rows, got {type(X).__name__}")
+    return len(X)
+
+
+def _take(a, idx: np.ndarray):
+    if hasattr(a, "iloc"):
+        return a.iloc[idx]
+    if hasattr(a, "tocsr"):  # a scipy sparse matrix: row indexing needs CSR
+        return a.tocsr()[idx]
+    return np.asarray(a)[idx]
 
 # %% ../nbs/03_sampling.ipynb
 def _check_weights(weights, df: pd.DataFrame) -> np.ndarray:
     if isinstance(weights, str):
         _check_columns(df, weights, "weights")
         weights = df[weights]
-    try:
-        w = np.asarray(weights, dtype="float64")
-    except (TypeError, ValueError) as e:
-        raise DataError(f"weights must be numbers: {e}") from e
+    w = _numbers(weights, "weights")
     if w.ndim != 1 or len(w) != len(df):
         raise DataError(f"weights must have one value per row ({len(df)}), got shape {w.shape}")
     if not np.isfinite(w).all():
         raise DataError(f"weights must be finite; {int((~np.isfinite(w)).sum())} are NaN or infinite")
     if (w < 0).any():
         raise DataError(f"weights must be non-negative; {int((w < 0).sum())} are negative (min {w.min():g})")
-    if w.sum() <= 0:
+    if w.max() <= 0:
         raise DataError("weights are all zero; at least one must be positive")
     return w
 
@@ -374,13 +520,19 @@ def weighted_sample(
 ) -> pd.DataFrame:
     "Rows drawn with probability proportional to `weights`."
     _check_frame(df)
+    replace = _check_flag(replace, "replace")
     w = _check_weights(weights, df)
     positive = int((w > 0).sum())
     if not replace and isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > positive:
         raise DataError(f"n={n} is larger than the {positive} rows with positive weight (sampling without replacement)")
-    n = _check_n(n, sys.maxsize if replace else positive)
-    rng = np.random.default_rng(random_state)
-    return df.iloc[rng.choice(len(df), size=n, replace=replace, p=w / w.sum())]
+    n = _check_draws(n, positive, replace)
+    rng = _np_rng(random_state)
+    with np.errstate(over="ignore"):
+        total = w.sum()
+    if not np.isfinite(total):  # finite weights whose sum overflows: rescale (a no-op for the draw's probabilities)
+        w = w / w.max()
+        total = w.sum()
+    return df.iloc[rng.choice(len(df), size=n, replace=replace, p=w / total)]
 
 # %% ../nbs/03_sampling.ipynb
 def _rng(random_state) -> random.Random:
@@ -414,6 +566,8 @@ def _gap(w: float, rnd) -> int:
 def _check_k(k) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise DataError(f"k must be a positive integer, got {k!r}")
+    if k > MAX_DRAWS:  # the reservoir holds k items: refuse before allocating
+        raise DataError(f"k={k} is more than MAX_DRAWS={MAX_DRAWS:,} items a reservoir may hold")
     return int(k)
 
 
@@ -423,6 +577,8 @@ def _check_stream(source) -> None:
                         "df.itertuples() or df.to_dict('records') instead")
     if isinstance(source, (str, bytes)) or not (hasattr(source, "__iter__") or hasattr(source, "__getitem__")):
         raise DataError(f"source must be an iterable of items, got {type(source).__name__}")
+    if isinstance(source, np.ndarray) and source.ndim == 0:
+        raise DataError(f"source is a 0-d array ({source!r}), not a stream of items")
 
 
 def _reservoir_r(it, k: int, rnd) -> tuple[list, int]:
@@ -452,6 +608,8 @@ def _reservoir_l_iter(it, k: int, rnd) -> list:
 
 def _reservoir_l_random_access(seq, k: int, rnd) -> list:
     N = len(seq)
+    if k > N:  # known before reading: refuse without copying the population
+        raise DataError(f"k={k} is larger than the population: the stream ended after {N} items")
     res = [seq[i] for i in range(min(k, N))]
     if N <= k:
         return res
@@ -475,6 +633,8 @@ def reservoir_sample(
     "A uniform sample of `k` items from `source`, read in one pass."
     k = _check_k(k)
     _check_stream(source)
+    if not isinstance(method, str):
+        raise ConfigError(f"method must be 'L' or 'R', got {type(method).__name__}")
     rnd = _rng(random_state).random
     if method == "R":
         res, _ = _reservoir_r(iter(source), k, rnd)
@@ -501,7 +661,7 @@ class ReservoirSampler:
         random_state: int | None = None,  # seed
     ):
         self.k, self.method, self.random_state = _check_k(k), method, random_state
-        if method not in ("L", "R"):
+        if not isinstance(method, str) or method not in ("L", "R"):
             raise ConfigError(f"method must be 'L' or 'R', got {method!r}")
         r = _rng(random_state)
         self._rnd = r.random
@@ -577,10 +737,7 @@ class ImportanceEstimate:
 
 
 def _as_prob(x, name: str, n: int | None = None) -> np.ndarray:
-    try:
-        a = np.asarray(x, dtype="float64")
-    except (TypeError, ValueError) as e:
-        raise DataError(f"{name} must be numbers: {e}") from e
+    a = _numbers(x, name)
     if a.ndim != 1 or len(a) == 0:
         raise DataError(f"{name} must be a non-empty 1-d array, got shape {a.shape}")
     if n is not None and len(a) != n:
@@ -596,6 +753,7 @@ def importance_weights(
     log: bool = False,  # p and q are log-densities
 ) -> np.ndarray:
     "Raw importance weights P(x)/Q(x)."
+    log = _check_flag(log, "log")
     p, q = _as_prob(p, "p"), _as_prob(q, "q", None)
     if len(p) != len(q):
         raise DataError(f"p has {len(p)} values but q has {len(q)}")
@@ -629,10 +787,15 @@ def effective_sample_size(weights) -> float:
         raise DataError("weights must be non-negative")
     if not np.isfinite(w).all():
         raise DataError(f"weights must be finite; {int((~np.isfinite(w)).sum())} are infinite")
-    s2 = float((w**2).sum())
-    if s2 == 0:
+    with np.errstate(over="ignore", under="ignore"):
+        s1, s2 = float(w.sum()), float((w**2).sum())
+    if np.isfinite(s1) and np.isfinite(s2) and s2 >= np.finfo("float64").tiny:
+        return float(s1**2 / s2)
+    m = float(w.max())
+    if m == 0:
         raise DataError("weights are all zero")
-    return float(w.sum() ** 2 / s2)
+    u = w / m  # the ratio does not depend on the scale: rescale when w² overflows or underflows
+    return float(u.sum() ** 2 / (u**2).sum())
 
 
 def importance_estimate(
@@ -643,9 +806,29 @@ def importance_estimate(
     log: bool = False,  # p and q are log-densities
 ) -> ImportanceEstimate:
     "Estimate E_P[f] from draws of Q with importance weights."
+    self_normalized = _check_flag(self_normalized, "self_normalized")
     f = _as_prob(values, "values")
+    if not np.isfinite(f).all():
+        raise DataError(f"values must be finite; {int((~np.isfinite(f)).sum())} are infinite")
     w = importance_weights(_as_prob(p, "p", len(f)), _as_prob(q, "q", len(f)), log=log)
-    if w.sum() == 0:
+    if w.max() == 0:
         raise DataError("all importance weights are zero: P gives no mass to any draw from Q")
-    est = float((w * f).sum() / w.sum()) if self_normalized else float((w * f).mean())
-    return ImportanceEstimate(est, effective_sample_size(w), len(f), w / w.sum(), self_normalized)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = w.sum()
+        est = float((w * f).sum() / total) if self_normalized else float((w * f).mean())
+    if not np.isfinite(total):  # finite weights whose sum overflows: the normalised weights do not
+        total = None
+        u = w / w.max()
+        shares = u / u.sum()
+    else:
+        shares = w / total
+    if not np.isfinite(est) or (self_normalized and total is None):
+        if self_normalized:  # a convex combination of finite values is finite: sum share * f
+            est = float((shares * f).sum())
+        else:  # mean(w f) = max|f| * mean(w * f / max|f|)
+            fm = float(np.abs(f).max())
+            with np.errstate(over="ignore"):
+                est = float((w * (f / fm)).mean() * fm)
+    if not np.isfinite(est):
+        raise DataError(f"the importance estimate overflows a float ({est}); rescale values or use self_normalized=True")
+    return ImportanceEstimate(est, effective_sample_size(w), len(f), shares, self_normalized)
