@@ -174,6 +174,8 @@ def test_learnable_text_parts_follow_the_sklearn_contract(sms):
     (lambda lex: random_swap(["a", 3], 1, np.random.default_rng()), DataError, r"tokens\[1\] must be a str"),
     (lambda lex: random_swap(["a", "b"], 1, 42), ConfigError, "rng must be a numpy Generator"),
     (lambda lex: random_insertion(["a"], {"a": ["b"]}, 1, np.random.default_rng()), ConfigError, "lexicon must be a fitted SynonymLexicon"),
+    (lambda lex: synonym_replacement(["a"], None, 1, np.random.default_rng()), ConfigError, "lexicon must be a fitted SynonymLexicon, got NoneType"),
+    (lambda lex: bert_mask_ids([[1, 2], [3]], 10, 0, np.random.default_rng()), DataError, "must be rectangular arrays"),
     (lambda lex: bert_mask_ids(np.array([0, 5, 10]), 10, 0, np.random.default_rng()), DataError,
      r"ids must lie in \[0, vocab_size=10\); 1 do not, e.g. \[10\]"),
     (lambda lex: bert_mask_ids(np.array([-1, 2]), 10, 0, np.random.default_rng()), DataError, r"e.g. \[-1\]"),
@@ -264,3 +266,12 @@ def test_text_estimators_declare_text_input_and_are_skipped_like_count_vectorize
         assert all(r["status"] == "passed" for r in results) and any(issubclass(x.category, SkipTestWarning) for x in w)
         ran[type(est).__name__] = sorted(r["check_name"] for r in results)
     assert ran["SynonymLexicon"] == ran["BertMasker"] == ran["CountVectorizer"] == ["check_estimator_cloneable"]
+
+
+def test_a_window_wider_than_any_message_sees_the_same_contexts():
+    "window=10**9 used to allocate 10**9 separators per message (out of memory); it now equals the longest message's."
+    texts = ["my cat likes fish", "my dog likes fish", "the car needs fuel"] * 4
+    wide = SynonymLexicon(min_count=1, n_components=3, window=10**9, groups=None).fit(texts)
+    exact = SynonymLexicon(min_count=1, n_components=3, window=4, groups=None).fit(texts)
+    np.testing.assert_allclose(wide.embeddings_, exact.embeddings_)
+    assert wide.lexicon_ == exact.lexicon_

@@ -399,6 +399,11 @@ def test_discretizer_boundaries_need_strategy_custom():
     (lambda X: simulate_missing(X, "a", random_state="x"), ConfigError, "random_state must be a non-negative int"),
     (lambda X: simulate_missing(X, "a", "mar", depends_on="flag"), DataError, "'flag' drives missingness and must be numeric"),
     (lambda X: simulate_missing(X.assign(b=np.inf), "a", "mar", depends_on="b"), DataError, "must be finite"),
+    (lambda X: simulate_missing(X, "a", np.array([])), ConfigError, "mechanism must be one of"),
+    (lambda X: simulate_missing(X, "a", "mnar", depends_on="b"), ConfigError, "depends_on='b' is only used with mechanism='mar'"),
+    (lambda X: drop_missing_rows(X, columns=object()), DataError, "columns must be a column name or a list of them"),
+    (lambda X: Imputer().fit(X[["a", "b"]]).get_feature_names_out(["x"]), SchemaError, r"input_features=\['x'\] does not match the 2"),
+    (lambda X: Discretizer().fit(X[["a", "b"]]).get_feature_names_out(["a", "c"]), SchemaError, "does not match"),
     # drop_missing_rows
     (lambda X: drop_missing_rows(None), DataError, "X must be a pandas DataFrame, got NoneType"),
     (lambda X: drop_missing_rows(X, y=5), DataError, "y must be a Series or array"),

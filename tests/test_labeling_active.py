@@ -43,6 +43,8 @@ def test_committee_scores_match_scipy():
     ve = np.array([scipy_entropy(np.bincount(votes[:, i], minlength=4)) for i in range(50)])
     np.testing.assert_allclose(vote_entropy(votes, 4), ve)
     assert vote_entropy(np.zeros((3, 2), dtype=int), 2).tolist() == [0.0, 0.0]
+    # classes nobody voted for add nothing: a huge n_classes costs nothing (it looped over every class)
+    np.testing.assert_allclose(vote_entropy(votes, 10**12), vote_entropy(votes, 4))
     with pytest.raises(DataError, match="class indices"):
         vote_entropy(np.array([[0, 5], [1, 1]]), 2)
 
@@ -194,6 +196,10 @@ def test_uncertainty_scores_accept_float32_and_one_hot():
     (lambda: StoppingRule().update(None, np.zeros(3)), DataError, "top_score must be a number"),
     (lambda: StoppingRule().update(0.5, None), DataError, "predictions must be a non-empty 1-D array"),
     (lambda: StoppingRule().update(0.5, []), DataError, "predictions must be a non-empty 1-D array"),
+    (lambda: StoppingRule().update(0.5, [[1, 2], [3]]), DataError, "predictions must be a rectangular array"),
+    (lambda: entropy([[0.5, 0.5], [1.0]]), DataError, "proba must be a rectangular array"),
+    (lambda: vote_entropy([[0, 1], [1]], 2), DataError, "votes must be a rectangular array"),
+    (lambda: kl_to_consensus([[[0.5, 0.5]], [[1.0]]]), DataError, "probas must be a rectangular array"),
 ])
 def test_committee_scores_and_stopping_rule_refuse_bad_input(call, exc, msg):
     with pytest.raises(exc, match=msg):
@@ -203,7 +209,8 @@ def test_committee_scores_and_stopping_rule_refuse_bad_input(call, exc, msg):
 @pytest.mark.parametrize("kwargs, exc, msg", [
     (dict(batch_size=True), ConfigError, "batch_size must be an integer >= 1, got True"),
     (dict(batch_size=2.5), ConfigError, "batch_size must be an integer >= 1"),
-    (dict(strategy="vote_entropy", n_committee=2.5), ConfigError, r"n_committee \(for vote_entropy\) must be an integer >= 2"),
+    (dict(strategy="vote_entropy", n_committee=2.5), ConfigError, "n_committee must be an integer >= 1, got 2.5"),
+    (dict(strategy="margin", n_committee="x"), ConfigError, "n_committee must be an integer >= 1"),  # unused, still checked
     (dict(strategy="kl_consensus", n_committee=1), ConfigError, r"n_committee \(for kl_consensus\) must be an integer >= 2"),
     (dict(strategy=None), ConfigError, "strategy=None is not one of"),
     (dict(random_state="x"), ConfigError, "random_state must be None or a non-negative int"),

@@ -148,12 +148,13 @@ class SynonymLexicon(_TextInput, BaseEstimator):
             raise DataError(f"only {len(vocab)} words occur at least min_count={self.min_count} times; need 3 or more")
         index = {w: i for i, w in enumerate(vocab)}
         seq: list[int] = []
+        window = min(self.window, max(map(len, docs)))  # a wider window sees nothing more (and would need huge gaps)
         for doc in docs:  # one long id sequence; -1 marks rare words and separates messages
             seq.extend(index.get(w, -1) for w in doc)
-            seq.extend([-1] * self.window)
+            seq.extend([-1] * window)
         seq = np.asarray(seq, dtype=np.int64)
         rows, cols = [], []
-        for k in range(1, self.window + 1):
+        for k in range(1, window + 1):
             a, b = seq[:-k], seq[k:]
             ok = (a >= 0) & (b >= 0)
             rows += [a[ok], b[ok]]
@@ -211,10 +212,10 @@ class SynonymLexicon(_TextInput, BaseEstimator):
         return float(self.embeddings_[idx[a]] @ self.embeddings_[idx[b]])
 
 # %% ../../nbs/06b_augment_text.ipynb
-def _check_op(tokens, lexicon, rng) -> list[str]:
+def _check_op(tokens, lexicon, rng, needs_lexicon: bool = True) -> list[str]:
     "Validate the arguments every EDA operation shares."
     tokens = _check_tokens(tokens)
-    if lexicon is not None:
+    if needs_lexicon:
         if not isinstance(lexicon, SynonymLexicon):
             raise ConfigError(f"lexicon must be a fitted SynonymLexicon, got {type(lexicon).__name__}")
         check_is_fitted(lexicon, "lexicon_")
@@ -234,12 +235,12 @@ def random_insertion(tokens: list[str], lexicon: SynonymLexicon, n: int, rng: np
 
 def random_swap(tokens: list[str], n: int, rng: np.random.Generator) -> list[str]:
     "Swap the tokens at two random positions, `n` times."
-    return _random_swap(_check_op(tokens, None, rng), _check_count(n, "n"), rng)
+    return _random_swap(_check_op(tokens, None, rng, needs_lexicon=False), _check_count(n, "n"), rng)
 
 
 def random_deletion(tokens: list[str], p: float, rng: np.random.Generator) -> list[str]:
     "Drop each token with probability `p`, keeping at least one token."
-    return _random_deletion(_check_op(tokens, None, rng), _check_fraction(p, "p"), rng)
+    return _random_deletion(_check_op(tokens, None, rng, needs_lexicon=False), _check_fraction(p, "p"), rng)
 
 
 # the operations themselves, on validated arguments (EDA validates once and calls these)
@@ -373,7 +374,11 @@ def bert_mask_ids(
     "Corrupted ids and an action code per position (`KEEP`, `MASK`, `RANDOM`, `UNCHANGED`)."
     _check_bert_probs(mask_prob, mask_frac, random_frac)
     _check_rng(rng)
-    ids = np.asarray(ids)
+    try:
+        ids = np.asarray(ids)
+        special = None if special is None else np.asarray(special)
+    except (ValueError, TypeError) as e:  # ragged nested lists
+        raise DataError(f"ids and special must be rectangular arrays: {e}") from e
     if not np.issubdtype(ids.dtype, np.integer):
         raise DataError(f"ids must be integers, got dtype {ids.dtype}")
     vocab_size = _check_count(vocab_size, "vocab_size", 1)
@@ -383,7 +388,6 @@ def bert_mask_ids(
     if not (info.min <= mask_id <= info.max and vocab_size - 1 <= info.max):
         raise ConfigError(f"mask_id={mask_id} and vocab_size={vocab_size} must fit in the ids' dtype {ids.dtype}")
     if special is not None:
-        special = np.asarray(special)
         if special.dtype != bool and not (np.issubdtype(special.dtype, np.integer) and np.isin(special, (0, 1)).all()):
             raise DataError(f"special must be a boolean mask (or 0/1), got dtype {special.dtype}")
         special = special.astype(bool)

@@ -80,7 +80,19 @@ def check_X(est, X, reset: bool, numeric: bool = True,
 
 def _names(est, input_features=None) -> np.ndarray:
     check_is_fitted(est, "n_features_in_")
-    return _check_feature_names_in(est, input_features)
+    try:
+        return _check_feature_names_in(est, input_features)
+    except (ValueError, TypeError) as e:
+        raise SchemaError(f"input_features={input_features!r} does not match the {est.n_features_in_} column(s) "
+                          f"{type(est).__name__} was fitted on: {e}") from e
+
+
+class _OneToOne(OneToOneFeatureMixin):
+    "One output column per input column, named like it; a wrong `input_features` is a `SchemaError`."
+
+    def get_feature_names_out(self, input_features=None):
+        "Output column names: the input names."
+        return _names(self, input_features)
 
 
 def _check_frame(X, arg: str = "X") -> None:
@@ -92,7 +104,10 @@ def _check_columns(X: pd.DataFrame, columns, arg: str = "columns") -> list:
     _check_frame(X)
     if columns is None:
         raise DataError(f"{arg} must name column(s) of X, got None")
-    cols = [columns] if isinstance(columns, str) or np.isscalar(columns) else list(columns)
+    try:
+        cols = [columns] if isinstance(columns, str) or np.isscalar(columns) else list(columns)
+    except TypeError as e:
+        raise DataError(f"{arg} must be a column name or a list of them, got {type(columns).__name__}") from e
     try:
         require_columns(X, cols, "X")
     except SchemaError as e:
@@ -133,7 +148,7 @@ def simulate_missing(
 ) -> pd.DataFrame:
     "Copy of `X` with `rate` of `column`'s observed values set missing under the given mechanism."
     _check_column(X, column, "column")
-    if mechanism not in _MECHANISMS:
+    if not isinstance(mechanism, str) or mechanism not in _MECHANISMS:
         raise ConfigError(f"mechanism must be one of {_MECHANISMS}, got {mechanism!r}")
     rate = _check_real(rate, "rate", 0, 1, low_open=True, high_open=True)
     strength = _check_real(strength, "strength")
@@ -143,6 +158,8 @@ def simulate_missing(
         if depends_on is None or depends_on == column:
             raise ConfigError("mechanism='mar' needs depends_on=<another observed column>")
         _check_column(X, depends_on, "depends_on")
+    elif depends_on is not None:
+        raise ConfigError(f"depends_on={depends_on!r} is only used with mechanism='mar' (got mechanism={mechanism!r})")
     driver_col = {"mcar": None, "mar": depends_on, "mnar": column}[mechanism]
     observed = np.flatnonzero(X[column].notna().to_numpy())
     k = round(rate * len(observed))
@@ -217,7 +234,7 @@ class DropMissingColumns(AllowsNaN, TransformerMixin, BaseEstimator):
 _STRATEGIES = ("mean", "median", "most_frequent", "constant")
 
 
-class Imputer(AllowsNaN, KeepsFloat32, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class Imputer(AllowsNaN, KeepsFloat32, _OneToOne, TransformerMixin, BaseEstimator):
     "Fill missing values with a training statistic or a constant, optionally adding missing-indicator columns."
 
     def __init__(
@@ -302,7 +319,7 @@ def _mode(values: np.ndarray):
     return vals[np.argmax(counts)]  # ties go to the smallest value, as in SimpleImputer
 
 # %% ../../nbs/07a_features_ops.ipynb
-class RangeScaler(AllowsNaN, KeepsFloat32, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class RangeScaler(AllowsNaN, KeepsFloat32, _OneToOne, TransformerMixin, BaseEstimator):
     "Min-max scaling of each column to `feature_range` using the training minimum and maximum."
 
     def __init__(self, feature_range: tuple = (0.0, 1.0)):  # (low, high) of the output on training data
@@ -360,7 +377,7 @@ def _is_constant(var: np.ndarray, mean: np.ndarray, n: np.ndarray) -> np.ndarray
     return var <= n * eps * var + (n * mean * eps) ** 2
 
 
-class Standardizer(AllowsNaN, KeepsFloat32, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class Standardizer(AllowsNaN, KeepsFloat32, _OneToOne, TransformerMixin, BaseEstimator):
     "Standardization: subtract the training mean and divide by the training standard deviation."
 
     def fit(self, X, y=None):
@@ -389,7 +406,7 @@ class Standardizer(AllowsNaN, KeepsFloat32, OneToOneFeatureMixin, TransformerMix
 
 
 
-class LogScaler(AllowsNaN, KeepsFloat32, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class LogScaler(AllowsNaN, KeepsFloat32, _OneToOne, TransformerMixin, BaseEstimator):
     "Log transform `log(x + shift)`, with a learned shift for columns that have zeros or negative values."
 
     def __init__(self, shift: float | str = "auto"):  # "auto": 1 - min for columns with min <= 0, else 0; or one number for all columns
@@ -449,7 +466,7 @@ def _no_empty(est, Xa: np.ndarray) -> None:
         raise DataError(f"X: column(s) {names} are entirely missing; {type(est).__name__} cannot learn statistics from them")
 
 # %% ../../nbs/07a_features_ops.ipynb
-class Discretizer(AllowsNaN, KeepsFloat32, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class Discretizer(AllowsNaN, KeepsFloat32, _OneToOne, TransformerMixin, BaseEstimator):
     "Bin each column into ordinal bucket indices: equal-width, quantile or custom boundaries."
 
     def __init__(

@@ -28,9 +28,16 @@ __all__ = ['log', 'STRATEGIES', 'least_confidence', 'margin', 'entropy', 'vote_e
 log = logging.getLogger(__name__)
 
 
+def _asarray(x, name: str) -> np.ndarray:
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as e:  # ragged nested lists
+        raise DataError(f"{name} must be a rectangular array: {e}") from e
+
+
 def _check_proba(proba, name: str = "proba") -> np.ndarray:
     "`proba` as a float array of shape (n_samples, n_classes >= 2) whose rows are probability distributions."
-    p = np.asarray(proba)
+    p = _asarray(proba, name)
     if p.dtype.kind not in "fiu":
         raise DataError(f"{name} must hold class probabilities (numbers), got dtype {p.dtype}")
     tol = max(1e-6, 10 * p.shape[-1] * np.finfo(p.dtype if p.dtype.kind == "f" else np.float64).eps) if p.ndim else 0
@@ -81,7 +88,7 @@ def _check_int(value, name: str, low: int) -> int:
 def vote_entropy(votes: np.ndarray, n_classes: int) -> np.ndarray:
     "Entropy of the committee's hard votes; `votes` has shape (n_members, n_samples) of class indices."
     n_classes = _check_int(n_classes, "n_classes", 1)
-    votes = np.asarray(votes)
+    votes = _asarray(votes, "votes")
     if votes.dtype.kind not in "iu":
         raise DataError(f"votes must be integer class indices, got dtype {votes.dtype}")
     if votes.ndim != 2 or votes.shape[0] < 2:
@@ -89,14 +96,15 @@ def vote_entropy(votes: np.ndarray, n_classes: int) -> np.ndarray:
     if votes.min(initial=0) < 0 or votes.max(initial=0) >= n_classes:
         raise DataError(f"votes must be class indices in 0..{n_classes - 1}, got values in "
                         f"[{votes.min(initial=0)}, {votes.max(initial=0)}]")
-    counts = np.stack([(votes == k).sum(axis=0) for k in range(n_classes)], axis=1) / votes.shape[0]
+    present = int(votes.max(initial=0)) + 1  # classes nobody voted for add nothing to the entropy
+    counts = np.stack([(votes == k).sum(axis=0) for k in range(present)], axis=1) / votes.shape[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         return -np.where(counts > 0, counts * np.log(counts), 0.0).sum(axis=1)
 
 
 def kl_to_consensus(probas: np.ndarray) -> np.ndarray:
     "Mean KL divergence of each member's distribution to the consensus; `probas` is (n_members, n_samples, n_classes)."
-    probas = np.asarray(probas)
+    probas = _asarray(probas, "probas")
     if probas.ndim != 3 or probas.shape[0] < 2:
         raise DataError(f"probas must have shape (n_members >= 2, n_samples, n_classes), got {probas.shape}")
     probas = np.stack([_check_proba(m, f"probas[{i}]") for i, m in enumerate(probas)])
@@ -161,6 +169,7 @@ class ActiveLearner(ClassifierMixin, BaseEstimator):
         if not isinstance(self.strategy, str) or self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy={self.strategy!r} is not one of {STRATEGIES}")
         _check_int(self.batch_size, "batch_size", 1)
+        _check_int(self.n_committee, "n_committee", 1)
         if self.strategy in ("vote_entropy", "kl_consensus"):
             _check_int(self.n_committee, f"n_committee (for {self.strategy})", 2)
         rs = self.random_state
@@ -257,7 +266,7 @@ class StoppingRule:
         "Record one round (the pool's top score, NaN if unknown; predictions on a fixed stop set); return True to stop."
         if isinstance(top_score, (bool, np.bool_)) or not isinstance(top_score, numbers.Real):
             raise DataError(f"top_score must be a number (NaN when the pool is empty), got {top_score!r}")
-        predictions = np.asarray(predictions)
+        predictions = _asarray(predictions, "predictions")
         if predictions.ndim != 1 or len(predictions) == 0:
             raise DataError(f"predictions must be a non-empty 1-D array (one per stop-set example), got shape {predictions.shape}")
         if self.previous is not None and len(predictions) != len(self.previous):
@@ -275,7 +284,7 @@ class StoppingRule:
 def _as_rows(X, name: str):
     "A 2-D array (or sparse matrix) of examples; `DataError` naming `name` otherwise."
     _n_rows(X, name)
-    X = X if sp.issparse(X) else np.asarray(X)
+    X = X if sp.issparse(X) else _asarray(X, name)
     if X.ndim != 2:
         raise DataError(f"{name} must be a 2-D array (examples x features), got shape {X.shape}")
     return X
@@ -285,7 +294,7 @@ def _as_labels(y, name: str) -> np.ndarray:
     "A 1-D array of class labels; `DataError` naming `name` for None, NaN or continuous values."
     if y is None or isinstance(y, (str, bytes, dict)) or not hasattr(y, "__len__"):
         raise DataError(f"{name} must be a 1-D array of class labels, got {type(y).__name__}")
-    y = np.asarray(y)
+    y = _asarray(y, name)
     if y.ndim != 1:
         raise DataError(f"{name} must be a 1-D array of class labels, got shape {y.shape}")
     try:
