@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,14 +16,38 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core import ConfigError, DataError, IntegrityError, load_json, save_json
+from ..core import BusyError, ConfigError, DataError, IntegrityError, as_path, load_json, save_json
 
 # %% auto 0
 __all__ = ['log', 'RULES', 'SOURCE_KINDS', 'simulate_annotators', 'cohen_kappa', 'pairwise_kappa', 'rating_table', 'fleiss_kappa',
-           'annotator_accuracy', 'resolve_labels', 'accuracy_weights', 'LabelRecord', 'LabelStore', 'resolve_into']
+           'annotator_accuracy', 'resolve_labels', 'accuracy_weights', 'LabelRecord', 'LabelStoreConflictError',
+           'LabelStore', 'resolve_into']
 
 # %% ../../nbs/04b_labeling_lineage.ipynb
 log = logging.getLogger(__name__)
+
+
+def _frame_of_labels(labels, what: str = "labels") -> pd.DataFrame:
+    if not isinstance(labels, pd.DataFrame):
+        raise DataError(f"{what} must be a DataFrame of items × annotators, got {type(labels).__name__}")
+    if labels.columns.has_duplicates:
+        raise DataError(f"{what} has duplicate annotator columns {list(labels.columns[labels.columns.duplicated()])}")
+    return labels
+
+
+def _label_list(values, what: str) -> list:
+    "A list of labels (a class list, one annotator's labels); `DataError` for None, a str or a scalar."
+    if values is None or isinstance(values, (str, bytes, Mapping, pd.DataFrame)) or not isinstance(values, Iterable) \
+            or (isinstance(values, np.ndarray) and values.ndim != 1):
+        raise DataError(f"{what} must be a list of labels, got {type(values).__name__} {values!r}"[:200])
+    return list(values)
+
+
+def _check_rate(r, what: str, low_open: bool = False) -> float:
+    if isinstance(r, (bool, np.bool_)) or not isinstance(r, (int, float, np.integer, np.floating)) \
+            or not (0 < r <= 1 if low_open else 0 <= r <= 1):
+        raise ConfigError(f"{what} must be in {'(0, 1]' if low_open else '[0, 1]'}, got {r!r}")
+    return float(r)
 
 
 def simulate_annotators(
@@ -35,14 +60,26 @@ def simulate_annotators(
     "Labels of simulated annotators (items × annotators, missing where an annotator did not label)."
     if not isinstance(y_true, pd.Series) or len(y_true) == 0:
         raise DataError("y_true must be a non-empty pandas Series of labels indexed by item id")
+    if not isinstance(noise, Mapping):
+        raise ConfigError(f"noise must be a dict of annotator -> error rate, got {type(noise).__name__}")
     if not noise:
         raise ConfigError("noise must name at least one annotator")
-    classes = list(pd.unique(y_true.dropna())) if classes is None else list(classes)
-    if len(classes) < 2:
-        raise ConfigError(f"need at least two classes, got {classes}")
-    unknown = set(y_true.dropna().unique()) - set(classes)
+    if isinstance(coverage, Mapping):
+        unknown_cov = [k for k in coverage if k not in noise]
+        if unknown_cov:
+            raise ConfigError(f"coverage names annotator(s) {unknown_cov} that noise does not")
+    try:
+        classes = list(pd.unique(y_true.dropna())) if classes is None else _label_list(classes, "classes")
+        unknown = set(y_true.dropna().unique()) - set(classes)
+    except TypeError as e:  # unhashable labels
+        raise DataError(f"y_true and classes must hold hashable labels: {e}") from e
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise ConfigError(f"need at least two distinct classes, got {classes}")
     if unknown:
         raise DataError(f"y_true has labels {sorted(map(str, unknown))} outside classes {classes}")
+    if random_state is not None and (isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, (int, np.integer))
+                                     or random_state < 0):
+        raise ConfigError(f"random_state must be None or a non-negative integer, got {random_state!r}")
     rng = np.random.default_rng(random_state)
     y = y_true.to_numpy(dtype=object)
     out = {}
@@ -51,11 +88,9 @@ def simulate_annotators(
         for c, r in rates.items():
             if c not in classes:
                 raise ConfigError(f"noise for {name!r} names class {c!r}, not in {classes}")
-            if not isinstance(r, (int, float)) or isinstance(r, bool) or not 0 <= r <= 1:
-                raise ConfigError(f"noise rate for {name!r}, class {c!r} must be in [0, 1], got {r!r}")
+            _check_rate(r, f"noise rate for {name!r}, class {c!r}")
         cov = coverage.get(name, 1.0) if isinstance(coverage, Mapping) else coverage
-        if not isinstance(cov, (int, float)) or not 0 < cov <= 1:
-            raise ConfigError(f"coverage for {name!r} must be in (0, 1], got {cov!r}")
+        _check_rate(cov, f"coverage for {name!r}", low_open=True)
         err = np.array([rates.get(v, 0.0) for v in y]) > rng.random(len(y))
         labels = y.copy()
         for i in np.flatnonzero(err):
@@ -71,14 +106,17 @@ def cohen_kappa(
     b: Sequence,  # labels of the second annotator, same items in the same order
 ) -> float:
     "Cohen's kappa of two annotators over the items both labeled."
-    a, b = pd.Series(list(a), dtype=object), pd.Series(list(b), dtype=object)
+    a, b = pd.Series(_label_list(a, "a"), dtype=object), pd.Series(_label_list(b, "b"), dtype=object)
     if len(a) != len(b):
         raise DataError(f"a has {len(a)} labels but b has {len(b)}")
     both = a.notna().to_numpy() & b.notna().to_numpy()
     if both.sum() == 0:
         raise DataError("a and b have no item labeled by both")
     a, b = a[both], b[both]
-    table = pd.crosstab(a, b)
+    try:
+        table = pd.crosstab(a, b)
+    except (TypeError, ValueError) as e:  # unhashable or unorderable labels
+        raise DataError(f"a and b must hold hashable labels of comparable types: {e}") from e
     cats = table.index.union(table.columns)
     table = table.reindex(index=cats, columns=cats, fill_value=0).to_numpy(dtype="float64")
     n = table.sum()
@@ -91,7 +129,9 @@ def cohen_kappa(
 
 def pairwise_kappa(labels: pd.DataFrame) -> pd.DataFrame:
     "Cohen's kappa for every pair of annotators (columns of `labels`)."
-    names = list(labels.columns)
+    names = list(_frame_of_labels(labels).columns)
+    if len(names) < 2:
+        raise DataError(f"labels needs at least two annotator columns to compare, got {names}")
     out = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
     for i, x in enumerate(names):
         for y in names[i + 1:]:
@@ -104,8 +144,17 @@ def rating_table(
     classes: Sequence | None = None,  # class order of the columns (default: sorted classes seen)
 ) -> pd.DataFrame:
     "Counts of each class per item (items × classes), the input of `fleiss_kappa`."
-    stacked = labels.stack().dropna().rename("label")
-    classes = sorted(stacked.unique()) if classes is None else list(classes)
+    stacked = _frame_of_labels(labels).stack().dropna().rename("label")
+    if stacked.empty:
+        raise DataError("labels has no labels at all")
+    try:
+        seen = stacked.unique()
+        classes = sorted(seen) if classes is None else _label_list(classes, "classes")
+        outside = sorted(map(str, set(seen) - set(classes)))
+    except TypeError as e:  # unhashable or unorderable labels
+        raise DataError(f"labels must hold hashable labels of comparable types: {e}") from e
+    if outside:  # they would silently vanish from the counts
+        raise DataError(f"labels has labels {outside[:10]} outside classes {classes}")
     out = pd.crosstab(stacked.index.get_level_values(0), stacked).reindex(columns=classes, fill_value=0)
     return out.reindex(labels.index, fill_value=0)
 
@@ -114,9 +163,17 @@ def fleiss_kappa(
     table,  # items × classes counts; every row sums to the same number of raters
 ) -> float:
     "Fleiss' kappa for many raters."
-    t = np.asarray(table, dtype="float64")
+    try:
+        raw = np.asarray(table)
+    except (TypeError, ValueError) as e:  # ragged rows
+        raise DataError(f"table must be items × classes counts: {e}") from e
+    if raw.dtype.kind not in "iuf" and not (raw.dtype.kind == "O" and raw.size == 0):
+        raise DataError(f"table must hold counts (numbers), got dtype {raw.dtype}")
+    t = raw.astype("float64")
     if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] < 2:
         raise DataError(f"table must be items × classes with at least 2 classes, got shape {t.shape}")
+    if not np.isfinite(t).all() or (t != np.round(t)).any():
+        raise DataError("table counts must be whole numbers (no NaN, infinity or fractions)")
     if (t < 0).any():
         raise DataError("table counts must be non-negative")
     n = t.sum(axis=1)
@@ -140,6 +197,15 @@ def annotator_accuracy(
     smoothing: float = 1.0,  # add-one (Laplace) smoothing so no accuracy is exactly 0 or 1
 ) -> pd.Series:
     "Each annotator's smoothed accuracy on the items of `gold` they labeled."
+    _frame_of_labels(labels)
+    if not isinstance(gold, pd.Series):
+        raise DataError(f"gold must be a pandas Series of labels indexed by item id, got {type(gold).__name__}")
+    if isinstance(smoothing, (bool, np.bool_)) or not isinstance(smoothing, (int, float, np.integer, np.floating)) \
+            or not 0 <= smoothing < float("inf"):
+        raise ConfigError(f"smoothing must be a finite number >= 0, got {smoothing!r}")
+    for what, idx in (("labels", labels.index), ("gold", gold.index)):
+        if idx.has_duplicates:
+            raise DataError(f"{what} has duplicate item ids, e.g. {idx[idx.duplicated()][0]!r}")
     common = labels.index.intersection(gold.index)
     if len(common) == 0:
         raise DataError("gold shares no item ids with labels")
@@ -148,6 +214,8 @@ def annotator_accuracy(
         l, g = labels.loc[common, name], gold.loc[common]
         seen = l.notna().to_numpy()
         right = int((l[seen].astype(str).to_numpy() == g[seen].astype(str).to_numpy()).sum())
+        if seen.sum() == 0 and smoothing == 0:
+            raise DataError(f"annotator {name!r} labeled none of the gold items, so with smoothing=0 it has no accuracy")
         acc[name] = (right + smoothing) / (int(seen.sum()) + 2 * smoothing)
     return pd.Series(acc, name="accuracy")
 
@@ -163,32 +231,40 @@ def resolve_labels(
     ties: str = "abstain",  # "abstain" leaves ties missing; "first" picks the first class in sorted order
 ) -> pd.DataFrame:
     "One label per item by `rule`, with its support (weighted vote share) and number of votes."
-    if rule not in RULES:
+    if not isinstance(rule, str) or rule not in RULES:
         raise ConfigError(f"rule must be one of {RULES}, got {rule!r}")
-    if ties not in ("abstain", "first"):
+    if not isinstance(ties, str) or ties not in ("abstain", "first"):
         raise ConfigError(f"ties must be 'abstain' or 'first', got {ties!r}")
     if not isinstance(labels, pd.DataFrame) or labels.shape[1] == 0:
         raise DataError("labels must be a DataFrame with one column per annotator")
-    names = list(labels.columns)
+    names = list(_frame_of_labels(labels).columns)
     if rule == "weighted":
         if weights is None:
             raise ConfigError("rule 'weighted' needs weights (e.g. accuracy_weights(annotator_accuracy(...)))")
+        if not isinstance(weights, (Mapping, pd.Series)):
+            raise ConfigError(f"weights must be a dict or Series of annotator -> vote weight, got {type(weights).__name__}")
         missing = [n for n in names if n not in weights]
         if missing:
             raise ConfigError(f"weights lack annotator(s) {missing}")
+        bad = {n: weights[n] for n in names if isinstance(weights[n], (bool, np.bool_)) or not isinstance(
+            weights[n], (int, float, np.integer, np.floating)) or not np.isfinite(weights[n])}
+        if bad:
+            raise ConfigError(f"weights must be finite numbers; got {bad}")
         w = np.array([float(weights[n]) for n in names])
     else:
         w = np.ones(len(names))
-    if rule == "expert" and expert not in names:
+    if rule == "expert" and (not isinstance(expert, (str, int)) or expert not in names):
         raise ConfigError(f"expert must name one of the annotators {names}, got {expert!r}")
-    classes = sorted(pd.unique(labels.stack().dropna().astype(str)))
+    # votes are counted on the labels as text, so 0/1 or mixed-type labels vote like strings do
+    text = {n: _as_text(labels[n]) for n in names}
+    classes = sorted(pd.unique(pd.concat(list(text.values())).dropna()))
     if not classes:
         raise DataError("labels has no labels at all")
     votes = np.zeros((len(labels), len(classes)))
     for j, n in enumerate(names):
-        col = labels[n]
+        col = text[n]
         for k, c in enumerate(classes):
-            votes[:, k] += w[j] * (col.astype(object) == c).fillna(False).to_numpy(dtype=bool)
+            votes[:, k] += w[j] * (col == c).fillna(False).to_numpy(dtype=bool)
     n_votes = labels.notna().sum(axis=1).to_numpy()
     best = votes.max(axis=1)
     winners = votes == best[:, None]
@@ -202,7 +278,7 @@ def resolve_labels(
     support = np.divide(np.where(decided, best, 0), pos, out=np.zeros(len(pos)), where=pos > 0)
     source = np.full(len(labels), rule, dtype=object)
     if rule == "expert":
-        ex = labels[expert].astype(object)
+        ex = text[expert]
         has = ex.notna().to_numpy()
         pick[has] = ex[has].to_numpy()
         support[has] = 1.0
@@ -212,9 +288,22 @@ def resolve_labels(
                          "decided_by": source}, index=labels.index)
 
 
+def _as_text(col: pd.Series) -> pd.Series:
+    "Labels as str objects, missing kept missing (an object column of str is returned as is)."
+    obj = col.astype(object)
+    return obj.where(obj.isna(), obj.astype(str))
+
+
 def accuracy_weights(accuracy: pd.Series) -> pd.Series:
     "Vote weights log(a / (1 − a)) from annotator accuracies a."
-    a = pd.Series(accuracy, dtype="float64")
+    if not isinstance(accuracy, (pd.Series, Mapping)) or len(accuracy) == 0:
+        raise DataError(f"accuracy must be a non-empty Series (or dict) of annotator -> accuracy, got {accuracy!r}"[:200])
+    try:
+        a = pd.Series(accuracy, dtype="float64")
+    except (TypeError, ValueError) as e:
+        raise DataError(f"accuracy must hold numbers: {e}") from e
+    if a.isna().any():
+        raise DataError(f"accuracy of {list(a.index[a.isna()])} is missing (NaN)")
     if ((a <= 0) | (a >= 1)).any():
         raise DataError("accuracies must lie strictly between 0 and 1 (use smoothing)")
     return np.log(a / (1 - a)).rename("weight")
@@ -237,71 +326,210 @@ class LabelRecord:
     note: str = ""  # free text (e.g. a training-data hash)
 
 
+class LabelStoreConflictError(IntegrityError):
+    "The label store file holds records this store does not have: saving would lose another writer's labels."
+
+
+def _family(x) -> str:
+    "Kind of a label value, so that True never stands for 1 nor 1 for '1'."
+    if isinstance(x, (bool, np.bool_)):
+        return "bool"
+    if isinstance(x, (int, np.integer)):
+        return "int"
+    if isinstance(x, (float, np.floating)):
+        return "float"
+    if isinstance(x, str):
+        return "str"
+    return type(x).__name__
+
+
+def _plain(x):
+    "A numpy scalar as the Python value it holds (so that classes and labels survive JSON unchanged)."
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _is_list_like(x) -> bool:
+    "A list, tuple, 1-d array, Series or other iterable of values; not None, a str, a dict, a frame or a 0-d array."
+    if x is None or isinstance(x, (str, bytes, Mapping, pd.DataFrame)) or not isinstance(x, Iterable):
+        return False
+    return not (isinstance(x, np.ndarray) and x.ndim != 1)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _item_key(item_id, what: str = "item_id") -> str:
+    if isinstance(item_id, str):
+        if not item_id.strip():
+            raise DataError(f"{what} must be a non-empty id, got {item_id!r}")
+        return item_id
+    if _is_int(item_id):
+        return str(int(item_id))
+    raise DataError(f"{what} must be a str or int id, got {type(item_id).__name__} {item_id!r}")
+
+
+def _version(version) -> str:
+    if isinstance(version, str) and version.strip():
+        return version
+    if _is_int(version):
+        return str(int(version))
+    raise DataError(f"version must be a non-empty str (or an int), got {version!r}")
+
+
+def _created_at(value) -> str:
+    if value is None:
+        return datetime.now(timezone.utc).isoformat()
+    if value is pd.NaT:
+        raise DataError("created_at is missing (NaT); give an ISO 8601 time or None for now")
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise DataError(f"created_at={value!s} has no time zone; give a tz-aware time (e.g. in UTC)")
+        return value.isoformat()
+    if not isinstance(value, str):
+        raise DataError(f"created_at must be an ISO 8601 time string or a tz-aware datetime, got {type(value).__name__}")
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError as e:
+        raise DataError(f"created_at={value!r} is not an ISO 8601 time (e.g. '2013-01-01T12:00:00+00:00')") from e
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise DataError(f"created_at={value!r} has no time zone; add one (e.g. '+00:00' or 'Z')")
+    return value
+
+
+@contextmanager
+def _locked(path: Path, timeout):
+    "Hold the inter-process lock beside the store file; `BusyError` if another process holds it past `timeout` s."
+    from filelock import FileLock, Timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < float("inf"):
+        raise ConfigError(f"timeout must be a finite number of seconds >= 0, got {timeout!r}")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a label store file")
+    lock = FileLock(str(path) + ".lock", timeout=float(timeout))
+    try:
+        lock.acquire()
+    except Timeout as e:
+        raise BusyError(f"label store {path} stayed locked by another writer for {timeout} s; try again") from e
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 class LabelStore:
     "Append-only store of labels with their sources; query the current label, its history and its lineage."
 
     def __init__(self, classes: Sequence):
-        classes = list(classes)
-        if len(classes) < 2 or len(set(map(str, classes))) != len(classes):
+        if not _is_list_like(classes):
+            raise ConfigError(f"classes must be a list of at least two distinct labels, got {classes!r}")
+        classes = [_plain(c) for c in classes]
+        for c in classes:
+            if c is None or (isinstance(c, float) and np.isnan(c)) or not isinstance(c, (str, int, float)):
+                raise ConfigError(f"classes must be str, int or float labels (not None, NaN or {type(c).__name__}), got {classes}")
+        if len(classes) < 2 or len(set(classes)) != len(classes) or len(set(map(str, classes))) != len(classes):
             raise ConfigError(f"classes must be at least two distinct labels, got {classes}")
         self.classes = classes
+        self._class_of = {(_family(c), c): c for c in classes}
         self._records: list[LabelRecord] = []
         self._by_item: dict[str, list[int]] = {}
 
     def __len__(self) -> int:
         return len(self._records)
 
+    def _label(self, label, where: str):
+        "The class `label` stands for, None for an abstain, or `DataError`."
+        if label is None or (pd.api.types.is_scalar(label) and pd.isna(label)):
+            return None  # a missing label is recorded as an abstain
+        fam = _family(label)
+        try:
+            c = self._class_of.get((fam, _plain(label)))
+            if c is None and fam == "float" and float(label).is_integer():  # 1.0 from a numeric column with gaps
+                c = self._class_of.get(("int", int(label)))
+        except TypeError:  # unhashable
+            c = None
+        if c is None:
+            raise DataError(f"label {label!r} {where} is not one of {self.classes} (got a {type(label).__name__})")
+        return c
+
+    def _parents(self, parents, item: str) -> tuple:
+        if not _is_list_like(parents):
+            raise DataError(f"parents must be a list of record ids, got {type(parents).__name__} {parents!r}")
+        parents = list(parents)
+        for p in parents:
+            if not _is_int(p):
+                raise DataError(f"parents must be record ids (ints), got {type(p).__name__} {p!r}")
+            if not 0 <= p < len(self._records):
+                raise DataError(f"parent record {p} does not exist (store has {len(self._records)} records)")
+            if self._records[p].item_id != item:
+                raise DataError(f"parent record {p} labels item {self._records[p].item_id!r}, not {item!r}")
+        if len(set(parents)) != len(parents):
+            raise DataError(f"parents {parents} name a record twice")
+        return tuple(int(p) for p in parents)
+
+    def _check(self, item_id, label, kind, source, version, parents, note, created_at) -> tuple:
+        "Every field of a new record, validated; nothing is added."
+        if not isinstance(kind, str) or kind not in SOURCE_KINDS:
+            raise DataError(f"kind must be one of {SOURCE_KINDS}, got {kind!r}")
+        if not isinstance(source, str) or not source.strip():
+            raise DataError(f"source must be a non-empty name, got {source!r}")
+        item = _item_key(item_id)
+        version = _version(version)
+        label = self._label(label, f"from {kind} {source!r} v{version} for item {item!r}")
+        if not isinstance(note, str):
+            raise DataError(f"note must be a str, got {type(note).__name__}")
+        return item, label, kind, source, version, _created_at(created_at), self._parents(parents, item), note
+
+    def _append(self, item, label, kind, source, version, created_at, parents, note) -> int:
+        rid = len(self._records)
+        self._records.append(LabelRecord(rid, item, label, kind, source, version, created_at, parents, note))
+        self._by_item.setdefault(item, []).append(rid)
+        return rid
+
     def add(
         self,
-        item_id: str,  # the labeled item
+        item_id: str,  # the labeled item (a str or int id)
         label,  # a class, or None to record an abstain
         kind: str,  # annotator, lf, model, rule or gold
         source: str,  # name of the source
         version: str = "1",  # version of the source
         parents: Sequence[int] = (),  # record ids this label derives from
         note: str = "",  # free text
-        created_at: str | None = None,  # ISO time; default now (UTC)
+        created_at: str | None = None,  # ISO 8601 time with a time zone (or a tz-aware datetime); default now (UTC)
     ) -> int:
         "Append one label record; return its id."
-        if kind not in SOURCE_KINDS:
-            raise DataError(f"kind must be one of {SOURCE_KINDS}, got {kind!r}")
-        if not isinstance(source, str) or not source.strip():
-            raise DataError(f"source must be a non-empty name, got {source!r}")
-        if label is not None and pd.api.types.is_scalar(label) and pd.isna(label):
-            label = None  # a missing label is recorded as an abstain
-        if label is not None and label not in self.classes:
-            raise DataError(f"label {label!r} from {kind} {source!r} v{version} for item {item_id!r} is not one of {self.classes}")
-        parents = tuple(int(p) for p in parents)
-        for p in parents:
-            if not 0 <= p < len(self._records):
-                raise DataError(f"parent record {p} does not exist (store has {len(self._records)} records)")
-            if self._records[p].item_id != str(item_id):
-                raise DataError(f"parent record {p} labels item {self._records[p].item_id!r}, not {item_id!r}")
-        rid = len(self._records)
-        rec = LabelRecord(rid, str(item_id), label, kind, source, str(version),
-                          created_at or datetime.now(timezone.utc).isoformat(), parents, note)
-        self._records.append(rec)
-        self._by_item.setdefault(rec.item_id, []).append(rid)
-        return rid
+        return self._append(*self._check(item_id, label, kind, source, version, parents, note, created_at))
 
     def add_frame(
         self,
         labels: pd.DataFrame,  # items × sources (missing cells are skipped)
         kind: str,  # source kind of every column
-        versions: str | Mapping = "1",  # one version, or column -> version
+        versions: str | Mapping = "1",  # one version, or column -> version (naming every column)
         note: str = "",  # free text for every record
     ) -> list[int]:
-        "Add every non-missing cell of `labels` as a record (one source per column); return the ids."
-        ids = []
+        "Add every non-missing cell of `labels` as a record (one source per column); return the ids. All or nothing."
+        if not isinstance(labels, pd.DataFrame):
+            raise DataError(f"labels must be a DataFrame of items × sources, got {type(labels).__name__}")
+        if labels.columns.has_duplicates:
+            raise DataError(f"labels has duplicate source columns {list(labels.columns[labels.columns.duplicated()])}")
+        if isinstance(versions, Mapping):
+            missing = [c for c in labels.columns if c not in versions]
+            unknown = [c for c in versions if c not in labels.columns]
+            if missing or unknown:
+                raise DataError(f"versions must name every column of labels: missing {missing}, unknown {unknown}")
+        rows, now = [], datetime.now(timezone.utc).isoformat()
         for col in labels.columns:
-            ver = versions.get(col, "1") if isinstance(versions, Mapping) else versions
+            ver = versions[col] if isinstance(versions, Mapping) else versions
             s = labels[col]
             for item, lab in zip(s.index[s.notna()], s[s.notna()]):
-                ids.append(self.add(item, lab, kind, str(col), ver, note=note))
-        return ids
+                rows.append(self._check(item, lab, kind, str(col), ver, (), note, now))
+        if not rows:
+            raise DataError("labels has no label to add (every cell is missing)")
+        return [self._append(*r) for r in rows]
 
     def record(self, record_id: int) -> LabelRecord:
         "The record with this id."
+        if not _is_int(record_id):
+            raise DataError(f"record_id must be an int, got {type(record_id).__name__} {record_id!r}")
         if not 0 <= record_id < len(self._records):
             raise DataError(f"no record {record_id} (store has {len(self._records)})")
         return self._records[record_id]
@@ -338,7 +566,10 @@ class LabelStore:
 
     def affected_by(self, source: str, version: str | None = None) -> list[str]:
         "Items whose current label was produced by, or derived from, `source` (optionally one version)."
-        hit = [r.record_id for r in self._records if r.source == source and (version is None or r.version == str(version))]
+        if not isinstance(source, str) or not source.strip():
+            raise DataError(f"source must be a non-empty name, got {source!r}")
+        version = None if version is None else _version(version)
+        hit = [r.record_id for r in self._records if r.source == source and (version is None or r.version == version)]
         if not hit:
             raise DataError(f"no record comes from source {source!r}" + (f" version {version!r}" if version else ""))
         tainted = set(hit)
@@ -352,7 +583,7 @@ class LabelStore:
         return self._frame(range(len(self._records)))
 
     def _ids(self, item_id) -> list[int]:
-        ids = self._by_item.get(str(item_id))
+        ids = self._by_item.get(_item_key(item_id))
         if not ids:
             raise DataError(f"no labels for item {item_id!r}")
         return ids
@@ -364,13 +595,65 @@ class LabelStore:
     def _payload(self) -> list[dict]:
         return [{**vars(r), "parents": list(r.parents)} for r in self._records]
 
-    def save(self, path: str | Path) -> Path:
-        "Write the store as JSON (atomic), with a SHA-256 checksum of its records."
+    def _write(self, path: Path) -> Path:
         import hashlib
         import json
         recs = self._payload()
         digest = hashlib.sha256(json.dumps(recs, sort_keys=True, default=str).encode()).hexdigest()
         return save_json({"format": "mlsys.labelstore/1", "classes": self.classes, "records": recs, "sha256": digest}, path)
+
+    def save(
+        self,
+        path: str | Path,  # the JSON file
+        timeout: float = 10.0,  # seconds to wait for another process's save to finish (then `BusyError`)
+        overwrite: bool = False,  # replace whatever the file holds, even records this store does not have
+    ) -> Path:
+        "Write the store as JSON (atomic, under an inter-process lock), with a SHA-256 checksum of its records."
+        path = as_path(path, "path")
+        if not isinstance(overwrite, (bool, np.bool_)):
+            raise ConfigError(f"overwrite must be True or False, got {overwrite!r}")
+        with _locked(path, timeout):
+            if path.exists() and not overwrite:
+                self._check_extends(path)
+            return self._write(path)
+
+    def _check_extends(self, path: Path) -> None:
+        "`LabelStoreConflictError` unless the file's records are a prefix of this store's (so nothing is lost)."
+        on_disk = LabelStore.load(path)
+        if on_disk.classes != self.classes:
+            raise LabelStoreConflictError(f"{path} holds a store with classes {on_disk.classes}, not {self.classes}; "
+                                          "nothing was written (save(..., overwrite=True) replaces it)")
+        theirs, ours = on_disk._payload(), self._payload()
+        if len(theirs) > len(ours) or theirs != ours[:len(theirs)]:
+            first = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
+            raise LabelStoreConflictError(
+                f"{path} holds {len(theirs)} records and this store {len(ours)}; they differ from record {first} on "
+                "(another process saved since this store was loaded). Nothing was written: reload the store and add "
+                "again, or add inside `with LabelStore.transaction(path) as store:`, which does so under the lock")
+
+    @classmethod
+    @contextmanager
+    def transaction(
+        cls,
+        path: str | Path,  # the JSON file (created if missing)
+        classes: Sequence | None = None,  # the classes, needed to create the file; checked against an existing one
+        timeout: float = 10.0,  # seconds to wait for the lock (then `BusyError`)
+    ):
+        "Load the store under an inter-process lock, yield it, and save what was added when the block ends without error."
+        path = as_path(path, "path")
+        with _locked(path, timeout):
+            if path.exists():
+                store = cls.load(path)
+                if classes is not None and [_plain(c) for c in classes] != store.classes:
+                    raise ConfigError(f"{path} holds classes {store.classes}, not {list(classes)}")
+            elif classes is None:
+                raise DataError(f"label store {path} does not exist; give classes to create it")
+            else:
+                store = cls(classes)
+            before = len(store)
+            yield store
+            if len(store) != before or not path.exists():
+                store._write(path)
 
     @classmethod
     def load(cls, path: str | Path) -> LabelStore:
@@ -380,16 +663,27 @@ class LabelStore:
         data = load_json(path)
         if not isinstance(data, dict) or data.get("format") != "mlsys.labelstore/1":
             raise DataError(f"{path} is not a label store file (format {data.get('format') if isinstance(data, dict) else None!r})")
+        if not isinstance(data.get("records"), list) or "classes" not in data:
+            raise IntegrityError(f"{path}: a label store file needs a list of records and its classes")
         digest = hashlib.sha256(json.dumps(data["records"], sort_keys=True, default=str).encode()).hexdigest()
         if digest != data.get("sha256"):
             raise IntegrityError(f"{path}: records do not match their checksum (file edited or corrupted)")
-        store = cls(data["classes"])
-        for r in data["records"]:
-            rid = store.add(r["item_id"], r["label"], r["kind"], r["source"], r["version"], r["parents"], r["note"], r["created_at"])
+        try:
+            store = cls(data["classes"])
+        except ConfigError as e:
+            raise IntegrityError(f"{path}: {e}") from e
+        fields = [f.name for f in LabelRecord.__dataclass_fields__.values()]
+        for i, r in enumerate(data["records"]):
+            if not isinstance(r, dict) or sorted(r) != sorted(fields):
+                raise IntegrityError(f"{path}: record {i} does not have the fields {fields}")
+            try:
+                rid = store.add(r["item_id"], r["label"], r["kind"], r["source"], r["version"], r["parents"], r["note"],
+                                r["created_at"])
+            except DataError as e:
+                raise IntegrityError(f"{path}: record {i} is invalid: {e}") from e
             if rid != r["record_id"]:
                 raise IntegrityError(f"{path}: record ids are not consecutive at {r['record_id']}")
         return store
-
 
 def resolve_into(
     store: LabelStore,  # the store holding the raw labels
@@ -400,6 +694,13 @@ def resolve_into(
     **kwargs,  # passed to `resolve_labels` (weights, expert, ties)
 ) -> list[int]:
     "Resolve each item's latest label per source into one `rule` record whose parents are those labels."
+    if not isinstance(store, LabelStore):
+        raise DataError(f"store must be a LabelStore, got {type(store).__name__}")
+    kinds, exclude = _names_list(kinds, "kinds"), _names_list(exclude, "exclude")
+    unknown = [k for k in kinds if k not in SOURCE_KINDS]
+    if not kinds or unknown:
+        raise ConfigError(f"kinds must name source kinds among {SOURCE_KINDS}, got {kinds}")
+    version = _version(version)
     recs = store.to_frame()
     recs = recs[recs["kind"].isin(kinds) & ~recs["source"].isin(exclude)]
     if recs.empty:
@@ -410,8 +711,18 @@ def resolve_into(
     ids = chosen.reset_index().pivot(index="item_id", columns="source", values="record_id")
     res = resolve_labels(wide, rule, **kwargs)
     ids = ids.reindex(res.index).to_numpy(dtype="float64")
-    out = []
+    as_class = {str(c): c for c in store.classes}  # resolve_labels votes on labels as text; give back the classes
+    rows = []
     for item, lab, row in zip(res.index, res["label"].astype(object), ids):
         parents = [int(p) for p in row if not np.isnan(p)]
-        out.append(store.add(item, None if pd.isna(lab) else lab, "rule", rule, version, parents))
-    return out
+        rows.append(store._check(item, None if pd.isna(lab) else as_class[lab], "rule", rule, version, parents, "", None))
+    return [store._append(*r) for r in rows]
+
+
+def _names_list(names, what: str) -> list[str]:
+    if not _is_list_like(names):
+        raise ConfigError(f"{what} must be a list of names, got {names!r}")
+    names = list(names)
+    if not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{what} must be a list of str names, got {names}")
+    return names
