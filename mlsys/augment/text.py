@@ -200,6 +200,10 @@ class SynonymLexicon(_TextInput, BaseEstimator):
             raise DataError(f"word must be a str, got {type(word).__name__}")
         return list(self.lexicon_.get(word.lower(), []))
 
+    def _lookup(self, word: str) -> list[str]:
+        "`synonyms` without the checks, for the EDA operations' inner loops (read-only: do not modify the list)."
+        return self.lexicon_.get(word.lower(), [])
+
     def similarity(self, a: str, b: str) -> float:
         "Cosine similarity of two vocabulary words in the learned space."
         check_is_fitted(self, "embeddings_")
@@ -246,9 +250,9 @@ def random_deletion(tokens: list[str], p: float, rng: np.random.Generator) -> li
 # the operations themselves, on validated arguments (EDA validates once and calls these)
 def _synonym_replacement(tokens, lexicon, n, rng):
     out = list(tokens)
-    candidates = [i for i, t in enumerate(out) if t not in STOP_WORDS and lexicon.synonyms(t)]
+    candidates = [i for i, t in enumerate(out) if t not in STOP_WORDS and lexicon._lookup(t)]
     for i in rng.permutation(candidates)[:n] if candidates else []:
-        syns = lexicon.synonyms(out[i])
+        syns = lexicon._lookup(out[i])
         out[i] = syns[rng.integers(len(syns))]
     return out
 
@@ -256,10 +260,10 @@ def _synonym_replacement(tokens, lexicon, n, rng):
 def _random_insertion(tokens, lexicon, n, rng):
     out = list(tokens)
     for _ in range(n):
-        candidates = [t for t in out if lexicon.synonyms(t)]
+        candidates = [t for t in out if lexicon._lookup(t)]
         if not candidates:
             break
-        syns = lexicon.synonyms(candidates[rng.integers(len(candidates))])
+        syns = lexicon._lookup(candidates[rng.integers(len(candidates))])
         out.insert(int(rng.integers(len(out) + 1)), syns[rng.integers(len(syns))])
     return out
 
@@ -394,8 +398,8 @@ def bert_mask_ids(
         if special.shape != ids.shape:
             raise DataError(f"special must have the shape of ids {ids.shape}, got {special.shape}")
     checked = ids if special is None else ids[~special]
-    outside = (checked < 0) | (checked >= vocab_size)
-    if outside.any():
+    if checked.size and (checked.min() < 0 or checked.max() >= vocab_size):  # two reductions; details only on failure
+        outside = (checked < 0) | (checked >= vocab_size)
         bad = np.unique(checked[outside])
         raise DataError(f"ids must lie in [0, vocab_size={vocab_size}); {int(outside.sum())} do not, e.g. {bad[:5].tolist()}")
     return _corrupt(ids, vocab_size, mask_id, rng, mask_prob, mask_frac, random_frac, special)

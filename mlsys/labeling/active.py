@@ -150,7 +150,8 @@ class ActiveLearner(ClassifierMixin, BaseEstimator):
 
     def _validate(self, X, y=None, reset: bool = True):
         "X (and y) as arrays; NaN and sparse input are the base estimator's business (the tags follow it)."
-        kw = dict(accept_sparse="csr" if get_tags(self).input_tags.sparse else False, ensure_all_finite=False)
+        sparse_ok = get_tags(self.estimator).input_tags.sparse if self.estimator is not None else True  # default: LogisticRegression
+        kw = dict(accept_sparse="csr" if sparse_ok else False, ensure_all_finite=False)
         try:
             return validate_data(self, X, y, reset=True, **kw) if reset else validate_data(self, X, reset=False, **kw)
         except TypeError as e:
@@ -179,11 +180,7 @@ class ActiveLearner(ClassifierMixin, BaseEstimator):
             raise ConfigError(f"estimator must be a classifier with fit and predict_proba, got {type(self.estimator).__name__}")
         if y is None:
             raise DataError("ActiveLearner requires y to be passed, but the target y is None; give the labels of the labeled set")
-        X, y = self._validate(X, y)
-        try:
-            check_classification_targets(y)
-        except ValueError as e:
-            raise DataError(f"y must hold class labels: {e}") from e
+        X, y = self._validate(X, y)  # continuous or multilabel y: the base estimator refuses it, named, in its fit
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise DataError(f"the labeled set holds 1 class ({self.classes_.tolist()}); active learning needs at least 2 classes")
@@ -233,7 +230,11 @@ class ActiveLearner(ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        base = get_tags(self._base())
+        if self.estimator is not None:
+            base = get_tags(self.estimator)
+        else:
+            from sklearn.linear_model import LogisticRegression
+            base = get_tags(LogisticRegression())
         tags.input_tags.sparse, tags.input_tags.allow_nan = base.input_tags.sparse, base.input_tags.allow_nan
         return tags
 
