@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import _check_feature_names, _check_n_features, check_is_fitted
+from sklearn.utils.validation import _check_feature_names, _check_feature_names_in, _check_n_features, check_is_fitted
 
 from ..core import ConfigError, DataError, SchemaError
 from .ops import check_X
@@ -27,17 +27,51 @@ _MISSING = "\x00<missing>"
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
-def mix64(h: np.ndarray) -> np.ndarray:
-    "SplitMix64 finalizer: a fast, well-mixing bijection on uint64 arrays."
-    h = np.asarray(h, dtype=np.uint64)
+def _mix64(h: np.ndarray) -> np.ndarray:
+    "`mix64` without the input checks, for uint64 arrays the encoder built itself."
     with np.errstate(over="ignore"):
         h = (h ^ (h >> np.uint64(30))) * _M1
         h = (h ^ (h >> np.uint64(27))) * _M2
     return h ^ (h >> np.uint64(31))
 
 
+def mix64(h: np.ndarray) -> np.ndarray:
+    "SplitMix64 finalizer: a fast, well-mixing bijection on uint64 arrays (non-negative integers; floats are refused)."
+    a = np.asarray(h)
+    if a.dtype.kind == "i":
+        if (a < 0).any():
+            raise DataError(f"h must hold non-negative 64-bit integers, got {int((a < 0).sum())} negative value(s)")
+    elif a.dtype.kind != "u":
+        raise DataError(f"h must hold unsigned 64-bit integers (hashes), got dtype {a.dtype}"
+                        + ("; a float is not a hash, and casting it would truncate" if a.dtype.kind == "f" else ""))
+    return _mix64(a.astype(np.uint64, copy=False))
+
+
+def _check_int(v, name: str, lo: int, hi: int | None = None) -> int:
+    "`v` as an int in [lo, hi); bools, floats and strings are refused with a `ConfigError` naming `name`."
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v >= hi):
+        bound = f"in [{lo}, {hi})" if hi is not None else f">= {lo}"
+        raise ConfigError(f"{name} must be an integer {bound}, got {v!r}")
+    return int(v)
+
+
+_SEED_END = 2**32
+
+
 def _key(seed: int) -> str:
-    return f"mlsys{int(seed):011d}"[-16:]
+    return f"mlsys{_check_int(seed, 'seed', 0, _SEED_END):011d}"
+
+
+def _values(values, name: str):
+    "Refuse what is not a 1-D collection of values (None, scalars, a lone string, mappings, sets, 2-D arrays)."
+    if isinstance(values, (str, bytes)):
+        raise DataError(f"{name} must be a 1-D collection of values, got a single {type(values).__name__} {values[:40]!r}; "
+                        "wrap it in a list")
+    if not isinstance(values, (list, tuple, np.ndarray, pd.Series, pd.Index, pd.api.extensions.ExtensionArray)):
+        raise DataError(f"{name} must be a 1-D list, array, Series or Index of values, got {type(values).__name__}")
+    if getattr(values, "ndim", 1) != 1:
+        raise DataError(f"{name} must be 1-D, got shape {np.shape(values)}")
+    return values
 
 
 def _strings(values) -> np.ndarray:
@@ -52,13 +86,24 @@ def _strings(values) -> np.ndarray:
     return out
 
 
-def hash_strings(values, seed: int = 0) -> np.ndarray:
+def hash_strings(
+    values,  # 1-D list, array, Series or Index of values
+    seed: int = 0,  # hash seed, an integer in [0, 2**32)
+) -> np.ndarray:
     "64-bit hashes of the string form of `values` (SipHash via `pandas.util.hash_array`); 5, 5.0 and '5' hash alike."
-    return pd.util.hash_array(_strings(values), hash_key=_key(seed), categorize=False)
+    key = _key(seed)
+    return pd.util.hash_array(_strings(_values(values, "values")), hash_key=key, categorize=False)
 
 
-def value_hashes(column, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def value_hashes(
+    column,  # 1-D Series, Index, array or list of values
+    seed: int = 0,  # hash seed, an integer in [0, 2**32)
+) -> tuple[np.ndarray, np.ndarray]:
     "(codes, hashes): row codes into the distinct values of `column` and one hash per distinct value (last = missing)."
+    key = _key(seed)
+    column = _values(column, "column")
+    if isinstance(column, (list, tuple)):
+        column = pd.Index(column, dtype=object)
     if isinstance(getattr(column, "dtype", None), pd.CategoricalDtype):
         codes, uniques = np.asarray(column.cat.codes), column.cat.categories
     else:
@@ -66,23 +111,29 @@ def value_hashes(column, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     strings = np.empty(len(uniques) + 1, dtype=object)
     strings[:-1] = _strings(uniques)
     strings[-1] = _MISSING
-    h = pd.util.hash_array(strings, hash_key=_key(seed), categorize=False)
+    h = pd.util.hash_array(strings, hash_key=key, categorize=False)
     codes = np.asarray(codes)
     if (codes < 0).any():
         codes = np.where(codes < 0, len(uniques), codes)
     return codes, h
 
 
-def expected_collision_rate(n_distinct: int, n_features: int) -> float:
+def expected_collision_rate(
+    n_distinct: int,  # distinct values hashed (>= 0)
+    n_features: int,  # slots in the hash space (>= 1)
+) -> float:
     "Chance that a given one of `n_distinct` values shares its slot, for a uniform hash into `n_features` slots."
+    n_distinct, n_features = _check_int(n_distinct, "n_distinct", 0), _check_int(n_features, "n_features", 1)
     return float(1.0 - (1.0 - 1.0 / n_features) ** max(n_distinct - 1, 0))
 
 
 def collision_rate(buckets) -> float:
     "Fraction of distinct values (one bucket each) whose bucket is shared with another value."
-    b = np.asarray(buckets)
+    b = np.asarray(_values(buckets, "buckets"))
     if len(b) == 0:
         return 0.0
+    if b.dtype.kind not in "iu":
+        raise DataError(f"buckets must hold integer slot numbers, one per distinct value, got dtype {b.dtype}")
     _, inv, counts = np.unique(b, return_inverse=True, return_counts=True)
     return float((counts[inv] > 1).mean())
 
@@ -120,12 +171,18 @@ class HashingEncoder(TransformerMixin, BaseEstimator):
         n = self.n_features
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 2**31 - 1:
             raise ConfigError(f"n_features must be an integer in [1, 2**31 - 1], got {n!r}")
+        for name in ("signed", "include_columns", "sparse_output"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        _key(self.seed)  # an integer in [0, 2**32)
+        if self.crosses is not None and (isinstance(self.crosses, (str, bytes)) or not isinstance(self.crosses, Sequence)):
+            raise ConfigError(f"crosses must be a list of column tuples, e.g. [('carrier', 'origin')], got {self.crosses!r}")
         self._columns(X, reset=True)
         names = [str(c) for c in getattr(self, "feature_names_in_", [f"x{j}" for j in range(self.n_features_in_)])]
         crosses = []
         for cross in self.crosses or []:
-            if isinstance(cross, str) or len(cross) < 2:
-                raise ConfigError(f"each cross needs two or more columns, got {cross!r}")
+            if isinstance(cross, (str, bytes)) or not isinstance(cross, Sequence) or len(cross) < 2:
+                raise ConfigError(f"crosses: each cross needs two or more columns, got {cross!r}")
             idx = []
             for c in cross:
                 if isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < len(names):
@@ -134,6 +191,8 @@ class HashingEncoder(TransformerMixin, BaseEstimator):
                     idx.append(names.index(c))
                 else:
                     raise SchemaError(f"crosses: unknown column {c!r}; X has {names}")
+            if len(set(idx)) < len(idx):
+                raise ConfigError(f"crosses: {cross!r} names a column twice; a cross combines different columns")
             crosses.append(tuple(idx))
         if not crosses and not self.include_columns:
             raise ConfigError("nothing to hash: include_columns=False and no crosses")
@@ -153,7 +212,7 @@ class HashingEncoder(TransformerMixin, BaseEstimator):
         t = 0
         if self.include_columns:
             for codes, h in vh:  # distinct values only, then a gather by row code
-                th = mix64(h ^ self._salts[t])
+                th = _mix64(h ^ self._salts[t])
                 slots[t] = (th % n).astype(np.int64)[codes]
                 if self.signed:
                     signs[t] = (1 - 2 * (th >> np.uint64(63)).astype(np.int8))[codes]
@@ -162,7 +221,7 @@ class HashingEncoder(TransformerMixin, BaseEstimator):
             th = np.full(n_rows, self._salts[t], dtype=np.uint64)
             for j in cross:
                 codes, h = vh[j]
-                th = mix64(th ^ h[codes])
+                th = _mix64(th ^ h[codes])
             slots[t] = th % n
             if self.signed:
                 signs[t] = 1 - 2 * (th >> np.uint64(63)).astype(np.int8)
@@ -184,6 +243,11 @@ class HashingEncoder(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         "One name per slot: `hash_0`, `hash_1`, ..."
         check_is_fitted(self, "token_names_")
+        if input_features is not None:
+            try:
+                _check_feature_names_in(self, input_features)
+            except ValueError as e:
+                raise SchemaError(f"input_features: {e}") from e
         return np.asarray([f"hash_{i}" for i in range(self.n_features)], dtype=object)
 
     def collision_report(self, X) -> pd.DataFrame:
@@ -213,7 +277,7 @@ class HashingEncoder(TransformerMixin, BaseEstimator):
         th = np.full(len(cols[0]), self._salts[t], dtype=np.uint64)
         for j in cross:
             codes, h = value_hashes(cols[j], self.seed)
-            th = mix64(th ^ h[codes])
+            th = _mix64(th ^ h[codes])
         return th
 
     def __sklearn_tags__(self):
