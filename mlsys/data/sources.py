@@ -369,6 +369,7 @@ def flight_log_events(
     "What an operations system logs about the flights: departed/arrived (WARNING when > 15 min late), cancelled, diverted (ERROR)."
     _frame(flights, ["sched_dep", "dep_delay", "arr_delay", "cancelled", "origin", "dest"], "flights")
     sched = require_tz_aware(flights["sched_dep"], "flights['sched_dep']").dt.tz_convert("UTC")
+    require_columns(airports, ["faa", "tzone"], "airports")
     arr = arrival_times(flights, airports)
     base = pd.DataFrame({"flight_id": flight_ids(flights).to_numpy(), "origin": flights["origin"].astype(str).to_numpy(),
                          "dest": flights["dest"].astype(str).to_numpy()})
@@ -405,8 +406,11 @@ def to_log_lines(
     cols = [c for c in events.columns if c != "ts"]
     values = events[cols].astype(object).where(events[cols].notna(), None)
     dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode
-    return [dumps({"ts": t, **dict(zip(cols, (v.item() if isinstance(v, np.generic) else v for v in row)))})
-            for t, row in zip(ts, values.itertuples(index=False, name=None))]
+    try:
+        return [dumps({"ts": t, **dict(zip(cols, (v.item() if isinstance(v, np.generic) else v for v in row)))})
+                for t, row in zip(ts, values.itertuples(index=False, name=None))]
+    except (TypeError, ValueError) as e:
+        raise DataError(f"events hold a value a JSON log line cannot carry: {e}") from e
 
 # %% ../../nbs/02g_data_sources.ipynb
 def log_volume(
@@ -556,14 +560,16 @@ def damage_log(
     seed: int = 0,  # which lines are damaged, and where
 ) -> tuple[list[str], set[int]]:
     "A damaged copy of `lines` and the indices of the lines whose event it destroyed (the other events survive)."
-    if not isinstance(lines, list) or not all(isinstance(s, str) for s in lines):
-        raise DataError("lines must be a list of str")
+    if not isinstance(lines, list) or not all(isinstance(s, str) and len(s) >= 5 for s in lines):
+        raise DataError("lines must be a list of str, each at least 5 characters long")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     for name, k in (("truncated", truncated), ("interleaved", interleaved)):
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
             raise ConfigError(f"{name} must be a non-negative integer, got {k!r}")
     if 3 * (truncated + interleaved) > len(lines):
         raise ConfigError(f"{truncated + interleaved} damaged lines are too many for {len(lines)} lines")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(int(seed))
     picks = rng.choice(np.arange(0, len(lines) - 1, 2), size=truncated + interleaved, replace=False)
     out, lost, cut, merge = list(lines), set(), set(picks[:truncated].tolist()), set(picks[truncated:].tolist())
     for i in sorted(cut | merge, reverse=True):
@@ -581,10 +587,10 @@ def append_log_lines(
     path: str | Path,  # the log file (created if missing)
     lines: Iterable[str],  # lines without newlines
 ) -> int:
-    "Append `lines` to `path` in one `write` on an `O_APPEND` descriptor, so writers in other processes never split them."
+    "Append `lines` to `path` with one `write` on an `O_APPEND` descriptor: other processes' batches land before or after, never inside."
     path = as_path(path, "log path")
-    if isinstance(lines, str):
-        raise DataError("lines must be an iterable of lines, not one string")
+    if isinstance(lines, (str, bytes)) or not isinstance(lines, Iterable):
+        raise DataError(f"lines must be an iterable of lines, not {type(lines).__name__}")
     lines = list(lines)
     for i, s in enumerate(lines):
         if not isinstance(s, str):
@@ -644,7 +650,12 @@ def retain_log(
 ) -> pd.DataFrame:
     "The events still within their level's retention period at `now`."
     _frame(events, ["ts", "level"], "events")
-    now = require_tz_aware(pd.Timestamp(now) if isinstance(now, (str, dt.datetime)) else now, "now")
+    if isinstance(now, str):
+        try:
+            now = pd.Timestamp(now)
+        except ValueError as e:
+            raise DataError(f"now={now!r} is not a time: {e}") from e
+    now = require_tz_aware(now, "now")
     ages = _levels_map(max_age, "max_age", events["level"].unique())
     try:
         ages = {lv: pd.Timedelta(a) for lv, a in ages.items()}
@@ -1067,13 +1078,21 @@ class Warehouse:
         timeout: float = 5.0,  # seconds to wait while another process holds the file
         read_only: bool = False,  # open an existing warehouse only to read
     ):
+        if not isinstance(read_only, bool):
+            raise ConfigError(f"read_only must be True or False, got {read_only!r}")
         self.con = connect_duckdb(path, read_only=read_only, timeout=timeout)
         self.path, self.read_only = str(path), read_only
         if not read_only:
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {self._META} (name VARCHAR PRIMARY KEY, spec VARCHAR)")
         found = self.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [self._META]).fetchall()[0][0]
         rows = self.con.execute(f"SELECT name, spec FROM {self._META}").fetchall() if found else []
-        self.schemas = {n: {c: Column(**v) for c, v in json.loads(s)["columns"].items()} for n, s in rows}
+        self.schemas = {}
+        for n, spec in rows:
+            try:
+                self.schemas[n] = _schema({c: Column(**v) for c, v in json.loads(spec)["columns"].items()}, f"table {n!r}")
+            except (ValueError, TypeError, KeyError, AttributeError) as e:  # ConfigError is a ValueError
+                self.con.close()
+                raise IntegrityError(f"the stored declaration of table {n!r} in {str(path)!r} is unreadable or invalid: {e}") from e
 
     def __enter__(self):
         return self
@@ -1098,6 +1117,8 @@ class Warehouse:
     ) -> Warehouse:
         "Declare a table; the declaration is stored in the warehouse, so a reopened file enforces it too."
         name, columns = self._table(name), _schema(columns, f"table {name!r}")
+        if self.read_only:
+            raise ConfigError(f"the warehouse {self.path!r} was opened read_only; it cannot declare tables")
         pk = [primary_key] if isinstance(primary_key, str) else list(primary_key)
         if [c for c in pk if c not in columns]:
             raise ConfigError(f"primary_key {pk} names columns that {name!r} does not declare")
@@ -1127,6 +1148,8 @@ class Warehouse:
         name = self._table(name)
         if name not in self.schemas:
             raise SchemaError(f"the warehouse has no table {name!r}; declare it with create_table (tables: {sorted(self.schemas)})")
+        if self.read_only:
+            raise ConfigError(f"the warehouse {self.path!r} was opened read_only; it cannot write to {name!r}")
         columns = self.schemas[name]
         problems = schema_problems(rows, columns)
         if problems:
@@ -1264,11 +1287,20 @@ def apply_schema(
     schema = _schema(schema)
     if missing not in ("error", "null"):
         raise ConfigError(f"missing must be 'error' or 'null', got {missing!r}")
+    if isinstance(sources, (str, bytes)) or not isinstance(sources, Iterable):
+        raise DataError(f"sources must be an iterable of (file name, lines) pairs, got {type(sources).__name__}")
     good, where, bad, per_file = {c: [] for c in schema}, [], [], []
-    for name, lines in sources:
+    for source in sources:
+        if not (isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], str)
+                and isinstance(source[1], Iterable) and not isinstance(source[1], (str, bytes))):
+            raise DataError(f"each source must be a (file name, iterable of (line number, text)) pair, got {source!r:.80}")
+        name, lines = source
         rows = n_good = 0
         bad_lines, unknown = set(), set()
-        for n, text in lines:
+        for item in lines:
+            if not (isinstance(item, tuple) and len(item) == 2 and (item[1] is None or isinstance(item[1], str))):
+                raise DataError(f"{name}: each line must be a (line number, text or None) pair, got {item!r:.80}")
+            n, text = item
             rows += 1
             probs, obj = [], None
             if text is None:
@@ -1329,11 +1361,11 @@ class Lake:
         fsync: bool = True,  # flush each file (and its folder) before it becomes visible
     ):
         self.root = as_path(root, "lake root").absolute()
+        if not isinstance(fsync, bool):
+            raise ConfigError(f"fsync must be True or False, got {fsync!r}")
         if self.root.exists() and not self.root.is_dir():
             raise DataError(f"lake root {str(self.root)!r} is a file, not a folder")
         self.root.mkdir(parents=True, exist_ok=True)
-        if not isinstance(fsync, bool):
-            raise ConfigError(f"fsync must be True or False, got {fsync!r}")
         self.fsync = fsync
 
     def _name(self, value: Any, what: str) -> str:
@@ -1406,6 +1438,8 @@ class Lake:
         "Store raw text documents (unstructured data), one per line, in a new file `<batch>.txt`."
         if isinstance(texts, (str, bytes)):
             raise DataError("texts must be an iterable of documents, not one string")
+        if not isinstance(texts, Iterable):
+            raise DataError(f"texts must be an iterable of documents, got {type(texts).__name__}")
         texts = list(texts)
         for i, t in enumerate(texts):
             if not isinstance(t, str):
