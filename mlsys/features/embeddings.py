@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from ..core import ConfigError, DataError, optional_import
+from ..core import ConfigError, DataError, SchemaError, optional_import
 from .ops import check_X
 
 # %% auto 0
@@ -24,17 +24,36 @@ __all__ = ['log', 'sinusoid_frequencies', 'sinusoidal_embedding', 'FourierFeatur
 log = logging.getLogger(__name__)
 
 
+_MAX_CELLS = 2**28  # largest table or output (numbers) built at once: 2 GiB of float64
+
+
+def _check_int(v, name: str, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
+        what = f"a positive integer (at most {hi:,})" if lo == 1 else f"an integer in [{lo}, {hi:,}]"
+        raise ConfigError(f"{name} must be {what}, got {v!r}")
+    return int(v)
+
+
 def _check_dim(dim) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 2 or dim % 2:
-        raise ConfigError(f"dim must be an even integer >= 2, got {dim!r}")
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 2 or dim % 2 or dim > 2**20:
+        raise ConfigError(f"dim must be an even integer in [2, 2**20], got {dim!r}")
     return int(dim)
+
+
+def _check_base(base) -> float:
+    if isinstance(base, bool) or not isinstance(base, (int, float, np.integer, np.floating)) or not 1 < base < np.inf:
+        raise ConfigError(f"base must be a finite number > 1, got {base!r}")
+    return float(base)
+
+
+def _check_cells(n: int, what: str) -> None:
+    if n > _MAX_CELLS:
+        raise ConfigError(f"{what} would hold {n:,} numbers (more than {_MAX_CELLS:,}); use fewer positions or a smaller dim")
 
 
 def sinusoid_frequencies(dim: int, base: float = 10_000.0) -> np.ndarray:
     "The `dim // 2` angular frequencies `base ** (-2i / dim)` of a sinusoidal embedding."
-    dim = _check_dim(dim)
-    if not base > 1:
-        raise ConfigError(f"base must be > 1, got {base!r}")
+    dim, base = _check_dim(dim), _check_base(base)
     return base ** (-np.arange(0, dim, 2) / dim)
 
 
@@ -44,11 +63,17 @@ def sinusoidal_embedding(
     base: float = 10_000.0,  # longest wavelength is 2*pi*base
 ) -> np.ndarray:
     "Fixed sinusoidal embedding, shape (n, dim): columns alternate sin(p*w_i), cos(p*w_i)."
-    p = np.asarray(positions, dtype=np.float64)
+    if isinstance(positions, (str, bytes)) or not hasattr(positions, "__len__"):
+        raise DataError(f"positions must be a 1-D array of numbers, got {type(positions).__name__}")
+    p = np.asarray(positions)
+    if p.dtype.kind not in "iuf":  # strings would be parsed, complex numbers lose their imaginary part, bools are not positions
+        raise DataError(f"positions must be numbers (integers or floats), got dtype {p.dtype}")
     if p.ndim != 1:
         raise DataError(f"positions must be one-dimensional, got shape {p.shape}")
+    p = p.astype(np.float64, copy=False)
     if not np.isfinite(p).all():
         raise DataError("positions contain NaN or infinity")
+    _check_cells(len(p) * _check_dim(dim), "the embedding")
     angles = p[:, None] * sinusoid_frequencies(dim, base)[None, :]
     out = np.empty((len(p), dim))
     out[:, 0::2], out[:, 1::2] = np.sin(angles), np.cos(angles)
@@ -68,9 +93,9 @@ class FourierFeatures(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         "Fix the frequencies of every column."
-        n = self.n_frequencies
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ConfigError(f"n_frequencies must be a positive integer, got {n!r}")
+        n = _check_int(self.n_frequencies, "n_frequencies", 1, 4096)
+        if self.period is None:
+            _check_base(self.base)
         check_X(self, X, reset=True)
         names = _check_feature_names_in(self)
         freqs = []
@@ -81,9 +106,13 @@ class FourierFeatures(TransformerMixin, BaseEstimator):
             if period is None:
                 freqs.append(sinusoid_frequencies(2 * n, self.base))
             else:
-                if not (isinstance(period, (int, float, np.number)) and period > 0):
-                    raise ConfigError(f"period for {name!r} must be a positive number, got {period!r}")
+                if isinstance(period, bool) or not isinstance(period, (int, float, np.number)) or not 0 < period < np.inf:
+                    raise ConfigError(f"period for {name!r} must be a positive number (finite, not a bool), got {period!r}")
                 freqs.append(2 * np.pi * np.arange(1, n + 1) / float(period))
+        if isinstance(self.period, Mapping):
+            unknown = [k for k in self.period if k not in set(names)]
+            if unknown:
+                raise ConfigError(f"period names column(s) {unknown} that X does not have (it has {list(names)[:20]})")
         self.frequencies_ = np.array(freqs)
         return self
 
@@ -99,7 +128,11 @@ class FourierFeatures(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         "`<col>_sin<k>`, `<col>_cos<k>` for each column and frequency k = 1..n."
         check_is_fitted(self, "frequencies_")
-        return np.asarray([f"{c}_{f}{k}" for c in _check_feature_names_in(self, input_features)
+        try:
+            names = _check_feature_names_in(self, input_features)
+        except ValueError as e:
+            raise SchemaError(f"input_features: {e}") from e
+        return np.asarray([f"{c}_{f}{k}" for c in names
                            for k in range(1, self.n_frequencies + 1) for f in ("sin", "cos")], dtype=object)
 
     def __sklearn_tags__(self):
@@ -113,6 +146,18 @@ def _torch_modules():
     torch = optional_import("torch", extra="torch", purpose="positional embedding modules")
     nn = torch.nn
 
+    def check_tensor(positions):
+        if not isinstance(positions, torch.Tensor):
+            raise DataError(f"positions must be a torch.Tensor, got {type(positions).__name__}")
+
+    def integer_positions(positions, n: int, hint: str):
+        "Refuse bools, complex numbers and positions outside [0, n); return integer indices (int16 etc. as int64)."
+        if positions.dtype == torch.bool or positions.is_floating_point() or positions.is_complex():
+            raise DataError(f"positions must be an integer tensor, got {positions.dtype}")
+        if positions.numel() and (positions.min() < 0 or positions.max() >= n):
+            raise DataError(f"positions must lie in [0, {n - 1}], got [{int(positions.min())}, {int(positions.max())}]; {hint}")
+        return positions if positions.dtype in (torch.int64, torch.int32) else positions.long()
+
     class LearnedPositionalEmbedding(nn.Module):
         "One trainable vector per position 0..num_positions-1 (an `nn.Embedding`)."
 
@@ -122,12 +167,8 @@ def _torch_modules():
             self.embedding = nn.Embedding(num_positions, dim)
 
         def forward(self, positions):
-            if positions.dtype not in (torch.int64, torch.int32):
-                raise DataError(f"positions must be an integer tensor, got {positions.dtype}")
-            if positions.numel() and (positions.min() < 0 or positions.max() >= self.num_positions):
-                raise DataError(f"positions must lie in [0, {self.num_positions - 1}], got "
-                                f"[{int(positions.min())}, {int(positions.max())}]; a learned table cannot extrapolate")
-            return self.embedding(positions)
+            check_tensor(positions)
+            return self.embedding(integer_positions(positions, self.num_positions, "a learned table cannot extrapolate"))
 
     class SinusoidalPositionalEmbedding(nn.Module):
         "Fixed sinusoidal vectors, computed by `sinusoidal_embedding` and stored as a non-trainable buffer."
@@ -139,28 +180,27 @@ def _torch_modules():
             self.register_buffer("table", table)
 
         def forward(self, positions):
+            check_tensor(positions)
             if positions.is_floating_point():  # continuous values: compute directly
+                if not torch.isfinite(positions).all():
+                    raise DataError("positions contain NaN or infinity")
                 w = torch.tensor(sinusoid_frequencies(self.dim, self.base), dtype=positions.dtype)
                 ang = positions[..., None] * w
                 return torch.stack([torch.sin(ang), torch.cos(ang)], dim=-1).flatten(-2)
-            if positions.numel() and (positions.min() < 0 or positions.max() >= self.num_positions):
-                raise DataError(f"integer positions must lie in [0, {self.num_positions - 1}]; pass floats to extrapolate")
-            return self.table[positions]
+            return self.table[integer_positions(positions, self.num_positions, "pass floats to extrapolate")]
 
     return LearnedPositionalEmbedding, SinusoidalPositionalEmbedding
 
 
 def learned_positional_embedding(num_positions: int, dim: int):
     "A torch module with one trainable `dim`-vector per position in [0, num_positions)."
-    if isinstance(num_positions, bool) or not isinstance(num_positions, (int, np.integer)) or num_positions < 1:
-        raise ConfigError(f"num_positions must be a positive integer, got {num_positions!r}")
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ConfigError(f"dim must be a positive integer, got {dim!r}")
-    return _torch_modules()[0](int(num_positions), int(dim))
+    num_positions, dim = _check_int(num_positions, "num_positions", 1, _MAX_CELLS), _check_int(dim, "dim", 1, 2**20)
+    _check_cells(num_positions * dim, "the table of num_positions x dim")
+    return _torch_modules()[0](num_positions, dim)
 
 
 def sinusoidal_positional_embedding(num_positions: int, dim: int, base: float = 10_000.0):
     "A torch module returning fixed sinusoidal vectors (integer positions from a table, float positions computed)."
-    if isinstance(num_positions, bool) or not isinstance(num_positions, (int, np.integer)) or num_positions < 1:
-        raise ConfigError(f"num_positions must be a positive integer, got {num_positions!r}")
-    return _torch_modules()[1](int(num_positions), _check_dim(dim), base)
+    num_positions, dim = _check_int(num_positions, "num_positions", 1, _MAX_CELLS), _check_dim(dim)
+    _check_cells(num_positions * dim, "the table of num_positions x dim")
+    return _torch_modules()[1](num_positions, dim, _check_base(base))
