@@ -11,7 +11,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ..core import DataError, optional_import
+from ..core import ConfigError, DataError, optional_import
 
 torch = optional_import("torch", extra="torch", purpose="transfer learning")
 nn = torch.nn
@@ -24,11 +24,62 @@ __all__ = ['torch', 'nn', 'log', 'MODES', 'SmallCNN', 'fashion_task', 'train_cla
 log = logging.getLogger(__name__)
 
 
+def _count(v, name: str, minimum: int = 1, exc=ConfigError) -> int:
+    "`v` as an int >= `minimum`; refuses bools, floats, strings and None (10**12 is refused by the caller's limit)."
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < minimum:
+        raise exc(f"{name} must be an integer >= {minimum}, got {v!r}")
+    return int(v)
+
+
+def _rate(v, name: str) -> float:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) \
+            or not 0 < v < float("inf"):
+        raise ConfigError(f"{name} must be a finite number > 0, got {v!r}")
+    return float(v)
+
+
+def _images(X, what: str = "X") -> None:
+    "`X` must be a float tensor (N, 1, 28, 28) of finite values, N >= 1."
+    if not isinstance(X, torch.Tensor):
+        raise DataError(f"{what} must be a torch tensor of shape (N, 1, 28, 28), got {type(X).__name__}"
+                        + (" (convert it with torch.from_numpy)" if isinstance(X, np.ndarray) else ""))
+    if X.ndim != 4 or tuple(X.shape[1:]) != (1, 28, 28) or len(X) == 0:
+        raise DataError(f"{what} must have shape (N, 1, 28, 28) with N >= 1, got {tuple(X.shape)}")
+    if not X.is_floating_point():
+        raise DataError(f"{what} must hold floats in [0, 1] (images / 255), got dtype {X.dtype}")
+    if not bool(torch.isfinite(X).all()):
+        raise DataError(f"{what} holds {int((~torch.isfinite(X)).sum())} NaN or infinite values")
+
+
+def _targets(y, n: int, n_classes: int | None, what: str = "y") -> None:
+    "`y` must be an integer tensor of `n` class indices in [0, n_classes)."
+    if not isinstance(y, torch.Tensor):
+        raise DataError(f"{what} must be a torch tensor of class indices, got {type(y).__name__}")
+    if y.ndim != 1 or len(y) != n:
+        raise DataError(f"X and {what} must be non-empty and of equal length, got {n} and "
+                        f"{len(y) if y.ndim else 'a 0-d tensor'}")
+    if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise DataError(f"{what} must hold integer class indices, got dtype {y.dtype}")
+    if n_classes is not None and len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise DataError(f"{what} holds classes {int(y.min())}..{int(y.max())}, outside the model's 0..{n_classes - 1}")
+
+
+def _model(model, what: str = "model") -> nn.Module:
+    if not isinstance(model, nn.Module) or not isinstance(getattr(model, "features", None), nn.Module) \
+            or not isinstance(getattr(model, "head", None), nn.Linear):
+        raise DataError(f"{what} must be a SmallCNN (a torch module with `features` and a linear `head`), "
+                        f"got {type(model).__name__}")
+    return model
+
+
 class SmallCNN(nn.Module):
     "Two conv blocks (`features`, a 400-d embedding for width 8), then a linear `head`."
 
     def __init__(self, n_classes: int = 5,  # outputs of the head
                  width: int = 8):  # channels of the first conv (the second has twice as many)
+        n_classes, width = _count(n_classes, "n_classes", 2), _count(width, "width")
+        if width > 1024:
+            raise ConfigError(f"width={width} is more than 1024 channels; a small CNN is meant")
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(1, width, 3), nn.ReLU(), nn.MaxPool2d(2),
@@ -36,6 +87,9 @@ class SmallCNN(nn.Module):
         self.head = nn.Linear(2 * width * 5 * 5, n_classes)
 
     def forward(self, x):
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+            raise DataError(f"SmallCNN takes images of shape (N, 1, 28, 28), got "
+                            f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
         return self.head(self.features(x))
 
 
@@ -43,10 +97,11 @@ def fashion_task(classes: list[int], n_per_class: int | None = None, split: str 
                  seed: int = 0) -> tuple:
     "Fashion-MNIST images of `classes` as a float tensor (N,1,28,28) in [0,1], labels renumbered 0..k-1."
     from mlsys.datasets import load_fashion_mnist
-    if len(set(classes)) != len(classes) or not set(classes) <= set(range(10)):
-        raise DataError(f"classes={classes} must be distinct Fashion-MNIST labels in 0..9")
-    if n_per_class is not None and n_per_class < 1:
+    classes = _check_classes(classes)
+    if n_per_class is not None and (isinstance(n_per_class, (bool, np.bool_)) or not isinstance(n_per_class, (int, np.integer))
+                                    or n_per_class < 1):
         raise DataError(f"n_per_class={n_per_class} must be a positive integer or None")
+    seed = _count(seed, "seed", 0)
     images, labels = load_fashion_mnist(split=split, as_arrays=True)
     rng = np.random.default_rng(seed)
     idx = []
@@ -63,6 +118,16 @@ def fashion_task(classes: list[int], n_per_class: int | None = None, split: str 
     X = torch.from_numpy(images[idx].astype(np.float32) / 255.0).unsqueeze(1)
     return X, torch.from_numpy(remap[labels[idx]].astype(np.int64))
 
+
+def _check_classes(classes, what: str = "classes") -> list[int]:
+    if not isinstance(classes, (list, tuple, range, np.ndarray)) or (isinstance(classes, np.ndarray) and classes.ndim != 1):
+        raise DataError(f"{what} must be a list of Fashion-MNIST labels in 0..9, got {type(classes).__name__}")
+    classes = list(classes)
+    is_label = [isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_)) for c in classes]
+    if not classes or not all(is_label) or len(set(classes)) != len(classes) or not set(classes) <= set(range(10)):
+        raise DataError(f"{what}={classes} must be distinct Fashion-MNIST labels in 0..9")
+    return [int(c) for c in classes]
+
 # %% ../../nbs/04e_labeling_transfer.ipynb
 MODES = ("scratch", "frozen", "finetune")
 
@@ -70,10 +135,14 @@ MODES = ("scratch", "frozen", "finetune")
 def train_classifier(model: nn.Module, X, y, epochs: int = 5, lr: float = 1e-3, batch_size: int = 64,
                      seed: int = 0, feature_lr: float | None = None) -> nn.Module:
     "Train `model` with Adam and cross-entropy; `feature_lr` sets a separate rate for `model.features`."
-    if len(X) == 0 or len(X) != len(y):
+    _model(model)
+    if isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor) and (len(X) == 0 or X.ndim != 4 or len(X) != len(y)):
         raise DataError(f"X and y must be non-empty and of equal length, got {len(X)} and {len(y)}")
-    if epochs < 1 or batch_size < 1:
-        raise DataError(f"epochs={epochs} and batch_size={batch_size} must be positive")
+    _images(X)
+    _targets(y, len(X), model.head.out_features)
+    epochs, batch_size, seed = _count(epochs, "epochs"), _count(batch_size, "batch_size"), _count(seed, "seed", 0)
+    lr = _rate(lr, "lr")
+    feature_lr = None if feature_lr is None else _rate(feature_lr, "feature_lr")
     g = torch.Generator().manual_seed(seed)
     head_params = [p for n, p in model.named_parameters() if not n.startswith("features.") and p.requires_grad]
     feat_params = [p for n, p in model.named_parameters() if n.startswith("features.") and p.requires_grad]
@@ -99,6 +168,10 @@ def train_classifier(model: nn.Module, X, y, epochs: int = 5, lr: float = 1e-3, 
 @torch.no_grad()
 def accuracy(model: nn.Module, X, y, batch_size: int = 1024) -> float:
     "Share of `X` that `model` classifies as `y`."
+    _model(model)
+    _images(X)
+    _targets(y, len(X), None)
+    batch_size = _count(batch_size, "batch_size")
     model.eval()
     pred = torch.cat([model(X[i:i + batch_size]).argmax(1) for i in range(0, len(X), batch_size)])
     return float((pred == y).float().mean())
@@ -106,14 +179,22 @@ def accuracy(model: nn.Module, X, y, batch_size: int = 1024) -> float:
 
 def transfer_model(pretrained: nn.Module | None, n_classes: int, mode: str, seed: int = 0) -> nn.Module:
     "A model for the target task: `scratch`, or `pretrained`'s features with a new head (`frozen` or `finetune`)."
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise DataError(f"mode={mode!r} is not one of {MODES}")
+    n_classes, seed = _count(n_classes, "n_classes", 2), _count(seed, "seed", 0)
+    width = 8
+    if pretrained is not None or mode != "scratch":
+        if pretrained is None:
+            raise DataError(f"mode={mode!r} needs a pretrained model")
+        _model(pretrained, "pretrained")
+        first = pretrained.features[0] if isinstance(pretrained.features, nn.Sequential) and len(pretrained.features) else None
+        if not isinstance(first, nn.Conv2d):
+            raise DataError("pretrained.features must start with the Conv2d of a SmallCNN")
+        width = first.out_channels  # the new head must fit the pretrained features
     torch.manual_seed(seed)
-    model = SmallCNN(n_classes)
+    model = SmallCNN(n_classes, width=width)
     if mode == "scratch":
         return model
-    if pretrained is None:
-        raise DataError(f"mode={mode!r} needs a pretrained model")
     model.features = copy.deepcopy(pretrained.features)
     if mode == "frozen":
         for p in model.features.parameters():
@@ -124,6 +205,9 @@ def transfer_model(pretrained: nn.Module | None, n_classes: int, mode: str, seed
 @torch.no_grad()
 def embed(model: nn.Module, X, batch_size: int = 1024) -> np.ndarray:
     "The `features` of `model` for every image in `X`, as a numpy array."
+    _model(model)
+    _images(X)
+    batch_size = _count(batch_size, "batch_size")
     model.eval()
     return torch.cat([model.features(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]).numpy()
 
@@ -133,6 +217,14 @@ def linear_probe(pretrained: nn.Module, X, y, C: float = 0.1):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    _model(pretrained, "pretrained")
+    _images(X)
+    y = np.asarray(y.numpy() if isinstance(y, torch.Tensor) else y)
+    if y.ndim != 1 or len(y) != len(X):
+        raise DataError(f"X and y must be of equal length, got {len(X)} and shape {y.shape}")
+    if len(np.unique(y)) < 2:
+        raise DataError(f"y holds a single class ({np.unique(y).tolist()}); a linear probe needs at least two")
+    C = _rate(C, "C")
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000)).fit(embed(pretrained, X), np.asarray(y))
 
 
@@ -140,6 +232,17 @@ def transfer_curve(pretrained: nn.Module, target_classes: list[int], X_test, y_t
                    seeds: list[int] = (0,), steps: int = 60, lr: float = 3e-3, feature_lr: float = 3e-4,
                    batch_size: int = 32, C: float = 0.1) -> pd.DataFrame:
     "Test accuracy of scratch / frozen (linear probe) / fine-tune on the target task per labels-per-class and seed."
+    _model(pretrained, "pretrained")
+    _images(X_test, "X_test")
+    target_classes = _check_classes(target_classes, "target_classes")
+    _targets(y_test, len(X_test), len(target_classes), "y_test")
+    for name, vals, minimum in (("n_per_class", n_per_class, 1), ("seeds", seeds, 0)):
+        if not isinstance(vals, (list, tuple, range)) or not vals:
+            raise DataError(f"{name} must be a non-empty list of integers, got {vals!r}")
+        for v in vals:
+            _count(v, f"each of {name}", minimum, DataError)
+    steps, batch_size = _count(steps, "steps"), _count(batch_size, "batch_size")
+    lr, feature_lr, C = _rate(lr, "lr"), _rate(feature_lr, "feature_lr"), _rate(C, "C")
     rows = []
     F_test = embed(pretrained, X_test)
     for n in n_per_class:
