@@ -274,6 +274,13 @@ def test_sampling_is_the_same_in_a_fresh_process(lines):
     assert json.loads(out.stdout) == kept
 
 
+def test_sampling_takes_any_salt(lines):
+    events = S.parse_log_lines(lines).events
+    for salt in ["", "é" * 40, "\x00", "a" * 1000]:
+        kept = S.sample_log(events, salt=salt)
+        assert (kept["level"] != "INFO").sum() == (events["level"] != "INFO").sum()
+
+
 def _append_worker(path, worker, batches, size, first=0):
     for b in range(first, first + batches):
         S.append_log_lines(path, [json.dumps({"ts": "2013-01-01T00:00:00Z", "level": "INFO", "event": "e", "w": worker,
@@ -594,3 +601,29 @@ def test_sigkilled_text_writer_leaves_whole_files_or_none(tmp_path):
     assert files
     for f in files:
         assert f.read_text(encoding="utf-8").splitlines() == docs, f.name
+
+
+def _random_text(rng, n):
+    pool = list("0123456789:./-# apmAPMUAEWRJFKnoonİıſKß٥١२\u0301\t\n\r{}\"'[],") + ["", "  ", "12:30", "1/2/2013", "Jan", "United"]
+    return "".join(rng.choice(pool, size=int(rng.integers(0, n))))
+
+
+def test_fuzzed_forms_logs_and_lake_rows_never_raise_raw_errors(week):
+    "Random text, numbers and nesting at the three parsers of untrusted input: a status or a counted drop, never a crash."
+    _, airlines, airports = week
+    v = S.FormValidator(airlines, airports)
+    rng = np.random.default_rng(0)
+    values = [None, 0, -1, 10**30, 1.5, float("nan"), True, [], {}, b"UA"]
+    for _ in range(1500):
+        rec = {f: (values[int(rng.integers(len(values)))] if rng.random() < 0.2 else _random_text(rng, 12)) for f in S.FORM_FIELDS}
+        out = v.validate_one(rec)
+        assert out["status"] in ("accepted", "rejected")
+        if out["status"] == "accepted":
+            assert out["carrier"] in set(airlines["carrier"]) and len(out["date"]) == 10 and len(out["dep_time"]) == 5
+    lines = [_random_text(rng, 80) for _ in range(1500)] + [bytes(rng.integers(0, 256, 30, dtype=np.uint8)) for _ in range(200)]
+    parsed = S.parse_log_lines(lines)
+    assert parsed.lines == len(lines) and len(parsed.events) <= len(lines)
+    rows = [json.dumps({"n": values[int(rng.integers(len(values) - 1))], "t": _random_text(rng, 30)}) for _ in range(500)]
+    read = S.apply_schema([("f", list(enumerate(rows + lines[:300:3], 1)))],
+                          {"n": S.Column("BIGINT"), "t": S.Column("TIMESTAMPTZ")})
+    assert read.files["rows"].iloc[0] == len(rows) + 100

@@ -8,6 +8,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import difflib
+import hashlib
 import json
 import logging
 import math
@@ -637,7 +638,8 @@ def sample_log(
             raise ConfigError(f"rates[{lv!r}] must be a fraction in [0, 1], got {r!r}")
     if not isinstance(salt, str):
         raise ConfigError(f"salt must be a string, got {type(salt).__name__}")
-    h = pd.util.hash_pandas_object(events[key].astype(str), index=False, hash_key=(salt + "mlsys-log-sample0")[:16].ljust(16, "0"))
+    hash_key = hashlib.blake2b(("mlsys-log-sample:" + salt).encode(), digest_size=8).hexdigest()  # 16 ASCII characters
+    h = pd.util.hash_pandas_object(events[key].astype(str), index=False, hash_key=hash_key)
     u = (h.to_numpy() >> np.uint64(11)).astype("float64") / float(1 << 53)
     keep = u < events["level"].map(rates).to_numpy(dtype="float64")
     return events[keep]
