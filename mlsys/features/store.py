@@ -1254,7 +1254,10 @@ class RedisOnlineStore:
             "if (not cur) or cur <= ARGV[1] then "
             "redis.call('HSET', KEYS[1], 'tns', ARGV[1], 'payload', ARGV[2]) return 1 end return 0")
 
-    def __init__(self, client, prefix: str = "mlsys:features"):  # a `redis.Redis` client; key prefix of this store
+    def __init__(self,
+                 client,  # a `redis.Redis` client
+                 prefix: str = "mlsys:features",  # key prefix of this store
+                 ):
         if not hasattr(client, "register_script"):
             raise ConfigError(f"client must be a redis.Redis client, got {type(client).__name__}")
         if not isinstance(prefix, str) or not prefix:
@@ -1528,7 +1531,10 @@ class WindowState:
         self._base: dict = {}  # entity -> number of evicted events
         self.n_events = 0
 
-    def update(self, event: dict, id=None) -> None:  # event: mapping with entity, value, timestamp; id: optional event id
+    def update(self,
+               event: dict,  # mapping with the definition's entity, value and timestamp fields
+               id=None,  # optional event id, which `get` can `exclude` later
+               ) -> None:
         "Ingest one event (events of an entity must arrive in time order)."
         d = self.definition
         if not isinstance(event, Mapping):
@@ -1560,7 +1566,11 @@ class WindowState:
             self._ids.setdefault((key, id), self._base.get(key, 0) + len(times) - 1)
         self.n_events += 1
 
-    def get(self, entity, at, exclude=None) -> float:  # entity key; tz-aware as-of time; optional event id to leave out
+    def get(self,
+            entity,  # entity key
+            at,  # tz-aware as-of time
+            exclude=None,  # optional event id to leave out
+            ) -> float:
         "The aggregate over events of `entity` in `[at - window, at)`."
         d = self.definition
         at = _as_time(at, "at")
@@ -1579,7 +1589,9 @@ class WindowState:
                 s, n = s - self._vals[key][p], n - 1
         return d._finish(s, n)
 
-    def evict(self, before) -> int:  # tz-aware time: drop events older than `before - window`
+    def evict(self,
+              before,  # tz-aware time: drop events older than `before - window`
+              ) -> int:
         "Forget events no query at or after `before` can see; return how many were dropped."
         t = _ns_scalar(_as_time(before, "before"), "before") - self.definition.window.value
         dropped = 0

@@ -417,9 +417,12 @@ class RandomOverSampler(BaseResampler):
     "Over-sample classes by drawing their rows again at random, with replacement."
     _kind, _numeric = "over", False
 
-    def __init__(self, sampling_strategy="auto", random_state=None):
-        self.sampling_strategy = sampling_strategy  # see `resolve_sampling_strategy`
-        self.random_state = random_state  # None, an int seed or a numpy `RandomState`
+    def __init__(self,
+                 sampling_strategy="auto",  # see `resolve_sampling_strategy`
+                 random_state=None,  # None, an int seed or a numpy `RandomState`
+                 ):
+        self.sampling_strategy = sampling_strategy
+        self.random_state = random_state
 
     def _check_params(self):
         _random_state(self.random_state)
@@ -434,9 +437,12 @@ class RandomUnderSampler(BaseResampler):
     "Under-sample classes by keeping a random subset of their rows, without replacement."
     _kind, _numeric = "under", False
 
-    def __init__(self, sampling_strategy="auto", random_state=None):
-        self.sampling_strategy = sampling_strategy  # see `resolve_sampling_strategy`
-        self.random_state = random_state  # None, an int seed or a numpy `RandomState`
+    def __init__(self,
+                 sampling_strategy="auto",  # see `resolve_sampling_strategy`
+                 random_state=None,  # None, an int seed or a numpy `RandomState`
+                 ):
+        self.sampling_strategy = sampling_strategy
+        self.random_state = random_state
 
     def _check_params(self):
         _random_state(self.random_state)
@@ -456,10 +462,14 @@ class SMOTE(BaseResampler):
     "Synthetic Minority Over-sampling: new rows on segments between a row and one of its same-class neighbours."
     _kind, _numeric, _sample_indices = "over", True, False
 
-    def __init__(self, sampling_strategy="auto", k_neighbors: int = 5, random_state=None):
-        self.sampling_strategy = sampling_strategy  # see `resolve_sampling_strategy`
-        self.k_neighbors = k_neighbors  # neighbours within the class to interpolate towards
-        self.random_state = random_state  # None, an int seed or a numpy `RandomState`
+    def __init__(self,
+                 sampling_strategy="auto",  # see `resolve_sampling_strategy`
+                 k_neighbors: int = 5,  # neighbours within the class to interpolate towards
+                 random_state=None,  # None, an int seed or a numpy `RandomState`
+                 ):
+        self.sampling_strategy = sampling_strategy
+        self.k_neighbors = k_neighbors
+        self.random_state = random_state
 
     def _check_params(self):
         _positive_int(self, "k_neighbors")
@@ -550,8 +560,10 @@ class TomekLinks(BaseResampler):
     "Remove the members of Tomek links that belong to the targeted classes (by default all but the minority)."
     _kind, _numeric = "clean", True
 
-    def __init__(self, sampling_strategy="auto"):
-        self.sampling_strategy = sampling_strategy  # 'auto' (all but minority), a named strategy or a list of classes
+    def __init__(self,
+                 sampling_strategy="auto",  # 'auto' (all but minority), a named strategy or a list of classes
+                 ):
+        self.sampling_strategy = sampling_strategy
 
     def _resample(self, X, y):
         links = _tomek_mask(X, y)
@@ -564,11 +576,16 @@ class NearMiss(BaseResampler):
     "Under-sample the majority classes by keeping the rows chosen by their distance to the minority (versions 1–3)."
     _kind, _numeric = "under", True
 
-    def __init__(self, sampling_strategy="auto", version: int = 1, n_neighbors: int = 3, n_neighbors_ver3: int = 3):
-        self.sampling_strategy = sampling_strategy  # see `resolve_sampling_strategy`
-        self.version = version  # 1, 2 or 3
-        self.n_neighbors = n_neighbors  # minority neighbours averaged over
-        self.n_neighbors_ver3 = n_neighbors_ver3  # majority rows pre-selected around each minority row (version 3)
+    def __init__(self,
+                 sampling_strategy="auto",  # see `resolve_sampling_strategy`
+                 version: int = 1,  # 1, 2 or 3
+                 n_neighbors: int = 3,  # minority neighbours averaged over
+                 n_neighbors_ver3: int = 3,  # majority rows pre-selected around each minority row (version 3)
+                 ):
+        self.sampling_strategy = sampling_strategy
+        self.version = version
+        self.n_neighbors = n_neighbors
+        self.n_neighbors_ver3 = n_neighbors_ver3
 
     def _check_params(self):
         if isinstance(self.version, (bool, np.bool_)) or self.version not in (1, 2, 3):
@@ -626,9 +643,12 @@ def _estimator_has(attr: str):
 class ResampledClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     "Fit `estimator` on a resampled copy of the training data; predict on data as it comes."
 
-    def __init__(self, sampler, estimator):
-        self.sampler = sampler  # any object with `fit_resample(X, y)`
-        self.estimator = estimator  # a scikit-learn classifier
+    def __init__(self,
+                 sampler,  # any object with `fit_resample(X, y)`
+                 estimator,  # a scikit-learn classifier
+                 ):
+        self.sampler = sampler
+        self.estimator = estimator
 
     def fit(self, X, y):
         "Resample `(X, y)` with a clone of `sampler`, then fit a clone of `estimator` on it."
