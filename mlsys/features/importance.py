@@ -37,6 +37,20 @@ class ImportanceResult:
     method: str  # "permutation" or "drop-column"
     confidence: float = 0.95  # level of the intervals in `summary`
 
+    def __post_init__(self):
+        imp = self.importances
+        if not isinstance(imp, pd.DataFrame) or imp.shape[0] == 0 or imp.shape[1] == 0:
+            raise DataError(f"importances must be a non-empty DataFrame (features x repeats), got "
+                            f"{type(imp).__name__}{'' if not isinstance(imp, pd.DataFrame) else f' of shape {imp.shape}'}")
+        bad = [c for c in imp.columns if not _is_numeric(imp[c])]
+        if bad:
+            raise DataError(f"importances must hold numbers, column {bad[0]!r} has dtype {imp[bad[0]].dtype}")
+        if not isinstance(self.method, str) or self.method not in _METHODS:
+            raise ConfigError(f"method must be one of {_METHODS}, got {self.method!r}")
+        _check_confidence(self.confidence)
+        if isinstance(self.baseline_score, bool) or not isinstance(self.baseline_score, (int, float, np.number)):
+            raise DataError(f"baseline_score must be a number, got {self.baseline_score!r}")
+
     def summary(self) -> pd.DataFrame:
         "Mean drop, its standard deviation and confidence interval per feature, most important first."
         imp = self.importances
@@ -53,27 +67,97 @@ class ImportanceResult:
         return out.sort_values("mean", ascending=False)
 
 
+_METHODS = ("permutation", "drop-column")
+
+
+def _is_numeric(s: pd.Series) -> bool:
+    return is_numeric_dtype(s) and not is_bool_dtype(s)
+
+
+def _check_confidence(confidence) -> float:
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.number)) or not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be a number in (0, 1), got {confidence!r}")
+    return float(confidence)
+
+
+def _check_count(v, name: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _columns_arg(columns, name: str = "columns") -> list:
+    "A list of column names from `columns` (a single string is one name); empty lists, duplicates and scalars are refused."
+    if isinstance(columns, str):
+        return [columns]
+    if isinstance(columns, (Mapping, set)) or not isinstance(columns, (Sequence, np.ndarray, pd.Index)) or np.ndim(columns) != 1:
+        raise ConfigError(f"{name} must be a list of column names, got {type(columns).__name__}")
+    cols = list(columns)
+    if not cols:
+        raise ConfigError(f"{name} is empty: name at least one column")
+    if len(set(map(repr, cols))) < len(cols):
+        raise ConfigError(f"{name} names a column twice: {cols}")
+    return cols
+
+
 def _groups(X: pd.DataFrame, groups: Mapping | None) -> dict:
     if groups is None:
         return {c: [c] for c in X.columns}
+    if not isinstance(groups, Mapping) or not groups:
+        raise ConfigError(f"groups must be a non-empty mapping {{name: columns}}, got {groups!r}")
     out = {}
     for name, cols in groups.items():
-        cols = [cols] if isinstance(cols, str) else list(cols)
+        cols = _columns_arg(cols, f"groups[{name!r}]")
         unknown = [c for c in cols if c not in X.columns]
-        if unknown or not cols:
-            raise SchemaError(f"groups[{name!r}]: unknown column(s) {unknown or cols}; X has {list(X.columns)}")
+        if unknown:
+            raise SchemaError(f"groups[{name!r}]: unknown column(s) {unknown}; X has {list(X.columns)}")
         out[name] = cols
     return out
 
 
 def _frame(X, arg: str = "X") -> pd.DataFrame:
-    if isinstance(X, pd.DataFrame):
-        if len(X) == 0:
-            raise DataError(f"{arg} has no rows")
-        return X
     if isinstance(X, np.ndarray) and X.ndim == 2:
-        return pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
-    raise DataError(f"{arg} must be a DataFrame or a 2-D array, got {type(X).__name__}")
+        X = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+    if not isinstance(X, pd.DataFrame):
+        raise DataError(f"{arg} must be a DataFrame or a 2-D array, got {type(X).__name__}")
+    if len(X) == 0:
+        raise DataError(f"{arg} has no rows")
+    if X.shape[1] == 0:
+        raise DataError(f"{arg} has no columns")
+    return X
+
+
+def _labels(y, n: int, arg: str, x_arg: str):
+    "`y` as a 1-D array of `n` labels, or a `DataError` naming `arg`."
+    if y is None or isinstance(y, (str, bytes, Mapping)) or np.ndim(y) == 0:
+        raise DataError(f"{arg} must be an array of {n} labels, got {type(y).__name__}")
+    if len(y) != n:
+        raise DataError(f"{arg} has {len(y)} rows but {x_arg} has {n}")
+    return y
+
+
+def _scorer(estimator, scoring):
+    try:
+        return check_scoring(estimator, scoring=scoring)
+    except (TypeError, ValueError) as e:  # no score method, an unknown scoring name, not an estimator
+        raise ConfigError(f"estimator/scoring: {e}") from e
+
+
+def _score(scorer, estimator, X, y, what: str) -> float:
+    "Score, naming the estimator when it refuses the data (NaN, unseen columns, a single class)."
+    try:
+        return float(scorer(estimator, X, y))
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{type(estimator).__name__} refused {what}: {e}") from e
+
+
+def _seed_source(random_state):
+    if isinstance(random_state, bool):
+        raise ConfigError(f"random_state must be None, an integer seed or a RandomState, got {random_state!r}")
+    try:
+        return check_random_state(random_state)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"random_state: {e}") from e
 
 
 def permutation_importance(
@@ -87,15 +171,14 @@ def permutation_importance(
     confidence: float = 0.95,  # level of the confidence intervals
 ) -> ImportanceResult:
     "Drop in score when each feature (or group) is shuffled, over `n_repeats` shuffles."
-    if not isinstance(n_repeats, (int, np.integer)) or n_repeats < 1:
-        raise ConfigError(f"n_repeats must be a positive integer, got {n_repeats!r}")
+    n_repeats = _check_count(n_repeats, "n_repeats")
+    _check_confidence(confidence)
     Xf = _frame(X)
-    if len(y) != len(Xf):
-        raise DataError(f"y has {len(y)} rows but X has {len(Xf)}")
-    scorer = check_scoring(estimator, scoring=scoring)
-    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max + 1)
+    y = _labels(y, len(Xf), "y", "X")
+    scorer = _scorer(estimator, scoring)
+    seed = _seed_source(random_state).randint(np.iinfo(np.int32).max + 1)
     Xin = Xf if isinstance(X, pd.DataFrame) else np.asarray(X)
-    baseline = float(scorer(estimator, Xin, y))
+    baseline = _score(scorer, estimator, Xin, y, "X and y")
     rows = {}
     for name, cols in _groups(Xf, groups).items():
         rng = check_random_state(seed)  # each feature sees the same sequence of shuffles, as in sklearn
@@ -110,7 +193,7 @@ def permutation_importance(
                     Xp[c] = col
             else:
                 Xp[:, pos] = Xp[idx][:, pos]
-            drops.append(baseline - float(scorer(estimator, Xp, y)))
+            drops.append(baseline - _score(scorer, estimator, Xp, y, f"X with {name!r} shuffled"))
         rows[name] = drops
     imp = pd.DataFrame.from_dict(rows, orient="index", columns=[f"repeat_{i}" for i in range(n_repeats)])
     return ImportanceResult(imp, baseline, "permutation", confidence)
@@ -127,26 +210,34 @@ def drop_column_importance(
     confidence: float = 0.95,  # level of the (percentile) intervals
 ) -> ImportanceResult:
     "Drop in test score when the model is retrained without each feature (or group), with bootstrap intervals."
-    if not isinstance(n_repeats, (int, np.integer)) or n_repeats < 1:
-        raise ConfigError(f"n_repeats must be a positive integer, got {n_repeats!r}")
+    n_repeats = _check_count(n_repeats, "n_repeats")
+    _check_confidence(confidence)
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
+        raise ConfigError(f"estimator must be a scikit-learn estimator (with fit and get_params), got {type(estimator).__name__}")
     Xtr, Xte = _frame(X_train, "X_train"), _frame(X_test, "X_test")
     if list(Xtr.columns) != list(Xte.columns):
         raise SchemaError(f"X_train and X_test have different columns: {list(Xtr.columns)} vs {list(Xte.columns)}")
-    for arg, Xs, ys in (("y_train", Xtr, y_train), ("y_test", Xte, y_test)):
-        if len(ys) != len(Xs):
-            raise DataError(f"{arg} has {len(ys)} rows but X_{arg[2:]} has {len(Xs)}")
-    y_test = np.asarray(y_test)
-    rng = check_random_state(random_state)
+    y_train = _labels(y_train, len(Xtr), "y_train", "X_train")
+    y_test = np.asarray(_labels(y_test, len(Xte), "y_test", "X_test"))
+    if n_repeats * len(Xte) > 2**28:
+        raise ConfigError(f"n_repeats={n_repeats} bootstraps of {len(Xte):,} test rows would draw more than 2**28 row indices")
+    to_drop = _groups(Xtr, groups)
+    _scorer(estimator, scoring)  # an unknown scoring name fails before any fit
+    rng = _seed_source(random_state)
     boots = [rng.randint(0, len(Xte), len(Xte)) for _ in range(n_repeats)]
 
     def scores(cols_kept):
-        model = clone(estimator).fit(Xtr[cols_kept], y_train)
-        scorer = check_scoring(model, scoring=scoring)
-        return np.array([scorer(model, Xte[cols_kept].iloc[b], y_test[b]) for b in boots]), float(scorer(model, Xte[cols_kept], y_test))
+        try:
+            model = clone(estimator).fit(Xtr[cols_kept], y_train)
+        except (TypeError, ValueError) as e:  # NaN, strings, a single class: the estimator's own refusal, named
+            raise DataError(f"{type(estimator).__name__} refused X_train/y_train: {e}") from e
+        scorer = _scorer(model, scoring)
+        return (np.array([_score(scorer, model, Xte[cols_kept].iloc[b], y_test[b], "X_test/y_test") for b in boots]),
+                _score(scorer, model, Xte[cols_kept], y_test, "X_test/y_test"))
 
     full, baseline = scores(list(Xtr.columns))
     rows = {}
-    for name, cols in _groups(Xtr, groups).items():
+    for name, cols in to_drop.items():
         kept = [c for c in Xtr.columns if c not in cols]
         if not kept:
             raise ConfigError(f"dropping {name!r} leaves no feature to train on")
@@ -162,14 +253,17 @@ def feature_coverage(
     columns: Sequence[str] | None = None,  # features to report (default: the columns of the first split)
 ) -> pd.DataFrame:
     "Share of non-missing values of each feature (rows) in each split (columns)."
+    if not isinstance(splits, Mapping):
+        raise DataError(f"splits must be a mapping {{name: DataFrame}}, got {type(splits).__name__}")
     if not splits:
         raise DataError("splits is empty; pass {name: DataFrame}")
-    first = next(iter(splits.values()))
-    cols = list(first.columns) if columns is None else list(columns)
-    out = {}
     for name, df in splits.items():
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"splits[{name!r}] must be a DataFrame, got {type(df).__name__}")
+    first = next(iter(splits.values()))
+    cols = list(first.columns) if columns is None else _columns_arg(columns)
+    out = {}
+    for name, df in splits.items():
         unknown = [c for c in cols if c not in df.columns]
         if unknown:
             raise SchemaError(f"splits[{name!r}]: unknown column(s) {unknown}")
@@ -179,8 +273,21 @@ def feature_coverage(
     return pd.DataFrame(out)
 
 # %% ../../nbs/07e_features_importance.ipynb
-def _is_numeric(s: pd.Series) -> bool:
-    return is_numeric_dtype(s) and not is_bool_dtype(s)
+def _sample(values, name: str) -> pd.Series:
+    "`values` as a Series without missing values; scalars, lone strings, frames and 2-D arrays are refused."
+    if isinstance(values, (str, bytes, Mapping, set)) or isinstance(values, pd.DataFrame) or np.ndim(values) != 1:
+        raise DataError(f"{name} must be a 1-D array, list or Series of values, got {type(values).__name__}"
+                        + (f" of shape {np.shape(values)}" if np.ndim(values) > 1 else ""))
+    s = pd.Series(values).dropna()
+    if _is_numeric(s) and np.isinf(s.to_numpy(dtype="float64")).any():
+        raise DataError(f"{name} holds {int(np.isinf(s.to_numpy(dtype='float64')).sum())} infinite value(s); quantile bins need finite numbers")
+    return s
+
+
+def _check_bins(bins) -> int:
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or not 2 <= bins <= 10**6:
+        raise ConfigError(f"bins must be an integer in [2, 1000000], got {bins!r}; one bin makes every PSI 0")
+    return int(bins)
 
 
 def psi(
@@ -190,7 +297,10 @@ def psi(
     eps: float = 1e-4,  # floor on bin shares, so empty bins do not give infinities
 ) -> float:
     "Population stability index between two samples (numeric: reference-quantile bins; otherwise categories)."
-    ref, cur = pd.Series(reference).dropna(), pd.Series(current).dropna()
+    bins = _check_bins(bins)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.number)) or not 0 < eps < 1:
+        raise ConfigError(f"eps must be a number in (0, 1), got {eps!r}")
+    ref, cur = _sample(reference, "reference"), _sample(current, "current")
     if len(ref) == 0 or len(cur) == 0:
         raise DataError(f"psi needs non-missing values on both sides, got {len(ref)} reference and {len(cur)} current")
     if _is_numeric(ref) and _is_numeric(cur):
@@ -213,7 +323,15 @@ def distribution_shift(
     bins: int = 10,  # PSI bins for numeric features
 ) -> pd.DataFrame:
     "Per feature: PSI, KS statistic and p-value (numeric), and the share of `current` rows with values unseen in `reference`."
-    cols = list(reference.columns) if columns is None else list(columns)
+    for arg, df in (("reference", reference), ("current", current)):
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(f"{arg} must be a pandas DataFrame, got {type(df).__name__}")
+        if len(df) == 0:
+            raise DataError(f"{arg} has no rows; nothing to compare")
+    cols = list(reference.columns) if columns is None else _columns_arg(columns)
+    if not cols:
+        raise DataError("reference has no columns; nothing to compare")
+    bins = _check_bins(bins)
     for arg, df in (("reference", reference), ("current", current)):
         unknown = [c for c in cols if c not in df.columns]
         if unknown:
@@ -226,7 +344,10 @@ def distribution_shift(
         row = {"feature": c, "kind": "numeric" if _is_numeric(r) else "categorical", "psi": np.nan,
                "ks_stat": np.nan, "ks_pvalue": np.nan, "unseen_share": np.nan}
         if len(k):
-            row["psi"] = psi(r, k, bins)
+            try:
+                row["psi"] = psi(r, k, bins)
+            except DataError as e:
+                raise DataError(f"column {c!r}: {e}") from e
             if row["kind"] == "numeric":
                 ks = stats.ks_2samp(r.astype(float), k.astype(float))
                 row["ks_stat"], row["ks_pvalue"] = ks.statistic, ks.pvalue
@@ -247,8 +368,9 @@ class UnseenValueFlagger(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         "Learn each column's categories (non-numeric) or range (numeric)."
-        if not isinstance(self.tolerance, (int, float)) or self.tolerance < 0:
-            raise ConfigError(f"tolerance must be a non-negative number, got {self.tolerance!r}")
+        t = self.tolerance
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.number)) or not 0 <= t < np.inf:
+            raise ConfigError(f"tolerance must be a non-negative finite number, got {t!r}")
         cols = self._cols(X, reset=True)
         self.numeric_, self.ranges_, self.categories_ = [], [], []
         for col in cols:
@@ -295,7 +417,11 @@ class UnseenValueFlagger(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         "`<name>_unseen` for every input feature."
         check_is_fitted(self, "numeric_")
-        return np.asarray([f"{n}_unseen" for n in _check_feature_names_in(self, input_features)], dtype=object)
+        try:
+            names = _check_feature_names_in(self, input_features)
+        except ValueError as e:
+            raise SchemaError(f"input_features: {e}") from e
+        return np.asarray([f"{n}_unseen" for n in names], dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
