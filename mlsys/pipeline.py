@@ -103,6 +103,8 @@ def ingest(start: str | None, end: str | None, out: Mapping[str, str | Path]) ->
         raise ConfigError(f"out lacks paths for {missing}; it needs {list(INGEST_OUTPUTS)}")
     paths = {k: as_path(out[k], f"out[{k!r}]") for k in INGEST_OUTPUTS}
     flights = load_flights(start, end)
+    if flights.empty:
+        raise DataError(f"no flights between start={start!r} and end={end!r}")
     summary = validate_flights(flights)
     # weather from the day before `start`, so the first morning's flights have an observation to join
     wstart = None if start is None else str((pd.Timestamp(start) - pd.Timedelta(days=1)).date())

@@ -80,7 +80,7 @@ def test_write_parquet(tmp_path):
     (dict(out=None), ConfigError, "out must be a dict of output name -> path, got NoneType"),
     (dict(out={"flights": "f.parquet"}), ConfigError, "out lacks paths for ['weather', 'planes', 'warehouse']"),
     (dict(out={"flights": None, "weather": "w", "planes": "p", "warehouse": "d"}), DataError, "out['flights'] must be a str"),
-    (dict(start="2014-01-01", end="2014-01-02"), DataError, "flights table is empty"),
+    (dict(start="2014-01-01", end="2014-01-02"), DataError, "no flights between start='2014-01-01' and end='2014-01-02'"),
 ])
 def test_ingest(kw, err, needle, tmp_path):
     out = {k: tmp_path / f"{k}.parquet" for k in ["flights", "weather", "planes"]} | {"warehouse": tmp_path / "w.duckdb"}

@@ -153,6 +153,7 @@ def test_failed_features_stage_keeps_previous_products_and_says_so(work, tmp_pat
     # the products are intact and still trusted: the real pipeline with the old parameters has nothing to do
     resumed = run_pipeline("smoke", pipelines=PIPES, runs_dir=work, progress=False)
     assert statuses(resumed) == ["skipped"] * 5
+    assert not (run / "failed").exists()  # the failed attempt is dropped once the stage is current again
     assert_consistent(run)
 
 

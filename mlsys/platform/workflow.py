@@ -649,6 +649,7 @@ def _run_locked(pipe: Pipeline, values: dict, profile: str, run_id: str, run_dir
             reasons = _stale_reasons(prev, fp, current[name], from_stage if name in forced else None)
             if not reasons:
                 rows[i].update(status="skipped", reason="unchanged")
+                shutil.rmtree(run_dir / "failed" / name, ignore_errors=True)  # an old failed attempt is no longer news
                 _write_records(run_dir, head, rows)
                 continue
             reason = "; ".join(reasons)
