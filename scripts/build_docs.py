@@ -9,9 +9,15 @@ Quarto cannot be installed on these machines, so `nbdev_docs` is not an option. 
    directives become MyST-NB cell tags (`show_doc` cells show only their output), backticked
    names become links with nbdev's doclinks (made relative), and Quarto-only syntax
    (`{target=...}` attributes, links to the unpublished source host) is removed.
-3. Sphinx + MyST-NB + pydata-sphinx-theme render the notebooks with their stored outputs (nothing
+3. The pages are grouped under the book's chapters (`CHAPTERS` below, keyed by the notebook's
+   number prefix, so a new `02g_*.ipynb` lands in chapter 3 by itself; a notebook whose prefix no
+   chapter claims stops the build). Each chapter gets a page with a one-line summary per notebook
+   (its `>` line) in reading order; every notebook page links to its chapter and its API page,
+   and every API page links back.
+4. Sphinx + MyST-NB + pydata-sphinx-theme render the notebooks with their stored outputs (nothing
    is executed), plus one autodoc API page per mlsys module, with docments turned into
-   parameter docs. MathJax is vendored from the npm registry so no page loads anything remote.
+   parameter docs and members inherited from scikit-learn left out. MathJax is vendored from the
+   npm registry so no page loads anything remote. Any Sphinx warning fails the build.
 
 Usage: python scripts/build_docs.py [--out _docs]
 """
@@ -29,6 +35,77 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "_docs_src"
+
+# The book's chapters, in order: (slug, title, what the chapter covers, notebook number prefixes).
+# A notebook's chapter comes from its number prefix (`07f_features_store` -> "07"); an optional
+# section name groups pages inside a chapter. Chapters with no notebook yet are left out of the site.
+CHAPTERS = [
+    ("foundations", "Foundations", "The pieces every chapter uses: errors and input checks, configuration, "
+     "seeding, optional imports, and loaders for the real datasets.", {"00": None, "01": None}),
+    ("data-engineering", "3. Data engineering", "Data formats, data models, ETL, the three modes of dataflow "
+     "(database, service, real-time transport) and batch vs stream processing.", {"02": None}),
+    ("training-data", "4. Training data", "Sampling, labeling (weak and semi-supervision, transfer and active "
+     "learning, label lineage), class imbalance and data augmentation.",
+     {"03": "Sampling", "04": "Labeling", "05": "Class imbalance", "06": "Data augmentation"}),
+    ("feature-engineering", "5. Feature engineering", "Feature operations, hashing, embeddings, leakage "
+     "detection, feature importance and a feature store.", {"07": None}),
+    ("model-development", "6. Model development and offline evaluation", "Baselines, model selection, "
+     "ensembles, experiment tracking, distributed training, AutoML and offline evaluation.",
+     {"08": "Model development", "09": "Offline evaluation"}),
+    ("deployment", "7. Model deployment and prediction service", "Batch, online and streaming prediction, "
+     "and model compression.", {"10": None}),
+    ("monitoring", "8. Data distribution shifts and monitoring", "Drift detection, monitoring windows, "
+     "feature validation, operational metrics and alerts.", {"11": None}),
+    ("continual-learning", "9. Continual learning and test in production", "Retraining, champion and "
+     "challenger, triggers, and testing in production.", {"12": None}),
+    ("infrastructure", "10. Infrastructure and tooling for MLOps", "The workflow runner that executes the "
+     "pipeline and the `mlsys` command.", {"13": None}),
+    ("responsible-ml", "11. The human side of machine learning", "Model cards, fairness by slice and "
+     "responsible trade-offs.", {"14": None}),
+    ("system", "The end-to-end system", "The flights ML system that `mlsys run` executes, composed from the "
+     "chapters above.", {"15": None}),
+]
+PREFIX = re.compile(r"^(\d+)[a-z]?_")
+
+
+class DocsError(SystemExit):
+    "A problem in the notebooks that must stop the docs build."
+
+    def __init__(self, msg: str):
+        super().__init__(f"build_docs: {msg}")
+
+
+def chapter_of(rel: Path) -> tuple[str, str | None]:
+    "The (chapter slug, section) of a top-level chapter notebook, from its number prefix."
+    m = PREFIX.match(rel.name)
+    if not m:
+        raise DocsError(f"notebook {rel} has no number prefix (NN_name.ipynb), so no chapter of the book claims it")
+    for slug, _, _, prefixes in CHAPTERS:
+        if m.group(1) in prefixes:
+            return slug, prefixes[m.group(1)]
+    raise DocsError(f"notebook {rel}: no chapter claims the prefix {m.group(1)!r}. Add it to CHAPTERS in "
+                    "scripts/build_docs.py (which book chapter does it belong to?)")
+
+
+def nb_facts(nb: dict) -> dict:
+    "The one-line summary (`>` line under the H1 or the front matter's description) and `default_exp` of a notebook."
+    summary, module, title = "", None, None
+    for cell in nb["cells"]:
+        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if not summary and cell["cell_type"] == "raw" and src.lstrip().startswith("---"):
+            fm = front_matter(src)
+            summary, title = str(fm.get("description", "")), fm.get("title")
+        if not summary and cell["cell_type"] == "markdown":
+            m = re.search(r"^>\s*(.+)$", src, re.M)
+            if m:
+                summary = m.group(1).strip()
+            m = re.search(r"^#\s+(.+?)\s*$", src, re.M)
+            if m and title is None:
+                title = m.group(1)
+        m = re.search(r"^#\|\s*default_exp\s+(\S+)", src, re.M) if cell["cell_type"] == "code" else None
+        if m and module is None:
+            module = "mlsys." + m.group(1)
+    return {"summary": summary, "module": module, "title": title}
 
 
 def settings() -> configparser.SectionProxy:
@@ -52,10 +129,12 @@ def page_name(nb_path: Path, meta: dict) -> str:
     return re.sub(r"^\d+[a-z]?_", "", stem)
 
 
+TH = re.compile(r"(<th\b[^>]*>)([^<]*)(</th>)")
 DIRECTIVE = re.compile(r"^\s*#\|\s*([\w-]+)\s*:?\s*(.*)$")
 
 
-def convert(nb_path: Path, doc_host: str, git_url: str, depth: int = 0) -> tuple[str, dict]:
+def convert(nb_path: Path, doc_host: str, git_url: str, depth: int = 0, nav: str = "") -> tuple[str, dict]:
+    "A plain notebook for MyST-NB; `nav` (Markdown) is put right after the title and summary."
     from nbdev.doclinks import NbdevLookup
 
     linkify = NbdevLookup().linkify
@@ -63,6 +142,9 @@ def convert(nb_path: Path, doc_host: str, git_url: str, depth: int = 0) -> tuple
     cells, meta = [], {}
     prefix = "../" * depth
     for cell in nb["cells"]:
+        if nav and cells and cells[-1]["cell_type"] == "markdown" and re.search(r"^# ", cells[-1]["source"], re.M):
+            cells.append({"cell_type": "markdown", "metadata": {}, "source": nav})
+            nav = ""
         src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         if cell["cell_type"] == "raw" and src.lstrip().startswith("---"):
             meta = front_matter(src)
@@ -92,14 +174,20 @@ def convert(nb_path: Path, doc_host: str, git_url: str, depth: int = 0) -> tuple
                 data = out.get("data", {})
                 if "text/markdown" in data:
                     md = "".join(data["text/markdown"]) if isinstance(data["text/markdown"], list) else data["text/markdown"]
+                    md = re.sub(r"\A\s*---\s*\n", "", md)  # show_doc's leading rule: a transition inside a cell is invalid in docutils
                     md = re.sub(r"^(#{2,4}) (\S+)\s*$", lambda m: f'<span id="{m.group(2).lower()}"></span>\n\n{m.group(1)} {m.group(2)}', md, flags=re.M)
                     data["text/markdown"] = clean_md(md, doc_host, git_url, prefix)
                     data.pop("text/plain", None)
+                if "text/html" in data:  # let wide DataFrame headers break after underscores instead of widening the table
+                    html = "".join(data["text/html"]) if isinstance(data["text/html"], list) else data["text/html"]
+                    data["text/html"] = TH.sub(lambda m: m.group(1) + m.group(2).replace("_", "_<wbr>") + m.group(3), html)
         else:
             src = clean_md(linkify(src) if cell["cell_type"] == "markdown" else src, doc_host, git_url, prefix)
         cell = dict(cell, source=src, metadata=dict(cell.get("metadata", {}), tags=sorted(tags)))
         cell.pop("id", None)
         cells.append(cell)
+    if nav:  # no cell followed the title
+        cells.insert(1 if cells else 0, {"cell_type": "markdown", "metadata": {}, "source": nav})
     nb["cells"] = cells
     nb.setdefault("metadata", {})["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb["nbformat"], nb["nbformat_minor"] = 4, 4
@@ -127,11 +215,16 @@ myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 3
 myst_all_links_external = True  # links are already relative .html paths; do not resolve them as references
 html_context = {{"default_mode": "light"}}
-suppress_warnings = ["myst.header", "myst.xref_missing", "mystnb.unknown_mime_type", "misc.highlighting_failure", "autodoc", "ref.python", "toc.not_included", "docutils"]
+suppress_warnings = {suppress!r}
 html_theme = "pydata_sphinx_theme"
 html_title = "mlsys"
 html_static_path = ["_static"]
-html_theme_options = {{"navigation_with_keys": False, "show_toc_level": 2, "icon_links": [], "use_edit_page_button": False}}
+html_css_files = ["mlsys.css"]
+# The page's table of contents goes under the site navigation in the left sidebar, and the right
+# sidebar is dropped: at 1,280 px that gives the content column the width of a 120-character line.
+html_sidebars = {{"**": ["sidebar-nav-bs", "page-toc"]}}
+html_theme_options = {{"navigation_with_keys": False, "show_toc_level": 2, "icon_links": [], "use_edit_page_button": False,
+                      "secondary_sidebar_items": [], "show_nav_level": 1, "navigation_depth": 3, "collapse_navigation": False}}
 html_show_sourcelink = False
 mathjax_path = "mathjax/tex-chtml.js"
 autodoc_default_options = {{"members": True, "undoc-members": True, "show-inheritance": True}}
@@ -157,9 +250,41 @@ def _docments(app, what, name, obj, options, lines):
         lines.append(f":param {{pname}}: {{text.replace('|', chr(92) + '|')}}")
 
 
+def _not_ours(app, what, name, obj, skip, options):
+    "Leave out class members defined outside mlsys (scikit-learn's set_*_request methods, for one): they are not our API."
+    if what != "class" or skip:
+        return None
+    target = inspect.unwrap(getattr(obj, "fget", None) or getattr(obj, "__func__", None) or obj)
+    if inspect.isroutine(target) or inspect.isclass(target):
+        module = getattr(target, "__module__", None)
+        if isinstance(module, str) and module.split(".")[0] != "mlsys":
+            return True
+    return None
+
+
+def _builtins_unlinked(app, doctree):
+    "A builtin in a signature (`type`, `list`) is not a reference to a project attribute that happens to share its name."
+    import builtins
+    from sphinx.addnodes import pending_xref
+    for node in list(doctree.findall(pending_xref)):
+        if node.get("refdomain") == "py" and node.get("reftarget") in vars(builtins):
+            node.replace_self(node.children)
+
+
 def setup(app):
+    app.connect("doctree-read", _builtins_unlinked)
     app.connect("autodoc-process-docstring", _docments)
+    app.connect("autodoc-skip-member", _not_ours)
 '''
+
+# Warnings that are expected by construction and therefore not errors (every other Sphinx warning fails the build):
+SUPPRESS = [
+    "myst.header",  # notebooks start at H2 sections after an H1 title inserted from the front matter
+    "myst.xref_missing",  # links are plain relative .html links (myst_all_links_external); check_site.py resolves them
+    "mystnb.unknown_mime_type",  # widget/application outputs that have no static rendering
+    "misc.highlighting_failure",  # stored outputs that are not valid in the lexer of their cell
+    "toc.not_included",  # pages outside every toctree are reported by check_site.py as unreachable
+]
 
 
 def vendor_mathjax(static: Path) -> None:
@@ -217,6 +342,79 @@ def modules() -> list[str]:
     return out
 
 
+def md_link(text: str, target: str) -> str:
+    return f"[{text}]({target})"
+
+
+def chapter_pages(chapters: dict, pages: dict, stages: list[str]) -> None:
+    "Write chapters.md (the book's chapters and a reading path) and one page per chapter with its notebooks in reading order."
+    (SRC / "chapters").mkdir(exist_ok=True)
+    present = [c for c in CHAPTERS if chapters.get(c[0])]
+    for slug, title, about, _ in present:
+        lines = [f"# {title}", "", about, "", "The pages in reading order; each builds on the ones before it.", ""]
+        section = object()
+        for n, page in enumerate(chapters[slug], 1):
+            info = pages[page]
+            if info["section"] != section and info["section"]:
+                lines += ["", f"## {info['section']}", ""]
+            section = info["section"]
+            api = f" · API: {md_link('`' + info['module'] + '`', '../api/' + info['module'] + '.html')}" if info["module"] else ""
+            lines.append(f"{n}. **{md_link(info['title'], '../' + page + '.html')}**: {info['summary']}{api}")
+        if slug == "system" and stages:
+            lines += ["", f"The {md_link('pipeline stage notebooks', '../pipelines/index.html')} that `mlsys run` executes "
+                      "call these functions: " + ", ".join(md_link(pages[s]["title"].replace("Stage: ", ""), f"../{s}.html") for s in stages) + "."]
+        lines += ["", "```{toctree}", ":hidden:", ""] + [f"/{p}" for p in chapters[slug]] + ["```", ""]
+        (SRC / "chapters" / f"{slug}.md").write_text("\n".join(lines))
+    path = []
+    if "foundations" in chapters:
+        ds = [p for p in chapters["foundations"] if pages[p]["module"] == "mlsys.datasets"]
+        path.append("**Begin with the data.** " + (md_link(pages[ds[0]]["title"], ds[0] + ".html") if ds else
+                    md_link("Foundations", "chapters/foundations.html")) + " shows the real datasets every page uses; "
+                    + md_link("Foundations", "chapters/foundations.html") + " also holds the error types and helpers the "
+                    "other pages refer to.")
+    book = [c for c in present if c[0] not in ("foundations", "system")]
+    if book:
+        path.append("**Then the book's chapters in order**: " + " → ".join(md_link(t, f"chapters/{s}.html") for s, t, *_ in book)
+                    + ". Within a chapter, read the pages in the order listed; each builds on the ones before it.")
+    if "system" in chapters:
+        path.append("**Finish with " + md_link("the end-to-end system", "chapters/system.html") + "**, which composes the "
+                    "chapters into the job that `mlsys run` executes. In a hurry? Read it first, after the data page, and "
+                    "follow its links back into the chapters.")
+    lines = ["# Chapters", "", "The notebooks grouped under the book's chapters. Each page explains one part in prose, shows it "
+             "on real data, and exports it to a module of `mlsys` (its API page is linked beside it).", "",
+             "## A suggested reading path", ""] + [f"{i}. {t}" for i, t in enumerate(path, 1)] + [""]
+    for slug, title, about, _ in present:
+        lines += [f"## {md_link(title, f'chapters/{slug}.html')}", "", about, ""]
+        lines += [f"- {md_link(pages[p]['title'], p + '.html')}: {pages[p]['summary']}" for p in chapters[slug]] + [""]
+    lines += ["```{toctree}", ":hidden:", ""] + [f"chapters/{s}" for s, *_ in present] + ["```", ""]
+    (SRC / "chapters.md").write_text("\n".join(lines))
+
+
+def api_pages(mods: list[str], by_module: dict, pages: dict) -> None:
+    "One autodoc page per module, each linking back to its notebook page and chapter; the index grouped by chapter."
+    titles = {slug: title for slug, title, *_ in CHAPTERS}
+    for m in mods:
+        page = by_module.get(m)
+        back = ""
+        if page:
+            info = pages[page]
+            back = (f"Explained on the page {md_link(info['title'], '../' + page + '.html')}, in "
+                    f"{md_link(titles[info['chapter']], '../chapters/' + info['chapter'] + '.html')}.\n\n")
+        (SRC / "api" / f"{m}.md").write_text(f"# `{m}`\n\n{back}```{{eval-rst}}\n.. automodule:: {m}\n```\n")
+    order = {slug: i for i, (slug, *_) in enumerate(CHAPTERS)}
+    key = lambda m: (order.get(pages[by_module[m]]["chapter"], 99), list(pages).index(by_module[m])) if m in by_module else (99, 0)
+    lines, last = ["# API reference", "", "One page per module of the `mlsys` package, grouped by the book's chapters.", ""], None
+    for m in sorted(mods, key=key):
+        chap = pages[by_module[m]]["chapter"] if m in by_module else None
+        if chap != last:
+            lines += ["", f"## {titles.get(chap, 'Other modules')}", ""]
+            last = chap
+        summary = f": {pages[by_module[m]]['summary']}" if m in by_module else ""
+        lines.append(f"- {md_link('`' + m + '`', m + '.html')}{summary}")
+    lines += ["", "```{toctree}", ":hidden:", ""] + sorted(mods, key=key) + ["```", ""]
+    (SRC / "api" / "index.md").write_text("\n".join(lines))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "_docs"))
@@ -227,58 +425,97 @@ def main(argv=None) -> int:
         shutil.rmtree(SRC)
     (SRC / "api").mkdir(parents=True)
     (SRC / "_static").mkdir()
+    shutil.copy(nbs / "styles.css", SRC / "_static" / "mlsys.css")
     try:
         vendor_mathjax(SRC / "_static")
     except Exception as e:  # no npm: render math as text rather than load MathJax from the internet
         print(f"warning: MathJax not vendored ({e}); math is shown as TeX source", file=sys.stderr)
-    pages = []
+    # first pass: what each notebook is (chapter, summary, module), so pages can link to each other
+    found = []
     for nb in sorted(nbs.rglob("*.ipynb")):
         rel = nb.relative_to(nbs)
         if any(part.startswith((".", "_")) for part in rel.parts):
             continue
-        text, meta = convert(nb, cfg["doc_host"], cfg["git_url"], depth=len(rel.parts) - 1)
+        facts = nb_facts(json.loads(nb.read_text()))
+        stage = rel.parts[0] == "pipelines"
+        chapter, section = ("system", "Pipeline stages") if stage else (None, None) if rel == Path("index.ipynb") else chapter_of(rel)
+        found.append((nb, rel, facts, chapter, section))
+    pages: dict[str, dict] = {}
+    by_module: dict[str, str] = {}
+    for nb, rel, facts, chapter, section in found:
+        if rel == Path("index.ipynb"):
+            continue
+        meta = {}
+        name = page_name(nb, meta)
+        page = (rel.parent / name).as_posix()
+        pages[page] = dict(facts, chapter=chapter, section=section, title=facts["title"] or name, depth=len(rel.parts) - 1)
+        if facts["module"]:
+            by_module[facts["module"]] = page
+    titles = {slug: title for slug, title, *_ in CHAPTERS}
+    for nb, rel, facts, chapter, _section in found:
+        depth = len(rel.parts) - 1
+        nav = ""
+        if chapter:
+            up = "../" * depth
+            nav = f"Part of {md_link(titles[chapter], f'{up}chapters/{chapter}.html')}"
+            if facts["module"]:
+                nav += f" · API reference: {md_link('`' + facts['module'] + '`', f'{up}api/' + facts['module'] + '.html')}"
+            nav = f"*{nav}*\n"
+        text, meta = convert(nb, cfg["doc_host"], cfg["git_url"], depth=depth, nav=nav)
         if rel == Path("index.ipynb"):
             (SRC / "index.ipynb").write_text(text)
             continue
         name, sub = page_name(nb, meta), rel.parent
+        page = (sub / name).as_posix()
+        if page not in pages:  # front matter renamed the page
+            raise DocsError(f"{rel}: its front matter names the page {name!r}; keep page names derived from the file name")
+        pages[page]["title"] = meta.get("title", pages[page]["title"])
         (SRC / sub).mkdir(parents=True, exist_ok=True)
         (SRC / sub / f"{name}.ipynb").write_text(text)
-        pages.append(((sub / name).as_posix(), meta.get("title", name)))
-    fix_doclinks(pages)
-    # order: chapter notebooks in file order, then pipeline stages
-    chapters = [p for p, _ in pages if not p.startswith("pipelines/")]
-    stages = [p for p, _ in pages if p.startswith("pipelines/")]
+    fix_doclinks(list(pages.items()))
+    chapters: dict[str, list[str]] = {}
+    for page, info in pages.items():
+        if not page.startswith("pipelines/"):
+            chapters.setdefault(info["chapter"], []).append(page)
+    stages = [p for p in pages if p.startswith("pipelines/")]
+    chapter_pages(chapters, pages, stages)
     mods = modules()
-    for m in mods:
-        (SRC / "api" / f"{m}.md").write_text(f"# `{m}`\n\n```{{eval-rst}}\n.. automodule:: {m}\n```\n")
-    (SRC / "api" / "index.md").write_text("# API reference\n\nOne page per module of the `mlsys` package.\n\n```{toctree}\n:maxdepth: 1\n\n"
-                                          + "\n".join(mods) + "\n```\n")
+    api_pages(mods, by_module, pages)
     if stages:
-        (SRC / "pipelines" / "index.md").write_text("# Pipeline stages\n\nThe stage notebooks that `mlsys run` executes with papermill.\n\n```{toctree}\n:maxdepth: 1\n\n"
-                                                    + "\n".join(Path(s).name for s in stages) + "\n```\n")
+        (SRC / "pipelines" / "index.md").write_text(
+            "# Pipeline stages\n\nThe stage notebooks that `mlsys run` executes with papermill, in order. The functions they "
+            "call are explained in " + md_link("the end-to-end system", "../chapters/system.html") + ".\n\n"
+            + "\n".join(f"- {md_link(pages[s]['title'], Path(s).name + '.html')}: {pages[s]['summary']}" for s in stages)
+            + "\n\n```{toctree}\n:hidden:\n\n" + "\n".join(Path(s).name for s in stages) + "\n```\n")
     index = SRC / "index.ipynb"
     if not index.exists():
         index.write_text(json.dumps({"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# mlsys\n"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 4}))
     nbj = json.loads(index.read_text())
-    (SRC / "chapters.md").write_text("# Chapters\n\nThe notebooks, in the order of the book's chapters: each explains one "
-                                     "part, shows it on real data and exports it to a module of `mlsys`.\n\n```{toctree}\n:maxdepth: 1\n\n"
-                                     + "\n".join(chapters) + "\n```\n")
+    linked = set(re.findall(r"chapters/([\w-]+)\.html", index.read_text()))
+    missing = [titles[c] for c in chapters if c not in linked]
+    if missing:
+        raise DocsError(f"nbs/index.ipynb (and so README.md) does not link the chapter page of {', '.join(missing)}: "
+                        f"add a row to its Chapters table linking {cfg['doc_host'].rstrip('/')}/chapters/<slug>.html")
     toc = "```{toctree}\n:maxdepth: 1\n:hidden:\n\nchapters\n" + ("pipelines/index\n" if stages else "") + "api/index\n```\n"
     nbj["cells"].append({"cell_type": "markdown", "metadata": {}, "source": toc})
     index.write_text(json.dumps(nbj, indent=1))
-    (SRC / "conf.py").write_text(CONF.format(version=cfg["version"]))
+    (SRC / "conf.py").write_text(CONF.format(version=cfg["version"], suppress=SUPPRESS))
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
-    res = subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "-j", "1", str(SRC), str(out)],
+    # -W --keep-going: every warning is an error, and all of them are reported before the build fails
+    res = subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going", "-j", "1", str(SRC), str(out)],
                          capture_output=True, text=True, cwd=SRC)  # myst-nb writes jupyter_execute/ in the cwd
     warnings = [l for l in res.stderr.splitlines() if "WARNING" in l or "ERROR" in l]
-    for w in warnings[:40]:
+    for w in warnings[:60]:
         print(w, file=sys.stderr)
-    if res.returncode != 0:
+    if res.returncode != 0 or warnings:
         print(res.stdout[-3000:], res.stderr[-3000:], file=sys.stderr)
-        return res.returncode
-    print(f"docs site: {out / 'index.html'} ({len(list(out.rglob('*.html')))} pages, {len(warnings)} warnings)")
+        print(f"docs build FAILED: {len(warnings)} Sphinx warnings/errors (warnings are errors here)", file=sys.stderr)
+        return res.returncode or 1
+    n_chapters = len([c for c in CHAPTERS if chapters.get(c[0])])
+    print(f"docs site: {out / 'index.html'} ({len(list(out.rglob('*.html')))} pages, {len(pages)} notebooks in "
+          f"{n_chapters} chapters, 0 warnings)")
     return 0
 
 

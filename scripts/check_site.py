@@ -1,11 +1,18 @@
 #!/usr/bin/env python
 """Check the built docs site in headless Chromium (Debian's /usr/bin/chromium driven by Playwright).
 
-Crawls every page reachable from index.html on a loopback server and fails if a page does not
-load, a JavaScript error occurs, an internal link or #anchor does not resolve, any request
-leaves 127.0.0.1, a docstring renders as a markup error, or an mlsys module has no API page. Saves a screenshot under the site folder.
+Crawls every page reachable from index.html on a loopback server at 1,280 px and fails if a page
+does not load, a JavaScript error occurs, an internal link or #anchor does not resolve, any
+request leaves 127.0.0.1, a docstring renders as a markup error, an mlsys module has no API page,
+or a `pre` block or table overflows its container (content scrolled out of sight, or past the
+content column). The same overflow count at a 390 px phone width is printed for information.
 
-Usage: python scripts/check_site.py [--site _docs] [--chromium /usr/bin/chromium]
+Screenshots (1,280 px and 390 px: the top of the page, and the page scrolled to its widest code
+block or table) of the home page, a chapter page, a notebook page, an API page and the run report
+(`--report`, default: the newest runs/*/report.html, skipped when there is none) go to
+<site>/screenshots/; the report gets the same overflow check.
+
+Usage: python scripts/check_site.py [--site _docs] [--chromium /usr/bin/chromium] [--report PATH]
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
+ARTICLE = ".bd-article"  # the content column of pydata-sphinx-theme
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -35,6 +43,98 @@ def serve(folder: Path):
     return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/"
 
 
+# One overflow rule for every page: a `pre` block or a table overflows when part of it is scrolled
+# out of sight inside itself or any box between it and the content column, or when it reaches past
+# the column. Elements that are not displayed (collapsed <details>) are skipped.
+OVERFLOW_JS = """(sel) => {
+  const root = document.querySelector(sel) || document.body;
+  const right = Math.min(root.getBoundingClientRect().right, document.documentElement.clientWidth);
+  const out = [];
+  for (const el of root.querySelectorAll('pre, table')) {
+    if (el.getClientRects().length === 0) continue;
+    let why = null;
+    for (let n = el; n && n !== root.parentElement; n = n.parentElement) {
+      if (n.scrollWidth > n.clientWidth + 1 && getComputedStyle(n).overflowX !== 'visible') {
+        why = (n.scrollWidth - n.clientWidth) + ' px scrolled out of sight'; break;
+      }
+    }
+    const r = el.getBoundingClientRect();
+    if (!why && r.right > right + 1) why = Math.round(r.right - right) + ' px past the content column';
+    if (why) {
+      const text = (el.innerText || '').trim().split('\\n')[0].slice(0, 60);
+      out.push(el.tagName.toLowerCase() + ' "' + text + '": ' + why);
+    }
+  }
+  return out;
+}"""
+
+# The widest pre/table of the page (by the width its content asks for), scrolled into view for a screenshot.
+WIDEST_JS = """(sel) => {
+  const root = document.querySelector(sel) || document.body;
+  let best = null, w = -1;
+  for (const el of root.querySelectorAll('pre, table')) {
+    if (el.getClientRects().length === 0) continue;
+    const ws = el.style.whiteSpace;
+    if (el.tagName === 'PRE') el.style.whiteSpace = 'pre';  // the width its longest line asks for
+    const need = el.scrollWidth;
+    el.style.whiteSpace = ws;
+    if (need > w) { w = need; best = el; }
+  }
+  if (best) { best.scrollIntoView({block: 'start'}); window.scrollBy(0, -90); }
+  return best ? best.tagName.toLowerCase() : null;
+}"""
+
+# Pages to photograph: (file name stem, page path); the first existing candidate of each kind is used.
+SHOTS = [("home", ["index.html"]),
+         ("chapter", ["chapters/feature-engineering.html", "chapters.html"]),
+         ("notebook", ["features_store.html", "core.html"]),
+         ("api", ["api/mlsys.features.store.html", "api/mlsys.core.html"])]
+WIDTHS = (1280, 390)
+
+
+def newest_report() -> Path | None:
+    reports = sorted((ROOT / "runs").glob("*/report.html"), key=lambda p: p.stat().st_mtime)
+    return reports[-1] if reports else None
+
+
+def photograph(browser, url: str, shots: Path, stem: str, sel: str) -> list[str]:
+    "Screenshots of `url` at each width (top of page, and scrolled to its widest pre/table); returns the files."
+    files = []
+    for width in WIDTHS:
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.route("**/*", local_only)
+        page.goto(url, wait_until="load")
+        f = shots / f"{stem}-{width}.png"
+        page.screenshot(path=str(f))
+        files.append(f)
+        if page.evaluate(WIDEST_JS, sel):
+            f = shots / f"{stem}-{width}-widest.png"
+            page.screenshot(path=str(f))
+            files.append(f)
+        page.close()
+    return files
+
+
+def local_only(route) -> None:
+    url = route.request.url
+    if url.startswith(("data:", "blob:")) or urlparse(url).hostname == "127.0.0.1":
+        route.continue_()
+    else:
+        route.abort()
+
+
+def overflow_at(browser, urls: list[str], width: int, sel: str) -> dict[str, list[str]]:
+    "The overflowing pre/table elements of each page at `width`."
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.route("**/*", local_only)
+    found = {}
+    for url in urls:
+        page.goto(url, wait_until="load")
+        found[url] = page.evaluate(OVERFLOW_JS, sel)
+    page.close()
+    return found
+
+
 def modules() -> list[str]:
     lib = ROOT / "mlsys"
     return ["mlsys." + ".".join(p.relative_to(lib).with_suffix("").parts)
@@ -45,7 +145,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--site", default=str(ROOT / "_docs"))
     ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--report", default=None, help="a run's report.html to photograph and check (default: newest under runs/)")
     args = ap.parse_args(argv)
+    report = Path(args.report) if args.report else newest_report()
+    if report is not None and not report.exists():
+        print(f"no report at {report}", file=sys.stderr)
+        return 1
     site = Path(args.site)
     if not (site / "index.html").exists():
         print(f"no site at {site}: build it with scripts/build_docs.py", file=sys.stderr)
@@ -58,6 +163,7 @@ def main(argv=None) -> int:
     ids: dict[str, set[str]] = {}
     anchors: list[tuple[str, str, str]] = []
     seen, queue = set(), deque([base + "index.html"])
+    overflow = 0
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -87,6 +193,9 @@ def main(argv=None) -> int:
             problems += [f"{url}: {e}" for e in errors]
             bad_markup = page.eval_on_selector_all(".problematic, .system-message", "els => els.map(e => e.textContent.slice(0, 80))")
             problems += [f"{url}: docstring markup error near {t!r}" for t in bad_markup]
+            n_overflow = page.evaluate(OVERFLOW_JS, ARTICLE)
+            overflow += len(n_overflow)
+            problems += [f"{url[len(base):]}: at 1280 px, {o}" for o in n_overflow]
             ids[url] = set(page.eval_on_selector_all("[id]", "els => els.map(e => e.id)"))
             hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
             for href in hrefs:
@@ -118,14 +227,31 @@ def main(argv=None) -> int:
                 api_missing.append(m)
                 continue
         problems += [f"module {m} has no API page (api/{m}.html) reachable from the index" for m in api_missing]
-        page.goto(base + "index.html", wait_until="load")
-        shot = site / "screenshot.png"
-        page.screenshot(path=str(shot), full_page=False)
+        phone = {u[len(base):]: len(o) for u, o in overflow_at(browser, sorted(u for u in seen if u in ids), 390, ARTICLE).items()}
+        shots = site / "screenshots"
+        shots.mkdir(exist_ok=True)
+        files = []
+        for stem, candidates in SHOTS:
+            path = next((c for c in candidates if base + c in ids), None)
+            if path:
+                files += photograph(browser, base + path, shots, stem, ARTICLE)
+        if report is not None:
+            rhttpd, rbase = serve(report.parent)
+            rurl = rbase + report.name
+            problems += [f"{report}: at 1280 px, {o}" for o in overflow_at(browser, [rurl], 1280, "body")[rurl]]
+            phone[str(report)] = len(overflow_at(browser, [rurl], 390, "body")[rurl])
+            files += photograph(browser, rurl, shots, "report", "body")
+            rhttpd.shutdown()
         browser.close()
     httpd.shutdown()
     problems += [f"request left 127.0.0.1: {u}" for u in sorted(external)]
+    wide_phone = {k: v for k, v in phone.items() if v}
     print(f"site check: {len(seen)} pages, {len(anchors)} anchors, {len(modules())} modules with API pages checked; "
-          f"{len(problems)} problems; screenshot {shot}")
+          f"{overflow} pre/table overflows at 1280 px; {len(problems)} problems")
+    print(f"  at 390 px (information, not a failure): {sum(wide_phone.values())} pre/table elements scroll sideways on "
+          f"{len(wide_phone)} of {len(phone)} pages" + (f", most on {max(wide_phone, key=wide_phone.get)}" if wide_phone else ""))
+    print(f"  run report: {report if report is not None else 'none under runs/ (no report screenshot)'}")
+    print(f"  screenshots: {len(files)} in {site / 'screenshots'}")
     for pr in problems[:60]:
         print("  " + pr, file=sys.stderr)
     return 1 if problems else 0

@@ -30,6 +30,7 @@ print(f'import mlsys: {dt:.2f} s; heavy modules loaded: {heavy or None}'); sys.e
 run "notebooks clean (nbdev_clean changes nothing)" clean_unchanged
 run "library in sync (nbdev_export changes nothing)" export_unchanged
 run "no stale generated module" python scripts/check_modules.py
+run "stored notebook outputs: no warnings, tracebacks or kernel chatter" python scripts/check_outputs.py
 run "ruff check (library, tests, benches, scripts)" ruff check mlsys tests bench scripts --output-format concise
 run "README generated from nbs/index.ipynb is current" python scripts/make_readme.py --check
 run "nbdev_test over all notebooks" nbdev_test --flags "torch redis" --n_workers 2 --timing

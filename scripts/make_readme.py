@@ -2,10 +2,16 @@
 """Generate README.md from nbs/index.ipynb without Quarto (nbdev_readme needs it).
 
 Hidden cells and `#|` directive lines are dropped; code cells become fenced Python blocks and
-their text or HTML-table outputs are kept as text. `--check` exits 1 if README.md is stale.
+their text or HTML-table outputs are kept as text. `--check` exits 1 if README.md is stale, or if
+its ```python blocks, run in order as one script in a fresh interpreter in an empty folder, fail:
+a reader who copies them must get what the README shows.
 """
 import json
+import os
+import re
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +40,28 @@ def render() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def run_snippets(readme: Path, timeout: int = 600) -> int:
+    "Run the README's python blocks in order, as one script, in a fresh interpreter in an empty folder."
+    blocks = re.findall(r"^```python\n(.*?)^```", readme.read_text(), re.S | re.M)
+    if not blocks:
+        print("README.md has no python snippets")
+        return 0
+    script = "\n\n".join(f"# --- README snippet {i}\n{b}" for i, b in enumerate(blocks, 1))
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONWARNINGS="error")  # a snippet that warns is a broken snippet
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            res = subprocess.run([sys.executable, "-c", script], cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            print(f"README.md python snippets did not finish in {timeout} s", file=sys.stderr)
+            return 1
+    if res.returncode != 0:
+        print(f"README.md python snippets fail when run as written (exit {res.returncode}):", file=sys.stderr)
+        print(res.stderr[-3000:], file=sys.stderr)
+        return 1
+    print(f"README.md python snippets run: {len(blocks)} block(s) ok")
+    return 0
+
+
 if __name__ == "__main__":
     text = render()
     readme = ROOT / "README.md"
@@ -42,6 +70,7 @@ if __name__ == "__main__":
             print("README.md is stale: run python scripts/make_readme.py", file=sys.stderr)
             sys.exit(1)
         print("README.md is current")
+        sys.exit(run_snippets(readme))
     else:
         readme.write_text(text)
         print(f"wrote {readme}")
