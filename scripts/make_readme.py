@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """Generate README.md from nbs/index.ipynb without Quarto (nbdev_readme needs it).
 
-Hidden cells and `#|` directive lines are dropped; code cells become fenced Python blocks and
-their text or HTML-table outputs are kept as text. `--check` exits 1 if README.md is stale, or if
+First the chapter table of nbs/index.ipynb (between `<!-- chapter-table -->` and
+`<!-- /chapter-table -->`) is regenerated from the notebooks and the chapter map in build_docs.py,
+so it links every chapter page that exists. Then hidden cells and `#|` directive lines are dropped; code cells become fenced Python blocks and
+their text or HTML-table outputs are kept as text. `--check` exits 1 if that table or README.md is stale, or if
 its ```python blocks, run in order as one script in a fresh interpreter in an empty folder, fail:
 a reader who copies them must get what the README shows.
 """
@@ -15,10 +17,36 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+INDEX = ROOT / "nbs" / "index.ipynb"
+TABLE = re.compile(r"(<!-- chapter-table -->\n).*?(\n<!-- /chapter-table -->)", re.S)
+
+
+def sync_index(write: bool) -> bool:
+    "Regenerate the chapter table in nbs/index.ipynb; returns whether it was already current."
+    import nbformat
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from build_docs import chapter_table, settings
+
+    nb = nbformat.read(INDEX, as_version=4)
+    table = chapter_table(ROOT / "nbs", settings()["doc_host"])
+    cells = [c for c in nb.cells if c.cell_type == "markdown" and TABLE.search(c.source)]
+    if len(cells) != 1:
+        raise SystemExit("nbs/index.ipynb needs one markdown cell with <!-- chapter-table --> ... <!-- /chapter-table -->")
+    new = TABLE.sub(lambda m: m.group(1) + table + m.group(2), cells[0].source)
+    if new == cells[0].source:
+        return True
+    if write:
+        cells[0].source = new
+        fd, tmp = tempfile.mkstemp(dir=INDEX.parent, suffix=".ipynb.tmp")
+        os.close(fd)
+        nbformat.write(nb, tmp)
+        os.replace(tmp, INDEX)  # atomic: other processes read the notebooks at any moment
+    return False
 
 
 def render() -> str:
-    nb = json.loads((ROOT / "nbs" / "index.ipynb").read_text())
+    nb = json.loads(INDEX.read_text())
     out = ["<!-- Generated from nbs/index.ipynb by scripts/make_readme.py: edit the notebook, not this file. -->", ""]
     for cell in nb["cells"]:
         src = "".join(cell["source"])
@@ -63,9 +91,15 @@ def run_snippets(readme: Path, timeout: int = 600) -> int:
 
 
 if __name__ == "__main__":
+    if "--check" not in sys.argv and not sync_index(write=True):
+        print(f"updated the chapter table in {INDEX}")
     text = render()
     readme = ROOT / "README.md"
     if "--check" in sys.argv:
+        if not sync_index(write=False):
+            print("the chapter table of nbs/index.ipynb is stale (a chapter gained or lost notebooks): "
+                  "run python scripts/make_readme.py", file=sys.stderr)
+            sys.exit(1)
         if readme.read_text() != text:
             print("README.md is stale: run python scripts/make_readme.py", file=sys.stderr)
             sys.exit(1)
