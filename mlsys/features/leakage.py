@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupShuffleSplit, StratifiedKFold
 from sklearn.neighbors import NearestNeighbors
@@ -52,8 +53,13 @@ class Finding:
     evidence: dict = field(default_factory=dict)  # numbers behind the finding
 
     def __post_init__(self):
-        if self.severity not in SEVERITIES:
+        if not isinstance(self.severity, str) or self.severity not in SEVERITIES:
             raise ConfigError(f"severity={self.severity!r} must be one of {SEVERITIES}")
+        for name in ("check", "message"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if not isinstance(self.evidence, dict):
+            raise ConfigError(f"evidence must be a dict of the numbers behind the finding, got {type(self.evidence).__name__}")
 
 
 @dataclass
@@ -62,7 +68,17 @@ class LeakageReport:
     findings: list = field(default_factory=list)  # `Finding`s, worst first after `sorted()`
     checks_run: list = field(default_factory=list)  # names of the checks that ran (found something or not)
 
+    def __post_init__(self):
+        if not isinstance(self.findings, list) or not all(isinstance(f, Finding) for f in self.findings):
+            raise ConfigError(f"findings must be a list of Finding, got {type(self.findings).__name__}"
+                              + ("" if not isinstance(self.findings, list) else
+                                 f" holding {next(type(f).__name__ for f in self.findings if not isinstance(f, Finding))}"))
+        if not isinstance(self.checks_run, list) or not all(isinstance(c, str) for c in self.checks_run):
+            raise ConfigError(f"checks_run must be a list of check names, got {self.checks_run!r}")
+
     def __add__(self, other: LeakageReport) -> LeakageReport:
+        if not isinstance(other, LeakageReport):
+            raise DataError(f"only a LeakageReport can be added to a LeakageReport, got {type(other).__name__}")
         return LeakageReport(self.findings + other.findings, self.checks_run + [c for c in other.checks_run if c not in self.checks_run])
 
     def __len__(self) -> int:
@@ -75,6 +91,8 @@ class LeakageReport:
 
     def for_check(self, check: str) -> LeakageReport:
         "Only the findings of `check`."
+        if not isinstance(check, str):
+            raise ConfigError(f"check must be a check name such as 'time_overlap', got {check!r}")
         return LeakageReport([f for f in self.findings if f.check == check], [check] if check in self.checks_run else [])
 
     def to_frame(self) -> pd.DataFrame:
@@ -99,6 +117,31 @@ class LeakageReport:
         return f"<p>checks run: {', '.join(self.checks_run) or 'none'}; {len(self)} finding(s)</p>" + self.to_frame()._repr_html_()
 
 # %% ../../nbs/07d_features_leakage.ipynb
+def _colname(name, arg: str):
+    "A single column name: any hashable scalar but None, a bool or a collection."
+    if name is None or isinstance(name, (bool, np.bool_, list, tuple, set, dict, np.ndarray, pd.Index, pd.Series, pd.DataFrame)):
+        raise ConfigError(f"{arg} must be a column name, got {name!r}")
+    try:
+        hash(name)
+    except TypeError:
+        raise ConfigError(f"{arg} must be a column name, got {type(name).__name__}") from None
+    return name
+
+
+def _colnames(names, arg: str) -> list:
+    "Column names from a single name or a list of names; empty lists, duplicates and non-names are refused."
+    if isinstance(names, str):
+        return [names]
+    if isinstance(names, (dict, set)) or not isinstance(names, (list, tuple, np.ndarray, pd.Index)) or np.ndim(names) != 1:
+        raise ConfigError(f"{arg} must be a column name (a string) or a list of column names, got {type(names).__name__}")
+    out = [_colname(c, arg) for c in names]
+    if not out:
+        raise ConfigError(f"{arg} is empty: name at least one column")
+    if len(set(out)) < len(out):
+        raise ConfigError(f"{arg} names a column twice: {out}")
+    return out
+
+
 def _need(df, cols, what: str = "data") -> None:
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
@@ -107,14 +150,76 @@ def _need(df, cols, what: str = "data") -> None:
         raise SchemaError(f"{what} lacks column(s) {missing}; it has {list(df.columns)[:20]}")
 
 
-def _times(df: pd.DataFrame, col: str, what: str) -> pd.Series:
-    _need(df, col, what)
+def _rows(df, what: str) -> pd.DataFrame:
+    "`df` if it is a DataFrame with rows: a check on no rows finds nothing, which is not the same as no leak."
+    _need(df, [], what)
+    if len(df) == 0:
+        raise DataError(f"{what} has no rows")
+    return df
+
+
+def _times(df: pd.DataFrame, col: str, what: str, arg: str = "time_col") -> pd.Series:
+    _need(df, [_colname(col, arg)], what)
     s = df[col]
     if not pd.api.types.is_datetime64_any_dtype(s):
         raise SchemaError(f"{what} column {col!r} must hold timestamps, got dtype {s.dtype}")
     if s.isna().any():
         raise DataError(f"{what} column {col!r} has {int(s.isna().sum())} missing timestamp(s)")
     return s
+
+
+def _same_zone(a: pd.Series, b: pd.Series, what: str) -> None:
+    if (getattr(a.dt, "tz", None) is None) != (getattr(b.dt, "tz", None) is None):
+        raise SchemaError(f"{what} must both be tz-aware or both naive (got {a.dtype} and {b.dtype}); they cannot be compared")
+
+
+def _fraction(v, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not 0 < v < 1:
+        raise ConfigError(f"{name}={v!r} must be in (0, 1)")
+    return float(v)
+
+
+def _number(v, name: str, lo: float = 0.0) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not lo <= v < np.inf:
+        raise ConfigError(f"{name} must be a finite number >= {lo:g}, got {v!r}")
+    return float(v)
+
+
+def _duration(v, name: str) -> pd.Timedelta:
+    "A non-negative duration: a Timedelta, timedelta or string such as '1D'; a bare number (read as nanoseconds) is refused."
+    if v is None:
+        return pd.Timedelta(0)
+    if not isinstance(v, (str, pd.Timedelta, np.timedelta64)) and not hasattr(v, "total_seconds"):
+        raise ConfigError(f"{name} must be a duration such as '1D' or pd.Timedelta(hours=2), got {v!r}"
+                          + ("; a bare number would be read as nanoseconds" if isinstance(v, (int, float)) else ""))
+    try:
+        d = pd.Timedelta(v)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{name}={v!r} is not a duration: {e}") from e
+    if pd.isna(d) or d < pd.Timedelta(0):
+        raise ConfigError(f"{name} must be a non-negative duration, got {v!r}")
+    return d
+
+
+def _seed(v, name: str = "random_state"):
+    if isinstance(v, bool) or not (v is None or isinstance(v, (int, np.integer, np.random.RandomState))):
+        raise ConfigError(f"{name} must be None, an integer seed or a RandomState, got {v!r}")
+    if isinstance(v, (int, np.integer)) and not 0 <= v < 2**32:
+        raise ConfigError(f"{name} must be in [0, 2**32), got {v!r}")
+    return v
+
+
+def _binary(y, what: str) -> pd.Series:
+    "Labels as 0/1 integers; missing values and anything but bools or the numbers 0 and 1 are refused (never truncated)."
+    y = pd.Series(y) if not isinstance(y, pd.Series) else y
+    if y.isna().any():
+        raise DataError(f"{what} has {int(y.isna().sum())} missing labels")
+    if not (pd.api.types.is_bool_dtype(y) or pd.api.types.is_numeric_dtype(y)):
+        raise DataError(f"{what} must hold binary labels (bool or 0/1), got dtype {y.dtype}")
+    values = set(pd.unique(y.astype("float64")).tolist())
+    if not values <= {0.0, 1.0}:
+        raise DataError(f"{what} must hold binary labels (bool or 0/1), got values {sorted(values)[:5]}")
+    return y.astype(int)
 
 
 def time_split(df: pd.DataFrame,  # rows to split
@@ -125,14 +230,21 @@ def time_split(df: pd.DataFrame,  # rows to split
                ) -> tuple:
     "Split by time: test is every row at or after `cutoff`, train every row before `cutoff - gap`."
     t = _times(df, time_col, "df")
+    _rows(df, "df")
+    gap = _duration(gap, "gap")
     if cutoff is None:
-        if not 0 < test_size < 1:
-            raise ConfigError(f"test_size={test_size!r} must be in (0, 1)")
+        test_size = _fraction(test_size, "test_size")
         cutoff = t.sort_values().iloc[min(round(len(t) * (1 - test_size)), len(t) - 1)]
-    cutoff = pd.Timestamp(cutoff)
+    if isinstance(cutoff, bool):
+        raise ConfigError(f"cutoff must be a time, got {cutoff!r}")
+    try:
+        cutoff = pd.Timestamp(cutoff)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"cutoff={cutoff!r} is not a time: {e}") from e
+    if pd.isna(cutoff):
+        raise ConfigError("cutoff is missing (NaT); pass a time or None")
     if (cutoff.tzinfo is None) != (getattr(t.dt, "tz", None) is None):
         raise SchemaError(f"cutoff={cutoff!r} and column {time_col!r} must both be tz-aware or both naive")
-    gap = pd.Timedelta(0) if gap is None else pd.Timedelta(gap)
     train, test = df[t < cutoff - gap], df[t >= cutoff]
     if len(train) == 0 or len(test) == 0:
         raise DataError(f"cutoff={cutoff} leaves {len(train)} train and {len(test)} test rows; both must be non-empty")
@@ -145,12 +257,16 @@ def group_split(df: pd.DataFrame,  # rows to split
                 random_state: int = 0,  # seed of the shuffle
                 ) -> tuple:
     "Split so that every group lies entirely in train or entirely in test."
-    groups = [groups] if isinstance(groups, str) else list(groups)
+    groups = _colnames(groups, "groups")
     _need(df, groups, "df")
-    if not 0 < test_size < 1:
-        raise ConfigError(f"test_size={test_size!r} must be in (0, 1)")
+    _rows(df, "df")
+    test_size = _fraction(test_size, "test_size")
     key = pd.util.hash_pandas_object(df[groups].astype("string"), index=False).to_numpy()
-    tr, te = next(GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=random_state).split(df, groups=key))
+    splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=_seed(random_state))
+    try:
+        tr, te = next(splitter.split(df, groups=key))
+    except ValueError as e:  # too few groups for both sides
+        raise DataError(f"df has {len(np.unique(key))} group(s) of {groups}; test_size={test_size} leaves a split empty: {e}") from e
     return df.iloc[tr], df.iloc[te]
 
 
@@ -161,11 +277,20 @@ def split_then_fit(estimator,  # unfitted scikit-learn estimator or Pipeline (sc
                    label: str,  # binary label column
                    ) -> tuple:
     "Clone `estimator`, fit it on `train` only, and return `(fitted, test ROC AUC)`."
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "predict_proba") and hasattr(estimator, "get_params")):
+        raise ConfigError(f"estimator must be a scikit-learn classifier with predict_proba, got {type(estimator).__name__}")
+    features, label = _colnames(features, "features"), _colname(label, "label")
     _need(train, [*features, label], "train")
     _need(test, [*features, label], "test")
-    model = clone(estimator).fit(train[features], train[label].astype(int))
-    score = roc_auc_score(test[label].astype(int), model.predict_proba(test[features])[:, 1])
-    return model, float(score)
+    y_tr, y_te = _binary(_rows(train, "train")[label], f"train[{label!r}]"), _binary(_rows(test, "test")[label], f"test[{label!r}]")
+    if y_te.nunique() < 2:
+        raise DataError(f"test[{label!r}] holds a single class ({y_te.iloc[0]}); ROC AUC needs both")
+    try:
+        model = clone(estimator).fit(train[features], y_tr)
+        proba = model.predict_proba(test[features])
+    except (TypeError, ValueError) as e:  # NaN, strings, a single class: the estimator's own refusal, named
+        raise DataError(f"{type(estimator).__name__} refused the train/test rows: {e}") from e
+    return model, float(roc_auc_score(y_te, proba[:, 1]))
 
 # %% ../../nbs/07d_features_leakage.ipynb
 def detect_time_overlap(train: pd.DataFrame,  # training rows
@@ -173,7 +298,8 @@ def detect_time_overlap(train: pd.DataFrame,  # training rows
                         time_col: str,  # timestamp column (the time each row happened)
                         ) -> LeakageReport:
     "Flag training rows dated at or after the first test row (a random split of time-correlated data)."
-    tr, te = _times(train, time_col, "train"), _times(test, time_col, "test")
+    tr, te = _times(_rows(train, "train"), time_col, "train"), _times(_rows(test, "test"), time_col, "test")
+    _same_zone(tr, te, f"train and test column {time_col!r}")
     rep = LeakageReport(checks_run=["time_overlap"])
     first_test = te.min()
     later = int((tr >= first_test).sum())
@@ -213,17 +339,28 @@ def detect_fit_on_test(fitted,  # fitted transformer or Pipeline to audit
                        rtol: float = 1e-7,  # tolerance when comparing learned statistics
                        ) -> LeakageReport:
     "Flag fitted preprocessing steps whose learned statistics are not those of the training split alone."
+    if not isinstance(fitted, BaseEstimator):
+        raise ConfigError(f"fitted must be a fitted scikit-learn transformer or Pipeline, got {type(fitted).__name__}")
     steps = [s for _, s in fitted.steps[:-1]] if isinstance(fitted, Pipeline) else [fitted]
     if isinstance(fitted, Pipeline) and hasattr(fitted.steps[-1][1], "transform"):
         steps.append(fitted.steps[-1][1])
-    check_is_fitted(steps[0])
+    bad = [type(s).__name__ for s in steps if not (hasattr(s, "fit") and hasattr(s, "transform"))]
+    if not steps or bad:
+        raise ConfigError(f"fitted must be a transformer or a Pipeline with preprocessing steps to audit; "
+                          f"{bad[0] if bad else type(fitted).__name__} has none (no transform)")
+    try:
+        check_is_fitted(steps[0])
+    except NotFittedError as e:
+        raise ConfigError(f"fitted: {e}") from e
     if columns is None:
         columns = list(getattr(steps[0], "feature_names_in_", []))
         if not columns:
             raise ConfigError("columns must be given: the fitted step has no feature_names_in_ (it was fitted without column names)")
-    _need(train, columns, "train")
+    columns = _colnames(columns, "columns")
+    rtol = _number(rtol, "rtol")
+    _need(_rows(train, "train"), columns, "train")
     if test is not None:
-        _need(test, columns, "test")
+        _need(_rows(test, "test"), columns, "test")
     rep = LeakageReport(checks_run=["fit_on_test"])
     x_tr = train[columns]
     x_all = pd.concat([train[columns], test[columns]]) if test is not None else None
@@ -231,7 +368,10 @@ def detect_fit_on_test(fitted,  # fitted transformer or Pipeline to audit
         seen = _stats(step)
         if not seen:
             continue
-        own = _stats(clone(step).fit(x_tr))
+        try:
+            own = _stats(clone(step).fit(x_tr))
+        except (TypeError, ValueError) as e:
+            raise DataError(f"step {i} ({type(step).__name__}) could not be refitted on train[{columns}]: {e}") from e
         name = type(step).__name__
         if not _same(seen, own, rtol):
             both = _same(seen, _stats(clone(step).fit(x_all)), rtol) if x_all is not None else False
@@ -259,11 +399,19 @@ def detect_duplicates(train: pd.DataFrame,  # training rows
                       max_rows: int = 5_000,  # near search on a sample of this many test rows; the count is scaled up
                       ) -> LeakageReport:
     "Flag test rows that exactly or nearly duplicate a training row."
-    columns = list(columns) if columns is not None else [c for c in train.columns if c in test.columns]
+    _rows(train, "train"), _rows(test, "test")
+    if columns is None:
+        columns = [c for c in train.columns if c in test.columns]
+        if not columns:
+            raise ConfigError("columns is empty: name the columns that define a duplicate")
+    columns = _colnames(columns, "columns")
     _need(train, columns, "train")
     _need(test, columns, "test")
-    if not columns:
-        raise ConfigError("columns is empty: name the columns that define a duplicate")
+    if not isinstance(near, (bool, np.bool_)):
+        raise ConfigError(f"near must be True or False, got {near!r}")
+    radius = _number(radius, "radius")
+    if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or max_rows < 1:
+        raise ConfigError(f"max_rows must be a positive integer, got {max_rows!r}")
     rep = LeakageReport(checks_run=["duplicates"])
     h_tr = pd.util.hash_pandas_object(train[columns], index=False)
     h_te = pd.util.hash_pandas_object(test[columns], index=False)
@@ -307,9 +455,9 @@ def detect_group_leakage(train: pd.DataFrame,  # training rows
                          groups,  # column name(s) defining an entity group, e.g. ["tailnum", "local_date"]
                          ) -> LeakageReport:
     "Flag groups (entities) that have rows in both train and test."
-    groups = [groups] if isinstance(groups, str) else list(groups)
-    _need(train, groups, "train")
-    _need(test, groups, "test")
+    groups = _colnames(groups, "groups")
+    _need(_rows(train, "train"), groups, "train")
+    _need(_rows(test, "test"), groups, "test")
     rep = LeakageReport(checks_run=["group_leakage"])
     key = lambda d: pd.util.hash_pandas_object(d[groups].astype("string"), index=False)  # one uint64 per row
     k_tr, k_te = key(train), key(test)
@@ -345,11 +493,14 @@ def detect_unavailable_features(features: list,  # feature columns the model use
                                 ) -> LeakageReport:
     "Flag features declared as known only after the prediction time, and features with no declaration."
     availability = FLIGHT_AVAILABILITY if availability is None else availability
-    bad = {k: v for k, v in availability.items() if v not in _WHEN}
+    if not isinstance(availability, dict):
+        raise ConfigError(f"availability must map each column to one of {_WHEN}, got {type(availability).__name__}")
+    bad = {k: v for k, v in availability.items() if not isinstance(v, str) or v not in _WHEN}
     if bad:
         raise ConfigError(f"availability values must be one of {_WHEN}; got {bad}")
-    if isinstance(features, str) or not len(features):
+    if isinstance(features, str) or not hasattr(features, "__len__") or not len(features):
         raise ConfigError(f"features={features!r} must be a non-empty list of column names")
+    features = _colnames(features, "features")
     rep = LeakageReport(checks_run=["unavailable_declared"])
     for f in features:
         when = availability.get(f)
@@ -370,14 +521,15 @@ def detect_late_timestamps(df: pd.DataFrame,  # rows with features and timestamp
     "Flag features whose value became known after the prediction time in some rows."
     if not isinstance(known_at, dict) or not known_at:
         raise ConfigError("known_at must map each feature to the column holding when it became known")
-    pred = _times(df, prediction_time_col, "df")
-    tol = pd.Timedelta(0) if tolerance is None else pd.Timedelta(tolerance)
+    pred = _times(_rows(df, "df"), prediction_time_col, "df", "prediction_time_col")
+    tol = _duration(tolerance, "tolerance")
     rep = LeakageReport(checks_run=["unavailable_timestamp"])
     for feat, col in known_at.items():
-        _need(df, col, "df")
+        _need(df, [_colname(col, f"known_at[{feat!r}]")], "df")
         t = df[col]
         if not pd.api.types.is_datetime64_any_dtype(t):
             raise SchemaError(f"known_at column {col!r} (for {feat!r}) must hold timestamps, got dtype {t.dtype}")
+        _same_zone(pred, t, f"prediction_time_col {prediction_time_col!r} and known_at column {col!r}")
         late = (t.notna() & (t > pred + tol)).to_numpy()
         n = int(late.sum())
         if n:
@@ -393,6 +545,14 @@ def detect_late_timestamps(df: pd.DataFrame,  # rows with features and timestamp
 def flight_known_at(flights: pd.DataFrame) -> pd.DataFrame:
     "When each post-departure column of `flights` becomes known: `dep_known_at` (departure) and `arr_known_at` (landing)."
     _need(flights, ["sched_dep", "dep_delay", "air_time"], "flights")
+    if not pd.api.types.is_datetime64_any_dtype(flights["sched_dep"]):
+        raise SchemaError(f"flights column 'sched_dep' must hold timestamps, got dtype {flights['sched_dep'].dtype}")
+    for c in ("dep_delay", "air_time"):
+        s = flights[c]
+        if not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)):
+            raise SchemaError(f"flights column {c!r} must hold minutes as numbers, got dtype {s.dtype}")
+        if np.isinf(s.astype("float64")).any():
+            raise DataError(f"flights column {c!r} holds infinite minutes")
     dep = flights["sched_dep"] + pd.to_timedelta(flights["dep_delay"].astype("float64"), unit="min")
     arr = dep + pd.to_timedelta(flights["air_time"].astype("float64"), unit="min")
     return pd.DataFrame({"dep_known_at": dep, "arr_known_at": arr}, index=flights.index)
@@ -406,22 +566,33 @@ def single_feature_auc(X: pd.DataFrame,  # candidate features
     "ROC AUC of each column used alone as a score, folded to [0.5, 1] (categoricals via out-of-fold target encoding)."
     if not isinstance(X, pd.DataFrame):
         raise DataError(f"X must be a pandas DataFrame, got {type(X).__name__}")
-    y = pd.Series(np.asarray(y), index=X.index)
-    if y.isna().any():
-        raise DataError(f"y has {int(y.isna().sum())} missing labels")
-    y = y.astype(int)
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise DataError(f"X must have rows and columns, got shape {X.shape}")
+    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
+        raise ConfigError(f"n_splits must be an integer >= 2, got {n_splits!r}")
+    if isinstance(y, (str, bytes, dict)) or np.ndim(y) != 1:
+        raise DataError(f"y must be a 1-D array of {len(X)} binary labels, got {type(y).__name__} of shape {np.shape(y)}")
+    if len(y) != len(X):
+        raise DataError(f"y has {len(y)} labels but X has {len(X)} rows")
+    y = _binary(pd.Series(np.asarray(y), index=X.index), "y")
     if set(np.unique(y)) != {0, 1}:
         raise DataError(f"y must be binary with both classes present, got values {sorted(np.unique(y))[:5]}")
+    _seed(random_state)
     out = {}
     for c in X.columns:
         s = X[c]
         if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
             score = s.astype("float64")
+            if np.isinf(score).any():
+                raise DataError(f"X column {c!r} holds {int(np.isinf(score).sum())} infinite value(s)")
         elif pd.api.types.is_datetime64_any_dtype(s):
             score = s.astype("int64").astype("float64").where(s.notna())
         else:
             key = s.astype("string").fillna("<NA>")
             score = pd.Series(np.nan, index=X.index)
+            if n_splits > y.value_counts().min():
+                raise DataError(f"n_splits={n_splits} exceeds the {y.value_counts().min()} rows of the smaller class of y; "
+                                f"column {c!r} cannot be target-encoded out of fold")
             for tr, te in StratifiedKFold(n_splits, shuffle=True, random_state=random_state).split(X, y):
                 rates = y.iloc[tr].groupby(key.iloc[tr].to_numpy()).mean()
                 score.iloc[te] = key.iloc[te].map(rates).fillna(y.iloc[tr].mean()).to_numpy()
@@ -440,6 +611,9 @@ def detect_predictive_features(X: pd.DataFrame,  # candidate features
                                high: float = 0.95,  # folded AUC at or above which the finding is high severity
                                ) -> LeakageReport:
     "Flag single features whose AUC alone is suspiciously high."
+    for name, v in (("threshold", threshold), ("high", high)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
+            raise ConfigError(f"{name} must be a number in (0.5, 1], got {v!r}")
     if not 0.5 < threshold <= high <= 1:
         raise ConfigError(f"need 0.5 < threshold <= high <= 1, got threshold={threshold!r}, high={high!r}")
     auc = single_feature_auc(X, y)
@@ -466,21 +640,29 @@ def leakage_report(train: pd.DataFrame,  # training rows (features, label, time 
                    auc_threshold: float = 0.8,  # single-feature AUC threshold
                    ) -> LeakageReport:
     "Run every leakage detector whose inputs are given and return the combined report."
-    _need(train, [*features, label], "train")
-    _need(test, [*features, label], "test")
+    features, label = _colnames(features, "features"), _colname(label, "label")
+    _need(_rows(train, "train"), [*features, label], "train")
+    _need(_rows(test, "test"), [*features, label], "test")
+    if (prediction_time_col is None) != (known_at is None):
+        raise ConfigError("prediction_time_col and known_at go together: give both to run the timestamp check, or neither")
+    for name, v in (("auc_threshold", auc_threshold),):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not 0.5 < v <= 1:
+            raise ConfigError(f"{name} must be a number in (0.5, 1], got {v!r}")
     rep = LeakageReport()
     if time_col is not None:
         rep = rep + detect_time_overlap(train, test, time_col)
-    if groups:
+    if groups is not None:
         rep = rep + detect_group_leakage(train, test, groups)
-    rep = rep + detect_duplicates(train, test, duplicate_columns or [*features, label])
+    rep = rep + detect_duplicates(train, test, [*features, label] if duplicate_columns is None else duplicate_columns)
     rep = rep + detect_unavailable_features(features, availability)
-    if prediction_time_col is not None and known_at:
+    if prediction_time_col is not None:
         rep = rep + detect_late_timestamps(pd.concat([train, test]), prediction_time_col, known_at)
     if fitted is not None:
         rep = rep + detect_fit_on_test(fitted, train, test)
     both = pd.concat([train, test])
     both = both[both[label].notna()]
-    rep = rep + detect_predictive_features(both[features], both[label].astype(int), threshold=auc_threshold)
+    if len(both) == 0:
+        raise DataError(f"train and test have no row with a label in {label!r}")
+    rep = rep + detect_predictive_features(both[features], _binary(both[label], f"column {label!r}"), threshold=auc_threshold)
     log.info("leakage report: %d findings from %s", len(rep), rep.checks_run)
     return rep
