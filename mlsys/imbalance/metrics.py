@@ -31,6 +31,8 @@ def cancellation_task(
 ) -> tuple[pd.DataFrame, pd.Series]:
     "Features known before departure (schedule + origin weather) and the `cancelled` label of NYC flights."
     from mlsys.datasets import load_flights, load_weather
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or not 0 <= random_state < 2**32:
+        raise ConfigError(f"random_state must be an integer seed in [0, 2**32), got {random_state!r}")
     flights = load_flights(start, end, sample=sample, random_state=random_state)
     weather = load_weather()
     cols = ["origin", "time_hour"] + CANCEL_FEATURES[2:]
@@ -50,7 +52,33 @@ def _check_pair(y_true, y_pred, name: str = "y_pred") -> tuple[np.ndarray, np.nd
         raise DataError("y_true is empty")
     if pd.isna(yt).any():
         raise DataError(f"y_true has {int(pd.isna(yt).sum())} missing labels")
+    if pd.isna(yp).any():
+        raise DataError(f"{name} has {int(pd.isna(yp).sum())} missing values (NaN)")
+    if {yt.dtype.kind, yp.dtype.kind} & set("US") and {yt.dtype.kind, yp.dtype.kind} & set("biuf"):
+        raise DataError(f"y_true holds {yt.dtype} and {name} holds {yp.dtype}: numbers and strings never match; "
+                        "encode both the same way")
     return yt, yp
+
+
+def _classes(*arrays) -> np.ndarray:
+    "Sorted distinct labels of `arrays`; labels of types that cannot be ordered together (str and int) are refused."
+    try:
+        return np.unique(np.concatenate(arrays))
+    except TypeError as e:
+        kinds = sorted({type(v).__name__ for a in arrays for v in a})
+        raise DataError(f"y_true/y_pred mix label types {kinds} that cannot be compared: {e}") from e
+
+
+def _check_labels(labels) -> np.ndarray:
+    "The `labels` argument: a non-empty 1-D list of distinct classes."
+    if isinstance(labels, (str, bytes, dict, set)) or np.ndim(labels) != 1:
+        raise ConfigError(f"labels must be a 1-D list of classes, got {type(labels).__name__} {labels!r:.40}")
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        raise ConfigError("labels is empty: list the classes to report")
+    if len(pd.unique(labels)) < len(labels):
+        raise ConfigError(f"labels lists a class twice: {labels.tolist()}")
+    return labels
 
 
 def per_class_report(
@@ -60,7 +88,7 @@ def per_class_report(
 ) -> pd.DataFrame:
     "Precision, recall, F1 and support of every class, one row per class."
     yt, yp = _check_pair(y_true, y_pred)
-    labels = np.unique(np.concatenate([yt, yp])) if labels is None else np.asarray(labels)
+    labels = _classes(yt, yp) if labels is None else _check_labels(labels)
     rows = []
     for c in labels:
         tp = int(np.sum((yt == c) & (yp == c)))
@@ -75,7 +103,7 @@ def per_class_report(
 def balanced_accuracy(y_true, y_pred) -> float:
     "Mean recall over the classes present in `y_true`."
     yt, yp = _check_pair(y_true, y_pred)
-    return float(np.mean([np.mean(yp[yt == c] == c) for c in np.unique(yt)]))
+    return float(np.mean([np.mean(yp[yt == c] == c) for c in _classes(yt)]))
 
 # %% ../../nbs/05a_imbalance_metrics.ipynb
 def _check_scores(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +115,7 @@ def _check_scores(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(s).all():
         raise DataError(f"scores has {int((~np.isfinite(s)).sum())} NaN or infinite values")
     if not np.isin(yt, [0, 1]).all():
-        raise DataError(f"y_true must be binary (0/1 or bool) for a precision-recall curve, got classes {np.unique(yt)[:5]}")
+        raise DataError(f"y_true must be binary (0/1 or bool) for a precision-recall curve, got classes {pd.unique(yt)[:5]}")
     yt = yt.astype(bool)
     if not yt.any():
         raise DataError("y_true has no positive examples, so recall is undefined")
@@ -116,7 +144,10 @@ def average_precision(y_true, scores) -> float:
 
 # %% ../../nbs/05a_imbalance_metrics.ipynb
 def _check_cost_matrix(cost_matrix, n_classes: int) -> np.ndarray:
-    C = np.asarray(cost_matrix, dtype=np.float64)
+    try:
+        C = np.asarray(cost_matrix, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"cost_matrix must be a {n_classes}x{n_classes} matrix of numbers: {e}") from e
     if C.shape != (n_classes, n_classes):
         raise ConfigError(f"cost_matrix must have shape ({n_classes}, {n_classes}) for {n_classes} labels, got {C.shape}")
     if not np.isfinite(C).all() or (C < 0).any():
@@ -132,9 +163,9 @@ def cost_weighted_error(
 ) -> float:
     "Mean misclassification cost per example under `cost_matrix`."
     yt, yp = _check_pair(y_true, y_pred)
-    labels = np.unique(np.concatenate([yt, yp])) if labels is None else np.asarray(labels)
+    labels = _classes(yt, yp) if labels is None else _check_labels(labels)
     C = _check_cost_matrix(cost_matrix, len(labels))
-    unknown = set(np.unique(np.concatenate([yt, yp])).tolist()) - set(labels.tolist())
+    unknown = set(_classes(yt, yp).tolist()) - set(labels.tolist())
     if unknown:
         raise DataError(f"labels {sorted(unknown)} appear in y_true/y_pred but not in labels={labels.tolist()}")
     i = pd.Categorical(yt, categories=labels).codes
