@@ -36,12 +36,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "_docs_src"
 
-# The book's chapters, in order: (slug, title, what the chapter covers, notebook number prefixes).
-# A notebook's chapter comes from its number prefix (`07f_features_store` -> "07"); an optional
-# section name groups pages inside a chapter. Chapters with no notebook yet are left out of the site.
+# The book's chapters, in order: (slug, title, what the chapter covers, {file-name prefix: section}).
+# A notebook belongs to the chapter whose prefix is the longest one its file name starts with:
+# "02" takes every `02*_...` notebook (a new `02g_data_sources` lands in chapter 3), "01_" takes
+# `01_datasets` only, so a new `01c_...` matches nothing and stops the build until it is mapped.
+# The optional section groups pages inside a chapter. Chapters with no notebook yet are left out.
 CHAPTERS = [
+    ("overview", "1. Overview of machine learning systems", "When to use machine learning, and how ML in "
+     "production differs from ML in research, measured.", {"01a": None}),
+    ("design", "2. Introduction to machine learning systems design", "From business objectives to ML "
+     "objectives, requirements, framing a problem, and decoupling objectives.", {"01b": None}),
     ("foundations", "Foundations", "The pieces every chapter uses: errors and input checks, configuration, "
-     "seeding, optional imports, and loaders for the real datasets.", {"00": None, "01": None}),
+     "seeding, optional imports, and loaders for the real datasets.", {"00": None, "01_": None}),
     ("data-engineering", "3. Data engineering", "Data formats, data models, ETL, the three modes of dataflow "
      "(database, service, real-time transport) and batch vs stream processing.", {"02": None}),
     ("training-data", "4. Training data", "Sampling, labeling (weak and semi-supervision, transfer and active "
@@ -65,9 +71,6 @@ CHAPTERS = [
     ("system", "The end-to-end system", "The flights ML system that `mlsys run` executes, composed from the "
      "chapters above.", {"15": None}),
 ]
-PREFIX = re.compile(r"^(\d+)[a-z]?_")
-
-
 class DocsError(SystemExit):
     "A problem in the notebooks that must stop the docs build."
 
@@ -76,15 +79,14 @@ class DocsError(SystemExit):
 
 
 def chapter_of(rel: Path) -> tuple[str, str | None]:
-    "The (chapter slug, section) of a top-level chapter notebook, from its number prefix."
-    m = PREFIX.match(rel.name)
-    if not m:
-        raise DocsError(f"notebook {rel} has no number prefix (NN_name.ipynb), so no chapter of the book claims it")
-    for slug, _, _, prefixes in CHAPTERS:
-        if m.group(1) in prefixes:
-            return slug, prefixes[m.group(1)]
-    raise DocsError(f"notebook {rel}: no chapter claims the prefix {m.group(1)!r}. Add it to CHAPTERS in "
-                    "scripts/build_docs.py (which book chapter does it belong to?)")
+    "The (chapter slug, section) of a top-level chapter notebook: the longest prefix in CHAPTERS its name starts with."
+    matches = [(len(prefix), slug, section) for slug, _, _, prefixes in CHAPTERS
+               for prefix, section in prefixes.items() if rel.name.startswith(prefix)]
+    if not matches:
+        raise DocsError(f"notebook {rel}: no chapter of the book claims its file-name prefix. Add the prefix to "
+                        "CHAPTERS in scripts/build_docs.py (which book chapter does it belong to?)")
+    _, slug, section = max(matches)
+    return slug, section
 
 
 def nb_facts(nb: dict) -> dict:
@@ -303,11 +305,12 @@ def vendor_mathjax(static: Path) -> None:
     shutil.copytree(cache / "x" / "package" / "es5", target, dirs_exist_ok=True)
 
 
-LINK = re.compile(r"\]\(((?:\.\./)*)([\w/]+)\.html#([\w.]+)\)")
+LINK = re.compile(r"\[([^\]\n]*)\]\(((?:\.\./)*)([\w/]+)\.html#([\w.]+)\)")
 
 
 def fix_doclinks(pages) -> None:
-    "Point doclinks whose anchor is not rendered on the notebook page at the symbol's autodoc entry instead."
+    """Point doclinks whose anchor is not rendered on the notebook page at the symbol's autodoc entry instead;
+    a private symbol (`_helper`) has no API entry either, so its name stays code without a link."""
     from mlsys._modidx import d
 
     by_anchor = {}
@@ -321,11 +324,13 @@ def fix_doclinks(pages) -> None:
         ids[page] = set(re.findall(r'<span id=\\?"([^"\\]+)\\?"', f.read_text()))
 
     def repl(m):
-        prefix, page, anchor = m.groups()
+        text, prefix, page, anchor = m.groups()
         if anchor in ids.get(page, set()) or f"{page}.html#{anchor}" not in by_anchor:
             return m.group(0)
         mod, full = by_anchor[f"{page}.html#{anchor}"]
-        return f"]({prefix}api/{mod}.html#{full})"
+        if any(part.startswith("_") for part in full[len(mod):].split(".") if part):
+            return text
+        return f"[{text}]({prefix}api/{mod}.html#{full})"
 
     for f in files:
         f.write_text(LINK.sub(repl, f.read_text()))
@@ -431,13 +436,17 @@ def chapter_pages(chapters: dict, pages: dict, stages: list[str]) -> None:
         lines += ["", "```{toctree}", ":hidden:", ""] + [f"/{p}" for p in chapters[slug]] + ["```", ""]
         (SRC / "chapters" / f"{slug}.md").write_text("\n".join(lines))
     path = []
+    intro = [c for c in present if c[0] in ("overview", "design")]
+    if intro:
+        path.append("**Begin with the book's opening**: " + " → ".join(md_link(t, f"chapters/{s}.html") for s, t, *_ in intro)
+                    + ": when ML is the right tool, and how to frame a problem for it.")
     if "foundations" in chapters:
         ds = [p for p in chapters["foundations"] if pages[p]["module"] == "mlsys.datasets"]
-        path.append("**Begin with the data.** " + (md_link(pages[ds[0]]["title"], ds[0] + ".html") if ds else
+        path.append(("**Then the data.** " if intro else "**Begin with the data.** ") + (md_link(pages[ds[0]]["title"], ds[0] + ".html") if ds else
                     md_link("Foundations", "chapters/foundations.html")) + " shows the real datasets every page uses; "
                     + md_link("Foundations", "chapters/foundations.html") + " also holds the error types and helpers the "
                     "other pages refer to.")
-    book = [c for c in present if c[0] not in ("foundations", "system")]
+    book = [c for c in present if c[0] not in ("overview", "design", "foundations", "system")]
     if book:
         path.append("**Then the book's chapters in order**: " + " → ".join(md_link(t, f"chapters/{s}.html") for s, t, *_ in book)
                     + ". Within a chapter, read the pages in the order listed; each builds on the ones before it.")
