@@ -21,10 +21,33 @@ __all__ = ['log', 'sample_lambda', 'one_hot', 'mixup_batch', 'Mixup', 'mixup_tab
 log = logging.getLogger(__name__)
 
 
+_MAX_DRAWS = 2**28  # most numbers one call may allocate
+
+
 def _check_alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise ConfigError(f"alpha must be a positive number, got {alpha!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) or not 0 < alpha < np.inf:
+        raise ConfigError(f"alpha must be a positive number (finite), got {alpha!r}")
     return float(alpha)
+
+
+def _check_count(v, name: str, lo: int = 1, hi: int = _MAX_DRAWS) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
+        raise ConfigError(f"{name} must be an integer in [{lo}, {hi:,}], got {v!r}")
+    return int(v)
+
+
+def _is_torch_generator(g) -> bool:
+    return type(g).__name__ == "Generator" and hasattr(g, "manual_seed")
+
+
+def _numpy_rng(random_state, name: str = "random_state") -> np.random.Generator:
+    "A numpy Generator from None, a non-negative int seed or a Generator; anything else is a `ConfigError`."
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
+                                     or random_state < 0):
+        raise ConfigError(f"{name} must be None, a non-negative integer seed or a numpy/torch Generator, got {random_state!r}")
+    return np.random.default_rng(random_state)
 
 
 def sample_lambda(
@@ -34,28 +57,45 @@ def sample_lambda(
 ):
     "Mixing weights drawn from Beta(alpha, alpha)."
     alpha = _check_alpha(alpha)
-    if random_state is not None and type(random_state).__name__ == "Generator" and hasattr(random_state, "manual_seed"):
+    if size is not None:
+        size = _check_count(size, "size", lo=0)
+    if random_state is not None and _is_torch_generator(random_state):
         torch = optional_import("torch", purpose="mixup with a torch.Generator")
         random_state = int(torch.randint(0, 2**31 - 1, (1,), generator=random_state))
-    rng = np.random.default_rng(random_state)
-    return rng.beta(alpha, alpha, size)
+    return _numpy_rng(random_state).beta(alpha, alpha, size)
 
 # %% ../../nbs/06d_augment_mixup.ipynb
 def one_hot(y, num_classes: int):
     "One-hot float matrix (torch in, torch out; otherwise NumPy) of integer labels `y`."
+    num_classes = _check_count(num_classes, "num_classes")
     if hasattr(y, "new_zeros"):  # torch tensor
         torch = optional_import("torch")
         if y.dtype != torch.long or y.ndim != 1:
             raise DataError(f"y must be a 1-d torch.long tensor of class indices, got {y.dtype} {tuple(y.shape)}")
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
             raise DataError(f"y holds labels outside [0, {num_classes}): min {int(y.min())}, max {int(y.max())}")
+        _check_count(len(y) * num_classes, "len(y) x num_classes", lo=0)
         return torch.nn.functional.one_hot(y, num_classes).float()
+    if isinstance(y, (str, bytes)) or np.ndim(y) != 1:
+        raise DataError(f"y must be a 1-d array of integer class indices, got {type(y).__name__} of shape {np.shape(y)}")
     y = np.asarray(y)
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+    if not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"y must be a 1-d array of integer class indices, got dtype {y.dtype} shape {y.shape}")
     if len(y) and (y.min() < 0 or y.max() >= num_classes):
         raise DataError(f"y holds labels outside [0, {num_classes}): min {y.min()}, max {y.max()}")
-    return np.eye(num_classes)[y]
+    _check_count(len(y) * num_classes, "len(y) x num_classes", lo=0)
+    out = np.zeros((len(y), num_classes))  # n x K, not eye(K)[y], which builds K x K first
+    out[np.arange(len(y)), y] = 1.0
+    return out
+
+
+def _check_soft(y, name: str = "y") -> None:
+    "Soft labels: a float tensor (N, classes) of finite, non-negative rows that sum to 1."
+    torch = optional_import("torch")
+    if not torch.isfinite(y).all():
+        raise DataError(f"soft labels {name} hold NaN or infinite values")
+    if (y < 0).any() or not torch.allclose(y.sum(1), torch.ones(len(y), dtype=y.dtype), atol=1e-4):
+        raise DataError(f"soft labels {name} must be non-negative and each row must sum to 1")
 
 
 def mixup_batch(
@@ -70,12 +110,31 @@ def mixup_batch(
     torch = optional_import("torch", purpose="image mixup")
     if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x) or x.ndim < 2:
         raise DataError(f"x must be a floating-point torch.Tensor shaped (N, ...), got {type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
+    if len(x) == 0:
+        raise DataError("x is an empty batch")
+    if not torch.isfinite(x).all():
+        raise DataError("x holds NaN or infinite values; every mixed row would carry them")
+    if not isinstance(y, torch.Tensor):
+        raise DataError(f"y must be a torch.Tensor of class indices (N,) or class probabilities (N, classes), got {type(y).__name__}")
+    if y.ndim not in (1, 2):
+        raise DataError(f"y must be class indices (N,) or class probabilities (N, classes), got shape {tuple(y.shape)}")
     if len(y) != len(x):
         raise DataError(f"x has {len(x)} rows but y has {len(y)}")
+    if generator is not None and not _is_torch_generator(generator):
+        raise ConfigError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if not isinstance(per_sample, (bool, np.bool_)):
+        raise ConfigError(f"per_sample must be True or False, got {per_sample!r}")
+    _check_alpha(alpha)
     if y.ndim == 1:
         if num_classes is None:
             raise ConfigError("num_classes is required when y holds class indices")
         y = one_hot(y, num_classes)
+    else:
+        if not torch.is_floating_point(y):
+            raise DataError(f"class probabilities y must be a float tensor, got {y.dtype}")
+        if num_classes is not None and y.shape[1] != num_classes:
+            raise DataError(f"y has {y.shape[1]} class columns but num_classes={num_classes}")
+        _check_soft(y)
     n = len(x)
     perm = torch.randperm(n, generator=generator)
     lam = torch.as_tensor(sample_lambda(alpha, n if per_sample else None, generator), dtype=x.dtype)
@@ -88,7 +147,9 @@ class Mixup:
     "Batch transform `(xb, yb, generator) -> (x_mixed, y_soft)` for `train_classifier`."
 
     def __init__(self, alpha: float = 0.4, num_classes: int = 10, per_sample: bool = False):  # Beta parameter; classes; λ per example
-        self.alpha, self.num_classes, self.per_sample = _check_alpha(alpha), int(num_classes), bool(per_sample)
+        if not isinstance(per_sample, (bool, np.bool_)):
+            raise ConfigError(f"per_sample must be True or False, got {per_sample!r}")
+        self.alpha, self.num_classes, self.per_sample = _check_alpha(alpha), _check_count(num_classes, "num_classes"), bool(per_sample)
 
     def __call__(self, xb, yb, generator=None):
         xm, ym, _ = mixup_batch(xb, yb, self.alpha, self.num_classes, generator, self.per_sample)
@@ -115,10 +176,14 @@ def mixup_tabular(
             raise DataError(f"column {bad[0]!r} is not numeric (dtype {X[bad[0]].dtype}); mixup blends numbers, encode it first")
         values = X.to_numpy(dtype="float64")
     else:
+        if isinstance(X, (str, bytes)) or np.ndim(X) != 2:
+            raise DataError(f"X must be a numeric 2-d array or DataFrame, got {type(X).__name__} of shape {np.shape(X)}")
         values = np.asarray(X)
-        if values.ndim != 2 or not np.issubdtype(values.dtype, np.number):
+        if values.ndim != 2 or values.dtype.kind not in "iuf":  # complex numbers would lose their imaginary part
             raise DataError(f"X must be a numeric 2-d array or DataFrame, got dtype {values.dtype} shape {values.shape}")
         values = values.astype("float64")
+    if isinstance(y, (str, bytes)) or np.ndim(y) == 0:
+        raise DataError(f"y must be a 1-d array of {len(values)} labels, got {type(y).__name__}")
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != len(values):
         raise DataError(f"X has {len(values)} rows but y has shape {y.shape}")
@@ -126,17 +191,36 @@ def mixup_tabular(
         raise DataError(f"mixup needs at least 2 rows, got {len(values)}")
     if np.isnan(values).any():
         raise DataError("X contains NaN; impute missing values before mixup")
-    classes = list(np.unique(y)) if classes is None else list(classes)
-    unknown = set(np.unique(y).tolist()) - set(classes)
+    if np.isinf(values).any():
+        raise DataError(f"X contains {int(np.isinf(values).sum())} infinite value(s); every blend with them is infinite")
+    if pd.isna(y).any():
+        raise DataError(f"y has {int(pd.isna(y).sum())} missing labels")
+    try:
+        seen = np.unique(y)
+    except TypeError as e:
+        raise DataError(f"y mixes label types {sorted({type(v).__name__ for v in y})} that cannot be ordered: {e}") from e
+    if classes is None:
+        classes = list(seen)
+    else:
+        if isinstance(classes, (str, bytes, dict, set)) or np.ndim(classes) != 1:
+            raise ConfigError(f"classes must be a 1-d list of labels, got {type(classes).__name__} {classes!r:.40}")
+        classes = list(classes)
+        if not classes or len(pd.unique(np.asarray(classes, dtype=object))) < len(classes):
+            raise ConfigError(f"classes must list each label once, got {classes!r:.80}")
+    unknown = set(seen.tolist()) - set(classes)
     if unknown:
-        raise DataError(f"y holds labels not in classes: {sorted(unknown)[:5]}")
+        raise DataError(f"y holds labels not in classes: {sorted(unknown, key=str)[:5]}")
     n = len(values) if n_samples is None else n_samples
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ConfigError(f"n_samples must be a positive int, got {n_samples!r}")
-    rng = np.random.default_rng(random_state)
+    if n * (values.shape[1] + len(classes)) > _MAX_DRAWS:
+        raise ConfigError(f"n_samples={n} rows of {values.shape[1]} features and {len(classes)} classes would hold more than "
+                          f"{_MAX_DRAWS:,} numbers")
+    rng = _numpy_rng(random_state)
     i, j = rng.integers(0, len(values), n), rng.integers(0, len(values), n)
     lam = rng.beta(alpha, alpha, n)
-    onehot = np.eye(len(classes))[pd.Index(classes).get_indexer(y)]
+    onehot = np.zeros((len(values), len(classes)))
+    onehot[np.arange(len(values)), pd.Index(classes).get_indexer(y)] = 1.0
     xm = lam[:, None] * values[i] + (1 - lam[:, None]) * values[j]
     ym = lam[:, None] * onehot[i] + (1 - lam[:, None]) * onehot[j]
     cols = X.columns if is_df else [f"x{k}" for k in range(values.shape[1])]
@@ -150,9 +234,25 @@ def soft_to_weighted(
     min_weight: float = 1e-9,  # drop (row, class) pairs lighter than this
 ):
     "Expand soft labels into (X_rep, y_rep, sample_weight): one weighted row per class with positive weight."
+    if not isinstance(Y_soft, pd.DataFrame):
+        raise DataError(f"Y_soft must be a DataFrame with one column per class, got {type(Y_soft).__name__}")
+    if not isinstance(X, pd.DataFrame) and (isinstance(X, (str, bytes)) or np.ndim(X) != 2):
+        raise DataError(f"X must be a DataFrame or a 2-d array, got {type(X).__name__} of shape {np.shape(X)}")
     if len(X) != len(Y_soft):
         raise DataError(f"X has {len(X)} rows but Y_soft has {len(Y_soft)}")
+    if Y_soft.shape[1] == 0:
+        raise DataError("Y_soft has no class columns")
+    bad = [c for c in Y_soft.columns if not pd.api.types.is_numeric_dtype(Y_soft[c]) or pd.api.types.is_bool_dtype(Y_soft[c])]
+    if bad:
+        raise DataError(f"Y_soft column {bad[0]!r} must hold class probabilities, got dtype {Y_soft[bad[0]].dtype}")
     W = Y_soft.to_numpy(dtype="float64")
+    if not np.isfinite(W).all():
+        raise DataError(f"Y_soft has {int((~np.isfinite(W)).sum())} NaN or infinite soft labels; a weight cannot be missing")
+    if (W < 0).any() or not np.allclose(W.sum(1), 1.0, atol=1e-6):
+        rows = np.flatnonzero((W < 0).any(1) | ~np.isclose(W.sum(1), 1.0, atol=1e-6))
+        raise DataError(f"Y_soft rows must be non-negative and sum to 1; {len(rows)} do not (first: row {rows[0]}, sum {W[rows[0]].sum():.6g})")
+    if isinstance(min_weight, bool) or not isinstance(min_weight, (int, float, np.number)) or not 0 <= min_weight < 1:
+        raise ConfigError(f"min_weight must be a number in [0, 1), got {min_weight!r}")
     rows, cls = np.nonzero(W > min_weight)
     Xr = X.iloc[rows].reset_index(drop=True) if isinstance(X, pd.DataFrame) else np.asarray(X)[rows]
     return Xr, np.asarray(Y_soft.columns)[cls], W[rows, cls]
@@ -164,17 +264,34 @@ def expected_calibration_error(
     n_bins: int = 15,  # equal-width confidence bins on [0, 1]
 ) -> float:
     "Expected calibration error: bin-weighted mean |accuracy - confidence| (top-label for 2-d `proba`)."
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or not 1 <= n_bins <= 10**6:
+        raise ConfigError(f"n_bins must be a positive int (at most 1,000,000), got {n_bins!r}")
+    for name, v in (("y_true", y_true), ("proba", proba)):
+        if isinstance(v, (str, bytes, dict)) or np.ndim(v) == 0:
+            raise DataError(f"{name} must be an array, got {type(v).__name__}")
     y = np.asarray(y_true)
-    p = np.asarray(proba, dtype="float64")
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ConfigError(f"n_bins must be a positive int, got {n_bins!r}")
+    try:
+        p = np.asarray(proba, dtype="float64")
+    except (TypeError, ValueError) as e:
+        raise DataError(f"proba must hold numbers: {e}") from e
+    if y.ndim != 1:
+        raise DataError(f"y_true must be 1-d, got shape {y.shape}")
     if len(y) != len(p) or len(y) == 0:
         raise DataError(f"y_true has {len(y)} rows but proba has {len(p)} (and both must be non-empty)")
     if np.isnan(p).any() or p.min() < 0 or p.max() > 1:
         raise DataError("proba must hold probabilities in [0, 1] without NaN")
+    if y.dtype.kind not in "biuf" or pd.isna(y).any():
+        raise DataError(f"y_true must hold class numbers without missing values, got dtype {y.dtype}")
     if p.ndim == 1:
+        if not np.isin(y, [0, 1]).all():
+            raise DataError(f"y_true must be 0/1 (or bool) for a 1-d proba of the positive class, got values {np.unique(y)[:5].tolist()}")
         conf, hit = p, (y == 1).astype(float)
     elif p.ndim == 2:
+        if not np.allclose(p.sum(1), 1.0, atol=1e-4):
+            raise DataError("proba rows must sum to 1 (one probability per class)")
+        if not np.isin(y, np.arange(p.shape[1])).all():
+            raise DataError(f"y_true must hold class indices in [0, {p.shape[1]}) for proba with {p.shape[1]} columns, "
+                            f"got values {np.unique(y)[:5].tolist()}")
         conf, hit = p.max(1), (p.argmax(1) == y).astype(float)
     else:
         raise DataError(f"proba must be 1-d or 2-d, got shape {p.shape}")
@@ -191,24 +308,54 @@ def run_experiment(
     seeds: Sequence[int],  # seeds; the same seed must draw the same training sample in every arm
 ) -> pd.DataFrame:
     "Scores of `run` over arms x sizes x seeds as a long frame (arm, n_train, seed, score, seconds)."
-    if not arms or not sizes or not seeds:
-        raise ConfigError("arms, sizes and seeds must all be non-empty")
+    if not callable(run):
+        raise ConfigError(f"run must be a callable (arm, n_train, seed) -> score, got {type(run).__name__}")
+    for name, values in (("arms", arms), ("sizes", sizes), ("seeds", seeds)):
+        if isinstance(values, (str, bytes, dict, set)) or not isinstance(values, (Sequence, range, np.ndarray)) or np.ndim(values) != 1:
+            raise ConfigError(f"{name} must be a list, got {type(values).__name__} {values!r:.40}")
+        if len(values) == 0:
+            raise ConfigError("arms, sizes and seeds must all be non-empty")
+        if len(set(values)) < len(values):
+            raise ConfigError(f"{name} lists a value twice: {list(values)}; results would be paired twice")
+    if not all(isinstance(a, str) for a in arms):
+        raise ConfigError(f"arms must be names (strings), got {list(arms)!r:.80}")
+    for name, values, lo in (("sizes", sizes, 1), ("seeds", seeds, 0)):
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo]
+        if bad:
+            raise ConfigError(f"{name} must be integers >= {lo}, got {bad[0]!r}")
     import time
     rows = []
     for n in sizes:
         for seed in seeds:
             for arm in arms:
                 t0 = time.perf_counter()
-                score = float(run(arm, n, seed))
+                out = run(arm, n, seed)
+                if isinstance(out, bool) or not isinstance(out, (int, float, np.number)) or not np.isfinite(out):
+                    raise DataError(f"run({arm!r}, {n}, {seed}) returned {out!r}; it must return a finite score")
+                score = float(out)
                 rows.append({"arm": arm, "n_train": n, "seed": seed, "score": score, "seconds": time.perf_counter() - t0})
     return pd.DataFrame(rows)
 
 
-def summarize_experiment(results: pd.DataFrame, baseline: str = "none") -> pd.DataFrame:
-    "Mean and std of the score per arm and size, with the mean paired gain over `baseline` and seeds won."
+def _check_results(results) -> None:
+    "A non-empty frame of run_experiment's columns with finite numeric scores."
     need = {"arm", "n_train", "seed", "score"}
+    if not isinstance(results, pd.DataFrame):
+        raise DataError(f"results must be the DataFrame of run_experiment, got {type(results).__name__}")
     if not need <= set(results.columns):
         raise DataError(f"results must have columns {sorted(need)}, got {list(results.columns)}")
+    if len(results) == 0:
+        raise DataError("results has no rows")
+    s = results["score"]
+    if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) or not np.isfinite(s.to_numpy(dtype="float64")).all():
+        raise DataError(f"results['score'] must hold finite numbers, got dtype {s.dtype}")
+
+
+def summarize_experiment(results: pd.DataFrame, baseline: str = "none") -> pd.DataFrame:
+    "Mean and std of the score per arm and size, with the mean paired gain over `baseline` and seeds won."
+    _check_results(results)
+    if not isinstance(baseline, str):
+        raise ConfigError(f"baseline must be the name of an arm, got {baseline!r}")
     if baseline not in set(results["arm"]):
         raise ConfigError(f"baseline arm {baseline!r} is not in the results (arms: {sorted(results['arm'].unique())})")
     base = results[results["arm"] == baseline].set_index(["n_train", "seed"])["score"]
@@ -222,6 +369,7 @@ def summarize_experiment(results: pd.DataFrame, baseline: str = "none") -> pd.Da
 def plot_experiment(results: pd.DataFrame, title: str, ylabel: str = "test score"):
     "Mean score (±1 std over seeds) against training size, one line per arm; returns the figure."
     import matplotlib.pyplot as plt
+    _check_results(results)
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     for arm, d in results.groupby("arm", sort=False):
         s = d.groupby("n_train")["score"].agg(["mean", "std"]).fillna(0)
