@@ -22,10 +22,14 @@ __all__ = ['torch', 'F', 'log', 'check_images', 'to_image_tensor', 'RandomCrop',
 
 # %% ../../nbs/06a_augment_image.ipynb
 log = logging.getLogger(__name__)
+_MAX_CELLS = 2**28  # most numbers a transform may allocate at once (1 GiB of float32)
+_ROUNDING = 1e-6  # interpolation may round a hair outside [0, 1]
 
 
 def check_images(x, name: str = "images") -> "torch.Tensor":
-    "Validate a float image tensor shaped (C, H, W) or (N, C, H, W); return it unchanged."
+    "Validate a float image tensor shaped (C, H, W) or (N, C, H, W) with finite values in [0, 1]; return it unchanged."
+    if not isinstance(name, str):
+        raise ConfigError(f"name must be a string, got {name!r}")
     if not isinstance(x, torch.Tensor):
         raise DataError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim not in (3, 4):
@@ -35,8 +39,13 @@ def check_images(x, name: str = "images") -> "torch.Tensor":
         )
     if not torch.is_floating_point(x):
         raise DataError(f"{name} must be a floating-point tensor scaled to [0, 1], got dtype {x.dtype}")
-    if min(x.shape[-3:]) < 1:
+    if min(x.shape) < 1:
         raise DataError(f"{name} has an empty dimension: shape {tuple(x.shape)}")
+    lo, hi = torch.aminmax(x)  # one pass; NaN makes both NaN
+    if not (-_ROUNDING <= float(lo) and float(hi) <= 1 + _ROUNDING):
+        bad = int((~torch.isfinite(x)).sum())
+        raise DataError(f"{name} must hold finite values in [0, 1]: "
+                        + (f"{bad} of {x.numel()} are NaN or infinite" if bad else f"got range [{float(lo):g}, {float(hi):g}]"))
     return x
 
 
@@ -45,18 +54,24 @@ def to_image_tensor(
     max_value: float | None = None,  # divide by this to scale to [0, 1]; default: 1 if the max is <= 1 (already scaled), 16 if <= 16, else 255
 ) -> "torch.Tensor":
     "Turn a NumPy image array into a float32 tensor (N, C, H, W) scaled to [0, 1]."
+    if isinstance(images, (str, bytes, dict)) or np.ndim(images) == 0:
+        raise DataError(f"images must be an array shaped (n, H, W) or (n, C, H, W), got {type(images).__name__}")
     arr = np.asarray(images)
     if arr.ndim == 3:
         arr = arr[:, None]
     if arr.ndim != 4:
         raise DataError(f"images must have shape (n, H, W) or (n, C, H, W), got {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number):
+    if not np.issubdtype(arr.dtype, np.number) or arr.dtype.kind == "c":
         raise DataError(f"images must be numeric, got dtype {arr.dtype}")
-    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    if arr.size == 0:
+        raise DataError(f"images has an empty dimension: shape {arr.shape}")
+    lo, hi = float(arr.min()), float(arr.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise DataError(f"images hold {int((~np.isfinite(arr)).sum())} NaN or infinite values")
     if max_value is None:
         max_value = 1.0 if hi <= 1 else 16.0 if hi <= 16 else 255.0
-    if max_value <= 0:
-        raise ConfigError(f"max_value must be positive, got {max_value}")
+    if isinstance(max_value, bool) or not isinstance(max_value, (int, float, np.number)) or not 0 < max_value < np.inf:
+        raise ConfigError(f"max_value must be positive, got {max_value!r}")
     if lo < 0 or hi > max_value:
         raise DataError(f"images hold values in [{lo:g}, {hi:g}], outside [0, max_value={max_value:g}]; "
                         "pass the max_value of their scale")
@@ -69,13 +84,38 @@ def _batched(x):
     return (x.unsqueeze(0), True) if x.ndim == 3 else (x, False)
 
 
+def _check_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ConfigError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+
 def _check_prob(p: float, name: str = "p") -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.number)) or not 0 <= p <= 1:
         raise ConfigError(f"{name} must be a probability in [0, 1], got {p!r}")
     return float(p)
 
+
+def _check_level(v, name: str) -> float:
+    "A pixel value written into images: a finite number (usually in [0, 1]; a marker such as -1 is allowed)."
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not -np.inf < v < np.inf:
+        raise ConfigError(f"{name} must be a finite number (a pixel value), got {v!r}")
+    return float(v)
+
+
+class _Transform:
+    "Base of the transforms: `__call__` checks its input once, `_apply` works on a checked batch (N, C, H, W)."
+
+    def __call__(self, x: "torch.Tensor", generator: "torch.Generator | None" = None) -> "torch.Tensor":
+        _check_generator(generator)
+        xb, single = _batched(x)
+        out = self._apply(xb, generator)
+        return out[0] if single else out
+
+    def _apply(self, xb, generator):
+        raise NotImplementedError
+
 # %% ../../nbs/06a_augment_image.ipynb
-class RandomCrop:
+class RandomCrop(_Transform):
     "Pad each image by `padding` pixels and cut a window of the original size at a random offset."
 
     def __init__(
@@ -83,40 +123,38 @@ class RandomCrop:
         padding: int = 2,  # pixels added on every side; the maximum shift
         fill: float = 0.0,  # value of the padding
     ):
-        if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-            raise ConfigError(f"padding must be a non-negative int, got {padding!r}")
-        self.padding, self.fill = padding, float(fill)
+        if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or not 0 <= padding <= 4096:
+            raise ConfigError(f"padding must be a non-negative int (at most 4096), got {padding!r}")
+        self.padding, self.fill = int(padding), _check_level(fill, "fill")
 
-    def __call__(self, x: "torch.Tensor", generator: "torch.Generator | None" = None) -> "torch.Tensor":
-        xb, single = _batched(x)
-        n, _, h, w = xb.shape
+    def _apply(self, xb, generator):
+        n, c, h, w = xb.shape
         p = self.padding
         if p == 0:
-            return x.clone()
+            return xb.clone()
+        if n * c * (h + 2 * p) * (w + 2 * p) > _MAX_CELLS:
+            raise DataError(f"padding={p} around {n} images of {c}x{h}x{w} would allocate more than {_MAX_CELLS:,} values")
         padded = F.pad(xb, (p, p, p, p), value=self.fill)
         oy = torch.randint(0, 2 * p + 1, (n,), generator=generator)
         ox = torch.randint(0, 2 * p + 1, (n,), generator=generator)
         rows = (oy[:, None] + torch.arange(h))[:, :, None]  # (n, h, 1)
         cols = (ox[:, None] + torch.arange(w))[:, None, :]  # (n, 1, w)
         out = padded[torch.arange(n)[:, None, None], :, rows, cols]  # (n, h, w, c)
-        out = out.permute(0, 3, 1, 2).contiguous()
-        return out[0] if single else out
+        return out.permute(0, 3, 1, 2).contiguous()
 
     def __repr__(self):
         return f"RandomCrop(padding={self.padding}, fill={self.fill})"
 
 # %% ../../nbs/06a_augment_image.ipynb
-class RandomHorizontalFlip:
+class RandomHorizontalFlip(_Transform):
     "Mirror each image left-right with probability `p`."
 
     def __init__(self, p: float = 0.5):  # probability of flipping each image
         self.p = _check_prob(p)
 
-    def __call__(self, x: "torch.Tensor", generator: "torch.Generator | None" = None) -> "torch.Tensor":
-        xb, single = _batched(x)
+    def _apply(self, xb, generator):
         flip = torch.rand(xb.shape[0], generator=generator) < self.p
-        out = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
-        return out[0] if single else out
+        return torch.where(flip[:, None, None, None], xb.flip(-1), xb)
 
     def __repr__(self):
         return f"RandomHorizontalFlip(p={self.p})"
@@ -129,8 +167,22 @@ def rotate(
 ) -> "torch.Tensor":
     "Rotate images about their centre by `angles` degrees with bilinear interpolation."
     xb, single = _batched(x)
+    if isinstance(angles, (bool, str, bytes)) or not isinstance(angles, (int, float, np.number, torch.Tensor, np.ndarray, list, tuple)):
+        raise DataError(f"angles must be a number or one number per image, got {type(angles).__name__}")
+    try:
+        theta = torch.as_tensor(angles, dtype=xb.dtype).flatten()
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise DataError(f"angles must be numbers: {e}") from e
+    if not torch.isfinite(theta).all():
+        raise DataError("angles hold NaN or infinite values")
+    fill = _check_level(fill, "fill")
+    out = _rotate(xb, theta, fill)
+    return out[0] if single else out
+
+
+def _rotate(xb, theta, fill: float):
+    "`rotate` on a checked batch with finite angles (one, or one per image)."
     n = xb.shape[0]
-    theta = torch.as_tensor(angles, dtype=xb.dtype).flatten()
     if theta.numel() == 1:
         theta = theta.expand(n)
     if theta.numel() != n:
@@ -141,11 +193,10 @@ def rotate(
     # affine_grid maps output coords to input coords; a counter-clockwise image rotation samples at R(-a)
     mat = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
     grid = F.affine_grid(mat, list(xb.shape), align_corners=False)
-    out = F.grid_sample(xb - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
-    return out[0] if single else out
+    return F.grid_sample(xb - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
 
 
-class RandomRotation:
+class RandomRotation(_Transform):
     "Rotate each image by an angle drawn uniformly from [-degrees, degrees]."
 
     def __init__(
@@ -153,21 +204,25 @@ class RandomRotation:
         degrees: float = 15.0,  # largest absolute angle
         fill: float = 0.0,  # value outside the original image
     ):
-        if isinstance(degrees, bool) or not isinstance(degrees, (int, float)) or not 0 <= degrees <= 180:
+        if isinstance(degrees, bool) or not isinstance(degrees, (int, float, np.number)) or not 0 <= degrees <= 180:
             raise ConfigError(f"degrees must be a number in [0, 180], got {degrees!r}")
-        self.degrees, self.fill = float(degrees), float(fill)
+        self.degrees, self.fill = float(degrees), _check_level(fill, "fill")
 
-    def __call__(self, x: "torch.Tensor", generator: "torch.Generator | None" = None) -> "torch.Tensor":
-        xb, single = _batched(x)
+    def _apply(self, xb, generator):
         angles = (torch.rand(xb.shape[0], generator=generator) * 2 - 1) * self.degrees
-        out = rotate(xb, angles, self.fill)
-        return out[0] if single else out
+        return _rotate(xb, angles.to(xb.dtype), self.fill)
 
     def __repr__(self):
         return f"RandomRotation(degrees={self.degrees})"
 
 # %% ../../nbs/06a_augment_image.ipynb
-class RandomErasing:
+def _pair(v) -> bool:
+    "A (low, high) pair of real numbers."
+    return (isinstance(v, (tuple, list)) and len(v) == 2
+            and all(isinstance(e, (int, float, np.number)) and not isinstance(e, bool) for e in v))
+
+
+class RandomErasing(_Transform):
     "With probability `p`, set a random rectangle of each image to `value`."
 
     def __init__(
@@ -178,14 +233,13 @@ class RandomErasing:
         value: float = 0.0,  # value written into the rectangle
     ):
         self.p = _check_prob(p)
-        if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
+        if not _pair(scale) or not 0 < scale[0] <= scale[1] <= 1:
             raise ConfigError(f"scale must be (low, high) with 0 < low <= high <= 1, got {scale!r}")
-        if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
-            raise ConfigError(f"ratio must be (low, high) with 0 < low <= high, got {ratio!r}")
-        self.scale, self.ratio, self.value = tuple(scale), tuple(ratio), float(value)
+        if not _pair(ratio) or not 0 < ratio[0] <= ratio[1] < np.inf:
+            raise ConfigError(f"ratio must be (low, high) with 0 < low <= high (finite), got {ratio!r}")
+        self.scale, self.ratio, self.value = tuple(map(float, scale)), tuple(map(float, ratio)), _check_level(value, "value")
 
-    def __call__(self, x: "torch.Tensor", generator: "torch.Generator | None" = None) -> "torch.Tensor":
-        xb, single = _batched(x)
+    def _apply(self, xb, generator):
         n, _, h, w = xb.shape
         do = torch.rand(n, generator=generator) < self.p
         area = (self.scale[0] + torch.rand(n, generator=generator) * (self.scale[1] - self.scale[0])) * h * w
@@ -199,14 +253,13 @@ class RandomErasing:
         in_rows = (r[None] >= top[:, None]) & (r[None] < (top + eh)[:, None])  # (n, h)
         in_cols = (c[None] >= left[:, None]) & (c[None] < (left + ew)[:, None])  # (n, w)
         mask = (in_rows[:, :, None] & in_cols[:, None, :] & do[:, None, None])[:, None]  # (n, 1, h, w)
-        out = torch.where(mask, torch.full_like(xb, self.value), xb)
-        return out[0] if single else out
+        return torch.where(mask, torch.full_like(xb, self.value), xb)
 
     def __repr__(self):
         return f"RandomErasing(p={self.p}, scale={self.scale}, ratio={self.ratio}, value={self.value})"
 
 # %% ../../nbs/06a_augment_image.ipynb
-class ColorJitter:
+class ColorJitter(_Transform):
     "Random brightness and contrast factors in [1 - b, 1 + b] and [1 - c, 1 + c], clipped to [0, 1]."
 
     def __init__(
@@ -215,38 +268,64 @@ class ColorJitter:
         contrast: float = 0.3,  # largest relative change of contrast
     ):
         for name, v in [("brightness", brightness), ("contrast", contrast)]:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not 0 <= v <= 1:
                 raise ConfigError(f"{name} must be a number in [0, 1], got {v!r}")
         self.brightness, self.contrast = float(brightness), float(contrast)
 
-    def __call__(self, x: "torch.Tensor", generator: "torch.Generator | None" = None) -> "torch.Tensor":
-        xb, single = _batched(x)
+    def _apply(self, xb, generator):
         n = xb.shape[0]
-        b = 1 + (torch.rand(n, generator=generator) * 2 - 1) * self.brightness
-        c = 1 + (torch.rand(n, generator=generator) * 2 - 1) * self.contrast
-        out = (xb * b[:, None, None, None]).clamp(0, 1)
+        b = (1 + (torch.rand(n, generator=generator) * 2 - 1) * self.brightness).to(xb.dtype)  # float16 stays float16
+        c = (1 + (torch.rand(n, generator=generator) * 2 - 1) * self.contrast).to(xb.dtype)
+        out = (xb * b[:, None, None, None]).clamp_(0, 1)  # a new tensor: the rest works in place on it
         mean = out.mean((1, 2, 3), keepdim=True)
-        out = (c[:, None, None, None] * out + (1 - c[:, None, None, None]) * mean).clamp(0, 1)
-        return out[0] if single else out
+        c = c[:, None, None, None]
+        return out.mul_(c).add_((1 - c) * mean).clamp_(0, 1)
 
     def __repr__(self):
         return f"ColorJitter(brightness={self.brightness}, contrast={self.contrast})"
 
 # %% ../../nbs/06a_augment_image.ipynb
-class Compose:
+def _takes_generator(fn) -> bool:
+    "Whether `fn` accepts a `generator` keyword (True when its signature cannot be read)."
+    import inspect
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "generator" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+class Compose(_Transform):
     "Apply `transforms` in order, passing the same generator to each."
 
     def __init__(self, transforms: Sequence[Callable]):  # callables taking (x, generator=...)
+        if not isinstance(transforms, (list, tuple)):
+            raise ConfigError(f"transforms must be a list of callables, got {type(transforms).__name__}")
         transforms = list(transforms)
         bad = [t for t in transforms if not callable(t)]
         if bad:
             raise ConfigError(f"transforms must be callables, got {bad[0]!r}")
+        for t in transforms:
+            if not isinstance(t, _Transform) and not _takes_generator(t):
+                raise ConfigError(f"transforms must accept (x, generator=...); {t!r} takes no generator argument")
         self.transforms = transforms
 
     def __call__(self, x: "torch.Tensor", generator: "torch.Generator | None" = None) -> "torch.Tensor":
-        check_images(x)
+        _check_generator(generator)
+        xb, single = _batched(x)  # checked once: mlsys transforms inside work on the checked batch
+        return self._run(xb, single, generator)
+
+    def _apply(self, xb, generator):
+        return self._run(xb, False, generator)
+
+    def _run(self, xb, single: bool, generator):
+        x = xb[0] if single else xb
         for t in self.transforms:
-            x = t(x, generator=generator)
+            if isinstance(t, _Transform):
+                out = t._apply(x.unsqueeze(0) if single else x, generator)
+                x = out[0] if single else out
+            else:  # a callable of the user's: its output is checked before the next step
+                x = check_images(t(x, generator=generator), f"the output of {t!r}")
         return x
 
     def __repr__(self):
@@ -255,6 +334,8 @@ class Compose:
 
 def default_transforms(hflip: bool = True) -> Compose:
     "A mild label-preserving pipeline: crop with padding, optional flip, rotation, erasing, jitter."
+    if not isinstance(hflip, (bool, np.bool_)):
+        raise ConfigError(f"hflip must be True or False, got {hflip!r}")
     steps = [RandomCrop(padding=2)]
     if hflip:
         steps.append(RandomHorizontalFlip(0.5))
@@ -274,9 +355,21 @@ def plot_augmented_grid(
     "Grid of originals (first column) and `n_copies` augmented versions of each; returns the figure."
     import matplotlib.pyplot as plt
     check_images(images)
+    if not callable(transform):
+        raise ConfigError(f"transform must be a callable taking (x, generator=...), got {type(transform).__name__}")
+    for name, v, hi in (("n_images", n_images, 50), ("n_copies", n_copies, 20)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= hi:
+            raise ConfigError(f"{name} must be an integer in [1, {hi}] (one row or column of the figure each), got {v!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if titles is not None and (isinstance(titles, (str, bytes)) or not hasattr(titles, "__len__") or len(titles) < n_images
+                               or not all(isinstance(t, str) for t in list(titles)[:n_images])):
+        raise ConfigError(f"titles must be a list of at least n_images={n_images} strings, got {titles!r:.60}")
+    if not isinstance(title, str):
+        raise ConfigError(f"title must be a string, got {title!r}")
     if images.ndim != 4 or images.shape[0] < n_images:
         raise DataError(f"images must be a batch (N, C, H, W) with at least n_images={n_images} images, got {tuple(images.shape)}")
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(int(seed))
     fig, axes = plt.subplots(n_images, n_copies + 1, figsize=(1.2 * (n_copies + 1), 1.25 * n_images), squeeze=False)
     for i in range(n_images):
         copies = transform(images[i:i + 1].expand(n_copies, -1, -1, -1).clone(), generator=g)
