@@ -412,6 +412,19 @@ def chapter_table(nbs: Path, doc_host: str) -> str:
     return "\n".join(rows)
 
 
+def stage_order(stages: list[str], folder: Path) -> list[str]:
+    "The stage pages in the order `mlsys run` executes them (the pipeline's DAG), unknown ones last."
+    try:
+        from mlsys.platform.workflow import load_pipeline
+
+        order = load_pipeline(folder).order
+    except Exception as e:  # the docs still build; the order is then alphabetical
+        print(f"warning: stage order not read from {folder} ({e}); stages listed alphabetically", file=sys.stderr)
+        return sorted(stages)
+    rank = {f"pipelines/{name}": i for i, name in enumerate(order)}
+    return sorted(stages, key=lambda p: (rank.get(p, len(rank)), p))
+
+
 def md_link(text: str, target: str) -> str:
     return f"[{text}]({target})"
 
@@ -531,7 +544,7 @@ def main(argv=None) -> int:
     for page, info in pages.items():
         if not page.startswith("pipelines/"):
             chapters.setdefault(info["chapter"], []).append(page)
-    stages = [p for p in pages if p.startswith("pipelines/")]
+    stages = stage_order([p for p in pages if p.startswith("pipelines/")], nbs / "pipelines")
     chapter_pages(chapters, pages, stages)
     mods = modules()
     api_pages(mods, by_module, pages)
