@@ -98,7 +98,7 @@ def test_task_errors_keep_the_pool_when_every_rank_refused(pool2, data):
 def test_parameter_server_async_and_sync(data):
     X, y, Xv, yv = data
     cfg = dict(gradients=40, batch=16, lr=0.2, width=16, depth=1, seed=0, snapshot_every=5)
-    with D.Workers(world_size=3, rendezvous_timeout_s=120) as w:
+    with D.Workers(world_size=3, backend="gloo", rendezvous_timeout_s=120) as w:
         a = w.run(D.parameter_server_train, X, y, mode="async", delays={2: 0.005}, **cfg)
         s = w.run(D.parameter_server_train, X, y, mode="sync", **cfg)
         with pytest.raises(ConfigError, match="gradients=41 does not split into synchronous rounds"):
@@ -124,10 +124,34 @@ def test_fewer_processes_than_world_size_is_a_named_error():
     assert time.monotonic() - t0 < 200
 
 
+def test_workers_do_not_outlive_a_killed_parent(tmp_path):
+    code = ("import os, signal, mlsys.modeling.distributed as D\n"
+            "w = D.Workers(2).start()\n"
+            "print(' '.join(str(p.pid) for p in w._procs), flush=True)\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
+    assert p.returncode == -9
+    pids = [int(x) for x in p.stdout.split()]
+    assert len(pids) == 2
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as f:  # a zombie waiting to be reaped is gone too
+            return f.read().split(")")[-1].split()[0] != "Z"
+
+    deadline = time.monotonic() + 60
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in pids)
+
+
 def test_manual_launch_with_missing_peer_times_out(tmp_path):
     env = {**ENV, "RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
     p = subprocess.run([sys.executable, "-m", "mlsys.modeling.distributed", "ddp", "--rendezvous-timeout", "2"],
-                       capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+                       capture_output=True, text=True, env={**env, "TMPDIR": str(tmp_path)}, timeout=300, cwd=tmp_path)
     assert p.returncode == 2, p.stderr[-2000:]
     assert "WorldSizeError: world_size=2 but only 1 of 2 processes joined" in p.stderr
 
@@ -137,7 +161,7 @@ def test_torchrun_ddp_equals_single_process(tmp_path, data):
     out = tmp_path / "result.pt"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
            str(_free_port()), "-m", "mlsys.modeling.distributed", "ddp", "--steps", "6", "--world-size", "2", "--out", str(out)]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600, cwd=tmp_path)
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**ENV, "TMPDIR": str(tmp_path)}, timeout=600, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     got = torch.load(out, weights_only=False)
     ref = D.single_process_train(X, y, steps=6, global_batch=64, lr=0.2, width=32, depth=2, seed=0)

@@ -159,6 +159,9 @@ def join_process_group(
     if joined > world_size:
         raise WorldSizeError(f"{joined} processes joined a rendezvous for world_size={world_size} at {where}: "
                              "more processes were launched than the world size")
+    if backend == "nccl":
+        torch = _torch()
+        torch.cuda.set_device(rank % torch.cuda.device_count())
     dist.init_process_group(backend, store=dist.PrefixStore(key + "/pg", store), rank=rank, world_size=world_size,
                             timeout=dt.timedelta(seconds=timeout_s))
     return store
@@ -246,9 +249,15 @@ def _serve_tasks(rank: int, port, settings: dict, tasks, results):
     except BaseException as e:
         results.put(("error", rank, _payload(e)))
         return
+    parent = os.getppid()
     try:
         while True:
-            task = tasks.get()
+            try:
+                task = tasks.get(timeout=1.0)
+            except queue.Empty:
+                if os.getppid() != parent:  # the parent died without stopping us: do not linger as an orphan
+                    break
+                continue
             if task is None:
                 break
             try:
@@ -397,7 +406,7 @@ class Workers:
 def hello(rank: int, world_size: int) -> dict:
     "A task that all-reduces each rank's number: every rank learns the sum 0 + 1 + ... + (world_size - 1)."
     torch, dist = _torch(), _dist()
-    t = torch.tensor([float(rank)])
+    t = torch.tensor([float(rank)], device=_device(rank))
     dist.all_reduce(t)
     return {"rank": rank, "world_size": world_size, "backend": dist.get_backend(), "sum of ranks": int(t.item()), "pid": os.getpid()}
 
@@ -604,6 +613,9 @@ def parameter_server_train(
         raise ConfigError(f"mode must be one of {PS_MODES}, got {mode!r}")
     if world_size < 2:
         raise WorldSizeError("a parameter server needs at least 2 processes: rank 0 serves, the others compute gradients")
+    if dist.is_initialized() and dist.get_backend() != "gloo":
+        raise ConfigError("the parameter server receives from whichever worker is ready (any-source receive), which only gloo "
+                          "supports; run it in a gloo group, e.g. Workers(backend='gloo')")
     n_classes, n_workers = _check_xy(X, y), world_size - 1
     gradients, batch, lr = _int(gradients, "gradients"), _int(batch, "batch", 1, len(X)), _float(lr, "lr")
     if mode == "sync" and gradients % n_workers:
@@ -820,17 +832,20 @@ def model_parallel_train(
     n_classes = _check_xy(X, y)
     steps, lr = _int(steps, "steps"), _float(lr, "lr")
     schedule = batch_schedule(len(X), global_batch, steps, seed)
+    dev = _device(rank)
     part, offset = _stage_part(_mlp(X.shape[1], n_classes, width, depth, seed), rank, world_size, depth)
+    part = part.to(dev)
+    X, y = X.to(dev), y.to(dev)
     opt = torch.optim.SGD(part.parameters(), lr=lr)
     first, last = rank == 0, rank == world_size - 1
     losses, sent = [], 0
     for s in range(steps):
-        idx = torch.from_numpy(schedule[s])
+        idx = torch.from_numpy(schedule[s]).to(dev)
         opt.zero_grad(set_to_none=True)
         if first:
             inp = X[idx]
         else:
-            inp = torch.empty(len(idx), width)
+            inp = torch.empty(len(idx), width, device=dev)
             dist.recv(inp, src=rank - 1)
             inp.requires_grad_(True)
         out = part(inp)
