@@ -9,6 +9,8 @@ import logging
 from dataclasses import dataclass
 from collections.abc import Callable
 
+import numpy as np
+
 from ..core import ConfigError, DataError, optional_import
 
 torch = optional_import("torch", purpose="adversarial perturbation")
@@ -23,12 +25,19 @@ __all__ = ['torch', 'nn', 'F', 'log', 'make_mlp', 'make_cnn', 'train_classifier'
 log = logging.getLogger(__name__)
 
 
-def _check_xy(x, y=None, name: str = "x"):
+_MAX_WEIGHTS = 2**28  # largest layer built by make_mlp / make_cnn (1 GiB of float32)
+
+
+def _check_xy(x, y=None, name: str = "x", need_y: bool = False):
     if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
         raise DataError(f"{name} must be a floating-point torch.Tensor, got {type(x).__name__}"
                         + (f" of dtype {x.dtype}" if isinstance(x, torch.Tensor) else ""))
-    if x.ndim < 2 or x.shape[0] == 0:
+    if x.ndim < 2 or x.numel() == 0:
         raise DataError(f"{name} must be a non-empty batch (N, ...), got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise DataError(f"{name} holds {int((~torch.isfinite(x)).sum())} NaN or infinite values")
+    if y is None and need_y:
+        raise DataError("y must be a 1-d torch.long tensor of class indices, got NoneType")
     if y is not None:
         if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.ndim != 1:
             raise DataError(f"y must be a 1-d torch.long tensor of class indices, got "
@@ -37,6 +46,43 @@ def _check_xy(x, y=None, name: str = "x"):
             raise DataError(f"{name} has {len(x)} rows but y has {len(y)}")
         if (y < 0).any():
             raise DataError("y holds negative class indices")
+
+
+def _int(v, name: str, lo: int, hi: int = 2**31) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
+        raise ConfigError(f"{name} must be an int in [{lo}, {hi:,}], got {v!r}")
+    return int(v)
+
+
+def _seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed must be a non-negative int, got {seed!r}")
+    return int(seed)
+
+
+def _number(v, name: str, lo: float = 0.0, strict: bool = False) -> float:
+    "A finite real number >= lo (> lo when `strict`); bools, strings, NaN and inf are a `ConfigError`."
+    ok = not isinstance(v, bool) and isinstance(v, (int, float, np.number)) and np.isfinite(v) and (v > lo if strict else v >= lo)
+    if not ok:
+        raise ConfigError(f"{name} must be a {'positive' if strict and lo == 0 else 'non-negative' if lo == 0 else f'>= {lo}'} "
+                          f"finite number, got {v!r}")
+    return float(v)
+
+
+def _check_clip(clip):
+    "None, or a (low, high) pair of finite numbers with low < high."
+    if clip is None:
+        return None
+    if (not isinstance(clip, (tuple, list)) or len(clip) != 2
+            or not all(isinstance(c, (int, float, np.number)) and not isinstance(c, bool) and np.isfinite(c) for c in clip)
+            or not clip[0] < clip[1]):
+        raise ConfigError(f"clip must be None or (low, high) with finite low < high, got {clip!r}")
+    return float(clip[0]), float(clip[1])
+
+
+def _check_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ConfigError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
 def _check_model(model):
@@ -69,7 +115,10 @@ def make_mlp(
     seed: int = 0,  # seed of the weight initialisation
 ) -> "nn.Module":
     "A one-hidden-layer ReLU MLP that flattens its input: (N, ...) -> (N, n_classes) logits."
-    torch.manual_seed(seed)
+    n_inputs, n_classes, hidden = _int(n_inputs, "n_inputs", 1), _int(n_classes, "n_classes", 2), _int(hidden, "hidden", 1)
+    if n_inputs * hidden > _MAX_WEIGHTS or hidden * n_classes > _MAX_WEIGHTS:
+        raise ConfigError(f"n_inputs={n_inputs} x hidden={hidden} (or hidden x n_classes) weights exceed {_MAX_WEIGHTS:,}")
+    torch.manual_seed(_seed(seed))
     return nn.Sequential(nn.Flatten(), nn.Linear(n_inputs, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
 
 
@@ -81,9 +130,13 @@ def make_cnn(
     seed: int = 0,  # seed of the weight initialisation
 ) -> "nn.Module":
     "A tiny CNN: 3x3 convolution, ReLU, 2x2 max-pool, linear head: (N, C, H, W) -> (N, n_classes) logits."
-    if image_size < 2 or image_size % 2:
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or not 2 <= image_size <= 4096 or image_size % 2:
         raise ConfigError(f"image_size must be an even int >= 2, got {image_size!r}")
-    torch.manual_seed(seed)
+    n_classes, in_channels, channels = _int(n_classes, "n_classes", 2), _int(in_channels, "in_channels", 1), _int(channels, "channels", 1)
+    if channels * (image_size // 2) ** 2 * n_classes > _MAX_WEIGHTS or channels * in_channels * 9 > _MAX_WEIGHTS:
+        raise ConfigError(f"a CNN of {channels} channels on {image_size}x{image_size} images and {n_classes} classes "
+                          f"would need more than {_MAX_WEIGHTS:,} weights")
+    torch.manual_seed(_seed(seed))
     return nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                          nn.Linear(channels * (image_size // 2) ** 2, n_classes))
 
@@ -101,6 +154,8 @@ def train_classifier(
 ) -> "nn.Module":
     "Train `model` with Adam and cross-entropy, applying `batch_transform` to every batch; returns the model."
     _check_model(model)
+    if y is None:
+        raise DataError("y must be class indices (N,) or class probabilities (N, classes), got NoneType")
     if isinstance(y, torch.Tensor) and torch.is_floating_point(y) and y.ndim == 2:  # class probabilities (soft labels)
         _check_xy(x)
         if len(y) != len(x):
@@ -110,8 +165,11 @@ def train_classifier(
     else:
         _check_xy(x, y)
     for name, v in [("epochs", epochs), ("batch_size", batch_size)]:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ConfigError(f"{name} must be a positive int, got {v!r}")
+    lr, weight_decay, seed = _number(lr, "lr", strict=True), _number(weight_decay, "weight_decay"), _seed(seed)
+    if batch_transform is not None and not callable(batch_transform):
+        raise ConfigError(f"batch_transform must be None or a callable (xb, yb, generator) -> (xb, targets), got {batch_transform!r}")
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -127,7 +185,12 @@ def train_classifier(
             xb, tb = x[idx], y[idx]
             if batch_transform is not None:
                 model.eval()
-                xb, tb = batch_transform(xb, tb, g)
+                out = batch_transform(xb, tb, g)
+                if (not isinstance(out, tuple) or len(out) != 2 or not all(isinstance(t, torch.Tensor) for t in out)
+                        or len(out[0]) != len(out[1])):
+                    raise DataError(f"batch_transform {batch_transform!r} must return (xb, targets), two tensors of the same "
+                                    f"length, got {type(out).__name__}")
+                xb, tb = out
             model.train()
             loss = F.cross_entropy(model(xb), tb)
             opt.zero_grad()
@@ -148,7 +211,7 @@ def predict(model: "nn.Module", x: "torch.Tensor") -> "torch.Tensor":
 
 def accuracy(model: "nn.Module", x: "torch.Tensor", y: "torch.Tensor") -> float:
     "Share of `x` that `model` classifies as `y`."
-    _check_xy(x, y)
+    _check_xy(x, y, need_y=True)
     return float((predict(model, x) == y).float().mean())
 
 
@@ -171,8 +234,8 @@ def add_noise(
 ) -> "torch.Tensor":
     "`x` plus Gaussian noise of standard deviation `std`, clipped to `clip`."
     _check_xy(x)
-    if isinstance(std, bool) or not isinstance(std, (int, float)) or std < 0:
-        raise ConfigError(f"std must be a non-negative number, got {std!r}")
+    std, clip = _number(std, "std"), _check_clip(clip)
+    _check_generator(generator)
     out = x + std * torch.randn(x.shape, generator=generator, dtype=x.dtype)
     return out.clamp(*clip) if clip is not None else out
 
@@ -181,9 +244,7 @@ class GaussianNoise:
     "Input transform adding Gaussian noise of standard deviation `std` (see `add_noise`)."
 
     def __init__(self, std: float = 0.1, clip: tuple[float, float] | None = (0.0, 1.0)):  # noise level; input range
-        if isinstance(std, bool) or not isinstance(std, (int, float)) or std < 0:
-            raise ConfigError(f"std must be a non-negative number, got {std!r}")
-        self.std, self.clip = float(std), clip
+        self.std, self.clip = _number(std, "std"), _check_clip(clip)
 
     def __call__(self, x, generator=None):
         return add_noise(x, self.std, generator, self.clip)
@@ -201,9 +262,8 @@ def fgsm(
 ) -> "torch.Tensor":
     "FGSM adversarial examples: one signed-gradient step of size `eps` that increases the loss."
     _check_model(model)
-    _check_xy(x, y)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
-        raise ConfigError(f"eps must be a non-negative number, got {eps!r}")
+    _check_xy(x, y, need_y=True)
+    eps, clip = _number(eps, "eps"), _check_clip(clip)
     was_training = model.training
     model.eval()
     x_ = x.detach().clone().requires_grad_(True)
@@ -256,10 +316,9 @@ def deepfool(
     "DeepFool: iteratively step to the nearest linearised decision boundary until the predicted label changes."
     _check_model(model)
     _check_xy(x)
-    if not overshoot >= 0:
-        raise ConfigError(f"overshoot must be non-negative, got {overshoot!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ConfigError(f"max_iter must be a positive int, got {max_iter!r}")
+    overshoot, clip = _number(overshoot, "overshoot"), _check_clip(clip)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or not 1 <= max_iter <= 10_000:
+        raise ConfigError(f"max_iter must be a positive int (at most 10,000), got {max_iter!r}")
     was_training = model.training
     model.eval()
     x0 = x.detach()
@@ -309,13 +368,13 @@ class FGSMAugment:
         clip: tuple[float, float] | None = (0.0, 1.0),  # valid input range
     ):
         _check_model(model)
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
-            raise ConfigError(f"eps must be a non-negative number, got {eps!r}")
-        if not 0 < ratio <= 1:
+        eps = _number(eps, "eps")
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.number)) or not 0 < ratio <= 1:
             raise ConfigError(f"ratio must be in (0, 1], got {ratio!r}")
-        self.model, self.eps, self.ratio, self.clip = model, float(eps), float(ratio), clip
+        self.model, self.eps, self.ratio, self.clip = model, eps, float(ratio), _check_clip(clip)
 
     def __call__(self, xb, yb, generator=None):
+        _check_xy(xb, yb, name="xb", need_y=True)
         k = max(1, round(self.ratio * len(xb)))
         adv = fgsm(self.model, xb[:k], yb[:k], self.eps, self.clip)
         return torch.cat([xb, adv]), torch.cat([yb, yb[:k]])
