@@ -1,5 +1,5 @@
 """Feature store: point-in-time retrieval vs a brute-force oracle and vs merge_asof (every engine, every timestamp unit),
-DST days, online stores, zero train/serve skew, catalog."""
+DST days, materialization into the online stores, catalog. Window features: tests/test_features_windows.py."""
 import json
 import uuid
 
@@ -9,12 +9,13 @@ import pytest
 
 from mlsys.core import ConfigError, DataError, IntegrityError, SchemaError
 from mlsys.datasets import load_flights, load_planes, load_weather
+from mlsys.features.online import RedisOnlineStore, SQLiteOnlineStore
 from mlsys.features.store import (
-    FeatureCatalog, FeatureStore, FeatureView, OfflineStore, RedisOnlineStore, SQLiteOnlineStore,
-    UnknownFeatureError, WindowAggregate, build_flight_features, departure_events, flight_feature_columns,
+    FeatureCatalog, FeatureStore, FeatureView, OfflineStore, UnknownFeatureError, build_flight_features, flight_feature_columns,
     flight_feature_known_at,
     history_rates,
 )
+from mlsys.features.windows import departure_events
 
 BASE = pd.Timestamp("2013-11-03 04:00", tz="UTC")  # the night New York leaves daylight saving time
 
@@ -375,71 +376,6 @@ def test_materialize_from_flights_weather(tmp_path):
     assert got["temp"].tolist() == [w["EWR"], w["JFK"], w["LGA"]]
 
 
-def _replay(defn, events, queries, qtime, exclude):
-    "Serve the feature from a stream: events and queries interleaved in time order."
-    state = defn.stream()
-    log = pd.concat([events.assign(kind_=1, t_=events[defn.timestamp]),
-                     queries.assign(kind_=0, t_=queries[qtime])]).sort_values(["t_", "kind_"], kind="stable")
-    out = {}
-    for r in log.to_dict("records"):
-        if r["kind_"] == 1:
-            state.update(r, id=r[exclude])
-        else:
-            out[r[exclude]] = state.get(r[defn.entity], r[qtime], exclude=r[exclude])
-    return pd.Series(out).reindex(queries[exclude]).to_numpy()
-
-
-@pytest.mark.parametrize("agg", ["mean", "sum", "count"])
-def test_zero_skew_on_flights(agg):
-    day = load_flights(start="2013-11-02", end="2013-11-03").reset_index(names="fid")
-    defn = WindowAggregate("f", "origin", "dep_delay", "dep_actual", "2h", agg)
-    ev = departure_events(day)
-    batch = defn.compute(ev, day, "sched_dep", exclude="fid").to_numpy()
-    served = _replay(defn, ev, day, "sched_dep", "fid")
-    np.testing.assert_array_equal(batch, served)  # bit-identical, NaN where no departures
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_zero_skew_random_floats_and_eviction(seed):
-    rng = np.random.default_rng(seed)
-    n = 400
-    ev = pd.DataFrame({"fid": np.arange(n), "k": rng.choice(list("ab"), n), "v": rng.normal(size=n) * 1e3,
-                       "t": BASE + pd.to_timedelta(np.sort(rng.integers(0, 2000, n)), unit="min")})
-    q = ev.assign(qt=ev.t + pd.to_timedelta(rng.integers(-30, 30, n), unit="min"))
-    defn = WindowAggregate("f", "k", "v", "t", "45min", "mean")
-    batch = defn.compute(ev, q, "qt", exclude="fid").to_numpy()
-    served = _replay(defn, ev, q, "qt", "fid")
-    np.testing.assert_array_equal(batch, served)
-    # brute-force check of the batch path itself
-    for i in rng.choice(n, 30, replace=False):
-        row = q.iloc[i]
-        m = (ev.k == row.k) & (ev.t >= row.qt - pd.Timedelta("45min")) & (ev.t < row.qt) & (ev.fid != row.fid)
-        assert np.isclose(batch[i], ev.v[m].mean(), equal_nan=True)
-    # eviction forgets old events without changing answers for later queries
-    state = defn.stream()
-    for r in ev.to_dict("records"):
-        state.update(r)
-    at = ev.t.iloc[-1]
-    before = [state.get(k, at) for k in "ab"]
-    assert state.evict(at) > 0
-    assert [state.get(k, at) for k in "ab"] == before
-
-
-def test_stream_bad_input():
-    state = WindowAggregate("f", "k", "v", "t", "1h").stream()
-    state.update({"k": "a", "v": 1.0, "t": BASE})
-    with pytest.raises(DataError, match="arrived after a later one"):
-        state.update({"k": "a", "v": 1.0, "t": BASE - pd.Timedelta("1min")})
-    with pytest.raises(SchemaError, match="event lacks field 'v'"):
-        state.update({"k": "a", "t": BASE})
-    with pytest.raises(SchemaError, match="must be tz-aware"):
-        state.get("a", pd.Timestamp("2013-01-01"))
-    with pytest.raises(ConfigError, match="agg='median'"):
-        WindowAggregate("f", "k", "v", "t", "1h", "median")
-    with pytest.raises(ConfigError, match="window=.*must be positive"):
-        WindowAggregate("f", "k", "v", "t", "0s")
-
-
 def test_history_rates_are_known_before_use():
     fl = load_flights(start="2013-06-01", end="2013-06-10")
     h = history_rates(fl, ["carrier"], "carrier")
@@ -566,21 +502,3 @@ def test_online_store_times_are_exact_below_a_microsecond(tmp_path):
     at = [t0 + pd.Timedelta(n, "ns") for n in (1900, 1901)]
     assert [store.get_online_features({"k": "a"}, ["v:x"], at=a)["x"].iloc[0] for a in at][0] == 2.0
     assert np.isnan(store.get_online_features({"k": "a"}, ["v:x"], at=at[1])["x"].iloc[0])
-
-
-@pytest.mark.redis
-def test_redis_online_store_times_are_exact_below_a_microsecond(tmp_path, redis_client):
-    prefix = f"test:{uuid.uuid4().hex}"
-    t0 = pd.Timestamp("2013-01-01 12:00", tz="UTC").as_unit("ns")
-    try:
-        online = RedisOnlineStore(redis_client, prefix=prefix)
-        base = int(t0.value)
-        online.write_rows("v", [('["a"]', base + 900, '{"x": 2.0}')])
-        online.write_rows("v", [('["a"]', base + 100, '{"x": 1.0}')])  # older by 800 ns: ignored
-        assert online.read_rows("v", ['["a"]', '["b"]']) == [(base + 900, '{"x": 2.0}'), None]
-        online.write_rows("v", [('["a"]', -5, '{"x": 0.0}')])  # before 1970 is older still
-        assert online.read_rows("v", ['["a"]'])[0][0] == base + 900
-    finally:
-        keys = redis_client.keys(f"{prefix}:*")
-        if keys:
-            redis_client.delete(*keys)

@@ -13,9 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlsys.features.store import (
-    FeatureStore, FeatureView, OfflineStore, RedisOnlineStore, SQLiteOnlineStore, StoreBusyError, StoreUnavailableError,
-)
+from mlsys.features.online import RedisOnlineStore, SQLiteOnlineStore, StoreBusyError, StoreUnavailableError
+from mlsys.features.store import FeatureStore, FeatureView, OfflineStore
 
 TIMEOUT = 240  # seconds for a child process on a loaded 2-core machine
 BASE = pd.Timestamp("2013-06-01", tz="UTC")
@@ -193,7 +192,7 @@ def test_lock_timeout_is_a_named_error(tmp_path):
 # A SQLite writer: `n` single-row upserts of its own keys, plus a shared "hot" key whose newest write must win.
 SQLITE_WRITER = r"""
 import collections, json, sys
-from mlsys.features.store import SQLiteOnlineStore
+from mlsys.features.online import SQLiteOnlineStore
 path, wid, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 ok, errors = 0, collections.Counter()
 try:
@@ -214,7 +213,7 @@ print(json.dumps({"ok": ok, "errors": errors, "attempts": store.attempts, "retri
 
 SQLITE_READER = r"""
 import collections, json, random, sys
-from mlsys.features.store import SQLiteOnlineStore
+from mlsys.features.online import SQLiteOnlineStore
 path, n = sys.argv[1], int(sys.argv[2])
 store = SQLiteOnlineStore(path)
 print("ready", flush=True)

@@ -1,5 +1,6 @@
-"""Every public entry point of mlsys.features.store given bad input: a named mlsys error that names the input,
-never a raw library error, a silent NaN or a coerced value. Empty inputs that have a well-defined answer get it."""
+"""Every public entry point of mlsys.features.store (and of features.online and features.windows, split from it) given
+bad input: a named mlsys error that names the input, never a raw library error, a silent NaN or a coerced value. Empty
+inputs that have a well-defined answer get it."""
 from types import SimpleNamespace
 
 import numpy as np
@@ -8,10 +9,11 @@ import pytest
 
 from mlsys.core import ConfigError, DataError, IntegrityError, MlsysError, SchemaError
 from mlsys.features import store as m
+from mlsys.features.online import RedisOnlineStore, SQLiteOnlineStore, StoreUnavailableError
 from mlsys.features.store import (
-    FeatureCatalog, FeatureStore, FeatureView, OfflineStore, RedisOnlineStore, SQLiteOnlineStore, StoreUnavailableError,
-    UnknownFeatureError, WindowAggregate, WindowState, build_flight_features, departure_events, history_rates,
+    FeatureCatalog, FeatureStore, FeatureView, OfflineStore, UnknownFeatureError, build_flight_features, history_rates,
 )
+from mlsys.features.windows import WindowAggregate, WindowState, departure_events
 
 B = pd.Timestamp("2013-06-01", tz="UTC")
 FLIGHT_COLS = ["sched_dep", "origin", "dest", "carrier", "tailnum", "dep_delay", "is_late"]
