@@ -30,7 +30,10 @@ from sklearn.utils import get_tags
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import mlsys
+from sklearn.tree import DecisionTreeClassifier
+
 from mlsys.augment.text import BertMasker, SynonymLexicon
+from mlsys.design import HierarchicalClassifier
 from mlsys.core import DataError, MissingExtraError
 from mlsys.features.embeddings import FourierFeatures
 from mlsys.features.hashing import HashingEncoder
@@ -86,6 +89,8 @@ ESTIMATORS = [  # checked by scikit-learn's parametrize_with_checks
     ConsistencyTraining(LogisticRegression(max_iter=200), random_state=0),
     ActiveLearner(LogisticRegression(max_iter=200), random_state=0),
     ActiveLearner(LogisticRegression(max_iter=200), strategy="vote_entropy", n_committee=2, random_state=0),
+    HierarchicalClassifier(),
+    HierarchicalClassifier(DecisionTreeClassifier(random_state=0), n_groups=2, random_state=0),
 ]
 
 TEXT_ESTIMATORS = [  # scikit-learn skips text estimators (as it skips CountVectorizer); the text contract below
