@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     s = sub.add_parser("stages", help="list the pipeline's stages, their upstream stages and parameters")
     s.add_argument("--pipelines", help="folder of stage notebooks (default: nbs/pipelines)")
+    w = sub.add_parser("report", help="write report.html of a run folder again (mlsys run writes it after every run)")
+    w.add_argument("--run-id", default="default", help="the run folder's name (default: default)")
+    w.add_argument("--runs-dir", help="parent folder of runs (default: $MLSYS_RUNS_DIR or ./runs)")
     return p
 
 
@@ -55,11 +58,15 @@ def _run(args) -> int:
     try:
         result = run_pipeline(args.profile, _parse_params(args.param), from_stage=args.from_stage, run_id=args.run_id,
                               pipelines=args.pipelines, runs_dir=args.runs_dir, progress=not args.no_progress)
-    except PipelineError:
-        record = Path(args.runs_dir or get_config().runs_dir).absolute() / (args.run_id or args.profile) / "run.json"
-        if record.exists():
-            print(f"run record: {record}", file=sys.stderr)
-        raise
+    except PipelineError as e:
+        run_dir = Path(args.runs_dir or get_config().runs_dir).absolute() / (args.run_id or args.profile)
+        if getattr(e, "traceback", ""):  # a stage raised: its traceback, in full, then what failed
+            print(e.traceback, file=sys.stderr)
+        print(f"mlsys: error: {e}", file=sys.stderr)
+        for what, name in (("run record", "run.json"), ("report", "report.html")):
+            if (run_dir / name).exists():
+                print(f"{what}: {run_dir / name}", file=sys.stderr)
+        return 1
     print(result.stages.to_string(index=False))
     print(f"total: {result.stages['seconds'].sum():.1f} s")
     ev = result.metrics.get("evaluate", {})
@@ -69,6 +76,15 @@ def _run(args) -> int:
     print(f"metrics: {result.run_dir / 'metrics.json'}")
     if result.report:
         print(f"report: {result.report}")
+    return 0
+
+
+def _report(args) -> int:
+    from mlsys.report.run import write_run_report
+    run_dir = Path(args.runs_dir or get_config().runs_dir).absolute() / args.run_id
+    if not run_dir.is_dir():
+        raise ConfigError(f"no run folder {run_dir}; run `mlsys run` first or pass --run-id/--runs-dir")
+    print(f"report: {write_run_report(run_dir)}")
     return 0
 
 
@@ -100,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return {"run": _run, "stages": _stages}[args.command](args)
+        return {"run": _run, "stages": _stages, "report": _report}[args.command](args)
     except PipelineError as e:
         print(f"mlsys: error: {e}", file=sys.stderr)
         return 1

@@ -5,10 +5,8 @@
 # %% ../nbs/15_pipeline.ipynb 2
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
-import html
 import io
 import logging
 import zipfile
@@ -18,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import (ConfigError, DataError, IntegrityError, as_path, atomic_write_bytes, file_sha256, load_json,
+from .core import (ConfigError, DataError, IntegrityError, as_path, atomic_write_bytes, file_sha256,
                         require_columns, require_tz_aware)
 from .datasets import load_airlines, load_airports, load_flights, load_planes, load_weather
 from .features.store import flight_feature_columns
@@ -27,8 +25,7 @@ from .features.store import flight_feature_columns
 __all__ = ['log', 'REQUIRED_FLIGHT_COLUMNS', 'INGEST_OUTPUTS', 'SCHEDULE_CATEGORICAL', 'SCHEDULE_NUMERIC', 'STORE_FEATURES',
            'CATEGORICAL_FEATURES', 'NUMERIC_FEATURES', 'FEATURES', 'LABEL', 'LEAKAGE_COLUMNS', 'MODEL_KINDS',
            'TRUSTED_MODEL_TYPES', 'validate_flights', 'write_parquet', 'ingest', 'build_features', 'time_split',
-           'check_leakage', 'make_model', 'train_models', 'save_models', 'load_models', 'evaluate_models',
-           'plot_curves', 'fig_to_png', 'write_report']
+           'check_leakage', 'make_model', 'train_models', 'save_models', 'load_models', 'evaluate_models']
 
 # %% ../nbs/15_pipeline.ipynb
 log = logging.getLogger(__name__)
@@ -392,72 +389,3 @@ def evaluate_models(models: dict, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     return pd.DataFrame(rows).set_index("model"), preds
 
 
-def plot_curves(preds: pd.DataFrame, models: list[str]):
-    "Precision-recall and ROC curves of each model on the test predictions."
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import precision_recall_curve, roc_curve
-    if isinstance(models, str) or not isinstance(models, Iterable) or not list(models):
-        raise DataError(f"models must be a non-empty list of prediction columns, got {models!r}")
-    models = list(models)
-    require_columns(preds, [LABEL, *models], "preds")
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    y = preds[LABEL].to_numpy()
-    for m in models:
-        pr, rc, _ = precision_recall_curve(y, preds[m]); a.plot(rc, pr, label=m)
-        fpr, tpr, _ = roc_curve(y, preds[m]); b.plot(fpr, tpr, label=m)
-    a.set(title="Precision-recall on the test period", xlabel="recall", ylabel="precision"); a.legend()
-    b.set(title="ROC on the test period", xlabel="false positive rate", ylabel="true positive rate"); b.legend()
-    fig.tight_layout()
-    return fig
-
-# %% ../nbs/15_pipeline.ipynb
-def fig_to_png(fig, path: str | Path | None = None) -> bytes:
-    "Render a matplotlib figure to PNG bytes (and write them atomically to `path` if given)."
-    if not callable(getattr(fig, "savefig", None)):
-        raise DataError(f"fig must be a matplotlib figure, got {type(fig).__name__}")
-    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    data = buf.getvalue()
-    if path is not None:
-        atomic_write_bytes(as_path(path, "PNG path"), data)
-    return data
-
-
-def _table(df: pd.DataFrame) -> str:
-    shown = df.map(lambda v: f"{v:.4f}" if isinstance(v, float) else v)
-    return shown.to_html(border=0, classes="tbl")
-
-
-def write_report(run_dir: str | Path, path: str | Path, title: str = "mlsys run report") -> Path:
-    "Write a self-contained HTML report of a run: metrics, stage timings, and every PNG under the run's stage folders."
-    run_dir, path = as_path(run_dir, "run_dir"), as_path(path, "report path")
-    if not run_dir.is_dir():
-        raise DataError(f"run folder not found: {run_dir}")
-    if not isinstance(title, str):
-        raise DataError(f"title must be a string, got {type(title).__name__}")
-    from mlsys.platform.workflow import collect_metrics
-    metrics = collect_metrics(run_dir)
-    parts = [f"<h1>{html.escape(title)}</h1>", f"<p>run folder: <code>{html.escape(str(run_dir))}</code></p>"]
-    models = metrics.get("evaluate", {}).get("models")
-    if models:
-        parts += ["<h2>Test metrics against the baselines</h2>", _table(pd.DataFrame(models).T)]
-    states = sorted((load_json(s) for s in (run_dir / ".state").glob("*.json")), key=lambda r: r.get("started", ""))
-    if states:
-        rows = pd.DataFrame([{k: r.get(k) for k in ("stage", "status", "seconds", "started")} for r in states])
-        parts += ["<h2>Stages</h2>", rows.to_html(index=False, float_format=lambda x: f"{x:.1f}", border=0, classes="tbl")]
-    order = [r["stage"] for r in states] + sorted(set(metrics) - {r["stage"] for r in states})
-    for stage in order:
-        flat = {k: v for k, v in metrics.get(stage, {}).items() if not isinstance(v, (dict, list))}
-        if flat:
-            parts += [f"<h2>{html.escape(stage)}</h2>", _table(pd.Series(flat, dtype=object).to_frame("value"))]
-    for leak in sorted(run_dir.glob("*/leakage_report.json")):
-        rep = load_json(leak)
-        parts += ["<h2>Leakage checks</h2>", f"<p>checks run: {html.escape(', '.join(rep.get('checks_run', [])))}; "
-                  f"verdict: {'LEAKY' if rep.get('leaky') else 'no medium or high severity finding'}</p>"]
-        if rep.get("findings"):
-            parts.append(_table(pd.DataFrame(rep["findings"])[["check", "severity", "feature", "message"]]))
-    for png in sorted(run_dir.glob("*/*.png")):
-        b64 = base64.b64encode(png.read_bytes()).decode()
-        parts += [f"<h3>{html.escape(png.parent.name)}/{html.escape(png.name)}</h3>", f'<img alt="{html.escape(png.stem)}" src="data:image/png;base64,{b64}">']
-    style = "body{font-family:sans-serif;max-width:1000px;margin:2em auto}.tbl td,.tbl th{padding:2px 10px;text-align:right}img{max-width:100%}"
-    doc = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
-    return atomic_write_bytes(path, doc.encode())

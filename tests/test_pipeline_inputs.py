@@ -6,8 +6,9 @@ import pytest
 
 from mlsys.core import ConfigError, DataError
 from mlsys.pipeline import (CATEGORICAL_FEATURES, FEATURES, LABEL, NUMERIC_FEATURES, build_features, check_leakage, evaluate_models,
-                            fig_to_png, ingest, make_model, plot_curves, time_split, train_models, validate_flights,
-                            write_parquet, write_report)
+                            ingest, make_model, time_split, train_models, validate_flights, write_parquet)
+from mlsys.report.checks import fig_to_png, model_checks, plot_curves
+from mlsys.report.run import write_run_report
 
 matplotlib.use("Agg")
 
@@ -192,11 +193,22 @@ def test_plot_and_report_inputs(fitted, tmp_path):
             plot_curves(preds, bad)
     with pytest.raises(DataError, match="fig must be a matplotlib figure, got NoneType"):
         fig_to_png(None)
-    with pytest.raises(DataError, match="run folder not found"):
-        write_report(tmp_path / "nope", tmp_path / "r.html")
-    with pytest.raises(DataError, match="title must be a string, got int"):
-        write_report(tmp_path, tmp_path / "r.html", title=3)
+    with pytest.raises(DataError, match="has no run.json: it is not a run folder"):
+        write_run_report(tmp_path)
     with pytest.raises(DataError, match="report path must be a str"):
-        write_report(tmp_path, None)
-    assert write_report(tmp_path, tmp_path / "r.html").exists()  # an empty run folder still gives a page
+        (tmp_path / "run.json").write_text("{}")
+        write_run_report(tmp_path, 3)
+    assert write_run_report(tmp_path).exists()  # a bare run record still gives a page
+    feats, train, _, _ = fitted
+    cases = [
+        (lambda: model_checks(models, train, test, preds, "svm", FEATURES), "models must be a dict holding the model 'svm'"),
+        (lambda: model_checks(models, train, test.drop(columns=["carrier"]), preds.iloc[:0], "logreg", FEATURES), "preds has 0 rows"),
+        (lambda: model_checks(models, train, test.drop(columns=["carrier"]), preds, "logreg", FEATURES), "test lacks column ['carrier']"),
+        (lambda: model_checks(models, train, test, preds.assign(is_late=~preds["is_late"]), "logreg", FEATURES), "disagree on the labels"),
+        (lambda: model_checks(models, train, test, preds, "logreg", FEATURES, cost_fn=0), "cost_fn must be a positive number"),
+    ]
+    for f, needle in cases:
+        with pytest.raises((DataError, ConfigError)) as e:
+            f()
+        assert needle in str(e.value), str(e.value)
     assert set(FEATURES) <= set(test.columns)

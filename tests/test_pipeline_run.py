@@ -2,11 +2,13 @@
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -24,12 +26,19 @@ BIN = Path(sys.executable).parent
 STAGES = ["ingest", "features", "train", "evaluate", "report"]
 
 
+def console_env() -> dict:
+    "The environment a user's shell gives `mlsys run`: no test-only matplotlib backend."
+    return {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    "One smoke run of the real pipeline, shared by the tests of this module; tests that change it work on a copy."
+    "One smoke run of the real pipeline through the console script, progress bar on, stdout and stderr captured; shared by this module's tests."
     runs = tmp_path_factory.mktemp("runs")
-    result = run_pipeline("smoke", pipelines=PIPES, runs_dir=runs, progress=False)
-    return runs, result
+    res = subprocess.run([str(BIN / "mlsys"), "run", "--profile", "smoke", "--pipelines", str(PIPES), "--runs-dir", str(runs)],
+                         capture_output=True, text=True, timeout=1800, env=console_env())
+    assert res.returncode == 0, res.stderr[-3000:]
+    return runs, res
 
 
 @pytest.fixture
@@ -73,20 +82,40 @@ def assert_consistent(run: Path):
     assert not (run / ".staging").exists() and not list((run / ".state").glob("*.commit"))
 
 
+BAR = re.compile(r"pipeline: +\d+%\|[^|]*\| \d/5 \[[^\]]*\]")
+
+
+def test_clean_run_console_is_the_bar_the_table_and_the_summary(smoke_run):
+    runs, res = smoke_run
+    # stderr: nothing but tqdm's redraws of one bar (no kernel warnings, no KeyboardInterrupt notices)
+    frames = [f for f in re.split(r"[\r\n]", res.stderr) if f.strip()]
+    assert frames and all(BAR.fullmatch(f.strip()) for f in frames), [f for f in frames if not BAR.fullmatch(f.strip())][:5]
+    assert "5/5" in frames[-1]
+    # stdout: the stage table, the total, the headline metrics and where the outputs are
+    lines = res.stdout.rstrip("\n").split("\n")
+    assert re.fullmatch(r"\s*stage\s+status\s+seconds\s+reason", lines[0]), lines[0]
+    for line, stage in zip(lines[1:6], STAGES):
+        assert re.fullmatch(rf"\s*{stage}\s+ran\s+\d+\.\d+ no earlier successful run", line), line
+    assert re.fullmatch(r"total: \d+\.\d s", lines[6]), lines[6]
+    assert re.fullmatch(r"test PR-AUC 0\.\d{4} \(lift over zero rule [+-]0\.\d{4}\), ROC-AUC 0\.\d{4}, log loss 0\.\d{4}", lines[7]), lines[7]
+    assert lines[8:] == [f"metrics: {runs / 'smoke' / 'metrics.json'}", f"report: {runs / 'smoke' / 'report.html'}"]
+    logs = {p.name: p.read_text() for p in (runs / "smoke/notebooks").glob("*.kernel.log")}
+    assert sorted(logs) == sorted(f"{s}.kernel.log" for s in STAGES)  # what the kernels say goes to their logs
+
+
 def test_smoke_run_produces_everything(smoke_run):
-    runs, result = smoke_run
-    assert statuses(result) == ["ran"] * 5
-    assert result.stages["stage"].tolist() == STAGES
-    assert set(result.stages["reason"]) == {"no earlier successful run"}
+    runs, _ = smoke_run
     run = runs / "smoke"
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "ok" and record["failed_stage"] is None and statuses(record) == ["ran"] * 5
+    assert [r["stage"] for r in record["stages"]] == STAGES
+    assert {r["reason"] for r in record["stages"]} == {"no earlier successful run"}
     for stage in load_pipeline(PIPES).stages.values():
         for rel in stage.product.values():
             assert (run / rel).exists(), rel
         assert (run / "notebooks" / f"{stage.name}.ipynb").exists()
     assert_consistent(run)
     assert not (run / "failed").exists()
-    record = json.loads((run / "run.json").read_text())
-    assert record["status"] == "ok" and record["failed_stage"] is None and statuses(record) == ["ran"] * 5
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["run"]["status"] == "ok" and set(metrics) == {"run", "ingest", "features", "train", "evaluate"}
     ev = metrics["evaluate"]
@@ -104,8 +133,48 @@ def test_smoke_run_produces_everything(smoke_run):
     assert (run / "train/models.skops").read_bytes()[:4] == b"PK\x03\x04"
     assert not (run / "train/models.joblib").exists()
     assert sorted(load_models(run / "train/models.skops")) == ["hgb", "random", "zero_rule"]
-    html = (run / "report.html").read_text()
-    assert "data:image/png;base64" in html and "zero_rule" in html
+
+
+def test_smoke_report_says_what_ran_and_what_it_means(smoke_run):
+    runs, _ = smoke_run
+    run = runs / "smoke"
+    page = (run / "report.html").read_text()
+    record = json.loads((run / "run.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    checks = json.loads((run / "evaluate/checks.json").read_text())
+    assert "<h1>mlsys: will this NYC flight arrive late?</h1>" in page and "succeeded" in page
+    # every stage, with the times a person reads
+    for row in record["stages"]:
+        hhmmss = datetime.fromisoformat(row["started"]).astimezone().strftime("%H:%M:%S")
+        assert f'<td class="txt">{row["stage"]}</td><td class="txt">ran</td><td class="txt">{hhmmss}</td>' in page, row["stage"]
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", page.split('<h2 id="history">')[0])
+    # the sections, the metrics table once, and readings computed from the run's own numbers
+    for sid in ["summary", "metrics", "calibration", "threshold", "importance", "slices", "shift", "data", "run", "history"]:
+        assert f'<h2 id="{sid}">' in page, sid
+    assert page.count("<th>Brier</th>") == 1
+    tr, te = metrics["train"]["train_late_rate"], metrics["train"]["test_late_rate"]
+    assert f"The late rate moved from {tr:.1%} in training to {te:.1%} in the test period" in page  # 18.3% -> 23.3%
+    ll = {r["metric"]: r for r in checks["comparison"] if r["baseline"] == "zero_rule"}["log_loss"]
+    assert f"log loss ({ll['model']:.3f} against {ll['baseline_value']:.3f}, {ll['diff']:+.3f}" in page
+    assert "By carrier" in page and "By origin" in page
+    for r in checks["slices"]["origin"]:
+        assert f'<td class="txt">{r["slice"]}</td><td class="num">{r["rows"]:,}</td>' in page
+    assert "Assumed costs: a missed late flight 4, a false alarm 1" in page
+    # run context: parameters and who set them, code, versions, the ingest products' hashes
+    assert '<td class="txt">split_date</td><td class="wrap">2013-01-15</td><td class="txt">profile smoke</td>' in page
+    assert '<td class="txt">cost_fn</td><td class="wrap">4.0</td><td class="txt">default</td>' in page
+    state = json.loads((run / ".state/ingest.json").read_text())
+    for key in ["flights", "weather", "planes", "warehouse"]:
+        assert state["products"][key][:16] in page
+    commit = record["environment"]["git"]["commit"]
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True).returncode == 0:
+        # the commit the run recorded is HEAD, or an ancestor of it when someone committed since
+        assert subprocess.run(["git", "-C", str(ROOT), "merge-base", "--is-ancestor", commit, "HEAD"]).returncode == 0
+        assert commit[:12] in page and isinstance(record["environment"]["git"]["dirty"], bool)
+    assert f"<td class=\"txt\">scikit-learn</td><td class=\"wrap\">{record['environment']['versions']['scikit-learn']}</td>" in page
+    # self-contained, and every table in a box that scrolls on a phone
+    assert not re.search(r'(src|href)="(https?:)?//', page) and "@import" not in page
+    assert page.count("<table>") == page.count('<div class="scroll"><table>')
 
 
 def test_rerun_skips_unchanged_and_param_change_reruns_what_it_touches(work):
@@ -114,8 +183,20 @@ def test_rerun_skips_unchanged_and_param_change_reruns_what_it_touches(work):
     changed = run_pipeline("smoke", {"title": "Late flights"}, pipelines=PIPES, runs_dir=work, progress=False)
     assert statuses(changed) == ["skipped"] * 4 + ["ran"]
     assert changed.stages["reason"].iloc[-1] == "parameters changed: title 'mlsys: will this NYC flight arrive late?' -> 'Late flights'"
-    assert "<h1>Late flights</h1>" in (work / "smoke/report.html").read_text()
+    page = (work / "smoke/report.html").read_text()
+    assert "<h1>Late flights</h1>" in page
     assert_consistent(work / "smoke")
+    # three runs of this folder in the history, newest first; the two earlier ones differ in the title
+    history = [json.loads(line) for line in (work / "smoke/history.jsonl").read_text().splitlines()]
+    assert [h["status"] for h in history] == ["ok"] * 3
+    runs_table = page.split('<h2 id="history">')[1]
+    assert runs_table.count("<tr>") == 4  # the heading and three runs
+    assert runs_table.count("title=&#x27;mlsys: will this NYC flight arrive late?&#x27;") == 2 and "this run" in runs_table
+    pr = history[0]["metrics"]["evaluate.pr_auc"]
+    assert runs_table.count(f'<td class="num">{pr:.3f}</td>') == 3  # same models, same PR-AUC
+    # skipped stages say when their outputs were made
+    made = json.loads((work / "smoke/.state/train.json").read_text())["finished"]
+    assert datetime.fromisoformat(made).astimezone().strftime("%Y-%m-%d %H:%M") in page
 
 
 def planted_pipelines(tmp_path: Path) -> Path:
@@ -150,11 +231,18 @@ def test_failed_features_stage_keeps_previous_products_and_says_so(work, tmp_pat
     assert (run / "failed/features/notebooks/features.ipynb").exists()
     assert (run / "failed/features/features/feature_store/planted.parquet").read_bytes() == b"partial"
     assert not (run / ".staging").exists()
+    # the report says so, links the failed attempt's notebook, and keeps the last complete results folded away
+    page = (run / "report.html").read_text()
+    banner = page.split('<div class="banner failed">')[1].split("</div>")[0]
+    assert "FAILED at stage features" in banner and "planted failure after a partial write" in banner
+    assert 'href="failed/features/notebooks/features.ipynb"' in banner and "RuntimeError: planted failure" in banner
+    assert "<details><summary>Results of the last run that completed stage report" in page
     # the products are intact and still trusted: the real pipeline with the old parameters has nothing to do
     resumed = run_pipeline("smoke", pipelines=PIPES, runs_dir=work, progress=False)
     assert statuses(resumed) == ["skipped"] * 5
     assert not (run / "failed").exists()  # the failed attempt is dropped once the stage is current again
     assert_consistent(run)
+    assert "succeeded" in (run / "report.html").read_text() and "<details><summary>Results" not in (run / "report.html").read_text()
 
 
 def test_bad_parameter_fails_at_features_and_names_it(work):
@@ -285,7 +373,11 @@ def test_cli_stage_failure_exit_1(work, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert "stage 'train'" in err and "DataError" in err and "split_date=2014-06-01" in err
-    assert f"run record: {work / 'smoke' / 'run.json'}" in err
+    # the stage's traceback in full, without terminal colours: the failing cell line and the frame that raised
+    assert "Traceback (most recent call last)" in err and "train, test = time_split(feats, split_date)" in err
+    assert "mlsys/pipeline.py" in err and "\x1b[" not in err
+    assert err.rstrip().splitlines()[-2:] == [f"run record: {work / 'smoke' / 'run.json'}", f"report: {work / 'smoke' / 'report.html'}"]
+    assert "FAILED at stage train" in (work / "smoke/report.html").read_text()
     record = json.loads((work / "smoke/run.json").read_text())
     assert (record["status"], record["failed_stage"]) == ("failed", "train")
     assert statuses(record) == ["skipped", "skipped", "failed", "not run", "not run"]

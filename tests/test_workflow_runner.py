@@ -2,6 +2,7 @@
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -202,3 +203,56 @@ def test_a_stage_cannot_commit_into_another_stages_product(tmp_path):
     assert e.value.stage == "b"
     assert json.loads((runs / "smoke/a/x.json").read_text()) == 1
     assert not (runs / "smoke/b").exists()
+
+
+BAR = re.compile(r"pipeline: +\d+%\|[^|]*\| \d/\d \[[^\]]*\]")
+
+
+def test_console_clean_run_prints_only_the_bar_and_table_and_a_stage_error_prints_its_traceback(tmp_path):
+    pipes = tmp_path / "pipes"; pipes.mkdir()
+    write_stage(pipes, "divide", '''
+        run_dir: str = "runs/dev"  # run folder
+        n: int = 3  # numerator
+        at: int = 0  # the input at which inner() divides by zero
+        upstream: list = []  # none
+        product: dict = {"x": "divide/x.json"}  # the result
+    ''', '''
+        import warnings
+        from pathlib import Path
+        from mlsys.core import save_json
+
+        def inner(x):
+            return n / x
+
+        def outer(x):
+            return inner(x - at)
+
+        warnings.warn("a warning inside a stage stays in its notebook")
+        save_json(outer(n), Path(run_dir) / product["x"])
+    ''')
+    (pipes / "pipeline.toml").write_text("[profiles.smoke]\n")
+    runs = tmp_path / "runs"
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    cmd = [str(Path(sys.executable).parent / "mlsys"), "run", "--profile", "smoke", "--pipelines", str(pipes), "--runs-dir", str(runs)]
+    ok = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    frames = [f.strip() for f in re.split(r"[\r\n]", ok.stderr) if f.strip()]
+    assert frames and all(BAR.fullmatch(f) for f in frames), frames
+    lines = ok.stdout.rstrip("\n").split("\n")
+    assert re.fullmatch(r"\s*stage\s+status\s+seconds\s+reason", lines[0]) and re.fullmatch(r"\s*divide\s+ran\s+[\d.]+ no earlier successful run", lines[1])
+    assert re.fullmatch(r"total: [\d.]+ s", lines[2]) and lines[3:] == [f"metrics: {runs / 'smoke/metrics.json'}", f"report: {runs / 'smoke/report.html'}"]
+
+    bad = subprocess.run([*cmd, "--param", "at=3"], capture_output=True, text=True, timeout=600, env=env)
+    assert bad.returncode == 1
+    rest = [line for line in re.split(r"[\r\n]", bad.stderr) if line.strip() and not BAR.fullmatch(line.strip())]
+    err = "\n".join(rest)
+    # the whole traceback reaches the console: every frame with its source line, then the exception, then what failed
+    for needle in ["Traceback (most recent call last)", "save_json(outer(n), Path(run_dir) / product[\"x\"])", "in outer", "return inner(x - at)",
+                   "in inner", "return n / x", "ZeroDivisionError: division by zero"]:
+        assert needle in err, needle
+    assert "\x1b[" not in err and "IPKernelApp" not in err and "UserWarning" not in err  # the warning stays in the notebook
+    assert err.index("return n / x") < err.index("mlsys: error: stage 'divide': raised ZeroDivisionError: division by zero")
+    assert rest[-2:] == [f"run record: {runs / 'smoke/run.json'}", f"report: {runs / 'smoke/report.html'}"]
+    assert bad.stdout == ""
+    page = (runs / "smoke/report.html").read_text()
+    assert "FAILED at stage divide" in page and 'href="failed/divide/notebooks/divide.ipynb"' in page and "return n / x" in page

@@ -34,14 +34,16 @@ from ..core import ConfigError, DataError, PipelineError, as_path, file_sha256, 
 
 # %% auto 0
 __all__ = ['log', 'RESERVED', 'RUNNER_PATHS', 'Param', 'Stage', 'read_stage', 'coerce', 'Pipeline', 'load_pipeline',
-           'find_pipelines', 'log_metrics', 'collect_metrics', 'product_hash', 'RunResult', 'run_pipeline']
+           'find_pipelines', 'log_metrics', 'collect_metrics', 'product_hash', 'RunResult', 'StageError',
+           'run_pipeline']
 
 # %% ../../nbs/13a_platform_workflow.ipynb
 log = logging.getLogger(__name__)
 
 RESERVED = ("run_dir", "upstream", "product")
 # what the runner itself keeps in a run folder; no product may live there
-RUNNER_PATHS = (".lock", ".state", ".staging", "failed", "metrics", "notebooks", "run.json", "metrics.json")
+RUNNER_PATHS = (".lock", ".state", ".staging", "failed", "metrics", "notebooks", "run.json", "metrics.json", "report.html",
+                "history.jsonl")
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
@@ -222,6 +224,10 @@ class Pipeline:
 
     def resolve(self, profile: str = "smoke", overrides: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
         "Parameters of every stage: notebook defaults, then the profile, then `overrides`, all type-checked."
+        return self.resolve_sources(profile, overrides)[0]
+
+    def resolve_sources(self, profile: str = "smoke", overrides: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
+        "`resolve`'s values, and where each came from: 'default', 'profile NAME' or '--param'."
         if not isinstance(profile, str):
             raise ConfigError(f"profile must be a profile name (str), got {type(profile).__name__}; choose one of {sorted(self.profiles)}")
         if profile not in self.profiles:
@@ -229,6 +235,7 @@ class Pipeline:
         if overrides is not None and not isinstance(overrides, Mapping):
             raise ConfigError(f"parameter overrides must be a dict of name -> value, got {type(overrides).__name__}")
         values = {s: {p.name: p.default for p in st.params.values()} for s, st in self.stages.items()}
+        sources = {s: dict.fromkeys(v, "default") for s, v in values.items()}
         for source, items in [(f"profile {profile!r}", self.profiles[profile]), ("--param", overrides or {})]:
             for key, value in items.items():
                 if not isinstance(key, str) or not key:
@@ -244,7 +251,8 @@ class Pipeline:
                     raise ConfigError(f"{source}: unknown parameter {key!r}; declared parameters are {declared}")
                 for s in targets:
                     values[s][pname] = coerce(value, self.stages[s].params[pname].type, pname, s)
-        return values
+                    sources[s][pname] = "--param" if source == "--param" else f"profile {profile}"
+        return values, sources
 
 
 def _toposort(stages: dict[str, Stage]) -> list[str]:
@@ -582,6 +590,22 @@ class RunResult:
         return p if p.exists() else None
 
 
+class StageError(PipelineError):
+    "A stage's notebook raised; the message names the stage and the exception, `traceback` holds the notebook's traceback."
+
+    def __init__(self, message: str, stage: str, traceback: str = ""):
+        super().__init__(message, stage=stage)
+        self.traceback = traceback
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _traceback_text(e: Exception) -> str:
+    "A papermill execution error's traceback as plain text (the kernel colours it with ANSI escapes)."
+    return _ANSI.sub("", "\n".join(getattr(e, "traceback", None) or [])).strip()
+
+
 _DONE = ("ran", "skipped", "kept")  # statuses whose stage's committed outputs belong to this run
 _RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
@@ -594,6 +618,18 @@ def _write_records(run_dir: Path, head: dict, rows: list[dict]) -> dict:
                **{s: m for s, m in collect_metrics(run_dir).items() if s in done}}
     save_json(metrics, run_dir / "metrics.json")
     return metrics
+
+
+def _write_report(run_dir: Path, head: dict, rows: list[dict], metrics: dict | None = None) -> None:
+    "Write `report.html` from the run record (at the start, so a killed run's page says so, and at the end, failed runs too); at the end (`metrics` given) first add the run to `history.jsonl`."
+    from mlsys.report.run import append_history, history_entry, write_run_report
+    try:
+        if metrics is not None:
+            append_history(run_dir, history_entry({**head, "stages": rows}, metrics))
+        write_run_report(run_dir)
+    except Exception as e:  # the report is a view of the run: the run's outcome stands without it, and this says why it is missing
+        log.error("could not write the run report of %s", run_dir, exc_info=True)
+        print(f"mlsys: could not write the run report of {run_dir}: {type(e).__name__}: {e}", file=sys.stderr)
 
 
 def _check_run_args(profile, params, from_stage, run_id, progress) -> None:
@@ -609,19 +645,26 @@ def _check_run_args(profile, params, from_stage, run_id, progress) -> None:
         raise ConfigError(f"progress must be True or False, got {progress!r}")
 
 # %% ../../nbs/13a_platform_workflow.ipynb
-def _run_locked(pipe: Pipeline, values: dict, profile: str, run_id: str, run_dir: Path, from_stage: str | None,
+def _run_locked(pipe: Pipeline, values: dict, sources: dict, profile: str, run_id: str, run_dir: Path, from_stage: str | None,
                 progress: bool, kernel_name: str) -> RunResult:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
     from tqdm.std import tqdm
 
+    from mlsys.report.run import run_environment
+
     forced = set(pipe.downstream(from_stage)) if from_stage else set()
     before = set(pipe.order[: pipe.order.index(from_stage)]) if from_stage else set()
     owners = [(s, k, rel) for s, st in pipe.stages.items() for k, rel in st.product.items()]
-    head = {"profile": profile, "run_id": run_id, "status": "running", "failed_stage": None, "error": None,
-            "started": _now(), "finished": None}
-    rows = [{"stage": s, "status": "pending", "seconds": 0.0, "reason": ""} for s in pipe.order]
+    head = {"profile": profile, "run_id": run_id, "status": "running", "failed_stage": None, "error": None, "traceback": None,
+            "started": _now(), "finished": None,
+            "params": {s: {k: v for k, v in ps.items() if k != "run_dir"} for s, ps in values.items()},
+            "param_sources": {s: {k: v for k, v in ps.items() if k != "run_dir"} for s, ps in sources.items()},
+            "environment": run_environment(pipe.folder)}
+    rows = [{"stage": s, "status": "pending", "seconds": 0.0, "reason": "", "started": None, "finished": None,
+             "upstream": list(pipe.stages[s].upstream), "products": dict(pipe.stages[s].product)} for s in pipe.order]
     _write_records(run_dir, head, rows)
+    _write_report(run_dir, head, rows)
     current: dict[str, dict] = {}  # stage -> hashes of its products as they are now
     bar = tqdm(pipe.order, desc="pipeline", unit="stage", disable=not progress)
     name = None
@@ -653,7 +696,7 @@ def _run_locked(pipe: Pipeline, values: dict, profile: str, run_id: str, run_dir
                 _write_records(run_dir, head, rows)
                 continue
             reason = "; ".join(reasons)
-            rows[i].update(status="running", reason=reason)
+            rows[i].update(status="running", reason=reason, started=_now())
             _write_records(run_dir, head, rows)
             log.info("running stage %s: %s", name, reason)
             staging = run_dir / ".staging" / f"{name}-{uuid.uuid4().hex[:8]}"
@@ -669,14 +712,14 @@ def _run_locked(pipe: Pipeline, values: dict, profile: str, run_id: str, run_dir
                                         kernel_name=kernel_name, progress_bar=False, cwd=str(run_dir), config=_kernel_config(),
                                         kernel_manager_class=_kernel_manager(out_nb.with_suffix(".kernel.log")))
             except PapermillExecutionError as e:
-                rows[i]["seconds"] = round(time.perf_counter() - t0, 2)
-                raise PipelineError(f"raised {e.ename}: {e.evalue} (executed notebook: "
-                                    f"{run_dir / 'failed' / name / 'notebooks' / out_nb.name})", stage=name) from None
+                rows[i].update(seconds=round(time.perf_counter() - t0, 2), finished=_now())
+                raise StageError(f"raised {e.ename}: {e.evalue} (executed notebook: "
+                                 f"{run_dir / 'failed' / name / 'notebooks' / out_nb.name})", name, _traceback_text(e)) from None
             except Exception as e:  # the kernel died, would not start, timed out...
-                rows[i]["seconds"] = round(time.perf_counter() - t0, 2)
+                rows[i].update(seconds=round(time.perf_counter() - t0, 2), finished=_now())
                 raise PipelineError(f"could not run: {type(e).__name__}: {e}", stage=name) from e
             secs = round(time.perf_counter() - t0, 2)
-            rows[i]["seconds"] = secs
+            rows[i].update(seconds=secs, finished=_now())
             staged = _product_hashes(staging, st)
             missing = [k for k, h in staged.items() if h is None]
             if missing:
@@ -698,7 +741,8 @@ def _run_locked(pipe: Pipeline, values: dict, profile: str, run_id: str, run_dir
         rows[i].update(status="interrupted" if interrupted else "failed")
         for r in rows[i + 1:]:
             r.update(status="not run", reason=f"the run stopped at stage {name!r}")
-        head.update(status="interrupted" if interrupted else "failed", failed_stage=name, error=msg, finished=_now())
+        head.update(status="interrupted" if interrupted else "failed", failed_stage=name, error=msg, finished=_now(),
+                    traceback=getattr(e, "traceback", None) if isinstance(e, StageError) else None)
         committing = (run_dir / ".state" / f"{name}.commit").exists()  # then the next run completes the commit
         failed = [p for p in (run_dir / ".staging").glob(f"{name}-*") if p.is_dir()]
         if failed and not committing:  # keep what the failed attempt wrote, for a look, outside the committed outputs
@@ -706,14 +750,15 @@ def _run_locked(pipe: Pipeline, values: dict, profile: str, run_id: str, run_dir
             shutil.rmtree(keep, ignore_errors=True)
             keep.parent.mkdir(exist_ok=True)
             os.rename(failed[0], keep)
-            save_json({"stage": name, "error": msg, "reason": rows[i]["reason"], "seconds": rows[i]["seconds"], "finished": head["finished"]},
-                      keep / "failure.json")
-        _write_records(run_dir, head, rows)
+            save_json({"stage": name, "error": msg, "reason": rows[i]["reason"], "seconds": rows[i]["seconds"], "finished": head["finished"],
+                       "traceback": head["traceback"]}, keep / "failure.json")
+        _write_report(run_dir, head, rows, _write_records(run_dir, head, rows))
         raise
     finally:
         bar.close()
     head.update(status="ok", finished=_now())
     metrics = _write_records(run_dir, head, rows)
+    _write_report(run_dir, head, rows, metrics)
     return RunResult(run_dir, pd.DataFrame(rows, columns=["stage", "status", "seconds", "reason"]), metrics)
 
 # %% ../../nbs/13a_platform_workflow.ipynb
@@ -727,12 +772,12 @@ def run_pipeline(
     progress: bool = True,  # show a progress bar over stages (on stderr)
     kernel_name: str = "python3",  # Jupyter kernel that executes the stages
 ) -> RunResult:
-    "Run the pipeline's stages with papermill into `runs/<run_id>/`, skipping stages whose inputs and products are unchanged."
+    "Run the pipeline's stages with papermill into `runs/<run_id>/`, skipping stages whose inputs and products are unchanged; then write `report.html`."
     from filelock import FileLock, Timeout
 
     _check_run_args(profile, params, from_stage, run_id, progress)
     pipe = load_pipeline(pipelines)
-    values = pipe.resolve(profile, params)
+    values, sources = pipe.resolve_sources(profile, params)
     if from_stage is not None and from_stage not in pipe.stages:
         raise ConfigError(f"--from: unknown stage {from_stage!r}; stages are {pipe.order}")
     _check_kernel(kernel_name)
@@ -752,7 +797,7 @@ def run_pipeline(
     try:
         for name in _recover(run_dir):
             print(f"mlsys: completed the commit of stage {name!r} that an interrupted run left unfinished", file=sys.stderr)
-        return _run_locked(pipe, values, profile, run_id, run_dir, from_stage, progress, kernel_name)
+        return _run_locked(pipe, values, sources, profile, run_id, run_dir, from_stage, progress, kernel_name)
     finally:
         for empty in (run_dir / ".staging", run_dir / "failed"):
             try:
