@@ -414,3 +414,100 @@ def test_check_assumptions_bad_input():
     assert report.verdict("iid") == "not tested"
     with pytest.raises(ConfigError, match="unknown assumption"):
         report.verdict("smoothness")
+
+
+# ---- the phase ladder ------------------------------------------------------------------------------------------------
+
+def _ladder_data(n=600, seed=8):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"rate": rng.random(n), "x": rng.normal(size=n), "noise": rng.normal(size=n)})
+    y = (X["rate"] + 0.8 * X["x"] + rng.normal(0, 0.3, n)) > 0.6
+    return X.iloc[:400], y.iloc[:400], X.iloc[400:], y.iloc[400:]
+
+
+def test_walk_phases_adopts_only_what_earns_its_place():
+    from sklearn.dummy import DummyClassifier
+
+    from mlsys.modeling.baselines import ThresholdHeuristic
+    from mlsys.modeling.selection import PhaseReport, walk_phases
+    Xt, yt, Xv, yv = _ladder_data()
+    phases = [("heuristic", ThresholdHeuristic("rate")), ("logistic", LogisticRegression(), ["rate", "x"]),
+              ("logistic + noise", LogisticRegression(), ["rate", "x", "noise"]), ("zero rule", DummyClassifier())]
+    r = walk_phases(phases, Xt, yt, Xv, yv, scoring="roc_auc", min_gain=0.01, n_repeats=1)
+    assert isinstance(r, PhaseReport) and r.best == "logistic"
+    assert r.table["adopted"].tolist() == [True, True, False, False]
+    t = r.table
+    assert t.loc["logistic", "gain_low"] > 0 and t.loc["logistic", "gain_low"] <= t.loc["logistic", "gain"] <= t.loc["logistic", "gain_high"]
+    assert t.loc["logistic + noise", "decision"].startswith("not adopted") and "min_gain" in t.loc["logistic + noise", "decision"]
+    assert t.loc["logistic", "gain"] == pytest.approx(t.loc["logistic", "score"] - t.loc["heuristic", "score"])
+    assert set(r.models) == {p[0] for p in phases}
+    assert list(r.models["logistic"].feature_names_in_) == ["rate", "x"]  # each phase saw only its columns
+    # the same model again gains exactly 0: with min_gain 0 it is still refused, because the gain could be noise
+    same = walk_phases(phases[1:2] + [("again", LogisticRegression(), ["rate", "x"])], Xt, yt, Xv, yv, scoring="roc_auc",
+                       min_gain=0.0, n_repeats=1)
+    assert same.table.loc["again", "gain"] == 0 and "could be noise" in same.table.loc["again", "decision"]
+    # a target the logistic regression reaches: the walk stops there, later phases are not run
+    stop = walk_phases(phases, Xt, yt, Xv, yv, scoring="roc_auc", target=t.loc["logistic", "score"] - 1e-9, n_repeats=1)
+    assert stop.table.loc["logistic", "decision"].endswith("reached: stop")
+    assert stop.table.loc["zero rule", "decision"].startswith("not run") and "zero rule" not in stop.models
+    # the bootstrap is seeded: the same intervals twice
+    again = walk_phases(phases, Xt, yt, Xv, yv, scoring="roc_auc", min_gain=0.01, n_repeats=1)
+    pd.testing.assert_frame_equal(again.table[["gain_low", "gain_high"]], t[["gain_low", "gain_high"]])
+
+
+def test_walk_phases_latency_budget(monkeypatch):
+    "With latencies fixed (no timing in tests), a phase over the budget is refused and one within it adopted."
+    import mlsys.modeling.selection as sel
+    from mlsys.modeling.baselines import ThresholdHeuristic
+    fake = {"ThresholdHeuristic": 0.1, "LogisticRegression": 5.0, "DecisionTreeClassifier": 50.0}
+    monkeypatch.setattr(sel, "measure_cost", lambda m, X, n: {"latency_1_row_ms": 0.0, "latency_batch_ms": fake[type(m).__name__],
+                                                              "batch_rows": len(X), "size_bytes": 1})
+    Xt, yt, Xv, yv = _ladder_data()
+    phases = [("heuristic", ThresholdHeuristic("rate")), ("tree", DecisionTreeClassifier(max_depth=6, random_state=0)),
+              ("logistic", LogisticRegression())]
+    r = sel.walk_phases(phases, Xt, yt, Xv, yv, scoring="roc_auc", max_latency_ms=10.0)
+    assert r.table["adopted"].tolist() == [True, False, True]
+    assert "over the budget of 10.0 ms" in r.table.loc["tree", "decision"]
+    late = sel.walk_phases(phases[1:], Xt, yt, Xv, yv, scoring="roc_auc", max_latency_ms=10.0)  # the first is over budget
+    assert late.best == "logistic" and "first phase within the latency budget" in late.table.loc["logistic", "decision"]
+    with pytest.raises(DataError, match="no phase fits"):
+        sel.walk_phases(phases, Xt, yt, Xv, yv, scoring="roc_auc", max_latency_ms=0.01)
+
+
+def test_walk_phases_bad_input():
+    from mlsys.modeling.selection import walk_phases
+    Xt, yt, Xv, yv = _ladder_data()
+    lr = LogisticRegression()
+    with pytest.raises(ConfigError, match="non-empty list"):
+        walk_phases([], Xt, yt, Xv, yv)
+    with pytest.raises(ConfigError, match="unique"):
+        walk_phases([("a", lr), ("a", lr)], Xt, yt, Xv, yv)
+    with pytest.raises(ConfigError, match="no fit"):
+        walk_phases([("a", "model")], Xt, yt, Xv, yv)
+    with pytest.raises(ConfigError, match="each phase"):
+        walk_phases([lr], Xt, yt, Xv, yv)
+    for kwargs, match in [(dict(min_gain=-0.1), "min_gain"), (dict(max_latency_ms=0), "max_latency_ms"),
+                          (dict(target=np.nan), "target"), (dict(batch_rows=0), "batch_rows"), (dict(scoring="auc"), "scorer"),
+                          (dict(n_bootstrap=-1), "n_bootstrap"), (dict(confidence=1.0), "confidence"),
+                          (dict(random_state=-2), "random_state")]:
+        with pytest.raises(ConfigError, match=match):
+            walk_phases([("a", lr)], Xt, yt, Xv, yv, **kwargs)
+    with pytest.raises(DataError, match="same number of rows"):
+        walk_phases([("a", lr)], Xt, yt[:-1], Xv, yv)
+    with pytest.raises(DataError, match="DataFrames"):
+        walk_phases([("a", lr, ["x"])], Xt.to_numpy(), yt, Xv.to_numpy(), yv)
+
+
+def test_frozen_outputs_score_like_the_model():
+    "The bootstrap scores cached outputs by row index; on all rows that equals scoring the model itself."
+    from sklearn.metrics import get_scorer
+
+    from mlsys.modeling.selection import _Frozen
+    Xt, yt, Xv, yv = _ladder_data()
+    m = LogisticRegression().fit(Xt, yt)
+    idx = np.arange(len(Xv))
+    for name in ("roc_auc", "average_precision", "accuracy", "neg_log_loss"):
+        sc = get_scorer(name)
+        assert sc(_Frozen(m, Xv), idx, yv.to_numpy()) == pytest.approx(sc(m, Xv, yv))
+    f = _Frozen(m, Xv)
+    assert not hasattr(_Frozen(DecisionTreeClassifier().fit(Xt, yt), Xv), "decision_function") and hasattr(f, "decision_function")

@@ -34,7 +34,8 @@ from ..core import ConfigError, DataError
 # %% auto 0
 __all__ = ['ASSUMPTIONS', 'learning_curves', 'PowerLaw', 'fit_power_law', 'extrapolate', 'plot_learning_curves', 'measure_cost',
            'pareto_front', 'tradeoff_table', 'plot_tradeoffs', 'operating_points', 'ComparableSetup',
-           'CandidateComparison', 'compare_candidates', 'AssumptionReport', 'check_assumptions']
+           'CandidateComparison', 'compare_candidates', 'AssumptionReport', 'check_assumptions', 'PhaseReport',
+           'walk_phases']
 
 # %% ../../nbs/08b_modeling_selection.ipynb
 def _scorer(scoring: str):
@@ -719,3 +720,156 @@ def check_assumptions(
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "assumption"
     return AssumptionReport(table, details)
+
+# %% ../../nbs/08b_modeling_selection.ipynb
+@dataclass
+class PhaseReport:
+    "The walk through the phases: one row per phase with its score, cost and decision, and the fitted models."
+    table: pd.DataFrame  # index: phase; score, gain and its interval, costs, adopted, decision
+    models: dict  # phase -> fitted model (phases not run are absent)
+    best: str  # the adopted phase with the best score
+
+
+class _Frozen:
+    "A fitted model's outputs on fixed rows, computed once; scorers call it with row indices (for bootstrap draws)."
+
+    def __init__(self, model, X):
+        self.model, self.X, self.cache = model, X, {}
+        if hasattr(model, "classes_"):
+            self.classes_ = model.classes_
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import get_tags
+        return get_tags(self.model)
+
+    def _out(self, method: str, idx):
+        if method not in self.cache:
+            self.cache[method] = np.asarray(getattr(self.model, method)(self.X))
+        return self.cache[method][np.asarray(idx)]
+
+    def __getattr__(self, name):
+        if name in ("predict", "predict_proba", "decision_function") and hasattr(self.model, name):
+            def method(idx):
+                return self._out(name, idx)
+            method.__name__ = name  # scorers tell probabilities from decision values by the method's name
+            return method
+        raise AttributeError(name)
+
+
+def _paired_interval(scorer, new: _Frozen, ref: _Frozen, y, n_boot: int, confidence: float, seed: int) -> tuple[float, float]:
+    "Percentile interval of score(new) - score(ref) over paired bootstrap draws of the validation rows."
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        if len(np.unique(y[idx])) < 2 and type_of_target(y) in ("binary", "multiclass"):
+            continue  # a draw with one class cannot be scored
+        diffs.append(scorer(new, idx, y[idx]) - scorer(ref, idx, y[idx]))
+    if not diffs:
+        return np.nan, np.nan
+    lo, hi = np.quantile(diffs, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(lo), float(hi)
+
+
+def _phase_list(phases) -> list:
+    items = list(phases.items()) if isinstance(phases, Mapping) else list(phases) if isinstance(phases, Sequence) else None
+    if not items:
+        raise ConfigError("phases must be a non-empty list of (name, estimator) or (name, estimator, columns), in order")
+    out = []
+    for item in items:
+        if not isinstance(item, tuple) or len(item) not in (2, 3):
+            raise ConfigError(f"each phase must be (name, estimator) or (name, estimator, columns), got {item!r}")
+        name, est, cols = item if len(item) == 3 else (*item, None)
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"phase names must be non-empty strings, got {name!r}")
+        if not callable(getattr(est, "fit", None)):
+            raise ConfigError(f"phase {name!r}: {type(est).__name__} has no fit")
+        out.append((name, est, None if cols is None else list(cols)))
+    if len({n for n, _, _ in out}) != len(out):
+        raise ConfigError("phase names must be unique")
+    return out
+
+
+def walk_phases(
+    phases,  # in order: [(name, estimator) or (name, estimator, columns), ...], e.g. heuristic, simple, optimized, complex
+    X_train,  # training rows (a DataFrame when phases name columns)
+    y_train,  # their labels
+    X_valid,  # validation rows, the same for every phase
+    y_valid,  # their labels
+    scoring: str = "average_precision",  # a scikit-learn scorer name (higher is better)
+    min_gain: float = 0.005,  # a phase is adopted only if it beats the best so far by this much ...
+    n_bootstrap: int = 200,  # ... and the lower end of the paired bootstrap interval of the gain is above 0 (0: no interval)
+    confidence: float = 0.9,  # level of that interval
+    max_latency_ms: float | None = None,  # ... and it scores `batch_rows` rows within this many ms (None: no budget)
+    target: float | None = None,  # stop once the best score reaches this (None: walk every phase)
+    batch_rows: int = 1000,  # rows of the timed batch
+    n_repeats: int = 5,  # timing repeats
+    random_state: int = 0,  # seed of the bootstrap
+) -> PhaseReport:
+    "Fit, score and time each phase in turn; adopt it only if its gain is real and fits the budget; stop when the target is met."
+    items, scorer, seed = _phase_list(phases), _scorer(scoring), _seed(random_state)
+    for name, v in (("min_gain", min_gain), ("max_latency_ms", max_latency_ms), ("target", target)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)):
+            raise ConfigError(f"{name} must be a finite number{'' if name == 'min_gain' else ' or None'}, got {v!r}")
+    if min_gain is None or min_gain < 0:
+        raise ConfigError(f"min_gain must be >= 0, got {min_gain!r}")
+    if max_latency_ms is not None and max_latency_ms <= 0:
+        raise ConfigError(f"max_latency_ms must be positive, got {max_latency_ms!r}")
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
+        raise ConfigError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap!r}")
+    if isinstance(confidence, bool) or not isinstance(confidence, float) or not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be a float in (0, 1), got {confidence!r}")
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
+        raise ConfigError(f"batch_rows must be a positive integer, got {batch_rows!r}")
+    if _n(X_train, "X_train") != _n(y_train, "y_train") or _n(X_valid, "X_valid") != _n(y_valid, "y_valid"):
+        raise DataError("X_train/y_train and X_valid/y_valid must have the same number of rows")
+    rows, models, frozen, best, stopped = [], {}, {}, None, False
+    for name, est, cols in items:
+        if stopped:
+            rows.append({"phase": name, "decision": "not run: the target was reached earlier"})
+            continue
+        if cols is not None and not isinstance(X_train, pd.DataFrame):
+            raise DataError(f"phase {name!r} names columns, so X_train and X_valid must be DataFrames")
+        Xt = X_train[cols] if cols is not None else X_train
+        Xv = X_valid[cols] if cols is not None else X_valid
+        t0 = time.perf_counter()
+        model = clone(est).fit(Xt, y_train)
+        fit_s = time.perf_counter() - t0
+        score = float(scorer(model, Xv, y_valid))
+        cost = measure_cost(model, _rows(Xv, np.arange(min(int(batch_rows), len(Xv)))), n_repeats)
+        models[name], frozen[name] = model, _Frozen(model, Xv)
+        row = {"phase": name, "score": score, "gain": np.nan, "gain_low": np.nan, "gain_high": np.nan, "fit_s": fit_s,
+               "latency_batch_ms": cost["latency_batch_ms"], "size_kib": cost["size_bytes"] / 1024}
+        over = max_latency_ms is not None and cost["latency_batch_ms"] > max_latency_ms
+        if best is None:
+            adopted = not over
+            why = (("the first phase" if not rows else "the first phase within the latency budget") if adopted
+                   else f"{cost['latency_batch_ms']:.1f} ms is over the budget of {max_latency_ms} ms")
+        else:
+            ref = next(r for r in rows if r["phase"] == best)
+            gain = score - ref["score"]
+            lo, hi = (_paired_interval(scorer, frozen[name], frozen[best], y_valid, int(n_bootstrap), confidence, seed)
+                      if n_bootstrap else (np.nan, np.nan))
+            row.update(gain=gain, gain_low=lo, gain_high=hi)
+            noise = n_bootstrap > 0 and not lo > 0
+            adopted = gain >= min_gain and not noise and not over
+            interval = f" ({confidence:.0%} interval {lo:+.3f} to {hi:+.3f})" if n_bootstrap else ""
+            why = (f"{gain:+.3f} over {best!r}{interval}" + ("" if adopted else
+                   f" is below min_gain {min_gain}" if gain < min_gain else
+                   " could be noise" if noise else
+                   f", but {cost['latency_batch_ms']:.1f} ms is over the budget of {max_latency_ms} ms"))
+        row.update(adopted=adopted, decision=("adopted: " if adopted else "not adopted: ") + why)
+        if adopted:
+            best = name
+        best_score = next((r for r in rows + [row] if r["phase"] == best), {}).get("score", -np.inf)
+        if target is not None and best_score >= target:
+            row["decision"] += f"; target {target} reached: stop"
+            stopped = True
+        elif name != items[-1][0]:
+            row["decision"] += "; " + (f"target {target} not reached: go on" if target is not None else "go on")
+        rows.append(row)
+    if best is None:
+        raise DataError("no phase fits the latency budget; raise max_latency_ms or add a cheaper phase")
+    table = pd.DataFrame(rows).set_index("phase")
+    return PhaseReport(table, models, best)
