@@ -35,7 +35,55 @@ def _reduce(loss, reduction: str):
     return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
 
 
+_MAX_WEIGHTS = 2**28  # largest layer `mlp` builds (1 GiB of float32)
+
+
+def _check_number(v, name: str, lo: float = 0.0, hi: float = np.inf, strict_lo: bool = False, strict_hi: bool = False) -> float:
+    "A finite real number in the given range; bools, strings, None and NaN are a `ConfigError`."
+    ok = (not isinstance(v, bool) and isinstance(v, numbers.Real) and np.isfinite(v)
+          and (v > lo if strict_lo else v >= lo) and (v < hi if strict_hi else v <= hi))
+    if not ok:
+        lo_s, hi_s = "(" if strict_lo else "[", ")" if strict_hi or hi == np.inf else "]"
+        raise ConfigError(f"{name} must be a finite number in {lo_s}{lo:g}, {hi:g}{hi_s}, got {v!r}")
+    return float(v)
+
+
+def _check_int(v, name: str, lo: int = 1, hi: int = 2**31) -> int:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not lo <= v <= hi:
+        raise ConfigError(f"{name} must be an integer in [{lo}, {hi:,}], got {v!r}")
+    return int(v)
+
+
+def _check_seed(seed) -> int:
+    return _check_int(seed, "seed", 0, 2**63 - 1)
+
+
+def _as_float_array(values, name: str, error=ConfigError) -> np.ndarray:
+    "`values` as float64, or `error` naming `name` (strings, dicts and objects are not numbers)."
+    if isinstance(values, (str, bytes, dict)):
+        raise error(f"{name} must be numbers, got {type(values).__name__}")
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise error(f"{name} must be numbers: {e}") from e
+
+
+def _check_tensors(logits, target) -> None:
+    "Both arguments of a loss's forward are tensors: float logits without NaN or inf, integer or float targets."
+    if not isinstance(logits, torch.Tensor) or not torch.is_floating_point(logits):
+        raise DataError(f"logits must be a floating-point torch.Tensor, got {type(logits).__name__}"
+                        + (f" of dtype {logits.dtype}" if isinstance(logits, torch.Tensor) else ""))
+    if not isinstance(target, torch.Tensor) or target.dtype == torch.bool or target.is_complex():
+        raise DataError(f"target must be a torch.Tensor of class labels, got {type(target).__name__}"
+                        + (f" of dtype {target.dtype}" if isinstance(target, torch.Tensor) else ""))
+    if not torch.isfinite(logits).all():
+        raise DataError(f"logits hold {int((~torch.isfinite(logits)).sum())} NaN or infinite values")
+
+
 def _check_logits(logits, target, n_classes: int | None = None):
+    _check_tensors(logits, target)
+    if torch.is_floating_point(target):
+        raise DataError(f"target must hold integer class indices, got dtype {target.dtype}")
     if logits.ndim != 2:
         raise DataError(f"logits must have shape (n, n_classes), got {tuple(logits.shape)}")
     if target.ndim != 1 or len(target) != len(logits):
@@ -48,7 +96,7 @@ def _check_logits(logits, target, n_classes: int | None = None):
 
 
 def _check_reduction(reduction: str):
-    if reduction not in _REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ConfigError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 # %% ../../nbs/05c_imbalance_losses.ipynb
@@ -57,13 +105,14 @@ class CostSensitiveLoss(nn.Module):
 
     def __init__(self, cost_matrix, expected_cost_weight: float = 0.0, reduction: str = "mean"):
         super().__init__()
-        C = torch.as_tensor(np.asarray(cost_matrix, dtype=np.float64))
+        C = torch.as_tensor(_as_float_array(cost_matrix, "cost_matrix"))
         if C.ndim != 2 or C.shape[0] != C.shape[1] or C.shape[0] < 2:
             raise ConfigError(f"cost_matrix must be square with at least 2 classes, got shape {tuple(C.shape)}")
         if not torch.isfinite(C).all() or (C < 0).any():
             raise ConfigError("cost_matrix entries must be finite and non-negative")
-        if expected_cost_weight < 0:
-            raise ConfigError(f"expected_cost_weight must be >= 0, got {expected_cost_weight}")
+        if isinstance(expected_cost_weight, bool) or not isinstance(expected_cost_weight, numbers.Real) \
+                or not 0 <= expected_cost_weight < np.inf:
+            raise ConfigError(f"expected_cost_weight must be >= 0 (and finite), got {expected_cost_weight!r}")
         _check_reduction(reduction)
         K = C.shape[0]
         off = C * (1 - torch.eye(K, dtype=C.dtype))
@@ -83,18 +132,27 @@ class CostSensitiveLoss(nn.Module):
         return _reduce(loss, self.reduction)
 
 # %% ../../nbs/05c_imbalance_losses.ipynb
+def _check_gamma(gamma) -> float:
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0 <= gamma < np.inf:
+        raise ConfigError(f"gamma must be >= 0 (and finite), got {gamma!r}")
+    return float(gamma)
+
+
 def effective_number_weights(
     samples_per_class,  # number of training examples of each class
     beta: float = 0.999,  # overlap parameter in [0, 1); 0 gives equal weights
 ) -> np.ndarray:
     "Class weights proportional to 1 / effective number of samples, summing to the number of classes."
-    n = np.asarray(samples_per_class, dtype=np.float64)
+    if np.asarray(samples_per_class, dtype=object).dtype.kind == "O" and any(
+            isinstance(v, (bool, np.bool_)) for v in np.ravel(np.asarray(samples_per_class, dtype=object))):
+        raise ConfigError(f"samples_per_class must be positive counts, got booleans in {samples_per_class!r}")
+    n = _as_float_array(samples_per_class, "samples_per_class")
     if n.ndim != 1 or len(n) < 2:
         raise ConfigError(f"samples_per_class must list at least 2 classes, got {samples_per_class!r}")
-    if (n <= 0).any() or not np.isfinite(n).all():
+    if (n <= 0).any() or not np.isfinite(n).all() or (n != np.round(n)).any():
         raise ConfigError(f"samples_per_class must be positive counts, got {n.tolist()}")
-    if not 0 <= beta < 1:
-        raise ConfigError(f"beta must be in [0, 1), got {beta}")
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta < 1:
+        raise ConfigError(f"beta must be in [0, 1), got {beta!r}")
     effective = (1 - beta ** n) / (1 - beta)
     w = 1 / effective
     return w * len(n) / w.sum()
@@ -106,10 +164,9 @@ class ClassBalancedLoss(nn.Module):
     def __init__(self, samples_per_class, beta: float = 0.999, loss: str = "ce", gamma: float = 2.0,
                  reduction: str = "mean"):
         super().__init__()
-        if loss not in ("ce", "focal"):
+        if not isinstance(loss, str) or loss not in ("ce", "focal"):
             raise ConfigError(f"loss must be 'ce' or 'focal', got {loss!r}")
-        if not gamma >= 0:
-            raise ConfigError(f"gamma must be >= 0, got {gamma}")
+        _check_gamma(gamma)
         _check_reduction(reduction)
         self.register_buffer("class_weight", torch.as_tensor(effective_number_weights(samples_per_class, beta)))
         self.beta, self.loss, self.gamma, self.reduction = beta, loss, gamma, reduction  # see effective_number_weights
@@ -134,12 +191,11 @@ class FocalLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0, alpha=None, reduction: str = "mean"):
         super().__init__()
-        if not gamma >= 0:
-            raise ConfigError(f"gamma must be >= 0, got {gamma}")
+        _check_gamma(gamma)
         _check_reduction(reduction)
         self.gamma, self.reduction = gamma, reduction  # focusing parameter; 'mean', 'sum' or 'none'
-        a = None if alpha is None else torch.as_tensor(np.asarray(alpha, dtype=np.float64))
-        if a is not None and (a.ndim != 1 or (a < 0).any()):
+        a = None if alpha is None else torch.as_tensor(_as_float_array(alpha, "alpha"))
+        if a is not None and (a.ndim != 1 or (a < 0).any() or not torch.isfinite(a).all()):
             raise ConfigError(f"alpha must be a 1-D sequence of non-negative class weights, got {alpha!r}")
         self.register_buffer("alpha", a)  # per-class weights, or None
 
@@ -157,17 +213,20 @@ class BinaryFocalLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0, alpha: float = 0.25, reduction: str = "mean"):
         super().__init__()
-        if not gamma >= 0:
-            raise ConfigError(f"gamma must be >= 0, got {gamma}")
-        if alpha > 1:
-            raise ConfigError(f"alpha must be <= 1 (negative disables it), got {alpha}")
+        _check_gamma(gamma)
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not -np.inf < alpha <= 1:
+            raise ConfigError(f"alpha must be <= 1 (negative disables it), got {alpha!r}")
         _check_reduction(reduction)
         self.gamma, self.alpha, self.reduction = gamma, alpha, reduction  # see the class docstring
 
     def forward(self, logits, target):
         "Loss of `logits` (n,) against 0/1 `target` (n,)."
+        _check_tensors(logits, target)
         if logits.shape != target.shape:
             raise DataError(f"logits {tuple(logits.shape)} and target {tuple(target.shape)} must have the same shape")
+        if target.numel() and not (0 <= float(target.min()) and float(target.max()) <= 1):
+            raise DataError(f"target must hold 0/1 labels (or probabilities in [0, 1]), got range "
+                            f"[{float(target.min()):g}, {float(target.max()):g}]")
         t = target.to(logits.dtype)
         p = logits.sigmoid()
         ce = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
@@ -180,7 +239,10 @@ class BinaryFocalLoss(nn.Module):
 # %% ../../nbs/05c_imbalance_losses.ipynb
 def mlp(n_features: int, n_classes: int = 2, hidden: int = 32, seed: int = 0):
     "A one-hidden-layer perceptron, initialized from `seed`."
-    g = torch.Generator().manual_seed(seed)
+    n_features, n_classes, hidden = _check_int(n_features, "n_features"), _check_int(n_classes, "n_classes", 2), _check_int(hidden, "hidden")
+    if n_features * hidden > _MAX_WEIGHTS or hidden * n_classes > _MAX_WEIGHTS:
+        raise ConfigError(f"n_features={n_features} x hidden={hidden} (or hidden x n_classes) weights exceed {_MAX_WEIGHTS:,}")
+    g = torch.Generator().manual_seed(_check_seed(seed))
     model = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
     with torch.no_grad():
         for p in model.parameters():
@@ -188,18 +250,43 @@ def mlp(n_features: int, n_classes: int = 2, hidden: int = 32, seed: int = 0):
     return model
 
 
-def _tensors(X, y=None):
-    Xa = np.asarray(X, dtype=np.float32)
-    if Xa.ndim != 2:
-        raise DataError(f"X must be 2-D, got shape {Xa.shape}")
+def _check_module(model) -> None:
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model must be a torch.nn.Module returning logits, got {type(model).__name__}")
+
+
+def _logits(model, Xt, name: str = "X"):
+    "model(Xt), with a `DataError` when the features do not fit the model."
+    try:
+        return model(Xt)
+    except RuntimeError as e:
+        raise DataError(f"{name} of shape {tuple(Xt.shape)} does not fit the model: {e}") from e
+
+
+_NO_Y = object()
+
+
+def _tensors(X, y=_NO_Y, name: str = "X", y_name: str = "y"):
+    if isinstance(X, (str, bytes, dict)) or np.ndim(X) != 2:
+        raise DataError(f"{name} must be 2-D, got {type(X).__name__} of shape {np.shape(X)}")
+    Xa = np.asarray(X)
+    if Xa.dtype.kind not in "biuf":  # strings would be parsed as numbers, objects fail inside numpy
+        raise DataError(f"{name} must be numeric (scale and encode features first), got dtype {Xa.dtype}")
+    Xa = Xa.astype(np.float32, copy=False)
+    if Xa.shape[0] == 0 or Xa.shape[1] == 0:
+        raise DataError(f"{name} must have rows and features, got shape {Xa.shape}")
+    if not np.isfinite(Xa).all():
+        raise DataError(f"{name} holds {int((~np.isfinite(Xa)).sum())} NaN or infinite values")
     Xt = torch.as_tensor(Xa)
-    if y is None:
+    if y is _NO_Y:
         return Xt
+    if y is None or isinstance(y, (str, bytes, dict)) or np.ndim(y) == 0:
+        raise DataError(f"{y_name} must be 1-D integer class indices 0..K-1, got {type(y).__name__}")
     ya = np.asarray(y)
     if len(ya) != len(Xa):
-        raise DataError(f"X has {len(Xa)} rows but y has {len(ya)} labels; they must match")
+        raise DataError(f"{name} has {len(Xa)} rows but {y_name} has {len(ya)} labels; they must match")
     if ya.ndim != 1 or not (np.issubdtype(ya.dtype, np.integer) or ya.dtype == bool) or (len(ya) and ya.min() < 0):
-        raise DataError(f"y must be 1-D integer class indices 0..K-1 (encode labels first), got dtype {ya.dtype}")
+        raise DataError(f"{y_name} must be 1-D integer class indices 0..K-1 (encode labels first), got dtype {ya.dtype}")
     return Xt, torch.as_tensor(ya.astype(np.int64))
 
 
@@ -215,18 +302,23 @@ def fit_torch(
     seed: int = 0,  # seed of the batch order
 ):
     "Train `model` with Adam on mini-batches; return the model."
+    _check_module(model)
     Xt, yt = _tensors(X, y)
-    if len(yt):
-        model.eval()
-        with torch.no_grad():
-            k = model(Xt[:1]).shape[-1]
-        if int(yt.max()) >= k:
-            raise DataError(f"y holds class index {int(yt.max())}, but the model returns only {k} logits")
+    epochs, batch_size, seed = _check_int(epochs, "epochs"), _check_int(batch_size, "batch_size"), _check_seed(seed)
+    lr = _check_number(lr, "lr", strict_lo=True)
+    for name, fn in (("loss_fn", loss_fn), ("epoch_indices", epoch_indices)):
+        if fn is not None and not callable(fn):
+            raise ConfigError(f"{name} must be None or a callable, got {fn!r}")
+    model.eval()
+    with torch.no_grad():
+        k = _logits(model, Xt[:1]).shape[-1]
+    if int(yt.max()) >= k:
+        raise DataError(f"y holds class index {int(yt.max())}, but the model returns only {k} logits")
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):
-        idx = torch.arange(len(yt)) if epoch_indices is None else torch.as_tensor(np.asarray(epoch_indices(epoch, model)))
+        idx = torch.arange(len(yt)) if epoch_indices is None else _epoch_rows(epoch_indices(epoch, model), len(yt))
         idx = idx[torch.randperm(len(idx), generator=g)]
         model.train()
         for start in range(0, len(idx), batch_size):
@@ -239,10 +331,22 @@ def fit_torch(
     return model
 
 
+def _epoch_rows(rows, n: int):
+    "The row indices an `epoch_indices` callable returned: 1-D integers in [0, n)."
+    a = np.asarray(rows)
+    if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+        raise DataError(f"epoch_indices must return 1-D integer row indices, got dtype {a.dtype} shape {a.shape}")
+    if a.size and (a.min() < 0 or a.max() >= n):
+        raise DataError(f"epoch_indices returned rows outside [0, {n}): min {a.min()}, max {a.max()}")
+    return torch.as_tensor(a.astype(np.int64, copy=False))
+
+
 def predict_scores(model, X) -> np.ndarray:
     "Softmax class probabilities of `model` on `X`, as a numpy array (n, K)."
+    _check_module(model)
+    Xt = _tensors(X)
     with torch.no_grad():
-        return model(_tensors(X)).softmax(1).numpy()
+        return _logits(model, Xt).softmax(1).numpy()
 
 # %% ../../nbs/05c_imbalance_losses.ipynb
 def two_phase_fit(
@@ -256,9 +360,20 @@ def two_phase_fit(
     seed: int = 0,  # seed of the under-sampling and batch order
 ):
     "Train on a class-balanced random under-sample, then fine-tune on all data; return the model."
+    _check_module(model)
+    for name, pair in (("epochs", epochs), ("lr", lr)):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ConfigError(f"{name} must be a pair (phase 1, phase 2), got {pair!r}")
+    for e in epochs:
+        _check_int(e, "epochs")
+    for r in lr:
+        _check_number(r, "lr", strict_lo=True)
+    _check_seed(seed)
     Xa, ya = check_X_y(X, y)
     _tensors(Xa, ya)  # integer class indices
     counts = np.bincount(ya.astype(np.int64))
+    if (counts > 0).sum() < 2:
+        raise DataError(f"y must contain at least 2 classes for a class-balanced phase 1, found {int((counts > 0).sum())}")
     n = int(counts[counts > 0].min()) if n_per_class is None else n_per_class
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ConfigError(f"n_per_class must be a positive integer, got {n_per_class!r}")
@@ -276,11 +391,11 @@ def dynamic_sampling_rates(
     floor: float = 0.05,  # minimum share weight so that no class vanishes
 ) -> np.ndarray:
     "Share of the next epoch's rows for each class: proportional to (1 - score) + floor."
-    s = np.asarray(scores, dtype=np.float64)
+    s = _as_float_array(scores, "scores", DataError)
     if s.ndim != 1 or len(s) < 2 or not np.isfinite(s).all() or (s < 0).any() or (s > 1).any():
         raise DataError(f"scores must be per-class values in [0, 1] for at least 2 classes, got {scores!r}")
-    if floor <= 0:
-        raise ConfigError(f"floor must be > 0, got {floor}")
+    if isinstance(floor, bool) or not isinstance(floor, numbers.Real) or not 0 < floor < np.inf:
+        raise ConfigError(f"floor must be > 0 (and finite), got {floor!r}")
     w = 1 - s + floor
     return w / w.sum()
 
@@ -292,10 +407,20 @@ def dynamic_epoch_indices(
     rng: np.random.Generator | None = None,  # random generator
 ) -> np.ndarray:
     "Row indices for one epoch with exactly round(rate × n_rows) rows of each class."
+    if isinstance(y, (str, bytes, dict)) or np.ndim(y) != 1:
+        raise DataError(f"y must be 1-D integer class labels, got {type(y).__name__} of shape {np.shape(y)}")
     y = np.asarray(y)
-    rates = np.asarray(rates, dtype=np.float64)
+    if len(y) == 0 or y.dtype.kind not in "iu" or y.min() < 0:
+        raise DataError(f"y must be non-empty integer class labels 0..K-1, got dtype {y.dtype} and {len(y)} rows")
+    rates = _as_float_array(rates, "rates", DataError)
+    if rates.ndim != 1 or not np.isfinite(rates).all() or (rates < 0).any() or not np.isclose(rates.sum(), 1.0, atol=1e-6):
+        raise DataError(f"rates must be per-class shares that are >= 0 and sum to 1, got {np.asarray(rates).tolist()!r:.80}")
+    if len(rates) <= y.max():
+        raise DataError(f"rates has {len(rates)} classes but y holds class {int(y.max())}; every class needs a rate")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise ConfigError(f"rng must be a numpy Generator (np.random.default_rng) or None, got {type(rng).__name__}")
     rng = rng or np.random.default_rng(0)
-    n_rows = len(y) if n_rows is None else n_rows
+    n_rows = len(y) if n_rows is None else _check_int(n_rows, "n_rows", 1, 2**28)
     counts = np.round(rates * n_rows).astype(int)
     out = []
     for c, k in enumerate(counts):
@@ -320,9 +445,11 @@ def dynamic_fit(
 ):
     "Train with per-epoch class sampling rates set from held-out per-class F1; return (model, rates per epoch)."
     from mlsys.imbalance.metrics import per_class_report
+    _check_module(model)
+    _check_int(epochs, "epochs"), _check_number(lr, "lr", strict_lo=True), _check_seed(seed)
     Xa, ya = check_X_y(X, y)
     _tensors(Xa, ya)  # integer class indices
-    Xv, yv = _tensors(X_val, y_val)
+    Xv, yv = _tensors(X_val, y_val, "X_val", "y_val")
     if Xv.shape[1] != Xa.shape[1]:
         raise DataError(f"X_val has {Xv.shape[1]} features but X has {Xa.shape[1]}")
     K = int(ya.max()) + 1
@@ -343,6 +470,20 @@ def dynamic_fit(
     return model, np.array(history)
 
 # %% ../../nbs/05c_imbalance_losses.ipynb
+class _DataTypeError(DataError, TypeError):
+    "Input of a type scikit-learn refuses with a TypeError (a sparse matrix): a `DataError` that is also that TypeError."
+
+
+def _validated(est, X, y="no_validation", reset: bool = True):
+    "scikit-learn's validate_data, its refusals (NaN, 1-D X, y=None, sparse X) raised as named `DataError`s."
+    try:
+        return validate_data(est, X, y, reset=reset)
+    except TypeError as e:
+        raise _DataTypeError(f"X/y: {e}") from e
+    except ValueError as e:
+        raise DataError(f"X/y: {e}") from e
+
+
 class BalancedBaggingClassifier(ClassifierMixin, BaseEstimator):
     "Bagging in which every member is fit on a class-balanced bootstrap of the training data."
 
@@ -355,7 +496,14 @@ class BalancedBaggingClassifier(ClassifierMixin, BaseEstimator):
         "Fit `n_estimators` clones, each on a balanced bootstrap."
         if isinstance(self.n_estimators, bool) or not isinstance(self.n_estimators, numbers.Integral) or self.n_estimators < 1:
             raise ConfigError(f"n_estimators must be a positive integer, got {self.n_estimators!r}")
-        X, y = validate_data(self, X, y)
+        rs = self.random_state
+        if not (rs is None or isinstance(rs, np.random.Generator)
+                or (isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and rs >= 0)):
+            raise ConfigError(f"random_state must be None, a non-negative integer or a numpy Generator, got {rs!r}")
+        if self.estimator is not None and not (hasattr(self.estimator, "fit") and hasattr(self.estimator, "predict_proba")
+                                               and hasattr(self.estimator, "get_params")):
+            raise ConfigError(f"estimator must be a scikit-learn classifier with predict_proba, got {type(self.estimator).__name__}")
+        X, y = _validated(self, X, y)
         try:
             check_classification_targets(y)
         except ValueError as e:
@@ -379,7 +527,7 @@ class BalancedBaggingClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         "Mean class probabilities of the members."
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
+        X = _validated(self, X, reset=False)
         K = len(self.classes_)
         out = np.zeros((len(X), K))
         for est in self.estimators_:
