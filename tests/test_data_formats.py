@@ -233,7 +233,8 @@ def test_measure_formats_shows_column_major_access(flights, tmp_path):
 
 # --- every public entry point, given what it should refuse (issue 9, items 10 and 11 and the sweep) -----------------
 
-from mlsys.data.formats import avro_schema, dtype_spec, spec_dtype  # noqa: E402
+from mlsys.data.codecs import avro_schema  # noqa: E402
+from mlsys.data.formats import dtype_spec, spec_dtype  # noqa: E402
 
 
 def test_spec_dtype_refuses_non_descriptions():

@@ -1,4 +1,5 @@
-"""data.formats: Avro and Protobuf specifics (schema evolution, framing, extras) and the edge frames of every format."""
+"""data.codecs (through data.formats): Avro and Protobuf specifics (schema evolution, framing, extras) and the edge frames
+of every format."""
 import json
 import struct
 import sys
@@ -7,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import mlsys.data.codecs as C
 import mlsys.data.formats as F
 from mlsys.core import DataError, IntegrityError, MissingExtraError, SchemaError
-from mlsys.data.formats import FORMATS, avro_schema, protobuf_message, read_table, table_schema, write_table
+from mlsys.data.codecs import avro_schema, protobuf_message
+from mlsys.data.formats import FORMATS, read_table, table_schema, write_table
 
 
 @pytest.fixture
@@ -89,7 +92,7 @@ def test_protobuf_framing_detects_damage(v1, tmp_path):
     p.write_bytes(b"not protobuf records at all")
     with pytest.raises(IntegrityError, match="truncated|CRC|header"):
         read_table(p, require_sidecar=False)
-    p.write_bytes(F._frame(b'{"magic": "something else"}'))
+    p.write_bytes(C._frame(b'{"magic": "something else"}'))
     with pytest.raises(IntegrityError, match="not an mlsys Protobuf records file"):
         read_table(p, require_sidecar=False)
 
@@ -112,13 +115,13 @@ def test_garbage_avro_is_an_integrity_error(tmp_path):
 @pytest.mark.parametrize("module,fmt", [("fastavro", "avro"), ("google.protobuf.descriptor_pb2", "protobuf")])
 def test_missing_extra_names_the_install(module, fmt, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
-    F._proto_file.cache_clear()
-    F._message_class.cache_clear()
+    C._proto_file.cache_clear()
+    C._message_class.cache_clear()
     df = pd.DataFrame({f"only_here_{fmt}": [1]})
     with pytest.raises(MissingExtraError, match=r'pip install "mlsys\[formats\]"'):
         write_table(df, tmp_path / f"x.{fmt}")
-    F._proto_file.cache_clear()
-    F._message_class.cache_clear()
+    C._proto_file.cache_clear()
+    C._message_class.cache_clear()
 
 
 EDGE = {
@@ -165,3 +168,11 @@ def test_edge_frames_round_trip_or_are_refused_by_name(case, tmp_path):
             continue
         back = read_table(write_table(df, p), allow_pickle=True)
         pd.testing.assert_frame_equal(back, df, check_exact=True, obj=f"{case} in {fmt}")
+
+
+def test_names_moved_to_data_codecs_are_still_importable_from_formats():
+    from mlsys.data.formats import _frame, _proto_file, avro_schema as moved_schema, protobuf_message as moved_message
+    assert moved_schema is avro_schema and moved_message is protobuf_message
+    assert _frame is C._frame and _proto_file is C._proto_file and F._records is C._records
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchName'"):
+        _ = F.NoSuchName

@@ -5,7 +5,6 @@
 # %% ../../nbs/02a_data_formats.ipynb 2
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io
@@ -13,11 +12,8 @@ import json
 import logging
 import os
 import re
-import struct
 import tempfile
 import time
-import zlib
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +30,19 @@ from mlsys.core import (
     optional_import,
 )
 
+# moved to data.codecs, which imports this module: still importable from here, loaded on first use
+_CODECS = ("avro_schema", "protobuf_message", "_AVRO_NAME", "_AVRO_TYPE", "_AVRO_TIME", "_field_names", "_strip", "_avro_to_int", "_write_avro", "_read_avro", "_PB_MAGIC", "_PB_TYPES", "_masked_crc", "_frame", "_records", "_proto_file", "_message_class", "_write_protobuf", "_read_protobuf")
+
+
+def __getattr__(name: str):
+    if name in _CODECS:
+        from mlsys.data import codecs
+        return getattr(codecs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 # %% auto 0
 __all__ = ['log', 'FORMATS', 'LAYOUT', 'dtype_spec', 'spec_dtype', 'table_schema', 'schema_diff', 'resolve_format', 'meta_path',
-           'write_table', 'read_table', 'avro_schema', 'protobuf_message', 'measure_formats']
+           'write_table', 'read_table', 'measure_formats']
 
 # %% ../../nbs/02a_data_formats.ipynb
 log = logging.getLogger(__name__)
@@ -374,8 +380,10 @@ def _write_raw(df: pd.DataFrame, path: Path, fmt: str, schema: dict | None = Non
         elif fmt == "jsonl":
             _write_jsonl(df, f)
         elif fmt == "avro":
+            from mlsys.data.codecs import _write_avro  # data.codecs imports this module, so it is imported here, when needed
             _write_avro(df, f, schema)
         elif fmt == "protobuf":
+            from mlsys.data.codecs import _write_protobuf
             _write_protobuf(df, f, schema)
         else:
             df.to_pickle(f)
@@ -732,8 +740,10 @@ def _read_file(f, fmt: str, columns: list[str] | None, schema: dict | None, read
     elif fmt == "feather":
         df = pd.read_feather(f, columns=columns)
     elif fmt == "avro":
+        from mlsys.data.codecs import _read_avro  # data.codecs imports this module, so it is imported here, when needed
         df, names, embedded = _read_avro(f, columns, reader_schema)
     elif fmt == "protobuf":
+        from mlsys.data.codecs import _read_protobuf
         df, names, embedded = _read_protobuf(f, columns)
     else:
         df = pd.read_pickle(f)
@@ -838,257 +848,6 @@ def read_table(
         if problems:
             raise SchemaError(f"{path.name} does not have the expected schema: " + "; ".join(problems))
     return df
-
-# %% ../../nbs/02a_data_formats.ipynb
-_AVRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_AVRO_TYPE = {"bool": "boolean", "nbool": "boolean", "int": "long", "nint": "long", "uint": "long", "nuint": "long",
-              "float": "double", "nfloat": "double", "float32": "float", "nfloat32": "float", "str": "string",
-              "timedelta": "long", "category": "long"}
-_AVRO_TIME = {("ms", True): "timestamp-millis", ("us", True): "timestamp-micros",
-              ("ms", False): "local-timestamp-millis", ("us", False): "local-timestamp-micros"}
-
-
-def _field_names(columns: list[str]) -> list[str]:
-    names, seen = [], set()
-    for i, c in enumerate(columns):
-        n = c if _AVRO_NAME.match(c) and c not in seen else f"_c{i}"
-        seen.add(n)
-        names.append(n)
-    return names
-
-
-def avro_schema(
-    schema: dict | pd.DataFrame,  # the table schema (or a frame that has it)
-    name: str = "table",  # the Avro record name
-    defaults: dict | None = None,  # column -> default value, for fields a reader adds (schema evolution)
-) -> dict:
-    "The Avro record schema mlsys writes for a table; each field records its column and pandas dtype."
-    schema = _as_schema(schema, "schema")
-    defaults = {} if defaults is None else dict(defaults)
-    unknown = sorted(set(defaults) - set(schema))
-    if unknown:
-        raise SchemaError(f"defaults name columns {unknown} that the schema lacks")
-    if not isinstance(name, str) or not _AVRO_NAME.match(name):
-        raise DataError(f"name={name!r} is not a valid Avro name")
-    fields = []
-    for fname, (col, spec) in zip(_field_names(list(schema)), schema.items()):
-        dtype = spec_dtype(spec)
-        kind = _kind(dtype, col, "avro")
-        if kind == "datetime":
-            unit, aware = _unit(dtype), isinstance(dtype, pd.DatetimeTZDtype)
-            base = {"type": "long", "logicalType": _AVRO_TIME[(unit, aware)]} if (unit, aware) in _AVRO_TIME else "long"
-        else:
-            base = _AVRO_TYPE[kind]
-        nullable = kind not in ("bool", "int", "uint", "float", "float32")
-        field = {"name": fname, "mlsys.column": col, "mlsys.dtype": spec}
-        if col in defaults and defaults[col] is not None:
-            field["type"], field["default"] = ([base, "null"] if nullable else base), defaults[col]
-        else:
-            field["type"] = ["null", base] if nullable else base
-            if col in defaults:
-                if not nullable:
-                    raise SchemaError(f"column {col!r} ({_short(spec)}) cannot default to None; give a value")
-                field["default"] = None
-        fields.append(field)
-    return {"type": "record", "name": name, "namespace": "mlsys", "fields": fields}
-
-
-def _strip(t):
-    "The non-null branch of a field type, without its logical type."
-    if isinstance(t, list):
-        t = next((b for b in t if b != "null"), "null")
-    return t.get("type") if isinstance(t, dict) else t
-
-
-def _avro_to_int(values: list, logical: str | None) -> list:
-    "fastavro turns timestamp logical types into datetimes; back to integers, exactly."
-    if logical is None:
-        return values
-    import datetime as dt
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) if not logical.startswith("local") else dt.datetime(1970, 1, 1)
-    step = dt.timedelta(milliseconds=1) if logical.endswith("millis") else dt.timedelta(microseconds=1)
-    return [v if v is None or isinstance(v, int) else (v - epoch) // step for v in values]
-
-
-def _write_avro(df: pd.DataFrame, f, schema: dict) -> None:
-    fastavro = optional_import("fastavro", purpose="Avro files")
-    writer_schema = avro_schema(schema)
-    names = [fl["name"] for fl in writer_schema["fields"]]
-    cols = []
-    for c in df.columns:
-        kind = _kind(df[c].dtype, c, "avro")
-        vals = _encode(df[c], kind)
-        if kind == "uint" or kind == "nuint":  # Avro has no unsigned long: store the same 64 bits as a signed one
-            vals = [None if v is None else (v - (1 << 64) if v >= 1 << 63 else v) for v in vals]
-        cols.append(vals)
-    records = [dict(zip(names, row)) for row in zip(*cols)] if names else [{} for _ in range(len(df))]
-    fastavro.writer(f, fastavro.parse_schema(writer_schema), records, codec="deflate",
-                    metadata={"mlsys.schema": json.dumps(schema), "mlsys.rows": str(len(df))})
-
-
-def _read_avro(f, columns, reader_schema) -> tuple[pd.DataFrame, list, dict | None]:
-    fastavro = optional_import("fastavro", purpose="Avro files")
-    try:
-        parsed = fastavro.parse_schema(reader_schema) if reader_schema is not None else None
-        rd = fastavro.reader(f, reader_schema=parsed)
-        meta = rd.metadata
-        records = list(rd)
-    except Exception as e:  # fastavro raises plain Exceptions (SchemaResolutionError, ValueError, EOFError ...)
-        if type(e).__name__ == "SchemaResolutionError":
-            raise SchemaError(f"the reader schema cannot read this file: {e} (Avro fills a field the file lacks only "
-                              "from its default)") from e
-        raise IntegrityError(f"not a readable Avro file: {type(e).__name__}: {e}") from e
-    try:
-        embedded = json.loads(meta["mlsys.schema"]) if "mlsys.schema" in meta else None
-    except json.JSONDecodeError as e:
-        raise IntegrityError(f"the Avro file's mlsys.schema metadata is not JSON: {e}") from e
-    wfields = rd.writer_schema["fields"]
-    file_cols = list(embedded) if embedded is not None else [fl["name"] for fl in wfields]
-    col_of = dict(zip([fl["name"] for fl in wfields], file_cols)) if len(file_cols) == len(wfields) else {}
-    by_name = {fl["name"]: fl for fl in wfields}
-    out = {}
-    for fl in (reader_schema if reader_schema is not None else rd.writer_schema)["fields"]:
-        col = col_of.get(fl["name"], fl.get("mlsys.column", fl["name"]))
-        if columns is not None and col not in columns:
-            continue
-        wf = by_name.get(fl["name"])
-        same = wf is not None and _strip(wf["type"]) == _strip(fl["type"])
-        src = wf if same else fl
-        spec = (embedded or {}).get(col) if same else fl.get("mlsys.dtype")
-        wt = src["type"][1] if isinstance(src["type"], list) and src["type"][0] == "null" else src["type"]
-        logical = wt.get("logicalType") if isinstance(wt, dict) else None
-        vals = [r[fl["name"]] for r in records]
-        if spec is None:
-            out[col] = pd.Series(vals)
-            continue
-        kind = _kind(spec_dtype(spec), col, "avro")
-        if kind in ("uint", "nuint"):
-            vals = [None if v is None else v % (1 << 64) for v in vals]
-        out[col] = _decode(_avro_to_int(vals, logical) if kind == "datetime" else vals, spec, kind)
-    df = pd.DataFrame(out) if out else pd.DataFrame(index=pd.RangeIndex(len(records)))
-    return df, file_cols, embedded
-
-# %% ../../nbs/02a_data_formats.ipynb
-_PB_MAGIC = b"mlsys.protobuf-records/1"
-_PB_TYPES = {"bool": "TYPE_BOOL", "nbool": "TYPE_BOOL", "int": "TYPE_SINT64", "nint": "TYPE_SINT64",
-             "uint": "TYPE_UINT64", "nuint": "TYPE_UINT64", "float": "TYPE_DOUBLE", "nfloat": "TYPE_DOUBLE",
-             "float32": "TYPE_FLOAT", "nfloat32": "TYPE_FLOAT", "str": "TYPE_STRING", "datetime": "TYPE_SINT64",
-             "timedelta": "TYPE_SINT64", "category": "TYPE_UINT32"}
-
-
-def _masked_crc(data: bytes) -> int:
-    "TFRecord's CRC mask, applied to zlib's CRC-32 (TFRecord itself uses CRC-32C)."
-    crc = zlib.crc32(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _frame(data: bytes) -> bytes:
-    n = struct.pack("<Q", len(data))
-    return n + struct.pack("<I", _masked_crc(n)) + data + struct.pack("<I", _masked_crc(data))
-
-
-def _records(buf: bytes):
-    "Yield the payloads of length-delimited, CRC-checked records; IntegrityError on any damage."
-    pos, i, end = 0, 0, len(buf)
-    while pos < end:
-        if pos + 12 > end:
-            raise IntegrityError(f"record {i} is truncated (header cut at byte {pos})")
-        n_bytes = buf[pos:pos + 8]
-        (n,) = struct.unpack("<Q", n_bytes)
-        if struct.unpack("<I", buf[pos + 8:pos + 12])[0] != _masked_crc(n_bytes):
-            raise IntegrityError(f"record {i}: its length field fails its CRC (byte {pos})")
-        if pos + 16 + n > end:
-            raise IntegrityError(f"record {i} is truncated ({n} bytes announced, {end - pos - 16} left)")
-        data = buf[pos + 12:pos + 12 + n]
-        if struct.unpack("<I", buf[pos + 12 + n:pos + 16 + n])[0] != _masked_crc(data):
-            raise IntegrityError(f"record {i}: its payload fails its CRC (byte {pos})")
-        yield data
-        pos, i = pos + 16 + n, i + 1
-
-
-@lru_cache(maxsize=64)
-def _proto_file(schema_json: str) -> bytes:
-    descriptor_pb2 = optional_import("google.protobuf.descriptor_pb2", purpose="Protobuf files")
-    schema = json.loads(schema_json)
-    fdp = descriptor_pb2.FileDescriptorProto(
-        name=f"mlsys_{hashlib.sha256(schema_json.encode()).hexdigest()[:16]}.proto", syntax="proto2",
-        package=f"mlsys.t{hashlib.sha256(schema_json.encode()).hexdigest()[:16]}")
-    msg = fdp.message_type.add(name="Row")
-    for i, (col, spec) in enumerate(schema.items()):
-        kind = _kind(spec_dtype(spec), col, "protobuf")
-        msg.field.add(name=f"c{i}", number=i + 1, json_name=col,
-                      label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
-                      type=getattr(descriptor_pb2.FieldDescriptorProto, _PB_TYPES[kind]))
-    return fdp.SerializeToString()
-
-
-@lru_cache(maxsize=64)
-def _message_class(file_bytes: bytes):
-    descriptor_pb2 = optional_import("google.protobuf.descriptor_pb2", purpose="Protobuf files")
-    descriptor_pool = optional_import("google.protobuf.descriptor_pool", purpose="Protobuf files")
-    message_factory = optional_import("google.protobuf.message_factory", purpose="Protobuf files")
-    fdp = descriptor_pb2.FileDescriptorProto.FromString(file_bytes)
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fdp)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{fdp.package}.Row"))
-
-
-def protobuf_message(
-    schema: dict | pd.DataFrame,  # the table schema (or a frame that has it)
-):
-    "A Protobuf message class with one optional field per column, built at run time from the table schema."
-    schema = _as_schema(schema, "schema")
-    return _message_class(_proto_file(json.dumps(schema)))
-
-
-def _write_protobuf(df: pd.DataFrame, f, schema: dict) -> None:
-    schema_json = json.dumps(schema)
-    file_bytes = _proto_file(schema_json)
-    cls = _message_class(file_bytes)
-    header = {"magic": _PB_MAGIC.decode(), "schema": schema, "rows": len(df),
-              "descriptor": base64.b64encode(file_bytes).decode(), "framing": "u64 length, masked crc32, payload, masked crc32"}
-    f.write(_frame(json.dumps(header).encode()))
-    names = [f"c{i}" for i in range(len(df.columns))]
-    cols = [_encode(df[c], _kind(df[c].dtype, c, "protobuf")) for c in df.columns]
-    frame, out = _frame, []
-    for row in (zip(*cols) if names else ((),) * len(df)):
-        out.append(frame(cls(**{n: v for n, v in zip(names, row) if v is not None}).SerializeToString()))
-        if len(out) >= 4096:
-            f.write(b"".join(out))
-            out.clear()
-    f.write(b"".join(out))
-
-
-def _read_protobuf(f, columns) -> tuple[pd.DataFrame, list, dict]:
-    records = _records(f.read())
-    try:
-        header = json.loads(next(records))
-        ok = isinstance(header, dict) and header.get("magic") == _PB_MAGIC.decode()
-    except (StopIteration, json.JSONDecodeError, UnicodeDecodeError):
-        ok = False
-    if not ok:
-        raise IntegrityError("not an mlsys Protobuf records file (no header record)")
-    schema = header["schema"]
-    cls = _message_class(base64.b64decode(header["descriptor"]))
-    message_error = optional_import("google.protobuf.message", purpose="Protobuf files").DecodeError
-    cols: list[list] = [[] for _ in schema]
-    n = 0
-    for data in records:
-        try:
-            msg = cls.FromString(data)
-        except message_error as e:
-            raise IntegrityError(f"record {n + 1} is not a valid {cls.DESCRIPTOR.full_name}: {e}") from e
-        for col in cols:
-            col.append(None)
-        for fd, value in msg.ListFields():
-            cols[fd.index][n] = value
-        n += 1
-    if n != header.get("rows"):
-        raise IntegrityError(f"the file holds {n} rows but its header announces {header.get('rows')}")
-    out = {c: _decode(vals, spec, _kind(spec_dtype(spec), c, "protobuf"))
-           for (c, spec), vals in zip(schema.items(), cols) if columns is None or c in columns}
-    df = pd.DataFrame(out) if out else pd.DataFrame(index=pd.RangeIndex(n))
-    return df, list(schema), schema
 
 # %% ../../nbs/02a_data_formats.ipynb
 def _best(fn, repeat: int) -> float:
