@@ -13,12 +13,16 @@ the package, must have an instance here, and passes scikit-learn's `parametrize_
   scikit-learn, which skips them; they run scikit-learn's data-free API checks and a text contract here instead.
 - The samplers of `mlsys.imbalance.resample` come from that module's own test file (`ESTIMATORS`); estimators in
   modules that need torch are marked `torch`.
+- Any other test file may define `ESTIMATORS` and run `parametrize_with_checks(ESTIMATORS, ...)` itself (with the
+  expected failures of its reference library); those instances count for coverage here and are not checked twice.
 """
 import importlib
 import importlib.util
 import inspect
 import pickle
 import pkgutil
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,8 +34,6 @@ from sklearn.utils import get_tags
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import mlsys
-from sklearn.tree import DecisionTreeClassifier
-
 from mlsys.augment.text import BertMasker, SynonymLexicon
 from mlsys.design import HierarchicalClassifier
 from mlsys.core import DataError, MissingExtraError
@@ -89,8 +91,6 @@ ESTIMATORS = [  # checked by scikit-learn's parametrize_with_checks
     ConsistencyTraining(LogisticRegression(max_iter=200), random_state=0),
     ActiveLearner(LogisticRegression(max_iter=200), random_state=0),
     ActiveLearner(LogisticRegression(max_iter=200), strategy="vote_entropy", n_committee=2, random_state=0),
-    HierarchicalClassifier(),
-    HierarchicalClassifier(DecisionTreeClassifier(random_state=0), n_groups=2, random_state=0),
 ]
 
 TEXT_ESTIMATORS = [  # scikit-learn skips text estimators (as it skips CountVectorizer); the text contract below
@@ -105,6 +105,27 @@ try:  # the samplers' instances live beside their own tests; imbalanced-learn is
     RESAMPLE_MISSING = ""
 except (ImportError, pytest.skip.Exception) as e:
     RESAMPLE_ESTIMATORS, RESAMPLE_MISSING = [], f"tests/test_imbalance_resample.py could not be imported: {e}"
+
+_TESTS = Path(__file__).parent
+
+
+def own_suites() -> dict:
+    "{test module: its ESTIMATORS} for every other test file that defines ESTIMATORS and runs the checks on them itself."
+    suites = {}
+    for path in sorted(_TESTS.glob("test_*.py")):
+        if path.name in ("test_estimators.py", "test_imbalance_resample.py"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        if not re.search(r"^ESTIMATORS\s*=", text, re.M):
+            continue
+        found = list(importlib.import_module(path.stem).ESTIMATORS)
+        assert not found or "parametrize_with_checks(ESTIMATORS" in text, f"{path.name} defines ESTIMATORS but does not check them"
+        suites[path.stem] = found
+    return suites
+
+
+OWN_SUITES = own_suites()  # their checks run in their own files (with their own expected failures), not twice here
+OWN_ESTIMATORS = [e for suite in OWN_SUITES.values() for e in suite]
 
 TORCH_ESTIMATORS = []  # estimators defined in modules that import torch
 if importlib.util.find_spec("torch") is not None:
@@ -160,7 +181,13 @@ def test_discovery_finds_the_known_estimators():
     assert "mlsys.imbalance.resample.BaseResampler" not in names  # abstract
 
 
-ALL_INSTANCES = ESTIMATORS + TEXT_ESTIMATORS + RESAMPLE_ESTIMATORS + TORCH_ESTIMATORS
+def test_other_files_suites_are_collected():
+    "Estimators whose checks live beside their own tests count for coverage (a file's ESTIMATORS list is picked up)."
+    assert {"test_design", "test_modeling_baselines"} <= set(OWN_SUITES)
+    assert any(isinstance(e, HierarchicalClassifier) for e in OWN_ESTIMATORS)
+
+
+ALL_INSTANCES = ESTIMATORS + TEXT_ESTIMATORS + RESAMPLE_ESTIMATORS + TORCH_ESTIMATORS + OWN_ESTIMATORS
 
 
 def coverage_gaps(discovered, instances, pending=()) -> tuple[list, list]:
@@ -193,7 +220,7 @@ def test_a_forgotten_estimator_is_caught():
 
 def test_text_estimators_are_the_ones_scikit_learn_skips():
     "The split between ESTIMATORS and TEXT_ESTIMATORS follows the tags, as scikit-learn's own runner does."
-    for est in ESTIMATORS + RESAMPLE_ESTIMATORS + TORCH_ESTIMATORS:
+    for est in ESTIMATORS + RESAMPLE_ESTIMATORS + TORCH_ESTIMATORS + OWN_ESTIMATORS:
         assert get_tags(est).input_tags.two_d_array, type(est).__name__
     for est in TEXT_ESTIMATORS:
         tags = get_tags(est)

@@ -415,6 +415,19 @@ def test_sigkill_at_random_moments_never_corrupts_the_journal(tmp_path):
     assert res.counts["COMPLETE"] == len(snapshot) + 2
 
 
+def test_recovery_judges_an_untagged_trial_by_the_other_workers(tmp_path):
+    "A worker killed between creating a trial and tagging it: the process that recovers does not count as a live worker."
+    import socket
+    path = tmp_path / "untagged.journal"
+    tune(xbowl, {"x": Float(0.0, 1.0)}, 1, direction="minimize", storage=path, study_name="u")  # registers this process
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    study = load(path, "u")
+    study.set_user_attr(f"mlsys_worker:{socket.gethostname()}:{int(gone.stdout)}:0", True)  # a worker that has exited
+    trial = study.ask()  # created, never tagged: the worker died in between
+    assert recover_stale_trials(study) == [trial.number]
+    assert trials_frame(load(path, "u"))["state"].tolist() == ["COMPLETE", "FAIL"]
+
+
 @pytest.mark.postgres
 def test_two_workers_share_a_postgres_study(postgres_url_or_skip):
     import psycopg2

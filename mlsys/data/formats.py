@@ -735,6 +735,12 @@ def _read_file(f, fmt: str, columns: list[str] | None, schema: dict | None, read
                 if missing and len(df):
                     raise SchemaError(f"columns {missing} are not in the file")
                 df = df.reindex(columns=columns)
+    elif fmt in ("parquet", "feather") and columns == []:  # pandas turns a column-less table into 0 rows: keep the count
+        import pyarrow.feather as pf
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(f).metadata.num_rows if fmt == "parquet" else pf.read_table(f, columns=[]).num_rows
+        df = pd.DataFrame(index=pd.RangeIndex(rows))
     elif fmt == "parquet":
         df = pd.read_parquet(f, columns=columns)
     elif fmt == "feather":

@@ -577,7 +577,8 @@ def recover_stale_trials(
     "Mark FAIL every running trial whose worker process on this host is gone (killed mid-trial); return their numbers."
     from optuna.trial import TrialState
     workers = [k.split(":", 1)[1] for k in study.user_attrs if k.startswith(_OWNER + ":")]
-    all_gone = bool(workers) and all(_owner_dead(w) for w in workers)
+    me = _owner()  # this process is running recovery, so it is not between creating a trial and tagging it
+    all_gone = bool(workers) and all(_owner_dead(w) for w in workers if w != me)
     stale = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = t.user_attrs.get(_OWNER)
