@@ -627,3 +627,12 @@ def test_fuzzed_forms_logs_and_lake_rows_never_raise_raw_errors(week):
     read = S.apply_schema([("f", list(enumerate(rows + lines[:300:3], 1)))],
                           {"n": S.Column("BIGINT"), "t": S.Column("TIMESTAMPTZ")})
     assert read.files["rows"].iloc[0] == len(rows) + 100
+
+
+def test_moved_names_are_the_storage_objects():
+    "data.storage took the warehouse/lake half of this module; the old names still reach the same objects."
+    import mlsys.data.storage as ST
+    for name in ("Warehouse", "Lake", "apply_schema", "schema_problems", "flight_facts", "SchemaWriteError"):
+        assert getattr(S, name) is getattr(ST, name), name
+    with pytest.raises(AttributeError):
+        _ = S.no_such_name
