@@ -72,7 +72,8 @@ def test_run_records_params_metrics_and_artifacts(tracker, tmp_path):
     back = load_model(tracker, run.run_id)
     assert (back.predict_proba([[3.0], [15.0]]) == model.predict_proba([[3.0], [15.0]])).all()
     names = {f.path for f in tracker.client.list_artifacts(run.run_id, "code")}
-    assert "code/code.zip" in names
+    written = rec.data.tags["mlsys.code.snapshot"]
+    assert {f"code/{n}" for n in written.split(", ") if not n.startswith("none")} <= names
     table = run_table(tracker, [run.run_id])
     assert table.loc[0, "params.model.lr"] == "0.1" and table.loc[0, "status"] == "FINISHED"
     assert not (Path.cwd() / "mlruns").exists()
@@ -292,30 +293,49 @@ def _git(repo, *args):
 
 @pytest.mark.skipif(subprocess.run(["which", "git"], capture_output=True).returncode != 0, reason="git not installed")
 def test_git_info_and_code_snapshot(tmp_path):
+    import zipfile
+
     outside = git_info(tmp_path)
     assert outside.commit is None and outside.dirty is None and outside.reason.startswith("not a git checkout")
+    assert git_info(tmp_path / "missing").reason.startswith("not a git checkout")
     repo = tmp_path / "repo"
     pkg = repo / "pkg"
     pkg.mkdir(parents=True)
-    _git(repo, "init", "-q")
+    (pkg / "a.py").write_text("x = 1\n")
+    # outside a checkout the snapshot is the files themselves
+    files = code_snapshot(tmp_path / "snap0", package=pkg)
+    assert [p.name for p in files] == ["code.zip"] and zipfile.ZipFile(files[0]).namelist() == ["pkg/a.py"]
+    _git(repo, "init", "-q", "-b", "main")
     empty = git_info(repo)
     assert empty.commit is None and "no commit" in empty.reason
-    (pkg / "a.py").write_text("x = 1\n")
+    (repo / ".gitignore").write_text("*.log\n")
     _git(repo, "add", ".")
     _git(repo, "commit", "-q", "-m", "one")
     clean = git_info(pkg)
-    assert len(clean.commit) == 40 and clean.dirty is False
-    assert [p.name for p in code_snapshot(tmp_path / "snap1", package=pkg, git=clean)] == ["code.zip"]
+    assert len(clean.commit) == 40 and clean.dirty is False and clean.branch == "main" and clean.changed == ()
+    assert code_snapshot(tmp_path / "snap1", package=pkg, git=clean) == []  # the commit is the code
     (pkg / "a.py").write_text("x = 2\n")
-    (pkg / "untracked.py").write_text("y = 1\n")  # untracked files do not make a checkout dirty
+    (pkg / "new module.py").write_text("y = 1\n")  # untracked: not dirty (as in git), but part of the snapshot
+    (pkg / "debug.log").write_text("ignored\n")
     dirty = git_info(pkg)
-    assert dirty.dirty is True and dirty.commit == clean.commit and len(dirty.changed) == 1
+    assert dirty.dirty is True and dirty.commit == clean.commit and dirty.changed == (".M pkg/a.py",)
     files = code_snapshot(tmp_path / "snap2", package=pkg, git=dirty)
-    assert [p.name for p in files] == ["code.zip", "git.diff"]
-    assert "+x = 2" in files[1].read_text()
-    import zipfile
+    assert [p.name for p in files] == ["git.diff", "untracked.zip"]
+    assert "+x = 2" in files[0].read_text()
+    assert zipfile.ZipFile(files[1]).namelist() == ["pkg/new module.py"]
+    _git(repo, "checkout", "-q", "--detach")
+    assert git_info(pkg).branch is None
 
-    assert sorted(zipfile.ZipFile(files[0]).namelist()) == ["pkg/a.py", "pkg/untracked.py"]
+
+def test_run_records_the_git_state_in_the_background(tracker):
+    with tracker.start_run("code", system_interval=None) as run:
+        pass
+    tags = tracker.get_run(run.run_id).data.tags
+    here = git_info()
+    assert tags.get("mlflow.source.git.commit") == here.commit
+    assert tags["mlsys.git.dirty"] == {True: "true", False: "false", None: "unknown"}[here.dirty]
+    assert tags["mlsys.code.snapshot"]
+    assert "mlsys.code.error" not in tags
 
 
 def test_load_model_refuses_a_tampered_file(tracker, tmp_path):

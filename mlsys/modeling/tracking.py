@@ -328,9 +328,8 @@ class GitInfo:
     "Where the code of a run came from: the commit, the branch and whether tracked files differ from it."
     commit: str | None  # full SHA of HEAD, or None outside a git checkout
     branch: str | None  # the checked-out branch (None when detached or outside a checkout)
-    dirty: bool | None  # tracked files differ from HEAD (None when unknown)
-    changed: tuple[str, ...] = ()  # `git status --porcelain` lines of the tracked changes
-    root: str | None = None  # the checkout's top folder
+    dirty: bool | None  # tracked files differ from HEAD (None when unknown); untracked files do not count, as in git
+    changed: tuple[str, ...] = ()  # "XY path" of each tracked change (git's status letters, paths from the checkout's top)
     reason: str | None = None  # why there is no commit, e.g. "not a git checkout"
 
 
@@ -349,6 +348,12 @@ def _git(folder: Path, *args: str, timeout: float = 10.0) -> str:
     return out.stdout
 
 
+def _status_path(line: str) -> str:
+    "The 'XY path' of one `git status --porcelain=v2` entry (ordinary, renamed or unmerged)."
+    kind, xy = line[0], line.split(" ", 2)[1]
+    return f"{xy} {line.split(' ', {'1': 8, '2': 9, 'u': 10}.get(kind, 8))[-1]}"
+
+
 def git_info(
     path: str | Path | None = None,  # a folder inside the checkout (default: the folder of the mlsys package)
 ) -> GitInfo:
@@ -358,46 +363,62 @@ def git_info(
         folder = folder.parent
     if shutil.which("git") is None:
         return GitInfo(None, None, None, reason="git is not installed")
-    try:
-        root = _git(folder, "rev-parse", "--show-toplevel").strip()
-    except (RuntimeError, OSError, subprocess.TimeoutExpired):
-        return GitInfo(None, None, None, reason=f"not a git checkout: {folder}")
-    try:
-        commit = _git(folder, "rev-parse", "--verify", "HEAD").strip()
-    except (RuntimeError, OSError, subprocess.TimeoutExpired):
-        return GitInfo(None, None, None, root=root, reason="the checkout has no commit yet")
-    try:
-        branch = _git(folder, "symbolic-ref", "--quiet", "--short", "HEAD").strip() or None
-    except (RuntimeError, OSError, subprocess.TimeoutExpired):
-        branch = None  # detached HEAD
-    try:
-        changed = tuple(line for line in _git(folder, "status", "--porcelain", "--untracked-files=no").splitlines() if line)
-    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
-        return GitInfo(commit, branch, None, root=root, reason=f"git status failed: {e}")
-    return GitInfo(commit, branch, bool(changed), changed, root)
+    try:  # one call gives the commit, the branch and the changes
+        out = _git(folder, "-c", "status.relativePaths=false", "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+    except subprocess.TimeoutExpired:
+        return GitInfo(None, None, None, reason=f"git status timed out in {folder}")
+    except (RuntimeError, OSError) as e:
+        if "not a git repository" in str(e).lower() or not folder.exists():
+            return GitInfo(None, None, None, reason=f"not a git checkout: {folder}")
+        return GitInfo(None, None, None, reason=f"git status failed in {folder}: {e}")
+    commit = branch = None
+    changed = []
+    for line in out.splitlines():
+        if line.startswith("# branch.oid "):
+            commit = line.split(" ", 2)[2].strip()
+        elif line.startswith("# branch.head "):
+            branch = line.split(" ", 2)[2].strip()
+        elif line and not line.startswith("#"):
+            changed.append(_status_path(line))
+    branch = None if branch in (None, "(detached)") else branch
+    if commit in (None, "(initial)"):
+        return GitInfo(None, branch, None, reason="the checkout has no commit yet")
+    return GitInfo(commit, branch, bool(changed), tuple(changed))
 
 # %% ../../nbs/08e_modeling_tracking.ipynb
 _SNAPSHOT_MAX_DIFF = 5 << 20  # bytes of `git diff` kept in a snapshot
+_SNAPSHOT_MAX_FILE = 5 << 20  # untracked files larger than this are listed, not copied
+
+
+def _zip(path: Path, base: Path, files: list[Path]) -> Path:
+    skipped = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:  # level 1: fast, 15% larger than 6
+        for f in files:
+            if f.stat().st_size > _SNAPSHOT_MAX_FILE:
+                skipped.append(f.relative_to(base).as_posix())
+            else:
+                z.write(f, Path(base.name) / f.relative_to(base))
+        if skipped:
+            z.writestr("SKIPPED.txt", "files larger than the snapshot limit:\n" + "\n".join(skipped) + "\n")
+    return path
 
 
 def code_snapshot(
-    dest: str | Path,  # folder to write `code.zip` (and `git.diff` when the checkout is dirty) into
+    dest: str | Path,  # folder to write the snapshot files into
     package: str | Path | None = None,  # the package folder to snapshot (default: the mlsys package)
     git: GitInfo | None = None,  # from `git_info`; computed when omitted
 ) -> list[Path]:
-    "Write the package's source files as a zip, and the uncommitted diff of that folder when git says it is dirty."
+    "What, beside the commit, recreates the package's code: in a checkout its diff and untracked files; elsewhere every source file."
     pkg = as_path(package, "package").resolve() if package is not None else _package_dir()
     if not pkg.is_dir():
         raise DataError(f"package folder {pkg} does not exist")
     dest = as_path(dest, "dest")
     dest.mkdir(parents=True, exist_ok=True)
-    zpath = dest / "code.zip"
-    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:  # fast; level 6 saves 15% for 50% more time
-        for f in sorted(pkg.rglob("*.py")):
-            if "__pycache__" not in f.parts:
-                z.write(f, Path(pkg.name) / f.relative_to(pkg))
-    out = [zpath]
     git = git if git is not None else git_info(pkg)
+    if git.commit is None:  # no commit to refer to: keep the files themselves
+        files = [f for f in sorted(pkg.rglob("*.py")) if "__pycache__" not in f.parts]
+        return [_zip(dest / "code.zip", pkg, files)]
+    out = []
     if git.dirty:
         try:
             diff = _git(pkg, "diff", "HEAD", "--", ".", timeout=30)
@@ -405,8 +426,17 @@ def code_snapshot(
             diff = f"# git diff failed: {e}\n"
         if len(diff) > _SNAPSHOT_MAX_DIFF:
             diff = diff[:_SNAPSHOT_MAX_DIFF] + f"\n# truncated at {_SNAPSHOT_MAX_DIFF} bytes\n"
-        (dest / "git.diff").write_text(diff)
-        out.append(dest / "git.diff")
+        if diff:
+            (dest / "git.diff").write_text(diff)
+            out.append(dest / "git.diff")
+    try:  # files git does not know (and does not ignore) are code the commit lacks
+        listed = _git(pkg, "ls-files", "--others", "--exclude-standard", "-z", "--", ".", timeout=30).split("\0")
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        (dest / "untracked-error.txt").write_text(f"git ls-files failed: {e}\n")
+        return [*out, dest / "untracked-error.txt"]
+    untracked = sorted(pkg / rel for rel in listed if rel and (pkg / rel).is_file())
+    if untracked:
+        out.append(_zip(dest / "untracked.zip", pkg, untracked))
     return out
 
 # %% ../../nbs/08e_modeling_tracking.ipynb
@@ -699,12 +729,14 @@ class Run:
         git = git_info()
         tags = {"mlflow.source.git.commit": git.commit, "mlflow.source.git.branch": git.branch,
                 "mlsys.git.dirty": {True: "true", False: "false", None: "unknown"}[git.dirty], "mlsys.git.reason": git.reason}
-        self.set_tags({k: v for k, v in tags.items() if v})
         with tempfile.TemporaryDirectory(prefix="mlsys-code-") as tmp:
-            code_snapshot(tmp, git=git)
+            files = code_snapshot(tmp, git=git)
             if git.changed:
                 (Path(tmp) / "git-status.txt").write_text("\n".join(git.changed) + "\n")
-            self.log_artifact(tmp, "code")
+            tags["mlsys.code.snapshot"] = ", ".join(p.name for p in files) or "none: the commit is the code"
+            self.set_tags({k: v for k, v in tags.items() if v})
+            if any(Path(tmp).iterdir()):
+                self.log_artifact(tmp, "code")
 
     def _send(self, metrics: list) -> None:
         _call(self.tracker, "log_batch", self.tracker.client.log_batch, self.run_id, metrics=metrics, run_id=self.run_id)
