@@ -37,7 +37,11 @@ run "nbdev_test over all notebooks" nbdev_test --flags "torch redis" --n_workers
 run "pytest tests/" python -m pytest tests/ -q -p no:cacheprovider --durations=15
 run "wheel installs in a clean venv" bash scripts/check_wheel.sh "$VENV"
 run "docs site builds offline" python scripts/build_docs.py
-run "docs site passes the headless-Chromium check" python scripts/check_site.py
+SMOKE_RUNS=$(mktemp -d)
+run "main job: mlsys run --profile smoke (what make smoke runs)" mlsys run --profile smoke --runs-dir "$SMOKE_RUNS" --no-progress
+report=()  # the smoke run's report.html (written for failed runs too) is photographed with the site
+[ -f "$SMOKE_RUNS/smoke/report.html" ] && report=(--report "$SMOKE_RUNS/smoke/report.html")
+run "docs site passes the headless-Chromium check" python scripts/check_site.py "${report[@]}"
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then
