@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--runs-dir", help="parent folder of runs (default: $MLSYS_RUNS_DIR or ./runs)")
     return p
 
-
+# %% ../nbs/13b_platform_cli.ipynb
 def _run(args) -> int:
     from mlsys.platform.workflow import run_pipeline
     try:
@@ -78,7 +78,7 @@ def _run(args) -> int:
         print(f"report: {result.report}")
     return 0
 
-
+# %% ../nbs/13b_platform_cli.ipynb
 def _report(args) -> int:
     from mlsys.report.run import write_run_report
     run_dir = Path(args.runs_dir or get_config().runs_dir).absolute() / args.run_id
@@ -99,7 +99,7 @@ def _stages(args) -> int:
     print(f"profiles: {', '.join(pipe.profiles)}")
     return 0
 
-
+# %% ../nbs/13b_platform_cli.ipynb
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `mlsys` console script; returns the exit code (0 ok, 1 a stage failed, 2 bad usage, 130 interrupted)."
     if argv is not None and (not isinstance(argv, (list, tuple)) or not all(isinstance(a, str) for a in argv)):

@@ -235,7 +235,7 @@ def _jsonable(obj: Any, path: str = "$"):
         return str(obj)
     raise DataError(f"value at {path} has type {type(obj).__name__}, which is not JSON-serializable")
 
-
+# %% ../nbs/00_core.ipynb
 def atomic_write_bytes(
     path: str | Path,  # destination file
     data: bytes,  # its new contents
@@ -261,12 +261,12 @@ def atomic_write_bytes(
         raise
     return path
 
-
+# %% ../nbs/00_core.ipynb
 def save_json(obj: Any, path: str | Path) -> Path:
     "Atomically write `obj` as pretty JSON, rejecting NaN, infinity and non-JSON types."
     return atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n").encode())
 
-
+# %% ../nbs/00_core.ipynb
 def load_json(path: str | Path) -> Any:
     "Read a JSON file, naming the file in the error if it is missing, binary or malformed."
     path = as_path(path, "JSON path")
@@ -289,7 +289,7 @@ def load_json(path: str | Path) -> Any:
     except json.JSONDecodeError as e:
         raise DataError(f"{path} is not valid JSON: {e}") from e
 
-
+# %% ../nbs/00_core.ipynb
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     "SHA-256 hex digest of a file, read in chunks."
     path = as_path(path)

@@ -154,7 +154,7 @@ def _as_date(value, name: str) -> pd.Timestamp | None:
         raise DataError(f"{name}={value!r} must be a calendar date without a time of day")
     return ts
 
-
+# %% ../nbs/01_datasets.ipynb
 def _date_mask(dates: pd.Series, start, end) -> pd.Series:
     s, e = _as_date(start, "start"), _as_date(end, "end")
     if s is not None and e is not None and e < s:
@@ -182,7 +182,7 @@ def _date_slice(df: pd.DataFrame, col: str, start, end, what: str) -> pd.DataFra
                         f"{days.min():%Y-%m-%d} to {days.max():%Y-%m-%d} (New York local days)")
     return df[mask].reset_index(drop=True)
 
-
+# %% ../nbs/01_datasets.ipynb
 def _check_random_state(random_state) -> None:
     if random_state is None or isinstance(random_state, (np.random.Generator, np.random.RandomState)):
         return
@@ -190,7 +190,7 @@ def _check_random_state(random_state) -> None:
             or not 0 <= random_state < 2**32:
         raise DataError(f"random_state must be None, an integer in [0, 2**32) or a numpy Generator, got {random_state!r}")
 
-
+# %% ../nbs/01_datasets.ipynb
 def take_sample(df: pd.DataFrame, sample: int | float | None = None, random_state: int = 0) -> pd.DataFrame:
     "Rows of `df`: all (None), `sample` rows (int) or a fraction (float in (0, 1]), in original order."
     if not isinstance(df, pd.DataFrame):
@@ -213,7 +213,6 @@ def take_sample(df: pd.DataFrame, sample: int | float | None = None, random_stat
             raise DataError(f"sample={sample} is larger than the {len(df)} rows available")
         out = df.sample(n=int(sample), random_state=random_state)
     return out.sort_index().reset_index(drop=True)
-
 
 # %% ../nbs/01_datasets.ipynb
 NY_TZ = "America/New_York"
@@ -333,7 +332,7 @@ def load_digits(as_arrays: bool = False):
     images, labels = d.images.astype("float32"), d.target.astype("int64")
     return (images, labels) if as_arrays else _image_frame(images, labels)
 
-
+# %% ../nbs/01_datasets.ipynb
 def _check_flag(value, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise DataError(f"{name} must be True or False, got {value!r}")
@@ -360,7 +359,7 @@ def _read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path}: header says {shape} but holds {arr.size} values")
     return arr.reshape(shape)
 
-
+# %% ../nbs/01_datasets.ipynb
 def load_fashion_mnist(split: str = "train", sample: int | float | None = None, random_state: int = 0, as_arrays: bool = False):
     "Fashion-MNIST 28×28 grey images (60,000 train / 10,000 test) with integer labels; see `FASHION_CLASSES`."
     import os

@@ -418,7 +418,7 @@ def combined_target(
         ys.append(y.astype(float))
     return np.column_stack(ys) @ w / w.sum()
 
-
+# %% ../nbs/01b_design.ipynb
 def _objective_names(targets, weights) -> list[str]:
     if not isinstance(targets, Mapping) or not targets:
         raise ConfigError("targets must be a non-empty mapping {objective: labels}")
@@ -485,7 +485,7 @@ class DecoupledScorer:
             raise SchemaError(f"objectives lacks columns {missing!r}; it has {list(o.columns)!r}")
         return o[self.names].to_numpy() @ np.asarray([self.weights[k] for k in self.names])
 
-
+# %% ../nbs/01b_design.ipynb
 def front_gap(
     front,  # points (x, y) that should reach the reference's trade-offs; both coordinates higher-is-better
     reference,  # points of the front to reproduce

@@ -161,7 +161,7 @@ def _per_day(times) -> float:
     days = t.dt.floor("D").nunique()
     return len(t) / days
 
-
+# %% ../nbs/01a_overview.ipynb
 def _change(history, period: str) -> tuple[float, str]:
     if not isinstance(history, pd.Series) or not isinstance(history.index, pd.DatetimeIndex):
         raise DataError("history must be a pandas Series indexed by timestamps (a DatetimeIndex)")
@@ -188,7 +188,7 @@ def _expected_costs(y, s, cost_fn, cost_fp, y_choose=None, s_choose=None) -> tup
     p = float(np.mean(y))
     return expected_cost(y, s, t, cost_fn, cost_fp), min(cost_fn * p, cost_fp * (1 - p))
 
-
+# %% ../nbs/01a_overview.ipynb
 def when_to_use_ml(
     task: str,  # the decision, in words (e.g. "is this flight going to be late?")
     y_true,  # held-out targets (class labels 0/1, or numbers for "neg_mae")

@@ -50,7 +50,7 @@ def _check_columns(df: pd.DataFrame, cols, name: str) -> list[str]:
         raise SchemaError(f"{name}: column(s) {missing} not in the frame (columns: {list(df.columns)[:12]}...)")
     return cols
 
-
+# %% ../nbs/03_sampling.ipynb
 def _check_flag(value, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ConfigError(f"{name} must be True or False, got {value!r}")
@@ -73,7 +73,7 @@ def _sorted(df: pd.DataFrame, order_by, name: str = "order_by") -> pd.DataFrame:
     except TypeError as e:  # values of mixed types that cannot be ordered
         raise DataError(f"{name} {cols} cannot be sorted: {e}") from e
 
-
+# %% ../nbs/03_sampling.ipynb
 def _numbers(x, name: str) -> np.ndarray:
     "`x` as a float64 array if it holds numbers (not booleans, not numeric strings); else `DataError`."
     if x is None or isinstance(x, (str, bytes, dict, set)):
@@ -98,7 +98,7 @@ def _numbers(x, name: str) -> np.ndarray:
 #: most rows a sampler draws with replacement (the draws are materialized: refuse before allocating)
 MAX_DRAWS = 100_000_000
 
-
+# %% ../nbs/03_sampling.ipynb
 def _check_n(n, available: int, name: str = "n") -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise DataError(f"{name} must be an integer, got {n!r}")
@@ -119,7 +119,7 @@ def _shares(s, name: str) -> pd.Series:
     except TypeError as e:  # unhashable values (lists, dicts) are no categories
         raise DataError(f"{name} must hold hashable category values: {e}") from e
 
-
+# %% ../nbs/03_sampling.ipynb
 def mix_distance(population: pd.Series, sample: pd.Series) -> float:
     "Total variation distance between the category shares of `sample` and `population`."
     p, q = _shares(population, "population"), _shares(sample, "sample")
@@ -129,7 +129,7 @@ def mix_distance(population: pd.Series, sample: pd.Series) -> float:
         raise DataError(f"population and sample must hold comparable, hashable category values: {e}") from e
     return float(0.5 * (p - q).abs().sum())
 
-
+# %% ../nbs/03_sampling.ipynb
 def bias_report(
     population: pd.DataFrame,  # the frame the samples were drawn from
     samples: dict,  # name -> sampled frame
@@ -393,7 +393,7 @@ def allocate(
         raise DataError(f"{allocation} allocation asks {int(base[h])} rows of stratum {name}, which has only {int(sizes[h])}")
     return base
 
-
+# %% ../nbs/03_sampling.ipynb
 def stratified_sample(
     df: pd.DataFrame,  # the population
     by: str | list[str],  # column(s) defining the strata
@@ -472,7 +472,7 @@ class StratifiedSampler:
         self.sample_indices_ = picked.index.to_numpy()
         return _take(X, self.sample_indices_), _take(y, self.sample_indices_)
 
-
+# %% ../nbs/03_sampling.ipynb
 def _n_rows(X) -> int:
     "Rows of an array-like X (a frame, an array, a sparse matrix, a list); `DataError` for None or a scalar."
     if X is None or isinstance(X, (str, bytes, dict)):
@@ -562,7 +562,7 @@ def _gap(w: float, rnd) -> int:
     g = math.floor(math.log(_unit(rnd)) / math.log1p(-w))
     return min(g, sys.maxsize // 2)
 
-
+# %% ../nbs/03_sampling.ipynb
 def _check_k(k) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise DataError(f"k must be a positive integer, got {k!r}")
@@ -590,7 +590,7 @@ def _reservoir_r(it, k: int, rnd) -> tuple[list, int]:
             res[j] = x
     return res, n
 
-
+# %% ../nbs/03_sampling.ipynb
 def _reservoir_l_iter(it, k: int, rnd) -> list:
     res = list(islice(it, k))
     if len(res) < k:
@@ -605,7 +605,7 @@ def _reservoir_l_iter(it, k: int, rnd) -> list:
         res[randbelow(k)] = x
         w = _next_w(w, k, rnd)
 
-
+# %% ../nbs/03_sampling.ipynb
 def _reservoir_l_random_access(seq, k: int, rnd) -> list:
     N = len(seq)
     if k > N:  # known before reading: refuse without copying the population
@@ -623,7 +623,7 @@ def _reservoir_l_random_access(seq, k: int, rnd) -> list:
         res[randbelow(k)] = seq[i]
         w = _next_w(w, k, rnd)
 
-
+# %% ../nbs/03_sampling.ipynb
 def reservoir_sample(
     source: Iterable,  # a stream (any iterable); sequences and arrays take the random-access path
     k: int,  # reservoir size
@@ -735,7 +735,7 @@ class ImportanceEstimate:
     weights: np.ndarray  # the normalised weights (sum to 1)
     self_normalized: bool  # whether Σ w f / Σ w was used
 
-
+# %% ../nbs/03_sampling.ipynb
 def _as_prob(x, name: str, n: int | None = None) -> np.ndarray:
     a = _numbers(x, name)
     if a.ndim != 1 or len(a) == 0:
@@ -779,7 +779,7 @@ def importance_weights(
         raise DataError(f"{int((~np.isfinite(w)).sum())} importance weights overflow (q too close to 0)")
     return w
 
-
+# %% ../nbs/03_sampling.ipynb
 def effective_sample_size(weights) -> float:
     "Kish's effective sample size (Σw)² / Σw² of a weighted sample."
     w = _as_prob(weights, "weights")
@@ -797,7 +797,7 @@ def effective_sample_size(weights) -> float:
     u = w / m  # the ratio does not depend on the scale: rescale when w² overflows or underflows
     return float(u.sum() ** 2 / (u**2).sum())
 
-
+# %% ../nbs/03_sampling.ipynb
 def importance_estimate(
     values,  # f(x) at each draw from Q
     p,  # target density at each draw

@@ -48,7 +48,7 @@ def check_images(x, name: str = "images") -> "torch.Tensor":
                         + (f"{bad} of {x.numel()} are NaN or infinite" if bad else f"got range [{float(lo):g}, {float(hi):g}]"))
     return x
 
-
+# %% ../../nbs/06a_augment_image.ipynb
 def to_image_tensor(
     images,  # array shaped (n, H, W) or (n, C, H, W) of grey levels
     max_value: float | None = None,  # divide by this to scale to [0, 1]; default: 1 if the max is <= 1 (already scaled), 16 if <= 16, else 255
@@ -77,7 +77,7 @@ def to_image_tensor(
                         "pass the max_value of their scale")
     return torch.from_numpy(arr.astype("float32") / float(max_value))
 
-
+# %% ../../nbs/06a_augment_image.ipynb
 def _batched(x):
     "Return (batch, was_single) so every transform can work on (N, C, H, W)."
     check_images(x)

@@ -88,7 +88,7 @@ def one_hot(y, num_classes: int):
     out[np.arange(len(y)), y] = 1.0
     return out
 
-
+# %% ../../nbs/06d_augment_mixup.ipynb
 def _check_soft(y, name: str = "y") -> None:
     "Soft labels: a float tensor (N, classes) of finite, non-negative rows that sum to 1."
     torch = optional_import("torch")
@@ -142,7 +142,7 @@ def mixup_batch(
     lam_y = lam.view(-1, 1) if per_sample else lam
     return lam_x * x + (1 - lam_x) * x[perm], lam_y * y + (1 - lam_y) * y[perm], lam
 
-
+# %% ../../nbs/06d_augment_mixup.ipynb
 class Mixup:
     "Batch transform `(xb, yb, generator) -> (x_mixed, y_soft)` for `train_classifier`."
 
@@ -227,7 +227,7 @@ def mixup_tabular(
     X_out = pd.DataFrame(xm, columns=cols) if is_df else xm
     return X_out, pd.DataFrame(ym, columns=classes)
 
-
+# %% ../../nbs/06d_augment_mixup.ipynb
 def soft_to_weighted(
     X,  # features (N, d): DataFrame or array
     Y_soft: pd.DataFrame,  # soft labels, one column per class
@@ -336,7 +336,7 @@ def run_experiment(
                 rows.append({"arm": arm, "n_train": n, "seed": seed, "score": score, "seconds": time.perf_counter() - t0})
     return pd.DataFrame(rows)
 
-
+# %% ../../nbs/06d_augment_mixup.ipynb
 def _check_results(results) -> None:
     "A non-empty frame of run_experiment's columns with finite numeric scores."
     need = {"arm", "n_train", "seed", "score"}
@@ -365,7 +365,7 @@ def summarize_experiment(results: pd.DataFrame, baseline: str = "none") -> pd.Da
     return pd.DataFrame({"mean": g["score"].mean(), "std": g["score"].std(ddof=1), "gain vs " + baseline: g["gain"].mean(),
                          "seeds won": g["gain"].apply(lambda s: int((s > 0).sum())), "seeds": g["score"].size()})
 
-
+# %% ../../nbs/06d_augment_mixup.ipynb
 def plot_experiment(results: pd.DataFrame, title: str, ylabel: str = "test score"):
     "Mean score (±1 std over seeds) against training size, one line per arm; returns the figure."
     import matplotlib.pyplot as plt

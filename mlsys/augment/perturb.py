@@ -47,7 +47,7 @@ def _check_xy(x, y=None, name: str = "x", need_y: bool = False):
         if (y < 0).any():
             raise DataError("y holds negative class indices")
 
-
+# %% ../../nbs/06c_augment_perturb.ipynb
 def _int(v, name: str, lo: int, hi: int = 2**31) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
         raise ConfigError(f"{name} must be an int in [{lo}, {hi:,}], got {v!r}")
@@ -68,7 +68,7 @@ def _number(v, name: str, lo: float = 0.0, strict: bool = False) -> float:
                           f"finite number, got {v!r}")
     return float(v)
 
-
+# %% ../../nbs/06c_augment_perturb.ipynb
 def _check_clip(clip):
     "None, or a (low, high) pair of finite numbers with low < high."
     if clip is None:
@@ -89,7 +89,7 @@ def _check_model(model):
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module returning logits, got {type(model).__name__}")
 
-
+# %% ../../nbs/06c_augment_perturb.ipynb
 def _logits(model, x):
     try:
         out = model(x)
@@ -107,7 +107,7 @@ def _check_targets(y, n_classes: int):
     if y.ndim == 1 and len(y) and int(y.max()) >= n_classes:
         raise DataError(f"y holds class index {int(y.max())}, but the model returns only {n_classes} logits")
 
-
+# %% ../../nbs/06c_augment_perturb.ipynb
 def make_mlp(
     n_inputs: int,  # flattened input size, e.g. 64 for 8x8 digits
     n_classes: int,  # number of output logits
@@ -121,7 +121,7 @@ def make_mlp(
     torch.manual_seed(_seed(seed))
     return nn.Sequential(nn.Flatten(), nn.Linear(n_inputs, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
 
-
+# %% ../../nbs/06c_augment_perturb.ipynb
 def make_cnn(
     n_classes: int,  # number of output logits
     image_size: int = 8,  # height = width of the input images
@@ -140,7 +140,7 @@ def make_cnn(
     return nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                          nn.Linear(channels * (image_size // 2) ** 2, n_classes))
 
-
+# %% ../../nbs/06c_augment_perturb.ipynb
 def train_classifier(
     model: "nn.Module",  # classifier returning logits
     x: "torch.Tensor",  # training inputs (N, ...)
@@ -199,7 +199,7 @@ def train_classifier(
     model.eval()
     return model
 
-
+# %% ../../nbs/06c_augment_perturb.ipynb
 @torch.no_grad()
 def predict(model: "nn.Module", x: "torch.Tensor") -> "torch.Tensor":
     "Predicted class indices of `model` for inputs `x`."
@@ -208,13 +208,13 @@ def predict(model: "nn.Module", x: "torch.Tensor") -> "torch.Tensor":
     model.eval()
     return _logits(model, x).argmax(1)
 
-
+# %% ../../nbs/06c_augment_perturb.ipynb
 def accuracy(model: "nn.Module", x: "torch.Tensor", y: "torch.Tensor") -> float:
     "Share of `x` that `model` classifies as `y`."
     _check_xy(x, y, need_y=True)
     return float((predict(model, x) == y).float().mean())
 
-
+# %% ../../nbs/06c_augment_perturb.ipynb
 def as_batch_transform(transform: Callable) -> Callable:
     "Wrap a label-preserving input transform `(x, generator) -> x` as a batch transform that keeps the labels."
     if not callable(transform):
@@ -305,7 +305,7 @@ class DeepFoolResult:
         "Mean L2 norm of the perturbations of the inputs whose label flipped."
         return float(self.l2[self.flipped].mean()) if self.flipped.any() else float("nan")
 
-
+# %% ../../nbs/06c_augment_perturb.ipynb
 def deepfool(
     model: "nn.Module",  # classifier returning logits; evaluated in eval mode
     x: "torch.Tensor",  # inputs (N, ...)

@@ -40,7 +40,7 @@ def tokenize(text: str) -> list[str]:
         raise DataError(f"text must be a str, got {type(text).__name__}")
     return [t.strip("'") for t in _TOKEN.findall(text.lower()) if t.strip("'")]
 
-
+# %% ../../nbs/06b_augment_text.ipynb
 def check_texts(texts, name: str = "texts") -> list[str]:
     "A list of strings from a list, Series or array; fails on missing or non-string entries."
     if isinstance(texts, str):
@@ -53,7 +53,7 @@ def check_texts(texts, name: str = "texts") -> list[str]:
             raise DataError(f"{name}[{i}] must be a str, got {type(t).__name__} ({t!r})")
     return values
 
-
+# %% ../../nbs/06b_augment_text.ipynb
 def _check_fraction(v, name: str, low_open: bool = False) -> float:
     ok = isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and (0 < v <= 1 if low_open else 0 <= v <= 1)
     if not ok:
@@ -231,22 +231,22 @@ def synonym_replacement(tokens: list[str], lexicon: SynonymLexicon, n: int, rng:
     "Replace up to `n` distinct content words that have synonyms with a random synonym."
     return _synonym_replacement(_check_op(tokens, lexicon, rng), lexicon, _check_count(n, "n"), rng)
 
-
+# %% ../../nbs/06b_augment_text.ipynb
 def random_insertion(tokens: list[str], lexicon: SynonymLexicon, n: int, rng: np.random.Generator) -> list[str]:
     "Insert a synonym of a random word that has one at a random position, `n` times."
     return _random_insertion(_check_op(tokens, lexicon, rng), lexicon, _check_count(n, "n"), rng)
 
-
+# %% ../../nbs/06b_augment_text.ipynb
 def random_swap(tokens: list[str], n: int, rng: np.random.Generator) -> list[str]:
     "Swap the tokens at two random positions, `n` times."
     return _random_swap(_check_op(tokens, None, rng, needs_lexicon=False), _check_count(n, "n"), rng)
 
-
+# %% ../../nbs/06b_augment_text.ipynb
 def random_deletion(tokens: list[str], p: float, rng: np.random.Generator) -> list[str]:
     "Drop each token with probability `p`, keeping at least one token."
     return _random_deletion(_check_op(tokens, None, rng, needs_lexicon=False), _check_fraction(p, "p"), rng)
 
-
+# %% ../../nbs/06b_augment_text.ipynb
 # the operations themselves, on validated arguments (EDA validates once and calls these)
 def _synonym_replacement(tokens, lexicon, n, rng):
     out = list(tokens)
@@ -404,7 +404,7 @@ def bert_mask_ids(
         raise DataError(f"ids must lie in [0, vocab_size={vocab_size}); {int(outside.sum())} do not, e.g. {bad[:5].tolist()}")
     return _corrupt(ids, vocab_size, mask_id, rng, mask_prob, mask_frac, random_frac, special)
 
-
+# %% ../../nbs/06b_augment_text.ipynb
 def _corrupt(ids, vocab_size, mask_id, rng, mask_prob, mask_frac, random_frac, special=None):
     "`bert_mask_ids` on validated arguments."
     selected = rng.random(ids.shape) < mask_prob
@@ -490,7 +490,7 @@ def template_slots(template: str) -> list[str]:
                         "and the templates have no escape for a literal brace")
     return list(dict.fromkeys(_SLOT.findall(template)))
 
-
+# %% ../../nbs/06b_augment_text.ipynb
 def synthesize_from_templates(
     templates: Sequence[str] | Mapping[str, object],  # templates, or {template: label}
     slots: Mapping[str, Sequence[str]],  # slot name -> fillers

@@ -74,7 +74,7 @@ def avro_schema(
         fields.append(field)
     return {"type": "record", "name": name, "namespace": "mlsys", "fields": fields}
 
-
+# %% ../../nbs/02h_data_codecs.ipynb
 def _strip(t):
     "The non-null branch of a field type, without its logical type."
     if isinstance(t, list):
@@ -91,7 +91,7 @@ def _avro_to_int(values: list, logical: str | None) -> list:
     step = dt.timedelta(milliseconds=1) if logical.endswith("millis") else dt.timedelta(microseconds=1)
     return [v if v is None or isinstance(v, int) else (v - epoch) // step for v in values]
 
-
+# %% ../../nbs/02h_data_codecs.ipynb
 def _write_avro(df: pd.DataFrame, f, schema: dict) -> None:
     fastavro = optional_import("fastavro", purpose="Avro files")
     writer_schema = avro_schema(schema)
@@ -107,7 +107,7 @@ def _write_avro(df: pd.DataFrame, f, schema: dict) -> None:
     fastavro.writer(f, fastavro.parse_schema(writer_schema), records, codec="deflate",
                     metadata={"mlsys.schema": json.dumps(schema), "mlsys.rows": str(len(df))})
 
-
+# %% ../../nbs/02h_data_codecs.ipynb
 def _read_avro(f, columns, reader_schema) -> tuple[pd.DataFrame, list, dict | None]:
     fastavro = optional_import("fastavro", purpose="Avro files")
     try:
@@ -168,7 +168,7 @@ def _frame(data: bytes) -> bytes:
     n = struct.pack("<Q", len(data))
     return n + struct.pack("<I", _masked_crc(n)) + data + struct.pack("<I", _masked_crc(data))
 
-
+# %% ../../nbs/02h_data_codecs.ipynb
 def _records(buf: bytes):
     "Yield the payloads of length-delimited, CRC-checked records; IntegrityError on any damage."
     pos, i, end = 0, 0, len(buf)
@@ -187,7 +187,7 @@ def _records(buf: bytes):
         yield data
         pos, i = pos + 16 + n, i + 1
 
-
+# %% ../../nbs/02h_data_codecs.ipynb
 @lru_cache(maxsize=64)
 def _proto_file(schema_json: str) -> bytes:
     descriptor_pb2 = optional_import("google.protobuf.descriptor_pb2", purpose="Protobuf files")
@@ -214,7 +214,7 @@ def _message_class(file_bytes: bytes):
     pool.Add(fdp)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{fdp.package}.Row"))
 
-
+# %% ../../nbs/02h_data_codecs.ipynb
 def protobuf_message(
     schema: dict | pd.DataFrame,  # the table schema (or a frame that has it)
 ):
@@ -222,7 +222,7 @@ def protobuf_message(
     schema = _as_schema(schema, "schema")
     return _message_class(_proto_file(json.dumps(schema)))
 
-
+# %% ../../nbs/02h_data_codecs.ipynb
 def _write_protobuf(df: pd.DataFrame, f, schema: dict) -> None:
     schema_json = json.dumps(schema)
     file_bytes = _proto_file(schema_json)
@@ -240,7 +240,7 @@ def _write_protobuf(df: pd.DataFrame, f, schema: dict) -> None:
             out.clear()
     f.write(b"".join(out))
 
-
+# %% ../../nbs/02h_data_codecs.ipynb
 def _read_protobuf(f, columns) -> tuple[pd.DataFrame, list, dict]:
     records = _records(f.read())
     try:

@@ -57,7 +57,7 @@ def to_raw(
         out[c] = text.fillna("NA").astype(object)
     return out.reset_index(drop=True)
 
-
+# %% ../../nbs/02c_data_etl.ipynb
 def _date(value: Any, name: str) -> pd.Timestamp:
     if not isinstance(value, str):
         raise DataError(f"{name} must be a date string like 2013-01-01, got {type(value).__name__}")
@@ -124,6 +124,8 @@ def _check_raw(raw: Any, what: str = "raw batch") -> pd.DataFrame:
 
 
 _STD_COLUMNS = ["carrier", "tailnum", "origin", "dest", *INT_COLUMNS, "time_hour"]
+
+# %% ../../nbs/02c_data_etl.ipynb
 _RULE_COLUMNS = list(dict.fromkeys([*_REQUIRED, *_STD_COLUMNS]))  # the raw columns any rule reads
 
 
@@ -139,7 +141,7 @@ def _check_std(std: Any, what: str = "std", lineage: bool = True) -> pd.DataFram
                               f"{what} looks unstandardized; pass standardize(raw) rows (or run etl_flights)")
     return require_columns(std, _STD_COLUMNS + (["_batch", "_row"] if lineage else []), what)
 
-
+# %% ../../nbs/02c_data_etl.ipynb
 def standardize(
     raw: pd.DataFrame,  # raw text columns (`RAW_COLUMNS`)
 ) -> pd.DataFrame:
@@ -157,7 +159,7 @@ def standardize(
     std["time_hour"] = pd.to_datetime(t.where(ok), utc=True, format="ISO8601", errors="coerce").astype("datetime64[us, UTC]")
     return std
 
-
+# %% ../../nbs/02c_data_etl.ipynb
 # (column, rule, pandas violation test on (raw text, standardized), SQL violation condition on r.<raw>, s.<std>)
 RULES: list[tuple[str, str, object, str]] = (
     [(c, "required", lambda t, s, c=c: t[c].isna(), f"t.{c} IS NULL") for c in _REQUIRED]
@@ -181,7 +183,7 @@ RULES: list[tuple[str, str, object, str]] = (
        for c in ["dep_delay", "arr_delay"]]
 )
 
-
+# %% ../../nbs/02c_data_etl.ipynb
 def validate(
     raw: pd.DataFrame,  # one raw batch
     std: pd.DataFrame | None = None,  # its standardized form (computed if None)
@@ -256,7 +258,7 @@ class EtlResult:
     rejects: pd.DataFrame  # one row per violation: batch, row, column, rule, value
     stats: dict = field(default_factory=dict)  # rows extracted, rejected, duplicates dropped, loaded
 
-
+# %% ../../nbs/02c_data_etl.ipynb
 def _check_batches(batches) -> None:
     if not isinstance(batches, (list, tuple)) or not batches:
         raise DataError("batches must be a non-empty list of raw DataFrames")
@@ -351,7 +353,7 @@ FROM ranked WHERE k = 1
 ORDER BY sched_dep, carrier, flight, origin
 """
 
-
+# %% ../../nbs/02c_data_etl.ipynb
 def elt_flights(
     batches: list[pd.DataFrame],  # raw text batches, oldest first (as from `raw_batches`)
     database: str | Path = ":memory:",  # DuckDB database file that keeps raw and clean tables
@@ -519,7 +521,7 @@ class FlightLedger:
         df["is_late"] = df["is_late"].astype("boolean")
         return df, pd.DataFrame(ledger, columns=["batch_id", "n_rows"]), int(df["seq"].max()) if len(df) else after
 
-
+# %% ../../nbs/02c_data_etl.ipynb
 def _days(start: Any, end: Any, pause: Any) -> pd.DatetimeIndex:
     first, last = _date(start, "start"), _date(end, "end")
     if last < first:
@@ -546,7 +548,7 @@ def write_days(
             time.sleep(pause)
     return total
 
-
+# %% ../../nbs/02c_data_etl.ipynb
 def spawn_writer(
     path: str | Path,  # the ledger database
     start: str,  # first local day to publish

@@ -163,13 +163,13 @@ def resolve_format(
                         f"pass format= one of {', '.join(FORMATS)}")
     return _SUFFIXES[suffix]
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def meta_path(path: str | Path) -> Path:
     "Where the sidecar metadata of data file `path` lives."
     path = as_path(path)
     return path.with_name(path.name + ".meta.json")
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _unit(dtype) -> str:
     return dtype.unit if isinstance(dtype, pd.DatetimeTZDtype) else np.datetime_data(dtype)[0]
 
@@ -183,7 +183,7 @@ def _is_text(dtype) -> bool:
         return pd.api.types.is_string_dtype(dtype.categories.dtype)
     return pd.api.types.is_string_dtype(dtype) and not (isinstance(dtype, np.dtype) and dtype.kind == "O")
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _check_writable(df: pd.DataFrame, fmt: str) -> dict:
     "Refuse what `fmt` would change; return the table's schema."
     if not isinstance(df, pd.DataFrame):
@@ -249,7 +249,7 @@ def _kind(dtype, name: str, fmt: str) -> str:
         return "str"
     raise DataError(f"column {name!r} has dtype {dtype}, which {fmt} cannot store exactly")
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _encode(s: pd.Series, kind: str) -> list:
     "A column as a list of Python scalars, None where missing (floats keep NaN as a value)."
     if kind == "category":
@@ -275,7 +275,7 @@ def _encode(s: pd.Series, kind: str) -> list:
             out[i] = None
     return out
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _decode(values: list, spec: str | dict, kind: str) -> pd.Series:
     "The inverse of `_encode`: a list of Python scalars (None where missing) back to a column of dtype `spec`."
     dtype = spec_dtype(spec)
@@ -326,7 +326,7 @@ def _arrow_table(df: pd.DataFrame, schema: dict, fmt: str):
     meta[b"mlsys.schema"] = json.dumps(schema).encode()
     return table.replace_schema_metadata(meta)
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _iso(s: pd.Series) -> pd.Series:
     "Timestamps as ISO 8601 text (UTC with a Z when tz-aware) and durations as pandas' repr, at full resolution."
     if s.dtype.kind == "m":
@@ -339,7 +339,7 @@ def _iso(s: pd.Series) -> pd.Series:
             text = text + "Z"
     return text.where(s.notna().to_numpy(), None).astype(object)
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _write_jsonl(df: pd.DataFrame, f) -> None:
     "JSON lines with floats written exactly: pandas' writer keeps at most 15 significant digits (1/3 would not survive)."
     floats = _float_columns(df)
@@ -361,7 +361,7 @@ def _write_jsonl(df: pd.DataFrame, f) -> None:
     finally:
         w.detach()
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _write_raw(df: pd.DataFrame, path: Path, fmt: str, schema: dict | None = None) -> None:
     "Write the data file alone (no sidecar), embedding the schema where the format has room for it."
     schema = table_schema(df) if schema is None else schema
@@ -407,7 +407,7 @@ def _check_version(v: Any, i: int, where: str, sealed: bool) -> dict:
             raise IntegrityError(f"{where}: version {i} declares an invalid dtype for column {c!r}: {e}") from e
     return v
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _load_sidecar(path: Path) -> list[dict] | None:
     "The versions a sidecar accepts (newest first); None when there is no sidecar."
     mp = meta_path(path)
@@ -431,7 +431,7 @@ def _load_sidecar(path: Path) -> list[dict] | None:
         return [_check_version({**meta, "rows": meta.get("rows"), "bytes": None}, 0, where, sealed=False)]
     raise IntegrityError(f"{where} lacks format/sha256/schema; rewrite the file with write_table")
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _current_version(path: Path) -> dict | None:
     "The sidecar version the file now at `path` matches (None: no file, no sidecar, or no match)."
     try:
@@ -472,7 +472,7 @@ def _write_sidecar(path: Path, versions: list[dict], fsync: bool = True) -> None
     atomic_write_bytes(meta_path(path), (json.dumps({"layout": _SIDECAR, "versions": versions}, indent=1) + "\n").encode(),
                        fsync=fsync)
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _fsync(path: Path, directory: bool = False) -> None:
     fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
     try:
@@ -493,7 +493,7 @@ def _stale_temps(path: Path) -> list[Path]:
     pat = re.compile(rf"^\.{re.escape(path.name)}\.(mlsys-|meta\.json\.)[A-Za-z0-9_]+\.tmp$")
     return [p for p in path.parent.iterdir() if pat.match(p.name)]
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def write_table(
     df: pd.DataFrame,  # the table, with a default RangeIndex and string column names
     path: str | Path,  # destination file
@@ -571,7 +571,7 @@ def _file_columns(f, fmt: str) -> tuple[list | None, dict | None]:
     index_cols = {c for c in pandas_meta.get("index_columns", []) if isinstance(c, str)}
     return [n for n in sch.names if n not in index_cols], embedded
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _check_consistent(where: str, declared: dict, names: list | None, embedded: dict | None, fmt: str) -> None:
     "A sidecar must describe the file it sits beside: same columns, and the schema the file itself stores."
     if names is not None and list(declared) != list(names):
@@ -593,7 +593,7 @@ def _native_ok(native: str | dict, declared: str | dict, fmt: str) -> bool:
     return fmt == "parquet" and isinstance(declared, dict) and not isinstance(native, dict) and \
         spec_dtype(declared).categories.dtype.kind in "biuf" and spec_dtype(native).kind in "biuf"
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _open_version(path: Path, fmt: str, verify: bool, require_sidecar: bool):
     "Open the data file and find the sidecar version it is; retried when a concurrent write moves the pair on."
     for _ in range(5):
@@ -630,7 +630,7 @@ _TRUE, _FALSE = {"true", "True", "TRUE", "1"}, {"false", "False", "FALSE", "0"}
 def _bad_values(s: pd.Series, ok: pd.Series) -> list:
     return s[~ok & s.notna()].astype(str).unique()[:3].tolist()
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _parse_column(s: pd.Series, spec: str | dict, name: str) -> pd.Series:
     "Parse a column of strings (or JSON scalars) into the dtype `spec` describes, strictly."
     dtype = spec_dtype(spec)
@@ -677,7 +677,7 @@ def _parse_column(s: pd.Series, spec: str | dict, name: str) -> pd.Series:
     except (TypeError, ValueError, OverflowError) as e:
         raise SchemaError(f"column {name!r}: cannot parse as {_short(spec)}: {e}") from e
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _exact_json_numbers(f, df: pd.DataFrame, schema: dict | None) -> pd.DataFrame:
     "Re-read numbers with Python's json where pandas' is inexact: every float, and integers beyond 2**53."
     def kind(c):
@@ -709,7 +709,7 @@ def _exact_json_numbers(f, df: pd.DataFrame, schema: dict | None) -> pd.DataFram
             df[c] = pd.array(v, dtype="UInt64" if any(x is not None and x >= 2 ** 63 for x in v) else "Int64")
     return df
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _read_text(f, fmt: str, columns: list[str] | None, schema: dict | None, own: bool) -> pd.DataFrame:
     if fmt == "csv":  # in our own files a blank line is a row whose only value is missing
         return pd.read_csv(f, usecols=columns, dtype="string" if schema is not None else None,
@@ -721,7 +721,7 @@ def _read_text(f, fmt: str, columns: list[str] | None, schema: dict | None, own:
     df = pd.read_json(f, lines=True, dtype=False, encoding="utf-8")
     return _exact_json_numbers(f, df, schema)
 
-
+# %% ../../nbs/02a_data_formats.ipynb
 def _read_file(f, fmt: str, columns: list[str] | None, schema: dict | None, reader_schema: dict | None = None,
                own: bool = True):
     "Read a data file (no sidecar); return the frame parsed or repaired with `schema`, its column names and embedded schema."

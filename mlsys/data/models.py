@@ -108,7 +108,7 @@ class StoreLockedError(BusyError):
         super().__init__(message)
         self.path, self.pid = path, pid
 
-
+# %% ../../nbs/02b_data_models.ipynb
 def _database_path(path: Any, engine: str, read_only: bool) -> str:
     "`path` as the string an engine opens, refusing what it would fail on with an unhelpful message."
     if isinstance(path, str) and path == ":memory:":
@@ -164,7 +164,7 @@ def connect_duckdb(
     con.execute("SET TimeZone = 'UTC'")
     return con
 
-
+# %% ../../nbs/02b_data_models.ipynb
 def _sqlite_value(v: Any) -> Any:
     if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
         return None
@@ -386,7 +386,7 @@ def _json_value(v: Any) -> Any:
         return v.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ") if v.tzinfo else v.isoformat()
     return v.item() if hasattr(v, "item") else v
 
-
+# %% ../../nbs/02b_data_models.ipynb
 def to_documents(
     wide: pd.DataFrame,  # rows of the `flights_wide` view
 ) -> list[dict]:
@@ -412,7 +412,7 @@ def to_documents(
         docs.append(doc)
     return docs
 
-
+# %% ../../nbs/02b_data_models.ipynb
 def from_documents(
     docs: Iterable[dict],  # documents as made by `to_documents`
 ) -> pd.DataFrame:
@@ -468,7 +468,7 @@ def route_edges(
     e = pd.DataFrame({"origin": origin, "dest": dest}).groupby(["origin", "dest"]).size().rename("flights").reset_index()
     return e.sort_values(["flights", "origin", "dest"], ascending=[False, True, True], ignore_index=True)
 
-
+# %% ../../nbs/02b_data_models.ipynb
 def _positive_int(n: Any, name: str) -> int:
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
         raise DataError(f"{name} must be a positive integer, got {n!r}")

@@ -86,7 +86,7 @@ def flight_ids(flights: pd.DataFrame) -> pd.Series:
     return (flights["sched_dep_local"].dt.strftime("%Y%m%d") + "-" + flights["carrier"].astype(str)
             + flights["flight"].astype(str) + "-" + flights["origin"].astype(str)).rename("flight_id")
 
-
+# %% ../../nbs/02d_data_service.ipynb
 def _jsonable_value(v: Any) -> Any:
     if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
         return None
@@ -126,7 +126,7 @@ def _check_kind(s: pd.Series, kind: str, what: str) -> None:
 
 _NAIVE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?")
 
-
+# %% ../../nbs/02d_data_service.ipynb
 def parse_utc_time(value: str, name: str = "time") -> pd.Timestamp:
     "Parse an RFC 3339 time with a UTC offset, exactly as `UTC_TIME_PATTERN` spells it, into a UTC timestamp."
     if not isinstance(value, str) or not value.strip():
@@ -141,7 +141,7 @@ def parse_utc_time(value: str, name: str = "time") -> pd.Timestamp:
         raise DataError(f"{name}={value!r} is not a calendar date: {year}-{month:02d} has {calendar.monthrange(year, month)[1]} days")
     return pd.Timestamp(value).tz_convert("UTC")
 
-
+# %% ../../nbs/02d_data_service.ipynb
 class FlightsLookup:
     "In-memory flight and weather lookups behind the REST service."
 
@@ -253,7 +253,7 @@ def api_models() -> SimpleNamespace:
 
     return SimpleNamespace(FieldError=FieldError, ErrorResponse=ErrorResponse, Health=Health, Flight=Flight, Weather=Weather)
 
-
+# %% ../../nbs/02d_data_service.ipynb
 _ERROR_NAMES = {404: "not_found", 405: "method_not_allowed", 422: "invalid_request", 500: "internal_error"}
 
 
@@ -347,7 +347,7 @@ def create_app(
     app.state.lookup = lookup
     return app
 
-
+# %% ../../nbs/02d_data_service.ipynb
 def app_from_env():
     "The app for `uvicorn --factory`, loading the days in `MLSYS_SERVICE_START`/`MLSYS_SERVICE_END`."
     return create_app(start=os.environ.get("MLSYS_SERVICE_START", "2013-01-01"),
@@ -365,7 +365,7 @@ def free_port(host: str = "127.0.0.1") -> int:
             raise ConfigError(f"cannot bind a TCP port on host={host!r} ({type(e).__name__}: {e})") from e
         return s.getsockname()[1]
 
-
+# %% ../../nbs/02d_data_service.ipynb
 @dataclass
 class ServerProcess:
     "Handle on a uvicorn server running in a child process."
@@ -398,7 +398,7 @@ class ServerProcess:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-
+# %% ../../nbs/02d_data_service.ipynb
 def _day(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise DataError(f"{name} must be a date string like 2013-01-01, got {type(value).__name__}")

@@ -51,7 +51,7 @@ def to_seconds(value: Any, name: str, allow_zero: bool = False) -> int:
         raise ConfigError(f"{name}={value!r} is longer than {MAX_DURATION_S // 86_400} days")
     return int(s)
 
-
+# %% ../../nbs/02f_data_streaming.ipynb
 def event_time(event: dict) -> int:
     "Event time of a flight event: its scheduled departure (an ISO time with a UTC offset) in epoch seconds."
     if not isinstance(event, dict):
@@ -70,7 +70,7 @@ def event_time(event: dict) -> int:
                         "machine's time zone; write it with Z or +HH:MM")
     return math.floor(t.timestamp())
 
-
+# %% ../../nbs/02f_data_streaming.ipynb
 def _check_threshold(threshold: Any) -> float | int:
     if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
             or not math.isfinite(threshold):
@@ -90,7 +90,7 @@ def _table(flights: pd.DataFrame, threshold: Any) -> pd.DataFrame:
         "cancelled": flights["cancelled"].astype(bool).to_numpy(),
     })
 
-
+# %% ../../nbs/02f_data_streaming.ipynb
 def _check_windows(size: Any, slide: Any) -> tuple[int, int]:
     size_s = to_seconds(size, "size")
     slide_s = size_s if slide is None else to_seconds(slide, "slide")

@@ -43,7 +43,7 @@ class TransportError(MlsysError, ConnectionError):
         super().__init__(message)
         self.sent = sent  # how many events of a batch were published before the failure
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 class BackpressureError(TransportError):
     "The topic is full of events a consumer group has not acknowledged, so the event was not published."
 
@@ -52,14 +52,14 @@ class BackpressureError(TransportError):
         self.topic = topic  # the full topic
         self.groups = groups  # the groups holding its oldest event
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 def check_name(value: Any, what: str) -> str:
     "Validate a topic, group or consumer name: 1-200 characters of letters, digits, `_ . : -`."
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise DataError(f"{what}={value!r} must be 1-200 characters of letters, digits and _ . : - (not starting with a symbol)")
     return value
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 def _check_text(s: str, path: str) -> None:
     if not s.isascii():
         try:
@@ -99,7 +99,7 @@ def _check_value(v: Any, path: str, depth: int = 0) -> None:
         return
     raise DataError(f"event field {path} has type {type(v).__name__}, which is not JSON (convert it to str, int, float, bool, list or dict)")
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 def encode_event(event: Any) -> str:
     "Validate `event` (a dict of JSON values) and encode it as compact JSON."
     if not isinstance(event, dict):
@@ -119,7 +119,7 @@ def encode_event(event: Any) -> str:
             _check_value(v, k)
     return json.dumps(event, separators=(",", ":"), allow_nan=False)
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 def _refuse_constant(name: str):
     raise DataError(f"holds {name}, which JSON does not allow (and encode_event refuses)")
 
@@ -187,7 +187,7 @@ class Message:
     event: dict  # the decoded event
     deliveries: int = 1  # times this message has been handed to its group (>1 means redelivered)
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 _MAX_BATCH = 1_000_000  # messages one poll or claim may ask for
 _MAX_TIMEOUT = 86_400.0  # seconds one poll may wait
 _MAX_IDLE_MS = 365 * 86_400_000  # one year
@@ -235,7 +235,7 @@ class Consumer(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(topic={self.topic!r}, group={self.group!r}, name={self.name!r})"
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -307,7 +307,7 @@ class Transport(ABC):
     def __exit__(self, *exc) -> None:
         self.close()
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 def _check_start(start: Any) -> str:
     if not isinstance(start, str) or start not in ("earliest", "latest"):
         raise ConfigError(f"start must be 'earliest' (all retained events) or 'latest' (only new ones), got {start!r}")
@@ -366,7 +366,7 @@ class _Topic:
             raise _backpressure(name, self.maxlen, [(g, len(s.pending), self.next_seq - 1 - s.offset)
                                                     for g, s in self.groups.items() if s.floor() <= oldest])
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 class InProcessTransport(Transport):
     "Thread-safe in-memory transport with Redis-Streams semantics (groups, acks, claims, lossless bounded retention)."
 
@@ -420,10 +420,10 @@ class InProcessTransport(Transport):
             self._closed = True
             self._cond.notify_all()
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 _INPROC_ID = re.compile(r"[0-9]{1,19}")
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 class _InProcessConsumer(Consumer):
     def __init__(self, transport: InProcessTransport, topic: str, group: str, name: str):
         self.transport, self.topic, self.group, self.name = transport, topic, group, name
@@ -489,7 +489,7 @@ class _InProcessConsumer(Consumer):
                 out.append(Message(str(seq), self.topic, json.loads(payload), n + 1))
             return out
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 def _seq(message_id: str) -> int:
     "The sequence number behind an in-process message id."
     if not _INPROC_ID.fullmatch(message_id):
@@ -536,7 +536,7 @@ def _flight_columns(flights: Any, columns: list[str], what: str = "flights") -> 
                 raise DataError(f"{what}[{col!r}] has {int(bad.sum())} missing or empty values (first at index {s.index[bad][0]!r})")
     return flights
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 def flight_events(
     flights: pd.DataFrame,  # rows of `load_flights`
     order: str = "scheduled",  # "scheduled": by scheduled departure; "actual": by scheduled departure + delay
@@ -561,7 +561,7 @@ def flight_events(
         e["dep_delay"] = None if e["dep_delay"] is None else int(e["dep_delay"])
     return events
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 def validate_flight_event(event: Any) -> dict:
     "Check that `event` has every flight-event field with the right type; return it."
     if not isinstance(event, dict):
@@ -588,7 +588,7 @@ def validate_flight_event(event: Any) -> dict:
         raise DataError(f"flight event {fid!r}: sched_dep={s!r} is outside the years {_YEARS[0]}-{_YEARS[1]}")
     return event
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 def replay(
     transport: Transport,  # where to publish
     topic: str,  # topic receiving the events
@@ -670,9 +670,11 @@ for i = 2, #ARGV do
 end
 return {ids, {}}
 """
+
+# %% ../../nbs/02e_data_transport.ipynb
 _REDIS_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 class RedisTransport(Transport):
     "Transport on Redis Streams: consumer groups, acks, pending lists, claims and lossless bounded retention."
 
@@ -802,11 +804,11 @@ class RedisTransport(Transport):
         "Close the connection pool."
         self.r.close()
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 def _s(x: Any) -> str:
     return x.decode(errors="replace") if isinstance(x, bytes) else str(x)
 
-
+# %% ../../nbs/02e_data_transport.ipynb
 class _RedisConsumer(Consumer):
     def __init__(self, transport: RedisTransport, topic: str, group: str, name: str):
         self.t, self.topic, self.group, self.name = transport, topic, group, name

@@ -191,14 +191,14 @@ def _torch_modules():
 
     return LearnedPositionalEmbedding, SinusoidalPositionalEmbedding
 
-
+# %% ../../nbs/07c_features_embeddings.ipynb
 def learned_positional_embedding(num_positions: int, dim: int):
     "A torch module with one trainable `dim`-vector per position in [0, num_positions)."
     num_positions, dim = _check_int(num_positions, "num_positions", 1, _MAX_CELLS), _check_int(dim, "dim", 1, 2**20)
     _check_cells(num_positions * dim, "the table of num_positions x dim")
     return _torch_modules()[0](num_positions, dim)
 
-
+# %% ../../nbs/07c_features_embeddings.ipynb
 def sinusoidal_positional_embedding(num_positions: int, dim: int, base: float = 10_000.0):
     "A torch module returning fixed sinusoidal vectors (integer positions from a table, float positions computed)."
     num_positions, dim = _check_int(num_positions, "num_positions", 1, _MAX_CELLS), _check_dim(dim)

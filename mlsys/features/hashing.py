@@ -46,7 +46,7 @@ def mix64(h: np.ndarray) -> np.ndarray:
                         + ("; a float is not a hash, and casting it would truncate" if a.dtype.kind == "f" else ""))
     return _mix64(a.astype(np.uint64, copy=False))
 
-
+# %% ../../nbs/07b_features_hashing.ipynb
 def _check_int(v, name: str, lo: int, hi: int | None = None) -> int:
     "`v` as an int in [lo, hi); bools, floats and strings are refused with a `ConfigError` naming `name`."
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v >= hi):
@@ -85,7 +85,7 @@ def _strings(values) -> np.ndarray:
         out[whole] = v[whole].astype(np.int64).astype(str)
     return out
 
-
+# %% ../../nbs/07b_features_hashing.ipynb
 def hash_strings(
     values,  # 1-D list, array, Series or Index of values
     seed: int = 0,  # hash seed, an integer in [0, 2**32)
@@ -94,7 +94,7 @@ def hash_strings(
     key = _key(seed)
     return pd.util.hash_array(_strings(_values(values, "values")), hash_key=key, categorize=False)
 
-
+# %% ../../nbs/07b_features_hashing.ipynb
 def value_hashes(
     column,  # 1-D Series, Index, array or list of values
     seed: int = 0,  # hash seed, an integer in [0, 2**32)
@@ -117,7 +117,7 @@ def value_hashes(
         codes = np.where(codes < 0, len(uniques), codes)
     return codes, h
 
-
+# %% ../../nbs/07b_features_hashing.ipynb
 def expected_collision_rate(
     n_distinct: int,  # distinct values hashed (>= 0)
     n_features: int,  # slots in the hash space (>= 1)
@@ -126,7 +126,7 @@ def expected_collision_rate(
     n_distinct, n_features = _check_int(n_distinct, "n_distinct", 0), _check_int(n_features, "n_features", 1)
     return float(1.0 - (1.0 - 1.0 / n_features) ** max(n_distinct - 1, 0))
 
-
+# %% ../../nbs/07b_features_hashing.ipynb
 def collision_rate(buckets) -> float:
     "Fraction of distinct values (one bucket each) whose bucket is shared with another value."
     b = np.asarray(_values(buckets, "buckets"))

@@ -66,7 +66,7 @@ class ImportanceResult:
         out["significant"] = out["ci_low"] > 0
         return out.sort_values("mean", ascending=False)
 
-
+# %% ../../nbs/07e_features_importance.ipynb
 _METHODS = ("permutation", "drop-column")
 
 
@@ -85,7 +85,7 @@ def _check_count(v, name: str) -> int:
         raise ConfigError(f"{name} must be a positive integer, got {v!r}")
     return int(v)
 
-
+# %% ../../nbs/07e_features_importance.ipynb
 def _columns_arg(columns, name: str = "columns") -> list:
     "A list of column names from `columns` (a single string is one name); empty lists, duplicates and scalars are refused."
     if isinstance(columns, str):
@@ -114,7 +114,7 @@ def _groups(X: pd.DataFrame, groups: Mapping | None) -> dict:
         out[name] = cols
     return out
 
-
+# %% ../../nbs/07e_features_importance.ipynb
 def _frame(X, arg: str = "X") -> pd.DataFrame:
     if isinstance(X, np.ndarray) and X.ndim == 2:
         X = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
@@ -142,7 +142,7 @@ def _scorer(estimator, scoring):
     except (TypeError, ValueError) as e:  # no score method, an unknown scoring name, not an estimator
         raise ConfigError(f"estimator/scoring: {e}") from e
 
-
+# %% ../../nbs/07e_features_importance.ipynb
 def _score(scorer, estimator, X, y, what: str) -> float:
     "Score, naming the estimator when it refuses the data (NaN, unseen columns, a single class)."
     try:
@@ -159,7 +159,7 @@ def _seed_source(random_state):
     except (TypeError, ValueError) as e:
         raise ConfigError(f"random_state: {e}") from e
 
-
+# %% ../../nbs/07e_features_importance.ipynb
 def permutation_importance(
     estimator,  # a fitted model
     X,  # evaluation features (DataFrame, or 2-D array: columns are named x0, x1, ...)
@@ -315,7 +315,7 @@ def psi(
     p, q = np.clip(p, eps, None), np.clip(q, eps, None)
     return float(np.sum((q - p) * np.log(q / p)))
 
-
+# %% ../../nbs/07e_features_importance.ipynb
 def distribution_shift(
     reference: pd.DataFrame,  # training data
     current: pd.DataFrame,  # data to compare (test split, later months, serving logs)

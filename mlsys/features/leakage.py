@@ -61,7 +61,7 @@ class Finding:
         if not isinstance(self.evidence, dict):
             raise ConfigError(f"evidence must be a dict of the numbers behind the finding, got {type(self.evidence).__name__}")
 
-
+# %% ../../nbs/07d_features_leakage.ipynb
 @dataclass
 class LeakageReport:
     "Findings of one or more leakage checks, plus the list of checks that ran."
@@ -141,7 +141,7 @@ def _colnames(names, arg: str) -> list:
         raise ConfigError(f"{arg} names a column twice: {out}")
     return out
 
-
+# %% ../../nbs/07d_features_leakage.ipynb
 def _need(df, cols, what: str = "data") -> None:
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
@@ -167,7 +167,7 @@ def _times(df: pd.DataFrame, col: str, what: str, arg: str = "time_col") -> pd.S
         raise DataError(f"{what} column {col!r} has {int(s.isna().sum())} missing timestamp(s)")
     return s
 
-
+# %% ../../nbs/07d_features_leakage.ipynb
 def _same_zone(a: pd.Series, b: pd.Series, what: str) -> None:
     if (getattr(a.dt, "tz", None) is None) != (getattr(b.dt, "tz", None) is None):
         raise SchemaError(f"{what} must both be tz-aware or both naive (got {a.dtype} and {b.dtype}); they cannot be compared")
@@ -184,7 +184,7 @@ def _number(v, name: str, lo: float = 0.0) -> float:
         raise ConfigError(f"{name} must be a finite number >= {lo:g}, got {v!r}")
     return float(v)
 
-
+# %% ../../nbs/07d_features_leakage.ipynb
 def _duration(v, name: str) -> pd.Timedelta:
     "A non-negative duration: a Timedelta, timedelta or string such as '1D'; a bare number (read as nanoseconds) is refused."
     if v is None:
@@ -208,7 +208,7 @@ def _seed(v, name: str = "random_state"):
         raise ConfigError(f"{name} must be in [0, 2**32), got {v!r}")
     return v
 
-
+# %% ../../nbs/07d_features_leakage.ipynb
 def _binary(y, what: str) -> pd.Series:
     "Labels as 0/1 integers; missing values and anything but bools or the numbers 0 and 1 are refused (never truncated)."
     y = pd.Series(y) if not isinstance(y, pd.Series) else y
@@ -221,7 +221,7 @@ def _binary(y, what: str) -> pd.Series:
         raise DataError(f"{what} must hold binary labels (bool or 0/1), got values {sorted(values)[:5]}")
     return y.astype(int)
 
-
+# %% ../../nbs/07d_features_leakage.ipynb
 def time_split(df: pd.DataFrame,  # rows to split
                time_col: str,  # timestamp column
                cutoff=None,  # first test time; None puts the last `test_size` of the rows (by time) in test
@@ -250,7 +250,7 @@ def time_split(df: pd.DataFrame,  # rows to split
         raise DataError(f"cutoff={cutoff} leaves {len(train)} train and {len(test)} test rows; both must be non-empty")
     return train, test
 
-
+# %% ../../nbs/07d_features_leakage.ipynb
 def group_split(df: pd.DataFrame,  # rows to split
                 groups,  # column name(s) whose combined value defines a group (e.g. ["tailnum", "local_date"])
                 test_size: float = 0.2,  # fraction of groups in test
@@ -269,7 +269,7 @@ def group_split(df: pd.DataFrame,  # rows to split
         raise DataError(f"df has {len(np.unique(key))} group(s) of {groups}; test_size={test_size} leaves a split empty: {e}") from e
     return df.iloc[tr], df.iloc[te]
 
-
+# %% ../../nbs/07d_features_leakage.ipynb
 def split_then_fit(estimator,  # unfitted scikit-learn estimator or Pipeline (scalers and imputers inside)
                    train: pd.DataFrame,  # training rows
                    test: pd.DataFrame,  # test rows
@@ -512,7 +512,7 @@ def detect_unavailable_features(features: list,  # feature columns the model use
                                         f"feature {f!r} has no availability declaration: declare when it is known", f, {}))
     return rep
 
-
+# %% ../../nbs/07d_features_leakage.ipynb
 def detect_late_timestamps(df: pd.DataFrame,  # rows with features and timestamps
                            prediction_time_col: str,  # column: when each prediction is made
                            known_at: dict,  # feature -> column holding when that feature's value became known
@@ -541,7 +541,7 @@ def detect_late_timestamps(df: pd.DataFrame,  # rows with features and timestamp
                 feat, dict(rows=n, fraction=round(frac, 4), median_lag=str(lag))))
     return rep
 
-
+# %% ../../nbs/07d_features_leakage.ipynb
 def flight_known_at(flights: pd.DataFrame) -> pd.DataFrame:
     "When each post-departure column of `flights` becomes known: `dep_known_at` (departure) and `arr_known_at` (landing)."
     _need(flights, ["sched_dep", "dep_delay", "air_time"], "flights")
@@ -604,7 +604,7 @@ def single_feature_auc(X: pd.DataFrame,  # candidate features
         out[c] = max(auc, 1 - auc)
     return pd.Series(out, name="auc", dtype="float64")
 
-
+# %% ../../nbs/07d_features_leakage.ipynb
 def detect_predictive_features(X: pd.DataFrame,  # candidate features
                                y,  # binary label
                                threshold: float = 0.8,  # folded AUC at or above which a feature is suspicious

@@ -37,7 +37,7 @@ class AllowsNaN:
         tags.input_tags.allow_nan = True
         return tags
 
-
+# %% ../../nbs/07a_features_ops.ipynb
 class KeepsFloat32:
     "Mixin for transformers whose output keeps float32 input as float32 (checked by scikit-learn's estimator checks)."
 
@@ -46,7 +46,7 @@ class KeepsFloat32:
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
-
+# %% ../../nbs/07a_features_ops.ipynb
 class _DataTypeError(DataError, TypeError):
     "X holds values of a type that cannot be used (a dict in an object array, a sparse matrix): a `DataError` that is also the `TypeError` scikit-learn raises. (It belongs in `mlsys.core`.)"
 
@@ -77,7 +77,7 @@ def check_X(est, X, reset: bool, numeric: bool = True,
             raise SchemaError(f"X: columns do not match those seen in {name}.fit. {msg}") from e
         raise DataError(f"X: {msg}") from e
 
-
+# %% ../../nbs/07a_features_ops.ipynb
 def _names(est, input_features=None) -> np.ndarray:
     check_is_fitted(est, "n_features_in_")
     try:
@@ -99,7 +99,7 @@ def _check_frame(X, arg: str = "X") -> None:
     if not isinstance(X, pd.DataFrame):
         raise DataError(f"{arg} must be a pandas DataFrame, got {type(X).__name__}")
 
-
+# %% ../../nbs/07a_features_ops.ipynb
 def _check_columns(X: pd.DataFrame, columns, arg: str = "columns") -> list:
     _check_frame(X)
     if columns is None:
@@ -120,7 +120,7 @@ def _check_column(X: pd.DataFrame, column, arg: str) -> None:
         raise DataError(f"{arg} must be one column name, got {type(column).__name__} {column!r}")
     _check_columns(X, column, arg)
 
-
+# %% ../../nbs/07a_features_ops.ipynb
 def _check_real(value, name: str, low: float = -np.inf, high: float = np.inf, low_open: bool = False,
                 high_open: bool = False) -> float:
     "`value` as a float when it is a finite real number (not a bool) inside the given interval, else `ConfigError`."
@@ -354,8 +354,7 @@ class RangeScaler(AllowsNaN, KeepsFloat32, _OneToOne, TransformerMixin, BaseEsti
         out /= self.scale_
         return out
 
-
-
+# %% ../../nbs/07a_features_ops.ipynb
 def _mean_and_var(Xa: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "Per-column mean, variance and count of non-missing values, accumulated in float64 (corrected two-pass algorithm)."
     missing = np.isnan(Xa)
@@ -404,8 +403,7 @@ class Standardizer(AllowsNaN, KeepsFloat32, _OneToOne, TransformerMixin, BaseEst
         out += self.mean_.astype(out.dtype, copy=False)
         return out
 
-
-
+# %% ../../nbs/07a_features_ops.ipynb
 class LogScaler(AllowsNaN, KeepsFloat32, _OneToOne, TransformerMixin, BaseEstimator):
     "Log transform `log(x + shift)`, with a learned shift for columns that have zeros or negative values."
 
@@ -448,8 +446,7 @@ class LogScaler(AllowsNaN, KeepsFloat32, _OneToOne, TransformerMixin, BaseEstima
         Xa = check_X(self, X, reset=False, dtype=FLOAT_DTYPES)
         return (np.exp(Xa) - self.shift_).astype(Xa.dtype, copy=False)
 
-
-
+# %% ../../nbs/07a_features_ops.ipynb
 def _range(feature_range) -> tuple:
     if isinstance(feature_range, (str, bytes)) or not hasattr(feature_range, "__len__") or len(feature_range) != 2:
         raise ConfigError(f"feature_range must be a pair of numbers (low, high), got {feature_range!r}")

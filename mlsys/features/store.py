@@ -51,7 +51,7 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class UnknownFeatureError(SchemaError):
     "A feature or feature view was requested that the catalog does not hold."
 
-
+# %% ../../nbs/07f_features_store.ipynb
 def _as_ttl(value, name: str = "ttl") -> pd.Timedelta | None:
     if value is None:
         return None
@@ -80,7 +80,7 @@ def _names(value, what: str) -> tuple:
         raise ConfigError(f"{what}={value!r} names a column twice")
     return value
 
-
+# %% ../../nbs/07f_features_store.ipynb
 @dataclass(frozen=True)
 class FeatureView:
     "A named group of features about one entity, read from one source, each row stamped with an event time."
@@ -239,7 +239,7 @@ def _utc(s: pd.Series) -> pd.Series:
     "A timestamp column from DuckDB in UTC (its TIMESTAMPTZ_NS results come back naive, in UTC)."
     return s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
 
-
+# %% ../../nbs/07f_features_store.ipynb
 def _as_time(value, what: str) -> pd.Timestamp:
     "A tz-aware scalar time in UTC, or a named error."
     if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
@@ -262,7 +262,7 @@ def _check_flag(value, name: str) -> bool:
         raise ConfigError(f"{name}={value!r} must be True or False")
     return bool(value)
 
-
+# %% ../../nbs/07f_features_store.ipynb
 def _connect(memory_limit: str | None = None, threads: int | None = None, temp_dir: Path | None = None):
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
@@ -352,7 +352,7 @@ def _stored_key(col: pd.Series, what: str) -> tuple:
         col = col.astype(col.cat.categories.dtype)
     return kind, (col.astype("str") if kind == "string" else col).array
 
-
+# %% ../../nbs/07f_features_store.ipynb
 def _arrow_strings(col: pd.Series):
     "The Arrow array behind a string column, or None when it is not Arrow-backed."
     dt = col.dtype
@@ -380,7 +380,7 @@ def _pack_strings(arr) -> tuple | None:
     pad[:, :width] = np.frombuffer(data, dtype=np.uint8)[off[0]:off[0] + n * width].reshape(n, width)
     return pad.view(f"<u{size}").ravel(), width
 
-
+# %% ../../nbs/07f_features_store.ipynb
 def _pack_index(index: pd.Index, width: int) -> tuple:
     "The stored string keys of byte length `width`, packed as `_pack_strings` packs them: (sorted values, positions)."
     import pyarrow as pa
@@ -394,7 +394,7 @@ def _pack_index(index: pd.Index, width: int) -> tuple:
     order = np.argsort(got[0])
     return got[0][order], pos[order]
 
-
+# %% ../../nbs/07f_features_store.ipynb
 def _factorize(col: pd.Series, what: str) -> tuple:
     """`(kind, codes, uniques)` of an entity-key column, computed once per request and shared by the views that use it.
 
@@ -411,7 +411,7 @@ def _factorize(col: pd.Series, what: str) -> tuple:
     codes, uniques = pd.factorize(col, use_na_sentinel=True)
     return kind, codes, pd.Index(uniques)
 
-
+# %% ../../nbs/07f_features_store.ipynb
 def _encode_keys(fact: tuple, index: pd.Index, kind: str, packed: dict, what: str) -> np.ndarray:
     """Position in `index` (the stored keys) of each value of a `_factorize`d column; -1 for missing or unknown keys.
     `packed` caches the stored keys packed per width (filled on first use)."""
@@ -447,7 +447,7 @@ class _Prepared:
     table: np.ndarray | None  # dense: latest row per (combination, time rank); None when too large
     skey: np.ndarray | None  # otherwise the sorted key combination * (len(times) + 1) + rank + 1
 
-
+# %% ../../nbs/07f_features_store.ipynb
 def _prepare(view: FeatureView, rows: pd.DataFrame, unit: str, kinds: dict) -> _Prepared:
     m = len(rows)
     combo, n_combo, indexes, packed, steps = np.zeros(m, np.int64), 0, [], [], []
@@ -484,7 +484,7 @@ def _prepare(view: FeatureView, rows: pd.DataFrame, unit: str, kinds: dict) -> _
     return _Prepared(rows, unit, [kinds[k] for k in view.entity], indexes, packed, steps, combo, n_combo, ticks, times,
                      table, skey)
 
-
+# %% ../../nbs/07f_features_store.ipynb
 def _entity_combos(prep: _Prepared, view: FeatureView, entity_df: pd.DataFrame, facts: dict) -> np.ndarray:
     "The stored entity combination of each entity row, -1 where the view holds none (`facts`: per-request cache)."
     code = None
@@ -509,7 +509,7 @@ def _rank_sorted(times: np.ndarray, q: np.ndarray) -> np.ndarray:
     p = np.searchsorted(q, times, side="left")
     return np.repeat(np.arange(len(times) + 1), np.diff(p, prepend=0, append=len(q)))
 
-
+# %% ../../nbs/07f_features_store.ipynb
 def _asof_rows(prep: _Prepared, code: np.ndarray, q: np.ndarray, q_sorted: bool) -> np.ndarray:
     "Row of the stored table with the latest time at or before `q` for the same combination; -1 where none."
     n = len(q)
@@ -535,7 +535,7 @@ def _asof_rows(prep: _Prepared, code: np.ndarray, q: np.ndarray, q_sorted: bool)
     pos = np.where(hit, pos, 0)
     return np.where(hit & (prep.combo[pos] == code), pos, -1)
 
-
+# %% ../../nbs/07f_features_store.ipynb
 def _take(values: pd.Series, idx: np.ndarray, missing: np.ndarray | None):
     "`values` at `idx`, missing where `idx` is -1 (`missing` is that mask, or None when no row is missing)."
     if values.dtype.kind == "f" and isinstance(values.dtype, np.dtype) and len(values):
@@ -1238,7 +1238,7 @@ def history_rates(flights: pd.DataFrame, keys, prefix: str, margin: str = "1h") 
     daily["available_at"] = np.maximum(next_midnight, daily["landed"].dt.tz_convert("UTC"))
     return daily[[*keys, "available_at", f"{prefix}_late_rate", f"{prefix}_n"]]
 
-
+# %% ../../nbs/07f_features_store.ipynb
 def flight_feature_views() -> list:
     "The registered views behind the flights features (weather, plane, route and carrier history)."
     return [
@@ -1254,7 +1254,7 @@ def flight_feature_views() -> list:
                     description="cumulative late-arrival rate and flight count of the carrier up to the day before"),
     ]
 
-
+# %% ../../nbs/07f_features_store.ipynb
 def build_flight_features(
     flights: pd.DataFrame,  # flights from `load_flights` (needs sched_dep, origin, dest, carrier, tailnum, dep_delay, air_time, is_late)
     weather: pd.DataFrame,  # hourly weather from `load_weather`
@@ -1317,7 +1317,7 @@ def build_flight_features(
         out["origin_recent__timestamp"] = out["as_of"] - pd.Timedelta(microseconds=1)
     return out
 
-
+# %% ../../nbs/07f_features_store.ipynb
 def flight_feature_known_at() -> dict:
     "For the leakage timestamp check: feature -> column of `build_flight_features` holding when its value was known."
     views = {v.name: v for v in flight_feature_views()}
@@ -1326,7 +1326,7 @@ def flight_feature_known_at() -> dict:
                 "origin_deps_2h": "origin_recent__timestamp"})
     return out
 
-
+# %% ../../nbs/07f_features_store.ipynb
 def flight_feature_columns() -> list:
     "Names of the model-ready feature columns that `build_flight_features` adds."
     return [*WEATHER_FEATURES, "plane_age", "route_late_rate", "route_n", "carrier_late_rate", "carrier_n",

@@ -53,7 +53,7 @@ def _check_int(v, name: str, lo: int = 1, hi: int = 2**31) -> int:
         raise ConfigError(f"{name} must be an integer in [{lo}, {hi:,}], got {v!r}")
     return int(v)
 
-
+# %% ../../nbs/05c_imbalance_losses.ipynb
 def _check_seed(seed) -> int:
     return _check_int(seed, "seed", 0, 2**63 - 1)
 
@@ -79,7 +79,7 @@ def _check_tensors(logits, target) -> None:
     if not torch.isfinite(logits).all():
         raise DataError(f"logits hold {int((~torch.isfinite(logits)).sum())} NaN or infinite values")
 
-
+# %% ../../nbs/05c_imbalance_losses.ipynb
 def _check_logits(logits, target, n_classes: int | None = None):
     _check_tensors(logits, target)
     if torch.is_floating_point(target):
@@ -249,7 +249,7 @@ def mlp(n_features: int, n_classes: int = 2, hidden: int = 32, seed: int = 0):
             p.copy_(torch.empty_like(p).uniform_(-1, 1, generator=g) / np.sqrt(p.shape[-1]))
     return model
 
-
+# %% ../../nbs/05c_imbalance_losses.ipynb
 def _check_module(model) -> None:
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module returning logits, got {type(model).__name__}")
@@ -289,7 +289,7 @@ def _tensors(X, y=_NO_Y, name: str = "X", y_name: str = "y"):
         raise DataError(f"{y_name} must be 1-D integer class indices 0..K-1 (encode labels first), got dtype {ya.dtype}")
     return Xt, torch.as_tensor(ya.astype(np.int64))
 
-
+# %% ../../nbs/05c_imbalance_losses.ipynb
 def fit_torch(
     model,  # a torch module mapping (n, features) to (n, classes) logits
     X,  # training features (numeric, scaled)
@@ -330,7 +330,7 @@ def fit_torch(
     model.eval()
     return model
 
-
+# %% ../../nbs/05c_imbalance_losses.ipynb
 def _epoch_rows(rows, n: int):
     "The row indices an `epoch_indices` callable returned: 1-D integers in [0, n)."
     a = np.asarray(rows)
@@ -399,7 +399,7 @@ def dynamic_sampling_rates(
     w = 1 - s + floor
     return w / w.sum()
 
-
+# %% ../../nbs/05c_imbalance_losses.ipynb
 def dynamic_epoch_indices(
     y,  # integer training labels
     rates,  # share of rows per class, from `dynamic_sampling_rates`
@@ -431,7 +431,7 @@ def dynamic_epoch_indices(
             out.append(rng.choice(rows, size=k, replace=k > len(rows)))
     return np.concatenate(out)
 
-
+# %% ../../nbs/05c_imbalance_losses.ipynb
 def dynamic_fit(
     model,  # a torch classifier module
     X,  # training features

@@ -80,7 +80,7 @@ def _check_labels(labels) -> np.ndarray:
         raise ConfigError(f"labels lists a class twice: {labels.tolist()}")
     return labels
 
-
+# %% ../../nbs/05a_imbalance_metrics.ipynb
 def per_class_report(
     y_true,  # true class labels
     y_pred,  # predicted class labels
@@ -99,7 +99,7 @@ def per_class_report(
         rows.append({"class": c, "precision": p, "recall": r, "f1": f1, "support": support})
     return pd.DataFrame(rows).set_index("class")
 
-
+# %% ../../nbs/05a_imbalance_metrics.ipynb
 def balanced_accuracy(y_true, y_pred) -> float:
     "Mean recall over the classes present in `y_true`."
     yt, yp = _check_pair(y_true, y_pred)

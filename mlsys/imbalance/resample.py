@@ -62,7 +62,7 @@ def _labels_1d(y, name: str = "y") -> np.ndarray:
         raise DataError(f"Input {name} contains infinity ({int((~np.isfinite(ya)).sum())} values); class labels must be finite")
     return ya
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 def class_counts(y) -> dict:
     "Number of rows of each class, in sorted class order."
     ya = _labels_1d(y)
@@ -72,7 +72,7 @@ def class_counts(y) -> dict:
         raise DataError(f"y mixes label types that cannot be compared ({e}); use one type for all labels") from e
     return {c: int(n) for c, n in zip(classes.tolist(), counts)}
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 def _check_labels(y) -> np.ndarray:
     "1-D binary or multiclass labels, else a `DataError` (continuous, multilabel, missing or mixed labels)."
     ya = _labels_1d(y)
@@ -92,7 +92,7 @@ def _check_labels(y) -> np.ndarray:
         raise DataError(f"Unknown label type: y is {target!r}, but a sampler needs binary or multiclass class labels")
     return ya
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 def _named_targets(name: str, counts: dict, kind: str) -> dict:
     lo, hi = min(counts.values()), max(counts.values())
     minority, majority = min(counts, key=counts.get), max(counts, key=counts.get)  # ties: the smallest label
@@ -110,7 +110,7 @@ def _named_targets(name: str, counts: dict, kind: str) -> dict:
         return {c: hi - counts[c] for c in chosen}
     return {c: lo for c in chosen}
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 def _ratio_targets(s: float, counts: dict, kind: str) -> dict:
     if kind == "clean":
         raise ConfigError("sampling_strategy cannot be a float for a cleaning sampler; give a list of classes")
@@ -133,7 +133,7 @@ def _ratio_targets(s: float, counts: dict, kind: str) -> dict:
                           f"which has only {counts[target]}; an under-sampler cannot add rows")
     return {target: keep}
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 def _dict_targets(s: dict, counts: dict, kind: str) -> dict:
     if kind == "clean":
         raise ConfigError("sampling_strategy cannot be a dict for a cleaning sampler; give a list of classes")
@@ -151,7 +151,7 @@ def _dict_targets(s: dict, counts: dict, kind: str) -> dict:
                               "has; an under-sampler cannot add rows")
     return {c: int(s[c]) - counts[c] if kind == "over" else int(s[c]) for c in counts if c in s}
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 def resolve_sampling_strategy(
     sampling_strategy,  # 'auto', a named strategy, a float ratio, a dict {class: n}, a callable y -> dict, or (cleaners) a list of classes
     y,  # the class labels
@@ -162,7 +162,7 @@ def resolve_sampling_strategy(
         raise ConfigError(f"kind must be one of {_KINDS}, got {kind!r}")
     return _resolve(sampling_strategy, class_counts(_check_labels(y)), kind, y)
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 def _resolve(s, counts: dict, kind: str, y) -> dict:
     "`resolve_sampling_strategy` for labels already checked and counted."
     if len(counts) < 2:
@@ -197,7 +197,7 @@ def _resolve(s, counts: dict, kind: str, y) -> dict:
 class DataTypeError(DataError, TypeError):
     "X holds values that are neither numbers nor strings: a `DataError` that is also the `TypeError` scikit-learn raises."
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 def _check_target(y) -> tuple[np.ndarray, int | None]:
     "Class labels of `y` as a 1-D array, and the number of columns when `y` came one-hot encoded (else None)."
     if y is None or isinstance(y, (str, bytes, dict, set, pd.Series)) or (isinstance(y, pd.DataFrame) and y.shape[1] == 1):
@@ -219,7 +219,7 @@ def _check_target(y) -> tuple[np.ndarray, int | None]:
         return _check_labels(y2.argmax(axis=1)), y2.shape[1]
     return _check_labels(y2), None
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 def _check_features(X, numeric: bool, estimator=None, who: str = "a sampler"):
     "Validate `X` as scikit-learn does (2-D, non-empty, no complex numbers; numeric and finite if `numeric`); sparse stays sparse."
     if X is None:
@@ -249,7 +249,7 @@ def _check_features(X, numeric: bool, estimator=None, who: str = "a sampler"):
                             f"{who} needs finite numbers: impute them first")
     return Xv
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 def check_X_y(
     X,  # feature matrix: array, list of rows or DataFrame
     y,  # class labels
@@ -266,7 +266,7 @@ def check_X_y(
         raise DataError(f"X has {len(Xa)} rows but y has {len(ya)} labels; they must match")
     return (Xa.astype(np.float64, copy=False) if numeric else Xa), ya
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 def _delegate(what: str, fn, *args):
     "Call `fn(*args)`; a library's ValueError or TypeError comes back as a `DataError` (or `DataTypeError`) naming `what`."
     try:
@@ -314,7 +314,7 @@ def _take_labels(y, idx: np.ndarray):
     out = ya[idx]
     return out.ravel() if out.ndim == 2 and out.shape[1] == 1 else out
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 def _append_rows(X, Xv, X_new):
     "The original `X` followed by the synthetic rows, in the container `X` came in."
     if isinstance(X, pd.DataFrame):
@@ -344,7 +344,7 @@ def _append_labels(y, y_new: np.ndarray, n_onehot: int | None):
     out = np.concatenate([ya.ravel(), y_new.astype(ya.dtype)])
     return out.tolist() if isinstance(y, list) else out
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 @dataclass(slots=True)
 class _SamplerTags:
     sample_indices: bool = False  # `fit_resample` records the rows it returns in `sample_indices_`
@@ -359,7 +359,7 @@ class _InputTags(InputTags):
 class _Tags(Tags):
     sampler_tags: _SamplerTags | None = None  # imbalanced-learn's sampler tags
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 class BaseResampler(OneToOneFeatureMixin, BaseEstimator, abc.ABC):
     "Shared plumbing of every sampler: validation, `sampling_strategy`, containers in and out, tags."
     _kind = "over"  # 'over', 'under' or 'clean'
@@ -543,7 +543,7 @@ def _tomek_mask(X, y: np.ndarray) -> np.ndarray:
     mask[known[mutual]] = True
     return mask
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 def tomek_links(
     X,  # numeric features, one row per sample (dense or scipy.sparse)
     y,  # class labels
@@ -555,7 +555,7 @@ def tomek_links(
         raise DataError(f"X has {Xv.shape[0]} rows but y has {len(ya)} labels; they must match")
     return _tomek_mask(Xv, ya)
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 class TomekLinks(BaseResampler):
     "Remove the members of Tomek links that belong to the targeted classes (by default all but the minority)."
     _kind, _numeric = "clean", True

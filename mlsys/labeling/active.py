@@ -305,7 +305,7 @@ def _as_labels(y, name: str) -> np.ndarray:
         raise DataError(f"{name} must hold class labels: {e}") from e
     return y
 
-
+# %% ../../nbs/04f_labeling_active.ipynb
 def active_learning_curve(X_pool, y_pool, X_test, y_test, strategy: str = "entropy", estimator: Any = None,
                           n_initial: int = 20, batch_size: int = 10, budget: int = 200, n_committee: int = 5,
                           stopping: StoppingRule | None = None, stop_early: bool = False,

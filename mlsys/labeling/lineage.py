@@ -325,11 +325,11 @@ class LabelRecord:
     parents: tuple = field(default_factory=tuple)  # record ids this label was derived from
     note: str = ""  # free text (e.g. a training-data hash)
 
-
+# %% ../../nbs/04b_labeling_lineage.ipynb
 class LabelStoreConflictError(IntegrityError):
     "The label store file holds records this store does not have: saving would lose another writer's labels."
 
-
+# %% ../../nbs/04b_labeling_lineage.ipynb
 def _family(x) -> str:
     "Kind of a label value, so that True never stands for 1 nor 1 for '1'."
     if isinstance(x, (bool, np.bool_)):
@@ -358,7 +358,7 @@ def _is_list_like(x) -> bool:
 def _is_int(x) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
-
+# %% ../../nbs/04b_labeling_lineage.ipynb
 def _item_key(item_id, what: str = "item_id") -> str:
     if isinstance(item_id, str):
         if not item_id.strip():
@@ -376,7 +376,7 @@ def _version(version) -> str:
         return str(int(version))
     raise DataError(f"version must be a non-empty str (or an int), got {version!r}")
 
-
+# %% ../../nbs/04b_labeling_lineage.ipynb
 def _created_at(value) -> str:
     if value is None:
         return datetime.now(timezone.utc).isoformat()
@@ -396,7 +396,7 @@ def _created_at(value) -> str:
         raise DataError(f"created_at={value!r} has no time zone; add one (e.g. '+00:00' or 'Z')")
     return value
 
-
+# %% ../../nbs/04b_labeling_lineage.ipynb
 @contextmanager
 def _locked(path: Path, timeout):
     "Hold the inter-process lock beside the store file; `BusyError` if another process holds it past `timeout` s."
@@ -415,7 +415,7 @@ def _locked(path: Path, timeout):
     finally:
         lock.release()
 
-
+# %% ../../nbs/04b_labeling_lineage.ipynb
 class LabelStore:
     "Append-only store of labels with their sources; query the current label, its history and its lineage."
 
@@ -685,6 +685,7 @@ class LabelStore:
                 raise IntegrityError(f"{path}: record ids are not consecutive at {r['record_id']}")
         return store
 
+# %% ../../nbs/04b_labeling_lineage.ipynb
 def resolve_into(
     store: LabelStore,  # the store holding the raw labels
     rule: str = "majority",  # resolution rule, see `resolve_labels`

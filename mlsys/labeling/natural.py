@@ -41,7 +41,7 @@ EXTRA_TZ = {"SJU": "America/Puerto_Rico", "BQN": "America/Puerto_Rico", "PSE": "
 _FLIGHT_COLS = ["sched_dep", "sched_dep_local", "sched_arr_time", "arr_delay", "dest", "carrier", "flight",
                 "origin", "cancelled", "is_late"]
 
-
+# %% ../../nbs/04c_labeling_natural.ipynb
 def _check_flights(flights: pd.DataFrame, cols: Sequence[str] = _FLIGHT_COLS) -> None:
     if not isinstance(flights, pd.DataFrame):
         raise DataError(f"flights must be a DataFrame, got {type(flights).__name__}")
@@ -71,7 +71,7 @@ def _zone_ok(zone: str) -> bool:
     except (ValueError, OSError, KeyError):  # ZoneInfoNotFoundError is a KeyError; '../x' is a ValueError
         return False
 
-
+# %% ../../nbs/04c_labeling_natural.ipynb
 def dest_timezones(airports: pd.DataFrame, dests: Iterable[str]) -> dict:
     "IANA time zone of each destination code, from `airports` plus `EXTRA_TZ`."
     require_columns(airports, ["faa", "tzone"], "airports")
@@ -91,7 +91,7 @@ def dest_timezones(airports: pd.DataFrame, dests: Iterable[str]) -> dict:
                         "they must be IANA names such as 'America/Chicago'")
     return out
 
-
+# %% ../../nbs/04c_labeling_natural.ipynb
 def arrival_times(
     flights: pd.DataFrame,  # flights from `load_flights`
     airports: pd.DataFrame,  # airports from `load_airports` (for destination time zones)
@@ -208,7 +208,7 @@ def _keys(by) -> list:
         raise DataError(f"by must be a column name or a list of column names, got {by!r}"[:200])
     return keys
 
-
+# %% ../../nbs/04c_labeling_natural.ipynb
 def feedback_loop_table(
     events: pd.DataFrame,  # output of `label_events` (or any frame with `loop_hours`, `label_at`)
     by: str | list[str] | None = None,  # grouping column(s); None for one overall row
@@ -297,7 +297,7 @@ def _event_times(col: pd.Series, what: str, missing_ok: bool) -> None:
     if not missing_ok and col.isna().any():
         raise DataError(f"{what} has {int(col.isna().sum())} missing times (NaT)")
 
-
+# %% ../../nbs/04c_labeling_natural.ipynb
 def join_labels(
     predictions: pd.DataFrame,  # one row per prediction: `on`, `predict_at`, model outputs
     labels: pd.DataFrame,  # one row per label event: `on`, `label_at` (NaT if it never comes), `label`
@@ -409,7 +409,7 @@ class LabelJoiner:
         self.pending_.clear()
         return out
 
-
+# %% ../../nbs/04c_labeling_natural.ipynb
 def event_stream(predictions: pd.DataFrame, labels: pd.DataFrame, on: str = "flight_id", score: str = "p_late") -> list[dict]:
     "Merge prediction and label rows into one time-ordered list of events for `LabelJoiner`."
     on, score = _column_name(on, "on"), _column_name(score, "score")

@@ -44,7 +44,7 @@ def _check_params(est) -> None:
     if est.estimator is not None and not (hasattr(est.estimator, "fit") and hasattr(est.estimator, "predict_proba")):
         raise ConfigError(f"estimator must be a classifier with fit and predict_proba, got {type(est.estimator).__name__}")
 
-
+# %% ../../nbs/04d_labeling_semi.ipynb
 def _validate(est, X, y=None, reset: bool = True):
     "X (and y) as arrays; finiteness is left to the base estimator, which knows whether it accepts NaN."
     sparse_ok = get_tags(est).input_tags.sparse
@@ -65,7 +65,7 @@ def _base_call(est, method: str, *args):
     except (ValueError, TypeError) as e:
         raise DataError(f"{type(est).__name__}: the base estimator {type(est.estimator_).__name__}.{method} refused the data: {e}") from e
 
-
+# %% ../../nbs/04d_labeling_semi.ipynb
 def _check_semi(est, X, y):
     _check_params(est)
     if y is None:
@@ -81,7 +81,7 @@ def _check_semi(est, X, y):
         raise DataError("y has no labeled examples: every entry is -1 (unlabeled)")
     return X, y, has_label
 
-
+# %% ../../nbs/04d_labeling_semi.ipynb
 class SelfTraining(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     "Self-training: repeatedly add predictions above `threshold` on unlabeled rows (y == -1) as labels."
 

@@ -37,7 +37,7 @@ def _rate(v, name: str) -> float:
         raise ConfigError(f"{name} must be a finite number > 0, got {v!r}")
     return float(v)
 
-
+# %% ../../nbs/04e_labeling_transfer.ipynb
 def _images(X, what: str = "X") -> None:
     "`X` must be a float tensor (N, 1, 28, 28) of finite values, N >= 1."
     if not isinstance(X, torch.Tensor):
@@ -63,7 +63,7 @@ def _targets(y, n: int, n_classes: int | None, what: str = "y") -> None:
     if n_classes is not None and len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
         raise DataError(f"{what} holds classes {int(y.min())}..{int(y.max())}, outside the model's 0..{n_classes - 1}")
 
-
+# %% ../../nbs/04e_labeling_transfer.ipynb
 def _model(model, what: str = "model") -> nn.Module:
     if not isinstance(model, nn.Module) or not isinstance(getattr(model, "features", None), nn.Module) \
             or not isinstance(getattr(model, "head", None), nn.Linear):
@@ -71,7 +71,7 @@ def _model(model, what: str = "model") -> nn.Module:
                         f"got {type(model).__name__}")
     return model
 
-
+# %% ../../nbs/04e_labeling_transfer.ipynb
 class SmallCNN(nn.Module):
     "Two conv blocks (`features`, a 400-d embedding for width 8), then a linear `head`."
 
@@ -92,7 +92,7 @@ class SmallCNN(nn.Module):
                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
         return self.head(self.features(x))
 
-
+# %% ../../nbs/04e_labeling_transfer.ipynb
 def fashion_task(classes: list[int], n_per_class: int | None = None, split: str = "train",
                  seed: int = 0) -> tuple:
     "Fashion-MNIST images of `classes` as a float tensor (N,1,28,28) in [0,1], labels renumbered 0..k-1."
@@ -164,7 +164,7 @@ def train_classifier(model: nn.Module, X, y, epochs: int = 5, lr: float = 1e-3, 
     model.eval()
     return model
 
-
+# %% ../../nbs/04e_labeling_transfer.ipynb
 @torch.no_grad()
 def accuracy(model: nn.Module, X, y, batch_size: int = 1024) -> float:
     "Share of `X` that `model` classifies as `y`."
@@ -176,7 +176,7 @@ def accuracy(model: nn.Module, X, y, batch_size: int = 1024) -> float:
     pred = torch.cat([model(X[i:i + batch_size]).argmax(1) for i in range(0, len(X), batch_size)])
     return float((pred == y).float().mean())
 
-
+# %% ../../nbs/04e_labeling_transfer.ipynb
 def transfer_model(pretrained: nn.Module | None, n_classes: int, mode: str, seed: int = 0) -> nn.Module:
     "A model for the target task: `scratch`, or `pretrained`'s features with a new head (`frozen` or `finetune`)."
     if not isinstance(mode, str) or mode not in MODES:

@@ -75,7 +75,7 @@ class ColumnLF:
     def __call__(self, df: pd.DataFrame) -> np.ndarray:
         return self.func(df, **self.resources)
 
-
+# %% ../../nbs/04a_labeling_weak.ipynb
 def column_lf(name: str | None = None, resources: dict | None = None) -> Callable[[Callable], ColumnLF]:
     "Decorator that turns `f(df, **resources)` into a `ColumnLF`, like snorkel's `labeling_function`."
     if name is not None:
@@ -89,7 +89,7 @@ def column_lf(name: str | None = None, resources: dict | None = None) -> Callabl
         return ColumnLF(name or f.__name__, f, dict(resources or {}))
     return wrap
 
-
+# %% ../../nbs/04a_labeling_weak.ipynb
 def _check_cardinality(cardinality: Any) -> int:
     if isinstance(cardinality, (bool, np.bool_)) or not isinstance(cardinality, (int, np.integer)) or cardinality < 2:
         raise DataError(f"cardinality={cardinality!r} must be an integer of at least 2 (not a bool)")
@@ -125,7 +125,7 @@ def check_label_matrix(L: np.ndarray, cardinality: int, names: Sequence[str] | N
                         f"or in 0..{cardinality - 1} for cardinality={cardinality}")
     return L
 
-
+# %% ../../nbs/04a_labeling_weak.ipynb
 class VectorizedLFApplier:
     "Apply `ColumnLF`s to a DataFrame column-wise; returns the same label matrix as snorkel's `PandasLFApplier`."
 
@@ -196,7 +196,7 @@ _NO_RE2 = {"ASSERT": "a look-ahead or look-behind", "ASSERT_NOT": "a negative lo
            "POSSESSIVE_REPEAT": "a possessive repeat"}
 _SETS = ("LITERAL", "NOT_LITERAL", "ANY", "IN", "CATEGORY")  # nodes that match one character of a set
 
-
+# %% ../../nbs/04a_labeling_weak.ipynb
 class _Untranslatable(Exception):
     "The pattern uses a construct with no exact RE2 equivalent."
 
@@ -221,7 +221,7 @@ def _complement(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         out.append((start, _MAX_CP))
     return out
 
-
+# %% ../../nbs/04a_labeling_weak.ipynb
 def _fold_ascii(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     "Add the other case of every ASCII letter in `ranges` (what re.IGNORECASE means under re.ASCII)."
     extra = []
@@ -419,7 +419,7 @@ def _frame_texts(df: Any, column: str, name: str) -> pd.Series:
         raise DataError(f"LF {name!r}: the frame has {texts.shape[1]} columns named {column!r}")
     return _text_series(texts, f"LF {name!r}: column {column!r}")
 
-
+# %% ../../nbs/04a_labeling_weak.ipynb
 def _row_text(x: Any, column: str, name: str) -> str:
     "Field `column` of one row (a snorkel data point); `DataError` unless it is a string."
     try:
@@ -481,7 +481,7 @@ def contains_regex(
         hit[rows] = [rx.search(t) is not None for t in _take(arr, rows)]
     return hit
 
-
+# %% ../../nbs/04a_labeling_weak.ipynb
 def _check_keywords(keywords: Any, what: str, ignore_case: bool = True) -> list[str]:
     if isinstance(keywords, str) or not isinstance(keywords, (list, tuple, set, frozenset, pd.Series, np.ndarray)):
         raise DataError(f"{what} must be a list of strings, got {type(keywords).__name__} {keywords!r:.60}"
@@ -649,7 +649,7 @@ def shape_features(texts: pd.Series) -> np.ndarray:
         texts.str.contains("[£$€]", regex=True).to_numpy(dtype=np.float64),
     ])
 
-
+# %% ../../nbs/04a_labeling_weak.ipynb
 _RX_DIGIT, _RX_UPPER, _RX_SYM, _RX_CUR = (re.compile(p) for p in ("[0-9]", "[A-Z]", "[!?*#&/:+=<>]", "[£$€]"))
 
 
@@ -662,7 +662,7 @@ def shape_features_one(text: str) -> np.ndarray:
     return np.array([[np.log1p(n), len(_RX_DIGIT.findall(text)) / denom, len(_RX_UPPER.findall(text)) / denom,
                       len(_RX_SYM.findall(text)) / denom, float(bool(_RX_CUR.search(text)))]])
 
-
+# %% ../../nbs/04a_labeling_weak.ipynb
 def _check_probability(v: Any, what: str, name: str) -> float:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
         raise DataError(f"LF {name!r}: {what}={v!r} must be a finite number")

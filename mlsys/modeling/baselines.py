@@ -48,7 +48,7 @@ def _check_X(est, X, reset: bool):
         raise DataError(str(e)) from e
     return n
 
-
+# %% ../../nbs/08a_modeling_baselines.ipynb
 def _y_1d(y, n: int, who: str) -> np.ndarray:
     "`y` as a 1-d array of `n` values, with the messages scikit-learn's checks look for."
     if y is None:
@@ -76,7 +76,7 @@ def _class_labels(y, n: int, who: str) -> np.ndarray:
                         "(a regression target? use a regressor baseline)")
     return y
 
-
+# %% ../../nbs/08a_modeling_baselines.ipynb
 def _regression_target(y, n: int, who: str) -> np.ndarray:
     "`y` as finite floats; `DataError` for labels, booleans, strings or missing values."
     y = _y_1d(y, n, who)
@@ -101,7 +101,7 @@ def _weights(sample_weight, X, n: int) -> np.ndarray:
     except ValueError as e:
         raise DataError(f"sample_weight: {e}") from e
 
-
+# %% ../../nbs/08a_modeling_baselines.ipynb
 def _priors(y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "(sorted classes, their weighted frequencies)."
     classes, idx = np.unique(y, return_inverse=True)
@@ -224,7 +224,7 @@ class ZeroRuleRegressor(_BaselineTags, RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         return np.full(_check_X(self, X, reset=False), self.constant_)
 
-
+# %% ../../nbs/08a_modeling_baselines.ipynb
 class RandomRegressor(_BaselineTags, RegressorMixin, BaseEstimator):
     "Random guessing of a number: uniform over the training range, or a draw of a training target."
 
@@ -331,7 +331,7 @@ def route_late_rate(
 # %% ../../nbs/08a_modeling_baselines.ipynb
 _THRESHOLD_METRICS = ("f1", "accuracy", "balanced_accuracy")
 
-
+# %% ../../nbs/08a_modeling_baselines.ipynb
 def _column(X, column, what: str = "X") -> np.ndarray:
     "One column of `X` as floats (NaN kept); `SchemaError` if it is absent, `DataError` if it is not numeric."
     if isinstance(X, pd.DataFrame):
@@ -369,7 +369,7 @@ def _column(X, column, what: str = "X") -> np.ndarray:
     except (TypeError, ValueError) as e:
         raise DataError(f"{what} column {column} must hold numbers: {e}") from e
 
-
+# %% ../../nbs/08a_modeling_baselines.ipynb
 def _best_cut(v: np.ndarray, pos: np.ndarray, w: np.ndarray, metric: str) -> tuple[float, float]:
     "(threshold x, training score) maximizing `metric` for the rule `v > x`, over every distinct value of `v`."
     order = np.argsort(-v, kind="stable")
@@ -392,7 +392,7 @@ def _best_cut(v: np.ndarray, pos: np.ndarray, w: np.ndarray, metric: str) -> tup
     k = int(np.argmax(score))
     return float(x[k]), float(score[k])
 
-
+# %% ../../nbs/08a_modeling_baselines.ipynb
 def _rule_score(pred: np.ndarray, pos: np.ndarray, w: np.ndarray, metric: str) -> float:
     "Training score of fixed predictions `pred` (booleans) under `metric`."
     tp, fp = float(w[pred & pos].sum()), float(w[pred & ~pos].sum())
@@ -403,7 +403,7 @@ def _rule_score(pred: np.ndarray, pos: np.ndarray, w: np.ndarray, metric: str) -
         return (tp + N - fp) / (P + N)
     return 0.5 * (tp / P + (N - fp) / N)
 
-
+# %% ../../nbs/08a_modeling_baselines.ipynb
 class ThresholdHeuristic(_BaselineTags, ClassifierMixin, BaseEstimator):
     "Predict the positive class when one column exceeds a threshold x, chosen on the training data unless given."
 
@@ -559,7 +559,7 @@ class ExistingSolution:
             return self._call(self.score, X, "score").astype("float64")
         return self._rows(X)[self.score].to_numpy(dtype="float64")
 
-
+# %% ../../nbs/08a_modeling_baselines.ipynb
 @dataclass(frozen=True)
 class ReportedScores:
     "Scores measured elsewhere (a human panel, a vendor's report): a baseline that is cited, not recomputed."
@@ -601,7 +601,7 @@ def metric_direction(metric: str) -> bool:
     raise ConfigError(f"unknown metric {metric!r}: pass greater_is_better, or use one of "
                       f"{sorted(CLASSIFICATION_METRICS) + sorted(REGRESSION_METRICS)}")
 
-
+# %% ../../nbs/08a_modeling_baselines.ipynb
 def _positive_column(model, proba: np.ndarray, pos_label) -> np.ndarray:
     classes = list(getattr(model, "classes_", []))
     if pos_label not in classes:
@@ -662,7 +662,7 @@ def score_models(
         rows[name] = row
     return pd.DataFrame(rows).T[list(metrics)].astype("float64")
 
-
+# %% ../../nbs/08a_modeling_baselines.ipynb
 def fit_baselines(
     X,  # training features (any table: baselines read only the columns they name)
     y,  # training targets
@@ -712,7 +712,7 @@ class BaselineComparison:
         flag = "" if self.beats_best_baseline else "**FLAG**: "
         return f"{flag}{self.message}\n\n" + self.table.to_markdown(floatfmt=".4g")
 
-
+# %% ../../nbs/08a_modeling_baselines.ipynb
 def _scores_map(scores, what: str) -> dict:
     if isinstance(scores, ReportedScores):
         scores = scores.scores

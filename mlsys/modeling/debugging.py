@@ -44,7 +44,7 @@ def _check_module(model, name: str = "model"):
         raise DataError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
     return model
 
-
+# %% ../../nbs/08g_modeling_debugging.ipynb
 def _check_batch(X, y, task: str):
     torch = _torch()
     if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):

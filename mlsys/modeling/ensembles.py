@@ -62,7 +62,7 @@ def _positive_int(value, name: str) -> int:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
-
+# %% ../../nbs/08c_modeling_ensembles.ipynb
 class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
     "A small torch MLP trained with skorch, as a scikit-learn classifier (standardized inputs, any class labels)."
 

@@ -64,7 +64,7 @@ def _check_active(active, what: str) -> None:
     if active is not None and not callable(active):
         raise ConfigError(f"{what}: active must be None or a function of the values drawn so far, got {type(active).__name__}")
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 @dataclass(frozen=True)
 class Float:
     "A real hyperparameter in [`low`, `high`]."
@@ -85,7 +85,7 @@ class Float:
         space = np.geomspace if self.log else np.linspace
         return sorted({float(v) for v in space(self.low, self.high, self.grid)})
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 @dataclass(frozen=True)
 class Int:
     "An integer hyperparameter in [`low`, `high`]."
@@ -107,7 +107,7 @@ class Int:
         n = min(self.grid, self.high - self.low + 1)
         return sorted({int(round(v)) for v in space(self.low, self.high, n)})
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 _CHOICE_TYPES = (type(None), bool, int, float, str)
 
 
@@ -205,7 +205,7 @@ def _grid(space: dict) -> dict:
         raise ConfigError(f"the grid has {size} points (more than {_GRID_MAX}); lower the dimensions' grid= or use random/tpe")
     return grid
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def make_sampler(
     sampler,  # a name in `SAMPLERS` or an Optuna sampler object
     space: Mapping,  # the search space (the grid sampler needs it)
@@ -231,7 +231,7 @@ def make_sampler(
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
     return _evolution_class()(seed=seed)
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def make_pruner(
     pruner,  # None, a name in `PRUNERS` or an Optuna pruner object
     n_startup_trials: int = 3,  # median: complete trials needed before it prunes
@@ -252,11 +252,11 @@ def make_pruner(
 class StudyStorageError(ConfigError):
     "The study's storage cannot be opened: an unreachable database, an unusable path or a storage unfit for several processes."
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 class WorkerError(MlsysError, RuntimeError):
     "A worker process died (killed, out of memory) before finishing its trials; the study keeps every finished trial."
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def _masked(url: str) -> str:
     try:
         from sqlalchemy.engine import make_url
@@ -289,7 +289,7 @@ def _heal_tail(path: str) -> None:
     except FileNotFoundError:
         pass
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 class JournalLock:
     "A journal file lock held with `flock`, which the kernel releases when its holder dies; it also heals a torn last line."
 
@@ -308,7 +308,7 @@ class JournalLock:
         "Let the next writer in."
         self._lock.release()
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def _journal(path: Path):
     optuna = _optuna()
     from optuna.storages.journal import JournalFileBackend
@@ -322,7 +322,7 @@ def _journal(path: Path):
     except (ValueError, UnicodeDecodeError) as e:  # a file that is not a journal
         raise IntegrityError(f"{path} is not an Optuna journal (replaying it failed: {e})") from e
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def _rdb(url: str, n_workers: int):
     optuna = _optuna()
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
@@ -348,7 +348,7 @@ def _rdb(url: str, n_workers: int):
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StudyStorageError(f"storage {_masked(url)} cannot be reached: {first}") from e
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def _storage_spec(storage, n_workers: int, study_name: str):
     "What each worker needs to open the same storage: ('memory', None), ('journal', path) or ('url', url)."
     optuna = _optuna()
@@ -377,7 +377,7 @@ def _open_spec(spec, n_workers: int = 1):
         return _journal(Path(value))
     return _rdb(value, n_workers)
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def open_storage(
     storage=None,  # None, a journal file path, a database URL or an optuna storage
     n_workers: int = 1,  # processes that will share it (None means in memory only for one)
@@ -570,7 +570,7 @@ def _owner_dead(owner: str) -> bool:
         return False
     return bool(start) and _process_start(pid) != start
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def recover_stale_trials(
     study,  # an Optuna study
 ) -> list[int]:
@@ -589,7 +589,7 @@ def recover_stale_trials(
         study.tell(number, state=TrialState.FAIL)
     return stale
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def suggest(
     trial,  # an Optuna trial
     space: Mapping,  # name -> `Float`, `Int` or `Choice`
@@ -607,7 +607,7 @@ def suggest(
             params[name] = trial.suggest_categorical(name, dim.values)
     return params
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 @dataclass
 class _Job:
     "Everything a worker needs to run its share of trials (picklable: storages travel as specs)."
@@ -661,7 +661,7 @@ class _Job:
             optuna.logging.set_verbosity(level)
         return len(study.trials) - before
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def _worker_seed(seed: int, worker: int, n_before: int) -> int:
     "A distinct sampler seed per worker and per resumption (a resumed study must not redraw its first points)."
     return (seed + 7919 * worker + 104_729 * n_before) % 2**32
@@ -683,7 +683,7 @@ class TuneResult:
         "How many trials ended in each state."
         return self.trials["state"].value_counts().to_dict()
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def trials_frame(study) -> pd.DataFrame:
     "One row per trial of `study`: number, state, value, each parameter, seconds and the worker that ran it."
     rows = []
@@ -699,7 +699,7 @@ def trials_frame(study) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     return df[cols[:3] + [c for c in df.columns if c not in cols] + cols[3:]]
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def _is_estimator(obj) -> bool:
     return all(callable(getattr(obj, m, None)) for m in ("fit", "get_params", "set_params"))
 
@@ -727,7 +727,7 @@ def _worker_main(payload: bytes, worker: int, n_trials: int, conn) -> None:
     finally:
         conn.close()
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def _spawn_workers(job: _Job, shares: list) -> tuple[list, list]:
     "Run each share in a fresh process; return (errors raised in workers, exit codes of workers that died)."
     import importlib
@@ -765,7 +765,7 @@ def _spawn_workers(job: _Job, shares: list) -> tuple[list, list]:
                 p.terminate()
                 p.join()
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def tune(
     objective,  # `objective(params, trial) -> float`, or a scikit-learn estimator (then give X and y)
     space: Mapping,  # name -> `Float`, `Int` or `Choice`
@@ -877,7 +877,7 @@ def plot_history(
 # %% ../../nbs/08i_modeling_hpo.ipynb
 _EVOLUTION = None
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def _evolution_class():
     "Define `RegularizedEvolution` on first use (its base class needs Optuna)."
     global _EVOLUTION
@@ -963,7 +963,7 @@ def _evolution_class():
     _EVOLUTION = RegularizedEvolution
     return _EVOLUTION
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def __getattr__(name: str):
     "Module attribute `RegularizedEvolution`, defined on first access."
     if name == "RegularizedEvolution":

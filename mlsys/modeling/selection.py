@@ -75,7 +75,7 @@ def _seed(value, name: str = "random_state") -> int:
         raise ConfigError(f"{name} must be an integer in [0, 2**32), got {value!r}")
     return int(value)
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 def learning_curves(
     models: Mapping,  # name -> unfitted estimator
     X_train,  # the pool the training subsets are drawn from
@@ -131,7 +131,7 @@ class PowerLaw:
             raise DataError("sizes to predict at must be positive and finite")
         return self.c - self.a * n ** (-self.b)
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 def _fit_for_b(n: np.ndarray, s: np.ndarray, b: float, max_score: float | None) -> tuple[float, float, float]:
     "(c, a, squared error) of the least-squares fit for a fixed b, with c capped at `max_score`."
     x = n ** (-b)
@@ -252,7 +252,7 @@ def measure_cost(
 
     return {"latency_1_row_ms": clock(one), "latency_batch_ms": clock(X), "batch_rows": n, "size_bytes": len(pickle.dumps(model))}
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 def pareto_front(
     table: pd.DataFrame,  # one row per model
     maximize: Sequence[str] = ("score",),  # columns where more is better
@@ -275,7 +275,7 @@ def pareto_front(
     dominated = (ge & gt).any(axis=0)
     return pd.Series(~dominated, index=table.index, name="pareto")
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 def tradeoff_table(
     models: Mapping,  # name -> fitted model
     X,  # evaluation rows
@@ -294,7 +294,7 @@ def tradeoff_table(
     table["pareto"] = pareto_front(table)
     return table
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 def plot_tradeoffs(
     table: pd.DataFrame,  # output of `tradeoff_table`
     x: str = "latency_batch_ms",  # the cost on the horizontal axis (log scale)
@@ -385,14 +385,14 @@ class ComparableSetup:
             cv = KFold(self.n_splits, shuffle=True, random_state=self.seed)
         return [(tr, va) for tr, va in cv.split(np.zeros((n, 1)), np.asarray(y))]
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 @dataclass
 class CandidateComparison:
     "The contest's outcome: one row per candidate, and every trial."
     table: pd.DataFrame  # candidate -> best score, its std over folds, trials, seconds, best params, splits digest, seed
     trials: pd.DataFrame  # one row per trial: candidate, trial, score, seconds, params, best so far
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 def _space(name: str, estimator, space) -> dict:
     if not isinstance(space, Mapping):
         raise ConfigError(f"candidates[{name!r}]: the search space must be a mapping of parameter -> values")
@@ -419,7 +419,7 @@ def _trial_params(space: dict, setup: ComparableSetup):
         return
     yield from ((p, False) for p in ParameterSampler(space, n_iter=setup.n_trials or 10**9, random_state=setup.seed))
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 def compare_candidates(
     candidates: Mapping,  # name -> estimator, or name -> (estimator, search space)
     X,  # the data all candidates are scored on
@@ -486,7 +486,7 @@ class AssumptionReport:
             raise ConfigError(f"unknown assumption {assumption!r}; the report has {list(self.table.index)}")
         return str(self.table.loc[assumption, "verdict"])
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 def _numeric_frame(X) -> pd.DataFrame:
     df = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
     if df.shape[1] == 0:
@@ -514,7 +514,7 @@ def _cv_auc(model, X, y, folds, scoring) -> float:
 def _hgb(seed: int):
     return HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=15, early_stopping=False, random_state=seed)
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 def _dense(model):
     return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), model)
 
@@ -537,7 +537,7 @@ def _bins(col: pd.Series, q: int) -> np.ndarray:
         codes = pd.qcut(col, q, labels=False, duplicates="drop")
     return np.where(col.isna(), -1, codes.to_numpy(dtype="float64", na_value=-1)).astype(int) + 1
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 def _conditional_independence(X: pd.DataFrame, y: np.ndarray, q: int) -> pd.DataFrame:
     "G-test of independence for every feature pair within each class: CMI in bits, G, degrees of freedom, p-value."
     B = {c: _bins(X[c], q) for c in X.columns}
@@ -558,7 +558,7 @@ def _conditional_independence(X: pd.DataFrame, y: np.ndarray, q: int) -> pd.Data
                      "p_value": float(stats.chi2.sf(G, df)) if df > 0 else 1.0})
     return pd.DataFrame(rows).sort_values("cmi_bits", ascending=False, ignore_index=True)
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 def _normality(X: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
     "Skewness, excess kurtosis and D'Agostino's p-value of each feature within each class."
     rows = []
@@ -729,7 +729,7 @@ class PhaseReport:
     models: dict  # phase -> fitted model (phases not run are absent)
     best: str  # the adopted phase with the best score
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 class _Frozen:
     "A fitted model's outputs on fixed rows, computed once; scorers call it with row indices (for bootstrap draws)."
 
@@ -755,7 +755,7 @@ class _Frozen:
             return method
         raise AttributeError(name)
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 def _paired_interval(scorer, new: _Frozen, ref: _Frozen, y, n_boot: int, confidence: float, seed: int) -> tuple[float, float]:
     "Percentile interval of score(new) - score(ref) over paired bootstrap draws of the validation rows."
     y = np.asarray(y)
@@ -771,7 +771,7 @@ def _paired_interval(scorer, new: _Frozen, ref: _Frozen, y, n_boot: int, confide
     lo, hi = np.quantile(diffs, [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(lo), float(hi)
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 def _phase_list(phases) -> list:
     items = list(phases.items()) if isinstance(phases, Mapping) else list(phases) if isinstance(phases, Sequence) else None
     if not items:
@@ -790,7 +790,7 @@ def _phase_list(phases) -> list:
         raise ConfigError("phase names must be unique")
     return out
 
-
+# %% ../../nbs/08b_modeling_selection.ipynb
 def walk_phases(
     phases,  # in order: [(name, estimator) or (name, estimator, columns), ...], e.g. heuristic, simple, optimized, complex
     X_train,  # training rows (a DataFrame when phases name columns)

@@ -62,7 +62,7 @@ class Param:
     default: Any
     help: str = ""
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 @dataclass
 class Stage:
     "A pipeline stage: a notebook with a parameters cell declaring parameters, upstream and products."
@@ -85,7 +85,7 @@ class Stage:
             h.update(c.cell_type.encode()); h.update(c.source.encode()); h.update(b"\0")
         return h.hexdigest()
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 def _comments(src: str) -> dict[int, str]:
     out = {}
     for tok in tokenize.generate_tokens(io.StringIO(src).readline):
@@ -120,7 +120,7 @@ def _check_products(name: str, product: Any) -> dict[str, str]:
                 raise ConfigError(f"stage {name!r}: products {k1!r} ({v1!r}) and {k2!r} ({v2!r}) overlap")
     return dict(product)
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 def read_stage(path: str | Path) -> Stage:
     "Parse a stage notebook's `parameters` cell into a `Stage`, rejecting anything but literal annotated assignments."
     path = as_path(path, "stage notebook")
@@ -254,7 +254,7 @@ class Pipeline:
                     sources[s][pname] = "--param" if source == "--param" else f"profile {profile}"
         return values, sources
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 def _toposort(stages: dict[str, Stage]) -> list[str]:
     for s in stages.values():
         for u in s.upstream:
@@ -285,7 +285,7 @@ def _read_profiles(cfg_path: Path) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"{cfg_path}: profile {name!r} must be a table of parameter = value, got {table!r}")
     return profiles
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 def load_pipeline(folder: str | Path | None = None) -> Pipeline:
     "Read every stage notebook and `pipeline.toml` in `folder` (default: `find_pipelines()`)."
     folder = as_path(folder, "pipeline folder") if folder is not None else find_pipelines()
@@ -304,7 +304,7 @@ def load_pipeline(folder: str | Path | None = None) -> Pipeline:
         pipe.resolve(name)
     return pipe
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 def find_pipelines() -> Path:
     "The stage folder: `$MLSYS_PIPELINES_DIR`, else `nbs/pipelines` in the current directory or the source checkout."
     env = os.environ.get("MLSYS_PIPELINES_DIR")
@@ -370,7 +370,7 @@ def _module_file(name: str) -> Path | None:
             return cand
     return root / "__init__.py" if not parts else None
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 def _mlsys_imports(src: str, package: str = "mlsys") -> set[str]:
     "Names of mlsys modules imported by Python source `src` (IPython magics are ignored)."
     lines = [l for l in src.splitlines() if not l.lstrip().startswith(("%", "!"))]
@@ -392,7 +392,7 @@ def _mlsys_imports(src: str, package: str = "mlsys") -> set[str]:
                 found |= {f"{base}.{a.name}" for a in node.names if _module_file(f"{base}.{a.name}") not in (None, _module_file(base))}
     return found
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 def _library_hash(src: str) -> str:
     "Hash of the mlsys modules that `src` imports, followed transitively; other library edits do not count."
     todo, seen = ["mlsys"] + sorted(_mlsys_imports(src)), {}
@@ -426,7 +426,7 @@ def _read_state(run_dir: Path, name: str) -> dict:
     ok = isinstance(rec, dict) and rec.get("status") == "ok" and isinstance(rec.get("fingerprint"), dict) and isinstance(rec.get("products"), dict)
     return rec if ok else {}
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 def _apply_moves(run_dir: Path, moves: list) -> None:
     "Move staged outputs into place; idempotent, so an interrupted commit can be completed by running it again."
     trash = []
@@ -451,7 +451,7 @@ def _apply_moves(run_dir: Path, moves: list) -> None:
     for t in trash:
         shutil.rmtree(t, ignore_errors=True)
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 def _commit(run_dir: Path, name: str, moves: list, record: dict) -> None:
     "Write a journal, move the outputs into place, then record the stage; `_recover` finishes a commit a kill interrupted."
     journal = run_dir / ".state" / f"{name}.commit"
@@ -509,7 +509,7 @@ def _stale_reasons(prev: dict, fp: dict, products: dict, forced: str | None) -> 
             why.append(f"product {key!r} changed since it was written")
     return why
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 @contextmanager
 def _stage_env(run_dir: Path, staging: Path):
     "Tell `log_metrics` in the stage's kernel to write into the staging folder."
@@ -531,7 +531,7 @@ def _kernel_config():
     from traitlets.config import Config
     return Config({"KernelManager": {"transport_encryption": "required"}}) if zmq.has("curve") else Config()
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 def _kernel_manager(log_path: Path):
     "A kernel manager whose kernel writes its own stdout and stderr (start-up notices, shutdown chatter, a crash) to `log_path`."
     from jupyter_client import AsyncKernelManager
@@ -555,7 +555,7 @@ def _check_kernel(kernel_name: Any) -> None:
     except NoSuchKernel:
         raise ConfigError(f"unknown Jupyter kernel {kernel_name!r}; installed kernels are {sorted(ksm.find_kernel_specs())}") from None
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 def _moves(st: Stage, staging: Path, run_dir: Path, owners: list[tuple[str, str, str]]) -> list:
     "What a commit moves: each declared product as a unit, then every other file the stage wrote (metrics, notebook)."
     rel_stage = staging.relative_to(run_dir).as_posix()
@@ -589,7 +589,7 @@ class RunResult:
         p = self.run_dir / "report.html"
         return p if p.exists() else None
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 class StageError(PipelineError):
     "A stage's notebook raised; the message names the stage and the exception, `traceback` holds the notebook's traceback."
 
@@ -597,7 +597,7 @@ class StageError(PipelineError):
         super().__init__(message, stage=stage)
         self.traceback = traceback
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -619,7 +619,7 @@ def _write_records(run_dir: Path, head: dict, rows: list[dict]) -> dict:
     save_json(metrics, run_dir / "metrics.json")
     return metrics
 
-
+# %% ../../nbs/13a_platform_workflow.ipynb
 def _write_report(run_dir: Path, head: dict, rows: list[dict], metrics: dict | None = None) -> None:
     "Write `report.html` from the run record (at the start, so a killed run's page says so, and at the end, failed runs too); at the end (`metrics` given) first add the run to `history.jsonl`."
     from mlsys.report.run import append_history, history_entry, write_run_report
