@@ -1,12 +1,15 @@
 """Bad input to the public functions of `mlsys.pipeline`: each gives a named mlsys error that names the input."""
+import re
+
 import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
 
 from mlsys.core import ConfigError, DataError
-from mlsys.pipeline import (CATEGORICAL_FEATURES, FEATURES, LABEL, NUMERIC_FEATURES, build_features, check_leakage, evaluate_models,
-                            ingest, make_model, time_split, train_models, validate_flights, write_parquet)
+from mlsys.pipeline import (CATEGORICAL_FEATURES, FEATURES, LABEL, NUMERIC_FEATURES, RouteRateHeuristic, build_features, check_budget,
+                            check_leakage, evaluate_models, ingest, make_model, model_space, select_model, time_split, train_models,
+                            validate_flights, write_parquet)
 from mlsys.report.checks import fig_to_png, model_checks, plot_curves
 from mlsys.report.run import write_run_report
 
@@ -26,7 +29,7 @@ def feature_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
     dep = pd.date_range("2013-01-01", periods=n, freq="40min", tz="UTC")
     df = pd.DataFrame({c: pd.Categorical(rng.choice(["A", "B", "C"], n)) for c in CATEGORICAL_FEATURES})
     for c in NUMERIC_FEATURES:
-        df[c] = rng.normal(size=n)
+        df[c] = rng.random(n) if c.endswith("_rate") else rng.normal(size=n)  # late rates lie in [0, 1]
     local = dep.tz_convert("America/New_York")
     df = df.assign(sched_dep=dep, sched_dep_local=local, local_date=local.strftime("%Y-%m-%d"), as_of=dep,
                    tailnum=pd.array(rng.choice(["N1", "N2", "N3"], n), dtype="string"))
@@ -212,3 +215,73 @@ def test_plot_and_report_inputs(fitted, tmp_path):
             f()
         assert needle in str(e.value), str(e.value)
     assert set(FEATURES) <= set(test.columns)
+
+
+def test_make_model_hyperparameters_and_the_space_agree():
+    space = model_space()
+    for kind in ("hgb", "logreg"):
+        names = [k for k, d in space.items() if k != "model" and d.active({"model": kind})]
+        m = make_model(kind, params={k: d.low for k, d in space.items() if k in names})  # every name of the space is a parameter
+        assert m.get_params()  # builds
+        other = "logreg" if kind == "hgb" else "hgb"
+        with pytest.raises(ConfigError, match=rf"unknown hyperparameter\(s\) \[.*\] for model='{other}'"):
+            make_model(other, params={names[0]: 1})
+    assert make_model("logreg", params={"C": 0.5}).steps[-1][1].C == 0.5
+    with pytest.raises(ConfigError, match="params must be a dict"):
+        make_model("hgb", params=[("max_iter", 3)])
+    with pytest.raises(DataError, match="model='zero_rule' is not one of 'hgb', 'logreg'"):
+        train_models(feature_frame(), "zero_rule")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3", None])
+def test_trial_budget_must_be_a_positive_integer(bad, tmp_path):
+    _, train, _, _ = feature_frame(), *time_split(feature_frame(), "2013-01-12"), None
+    with pytest.raises(ConfigError, match=re.escape(f"n_trials (the HPO trial budget) must be a positive integer, got {bad!r}")):
+        check_budget(bad)
+    with pytest.raises(ConfigError, match=re.escape("n_trials (the HPO trial budget)")):
+        select_model(train, bad, tmp_path / "mlruns")
+    assert not (tmp_path / "mlruns").exists()  # refused before a store was made
+
+
+def test_select_model_refuses_bad_input_before_any_trial(fitted, tmp_path):
+    from mlsys.modeling.versioning import dataset_version
+    _, train, _, _ = fitted
+    (tmp_path / "d").mkdir(); (tmp_path / "d/f.txt").write_text("x")
+    version = dataset_version(tmp_path / "d")
+    cases = [
+        (lambda: select_model(train, 2, tmp_path / "m", threads=0), ConfigError, "threads must be a positive integer or None, got 0"),
+        (lambda: select_model(train, 2, tmp_path / "m", curve_points=2), ConfigError, "curve_points must be an integer in [3, 20]"),
+        (lambda: select_model(train, 2, tmp_path / "m", data={"d": "v1"}), ConfigError, "data['d'] must be a DatasetVersion"),
+        (lambda: select_model(train.drop(columns=["sched_dep"]), 2, tmp_path / "m", data={"d": version}), DataError, "train lacks column ['sched_dep']"),
+        (lambda: select_model(train.assign(sched_dep=train["sched_dep"].dt.tz_localize(None)), 2, tmp_path / "m"), DataError, "has no time zone"),
+        (lambda: select_model(train, 2, tmp_path / "m", validation=1.5), ConfigError, "validation must be a fraction in (0, 1)"),
+        # the latest rows are all on time: the validation weeks hold one class
+        (lambda: select_model(train.assign(is_late=train[LABEL].where(np.arange(len(train)) < len(train) * 0.7, False)), 2, tmp_path / "m"),
+         DataError, "the HPO validation part holds only is_late=False rows"),
+    ]
+    for f, err, needle in cases:
+        with pytest.raises(err) as e:
+            f()
+        assert needle in str(e.value), str(e.value)
+    assert not (tmp_path / "m").exists()
+
+
+def test_route_rate_heuristic_gives_the_route_rate_as_its_probability(fitted):
+    from sklearn.utils.estimator_checks import check_estimators_unfitted
+    _, train, test, models = fitted
+    h = models["route_rate"]
+    assert isinstance(h, RouteRateHeuristic) and 0 <= h.threshold_ <= 1 and h.column == "route_late_rate"
+    rate = test["route_late_rate"].fillna(h.fill_)
+    np.testing.assert_allclose(h.predict_proba(test[FEATURES])[:, 1], rate.clip(0, 1), atol=1e-12)
+    np.testing.assert_array_equal(h.predict(test[FEATURES]), (rate > h.threshold_).to_numpy())
+    check_estimators_unfitted("route_rate", RouteRateHeuristic())
+    with pytest.raises(DataError, match="route_late_rate"):
+        RouteRateHeuristic().fit(train[FEATURES].drop(columns=["route_late_rate"]), train[LABEL].astype(bool))
+    # a rate outside [0, 1] is not a rate: refused in fit and in predict_proba, never clipped into one
+    for where in (train.index[:1], train.index[-1:]):
+        X = train[FEATURES].copy(); X.loc[where, "route_late_rate"] = 1.5
+        with pytest.raises(DataError, match=r"column 'route_late_rate' must hold late rates in \[0, 1\]; 1 values lie outside \(e.g. 1.5\)"):
+            RouteRateHeuristic().fit(X, train[LABEL].astype(bool))
+    X = test[FEATURES].copy(); X.loc[X.index[0], "route_late_rate"] = -0.2
+    with pytest.raises(DataError, match="e.g. -0.2"):
+        h.predict_proba(X)

@@ -19,7 +19,7 @@ def feature_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     df = pd.DataFrame({c: pd.Categorical(rng.choice(["A", "B", "C"], n)) for c in CATEGORICAL_FEATURES})
     for c in NUMERIC_FEATURES:
-        df[c] = rng.normal(size=n)
+        df[c] = rng.random(n) if c.endswith("_rate") else rng.normal(size=n)  # late rates lie in [0, 1]
     df.loc[rng.random(n) < 0.1, "temp"] = np.nan
     df[LABEL] = pd.array((df["distance"] + (df["carrier"] == "A") + rng.normal(size=n)) > 0.5, dtype="boolean")
     return df
@@ -170,7 +170,7 @@ def test_pickles_only_with_allow_pickle(models, tmp_path):
     path = save_models(models["hgb"], tmp_path / "m.joblib", allow_pickle=True)
     with pytest.raises(IntegrityError, match="not a skops file"):
         load_models(path)
-    assert sorted(load_models(path, allow_pickle=True)) == ["hgb", "random", "zero_rule"]
+    assert sorted(load_models(path, allow_pickle=True)) == ["hgb", "random", "route_rate", "zero_rule"]
 
 
 @pytest.mark.parametrize("obj,path,needle", [

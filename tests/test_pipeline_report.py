@@ -17,8 +17,8 @@ from mlsys.report.checks import (average_precision, best_threshold, calibration_
                                  rate_shift, shift_table, slice_metrics)
 from mlsys.report.run import (append_history, history_entry, previous_runs, read_history, render_run_report, run_environment,
                               write_run_report)
-from mlsys.report.text import (html_table, interpret_calibration, interpret_metrics, interpret_operating_point, interpret_shift,
-                               interpret_slices, report_sections, summarize)
+from mlsys.report.text import (html_table, interpret_baselines, interpret_calibration, interpret_metrics, interpret_operating_point,
+                               interpret_selection, interpret_shift, interpret_slices, report_sections, summarize)
 
 matplotlib.use("Agg")
 
@@ -315,6 +315,99 @@ def test_report_sections_show_the_planted_numbers():
     for r in checks["shift"]:
         assert f'<td class="txt">{r["feature"]}</td><td class="txt">{r["reference"]}</td><td class="txt">{r["current"]}</td><td class="num">{r["psi"]:.3f}</td>' in sections["shift"]
     assert sections["metrics"].count("<tr>") == 1 + 4  # the comparison table: heading and four metrics (no metrics table given)
+
+
+def planted_selection(cross: bool = True, chosen_on_front: bool = True) -> dict:
+    "A train stage's selection.json: trial 0 is today's hgb, logreg wins; the curves cross later when `cross`."
+    later = (0.50, 0.52) if cross else (0.50, 0.40)
+    return {"model": "logreg", "params": {"C": 0.01}, "valid_score": 0.45,
+            "split": {"train_rows": 9000, "valid_rows": 2417, "valid_from": "2013-01-12 06:00:00-05:00", "valid_to": "2013-01-14 23:59:00-05:00"},
+            "trials": [{"number": 0, "state": "COMPLETE", "value": 0.34, "model": "hgb", "C": None, "max_iter": 300, "seconds": 0.7, "mlflow_run_id": "a" * 32},
+                       {"number": 1, "state": "COMPLETE", "value": 0.45, "model": "logreg", "C": 0.01, "max_iter": None, "seconds": 0.2, "mlflow_run_id": "b" * 32},
+                       {"number": 2, "state": "FAIL", "value": None, "model": "<b>x</b>", "C": None, "max_iter": None, "seconds": None, "mlflow_run_id": "f" * 32}],
+            "extrapolation": [{"model": "logreg", "n_now": 9000, "score_now": 0.45, "predicted_at_36000": later[0], "identified": True,
+                               "rank_now": 1, "rank_later": 2 if cross else 1},
+                              {"model": "hgb", "n_now": 9000, "score_now": 0.34, "predicted_at_36000": later[1], "identified": True,
+                               "rank_now": 2, "rank_later": 1 if cross else 2}],
+            "tradeoffs": [{"model": "logreg", "score": 0.45, "latency_1_row_ms": 4.5, "latency_batch_ms": 5.8, "batch_rows": 1000,
+                           "size_bytes": 7288, "pareto": chosen_on_front},
+                          {"model": "hgb", "score": 0.34, "latency_1_row_ms": 5.2, "latency_batch_ms": 11.7, "batch_rows": 1000,
+                           "size_bytes": 642714, "pareto": not chosen_on_front}],
+            "tracking": {"path": "train/mlruns", "uri": "sqlite:////r/smoke/train/mlruns/mlflow.db", "experiment": "flights-train",
+                         "parent_run_id": "c" * 32, "chosen_run_id": "d" * 32, "study": "train-" + "c" * 32},
+            "data": {"features": {"digest": "e" * 64}}}
+
+
+def comparison(model_score: float, best: float = 0.40) -> dict:
+    from mlsys.pipeline import compare_with_baselines
+    m = pd.DataFrame({"pr_auc": [model_score, 0.23, best], "roc_auc": [0.7, 0.5, 0.6], "log_loss": [0.5, 0.55, 0.54],
+                      "brier": [0.16, 0.18, 0.17]}, index=["model", "zero_rule", "route_rate"])
+    return compare_with_baselines(m, "model")
+
+
+def test_interpret_selection_states_the_planted_search():
+    text = interpret_selection(planted_selection())
+    assert text.startswith("3 HPO trials chose logreg (C=0.01) with a validation PR-AUC of 0.450 on the last 2,417 flights of the "
+                           "training period (2013-01-12 to 2013-01-14); the test period played no part.")
+    assert "Today's fixed model (trial 0) scored 0.340." in text and "The best hgb reached 0.340." in text
+    assert "predict hgb would overtake at 36,000 training rows: more data could change the choice" in text
+    assert "logreg predicts 1,000 flights in 5.8 ms and takes 7 KiB; it is on the Pareto front" in text
+    other = interpret_selection(planted_selection(cross=False, chosen_on_front=False))
+    assert "keep logreg ahead at 36,000 training rows" in other and "it is off the Pareto front" in other
+    with pytest.raises(DataError, match=r"selection lacks \['params'"):
+        interpret_selection({"model": "m"})
+
+
+def test_baseline_comparison_flags_a_model_that_does_not_beat_the_best_baseline():
+    from mlsys.pipeline import compare_with_baselines
+    loses, wins, tie = comparison(0.35), comparison(0.45), comparison(0.40)
+    assert loses["best_baseline"] == "route_rate" and loses["beats_best_baseline"] is False and loses["gain"] == pytest.approx(-0.05)
+    assert tie["beats_best_baseline"] is False  # a tie does not beat it
+    assert wins["beats_best_baseline"] is True and [r["name"] for r in wins["table"]] == ["model", "route_rate", "zero_rule"]
+    assert interpret_baselines(loses) == ("FLAG: model does not beat the best baseline on PR-AUC, the primary metric: 0.350 against 0.400 "
+                                          "for the route-late-rate heuristic (-0.050). Do not ship it in place of that baseline.")
+    assert interpret_baselines(wins).startswith("model beats every baseline on PR-AUC, the primary metric: 0.450 against 0.400")
+    m = pd.DataFrame({"pr_auc": [0.3, 0.2]}, index=["model", "zero_rule"])
+    for f, err, needle in [(lambda: compare_with_baselines(m, "svm"), DataError, "with a row for model 'svm'"),
+                           (lambda: compare_with_baselines(m.loc[["model"]], "model"), DataError, "holds no baseline beside 'model'"),
+                           (lambda: compare_with_baselines(m, "model", primary="accuracy"), ConfigError, "primary='accuracy' is not one of"),
+                           (lambda: compare_with_baselines(None, "model"), DataError, "metrics must be a frame"),
+                           (lambda: interpret_baselines({"model": "m"}), DataError, "baseline comparison lacks")]:
+        with pytest.raises(err, match=re.escape(needle)):
+            f()
+
+
+def test_report_sections_show_the_selection_runs_curves_and_the_flag():
+    import matplotlib.pyplot as plt
+    from mlsys.report.checks import fig_to_png
+    fig, ax = plt.subplots(figsize=(2, 2)); ax.plot([0, 1])
+    png = fig_to_png(fig); plt.close(fig)
+    checks, _, _ = checks_for(0.6)
+    checks["baseline_comparison"] = comparison(0.35)
+    out = report_sections({}, checks, {"learning_curves": png, "tradeoffs": png}, title="t", selection=planted_selection())
+    json.dumps(out, allow_nan=False)
+    ids = [s["id"] for s in out["sections"]]
+    assert ids[:4] == ["metrics", "baselines", "selection", "tradeoffs"]
+    secs = {s["id"]: s["html"] for s in out["sections"]}
+    assert secs["baselines"].startswith('<p class="flag">FLAG: model does not beat the best baseline on PR-AUC')
+    assert "FLAG: model does not beat the best baseline" in out["summary"]
+    assert re.findall(r'<td class="txt">(route-late-rate heuristic|zero rule|model)</td>', secs["baselines"]) == ["model", "route-late-rate heuristic", "zero rule"]
+    sel = secs["selection"]
+    for rid in ["a" * 32, "b" * 32, "f" * 32, "c" * 32, "d" * 32, "e" * 64, "train/mlruns"]:
+        assert rid in sel, rid
+    assert "mlflow ui --backend-store-uri sqlite:////r/smoke/train/mlruns/mlflow.db" in sel
+    assert "&lt;b&gt;x&lt;/b&gt;" in sel and "<b>x</b>" not in sel  # escaped
+    assert '<td class="wrap">max_iter=300</td>' in sel and '<td class="wrap">C=0.01</td>' in sel  # only the trial's own hyperparameters
+    assert re.search(r'<td class="txt">' + "b" * 32 + r'</td><td class="txt">best</td>', sel)  # the best trial is marked
+    assert secs["tradeoffs"].count("<img ") == 2 and "predicted at 36,000 rows" in secs["tradeoffs"]
+    page = "".join(secs.values())
+    assert page.count("<table>") == page.count('<div class="scroll"><table>') and ">nan<" not in page.lower()
+    checks["baseline_comparison"] = comparison(0.45)
+    won = report_sections({}, checks, title="t", selection=planted_selection())
+    assert {s["id"]: s["html"] for s in won["sections"]}["baselines"].startswith('<p class="reading">model beats every baseline')
+    assert "It beats every baseline on PR-AUC, the best of them the route-late-rate heuristic." in won["summary"]
+    with pytest.raises(DataError, match="selection must be the train stage's selection.json as a dict, got str"):
+        report_sections({}, checks, title="t", selection="x")
 
 
 def record_for(run_id, started, lead, status="ok", failed=None):

@@ -12,12 +12,14 @@ from datetime import datetime
 from pathlib import Path
 
 import nbformat
+import numpy as np
+import pandas as pd
 import psutil
 import pytest
 
 from mlsys.cli import main
 from mlsys.core import ConfigError, PipelineError
-from mlsys.pipeline import load_models
+from mlsys.pipeline import FEATURES, load_models, time_split
 from mlsys.platform.workflow import load_pipeline, product_hash, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,12 +121,16 @@ def test_smoke_run_produces_everything(smoke_run):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["run"]["status"] == "ok" and set(metrics) == {"run", "ingest", "features", "train", "evaluate"}
     ev = metrics["evaluate"]
-    # the model must rank better than both baselines; on three weeks of January the test month is later than
+    chosen = metrics["train"]["model"]  # the family the HPO search chose
+    assert chosen in ("hgb", "logreg") and ev["model"] == chosen
+    # the model must rank better than every baseline; on three weeks of January the test month is later than
     # the training weeks (late rate 23% vs 18%), so log loss is only required to beat the random baseline
-    for base in ["zero_rule", "random"]:
-        assert ev["models"]["hgb"]["pr_auc"] > ev["models"][base]["pr_auc"] + 0.05
-        assert ev["models"]["hgb"]["roc_auc"] > ev["models"][base]["roc_auc"] + 0.05
-    assert ev["models"]["hgb"]["log_loss"] < ev["models"]["random"]["log_loss"]
+    for base in ["zero_rule", "random", "route_rate"]:
+        assert ev["models"][chosen]["pr_auc"] > ev["models"][base]["pr_auc"] + 0.05
+        assert ev["models"][chosen]["roc_auc"] > ev["models"][base]["roc_auc"] + 0.05
+    assert ev["models"][chosen]["log_loss"] < ev["models"]["random"]["log_loss"]
+    # the heuristic ranks better than the constant and random baselines, so it is the one to beat
+    assert ev["best_baseline"] == "route_rate" and ev["beats_best_baseline"] is True
     leak = json.loads((run / "train/leakage_report.json").read_text())
     assert leak["leaky"] is False and "duplicates" in leak["checks_run"] and "unavailable_timestamp" in leak["checks_run"] and "group_leakage" in leak["checks_run"]
     assert ev["models"]["zero_rule"]["roc_auc"] == pytest.approx(0.5)
@@ -132,7 +138,61 @@ def test_smoke_run_produces_everything(smoke_run):
     # the models are a skops file (a zip), not a pickle, and load back
     assert (run / "train/models.skops").read_bytes()[:4] == b"PK\x03\x04"
     assert not (run / "train/models.joblib").exists()
-    assert sorted(load_models(run / "train/models.skops")) == ["hgb", "random", "zero_rule"]
+    assert sorted(load_models(run / "train/models.skops")) == sorted([chosen, "random", "route_rate", "zero_rule"])
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")  # inside MLflow 3.17
+def test_smoke_train_stage_logs_every_trial_and_the_chosen_model_to_mlflow(smoke_run, tmp_path):
+    from mlsys.modeling.tracking import Tracker, load_model, run_table
+    from mlsys.modeling.versioning import data_versions, dataset_version
+    runs, _ = smoke_run
+    run = runs / "smoke"
+    sel = json.loads((run / "train/selection.json").read_text())
+    n_trials = load_pipeline(PIPES).resolve("smoke")["train"]["n_trials"]
+    assert n_trials == 6 and sel["n_trials"] == len(sel["trials"]) == n_trials  # the profile sets the budget
+    assert sel["trials"][0]["model"] == "hgb" and sel["trials"][1]["model"] == "logreg"  # today's model, the other family
+    assert sel["valid_score"] == max(t["value"] for t in sel["trials"]) and sel["model"] == json.loads((run / "train/split.json").read_text())["model"]
+    # the validation weeks are the end of the training period, before the test period
+    assert sel["split"]["valid_to"] < "2013-01-15" and sel["split"]["train_rows"] + sel["split"]["valid_rows"] == json.loads((run / "metrics.json").read_text())["train"]["train_rows"]
+    # the store is in the run folder (read from a copy: opening SQLite must not touch the run's files)
+    assert sel["tracking"]["path"] == "train/mlruns" and (run / "train/mlruns/mlflow.db").is_file()
+    shutil.copytree(run / "train/mlruns", tmp_path / "mlruns")
+    tracker = Tracker(tmp_path / "mlruns", experiment="flights-train")
+    table = run_table(tracker).set_index("run_id")
+    parent, chosen = sel["tracking"]["parent_run_id"], sel["tracking"]["chosen_run_id"]
+    trial_ids = [t["mlflow_run_id"] for t in sel["trials"]]
+    assert sorted(table.index) == sorted(trial_ids + [parent, chosen]) and set(table["status"]) == {"FINISHED"}
+    for t in sel["trials"]:
+        r = tracker.get_run(t["mlflow_run_id"])
+        assert r.data.tags["mlflow.parentRunId"] == parent and r.data.params["model"] == t["model"]
+        assert r.data.metrics["valid_average_precision"] == pytest.approx(t["value"], abs=1e-12)
+        assert {"valid_roc_auc", "valid_log_loss", "valid_brier", "speed/fit_seconds"} <= set(r.data.metrics)
+    record = json.loads((run / "run.json").read_text())
+    c = tracker.get_run(chosen)
+    assert c.data.tags["mlflow.parentRunId"] == parent and c.data.params["model"] == sel["model"]
+    assert c.data.tags["mlflow.source.git.commit"] == record["environment"]["git"]["commit"]
+    # the data versions the runs read are the features this run wrote
+    digest = dataset_version(run / "features", name="features", include=["features.parquet"]).digest
+    assert sel["data"]["features"]["digest"] == digest
+    for rid in (parent, chosen):
+        assert data_versions(tracker, rid)["features"].digest == digest
+    # the chosen model logged to MLflow is the one in models.skops: same predictions on the test period
+    feats = pd.read_parquet(run / "features/features.parquet")
+    _, test = time_split(feats, "2013-01-15")
+    logged, saved = load_model(tracker, chosen), load_models(run / "train/models.skops")[sel["model"]]
+    np.testing.assert_array_equal(logged.predict_proba(test[FEATURES]), saved.predict_proba(test[FEATURES]))
+
+
+def test_non_positive_trial_budget_fails_the_train_stage_and_names_it(work):
+    run = work / "smoke"
+    before = snapshot(run, ["ingest", "features", "train"])
+    for bad in (0, -3):
+        with pytest.raises(PipelineError) as e:
+            run_pipeline("smoke", {"n_trials": bad}, pipelines=PIPES, runs_dir=work, progress=False)
+        assert e.value.stage == "train" and f"ConfigError: n_trials (the HPO trial budget) must be a positive integer, got {bad}" in str(e.value)
+    assert snapshot(run, ["ingest", "features", "train"]) == before  # refused before any trial ran or was logged
+    with pytest.raises(ConfigError, match="parameter 'n_trials' of stage 'train' expects int, got '2.5'"):
+        run_pipeline("smoke", {"n_trials": "2.5"}, pipelines=PIPES, runs_dir=work, progress=False)
 
 
 def test_smoke_report_says_what_ran_and_what_it_means(smoke_run):
@@ -149,8 +209,19 @@ def test_smoke_report_says_what_ran_and_what_it_means(smoke_run):
         assert f'<td class="txt">{row["stage"]}</td><td class="txt">ran</td><td class="txt">{hhmmss}</td>' in page, row["stage"]
     assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", page.split('<h2 id="history">')[0])
     # the sections, the metrics table once, and readings computed from the run's own numbers
-    for sid in ["summary", "metrics", "calibration", "threshold", "importance", "slices", "shift", "data", "run", "history"]:
+    for sid in ["summary", "metrics", "baselines", "selection", "tradeoffs", "calibration", "threshold", "importance", "slices", "shift",
+                "data", "run", "history"]:
         assert f'<h2 id="{sid}">' in page, sid
+    # how the model was chosen: the MLflow store, the runs, every trial, the learning curves and the trade-off plot
+    sel = json.loads((run / "train/selection.json").read_text())
+    chosen_part = page.split('<h2 id="selection">')[1].split("<h2 ")[0]
+    assert "train/mlruns" in chosen_part and sel["tracking"]["parent_run_id"] in chosen_part and sel["tracking"]["chosen_run_id"] in chosen_part
+    assert all(t["mlflow_run_id"] in chosen_part for t in sel["trials"]) and f"{len(sel['trials'])} HPO trials chose {sel['model']}" in chosen_part
+    curves_part = page.split('<h2 id="tradeoffs">')[1].split("<h2 ")[0]
+    assert '<img alt="learning curves"' in curves_part and '<img alt="score against latency and size"' in curves_part
+    assert "Pareto front" in curves_part
+    base_part = page.split('<h2 id="baselines">')[1].split("<h2 ")[0]
+    assert "route-late-rate heuristic" in base_part and f"{sel['model']} beats every baseline on PR-AUC" in base_part
     assert page.count("<th>Brier</th>") == 1
     tr, te = metrics["train"]["train_late_rate"], metrics["train"]["test_late_rate"]
     assert f"The late rate moved from {tr:.1%} in training to {te:.1%} in the test period" in page  # 18.3% -> 23.3%
@@ -310,7 +381,8 @@ def test_garbage_product_makes_its_producer_rerun(work, capsys):
     reasons = {r["stage"]: r["reason"] for r in record["stages"]}
     assert reasons["train"] == "product 'models' changed since it was written"
     assert "product 'curves' is missing" in reasons["evaluate"]
-    assert sorted(load_models(run / "train/models.skops")) == ["hgb", "random", "zero_rule"]
+    assert sorted(load_models(run / "train/models.skops")) == sorted([json.loads((run / "train/split.json").read_text())["model"],
+                                                                       "random", "route_rate", "zero_rule"])
     assert_consistent(run)
 
 

@@ -187,6 +187,7 @@ td.txt{text-align:left;white-space:nowrap}
 td.wrap{text-align:left;min-width:14em}
 img{max-width:100%;height:auto;display:block;margin:.6em 0}
 p.reading{background:#f6f8fa;border-left:4px solid #4a7ab5;padding:.6em .9em;margin:.6em 0}
+p.flag{background:#fdecea;border-left:4px solid #c62828;padding:.6em .9em;margin:.6em 0;font-weight:600}
 p.note{color:#555;font-size:.9em}
 .banner{padding:.8em 1em;border-radius:4px;margin:1em 0}
 .banner.ok{background:#eaf5ea;border-left:5px solid #2e7d32}

@@ -19,10 +19,11 @@ from .checks import METRICS
 # %% auto 0
 __all__ = ['shift_caveat', 'calibration_caveat', 'small_sample_caveat', 'interpret_metrics', 'interpret_calibration',
            'interpret_operating_point', 'interpret_slices', 'interpret_importance', 'interpret_shift', 'summarize',
-           'format_cell', 'html_table', 'png_img', 'html_paragraph', 'report_sections']
+           'interpret_selection', 'interpret_baselines', 'format_cell', 'html_table', 'png_img', 'html_paragraph',
+           'report_sections']
 
 # %% ../../nbs/15b_report_text.ipynb
-_DISPLAY = {"zero_rule": "the zero rule", "random": "the random baseline"}
+_DISPLAY = {"zero_rule": "the zero rule", "random": "the random baseline", "route_rate": "the route-late-rate heuristic"}
 
 
 _METRIC_NAMES = {"pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "log_loss": "log loss", "brier": "Brier score"}
@@ -282,6 +283,10 @@ def summarize(checks: Mapping) -> str:
         causes.append(f"{model} predicts {s['mean_predicted']:.1%} late on average where {s['observed_rate']:.1%} were")
     if causes:
         text += f" Watch the probabilities: {_join(causes)}."
+    bc = checks.get("baseline_comparison")
+    if bc:
+        text += " " + (interpret_baselines(bc) if not bc["beats_best_baseline"] else
+                       f"It beats every baseline on PR-AUC, the best of them {_who(bc['best_baseline'])}.")
     op = checks["operating_points"][model]
     trivial = min(op["cost_flag_none"], op["cost_flag_all"])
     if trivial > 0:
@@ -290,6 +295,59 @@ def summarize(checks: Mapping) -> str:
                  + (f"saves {change:.0%} per flight against the better of flagging nothing or everything." if change > 0
                     else f"costs {-change:.0%} more per flight than the better of flagging nothing or everything."))
     return text
+
+# %% ../../nbs/15b_report_text.ipynb
+def _params_text(params: Mapping) -> str:
+    return ", ".join(f"{k}={format(v, '.3g') if isinstance(v, float) else v}" for k, v in params.items())
+
+
+def interpret_selection(selection: Mapping) -> str:
+    "One paragraph on how the model was chosen: the trials, the winner against today's model and the other family, the curves and the costs."
+    need = ["model", "params", "valid_score", "trials", "split", "extrapolation", "tradeoffs"]
+    lacking = [k for k in need if k not in selection]
+    if lacking:
+        raise DataError(f"selection lacks {lacking}; pass the train stage's selection.json")
+    model, sp = selection["model"], selection["split"]
+    trials = pd.DataFrame(selection["trials"])
+    done = trials[trials["state"] == "COMPLETE"]
+    text = (f"{len(trials)} HPO trials chose {model} ({_params_text(selection['params'])}) with a validation PR-AUC of "
+            f"{selection['valid_score']:.3f} on the last {sp['valid_rows']:,} flights of the training period "
+            f"({str(sp['valid_from'])[:10]} to {str(sp['valid_to'])[:10]}); the test period played no part.")
+    if len(done) and int(done.iloc[0]["number"]) == 0 and len(done) > 1:
+        text += f" Today's fixed model (trial 0) scored {float(done.iloc[0]['value']):.3f}."
+    fams = done.groupby("model")["value"].max()
+    others = fams.drop(index=model, errors="ignore")
+    if len(others):
+        text += f" The best {_join([f'{k} reached {v:.3f}' for k, v in others.items()])}."
+    ext = pd.DataFrame(selection["extrapolation"])
+    later = [c for c in ext.columns if c.startswith("predicted_at_")]
+    if len(ext) > 1 and later:
+        n_future = int(later[0].removeprefix("predicted_at_"))
+        lead = ext.sort_values("rank_later").iloc[0]["model"]
+        text += (f" The learning curves keep {lead} ahead at {n_future:,} training rows." if lead == ext.sort_values("rank_now").iloc[0]["model"]
+                 else f" The learning curves predict {lead} would overtake at {n_future:,} training rows: more data could change the choice.")
+    trade = pd.DataFrame(selection["tradeoffs"]).set_index("model")
+    if model in trade.index:
+        r = trade.loc[model]
+        text += (f" {model} predicts 1,000 flights in {r['latency_batch_ms']:.1f} ms and takes {r['size_bytes'] / 1024:,.0f} KiB; "
+                 f"it is {'on' if r['pareto'] else 'off'} the Pareto front of score, latency and size.")
+    return text
+
+
+def interpret_baselines(comparison: Mapping) -> str:
+    "One sentence: whether the model beats the best baseline on the primary metric, flagged when it does not."
+    need = ["model", "primary_metric", "model_score", "best_baseline", "best_score", "gain", "beats_best_baseline"]
+    lacking = [k for k in need if k not in comparison]
+    if lacking:
+        raise DataError(f"baseline comparison lacks {lacking}; pass what mlsys.pipeline.compare_with_baselines returned")
+    metric = _METRIC_NAMES.get(comparison["primary_metric"], comparison["primary_metric"])
+    if comparison["beats_best_baseline"]:
+        return (f"{comparison['model']} beats every baseline on {metric}, the primary metric: {comparison['model_score']:.3f} "
+                f"against {comparison['best_score']:.3f} for the best of them, {_who(comparison['best_baseline'])} "
+                f"({comparison['gain']:+.3f}).")
+    return (f"FLAG: {comparison['model']} does not beat the best baseline on {metric}, the primary metric: "
+            f"{comparison['model_score']:.3f} against {comparison['best_score']:.3f} for {_who(comparison['best_baseline'])} "
+            f"({comparison['gain']:+.3f}). Do not ship it in place of that baseline.")
 
 # %% ../../nbs/15b_report_text.ipynb
 def format_cell(v, fmt: str | None = None) -> str:
@@ -356,9 +414,10 @@ def _bar(value, top: float) -> str:
 def report_sections(
     metrics: Mapping,  # the run's metrics by stage (`collect_metrics`)
     checks: Mapping,  # what `model_checks` returned
-    images: Mapping[str, bytes] | None = None,  # PNGs by name: 'curves', 'calibration'
+    images: Mapping[str, bytes] | None = None,  # PNGs by name: 'curves', 'calibration', 'learning_curves', 'tradeoffs'
     leakage: Mapping | None = None,  # the train stage's leakage report (JSON)
     title: str = "mlsys run report",  # heading of the report
+    selection: Mapping | None = None,  # the train stage's selection.json: HPO trials, MLflow runs, learning curves, trade-offs
 ) -> dict:
     "The report's model sections (HTML, with one interpretation paragraph each) and its summary, as JSON-ready data."
     if not isinstance(title, str) or not title.strip():
@@ -396,6 +455,64 @@ def report_sections(
         png_img(images["curves"], "precision-recall and ROC curves") if "curves" in images else "",
         "<p class=\"note\">The precision-recall curves are steps, so the area under each is its average precision; a "
         "constant scorer (the zero rule) is the flat line at the test late rate.</p>", comp_html)
+
+    if "baseline_comparison" in checks:
+        bc = checks["baseline_comparison"]
+        bt = pd.DataFrame(bc["table"])
+        bt["name"] = bt["name"].map(lambda b: _who(b).removeprefix("the "))
+        bt["beaten"] = [("" if v is None or v != v else "yes" if v else "NO") for v in bt["model beats it"]]
+        metric = _METRIC_NAMES.get(bc["primary_metric"], bc["primary_metric"])
+        add("baselines", "Against every baseline",
+            html_paragraph(interpret_baselines(bc), "reading" if bc["beats_best_baseline"] else "flag"),
+            html_table(bt, {"name": "model or baseline", **{m: _METRIC_NAMES[m] for m in METRICS if m in bt.columns},
+                            "beaten": f"{model} beats it on {metric}"}, {m: ".3f" for m in METRICS}),
+            "<p class=\"note\">The route-late-rate heuristic flags a flight when its route's late rate so far exceeds a "
+            "threshold chosen on the training period, and gives that rate as its probability.</p>")
+
+    if selection is not None:
+        if not isinstance(selection, Mapping):
+            raise DataError(f"selection must be the train stage's selection.json as a dict, got {type(selection).__name__}")
+        tr = selection.get("tracking", {})
+        where = [{"what": "MLflow store (SQLite + artifacts)", "value": tr.get("path") or tr.get("folder")},
+                 {"what": "experiment", "value": tr.get("experiment")},
+                 {"what": "model-selection run (parent of the trials)", "value": tr.get("parent_run_id")},
+                 {"what": "chosen model's run (refit, model artifact)", "value": tr.get("chosen_run_id")},
+                 {"what": "Optuna study (journal file beside the store)", "value": tr.get("study")}]
+        for name, v in (selection.get("data") or {}).items():
+            where.append({"what": f"data version of {name}", "value": v.get("digest") if isinstance(v, Mapping) else v})
+        trials = pd.DataFrame(selection["trials"])
+        hp = [c for c in trials.columns if c not in ("number", "state", "value", "model", "seconds", "worker", "mlflow_run_id")]
+        trials["hyperparameters"] = [_params_text({k: r[k] for k in hp if r[k] is not None and r[k] == r[k]}) for _, r in trials.iterrows()]
+        best = trials.loc[trials["value"].astype(float).idxmax(), "number"] if trials["value"].notna().any() else None
+        trials["chosen"] = ["best" if r["number"] == best else "" for _, r in trials.iterrows()]
+        ui = f"mlflow ui --backend-store-uri {tr['uri']}" if tr.get("uri") else ""
+        add("selection", "How the model was chosen", html_paragraph(interpret_selection(selection)),
+            "<h3>Where the runs are</h3>",
+            html_table(pd.DataFrame(where), {"what": "what", "value": "path or id"}),
+            f"<p class=\"note\">Browse them with <code>{html.escape(ui)}</code>.</p>" if ui else "",
+            "<h3>Trials</h3>",
+            html_table(trials, {"number": "trial", "state": "state", "model": "model", "value": "validation PR-AUC",
+                                "hyperparameters": "hyperparameters", "seconds": "seconds", "mlflow_run_id": "MLflow run",
+                                "chosen": ""}, {"value": ".4f", "seconds": ".2f"}, wrap=["hyperparameters"]))
+        ext = pd.DataFrame(selection["extrapolation"])
+        later = [c for c in ext.columns if c.startswith("predicted_at_")]
+        trade = pd.DataFrame(selection["tradeoffs"])
+        trade["size_kib"] = trade["size_bytes"].astype(float) / 1024
+        trade["front"] = ["yes" if p else "" for p in trade["pareto"]]
+        add("tradeoffs", "Learning curves and trade-offs",
+            png_img(images["learning_curves"], "learning curves") if "learning_curves" in images else "",
+            html_table(ext, {"model": "model", "n_now": "training rows now", "score_now": "validation PR-AUC now",
+                             **({later[0]: f"predicted at {int(later[0].removeprefix('predicted_at_')):,} rows"} if later else {}),
+                             "identified": "ceiling identified", "rank_now": "rank now", "rank_later": "rank later"},
+                       {"score_now": ".3f", **({later[0]: ".3f"} if later else {}), "n_now": "int"}),
+            png_img(images["tradeoffs"], "score against latency and size") if "tradeoffs" in images else "",
+            html_table(trade, {"model": "model", "score": "validation PR-AUC", "latency_1_row_ms": "1 row (ms)",
+                               "latency_batch_ms": f"{int(trade['batch_rows'].iloc[0]):,} rows (ms)" if len(trade) else "batch (ms)",
+                               "size_kib": "size (KiB)", "front": "Pareto front"},
+                       {"score": ".3f", "latency_1_row_ms": ".3f", "latency_batch_ms": ".2f", "size_kib": ".1f"}),
+            "<p class=\"note\">Each family's best configuration and the baselines, fitted on the training part of the "
+            "split and scored on its validation weeks; the lines are power-law fits of the learning curves, extended to "
+            "four times the data. Latency is the median of five timed predictions on this machine.</p>")
 
     cal = checks["calibration"]
     cal_rows = pd.DataFrame(cal[model]["table"])
