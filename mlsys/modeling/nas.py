@@ -408,7 +408,7 @@ def unroll(rule, params, loss_fn, steps: int, meta: bool = False) -> tuple[list,
 
 
 def meta_train(rule: LearnedRule, meta_steps: int = 60, unroll_steps: int = 20, lr: float = 3e-3, seed: int = 0) -> list:
-    "Meta-train `rule` on fresh `teacher_task`s; return the meta-loss (mean log inner loss) of each step."
+    "Meta-train `rule` on fresh tasks from `teacher_task`; return the meta-loss (mean log inner loss) of each step."
     meta_steps, unroll_steps = _count(meta_steps, "meta_steps"), _count(unroll_steps, "unroll_steps")
     opt = torch.optim.Adam(rule.parameters(), lr=lr)
     history = []
