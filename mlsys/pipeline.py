@@ -415,6 +415,16 @@ def _family_bests(trials: pd.DataFrame, space: Mapping) -> dict:
     return out
 
 
+def _artifact_folder(uri: str, store: Path) -> str | None:
+    "The folder of an experiment's run artifacts relative to the store, from a run's `file://` artifact URI (None for other stores)."
+    from urllib.parse import unquote, urlparse
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return None
+    folder = Path(unquote(parsed.path)).parent.parent  # <experiment folder>/<run id>/artifacts
+    return folder.relative_to(store).as_posix() if folder.is_relative_to(store) else None
+
+
 def _hpo():
     import mlsys.modeling.hpo as hpo
     return hpo
@@ -533,7 +543,8 @@ def select_model(
         parent.set_tags({"mlsys.chosen_run": chosen.run_id, "mlsys.chosen_model": kind})
     store = Path(tracking).absolute()
     info = {"folder": str(store), "uri": tracker.uri, "experiment": experiment, "experiment_id": tracker.experiment_id,
-            "parent_run_id": parent.run_id, "chosen_run_id": chosen.run_id, "study": name, "journal": str(journal.absolute())}
+            "parent_run_id": parent.run_id, "chosen_run_id": chosen.run_id, "study": name, "journal": str(journal.absolute()),
+            "artifacts": _artifact_folder(tracker.get_run(parent.run_id).info.artifact_uri, store)}
     return ModelSelection(kind, params, float(res.best_value), est, trials, split, curves, extra, trade, info,
                           figures, res.wall_s)
 

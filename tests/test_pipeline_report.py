@@ -334,7 +334,8 @@ def planted_selection(cross: bool = True, chosen_on_front: bool = True) -> dict:
                           {"model": "hgb", "score": 0.34, "latency_1_row_ms": 5.2, "latency_batch_ms": 11.7, "batch_rows": 1000,
                            "size_bytes": 642714, "pareto": not chosen_on_front}],
             "tracking": {"path": "train/mlruns", "uri": "sqlite:////r/smoke/train/mlruns/mlflow.db", "experiment": "flights-train",
-                         "parent_run_id": "c" * 32, "chosen_run_id": "d" * 32, "study": "train-" + "c" * 32},
+                         "parent_run_id": "c" * 32, "chosen_run_id": "d" * 32, "study": "train-" + "c" * 32,
+                         "artifacts": "artifacts/flights-train-0000"},
             "data": {"features": {"digest": "e" * 64}}}
 
 
@@ -398,7 +399,10 @@ def test_report_sections_show_the_selection_runs_curves_and_the_flag():
     assert "mlflow ui --backend-store-uri sqlite:////r/smoke/train/mlruns/mlflow.db" in sel
     assert "&lt;b&gt;x&lt;/b&gt;" in sel and "<b>x</b>" not in sel  # escaped
     assert '<td class="wrap">max_iter=300</td>' in sel and '<td class="wrap">C=0.01</td>' in sel  # only the trial's own hyperparameters
-    assert re.search(r'<td class="txt">' + "b" * 32 + r'</td><td class="txt">best</td>', sel)  # the best trial is marked
+    assert re.search(r'<code>' + "b" * 32 + r'</code></a></td><td class="txt">best</td>', sel)  # the best trial is marked
+    for rid in ["a" * 32, "d" * 32]:  # each run links to its artifact folder in the store, relative to the run folder
+        assert f'<a href="train/mlruns/artifacts/flights-train-0000/{rid}/artifacts"><code>{rid}</code></a>' in sel
+    assert '<a href="train/mlruns"><code>train/mlruns</code></a>' in sel
     assert secs["tradeoffs"].count("<img ") == 2 and "predicted at 36,000 rows" in secs["tradeoffs"]
     page = "".join(secs.values())
     assert page.count("<table>") == page.count('<div class="scroll"><table>') and ">nan<" not in page.lower()

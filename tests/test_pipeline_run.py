@@ -186,10 +186,9 @@ def test_smoke_train_stage_logs_every_trial_and_the_chosen_model_to_mlflow(smoke
 def test_non_positive_trial_budget_fails_the_train_stage_and_names_it(work):
     run = work / "smoke"
     before = snapshot(run, ["ingest", "features", "train"])
-    for bad in (0, -3):
-        with pytest.raises(PipelineError) as e:
-            run_pipeline("smoke", {"n_trials": bad}, pipelines=PIPES, runs_dir=work, progress=False)
-        assert e.value.stage == "train" and f"ConfigError: n_trials (the HPO trial budget) must be a positive integer, got {bad}" in str(e.value)
+    with pytest.raises(PipelineError) as e:  # negative, float and bool budgets: tests/test_pipeline_inputs.py
+        run_pipeline("smoke", {"n_trials": 0}, pipelines=PIPES, runs_dir=work, progress=False)
+    assert e.value.stage == "train" and "ConfigError: n_trials (the HPO trial budget) must be a positive integer, got 0" in str(e.value)
     assert snapshot(run, ["ingest", "features", "train"]) == before  # refused before any trial ran or was logged
     with pytest.raises(ConfigError, match="parameter 'n_trials' of stage 'train' expects int, got '2.5'"):
         run_pipeline("smoke", {"n_trials": "2.5"}, pipelines=PIPES, runs_dir=work, progress=False)
@@ -217,6 +216,11 @@ def test_smoke_report_says_what_ran_and_what_it_means(smoke_run):
     chosen_part = page.split('<h2 id="selection">')[1].split("<h2 ")[0]
     assert "train/mlruns" in chosen_part and sel["tracking"]["parent_run_id"] in chosen_part and sel["tracking"]["chosen_run_id"] in chosen_part
     assert all(t["mlflow_run_id"] in chosen_part for t in sel["trials"]) and f"{len(sel['trials'])} HPO trials chose {sel['model']}" in chosen_part
+    # every run id links to its artifact folder, which is in the run folder; the chosen run's holds the model
+    for rid in [t["mlflow_run_id"] for t in sel["trials"]] + [sel["tracking"]["chosen_run_id"]]:
+        [href] = re.findall(rf'<a href="([^"]+)"><code>{rid}</code></a>', chosen_part)
+        assert href.startswith("train/mlruns/") and (run / href).is_dir(), href
+    assert (run / href / "model").is_dir()
     curves_part = page.split('<h2 id="tradeoffs">')[1].split("<h2 ")[0]
     assert '<img alt="learning curves"' in curves_part and '<img alt="score against latency and size"' in curves_part
     assert "Pareto front" in curves_part

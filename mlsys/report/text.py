@@ -473,27 +473,41 @@ def report_sections(
         if not isinstance(selection, Mapping):
             raise DataError(f"selection must be the train stage's selection.json as a dict, got {type(selection).__name__}")
         tr = selection.get("tracking", {})
-        where = [{"what": "MLflow store (SQLite + artifacts)", "value": tr.get("path") or tr.get("folder")},
-                 {"what": "experiment", "value": tr.get("experiment")},
-                 {"what": "model-selection run (parent of the trials)", "value": tr.get("parent_run_id")},
-                 {"what": "chosen model's run (refit, model artifact)", "value": tr.get("chosen_run_id")},
-                 {"what": "Optuna study (journal file beside the store)", "value": tr.get("study")}]
+        store = tr.get("path") or tr.get("folder")
+
+        def run_link(run_id) -> str:
+            "A run id, linked to its artifact folder when the store is a folder relative to the run."
+            text = f"<code>{html.escape(str(run_id))}</code>"
+            if not (tr.get("path") and tr.get("artifacts") and isinstance(run_id, str)):
+                return text
+            href = "/".join([tr["path"], tr["artifacts"], run_id, "artifacts"])
+            return f"<a href=\"{html.escape(href)}\">{text}</a>"
+
+        where = [{"what": "MLflow store (SQLite + artifacts)",
+                  "value": f"<a href=\"{html.escape(str(store))}\"><code>{html.escape(str(store))}</code></a>" if tr.get("path")
+                  else f"<code>{html.escape(str(store))}</code>"},
+                 {"what": "experiment", "value": html.escape(str(tr.get("experiment")))},
+                 {"what": "model-selection run (parent of the trials)", "value": run_link(tr.get("parent_run_id"))},
+                 {"what": "chosen model's run (refit, model artifact)", "value": run_link(tr.get("chosen_run_id"))},
+                 {"what": "Optuna study (journal file beside the store)", "value": html.escape(str(tr.get("study")))}]
         for name, v in (selection.get("data") or {}).items():
-            where.append({"what": f"data version of {name}", "value": v.get("digest") if isinstance(v, Mapping) else v})
+            where.append({"what": f"data version of {name}",
+                          "value": f"<code>{html.escape(str(v.get('digest') if isinstance(v, Mapping) else v))}</code>"})
         trials = pd.DataFrame(selection["trials"])
         hp = [c for c in trials.columns if c not in ("number", "state", "value", "model", "seconds", "worker", "mlflow_run_id")]
         trials["hyperparameters"] = [_params_text({k: r[k] for k in hp if r[k] is not None and r[k] == r[k]}) for _, r in trials.iterrows()]
+        trials["run"] = [run_link(r) for r in trials["mlflow_run_id"]]
         best = trials.loc[trials["value"].astype(float).idxmax(), "number"] if trials["value"].notna().any() else None
         trials["chosen"] = ["best" if r["number"] == best else "" for _, r in trials.iterrows()]
         ui = f"mlflow ui --backend-store-uri {tr['uri']}" if tr.get("uri") else ""
         add("selection", "How the model was chosen", html_paragraph(interpret_selection(selection)),
             "<h3>Where the runs are</h3>",
-            html_table(pd.DataFrame(where), {"what": "what", "value": "path or id"}),
+            html_table(pd.DataFrame(where), {"what": "what", "value": "path or id"}, raw=["value"]),
             f"<p class=\"note\">Browse them with <code>{html.escape(ui)}</code>.</p>" if ui else "",
             "<h3>Trials</h3>",
             html_table(trials, {"number": "trial", "state": "state", "model": "model", "value": "validation PR-AUC",
-                                "hyperparameters": "hyperparameters", "seconds": "seconds", "mlflow_run_id": "MLflow run",
-                                "chosen": ""}, {"value": ".4f", "seconds": ".2f"}, wrap=["hyperparameters"]))
+                                "hyperparameters": "hyperparameters", "seconds": "seconds", "run": "MLflow run",
+                                "chosen": ""}, {"value": ".4f", "seconds": ".2f"}, raw=["run"], wrap=["hyperparameters"]))
         ext = pd.DataFrame(selection["extrapolation"])
         later = [c for c in ext.columns if c.startswith("predicted_at_")]
         trade = pd.DataFrame(selection["tradeoffs"])
