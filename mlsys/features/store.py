@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+from fastcore.basics import patch
 import numpy as np
 import pandas as pd
 
@@ -160,56 +161,62 @@ class FeatureCatalog:
         "Latest version of every registered view."
         return [v[max(v)] for v in self._views.values()]
 
-    def list_features(self) -> pd.DataFrame:
-        "One row per registered feature (latest versions) with its metadata."
-        rows = [dict(ref=f"{v.name}:{f}", view=v.name, feature=f, entity=",".join(v.entity), version=v.version,
-                     owner=v.owner, source=v.source, ttl=v.ttl, description=v.description)
-                for v in self.views for f in v.features]
-        cols = ["ref", "view", "feature", "entity", "version", "owner", "source", "ttl", "description"]
-        return pd.DataFrame(rows, columns=cols)
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def list_features(self: FeatureCatalog) -> pd.DataFrame:
+    "One row per registered feature (latest versions) with its metadata."
+    rows = [dict(ref=f"{v.name}:{f}", view=v.name, feature=f, entity=",".join(v.entity), version=v.version,
+                 owner=v.owner, source=v.source, ttl=v.ttl, description=v.description)
+            for v in self.views for f in v.features]
+    cols = ["ref", "view", "feature", "entity", "version", "owner", "source", "ttl", "description"]
+    return pd.DataFrame(rows, columns=cols)
 
-    def search(self, text: str) -> pd.DataFrame:
-        "Features whose name, view, entity, owner, source or description contain every word of `text` (case-insensitive)."
-        if not isinstance(text, str) or not text.strip():
-            raise ConfigError(f"text={text!r} must be a non-empty string")
-        df = self.list_features()
-        hay = df[["ref", "entity", "owner", "source", "description"]].astype(str).agg(" ".join, axis=1).str.lower()
-        keep = pd.Series(True, index=df.index)
-        for word in text.lower().split():
-            keep &= hay.str.contains(word, regex=False)
-        return df[keep].reset_index(drop=True)
 
-    def resolve(self, refs) -> list:
-        "Group references `view:feature` (or `view` for all its features) into `[(view, [features])]`, in request order."
-        if isinstance(refs, str):
-            refs = [refs]
-        if isinstance(refs, (Mapping, bytes)) or not hasattr(refs, "__iter__"):
-            raise ConfigError(f"features={refs!r} must be a 'view:feature' string or a list of them")
-        refs = list(refs)
-        if not refs:
-            raise ConfigError("features must name at least one `view:feature` reference")
-        out: dict = {}
-        for ref in refs:
-            if not isinstance(ref, str):
-                raise ConfigError(f"feature reference {ref!r} must be a string 'view:feature'")
-            name, _, feat = ref.partition(":")
-            version = None
-            if "@" in name:
-                name, _, v = name.partition("@")
-                if not v.isdigit():
-                    raise ConfigError(f"feature reference {ref!r}: version {v!r} must be a positive integer")
-                version = int(v)
-            view = self.view(name, version)
-            feats = list(view.features) if not feat else [feat]
-            for f in feats:
-                if f not in view.features:
-                    hint = difflib.get_close_matches(f, view.features, n=3)
-                    raise UnknownFeatureError(f"feature {ref!r} is not registered: view {view.name!r} has no feature {f!r}"
-                                              + (f"; did you mean {hint}?" if hint else f"; it has {list(view.features)}"))
-                got = out.setdefault((view.name, view.version), (view, []))[1]
-                if f not in got:
-                    got.append(f)
-        return list(out.values())
+@patch
+def search(self: FeatureCatalog, text: str) -> pd.DataFrame:
+    "Features whose name, view, entity, owner, source or description contain every word of `text` (case-insensitive)."
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"text={text!r} must be a non-empty string")
+    df = self.list_features()
+    hay = df[["ref", "entity", "owner", "source", "description"]].astype(str).agg(" ".join, axis=1).str.lower()
+    keep = pd.Series(True, index=df.index)
+    for word in text.lower().split():
+        keep &= hay.str.contains(word, regex=False)
+    return df[keep].reset_index(drop=True)
+
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def resolve(self: FeatureCatalog, refs) -> list:
+    "Group references `view:feature` (or `view` for all its features) into `[(view, [features])]`, in request order."
+    if isinstance(refs, str):
+        refs = [refs]
+    if isinstance(refs, (Mapping, bytes)) or not hasattr(refs, "__iter__"):
+        raise ConfigError(f"features={refs!r} must be a 'view:feature' string or a list of them")
+    refs = list(refs)
+    if not refs:
+        raise ConfigError("features must name at least one `view:feature` reference")
+    out: dict = {}
+    for ref in refs:
+        if not isinstance(ref, str):
+            raise ConfigError(f"feature reference {ref!r} must be a string 'view:feature'")
+        name, _, feat = ref.partition(":")
+        version = None
+        if "@" in name:
+            name, _, v = name.partition("@")
+            if not v.isdigit():
+                raise ConfigError(f"feature reference {ref!r}: version {v!r} must be a positive integer")
+            version = int(v)
+        view = self.view(name, version)
+        feats = list(view.features) if not feat else [feat]
+        for f in feats:
+            if f not in view.features:
+                hint = difflib.get_close_matches(f, view.features, n=3)
+                raise UnknownFeatureError(f"feature {ref!r} is not registered: view {view.name!r} has no feature {f!r}"
+                                          + (f"; did you mean {hint}?" if hint else f"; it has {list(view.features)}"))
+            got = out.setdefault((view.name, view.version), (view, []))[1]
+            if f not in got:
+                got.append(f)
+    return list(out.values())
 
 # %% ../../nbs/07f_features_store.ipynb
 def _check_columns(df: pd.DataFrame, cols, what: str) -> None:
@@ -569,7 +576,7 @@ def _write_file(path: Path, write, fsync: bool) -> None:
     finally:
         tmp.unlink(missing_ok=True)
 
-
+# %% ../../nbs/07f_features_store.ipynb
 class OfflineStore:
     "Feature views as immutable Parquet parts listed by a manifest; point-in-time joins with NumPy or DuckDB."
 
@@ -609,93 +616,6 @@ class OfflineStore:
     def _legacy(self, view: FeatureView) -> Path:  # the single-file layout of earlier versions
         return self.path / f"{view.name}__v{view.version}.parquet"
 
-    def _view(self, view, register: bool = False) -> FeatureView:
-        if isinstance(view, FeatureView):
-            return self.catalog.register(view) if register else view
-        if isinstance(view, str):
-            return self.catalog.view(view)
-        raise ConfigError(f"view must be a FeatureView or the name of a registered one, got {type(view).__name__}")
-
-    def _con(self):
-        return _connect(self.memory_limit, self.threads, self.path / "_spill")
-
-    def _snapshot(self, view: FeatureView) -> dict | None:
-        "The view's manifest (parts, unit, key kinds, token), or None when nothing is stored."
-        path = self._dir(view) / _MANIFEST
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            legacy = self._legacy(view)
-            return self._legacy_snapshot(view, legacy) if legacy.exists() else None
-        try:
-            man = json.loads(raw)
-            ok = (man["format"] == _FORMAT and man["unit"] in _UNIT_NS and isinstance(man["token"], str)
-                  and set(man["keys"]) == set(view.entity) and all(isinstance(p["file"], str) and isinstance(p["rows"], int)
-                                                                   for p in man["parts"]))
-        except (ValueError, KeyError, TypeError) as e:
-            raise IntegrityError(f"manifest {path} of view {view.name!r} is unreadable: {e}") from None
-        if not ok:
-            raise IntegrityError(f"manifest {path} of view {view.name!r} does not describe this view "
-                                 f"(format {man.get('format')!r}, keys {man.get('keys')})")
-        return man
-
-    def _legacy_snapshot(self, view: FeatureView, legacy: Path) -> dict:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        try:
-            meta = pq.read_metadata(legacy)
-            schema = meta.schema.to_arrow_schema()
-        except (OSError, ValueError) as e:
-            raise IntegrityError(f"{legacy} (view {view.name!r}) is not a readable Parquet file: {e}") from None
-        st = legacy.stat()
-        keys = {k: "string" if pa.types.is_string(schema.field(k).type) or pa.types.is_large_string(schema.field(k).type)
-                else "numeric" for k in view.entity}
-        return dict(format=_FORMAT, unit=schema.field("__ts").type.unit, keys=keys, seq=0, retired=[], legacy=True,
-                    token=f"legacy:{st.st_mtime_ns}:{st.st_size}", parts=[dict(file=str(legacy), rows=meta.num_rows)])
-
-    def _part(self, view: FeatureView, name: str) -> Path:
-        p = Path(name)
-        return p if p.is_absolute() else self._dir(view) / p
-
-    def _read_part(self, view: FeatureView, name: str):
-        import pyarrow.parquet as pq
-        path = self._part(view, name)
-        with open(path, "rb") as fh:  # FileNotFoundError: replaced meanwhile, the caller reads the new version
-            try:
-                return pq.read_table(fh)
-            except (OSError, ValueError) as e:
-                raise IntegrityError(f"part {path} of view {view.name!r} is not a readable Parquet file: {e}") from None
-
-    def _rows(self, view: FeatureView, tables: list) -> pd.DataFrame:
-        "Stored rows from the parts in write order: later parts win (entity, time) ties; sorted by keys and time."
-        import pyarrow as pa
-        if len(tables) == 1:
-            return tables[0].to_pandas()
-        df = pa.concat_tables(tables, promote_options="permissive").to_pandas()
-        by = [*view.entity, "__ts"]
-        return df.drop_duplicates(by, keep="last").sort_values(by, kind="stable").reset_index(drop=True)
-
-    def _load(self, view: FeatureView, snap: dict | None = None) -> tuple:
-        "`(manifest, rows)` of a consistent version of `view` (`snap` pins one; otherwise the current one)."
-        pinned = snap is not None
-        for _ in range(_READ_RETRIES):
-            snap = snap if pinned else self._snapshot(view)
-            if snap is None:
-                raise DataError(f"view {view.name!r} (version {view.version}) has no stored rows under {self.path}; write it first")
-            try:
-                tables = [self._read_part(view, p["file"]) for p in snap["parts"]]
-            except FileNotFoundError as e:
-                now = self._snapshot(view)
-                if now is not None and now["token"] == snap["token"]:
-                    raise IntegrityError(f"view {view.name!r}: part {e.filename} listed in its manifest is missing") from None
-                if pinned:
-                    raise StoreBusyError(f"view {view.name!r} was rewritten and its old parts removed while being read "
-                                         f"(retain={self.retain}s); read it again") from None
-                continue
-            return snap, self._rows(view, tables)
-        raise StoreBusyError(f"view {view.name!r} under {self.path} was rewritten {_READ_RETRIES} times while being read; "
-                             "read it again")
-
     @contextlib.contextmanager
     def _locked(self, view: FeatureView):
         "Hold the view's inter-process write lock (an OS file lock, released if the holder dies)."
@@ -713,23 +633,6 @@ class OfflineStore:
         finally:
             lock.release()
 
-    def _frame(self, view: FeatureView, df: pd.DataFrame) -> tuple:
-        "Validated rows of `view` as stored: `(frame with __ts, key kinds)`, deduplicated and sorted."
-        what = f"rows for view {view.name!r}"
-        _check_columns(df, [*view.entity, view.timestamp, *view.features], what)
-        cols, kinds = {}, {}
-        for k in view.entity:
-            kinds[k], cols[k] = _stored_key(df[k], f"{what}: entity column {k!r}")
-        ts = _check_timestamps(df[view.timestamp], f"{what}: column {view.timestamp!r}")
-        cols["__ts"] = (ts.dt.as_unit("ms") if ts.dtype.unit == "s" else ts).array  # Parquet has no second unit
-        for f in view.features:
-            cols[f] = df[f].to_numpy() if isinstance(df[f].dtype, pd.CategoricalDtype) else df[f].array
-        out = pd.DataFrame(cols)
-        by = [*view.entity, "__ts"]
-        # ties on (entity, timestamp): the row written last wins
-        out = out.drop_duplicates(by, keep="last").sort_values(by, kind="stable").reset_index(drop=True)
-        return out, kinds
-
     @staticmethod
     def _arrow(view: FeatureView, df: pd.DataFrame):
         import pyarrow as pa
@@ -738,346 +641,502 @@ class OfflineStore:
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
             raise SchemaError(f"rows for view {view.name!r} cannot be stored in Parquet: {e}") from None
 
-    def write(self, view: FeatureView | str, df: pd.DataFrame, mode: str = "overwrite") -> Path:
-        "Store the rows of `view` (register it if new): 'append' adds them (later rows win ties), 'overwrite' replaces."
-        view = self._view(view, register=True)
-        if mode not in ("overwrite", "append"):
-            raise ConfigError(f"mode={mode!r} must be 'overwrite' or 'append'")
-        out, kinds = self._frame(view, df)
-        with self._locked(view) as d:
-            snap = self._snapshot(view)
-            old = snap["parts"] if snap is not None and mode == "append" else []
-            if not any(p["rows"] for p in old):
-                old = []  # nothing stored yet: these rows define the columns
-            if old and len(out) == 0:
-                return d  # appending nothing
-            unit, rewrite = out["__ts"].dt.unit, bool(snap and snap.get("legacy") and old)
-            if old:
-                if snap["keys"] != kinds:
-                    raise SchemaError(f"rows for view {view.name!r} have entity keys {kinds}; the stored rows have {snap['keys']}")
-                if _UNIT_NS[snap["unit"]] < _UNIT_NS[unit]:  # coarser rows: convert them exactly to the stored unit
-                    try:
-                        out["__ts"] = out["__ts"].dt.as_unit(snap["unit"])
-                    except (OverflowError, ValueError) as e:
-                        raise DataError(f"rows for view {view.name!r}: column {view.timestamp!r} has times outside the "
-                                        f"stored datetime64[{snap['unit']}] range: {e}") from None
-                    unit = snap["unit"]
-                elif snap["unit"] != unit:  # finer rows: the stored parts are rewritten at the finer unit
-                    rewrite = True
-            table = self._arrow(view, out)
-            if old and not rewrite:
-                first = self._read_part(view, old[0]["file"]).schema
-                if not table.schema.remove_metadata().equals(first.remove_metadata()):
-                    try:
-                        table = table.cast(first)
-                    except (ValueError, TypeError, NotImplementedError):
-                        rewrite = True  # e.g. int column now holding NaN: rewrite everything with the common types
-            seq = (snap["seq"] if snap else 0) + 1
-            name = f"p{seq:010d}-{uuid.uuid4().hex[:12]}.parquet"
-            parts = [*old, dict(file=name, rows=table.num_rows)]
-            if rewrite or len(parts) > self.max_parts:
-                old_rows = self._rows(view, [self._read_part(view, p["file"]) for p in old])
-                if old_rows["__ts"].dt.unit != unit:
-                    old_rows["__ts"] = old_rows["__ts"].dt.as_unit(unit)
-                both = pd.concat([old_rows, out], ignore_index=True)
-                by = [*view.entity, "__ts"]
-                both = both.drop_duplicates(by, keep="last").sort_values(by, kind="stable").reset_index(drop=True)
-                table = self._arrow(view, both)
-                parts = [dict(file=name, rows=table.num_rows)]
-            self._commit(view, d, snap, parts, table, name, unit, kinds)
-        log.info("wrote %d rows of view %s (%s) under %s", len(out), view.name, mode, d)
-        return d
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def _snapshot(self: OfflineStore, view: FeatureView) -> dict | None:
+    "The view's manifest (parts, unit, key kinds, token), or None when nothing is stored."
+    path = self._dir(view) / _MANIFEST
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        legacy = self._legacy(view)
+        return self._legacy_snapshot(view, legacy) if legacy.exists() else None
+    try:
+        man = json.loads(raw)
+        ok = (man["format"] == _FORMAT and man["unit"] in _UNIT_NS and isinstance(man["token"], str)
+              and set(man["keys"]) == set(view.entity) and all(isinstance(p["file"], str) and isinstance(p["rows"], int)
+                                                               for p in man["parts"]))
+    except (ValueError, KeyError, TypeError) as e:
+        raise IntegrityError(f"manifest {path} of view {view.name!r} is unreadable: {e}") from None
+    if not ok:
+        raise IntegrityError(f"manifest {path} of view {view.name!r} does not describe this view "
+                             f"(format {man.get('format')!r}, keys {man.get('keys')})")
+    return man
 
-    def _commit(self, view, d: Path, snap, parts: list, table, name: str, unit: str, kinds: dict) -> None:
-        "Write the new part, switch the manifest to `parts` in one rename, then remove expired parts (lock held)."
-        import pyarrow.parquet as pq
-        _write_file(d / name, lambda fh: pq.write_table(table, fh), self.fsync)
-        now = time.time()
-        keep = {p["file"] for p in parts}
-        retired = [] if snap is None or snap.get("legacy") else list(snap.get("retired", []))
-        retired += [dict(file=p["file"], at=now) for p in (snap["parts"] if snap and not snap.get("legacy") else [])
-                    if p["file"] not in keep]
-        expired = [r for r in retired if now - r["at"] >= self.retain]
-        retired = [r for r in retired if now - r["at"] < self.retain]
-        man = dict(format=_FORMAT, view=view.name, version=view.version, unit=unit, keys=kinds,
-                   seq=(snap["seq"] if snap else 0) + 1, token=uuid.uuid4().hex, parts=parts, retired=retired)
-        _write_file(d / _MANIFEST, lambda fh: fh.write(json.dumps(man, indent=1).encode()), self.fsync)
-        for r in expired:
-            (d / r["file"]).unlink(missing_ok=True)
-        for tmp in d.glob(".*.tmp"):  # left by a writer that died (writers hold the lock, so none is in progress)
-            tmp.unlink(missing_ok=True)
-        if snap is not None and snap.get("legacy"):
-            self._legacy(view).unlink(missing_ok=True)
 
-    def compact(self, view: FeatureView | str) -> int:
-        "Merge the view's parts into one (appends leave one part each); return how many parts there were."
-        view = self._view(view)
-        with self._locked(view) as d:
-            snap, rows = self._load(view)
-            if len(snap["parts"]) <= 1 and not snap.get("legacy"):
-                return len(snap["parts"])
-            table = self._arrow(view, rows)
-            name = f"p{snap['seq'] + 1:010d}-{uuid.uuid4().hex[:12]}.parquet"
-            self._commit(view, d, snap, [dict(file=name, rows=table.num_rows)], table, name, snap["unit"], snap["keys"])
-            return len(snap["parts"])
+@patch
+def _legacy_snapshot(self: OfflineStore, view: FeatureView, legacy: Path) -> dict:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    try:
+        meta = pq.read_metadata(legacy)
+        schema = meta.schema.to_arrow_schema()
+    except (OSError, ValueError) as e:
+        raise IntegrityError(f"{legacy} (view {view.name!r}) is not a readable Parquet file: {e}") from None
+    st = legacy.stat()
+    keys = {k: "string" if pa.types.is_string(schema.field(k).type) or pa.types.is_large_string(schema.field(k).type)
+            else "numeric" for k in view.entity}
+    return dict(format=_FORMAT, unit=schema.field("__ts").type.unit, keys=keys, seq=0, retired=[], legacy=True,
+                token=f"legacy:{st.st_mtime_ns}:{st.st_size}", parts=[dict(file=str(legacy), rows=meta.num_rows)])
 
-    def read(self, view: FeatureView | str) -> pd.DataFrame:
-        "All stored rows of `view` (one consistent version), its timestamp column restored."
-        view = self._view(view)
-        return self._load(view)[1].rename(columns={"__ts": view.timestamp})
 
-    def _prepared(self, view: FeatureView, snap: dict | None = None) -> tuple:
-        "`(manifest, _Prepared)` of `view`, cached until its manifest token changes."
-        key = (view.name, view.version)
-        current = snap if snap is not None else self._snapshot(view)
-        hit = self._cache.get(key)
-        if hit is not None and current is not None and hit[0] == current["token"]:
-            return current, hit[1]
-        snap, rows = self._load(view, snap)  # unpinned (snap None): reads whatever version is current
-        prep = _prepare(view, rows.rename(columns={"__ts": view.timestamp}), snap["unit"], snap["keys"])
-        self._cache[key] = (snap["token"], prep)
-        return snap, prep
+@patch
+def _part(self: OfflineStore, view: FeatureView, name: str) -> Path:
+    p = Path(name)
+    return p if p.is_absolute() else self._dir(view) / p
 
-    def _relation(self, view: FeatureView, snap: dict) -> str:
-        "SQL relation of one stored version: parts deduplicated (later parts win), with `__t` = integer ticks."
-        files = [self._part(view, p["file"]).as_posix() for p in snap["parts"]]
-        t = f"epoch_{snap['unit']}(__ts)"
-        if len(files) == 1:
-            return f"(SELECT *, {t} AS __t FROM read_parquet({_lit(files[0])}))"
-        keys = ", ".join(_q(k) for k in view.entity)
-        return (f"(SELECT * EXCLUDE (__file), {t} AS __t FROM read_parquet([{', '.join(map(_lit, files))}], filename='__file') "
-                f"QUALIFY row_number() OVER (PARTITION BY {keys}, __ts ORDER BY __file DESC) = 1)")
 
-    def _plan(self, features, entity_df, timestamp_col, full_feature_names, include_timestamps, engine) -> tuple:
-        "Validate a retrieval request; return `(groups, output names)`."
-        if engine not in ("auto", "numpy", "duckdb"):
-            raise ConfigError(f"engine={engine!r} must be 'auto', 'numpy' or 'duckdb'")
-        full_feature_names = _check_flag(full_feature_names, "full_feature_names")
-        _check_flag(include_timestamps, "include_timestamps")
-        if not isinstance(timestamp_col, str):
-            raise ConfigError(f"timestamp_col={timestamp_col!r} must be a column name")
-        groups = self.catalog.resolve(features)
-        names, seen = {}, {}
-        for view, feats in groups:
-            for f in feats:
-                out_name = f"{view.name}__{f}" if full_feature_names else f
-                if out_name in seen:
-                    raise SchemaError(f"feature name {out_name!r} comes from views {seen[out_name]!r} and {view.name!r}; "
-                                      "pass full_feature_names=True")
-                seen[out_name] = view.name
-                names[(view.name, f)] = out_name
-        if entity_df is not None:
-            clash = [c for c in [*seen, *(f"{v.name}__timestamp" for v, _ in groups if include_timestamps)]
-                     if c in entity_df.columns]
-            if clash:
-                raise SchemaError(f"entity_df already has column(s) {clash}; rename them or use full_feature_names=True")
-        return groups, names
-
-    def _state(self, groups, engine) -> list:
-        "Per view of the request: `(manifest, _Prepared or None)`, one consistent version each."
-        out = []
-        for view, _ in groups:
-            if engine == "duckdb":
-                snap = self._snapshot(view)
-                if snap is None:
-                    raise DataError(f"view {view.name!r} (version {view.version}) has no stored rows under {self.path}; write it first")
-                out.append((snap, None))
-            else:
-                out.append(self._prepared(view))
-        return out
-
-    def _join(self, entity_df, groups, names, ets, include_timestamps, engine, state) -> pd.DataFrame:
-        "The validated request answered from the given stored versions."
-        t, eunit = _ticks(ets), ets.dtype.unit
-        t_sorted = len(t) < 2 or bool((t[1:] >= t[:-1]).all())
-        cols = {}
-        if engine == "duckdb":
-            cols = self._join_duckdb(entity_df, groups, names, t, eunit, include_timestamps, state, f"entity_df column {ets.name!r}")
-        else:
-            scaled, facts = {}, {}
-            for (view, feats), (_, prep) in zip(groups, state):
-                if prep.unit not in scaled:
-                    scaled[prep.unit] = _rescale(t, eunit, prep.unit, f"entity_df column {ets.name!r}")
-                q, r, f = scaled[prep.unit]
-                idx = _asof_rows(prep, _entity_combos(prep, view, entity_df, facts), q, t_sorted)
-                if view.ttl is not None and len(prep.ticks):
-                    stale = ~_within(q, prep.ticks.take(idx, mode="clip"), _ttl_limit(view.ttl, eunit, prep.unit, r, f))
-                    np.putmask(idx, stale, -1)
-                missing = idx < 0
-                missing = missing if missing.any() else None
-                for feat in feats:
-                    cols[names[(view.name, feat)]] = _take(prep.rows[feat], idx, missing)
-                if include_timestamps:
-                    cols[f"{view.name}__timestamp"] = _take(prep.rows[view.timestamp], idx, missing)
-        # new columns side by side with the entity frame's own (no copy of either)
-        return pd.concat([entity_df, *(pd.Series(v, index=entity_df.index, name=c, copy=False) for c, v in cols.items())],
-                         axis=1)
-
-    def _join_duckdb(self, entity_df, groups, names, t, eunit, include_timestamps, state, what: str) -> dict:
-        "The chained ASOF joins in DuckDB, comparing integer ticks so no resolution is lost."
-        ent, parts, joins = {}, ["e.__rid"], []
-        kinds = {}
-        for (view, _), (snap, _) in zip(groups, state):
-            for k in view.entity:
-                if kinds.setdefault(k, snap["keys"][k]) != snap["keys"][k]:
-                    raise SchemaError(f"entity key {k!r} is stored as {kinds[k]} by one view and {snap['keys'][k]} by another")
-        for k, kind in kinds.items():
-            col = entity_df[k]
-            got = _key_kind(col, f"entity_df column {k!r}")
-            if got != kind:
-                raise SchemaError(f"entity_df column {k!r} holds {got} keys but the view stores {kind} keys; convert the column")
-            if isinstance(col.dtype, pd.CategoricalDtype):
-                col = col.astype(col.cat.categories.dtype)
-            ent[k] = (col.astype("str") if kind == "string" else col).array
-        ent["__rid"] = np.arange(len(entity_df), dtype=np.int64)
-        for i, ((view, feats), (snap, _)) in enumerate(zip(groups, state)):
-            q, r, f = _rescale(t, eunit, snap["unit"], what)
-            ent[f"__q{i}"] = q
-            a = f"f{i}"
-            on = " AND ".join(f"e.{_q(k)} = {a}.{_q(k)}" for k in view.entity)
-            joins.append(f"ASOF LEFT JOIN {self._relation(view, snap)} {a} ON {on} AND e.__q{i} >= {a}.__t")
-            fresh = None
-            if view.ttl is not None:
-                ent[f"__lim{i}"] = np.broadcast_to(_ttl_limit(view.ttl, eunit, snap["unit"], r, f), len(t)).astype(np.int64)
-                fresh = f"(CAST(e.__q{i} AS HUGEINT) - {a}.__t) <= e.__lim{i}"
-            for feat in feats:
-                expr = f"{a}.{_q(feat)}" if fresh is None else f"CASE WHEN {fresh} THEN {a}.{_q(feat)} END"
-                parts.append(f"{expr} AS {_q(names[(view.name, feat)])}")
-            if include_timestamps:
-                expr = f"{a}.__ts" if fresh is None else f"CASE WHEN {fresh} THEN {a}.__ts END"
-                parts.append(f"{expr} AS {_q(view.name + '__timestamp')}")
-        sql = f"SELECT {', '.join(parts)} FROM ent e " + " ".join(joins) + " ORDER BY e.__rid"
-        con = self._con()
+@patch
+def _read_part(self: OfflineStore, view: FeatureView, name: str):
+    import pyarrow.parquet as pq
+    path = self._part(view, name)
+    with open(path, "rb") as fh:  # FileNotFoundError: replaced meanwhile, the caller reads the new version
         try:
-            con.register("ent", pd.DataFrame(ent))
-            res = con.execute(sql).df()
-        except duckdb.IOException as e:
-            raise _PartsChanged(str(e)) from None
-        finally:
-            con.close()
-        units = {f"{v.name}__timestamp": s["unit"] for (v, _), (s, _) in zip(groups, state)}
-        out = {}
-        for c in res.columns[1:]:
-            if c in units and include_timestamps:
-                out[c] = _utc(res[c]).dt.as_unit(units[c]).array
-            else:
-                out[c] = res[c].to_numpy() if res[c].dtype.kind in "fiub" else res[c].array
-        return out
-
-    def get_historical_features(self,
-                                entity_df: pd.DataFrame,  # one row per (entity keys, event time) to enrich
-                                features,  # feature references `view:feature` (or `view` for all its features)
-                                timestamp_col: str = "event_time",  # tz-aware column of `entity_df`: the as-of time
-                                full_feature_names: bool = False,  # name outputs `view__feature` instead of `feature`
-                                include_timestamps: bool = False,  # add `<view>__timestamp`: when each joined value was known
-                                engine: str = "auto",  # "numpy" (in memory; also "auto") or "duckdb" (ASOF JOIN on the files)
-                                ) -> pd.DataFrame:
-        "`entity_df` plus, for each row, the latest value of each feature at or before its `timestamp_col` (within TTL)."
-        groups, names = self._plan(features, entity_df if isinstance(entity_df, pd.DataFrame) else None, timestamp_col,
-                                   full_feature_names, include_timestamps, engine)
-        keys = list(dict.fromkeys(k for v, _ in groups for k in v.entity))
-        _check_columns(entity_df, [timestamp_col], "entity_df")
-        _check_columns(entity_df, keys, "entity_df")
-        ets = _check_timestamps(entity_df[timestamp_col], f"entity_df column {timestamp_col!r}")
-        return self._retrying(groups, engine, lambda state: self._join(entity_df, groups, names, ets, include_timestamps,
-                                                                        engine, state))
-
-    def _retrying(self, groups, engine, run):
-        "`run(state)` on the current version of the views, again on a newer one if a writer removed parts meanwhile."
-        for _ in range(_READ_RETRIES):
-            state = self._state(groups, engine)
-            try:
-                return run(state)
-            except _PartsChanged as e:
-                now = [self._snapshot(v) for v, _ in groups]
-                if all(n is not None and n["token"] == s["token"] for n, (s, _) in zip(now, state)):
-                    raise IntegrityError(f"a part listed in a view's manifest under {self.path} is missing: {e}") from None
-        raise StoreBusyError(f"the views {[v.name for v, _ in groups]} under {self.path} were rewritten "
-                             f"{_READ_RETRIES} times while being read; read them again")
-
-    def retrieve_to_parquet(self,
-                            entity_path: str | Path,  # Parquet file or folder of entity rows, possibly larger than memory
-                            features,  # feature references `view:feature`
-                            out_path: str | Path,  # Parquet file to write: the entity rows plus the features
-                            timestamp_col: str = "event_time",  # tz-aware column of the entity rows
-                            full_feature_names: bool = False,  # name outputs `view__feature`
-                            chunk_rows: int = 250_000,  # entity rows held in memory at a time
-                            engine: str = "auto",  # engine for each chunk (see `get_historical_features`)
-                            ) -> Path:
-        "Point-in-time retrieval from Parquet to Parquet in chunks of `chunk_rows`, all from one stored version."
-        import pyarrow as pa
-        import pyarrow.dataset as ds
-        import pyarrow.parquet as pq
-        for name, p in (("entity_path", entity_path), ("out_path", out_path)):
-            if not isinstance(p, (str, os.PathLike)):
-                raise ConfigError(f"{name}={p!r} must be a file path")
-        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
-            raise ConfigError(f"chunk_rows={chunk_rows!r} must be a positive integer")
-        groups, names = self._plan(features, None, timestamp_col, full_feature_names, False, engine)
-        keys = list(dict.fromkeys(k for v, _ in groups for k in v.entity))
-        entity_path, out_path = Path(entity_path), Path(out_path)
-        if not entity_path.exists():
-            raise DataError(f"entity_path={str(entity_path)!r} does not exist")
-        if out_path.resolve() == entity_path.resolve():
-            raise ConfigError(f"out_path={str(out_path)!r} is the entity file itself; write the result elsewhere")
-        try:
-            if entity_path.is_dir():
-                data = ds.dataset(str(entity_path), format="parquet")
-                schema = data.schema
-                batches = data.to_batches(batch_size=chunk_rows, batch_readahead=0, fragment_readahead=1)
-            else:  # a single file: read row groups one at a time (the dataset scanner reads ahead)
-                data = pq.ParquetFile(str(entity_path))
-                schema = data.schema_arrow
-                batches = data.iter_batches(batch_size=chunk_rows, use_threads=False)
+            return pq.read_table(fh)
         except (OSError, ValueError) as e:
-            raise DataError(f"entity rows at {entity_path} are not readable Parquet: {e}") from None
-        missing = [c for c in [timestamp_col, *keys] if c not in schema.names]
-        if missing:
-            raise SchemaError(f"entity rows at {entity_path} lack column(s) {missing}; they have {schema.names}")
-        ts_type = schema.field(timestamp_col).type
-        if not (pa.types.is_timestamp(ts_type) and ts_type.tz is not None):
-            raise SchemaError(f"entity column {timestamp_col!r} must be tz-aware, got {ts_type}")
-        clash = [c for c in names.values() if c in schema.names]
-        if clash:
-            raise SchemaError(f"entity rows at {entity_path} already have column(s) {clash}; rename them or use full_feature_names=True")
-        state = self._state(groups, engine)  # one version of every view for all the chunks
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        writer, done = None, 0
+            raise IntegrityError(f"part {path} of view {view.name!r} is not a readable Parquet file: {e}") from None
+
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def _rows(self: OfflineStore, view: FeatureView, tables: list) -> pd.DataFrame:
+    "Stored rows from the parts in write order: later parts win (entity, time) ties; sorted by keys and time."
+    import pyarrow as pa
+    if len(tables) == 1:
+        return tables[0].to_pandas()
+    df = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    by = [*view.entity, "__ts"]
+    return df.drop_duplicates(by, keep="last").sort_values(by, kind="stable").reset_index(drop=True)
+
+
+@patch
+def _load(self: OfflineStore, view: FeatureView, snap: dict | None = None) -> tuple:
+    "`(manifest, rows)` of a consistent version of `view` (`snap` pins one; otherwise the current one)."
+    pinned = snap is not None
+    for _ in range(_READ_RETRIES):
+        snap = snap if pinned else self._snapshot(view)
+        if snap is None:
+            raise DataError(f"view {view.name!r} (version {view.version}) has no stored rows under {self.path}; write it first")
         try:
-            for batch in batches:
-                if batch.num_rows == 0:
-                    continue
-                ent = batch.to_pandas(use_threads=False)
+            tables = [self._read_part(view, p["file"]) for p in snap["parts"]]
+        except FileNotFoundError as e:
+            now = self._snapshot(view)
+            if now is not None and now["token"] == snap["token"]:
+                raise IntegrityError(f"view {view.name!r}: part {e.filename} listed in its manifest is missing") from None
+            if pinned:
+                raise StoreBusyError(f"view {view.name!r} was rewritten and its old parts removed while being read "
+                                     f"(retain={self.retain}s); read it again") from None
+            continue
+        return snap, self._rows(view, tables)
+    raise StoreBusyError(f"view {view.name!r} under {self.path} was rewritten {_READ_RETRIES} times while being read; "
+                         "read it again")
+
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def _view(self: OfflineStore, view, register: bool = False) -> FeatureView:
+    if isinstance(view, FeatureView):
+        return self.catalog.register(view) if register else view
+    if isinstance(view, str):
+        return self.catalog.view(view)
+    raise ConfigError(f"view must be a FeatureView or the name of a registered one, got {type(view).__name__}")
+
+
+@patch
+def _frame(self: OfflineStore, view: FeatureView, df: pd.DataFrame) -> tuple:
+    "Validated rows of `view` as stored: `(frame with __ts, key kinds)`, deduplicated and sorted."
+    what = f"rows for view {view.name!r}"
+    _check_columns(df, [*view.entity, view.timestamp, *view.features], what)
+    cols, kinds = {}, {}
+    for k in view.entity:
+        kinds[k], cols[k] = _stored_key(df[k], f"{what}: entity column {k!r}")
+    ts = _check_timestamps(df[view.timestamp], f"{what}: column {view.timestamp!r}")
+    cols["__ts"] = (ts.dt.as_unit("ms") if ts.dtype.unit == "s" else ts).array  # Parquet has no second unit
+    for f in view.features:
+        cols[f] = df[f].to_numpy() if isinstance(df[f].dtype, pd.CategoricalDtype) else df[f].array
+    out = pd.DataFrame(cols)
+    by = [*view.entity, "__ts"]
+    # ties on (entity, timestamp): the row written last wins
+    out = out.drop_duplicates(by, keep="last").sort_values(by, kind="stable").reset_index(drop=True)
+    return out, kinds
+
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def write(self: OfflineStore, view: FeatureView | str, df: pd.DataFrame, mode: str = "overwrite") -> Path:
+    "Store the rows of `view` (register it if new): 'append' adds them (later rows win ties), 'overwrite' replaces."
+    view = self._view(view, register=True)
+    if mode not in ("overwrite", "append"):
+        raise ConfigError(f"mode={mode!r} must be 'overwrite' or 'append'")
+    out, kinds = self._frame(view, df)
+    with self._locked(view) as d:
+        snap = self._snapshot(view)
+        old = snap["parts"] if snap is not None and mode == "append" else []
+        if not any(p["rows"] for p in old):
+            old = []  # nothing stored yet: these rows define the columns
+        if old and len(out) == 0:
+            return d  # appending nothing
+        unit, rewrite = out["__ts"].dt.unit, bool(snap and snap.get("legacy") and old)
+        if old:
+            if snap["keys"] != kinds:
+                raise SchemaError(f"rows for view {view.name!r} have entity keys {kinds}; the stored rows have {snap['keys']}")
+            if _UNIT_NS[snap["unit"]] < _UNIT_NS[unit]:  # coarser rows: convert them exactly to the stored unit
                 try:
-                    _check_columns(ent, [timestamp_col, *keys], "entity_df")
-                    ets = _check_timestamps(ent[timestamp_col], f"entity_df column {timestamp_col!r}")
-                    res = self._join(ent, groups, names, ets, False, engine, state)
-                except DataError as e:
-                    raise type(e)(f"entity rows {done}..{done + len(ent) - 1}: {e}") from None
-                except _PartsChanged as e:
-                    raise StoreBusyError(f"a view was rewritten and its old parts removed during the retrieval "
-                                         f"(retain={self.retain}s is shorter than it took); run it again: {e}") from None
-                table = pa.Table.from_pandas(res, preserve_index=False, nthreads=1)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table.cast(writer.schema))
-                done += len(ent)
+                    out["__ts"] = out["__ts"].dt.as_unit(snap["unit"])
+                except (OverflowError, ValueError) as e:
+                    raise DataError(f"rows for view {view.name!r}: column {view.timestamp!r} has times outside the "
+                                    f"stored datetime64[{snap['unit']}] range: {e}") from None
+                unit = snap["unit"]
+            elif snap["unit"] != unit:  # finer rows: the stored parts are rewritten at the finer unit
+                rewrite = True
+        table = self._arrow(view, out)
+        if old and not rewrite:
+            first = self._read_part(view, old[0]["file"]).schema
+            if not table.schema.remove_metadata().equals(first.remove_metadata()):
+                try:
+                    table = table.cast(first)
+                except (ValueError, TypeError, NotImplementedError):
+                    rewrite = True  # e.g. int column now holding NaN: rewrite everything with the common types
+        seq = (snap["seq"] if snap else 0) + 1
+        name = f"p{seq:010d}-{uuid.uuid4().hex[:12]}.parquet"
+        parts = [*old, dict(file=name, rows=table.num_rows)]
+        if rewrite or len(parts) > self.max_parts:
+            old_rows = self._rows(view, [self._read_part(view, p["file"]) for p in old])
+            if old_rows["__ts"].dt.unit != unit:
+                old_rows["__ts"] = old_rows["__ts"].dt.as_unit(unit)
+            both = pd.concat([old_rows, out], ignore_index=True)
+            by = [*view.entity, "__ts"]
+            both = both.drop_duplicates(by, keep="last").sort_values(by, kind="stable").reset_index(drop=True)
+            table = self._arrow(view, both)
+            parts = [dict(file=name, rows=table.num_rows)]
+        self._commit(view, d, snap, parts, table, name, unit, kinds)
+    log.info("wrote %d rows of view %s (%s) under %s", len(out), view.name, mode, d)
+    return d
+
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def _commit(self: OfflineStore, view, d: Path, snap, parts: list, table, name: str, unit: str, kinds: dict) -> None:
+    "Write the new part, switch the manifest to `parts` in one rename, then remove expired parts (lock held)."
+    import pyarrow.parquet as pq
+    _write_file(d / name, lambda fh: pq.write_table(table, fh), self.fsync)
+    now = time.time()
+    keep = {p["file"] for p in parts}
+    retired = [] if snap is None or snap.get("legacy") else list(snap.get("retired", []))
+    retired += [dict(file=p["file"], at=now) for p in (snap["parts"] if snap and not snap.get("legacy") else [])
+                if p["file"] not in keep]
+    expired = [r for r in retired if now - r["at"] >= self.retain]
+    retired = [r for r in retired if now - r["at"] < self.retain]
+    man = dict(format=_FORMAT, view=view.name, version=view.version, unit=unit, keys=kinds,
+               seq=(snap["seq"] if snap else 0) + 1, token=uuid.uuid4().hex, parts=parts, retired=retired)
+    _write_file(d / _MANIFEST, lambda fh: fh.write(json.dumps(man, indent=1).encode()), self.fsync)
+    for r in expired:
+        (d / r["file"]).unlink(missing_ok=True)
+    for tmp in d.glob(".*.tmp"):  # left by a writer that died (writers hold the lock, so none is in progress)
+        tmp.unlink(missing_ok=True)
+    if snap is not None and snap.get("legacy"):
+        self._legacy(view).unlink(missing_ok=True)
+
+
+@patch
+def compact(self: OfflineStore, view: FeatureView | str) -> int:
+    "Merge the view's parts into one (appends leave one part each); return how many parts there were."
+    view = self._view(view)
+    with self._locked(view) as d:
+        snap, rows = self._load(view)
+        if len(snap["parts"]) <= 1 and not snap.get("legacy"):
+            return len(snap["parts"])
+        table = self._arrow(view, rows)
+        name = f"p{snap['seq'] + 1:010d}-{uuid.uuid4().hex[:12]}.parquet"
+        self._commit(view, d, snap, [dict(file=name, rows=table.num_rows)], table, name, snap["unit"], snap["keys"])
+        return len(snap["parts"])
+
+
+@patch
+def read(self: OfflineStore, view: FeatureView | str) -> pd.DataFrame:
+    "All stored rows of `view` (one consistent version), its timestamp column restored."
+    view = self._view(view)
+    return self._load(view)[1].rename(columns={"__ts": view.timestamp})
+
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def _con(self: OfflineStore):
+    return _connect(self.memory_limit, self.threads, self.path / "_spill")
+
+
+@patch
+def _prepared(self: OfflineStore, view: FeatureView, snap: dict | None = None) -> tuple:
+    "`(manifest, _Prepared)` of `view`, cached until its manifest token changes."
+    key = (view.name, view.version)
+    current = snap if snap is not None else self._snapshot(view)
+    hit = self._cache.get(key)
+    if hit is not None and current is not None and hit[0] == current["token"]:
+        return current, hit[1]
+    snap, rows = self._load(view, snap)  # unpinned (snap None): reads whatever version is current
+    prep = _prepare(view, rows.rename(columns={"__ts": view.timestamp}), snap["unit"], snap["keys"])
+    self._cache[key] = (snap["token"], prep)
+    return snap, prep
+
+
+@patch
+def _relation(self: OfflineStore, view: FeatureView, snap: dict) -> str:
+    "SQL relation of one stored version: parts deduplicated (later parts win), with `__t` = integer ticks."
+    files = [self._part(view, p["file"]).as_posix() for p in snap["parts"]]
+    t = f"epoch_{snap['unit']}(__ts)"
+    if len(files) == 1:
+        return f"(SELECT *, {t} AS __t FROM read_parquet({_lit(files[0])}))"
+    keys = ", ".join(_q(k) for k in view.entity)
+    return (f"(SELECT * EXCLUDE (__file), {t} AS __t FROM read_parquet([{', '.join(map(_lit, files))}], filename='__file') "
+            f"QUALIFY row_number() OVER (PARTITION BY {keys}, __ts ORDER BY __file DESC) = 1)")
+
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def _plan(self: OfflineStore, features, entity_df, timestamp_col, full_feature_names, include_timestamps, engine) -> tuple:
+    "Validate a retrieval request; return `(groups, output names)`."
+    if engine not in ("auto", "numpy", "duckdb"):
+        raise ConfigError(f"engine={engine!r} must be 'auto', 'numpy' or 'duckdb'")
+    full_feature_names = _check_flag(full_feature_names, "full_feature_names")
+    _check_flag(include_timestamps, "include_timestamps")
+    if not isinstance(timestamp_col, str):
+        raise ConfigError(f"timestamp_col={timestamp_col!r} must be a column name")
+    groups = self.catalog.resolve(features)
+    names, seen = {}, {}
+    for view, feats in groups:
+        for f in feats:
+            out_name = f"{view.name}__{f}" if full_feature_names else f
+            if out_name in seen:
+                raise SchemaError(f"feature name {out_name!r} comes from views {seen[out_name]!r} and {view.name!r}; "
+                                  "pass full_feature_names=True")
+            seen[out_name] = view.name
+            names[(view.name, f)] = out_name
+    if entity_df is not None:
+        clash = [c for c in [*seen, *(f"{v.name}__timestamp" for v, _ in groups if include_timestamps)]
+                 if c in entity_df.columns]
+        if clash:
+            raise SchemaError(f"entity_df already has column(s) {clash}; rename them or use full_feature_names=True")
+    return groups, names
+
+
+@patch
+def _state(self: OfflineStore, groups, engine) -> list:
+    "Per view of the request: `(manifest, _Prepared or None)`, one consistent version each."
+    out = []
+    for view, _ in groups:
+        if engine == "duckdb":
+            snap = self._snapshot(view)
+            if snap is None:
+                raise DataError(f"view {view.name!r} (version {view.version}) has no stored rows under {self.path}; write it first")
+            out.append((snap, None))
+        else:
+            out.append(self._prepared(view))
+    return out
+
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def _join(self: OfflineStore, entity_df, groups, names, ets, include_timestamps, engine, state) -> pd.DataFrame:
+    "The validated request answered from the given stored versions."
+    t, eunit = _ticks(ets), ets.dtype.unit
+    t_sorted = len(t) < 2 or bool((t[1:] >= t[:-1]).all())
+    cols = {}
+    if engine == "duckdb":
+        cols = self._join_duckdb(entity_df, groups, names, t, eunit, include_timestamps, state, f"entity_df column {ets.name!r}")
+    else:
+        scaled, facts = {}, {}
+        for (view, feats), (_, prep) in zip(groups, state):
+            if prep.unit not in scaled:
+                scaled[prep.unit] = _rescale(t, eunit, prep.unit, f"entity_df column {ets.name!r}")
+            q, r, f = scaled[prep.unit]
+            idx = _asof_rows(prep, _entity_combos(prep, view, entity_df, facts), q, t_sorted)
+            if view.ttl is not None and len(prep.ticks):
+                stale = ~_within(q, prep.ticks.take(idx, mode="clip"), _ttl_limit(view.ttl, eunit, prep.unit, r, f))
+                np.putmask(idx, stale, -1)
+            missing = idx < 0
+            missing = missing if missing.any() else None
+            for feat in feats:
+                cols[names[(view.name, feat)]] = _take(prep.rows[feat], idx, missing)
+            if include_timestamps:
+                cols[f"{view.name}__timestamp"] = _take(prep.rows[view.timestamp], idx, missing)
+    # new columns side by side with the entity frame's own (no copy of either)
+    return pd.concat([entity_df, *(pd.Series(v, index=entity_df.index, name=c, copy=False) for c, v in cols.items())],
+                     axis=1)
+
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def _join_duckdb(self: OfflineStore, entity_df, groups, names, t, eunit, include_timestamps, state, what: str) -> dict:
+    "The chained ASOF joins in DuckDB, comparing integer ticks so no resolution is lost."
+    ent, parts, joins = {}, ["e.__rid"], []
+    kinds = {}
+    for (view, _), (snap, _) in zip(groups, state):
+        for k in view.entity:
+            if kinds.setdefault(k, snap["keys"][k]) != snap["keys"][k]:
+                raise SchemaError(f"entity key {k!r} is stored as {kinds[k]} by one view and {snap['keys'][k]} by another")
+    for k, kind in kinds.items():
+        col = entity_df[k]
+        got = _key_kind(col, f"entity_df column {k!r}")
+        if got != kind:
+            raise SchemaError(f"entity_df column {k!r} holds {got} keys but the view stores {kind} keys; convert the column")
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            col = col.astype(col.cat.categories.dtype)
+        ent[k] = (col.astype("str") if kind == "string" else col).array
+    ent["__rid"] = np.arange(len(entity_df), dtype=np.int64)
+    for i, ((view, feats), (snap, _)) in enumerate(zip(groups, state)):
+        q, r, f = _rescale(t, eunit, snap["unit"], what)
+        ent[f"__q{i}"] = q
+        a = f"f{i}"
+        on = " AND ".join(f"e.{_q(k)} = {a}.{_q(k)}" for k in view.entity)
+        joins.append(f"ASOF LEFT JOIN {self._relation(view, snap)} {a} ON {on} AND e.__q{i} >= {a}.__t")
+        fresh = None
+        if view.ttl is not None:
+            ent[f"__lim{i}"] = np.broadcast_to(_ttl_limit(view.ttl, eunit, snap["unit"], r, f), len(t)).astype(np.int64)
+            fresh = f"(CAST(e.__q{i} AS HUGEINT) - {a}.__t) <= e.__lim{i}"
+        for feat in feats:
+            expr = f"{a}.{_q(feat)}" if fresh is None else f"CASE WHEN {fresh} THEN {a}.{_q(feat)} END"
+            parts.append(f"{expr} AS {_q(names[(view.name, feat)])}")
+        if include_timestamps:
+            expr = f"{a}.__ts" if fresh is None else f"CASE WHEN {fresh} THEN {a}.__ts END"
+            parts.append(f"{expr} AS {_q(view.name + '__timestamp')}")
+    sql = f"SELECT {', '.join(parts)} FROM ent e " + " ".join(joins) + " ORDER BY e.__rid"
+    con = self._con()
+    try:
+        con.register("ent", pd.DataFrame(ent))
+        res = con.execute(sql).df()
+    except duckdb.IOException as e:
+        raise _PartsChanged(str(e)) from None
+    finally:
+        con.close()
+    units = {f"{v.name}__timestamp": s["unit"] for (v, _), (s, _) in zip(groups, state)}
+    out = {}
+    for c in res.columns[1:]:
+        if c in units and include_timestamps:
+            out[c] = _utc(res[c]).dt.as_unit(units[c]).array
+        else:
+            out[c] = res[c].to_numpy() if res[c].dtype.kind in "fiub" else res[c].array
+    return out
+
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def get_historical_features(self: OfflineStore,
+                            entity_df: pd.DataFrame,  # one row per (entity keys, event time) to enrich
+                            features,  # feature references `view:feature` (or `view` for all its features)
+                            timestamp_col: str = "event_time",  # tz-aware column of `entity_df`: the as-of time
+                            full_feature_names: bool = False,  # name outputs `view__feature` instead of `feature`
+                            include_timestamps: bool = False,  # add `<view>__timestamp`: when each joined value was known
+                            engine: str = "auto",  # "numpy" (in memory; also "auto") or "duckdb" (ASOF JOIN on the files)
+                            ) -> pd.DataFrame:
+    "`entity_df` plus, for each row, the latest value of each feature at or before its `timestamp_col` (within TTL)."
+    groups, names = self._plan(features, entity_df if isinstance(entity_df, pd.DataFrame) else None, timestamp_col,
+                               full_feature_names, include_timestamps, engine)
+    keys = list(dict.fromkeys(k for v, _ in groups for k in v.entity))
+    _check_columns(entity_df, [timestamp_col], "entity_df")
+    _check_columns(entity_df, keys, "entity_df")
+    ets = _check_timestamps(entity_df[timestamp_col], f"entity_df column {timestamp_col!r}")
+    return self._retrying(groups, engine, lambda state: self._join(entity_df, groups, names, ets, include_timestamps,
+                                                                    engine, state))
+
+
+@patch
+def _retrying(self: OfflineStore, groups, engine, run):
+    "`run(state)` on the current version of the views, again on a newer one if a writer removed parts meanwhile."
+    for _ in range(_READ_RETRIES):
+        state = self._state(groups, engine)
+        try:
+            return run(state)
+        except _PartsChanged as e:
+            now = [self._snapshot(v) for v, _ in groups]
+            if all(n is not None and n["token"] == s["token"] for n, (s, _) in zip(now, state)):
+                raise IntegrityError(f"a part listed in a view's manifest under {self.path} is missing: {e}") from None
+    raise StoreBusyError(f"the views {[v.name for v, _ in groups]} under {self.path} were rewritten "
+                         f"{_READ_RETRIES} times while being read; read them again")
+
+# %% ../../nbs/07f_features_store.ipynb
+def _entity_batches(entity_path: Path, chunk_rows: int, timestamp_col: str, keys: list, names: dict):
+    "Batches of `chunk_rows` entity rows read from a Parquet file or folder, after checking its columns."
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+    try:
+        if entity_path.is_dir():
+            data = ds.dataset(str(entity_path), format="parquet")
+            schema = data.schema
+            batches = data.to_batches(batch_size=chunk_rows, batch_readahead=0, fragment_readahead=1)
+        else:  # a single file: read row groups one at a time (the dataset scanner reads ahead)
+            data = pq.ParquetFile(str(entity_path))
+            schema = data.schema_arrow
+            batches = data.iter_batches(batch_size=chunk_rows, use_threads=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"entity rows at {entity_path} are not readable Parquet: {e}") from None
+    missing = [c for c in [timestamp_col, *keys] if c not in schema.names]
+    if missing:
+        raise SchemaError(f"entity rows at {entity_path} lack column(s) {missing}; they have {schema.names}")
+    ts_type = schema.field(timestamp_col).type
+    if not (pa.types.is_timestamp(ts_type) and ts_type.tz is not None):
+        raise SchemaError(f"entity column {timestamp_col!r} must be tz-aware, got {ts_type}")
+    clash = [c for c in names.values() if c in schema.names]
+    if clash:
+        raise SchemaError(f"entity rows at {entity_path} already have column(s) {clash}; rename them or use full_feature_names=True")
+    return batches
+
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def retrieve_to_parquet(self: OfflineStore,
+                        entity_path: str | Path,  # Parquet file or folder of entity rows, possibly larger than memory
+                        features,  # feature references `view:feature`
+                        out_path: str | Path,  # Parquet file to write: the entity rows plus the features
+                        timestamp_col: str = "event_time",  # tz-aware column of the entity rows
+                        full_feature_names: bool = False,  # name outputs `view__feature`
+                        chunk_rows: int = 250_000,  # entity rows held in memory at a time
+                        engine: str = "auto",  # engine for each chunk (see `get_historical_features`)
+                        ) -> Path:
+    "Point-in-time retrieval from Parquet to Parquet in chunks of `chunk_rows`, all from one stored version."
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    for name, p in (("entity_path", entity_path), ("out_path", out_path)):
+        if not isinstance(p, (str, os.PathLike)):
+            raise ConfigError(f"{name}={p!r} must be a file path")
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise ConfigError(f"chunk_rows={chunk_rows!r} must be a positive integer")
+    groups, names = self._plan(features, None, timestamp_col, full_feature_names, False, engine)
+    keys = list(dict.fromkeys(k for v, _ in groups for k in v.entity))
+    entity_path, out_path = Path(entity_path), Path(out_path)
+    if not entity_path.exists():
+        raise DataError(f"entity_path={str(entity_path)!r} does not exist")
+    if out_path.resolve() == entity_path.resolve():
+        raise ConfigError(f"out_path={str(out_path)!r} is the entity file itself; write the result elsewhere")
+    batches = _entity_batches(entity_path, chunk_rows, timestamp_col, keys, names)
+    state = self._state(groups, engine)  # one version of every view for all the chunks
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    writer, done = None, 0
+    try:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            ent = batch.to_pandas(use_threads=False)
+            try:
+                _check_columns(ent, [timestamp_col, *keys], "entity_df")
+                ets = _check_timestamps(ent[timestamp_col], f"entity_df column {timestamp_col!r}")
+                res = self._join(ent, groups, names, ets, False, engine, state)
+            except DataError as e:
+                raise type(e)(f"entity rows {done}..{done + len(ent) - 1}: {e}") from None
+            except _PartsChanged as e:
+                raise StoreBusyError(f"a view was rewritten and its old parts removed during the retrieval "
+                                     f"(retain={self.retain}s is shorter than it took); run it again: {e}") from None
+            table = pa.Table.from_pandas(res, preserve_index=False, nthreads=1)
             if writer is None:
-                raise DataError(f"entity rows at {entity_path} are empty")
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table.cast(writer.schema))
+            done += len(ent)
+        if writer is None:
+            raise DataError(f"entity rows at {entity_path} are empty")
+        writer.close()
+        writer = None
+        os.replace(tmp, out_path)
+    except (OSError, ValueError) as e:
+        if isinstance(e, MlsysError):
+            raise
+        raise DataError(f"reading {entity_path} or writing {out_path} failed after {done} rows: {e}") from None
+    finally:
+        if writer is not None:
             writer.close()
-            writer = None
-            os.replace(tmp, out_path)
-        except (OSError, ValueError) as e:
-            if isinstance(e, MlsysError):
-                raise
-            raise DataError(f"reading {entity_path} or writing {out_path} failed after {done} rows: {e}") from None
-        finally:
-            if writer is not None:
-                writer.close()
-            tmp.unlink(missing_ok=True)
-        log.info("retrieved features for %d entity rows into %s", done, out_path)
-        return out_path
+        tmp.unlink(missing_ok=True)
+    log.info("retrieved features for %d entity rows into %s", done, out_path)
+    return out_path
 
 # %% ../../nbs/07f_features_store.ipynb
 def _rows_for_online(view: FeatureView, df: pd.DataFrame) -> list:
@@ -1137,73 +1196,81 @@ class FeatureStore:
             raise ConfigError("views=[] names no view; pass None for all registered views")
         return [self.offline._view(v) for v in views]
 
-    def materialize(self, end: pd.Timestamp | str, views=None) -> dict:
-        "Copy the latest row at or before `end` of each entity from offline to online; return rows per view."
-        end = _as_time(end, "end")
-        counts = {}
-        for view in self._views(views):
-            if self.offline._snapshot(view) is None:
-                raise DataError(f"view {view.name!r} has no stored rows to materialize; ingest it first")
-            latest = self.offline._retrying([(view, [])], "duckdb", lambda state, view=view: self._latest(view, state[0][0], end))
-            latest = latest.rename(columns={"__ts": view.timestamp})
-            latest[view.timestamp] = _utc(latest[view.timestamp])
-            counts[view.name] = self.online.write_rows(view.name, _rows_for_online(view, latest))
-        return counts
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def materialize(self: FeatureStore, end: pd.Timestamp | str, views=None) -> dict:
+    "Copy the latest row at or before `end` of each entity from offline to online; return rows per view."
+    end = _as_time(end, "end")
+    counts = {}
+    for view in self._views(views):
+        if self.offline._snapshot(view) is None:
+            raise DataError(f"view {view.name!r} has no stored rows to materialize; ingest it first")
+        latest = self.offline._retrying([(view, [])], "duckdb", lambda state, view=view: self._latest(view, state[0][0], end))
+        latest = latest.rename(columns={"__ts": view.timestamp})
+        latest[view.timestamp] = _utc(latest[view.timestamp])
+        counts[view.name] = self.online.write_rows(view.name, _rows_for_online(view, latest))
+    return counts
 
-    def _latest(self, view: FeatureView, snap: dict, end: pd.Timestamp) -> pd.DataFrame:
-        "The latest stored row at or before `end` of each entity, from one stored version."
-        cut = _rescale(np.array([end.asm8.view("i8")]), end.unit, snap["unit"], "end")[0][0]
-        keys = ", ".join(_q(k) for k in view.entity)
-        con = self.offline._con()
-        try:
-            return con.execute(f"SELECT * EXCLUDE (__t) FROM {self.offline._relation(view, snap)} WHERE __t <= {int(cut)} "
-                               f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY __t DESC) = 1").df()
-        except duckdb.IOException as e:
-            raise _PartsChanged(str(e)) from None
-        finally:
-            con.close()
 
-    def push(self, view: FeatureView | str, df: pd.DataFrame) -> int:
-        "Write fresh rows (e.g. from a stream) straight to the online store."
-        view = self.offline._view(view)
-        _check_columns(df, [*view.entity, view.timestamp, *view.features], f"rows for view {view.name!r}")
-        return self.online.write_rows(view.name, _rows_for_online(view, df))
+@patch
+def _latest(self: FeatureStore, view: FeatureView, snap: dict, end: pd.Timestamp) -> pd.DataFrame:
+    "The latest stored row at or before `end` of each entity, from one stored version."
+    cut = _rescale(np.array([end.asm8.view("i8")]), end.unit, snap["unit"], "end")[0][0]
+    keys = ", ".join(_q(k) for k in view.entity)
+    con = self.offline._con()
+    try:
+        return con.execute(f"SELECT * EXCLUDE (__t) FROM {self.offline._relation(view, snap)} WHERE __t <= {int(cut)} "
+                           f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY __t DESC) = 1").df()
+    except duckdb.IOException as e:
+        raise _PartsChanged(str(e)) from None
+    finally:
+        con.close()
 
-    def get_online_features(self,
-                            entity_rows: pd.DataFrame,  # entity keys to look up (one row per request), or one dict
-                            features,  # feature references `view:feature`
-                            at: pd.Timestamp | None = None,  # request time for TTL checks; None skips them
-                            ) -> pd.DataFrame:
-        "Latest stored values of `features` for each row of `entity_rows` (missing entities give NaN)."
-        if isinstance(entity_rows, Mapping):
-            bad = [k for k, v in entity_rows.items() if not pd.api.types.is_scalar(v)]
-            if bad:
-                raise DataError(f"entity_rows as a dict holds one request: {bad} must be single values "
-                                "(pass a DataFrame for several requests)")
-            entity_rows = pd.DataFrame([dict(entity_rows)])
-        groups = self.catalog.resolve(features)
-        _check_columns(entity_rows, list(dict.fromkeys(k for v, _ in groups for k in v.entity)), "entity_rows")
-        at_ns = None
-        if at is not None:
-            at = _as_time(at, "at")
-            at_ns = int(_rescale(np.array([at.asm8.view("i8")]), at.unit, "ns", "at")[0][0])
-        out = entity_rows.copy()
-        for view, feats in groups:
-            keys = [_entity_key(k) for k in entity_rows[list(view.entity)].to_numpy(dtype=object)]
-            vals = {f: [] for f in feats}
-            for got in self.online.read_rows(view.name, keys):
-                payload = {}
-                if got is not None:
-                    ts, p = got
-                    fresh = view.ttl is None or at_ns is None or at_ns - ts <= view.ttl.value
-                    payload = json.loads(p) if fresh else {}
-                for f in feats:
-                    vals[f].append(payload.get(f))
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def push(self: FeatureStore, view: FeatureView | str, df: pd.DataFrame) -> int:
+    "Write fresh rows (e.g. from a stream) straight to the online store."
+    view = self.offline._view(view)
+    _check_columns(df, [*view.entity, view.timestamp, *view.features], f"rows for view {view.name!r}")
+    return self.online.write_rows(view.name, _rows_for_online(view, df))
+
+
+@patch
+def get_online_features(self: FeatureStore,
+                        entity_rows: pd.DataFrame,  # entity keys to look up (one row per request), or one dict
+                        features,  # feature references `view:feature`
+                        at: pd.Timestamp | None = None,  # request time for TTL checks; None skips them
+                        ) -> pd.DataFrame:
+    "Latest stored values of `features` for each row of `entity_rows` (missing entities give NaN)."
+    if isinstance(entity_rows, Mapping):
+        bad = [k for k, v in entity_rows.items() if not pd.api.types.is_scalar(v)]
+        if bad:
+            raise DataError(f"entity_rows as a dict holds one request: {bad} must be single values "
+                            "(pass a DataFrame for several requests)")
+        entity_rows = pd.DataFrame([dict(entity_rows)])
+    groups = self.catalog.resolve(features)
+    _check_columns(entity_rows, list(dict.fromkeys(k for v, _ in groups for k in v.entity)), "entity_rows")
+    at_ns = None
+    if at is not None:
+        at = _as_time(at, "at")
+        at_ns = int(_rescale(np.array([at.asm8.view("i8")]), at.unit, "ns", "at")[0][0])
+    out = entity_rows.copy()
+    for view, feats in groups:
+        keys = [_entity_key(k) for k in entity_rows[list(view.entity)].to_numpy(dtype=object)]
+        vals = {f: [] for f in feats}
+        for got in self.online.read_rows(view.name, keys):
+            payload = {}
+            if got is not None:
+                ts, p = got
+                fresh = view.ttl is None or at_ns is None or at_ns - ts <= view.ttl.value
+                payload = json.loads(p) if fresh else {}
             for f in feats:
-                out[f] = pd.Series(vals[f], index=out.index, dtype=object).infer_objects()
-                if out[f].isna().all():
-                    out[f] = out[f].astype(float)
-        return out
+                vals[f].append(payload.get(f))
+        for f in feats:
+            out[f] = pd.Series(vals[f], index=out.index, dtype=object).infer_objects()
+            if out[f].isna().all():
+                out[f] = out[f].astype(float)
+    return out
 
 # %% ../../nbs/07f_features_store.ipynb
 WEATHER_FEATURES = ("temp", "dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib")
