@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import BusyError, ConfigError, DataError, IntegrityError, as_path, load_json, save_json
 
@@ -436,201 +437,6 @@ class LabelStore:
     def __len__(self) -> int:
         return len(self._records)
 
-    def _label(self, label, where: str):
-        "The class `label` stands for, None for an abstain, or `DataError`."
-        if label is None or (pd.api.types.is_scalar(label) and pd.isna(label)):
-            return None  # a missing label is recorded as an abstain
-        fam = _family(label)
-        try:
-            c = self._class_of.get((fam, _plain(label)))
-            if c is None and fam == "float" and float(label).is_integer():  # 1.0 from a numeric column with gaps
-                c = self._class_of.get(("int", int(label)))
-        except TypeError:  # unhashable
-            c = None
-        if c is None:
-            raise DataError(f"label {label!r} {where} is not one of {self.classes} (got a {type(label).__name__})")
-        return c
-
-    def _parents(self, parents, item: str) -> tuple:
-        if not _is_list_like(parents):
-            raise DataError(f"parents must be a list of record ids, got {type(parents).__name__} {parents!r}")
-        parents = list(parents)
-        for p in parents:
-            if not _is_int(p):
-                raise DataError(f"parents must be record ids (ints), got {type(p).__name__} {p!r}")
-            if not 0 <= p < len(self._records):
-                raise DataError(f"parent record {p} does not exist (store has {len(self._records)} records)")
-            if self._records[p].item_id != item:
-                raise DataError(f"parent record {p} labels item {self._records[p].item_id!r}, not {item!r}")
-        if len(set(parents)) != len(parents):
-            raise DataError(f"parents {parents} name a record twice")
-        return tuple(int(p) for p in parents)
-
-    def _check(self, item_id, label, kind, source, version, parents, note, created_at) -> tuple:
-        "Every field of a new record, validated; nothing is added."
-        if not isinstance(kind, str) or kind not in SOURCE_KINDS:
-            raise DataError(f"kind must be one of {SOURCE_KINDS}, got {kind!r}")
-        if not isinstance(source, str) or not source.strip():
-            raise DataError(f"source must be a non-empty name, got {source!r}")
-        item = _item_key(item_id)
-        version = _version(version)
-        label = self._label(label, f"from {kind} {source!r} v{version} for item {item!r}")
-        if not isinstance(note, str):
-            raise DataError(f"note must be a str, got {type(note).__name__}")
-        return item, label, kind, source, version, _created_at(created_at), self._parents(parents, item), note
-
-    def _append(self, item, label, kind, source, version, created_at, parents, note) -> int:
-        rid = len(self._records)
-        self._records.append(LabelRecord(rid, item, label, kind, source, version, created_at, parents, note))
-        self._by_item.setdefault(item, []).append(rid)
-        return rid
-
-    def add(
-        self,
-        item_id: str,  # the labeled item (a str or int id)
-        label,  # a class, or None to record an abstain
-        kind: str,  # annotator, lf, model, rule or gold
-        source: str,  # name of the source
-        version: str = "1",  # version of the source
-        parents: Sequence[int] = (),  # record ids this label derives from
-        note: str = "",  # free text
-        created_at: str | None = None,  # ISO 8601 time with a time zone (or a tz-aware datetime); default now (UTC)
-    ) -> int:
-        "Append one label record; return its id."
-        return self._append(*self._check(item_id, label, kind, source, version, parents, note, created_at))
-
-    def add_frame(
-        self,
-        labels: pd.DataFrame,  # items × sources (missing cells are skipped)
-        kind: str,  # source kind of every column
-        versions: str | Mapping = "1",  # one version, or column -> version (naming every column)
-        note: str = "",  # free text for every record
-    ) -> list[int]:
-        "Add every non-missing cell of `labels` as a record (one source per column); return the ids. All or nothing."
-        if not isinstance(labels, pd.DataFrame):
-            raise DataError(f"labels must be a DataFrame of items × sources, got {type(labels).__name__}")
-        if labels.columns.has_duplicates:
-            raise DataError(f"labels has duplicate source columns {list(labels.columns[labels.columns.duplicated()])}")
-        if isinstance(versions, Mapping):
-            missing = [c for c in labels.columns if c not in versions]
-            unknown = [c for c in versions if c not in labels.columns]
-            if missing or unknown:
-                raise DataError(f"versions must name every column of labels: missing {missing}, unknown {unknown}")
-        rows, now = [], datetime.now(timezone.utc).isoformat()
-        for col in labels.columns:
-            ver = versions[col] if isinstance(versions, Mapping) else versions
-            s = labels[col]
-            for item, lab in zip(s.index[s.notna()], s[s.notna()]):
-                rows.append(self._check(item, lab, kind, str(col), ver, (), note, now))
-        if not rows:
-            raise DataError("labels has no label to add (every cell is missing)")
-        return [self._append(*r) for r in rows]
-
-    def record(self, record_id: int) -> LabelRecord:
-        "The record with this id."
-        if not _is_int(record_id):
-            raise DataError(f"record_id must be an int, got {type(record_id).__name__} {record_id!r}")
-        if not 0 <= record_id < len(self._records):
-            raise DataError(f"no record {record_id} (store has {len(self._records)})")
-        return self._records[record_id]
-
-    def history(self, item_id: str) -> pd.DataFrame:
-        "Every record of one item, oldest first."
-        return self._frame(self._ids(item_id))
-
-    def current(self, item_id: str) -> LabelRecord:
-        "The item's current label: its most recent record."
-        return self._records[self._ids(item_id)[-1]]
-
-    def labels(self) -> pd.Series:
-        "Current label of every item."
-        return pd.Series({k: self._records[v[-1]].label for k, v in self._by_item.items()}, name="label",
-                         dtype="string" if all(isinstance(c, str) for c in self.classes) else object)
-
-    def trace(self, item_id: str) -> pd.DataFrame:
-        "The item's current label and, depth by depth, every record it was derived from."
-        start = self._ids(item_id)[-1]
-        rows, frontier, depth, seen = [], [start], 0, set()
-        while frontier:
-            nxt = []
-            for rid in frontier:
-                if rid in seen:
-                    continue
-                seen.add(rid)
-                rows.append((depth, rid))
-                nxt.extend(self._records[rid].parents)
-            frontier, depth = nxt, depth + 1
-        out = self._frame([r for _, r in rows])
-        out.insert(0, "depth", [d for d, _ in rows])
-        return out
-
-    def affected_by(self, source: str, version: str | None = None) -> list[str]:
-        "Items whose current label was produced by, or derived from, `source` (optionally one version)."
-        if not isinstance(source, str) or not source.strip():
-            raise DataError(f"source must be a non-empty name, got {source!r}")
-        version = None if version is None else _version(version)
-        hit = [r.record_id for r in self._records if r.source == source and (version is None or r.version == version)]
-        if not hit:
-            raise DataError(f"no record comes from source {source!r}" + (f" version {version!r}" if version else ""))
-        tainted = set(hit)
-        for r in self._records:  # parents always precede children, so one pass suffices
-            if any(p in tainted for p in r.parents):
-                tainted.add(r.record_id)
-        return sorted(k for k, v in self._by_item.items() if v[-1] in tainted)
-
-    def to_frame(self) -> pd.DataFrame:
-        "All records as a table."
-        return self._frame(range(len(self._records)))
-
-    def _ids(self, item_id) -> list[int]:
-        ids = self._by_item.get(_item_key(item_id))
-        if not ids:
-            raise DataError(f"no labels for item {item_id!r}")
-        return ids
-
-    def _frame(self, ids) -> pd.DataFrame:
-        cols = [f.name for f in LabelRecord.__dataclass_fields__.values()]
-        return pd.DataFrame([vars(self._records[i]) for i in ids], columns=cols)
-
-    def _payload(self) -> list[dict]:
-        return [{**vars(r), "parents": list(r.parents)} for r in self._records]
-
-    def _write(self, path: Path) -> Path:
-        import hashlib
-        import json
-        recs = self._payload()
-        digest = hashlib.sha256(json.dumps(recs, sort_keys=True, default=str).encode()).hexdigest()
-        return save_json({"format": "mlsys.labelstore/1", "classes": self.classes, "records": recs, "sha256": digest}, path)
-
-    def save(
-        self,
-        path: str | Path,  # the JSON file
-        timeout: float = 10.0,  # seconds to wait for another process's save to finish (then `BusyError`)
-        overwrite: bool = False,  # replace whatever the file holds, even records this store does not have
-    ) -> Path:
-        "Write the store as JSON (atomic, under an inter-process lock), with a SHA-256 checksum of its records."
-        path = as_path(path, "path")
-        if not isinstance(overwrite, (bool, np.bool_)):
-            raise ConfigError(f"overwrite must be True or False, got {overwrite!r}")
-        with _locked(path, timeout):
-            if path.exists() and not overwrite:
-                self._check_extends(path)
-            return self._write(path)
-
-    def _check_extends(self, path: Path) -> None:
-        "`LabelStoreConflictError` unless the file's records are a prefix of this store's (so nothing is lost)."
-        on_disk = LabelStore.load(path)
-        if on_disk.classes != self.classes:
-            raise LabelStoreConflictError(f"{path} holds a store with classes {on_disk.classes}, not {self.classes}; "
-                                          "nothing was written (save(..., overwrite=True) replaces it)")
-        theirs, ours = on_disk._payload(), self._payload()
-        if len(theirs) > len(ours) or theirs != ours[:len(theirs)]:
-            first = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
-            raise LabelStoreConflictError(
-                f"{path} holds {len(theirs)} records and this store {len(ours)}; they differ from record {first} on "
-                "(another process saved since this store was loaded). Nothing was written: reload the store and add "
-                "again, or add inside `with LabelStore.transaction(path) as store:`, which does so under the lock")
-
     @classmethod
     @contextmanager
     def transaction(
@@ -684,6 +490,239 @@ class LabelStore:
             if rid != r["record_id"]:
                 raise IntegrityError(f"{path}: record ids are not consecutive at {r['record_id']}")
         return store
+
+# %% ../../nbs/04b_labeling_lineage.ipynb
+@patch
+def _label(self: LabelStore, label, where: str):
+    "The class `label` stands for, None for an abstain, or `DataError`."
+    if label is None or (pd.api.types.is_scalar(label) and pd.isna(label)):
+        return None  # a missing label is recorded as an abstain
+    fam = _family(label)
+    try:
+        c = self._class_of.get((fam, _plain(label)))
+        if c is None and fam == "float" and float(label).is_integer():  # 1.0 from a numeric column with gaps
+            c = self._class_of.get(("int", int(label)))
+    except TypeError:  # unhashable
+        c = None
+    if c is None:
+        raise DataError(f"label {label!r} {where} is not one of {self.classes} (got a {type(label).__name__})")
+    return c
+
+
+@patch
+def _parents(self: LabelStore, parents, item: str) -> tuple:
+    if not _is_list_like(parents):
+        raise DataError(f"parents must be a list of record ids, got {type(parents).__name__} {parents!r}")
+    parents = list(parents)
+    for p in parents:
+        if not _is_int(p):
+            raise DataError(f"parents must be record ids (ints), got {type(p).__name__} {p!r}")
+        if not 0 <= p < len(self._records):
+            raise DataError(f"parent record {p} does not exist (store has {len(self._records)} records)")
+        if self._records[p].item_id != item:
+            raise DataError(f"parent record {p} labels item {self._records[p].item_id!r}, not {item!r}")
+    if len(set(parents)) != len(parents):
+        raise DataError(f"parents {parents} name a record twice")
+    return tuple(int(p) for p in parents)
+
+# %% ../../nbs/04b_labeling_lineage.ipynb
+@patch
+def _check(self: LabelStore, item_id, label, kind, source, version, parents, note, created_at) -> tuple:
+    "Every field of a new record, validated; nothing is added."
+    if not isinstance(kind, str) or kind not in SOURCE_KINDS:
+        raise DataError(f"kind must be one of {SOURCE_KINDS}, got {kind!r}")
+    if not isinstance(source, str) or not source.strip():
+        raise DataError(f"source must be a non-empty name, got {source!r}")
+    item = _item_key(item_id)
+    version = _version(version)
+    label = self._label(label, f"from {kind} {source!r} v{version} for item {item!r}")
+    if not isinstance(note, str):
+        raise DataError(f"note must be a str, got {type(note).__name__}")
+    return item, label, kind, source, version, _created_at(created_at), self._parents(parents, item), note
+
+
+@patch
+def _append(self: LabelStore, item, label, kind, source, version, created_at, parents, note) -> int:
+    rid = len(self._records)
+    self._records.append(LabelRecord(rid, item, label, kind, source, version, created_at, parents, note))
+    self._by_item.setdefault(item, []).append(rid)
+    return rid
+
+# %% ../../nbs/04b_labeling_lineage.ipynb
+@patch
+def add(
+    self: LabelStore,
+    item_id: str,  # the labeled item (a str or int id)
+    label,  # a class, or None to record an abstain
+    kind: str,  # annotator, lf, model, rule or gold
+    source: str,  # name of the source
+    version: str = "1",  # version of the source
+    parents: Sequence[int] = (),  # record ids this label derives from
+    note: str = "",  # free text
+    created_at: str | None = None,  # ISO 8601 time with a time zone (or a tz-aware datetime); default now (UTC)
+) -> int:
+    "Append one label record; return its id."
+    return self._append(*self._check(item_id, label, kind, source, version, parents, note, created_at))
+
+
+@patch
+def add_frame(
+    self: LabelStore,
+    labels: pd.DataFrame,  # items × sources (missing cells are skipped)
+    kind: str,  # source kind of every column
+    versions: str | Mapping = "1",  # one version, or column -> version (naming every column)
+    note: str = "",  # free text for every record
+) -> list[int]:
+    "Add every non-missing cell of `labels` as a record (one source per column); return the ids. All or nothing."
+    if not isinstance(labels, pd.DataFrame):
+        raise DataError(f"labels must be a DataFrame of items × sources, got {type(labels).__name__}")
+    if labels.columns.has_duplicates:
+        raise DataError(f"labels has duplicate source columns {list(labels.columns[labels.columns.duplicated()])}")
+    if isinstance(versions, Mapping):
+        missing = [c for c in labels.columns if c not in versions]
+        unknown = [c for c in versions if c not in labels.columns]
+        if missing or unknown:
+            raise DataError(f"versions must name every column of labels: missing {missing}, unknown {unknown}")
+    rows, now = [], datetime.now(timezone.utc).isoformat()
+    for col in labels.columns:
+        ver = versions[col] if isinstance(versions, Mapping) else versions
+        s = labels[col]
+        for item, lab in zip(s.index[s.notna()], s[s.notna()]):
+            rows.append(self._check(item, lab, kind, str(col), ver, (), note, now))
+    if not rows:
+        raise DataError("labels has no label to add (every cell is missing)")
+    return [self._append(*r) for r in rows]
+
+# %% ../../nbs/04b_labeling_lineage.ipynb
+@patch
+def record(self: LabelStore, record_id: int) -> LabelRecord:
+    "The record with this id."
+    if not _is_int(record_id):
+        raise DataError(f"record_id must be an int, got {type(record_id).__name__} {record_id!r}")
+    if not 0 <= record_id < len(self._records):
+        raise DataError(f"no record {record_id} (store has {len(self._records)})")
+    return self._records[record_id]
+
+
+@patch
+def history(self: LabelStore, item_id: str) -> pd.DataFrame:
+    "Every record of one item, oldest first."
+    return self._frame(self._ids(item_id))
+
+
+@patch
+def current(self: LabelStore, item_id: str) -> LabelRecord:
+    "The item's current label: its most recent record."
+    return self._records[self._ids(item_id)[-1]]
+
+
+@patch
+def labels(self: LabelStore) -> pd.Series:
+    "Current label of every item."
+    return pd.Series({k: self._records[v[-1]].label for k, v in self._by_item.items()}, name="label",
+                     dtype="string" if all(isinstance(c, str) for c in self.classes) else object)
+
+
+@patch
+def to_frame(self: LabelStore) -> pd.DataFrame:
+    "All records as a table."
+    return self._frame(range(len(self._records)))
+
+
+@patch
+def _ids(self: LabelStore, item_id) -> list[int]:
+    ids = self._by_item.get(_item_key(item_id))
+    if not ids:
+        raise DataError(f"no labels for item {item_id!r}")
+    return ids
+
+
+@patch
+def _frame(self: LabelStore, ids) -> pd.DataFrame:
+    cols = [f.name for f in LabelRecord.__dataclass_fields__.values()]
+    return pd.DataFrame([vars(self._records[i]) for i in ids], columns=cols)
+
+# %% ../../nbs/04b_labeling_lineage.ipynb
+@patch
+def trace(self: LabelStore, item_id: str) -> pd.DataFrame:
+    "The item's current label and, depth by depth, every record it was derived from."
+    start = self._ids(item_id)[-1]
+    rows, frontier, depth, seen = [], [start], 0, set()
+    while frontier:
+        nxt = []
+        for rid in frontier:
+            if rid in seen:
+                continue
+            seen.add(rid)
+            rows.append((depth, rid))
+            nxt.extend(self._records[rid].parents)
+        frontier, depth = nxt, depth + 1
+    out = self._frame([r for _, r in rows])
+    out.insert(0, "depth", [d for d, _ in rows])
+    return out
+
+
+@patch
+def affected_by(self: LabelStore, source: str, version: str | None = None) -> list[str]:
+    "Items whose current label was produced by, or derived from, `source` (optionally one version)."
+    if not isinstance(source, str) or not source.strip():
+        raise DataError(f"source must be a non-empty name, got {source!r}")
+    version = None if version is None else _version(version)
+    hit = [r.record_id for r in self._records if r.source == source and (version is None or r.version == version)]
+    if not hit:
+        raise DataError(f"no record comes from source {source!r}" + (f" version {version!r}" if version else ""))
+    tainted = set(hit)
+    for r in self._records:  # parents always precede children, so one pass suffices
+        if any(p in tainted for p in r.parents):
+            tainted.add(r.record_id)
+    return sorted(k for k, v in self._by_item.items() if v[-1] in tainted)
+
+# %% ../../nbs/04b_labeling_lineage.ipynb
+@patch
+def _payload(self: LabelStore) -> list[dict]:
+    return [{**vars(r), "parents": list(r.parents)} for r in self._records]
+
+
+@patch
+def _write(self: LabelStore, path: Path) -> Path:
+    import hashlib
+    import json
+    recs = self._payload()
+    digest = hashlib.sha256(json.dumps(recs, sort_keys=True, default=str).encode()).hexdigest()
+    return save_json({"format": "mlsys.labelstore/1", "classes": self.classes, "records": recs, "sha256": digest}, path)
+
+
+@patch
+def save(
+    self: LabelStore,
+    path: str | Path,  # the JSON file
+    timeout: float = 10.0,  # seconds to wait for another process's save to finish (then `BusyError`)
+    overwrite: bool = False,  # replace whatever the file holds, even records this store does not have
+) -> Path:
+    "Write the store as JSON (atomic, under an inter-process lock), with a SHA-256 checksum of its records."
+    path = as_path(path, "path")
+    if not isinstance(overwrite, (bool, np.bool_)):
+        raise ConfigError(f"overwrite must be True or False, got {overwrite!r}")
+    with _locked(path, timeout):
+        if path.exists() and not overwrite:
+            self._check_extends(path)
+        return self._write(path)
+
+
+@patch
+def _check_extends(self: LabelStore, path: Path) -> None:
+    "`LabelStoreConflictError` unless the file's records are a prefix of this store's (so nothing is lost)."
+    on_disk = LabelStore.load(path)
+    if on_disk.classes != self.classes:
+        raise LabelStoreConflictError(f"{path} holds a store with classes {on_disk.classes}, not {self.classes}; "
+                                      "nothing was written (save(..., overwrite=True) replaces it)")
+    theirs, ours = on_disk._payload(), self._payload()
+    if len(theirs) > len(ours) or theirs != ours[:len(theirs)]:
+        first = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
+        raise LabelStoreConflictError(
+            f"{path} holds {len(theirs)} records and this store {len(ours)}; they differ from record {first} on "
+            "(another process saved since this store was loaded). Nothing was written: reload the store and add "
+            "again, or add inside `with LabelStore.transaction(path) as store:`, which does so under the lock")
 
 # %% ../../nbs/04b_labeling_lineage.ipynb
 def resolve_into(
