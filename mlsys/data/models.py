@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import BusyError, ConfigError, DataError, MlsysError, SchemaError, as_path, optional_import, require_columns, require_tz_aware
 
@@ -176,7 +177,7 @@ def _sqlite_value(v: Any) -> Any:
         return v.item()
     return v
 
-
+# %% ../../nbs/02b_data_models.ipynb
 class RelationalStore:
     "The normalized flights tables in an embedded SQL engine (DuckDB by default, or SQLite)."
 
@@ -222,14 +223,6 @@ class RelationalStore:
         "Close the connection."
         self.con.close()
 
-    def _ddl(self, name: str) -> str:
-        cols = SCHEMA[name]
-        types = {c: (t if self.engine == "duckdb" else {"TIMESTAMPTZ": "TEXT", "BOOLEAN": "INTEGER", "DOUBLE": "REAL",
-                                                        "BIGINT": "INTEGER", "VARCHAR": "TEXT"}[t]) for c, t in cols.items()}
-        body = ", ".join(f"{c} {t}" for c, t in types.items())
-        strict = " STRICT" if self.engine == "sqlite" else ""  # SQLite otherwise stores text in a REAL column
-        return f"CREATE TABLE {name} ({body}, PRIMARY KEY ({', '.join(PRIMARY_KEYS[name])})){strict}"
-
     def _engine_error(self, e: Exception, doing: str, suffix: str = "") -> MlsysError:
         "The named error for an engine error `e` raised while `doing` something."
         if self.engine == "sqlite" and "database is locked" in str(e):
@@ -237,98 +230,114 @@ class RelationalStore:
                                     f"{doing}{suffix}; retry, or wait longer with timeout=", path=self.path)
         return DataError(f"{self.engine} could not {doing} ({type(e).__name__}: {e}){suffix}")
 
-    def load(
-        self,
-        tables: dict[str, pd.DataFrame],  # the output of `normalize_tables`
-    ) -> RelationalStore:
-        "Create the normalized schema and the `flights_wide` view, and insert all tables in one transaction."
-        if not isinstance(tables, Mapping):
-            raise DataError(f"tables must be a dict of DataFrames (the output of normalize_tables), got {type(tables).__name__}")
-        missing = [t for t in SCHEMA if t not in tables]
-        if missing:
-            raise SchemaError(f"tables {missing} are missing; pass the output of normalize_tables")
-        checked = {name: _check_table(name, tables[name]) for name in SCHEMA}
-        if self.read_only:
-            raise ConfigError(f"the store {self.path!r} was opened with read_only=True; open it writable to load tables")
-        present = [t for t in self.tables() if t in (*SCHEMA, "flights_wide")]
-        if present:
-            raise SchemaError(f"the store {self.path!r} already holds {present}; load into a new database")
-        name = "?"
-        try:
-            self.con.execute("BEGIN")
-        except self._errors as e:
-            raise self._engine_error(e, "start a transaction") from e
-        try:
-            for name in SCHEMA:
-                df = checked[name]
-                self.con.execute(self._ddl(name))
-                if self.engine == "duckdb":
-                    self.con.register("_incoming", df)
-                    self.con.execute(f"INSERT INTO {name} SELECT * FROM _incoming")
-                    self.con.unregister("_incoming")
-                else:
-                    rows = [tuple(_sqlite_value(v) for v in r) for r in df.astype(object).itertuples(index=False)]
-                    marks = ", ".join("?" * df.shape[1])
-                    self.con.executemany(f"INSERT INTO {name} VALUES ({marks})", rows)
-            name = "flights_wide"
-            self.con.execute(WIDE_VIEW_SQL)
-            self.con.execute("COMMIT")
-        except self._errors as e:
-            self.con.execute("ROLLBACK")
-            error = self._engine_error(e, f"load table {name!r}", "; nothing was loaded")
-            if isinstance(error, StoreLockedError):
-                raise error from e
-            raise SchemaError(f"{self.engine} refused table {name!r} ({type(e).__name__}: {e}); nothing was loaded") from e
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        return self
-
-    def query(
-        self,
-        sql: str,  # a SELECT statement; `?` placeholders for parameters
-        params: list | tuple = (),  # parameter values
-    ) -> pd.DataFrame:
-        "Run `sql` and return the result as a DataFrame; an engine error becomes a `DataError` naming the query."
-        if not isinstance(sql, str) or not sql.strip():
-            raise DataError(f"sql must be a non-empty string, got {sql!r}")
-        if not isinstance(params, (list, tuple)):
-            raise DataError(f"params must be a list or tuple of values, got {type(params).__name__}")
-        try:
-            if self.engine == "duckdb":
-                return self.con.execute(sql, list(params)).df()
-            cur = self.con.execute(sql, list(params))
-            rows = cur.fetchall()
-        except self._errors as e:
-            raise self._engine_error(e, "run the query", f"; sql: {' '.join(sql.split())[:200]}") from e
-        return pd.DataFrame(rows, columns=[d[0] for d in cur.description or ()])
-
-    def execute(
-        self,
-        sql: str,  # a statement that returns no rows (CREATE, DROP, INSERT, ...)
-        params: list | tuple = (),  # parameter values for `?` placeholders
-    ) -> None:
-        "Run a statement for its effect; an engine error becomes a `DataError` naming the statement."
-        if not isinstance(sql, str) or not sql.strip():
-            raise DataError(f"sql must be a non-empty string, got {sql!r}")
-        if not isinstance(params, (list, tuple)):
-            raise DataError(f"params must be a list or tuple of values, got {type(params).__name__}")
-        if self.read_only:
-            raise ConfigError(f"the store {self.path!r} was opened with read_only=True; it cannot run {sql.split()[0]}")
-        try:
-            self.con.execute(sql, list(params))
-            if self.engine == "sqlite":
-                self.con.commit()
-        except self._errors as e:
-            raise self._engine_error(e, "run the statement", f"; sql: {' '.join(sql.split())[:200]}") from e
-
     def tables(self) -> list[str]:
         "Names of the tables and views in the store."
         sql = ("SELECT table_name FROM information_schema.tables ORDER BY 1" if self.engine == "duckdb"
                else "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY 1")
         return self.query(sql).iloc[:, 0].tolist()
 
+# %% ../../nbs/02b_data_models.ipynb
+@patch
+def _ddl(self: RelationalStore, name: str) -> str:
+    cols = SCHEMA[name]
+    types = {c: (t if self.engine == "duckdb" else {"TIMESTAMPTZ": "TEXT", "BOOLEAN": "INTEGER", "DOUBLE": "REAL",
+                                                    "BIGINT": "INTEGER", "VARCHAR": "TEXT"}[t]) for c, t in cols.items()}
+    body = ", ".join(f"{c} {t}" for c, t in types.items())
+    strict = " STRICT" if self.engine == "sqlite" else ""  # SQLite otherwise stores text in a REAL column
+    return f"CREATE TABLE {name} ({body}, PRIMARY KEY ({', '.join(PRIMARY_KEYS[name])})){strict}"
 
+
+@patch
+def load(
+    self: RelationalStore,
+    tables: dict[str, pd.DataFrame],  # the output of `normalize_tables`
+) -> RelationalStore:
+    "Create the normalized schema and the `flights_wide` view, and insert all tables in one transaction."
+    if not isinstance(tables, Mapping):
+        raise DataError(f"tables must be a dict of DataFrames (the output of normalize_tables), got {type(tables).__name__}")
+    missing = [t for t in SCHEMA if t not in tables]
+    if missing:
+        raise SchemaError(f"tables {missing} are missing; pass the output of normalize_tables")
+    checked = {name: _check_table(name, tables[name]) for name in SCHEMA}
+    if self.read_only:
+        raise ConfigError(f"the store {self.path!r} was opened with read_only=True; open it writable to load tables")
+    present = [t for t in self.tables() if t in (*SCHEMA, "flights_wide")]
+    if present:
+        raise SchemaError(f"the store {self.path!r} already holds {present}; load into a new database")
+    name = "?"
+    try:
+        self.con.execute("BEGIN")
+    except self._errors as e:
+        raise self._engine_error(e, "start a transaction") from e
+    try:
+        for name in SCHEMA:
+            df = checked[name]
+            self.con.execute(self._ddl(name))
+            if self.engine == "duckdb":
+                self.con.register("_incoming", df)
+                self.con.execute(f"INSERT INTO {name} SELECT * FROM _incoming")
+                self.con.unregister("_incoming")
+            else:
+                rows = [tuple(_sqlite_value(v) for v in r) for r in df.astype(object).itertuples(index=False)]
+                marks = ", ".join("?" * df.shape[1])
+                self.con.executemany(f"INSERT INTO {name} VALUES ({marks})", rows)
+        name = "flights_wide"
+        self.con.execute(WIDE_VIEW_SQL)
+        self.con.execute("COMMIT")
+    except self._errors as e:
+        self.con.execute("ROLLBACK")
+        error = self._engine_error(e, f"load table {name!r}", "; nothing was loaded")
+        if isinstance(error, StoreLockedError):
+            raise error from e
+        raise SchemaError(f"{self.engine} refused table {name!r} ({type(e).__name__}: {e}); nothing was loaded") from e
+    except BaseException:
+        self.con.execute("ROLLBACK")
+        raise
+    return self
+
+# %% ../../nbs/02b_data_models.ipynb
+@patch
+def query(
+    self: RelationalStore,
+    sql: str,  # a SELECT statement; `?` placeholders for parameters
+    params: list | tuple = (),  # parameter values
+) -> pd.DataFrame:
+    "Run `sql` and return the result as a DataFrame; an engine error becomes a `DataError` naming the query."
+    if not isinstance(sql, str) or not sql.strip():
+        raise DataError(f"sql must be a non-empty string, got {sql!r}")
+    if not isinstance(params, (list, tuple)):
+        raise DataError(f"params must be a list or tuple of values, got {type(params).__name__}")
+    try:
+        if self.engine == "duckdb":
+            return self.con.execute(sql, list(params)).df()
+        cur = self.con.execute(sql, list(params))
+        rows = cur.fetchall()
+    except self._errors as e:
+        raise self._engine_error(e, "run the query", f"; sql: {' '.join(sql.split())[:200]}") from e
+    return pd.DataFrame(rows, columns=[d[0] for d in cur.description or ()])
+
+
+@patch
+def execute(
+    self: RelationalStore,
+    sql: str,  # a statement that returns no rows (CREATE, DROP, INSERT, ...)
+    params: list | tuple = (),  # parameter values for `?` placeholders
+) -> None:
+    "Run a statement for its effect; an engine error becomes a `DataError` naming the statement."
+    if not isinstance(sql, str) or not sql.strip():
+        raise DataError(f"sql must be a non-empty string, got {sql!r}")
+    if not isinstance(params, (list, tuple)):
+        raise DataError(f"params must be a list or tuple of values, got {type(params).__name__}")
+    if self.read_only:
+        raise ConfigError(f"the store {self.path!r} was opened with read_only=True; it cannot run {sql.split()[0]}")
+    try:
+        self.con.execute(sql, list(params))
+        if self.engine == "sqlite":
+            self.con.commit()
+    except self._errors as e:
+        raise self._engine_error(e, "run the statement", f"; sql: {' '.join(sql.split())[:200]}") from e
+
+# %% ../../nbs/02b_data_models.ipynb
 def _store(store: Any, what: str) -> RelationalStore:
     if not isinstance(store, RelationalStore):
         raise DataError(f"{what} needs a RelationalStore, got {type(store).__name__}")
