@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from fastcore.basics import patch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import _check_feature_names, _check_feature_names_in, _check_n_features, check_is_fitted
 
@@ -153,19 +154,6 @@ class HashingEncoder(TransformerMixin, BaseEstimator):
         self.n_features, self.signed, self.crosses = n_features, signed, crosses
         self.include_columns, self.seed, self.sparse_output = include_columns, seed, sparse_output
 
-    def _columns(self, X, reset: bool) -> list:
-        if isinstance(X, pd.DataFrame):
-            if X.shape[0] == 0 or X.shape[1] == 0:
-                raise DataError(f"X: {type(self).__name__} needs at least one row and one column, got shape {X.shape}")
-            try:
-                _check_feature_names(self, X, reset=reset)
-                _check_n_features(self, X, reset=reset)
-            except ValueError as e:
-                raise SchemaError(f"X: columns do not match those seen in {type(self).__name__}.fit. {e}") from e
-            return [X.iloc[:, j] for j in range(X.shape[1])]
-        Xa = check_X(self, X, reset=reset, numeric=False)
-        return [Xa[:, j] for j in range(Xa.shape[1])]
-
     def fit(self, X, y=None):
         "Check the parameters and record the input columns (hashing itself learns nothing)."
         n = self.n_features
@@ -201,33 +189,6 @@ class HashingEncoder(TransformerMixin, BaseEstimator):
         self._salts = hash_strings(self.token_names_, self.seed)
         return self
 
-    def hash_tokens(self, X) -> tuple[np.ndarray, np.ndarray]:
-        "(slots, signs): arrays of shape (rows, tokens) with each token's slot and its sign."
-        check_is_fitted(self, "token_names_")
-        cols = self._columns(X, reset=False)
-        n_rows, n = len(cols[0]), np.uint64(self.n_features)
-        vh = [value_hashes(c, self.seed) for c in cols]
-        k = len(self.token_names_)
-        slots, signs = np.empty((k, n_rows), dtype=np.int64), np.ones((k, n_rows), dtype=np.int8)  # token-major
-        t = 0
-        if self.include_columns:
-            for codes, h in vh:  # distinct values only, then a gather by row code
-                th = _mix64(h ^ self._salts[t])
-                slots[t] = (th % n).astype(np.int64)[codes]
-                if self.signed:
-                    signs[t] = (1 - 2 * (th >> np.uint64(63)).astype(np.int8))[codes]
-                t += 1
-        for cross in self.crosses_:
-            th = np.full(n_rows, self._salts[t], dtype=np.uint64)
-            for j in cross:
-                codes, h = vh[j]
-                th = _mix64(th ^ h[codes])
-            slots[t] = th % n
-            if self.signed:
-                signs[t] = 1 - 2 * (th >> np.uint64(63)).astype(np.int8)
-            t += 1
-        return slots.T, signs.T
-
     def transform(self, X):
         "Hashed (optionally signed) one-hot counts of every token, as a CSR matrix of shape (rows, n_features)."
         slots, signs = self.hash_tokens(X)
@@ -240,46 +201,6 @@ class HashingEncoder(TransformerMixin, BaseEstimator):
             out.eliminate_zeros()
         return out if self.sparse_output else out.toarray()
 
-    def get_feature_names_out(self, input_features=None):
-        "One name per slot: `hash_0`, `hash_1`, ..."
-        check_is_fitted(self, "token_names_")
-        if input_features is not None:
-            try:
-                _check_feature_names_in(self, input_features)
-            except ValueError as e:
-                raise SchemaError(f"input_features: {e}") from e
-        return np.asarray([f"hash_{i}" for i in range(self.n_features)], dtype=object)
-
-    def collision_report(self, X) -> pd.DataFrame:
-        "Per token (and all tokens sharing the space): distinct values in `X`, measured and ideal collision rates."
-        slots, _ = self.hash_tokens(X)
-        rows, every = [], []
-        for t, name in enumerate(self.token_names_):
-            # distinct values of a token = distinct (row token hash); slots of equal values are equal
-            if self.include_columns and t < self.n_features_in_:
-                codes, _ = value_hashes(self._columns(X, reset=False)[t], self.seed)
-                _, first = np.unique(codes, return_index=True)
-            else:
-                _, first = np.unique(self._token_hash(X, t), return_index=True)
-            b = slots[first, t]
-            every.append(b)
-            rows.append({"token": name, "distinct": len(b), "slots used": len(np.unique(b)),
-                         "collision rate": collision_rate(b), "ideal rate": expected_collision_rate(len(b), self.n_features)})
-        if len(every) > 1:  # values of different tokens share one hash space, so they can collide too
-            b = np.concatenate(every)
-            rows.append({"token": "(all tokens)", "distinct": len(b), "slots used": len(np.unique(b)),
-                         "collision rate": collision_rate(b), "ideal rate": expected_collision_rate(len(b), self.n_features)})
-        return pd.DataFrame(rows).set_index("token")
-
-    def _token_hash(self, X, t: int) -> np.ndarray:
-        cols = self._columns(X, reset=False)
-        cross = self.crosses_[t - (self.n_features_in_ if self.include_columns else 0)]
-        th = np.full(len(cols[0]), self._salts[t], dtype=np.uint64)
-        for j in cross:
-            codes, h = value_hashes(cols[j], self.seed)
-            th = _mix64(th ^ h[codes])
-        return th
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
@@ -287,3 +208,93 @@ class HashingEncoder(TransformerMixin, BaseEstimator):
         tags.input_tags.categorical = True
         tags.transformer_tags.preserves_dtype = []
         return tags
+
+# %% ../../nbs/07b_features_hashing.ipynb
+@patch
+def _columns(self: HashingEncoder, X, reset: bool) -> list:
+    if isinstance(X, pd.DataFrame):
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise DataError(f"X: {type(self).__name__} needs at least one row and one column, got shape {X.shape}")
+        try:
+            _check_feature_names(self, X, reset=reset)
+            _check_n_features(self, X, reset=reset)
+        except ValueError as e:
+            raise SchemaError(f"X: columns do not match those seen in {type(self).__name__}.fit. {e}") from e
+        return [X.iloc[:, j] for j in range(X.shape[1])]
+    Xa = check_X(self, X, reset=reset, numeric=False)
+    return [Xa[:, j] for j in range(Xa.shape[1])]
+
+
+@patch
+def hash_tokens(self: HashingEncoder, X) -> tuple[np.ndarray, np.ndarray]:
+    "(slots, signs): arrays of shape (rows, tokens) with each token's slot and its sign."
+    check_is_fitted(self, "token_names_")
+    cols = self._columns(X, reset=False)
+    n_rows, n = len(cols[0]), np.uint64(self.n_features)
+    vh = [value_hashes(c, self.seed) for c in cols]
+    k = len(self.token_names_)
+    slots, signs = np.empty((k, n_rows), dtype=np.int64), np.ones((k, n_rows), dtype=np.int8)  # token-major
+    t = 0
+    if self.include_columns:
+        for codes, h in vh:  # distinct values only, then a gather by row code
+            th = _mix64(h ^ self._salts[t])
+            slots[t] = (th % n).astype(np.int64)[codes]
+            if self.signed:
+                signs[t] = (1 - 2 * (th >> np.uint64(63)).astype(np.int8))[codes]
+            t += 1
+    for cross in self.crosses_:
+        th = np.full(n_rows, self._salts[t], dtype=np.uint64)
+        for j in cross:
+            codes, h = vh[j]
+            th = _mix64(th ^ h[codes])
+        slots[t] = th % n
+        if self.signed:
+            signs[t] = 1 - 2 * (th >> np.uint64(63)).astype(np.int8)
+        t += 1
+    return slots.T, signs.T
+
+# %% ../../nbs/07b_features_hashing.ipynb
+@patch
+def get_feature_names_out(self: HashingEncoder, input_features=None):
+    "One name per slot: `hash_0`, `hash_1`, ..."
+    check_is_fitted(self, "token_names_")
+    if input_features is not None:
+        try:
+            _check_feature_names_in(self, input_features)
+        except ValueError as e:
+            raise SchemaError(f"input_features: {e}") from e
+    return np.asarray([f"hash_{i}" for i in range(self.n_features)], dtype=object)
+
+# %% ../../nbs/07b_features_hashing.ipynb
+@patch
+def collision_report(self: HashingEncoder, X) -> pd.DataFrame:
+    "Per token (and all tokens sharing the space): distinct values in `X`, measured and ideal collision rates."
+    slots, _ = self.hash_tokens(X)
+    rows, every = [], []
+    for t, name in enumerate(self.token_names_):
+        # distinct values of a token = distinct (row token hash); slots of equal values are equal
+        if self.include_columns and t < self.n_features_in_:
+            codes, _ = value_hashes(self._columns(X, reset=False)[t], self.seed)
+            _, first = np.unique(codes, return_index=True)
+        else:
+            _, first = np.unique(self._token_hash(X, t), return_index=True)
+        b = slots[first, t]
+        every.append(b)
+        rows.append({"token": name, "distinct": len(b), "slots used": len(np.unique(b)),
+                     "collision rate": collision_rate(b), "ideal rate": expected_collision_rate(len(b), self.n_features)})
+    if len(every) > 1:  # values of different tokens share one hash space, so they can collide too
+        b = np.concatenate(every)
+        rows.append({"token": "(all tokens)", "distinct": len(b), "slots used": len(np.unique(b)),
+                     "collision rate": collision_rate(b), "ideal rate": expected_collision_rate(len(b), self.n_features)})
+    return pd.DataFrame(rows).set_index("token")
+
+
+@patch
+def _token_hash(self: HashingEncoder, X, t: int) -> np.ndarray:
+    cols = self._columns(X, reset=False)
+    cross = self.crosses_[t - (self.n_features_in_ if self.include_columns else 0)]
+    th = np.full(len(cols[0]), self._salts[t], dtype=np.uint64)
+    for j in cross:
+        codes, h = value_hashes(cols[j], self.seed)
+        th = _mix64(th ^ h[codes])
+    return th
