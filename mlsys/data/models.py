@@ -483,7 +483,7 @@ def _positive_int(n: Any, name: str) -> int:
         raise DataError(f"{name} must be a positive integer, got {n!r}")
     return int(n)
 
-
+# %% ../../nbs/02b_data_models.ipynb
 class RouteGraph:
     "Airports as nodes, routes as undirected edges weighted by flight counts, stored as an adjacency map."
 
@@ -524,33 +524,37 @@ class RouteGraph:
         self._check(node)
         return dict(self.adjacency[node])
 
-    def within_hops(
-        self,
-        node: str,  # start airport (FAA code)
-        hops: int = 2,  # maximum number of edges to follow
-    ) -> dict[str, int]:
-        "Airports reachable from `node` in at most `hops` edges, with their hop distance (breadth-first)."
-        self._check(node)
-        hops = _positive_int(hops, "hops")
-        dist, frontier = {node: 0}, deque([node])
-        while frontier:
-            x = frontier.popleft()
-            if dist[x] == hops:
-                continue
-            for y in self.adjacency[x]:
-                if y not in dist:
-                    dist[y] = dist[x] + 1
-                    frontier.append(y)
-        del dist[node]
-        return dist
+# %% ../../nbs/02b_data_models.ipynb
+@patch
+def within_hops(
+    self: RouteGraph,
+    node: str,  # start airport (FAA code)
+    hops: int = 2,  # maximum number of edges to follow
+) -> dict[str, int]:
+    "Airports reachable from `node` in at most `hops` edges, with their hop distance (breadth-first)."
+    self._check(node)
+    hops = _positive_int(hops, "hops")
+    dist, frontier = {node: 0}, deque([node])
+    while frontier:
+        x = frontier.popleft()
+        if dist[x] == hops:
+            continue
+        for y in self.adjacency[x]:
+            if y not in dist:
+                dist[y] = dist[x] + 1
+                frontier.append(y)
+    del dist[node]
+    return dist
 
-    def busiest_routes(self, n: int = 10) -> pd.DataFrame:
-        "The `n` edges with the most flights."
-        n = _positive_int(n, "n")
-        rows = [(a, b, w) for a, nbrs in self.adjacency.items() for b, w in nbrs.items() if a < b]
-        rows.sort(key=lambda r: (-r[2], r[0], r[1]))
-        top = pd.DataFrame(rows[:n], columns=["a", "b", "flights"])
-        return top if rows else top.astype({"flights": "int64"})
+
+@patch
+def busiest_routes(self: RouteGraph, n: int = 10) -> pd.DataFrame:
+    "The `n` edges with the most flights."
+    n = _positive_int(n, "n")
+    rows = [(a, b, w) for a, nbrs in self.adjacency.items() for b, w in nbrs.items() if a < b]
+    rows.sort(key=lambda r: (-r[2], r[0], r[1]))
+    top = pd.DataFrame(rows[:n], columns=["a", "b", "flights"])
+    return top if rows else top.astype({"flights": "int64"})
 
 # %% ../../nbs/02b_data_models.ipynb
 _EDGES_CTE = """WITH e AS (SELECT DISTINCT origin AS a, dest AS b FROM flights
