@@ -50,7 +50,7 @@ def _check_rate(r, what: str, low_open: bool = False) -> float:
         raise ConfigError(f"{what} must be in {'(0, 1]' if low_open else '[0, 1]'}, got {r!r}")
     return float(r)
 
-
+# %% ../../nbs/04b_labeling_lineage.ipynb
 def simulate_annotators(
     y_true: pd.Series,  # gold labels, indexed by item id
     noise: Mapping,  # annotator -> error rate (float) or {true class: error rate}
@@ -127,7 +127,7 @@ def cohen_kappa(
         return 1.0 if p_o == 1.0 else float("nan")
     return float((p_o - p_e) / (1 - p_e))
 
-
+# %% ../../nbs/04b_labeling_lineage.ipynb
 def pairwise_kappa(labels: pd.DataFrame) -> pd.DataFrame:
     "Cohen's kappa for every pair of annotators (columns of `labels`)."
     names = list(_frame_of_labels(labels).columns)
@@ -159,7 +159,7 @@ def rating_table(
     out = pd.crosstab(stacked.index.get_level_values(0), stacked).reindex(columns=classes, fill_value=0)
     return out.reindex(labels.index, fill_value=0)
 
-
+# %% ../../nbs/04b_labeling_lineage.ipynb
 def fleiss_kappa(
     table,  # items × classes counts; every row sums to the same number of raters
 ) -> float:
@@ -220,7 +220,7 @@ def annotator_accuracy(
         acc[name] = (right + smoothing) / (int(seen.sum()) + 2 * smoothing)
     return pd.Series(acc, name="accuracy")
 
-
+# %% ../../nbs/04b_labeling_lineage.ipynb
 RULES = ("majority", "weighted", "expert")
 
 
@@ -288,7 +288,7 @@ def resolve_labels(
     return pd.DataFrame({"label": pd.array(pick, dtype="string"), "support": support, "votes": n_votes,
                          "decided_by": source}, index=labels.index)
 
-
+# %% ../../nbs/04b_labeling_lineage.ipynb
 def _as_text(col: pd.Series) -> pd.Series:
     "Labels as str objects, missing kept missing (an object column of str is returned as is)."
     obj = col.astype(object)
