@@ -425,6 +425,21 @@ def _artifact_folder(uri: str, store: Path) -> str | None:
     return folder.relative_to(store).as_posix() if folder.is_relative_to(store) else None
 
 
+def _local_tracker(Tracker, tracking, experiment: str):
+    "A `Tracker` on the store in `tracking` whose experiment keeps its artifacts inside that folder."
+    tracker = Tracker(tracking, experiment=experiment)
+    store = Path(tracking).absolute()
+    loc = tracker.client.get_experiment(tracker.experiment_id).artifact_location
+    if _artifact_folder(f"{loc}/run/artifacts", store) is not None:
+        return tracker
+    # The run folder was copied or moved: MLflow keeps the experiment's absolute artifact location, so its new runs
+    # would write into the old folder. A sibling experiment named after this store keeps them here.
+    moved = f"{experiment}-{hashlib.sha256(str(store).encode()).hexdigest()[:8]}"
+    log.info("tracking store %s was moved (experiment %r keeps its artifacts in %s); logging to experiment %r",
+             store, experiment, loc, moved)
+    return Tracker(tracking, experiment=moved)
+
+
 def _hpo():
     import mlsys.modeling.hpo as hpo
     return hpo
@@ -468,7 +483,7 @@ def select_model(
     local = train["sched_dep_local"] if "sched_dep_local" in train else train["sched_dep"]
     split = {"train_rows": len(tr), "valid_rows": len(va), "valid_from": str(local.iloc[va].min()),
              "valid_to": str(local.iloc[va].max()), "validation": float(validation)}
-    tracker, git = Tracker(tracking, experiment=experiment), git_info()
+    tracker, git = _local_tracker(Tracker, tracking, experiment), git_info()
     trial_tags = {k: v for k, v in {"mlflow.source.git.commit": git.commit, "mlsys.git.dirty": str(git.dirty).lower()}.items() if v}
     space, fitted = model_space(), {}  # fitted: family -> (validation score, fit seconds, model) of its best trial so far
     # One thread per fit by default: on a shared machine OpenMP's spinning threads turned a 0.7 s boosting fit into 30 s.
@@ -542,7 +557,7 @@ def select_model(
                         "hpo/selection.json")
         parent.set_tags({"mlsys.chosen_run": chosen.run_id, "mlsys.chosen_model": kind})
     store = Path(tracking).absolute()
-    info = {"folder": str(store), "uri": tracker.uri, "experiment": experiment, "experiment_id": tracker.experiment_id,
+    info = {"folder": str(store), "uri": tracker.uri, "experiment": tracker.experiment, "experiment_id": tracker.experiment_id,
             "parent_run_id": parent.run_id, "chosen_run_id": chosen.run_id, "study": name, "journal": str(journal.absolute()),
             "artifacts": _artifact_folder(tracker.get_run(parent.run_id).info.artifact_uri, store)}
     return ModelSelection(kind, params, float(res.best_value), est, trials, split, curves, extra, trade, info,

@@ -285,3 +285,22 @@ def test_route_rate_heuristic_gives_the_route_rate_as_its_probability(fitted):
     X = test[FEATURES].copy(); X.loc[X.index[0], "route_late_rate"] = -0.2
     with pytest.raises(DataError, match="e.g. -0.2"):
         h.predict_proba(X)
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")  # inside MLflow 3.17
+def test_select_model_in_a_copied_run_folder_keeps_its_artifacts_in_the_copy(fitted, tmp_path):
+    "MLflow stores an experiment's artifact location as an absolute path; a copied run folder must not write into the original."
+    import shutil
+    from mlsys.modeling.tracking import Tracker, run_table
+    _, train, _, _ = fitted
+    first = select_model(train, 2, tmp_path / "a/mlruns", curve_points=3)
+    assert first.tracking["experiment"] == "flights-train" and first.tracking["artifacts"].startswith("artifacts/")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    again = select_model(train, 2, tmp_path / "b/mlruns", curve_points=3)
+    assert again.tracking["experiment"].startswith("flights-train-")  # a sibling experiment whose artifacts live in the copy
+    model_dir = tmp_path / "b/mlruns" / again.tracking["artifacts"] / again.tracking["chosen_run_id"] / "artifacts/model"
+    assert model_dir.is_dir() and not list((tmp_path / "a").rglob(again.tracking["chosen_run_id"]))
+    # the copy still holds the first runs too, and the first folder only its own
+    assert len(run_table(Tracker(tmp_path / "b/mlruns", experiment="flights-train"))) == 2 + 2
+    assert len(run_table(Tracker(tmp_path / "a/mlruns", experiment="flights-train"))) == 2 + 2
+    assert first.params and again.model in ("hgb", "logreg") and len(again.trials) == 2
