@@ -396,7 +396,7 @@ def test_report_sections_show_the_selection_runs_curves_and_the_flag():
     sel = secs["selection"]
     for rid in ["a" * 32, "b" * 32, "f" * 32, "c" * 32, "d" * 32, "e" * 64, "train/mlruns"]:
         assert rid in sel, rid
-    assert "mlflow ui --backend-store-uri sqlite:////r/smoke/train/mlruns/mlflow.db" in sel
+    assert "<pre>mlflow ui --backend-store-uri sqlite:////r/smoke/train/mlruns/mlflow.db</pre>" in sel
     assert "&lt;b&gt;x&lt;/b&gt;" in sel and "<b>x</b>" not in sel  # escaped
     assert '<td class="wrap">max_iter=300</td>' in sel and '<td class="wrap">C=0.01</td>' in sel  # only the trial's own hyperparameters
     assert re.search(r'<code>' + "b" * 32 + r'</code></a></td><td class="txt">best</td>', sel)  # the best trial is marked

@@ -504,7 +504,7 @@ def report_sections(
         add("selection", "How the model was chosen", html_paragraph(interpret_selection(selection)),
             "<h3>Where the runs are</h3>",
             html_table(pd.DataFrame(where), {"what": "what", "value": "path or id"}, raw=["value"]),
-            f"<p class=\"note\">Browse them with <code>{html.escape(ui)}</code>.</p>" if ui else "",
+            f"<p class=\"note\">Browse them with MLflow's own viewer:</p><pre>{html.escape(ui)}</pre>" if ui else "",
             "<h3>Trials</h3>",
             html_table(trials, {"number": "trial", "state": "state", "model": "model", "value": "validation PR-AUC",
                                 "hyperparameters": "hyperparameters", "seconds": "seconds", "run": "MLflow run",
