@@ -23,15 +23,15 @@ from .core import (ConfigError, DataError, IntegrityError, as_path, atomic_write
                         require_columns, require_tz_aware)
 from .datasets import load_airlines, load_airports, load_flights, load_planes, load_weather
 from .features.store import flight_feature_columns
-from .modeling.baselines import ThresholdHeuristic
+from .modeling.baselines import ThresholdHeuristic, route_late_rate
 
 # %% auto 0
 __all__ = ['log', 'REQUIRED_FLIGHT_COLUMNS', 'INGEST_OUTPUTS', 'SCHEDULE_CATEGORICAL', 'SCHEDULE_NUMERIC', 'STORE_FEATURES',
-           'CATEGORICAL_FEATURES', 'NUMERIC_FEATURES', 'FEATURES', 'LABEL', 'LEAKAGE_COLUMNS', 'MODEL_KINDS',
-           'HGB_DEFAULTS', 'LOGREG_DEFAULTS', 'BASELINES', 'TRUSTED_MODEL_TYPES', 'validate_flights', 'write_parquet',
-           'ingest', 'build_features', 'time_split', 'check_leakage', 'make_model', 'RouteRateHeuristic',
-           'fit_baseline_models', 'train_models', 'model_space', 'check_budget', 'ModelSelection', 'select_model',
-           'save_models', 'load_models', 'evaluate_models', 'compare_with_baselines']
+           'ROUTE_WINDOW', 'ROUTE_RATE', 'CATEGORICAL_FEATURES', 'NUMERIC_FEATURES', 'FEATURES', 'LABEL',
+           'LEAKAGE_COLUMNS', 'MODEL_KINDS', 'HGB_DEFAULTS', 'LOGREG_DEFAULTS', 'BASELINES', 'TRUSTED_MODEL_TYPES',
+           'validate_flights', 'write_parquet', 'ingest', 'build_features', 'time_split', 'check_leakage', 'make_model',
+           'RouteRateHeuristic', 'fit_baseline_models', 'train_models', 'model_space', 'check_budget', 'ModelSelection',
+           'model_inputs', 'select_model', 'save_models', 'load_models', 'evaluate_models', 'compare_with_baselines']
 
 # %% ../nbs/15_pipeline.ipynb
 log = logging.getLogger(__name__)
@@ -134,6 +134,8 @@ def ingest(start: str | None, end: str | None, out: Mapping[str, str | Path]) ->
 SCHEDULE_CATEGORICAL = ["carrier", "origin", "dest"]
 SCHEDULE_NUMERIC = ["sched_hour", "sched_dow", "distance"]
 STORE_FEATURES = flight_feature_columns()
+ROUTE_WINDOW = "30D"  # the route-late-rate heuristic reads the route's outcomes known in this window before prediction
+ROUTE_RATE = "route_30d_late_rate"  # ... from this column, which `build_features` adds (no model reads it)
 CATEGORICAL_FEATURES = SCHEDULE_CATEGORICAL
 NUMERIC_FEATURES = SCHEDULE_NUMERIC + STORE_FEATURES
 FEATURES = CATEGORICAL_FEATURES + NUMERIC_FEATURES
@@ -182,6 +184,9 @@ def build_features(
     })
     for c in STORE_FEATURES + ["as_of"] + [c for c in got.columns if c.endswith("__timestamp")]:
         feats[c] = got[c].to_numpy()
+    # the route-late-rate heuristic's input, point in time like the store's features (no model reads it)
+    rate = route_late_rate(fl, window=ROUTE_WINDOW, lead=lead_td, name="route_30d")
+    feats[ROUTE_RATE], feats["route_30d_n"] = rate["route_30d_late_rate"].to_numpy(), rate["route_30d_n"].to_numpy()
     feats[LABEL] = fl[LABEL]
     return feats
 
@@ -276,10 +281,10 @@ def _labels(df: pd.DataFrame, what: str) -> np.ndarray:
 
 
 class RouteRateHeuristic(ThresholdHeuristic):
-    "The route-late-rate heuristic: late when the route's late rate so far exceeds x (chosen on the training rows); the rate is its probability."
+    "The route-late-rate heuristic: late when the route's late rate over the last 30 days exceeds x (chosen on the training rows); the rate is its probability."
 
     def __init__(self,
-                 column: str = "route_late_rate",  # the feature holding the route's late rate up to the day before
+                 column: str = "route_30d_late_rate",  # the column holding the route's late rate over the last 30 days
                  threshold: float | None = None,  # x; None chooses it on the training data (maximizing `metric`)
                  metric: str = "f1",  # what the chosen x maximizes: "f1", "accuracy" or "balanced_accuracy"
                  fill_value: float | None = None,  # rate for a route without history; None uses the training median
@@ -316,13 +321,13 @@ BASELINES = ("zero_rule", "random", "route_rate")  # the names of the baselines 
 
 
 def fit_baseline_models(train: pd.DataFrame, seed: int = 0) -> dict:
-    "The zero rule, the random baseline and the route-late-rate heuristic, fitted on the training rows."
+    "The zero rule, the random baseline and the route-late-rate heuristic (on `ROUTE_RATE`), fitted on the training rows."
     from sklearn.dummy import DummyClassifier
-    require_columns(train, FEATURES + [LABEL], "train")
+    require_columns(train, FEATURES + [LABEL, ROUTE_RATE], "train")
     X, y = train[FEATURES], _labels(train, "train")
     return {"zero_rule": DummyClassifier(strategy="prior").fit(X, y),
             "random": DummyClassifier(strategy="stratified", random_state=int(seed)).fit(X, y),
-            "route_rate": RouteRateHeuristic().fit(X, y)}
+            "route_rate": RouteRateHeuristic().fit(train[[ROUTE_RATE]], y)}
 
 
 def train_models(
@@ -333,6 +338,7 @@ def train_models(
 ) -> dict:
     "Fit the baselines (`BASELINES`) and `model` on the training rows."
     estimator = make_model(model, seed, params)  # MODEL_KINDS and BASELINES share no name
+    require_columns(train, FEATURES + [LABEL, ROUTE_RATE], "train")
     models = fit_baseline_models(train, seed)
     return {**models, model: estimator.fit(train[FEATURES], _labels(train, "train"))}
 
@@ -440,6 +446,24 @@ def _local_tracker(Tracker, tracking, experiment: str):
     return Tracker(tracking, experiment=moved)
 
 
+def model_inputs(model) -> list[str]:
+    "The columns `model` reads: the ones it was fitted on (`feature_names_in_`), else `FEATURES`."
+    names = getattr(model, "feature_names_in_", None)
+    return [str(c) for c in names] if names is not None else list(FEATURES)
+
+
+def _tradeoffs(models: Mapping, rows: pd.DataFrame, y) -> pd.DataFrame:
+    "`mlsys.modeling.selection.tradeoff_table` of models that read different columns of `rows`, one Pareto front over all."
+    from mlsys.modeling.selection import pareto_front, tradeoff_table
+    groups: dict[tuple, dict] = {}
+    for name, m in models.items():
+        groups.setdefault(tuple(model_inputs(m)), {})[name] = m
+    table = pd.concat([tradeoff_table(g, rows[list(cols)], y, scoring="average_precision") for cols, g in groups.items()])
+    table = table.loc[list(models)]
+    table["pareto"] = pareto_front(table.drop(columns="pareto"))
+    return table
+
+
 def _hpo():
     import mlsys.modeling.hpo as hpo
     return hpo
@@ -461,7 +485,7 @@ def select_model(
     from sklearn.metrics import get_scorer
     from threadpoolctl import threadpool_limits
 
-    from mlsys.modeling.selection import extrapolate, learning_curves, plot_learning_curves, plot_tradeoffs, tradeoff_table
+    from mlsys.modeling.selection import extrapolate, learning_curves, plot_learning_curves, plot_tradeoffs
     from mlsys.modeling.tracking import Tracker, git_info, log_model
     from mlsys.modeling.versioning import DatasetVersion, log_data_version
     hpo = _hpo()
@@ -474,7 +498,7 @@ def select_model(
     bad = [k for k, v in data.items() if not isinstance(v, DatasetVersion)]
     if bad:
         raise ConfigError(f"data[{bad[0]!r}] must be a DatasetVersion (from mlsys.modeling.versioning.dataset_version)")
-    require_columns(train, FEATURES + [LABEL, "sched_dep"], "train")
+    require_columns(train, FEATURES + [LABEL, "sched_dep", ROUTE_RATE], "train")
     require_tz_aware(train["sched_dep"], "train['sched_dep']")
     X, y = train[FEATURES], _labels(train, "train")
     tr, va = hpo.time_validation_split(train["sched_dep"], validation)
@@ -535,7 +559,7 @@ def select_model(
         figures = {"learning_curves": ax.figure}
         candidates = {**{k: fitted[k][2] for k in bests},
                       **fit_baseline_models(train.iloc[tr], seed)}
-        trade = tradeoff_table(candidates, Xva, yva, scoring="average_precision")
+        trade = _tradeoffs(candidates, train.iloc[va], yva)
         ax = plot_tradeoffs(trade)
         ax.set(ylabel="validation average precision")
         figures["tradeoffs"] = ax.figure
@@ -669,11 +693,14 @@ def evaluate_models(models: dict, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
     models = _check_models(models)
     require_columns(test, FEATURES + [LABEL, "sched_dep"], "test")
-    X, y = test[FEATURES], _labels(test, "test")
+    inputs = {name: model_inputs(m) for name, m in models.items()}
+    require_columns(test, sorted({c for cols in inputs.values() for c in cols}), "test")
+    y = _labels(test, "test")
     preds = pd.DataFrame({"sched_dep": test["sched_dep"].to_numpy(), LABEL: y})
     rows = []
     for name, m in models.items():
         try:
+            X = test[inputs[name]]
             proba = np.asarray(m.predict_proba(X))
         except Exception as e:  # an unfitted or foreign model fails in its own way
             raise DataError(f"model {name!r} could not predict the test rows ({type(e).__name__}: {e})") from e

@@ -30,6 +30,7 @@ def feature_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
     df = pd.DataFrame({c: pd.Categorical(rng.choice(["A", "B", "C"], n)) for c in CATEGORICAL_FEATURES})
     for c in NUMERIC_FEATURES:
         df[c] = rng.random(n) if c.endswith("_rate") else rng.normal(size=n)  # late rates lie in [0, 1]
+    df["route_30d_late_rate"] = np.where(rng.random(n) < 0.1, np.nan, rng.random(n))  # the heuristic's input (no history: NaN)
     local = dep.tz_convert("America/New_York")
     df = df.assign(sched_dep=dep, sched_dep_local=local, local_date=local.strftime("%Y-%m-%d"), as_of=dep,
                    tailnum=pd.array(rng.choice(["N1", "N2", "N3"], n), dtype="string"))
@@ -269,22 +270,30 @@ def test_select_model_refuses_bad_input_before_any_trial(fitted, tmp_path):
 def test_route_rate_heuristic_gives_the_route_rate_as_its_probability(fitted):
     from sklearn.utils.estimator_checks import check_estimators_unfitted
     _, train, test, models = fitted
-    h = models["route_rate"]
-    assert isinstance(h, RouteRateHeuristic) and 0 <= h.threshold_ <= 1 and h.column == "route_late_rate"
-    rate = test["route_late_rate"].fillna(h.fill_)
-    np.testing.assert_allclose(h.predict_proba(test[FEATURES])[:, 1], rate.clip(0, 1), atol=1e-12)
-    np.testing.assert_array_equal(h.predict(test[FEATURES]), (rate > h.threshold_).to_numpy())
+    h, col = models["route_rate"], "route_30d_late_rate"
+    assert isinstance(h, RouteRateHeuristic) and 0 <= h.threshold_ <= 1 and h.column == col
+    assert list(h.feature_names_in_) == [col]  # it reads one column, which no model reads
+    rate = test[col].fillna(h.fill_)
+    np.testing.assert_allclose(h.predict_proba(test[[col]])[:, 1], rate.clip(0, 1), atol=1e-12)
+    np.testing.assert_array_equal(h.predict(test[[col]]), (rate > h.threshold_).to_numpy())
     check_estimators_unfitted("route_rate", RouteRateHeuristic())
-    with pytest.raises(DataError, match="route_late_rate"):
-        RouteRateHeuristic().fit(train[FEATURES].drop(columns=["route_late_rate"]), train[LABEL].astype(bool))
+    with pytest.raises(DataError, match=col):
+        RouteRateHeuristic().fit(train[FEATURES], train[LABEL].astype(bool))
+    with pytest.raises(DataError, match=re.escape("train lacks column ['route_30d_late_rate']")):
+        train_models(train.drop(columns=[col]), "logreg")
     # a rate outside [0, 1] is not a rate: refused in fit and in predict_proba, never clipped into one
     for where in (train.index[:1], train.index[-1:]):
-        X = train[FEATURES].copy(); X.loc[where, "route_late_rate"] = 1.5
-        with pytest.raises(DataError, match=r"column 'route_late_rate' must hold late rates in \[0, 1\]; 1 values lie outside \(e.g. 1.5\)"):
+        X = train[[col]].copy(); X.loc[where, col] = 1.5
+        with pytest.raises(DataError, match=r"column 'route_30d_late_rate' must hold late rates in \[0, 1\]; 1 values lie outside \(e.g. 1.5\)"):
             RouteRateHeuristic().fit(X, train[LABEL].astype(bool))
-    X = test[FEATURES].copy(); X.loc[X.index[0], "route_late_rate"] = -0.2
+    X = test[[col]].copy(); X.loc[X.index[0], col] = -0.2
     with pytest.raises(DataError, match="e.g. -0.2"):
         h.predict_proba(X)
+    # evaluate_models gives each model the columns it was fitted on
+    metrics, _ = evaluate_models(models, test)
+    assert set(metrics.index) == {"zero_rule", "random", "route_rate", "logreg"}
+    with pytest.raises(DataError, match=re.escape("test lacks column ['route_30d_late_rate']")):
+        evaluate_models(models, test.drop(columns=[col]))
 
 
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")  # inside MLflow 3.17

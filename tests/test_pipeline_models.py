@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from mlsys.core import ConfigError, DataError, IntegrityError, file_sha256
-from mlsys.pipeline import CATEGORICAL_FEATURES, FEATURES, LABEL, NUMERIC_FEATURES, load_models, save_models, train_models
+from mlsys.pipeline import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, load_models, model_inputs, save_models, train_models
 
 
 def feature_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -20,6 +20,7 @@ def feature_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
     df = pd.DataFrame({c: pd.Categorical(rng.choice(["A", "B", "C"], n)) for c in CATEGORICAL_FEATURES})
     for c in NUMERIC_FEATURES:
         df[c] = rng.random(n) if c.endswith("_rate") else rng.normal(size=n)  # late rates lie in [0, 1]
+    df["route_30d_late_rate"] = np.where(rng.random(n) < 0.1, np.nan, rng.random(n))  # the heuristic's input (no history: NaN)
     df.loc[rng.random(n) < 0.1, "temp"] = np.nan
     df[LABEL] = pd.array((df["distance"] + (df["carrier"] == "A") + rng.normal(size=n)) > 0.5, dtype="boolean")
     return df
@@ -57,12 +58,13 @@ def plant(path: Path, data: bytes) -> Path:
 
 @pytest.mark.parametrize("kind", ["hgb", "logreg"])
 def test_skops_round_trip_predicts_the_same(models, kind, tmp_path):
-    X = feature_frame(200, seed=1)[FEATURES]
+    rows = feature_frame(200, seed=1)
     path = save_models(models[kind], tmp_path / "models.skops")
     assert path.read_bytes()[:4] == b"PK\x03\x04"
     back = load_models(path)
     assert sorted(back) == sorted(models[kind])
     for name, m in models[kind].items():
+        X = rows[model_inputs(m)]  # each model reads the columns it was fitted on
         np.testing.assert_array_equal(back[name].predict_proba(X), m.predict_proba(X))
 
 

@@ -466,8 +466,8 @@ def report_sections(
             html_paragraph(interpret_baselines(bc), "reading" if bc["beats_best_baseline"] else "flag"),
             html_table(bt, {"name": "model or baseline", **{m: _METRIC_NAMES[m] for m in METRICS if m in bt.columns},
                             "beaten": f"{model} beats it on {metric}"}, {m: ".3f" for m in METRICS}),
-            "<p class=\"note\">The route-late-rate heuristic flags a flight when its route's late rate so far (every "
-            "labelled flight of the route up to the day before) exceeds a threshold chosen on the training period, and "
+            "<p class=\"note\">The route-late-rate heuristic flags a flight when its route's late rate over the last 30 "
+            "days (the outcomes known before the prediction time) exceeds a threshold chosen on the training period, and "
             "gives that rate as its probability.</p>")
 
     if selection is not None:
