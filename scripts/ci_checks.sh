@@ -31,6 +31,7 @@ run "notebooks clean (nbdev_clean changes nothing)" clean_unchanged
 run "library in sync (nbdev_export changes nothing)" export_unchanged
 run "no stale generated module" python scripts/check_modules.py
 run "stored notebook outputs: no warnings, tracebacks or kernel chatter" python scripts/check_outputs.py
+run "chapter notebooks open with the idea and end with what we measured" python scripts/check_notebooks.py
 run "ruff check (library, tests, benches, scripts)" ruff check mlsys tests bench scripts --output-format concise
 run "README generated from nbs/index.ipynb is current" python scripts/make_readme.py --check
 run "nbdev_test over all notebooks" nbdev_test --flags "torch redis" --n_workers 2 --timing
