@@ -43,6 +43,7 @@ from mlsys.features.importance import UnseenValueFlagger
 from mlsys.features.ops import Discretizer, DropMissingColumns, Imputer, LogScaler, RangeScaler, Standardizer
 from mlsys.labeling.active import ActiveLearner
 from mlsys.labeling.semi import ConsistencyTraining, SelfTraining
+from mlsys.pipeline import RouteRateHeuristic
 
 
 # ---- discovery ----------------------------------------------------------------------------------------------------
@@ -187,7 +188,15 @@ def test_other_files_suites_are_collected():
     assert any(isinstance(e, HierarchicalClassifier) for e in OWN_ESTIMATORS)
 
 
-ALL_INSTANCES = ESTIMATORS + TEXT_ESTIMATORS + RESAMPLE_ESTIMATORS + TORCH_ESTIMATORS + OWN_ESTIMATORS
+# Estimators whose input has a bounded domain that scikit-learn's data checks cannot respect: its checks draw unbounded
+# features and it has a tag only for non-negative input (positive_only), none for [0, 1]. They get the data-free API
+# checks below, and their contract is tested beside them.
+DOMAIN_ESTIMATORS = {  # instance: why the data checks do not apply
+    RouteRateHeuristic(column=0): "reads a late rate in [0, 1] and refuses other values (tests/test_pipeline_models.py)",
+}
+
+ALL_INSTANCES = (ESTIMATORS + TEXT_ESTIMATORS + RESAMPLE_ESTIMATORS + TORCH_ESTIMATORS + OWN_ESTIMATORS
+                 + list(DOMAIN_ESTIMATORS))
 
 
 def coverage_gaps(discovered, instances, pending=()) -> tuple[list, list]:
@@ -269,6 +278,24 @@ def _output(est, texts):
 @pytest.mark.parametrize("check", _API_CHECKS, ids=lambda c: c.__name__)
 def test_text_estimator_api_checks(estimator, check):
     check(type(estimator).__name__, clone(estimator))
+
+
+@pytest.mark.parametrize("estimator", list(DOMAIN_ESTIMATORS), ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("check", _API_CHECKS, ids=lambda c: c.__name__)
+def test_domain_estimator_api_checks(estimator, check):
+    check(type(estimator).__name__, clone(estimator))
+
+
+def test_domain_estimators_really_refuse_out_of_domain_data():
+    "The reason they are exempt from the data checks holds: data outside the domain is refused with a named error."
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 2)), rng.integers(0, 2, 40)
+    for est in DOMAIN_ESTIMATORS:
+        with pytest.raises(DataError):
+            clone(est).fit(X, y)
+        inside = np.clip(X, 0, 1)
+        p = clone(est).fit(inside, y).predict_proba(inside)
+        assert p.shape == (40, 2) and np.allclose(p.sum(axis=1), 1.0)
 
 
 @pytest.mark.parametrize("estimator", TEXT_ESTIMATORS, ids=_text_id)
