@@ -49,7 +49,7 @@ def train_stage(train, test, out: Path, run=None, features_dir: Path | None = No
     from sklearn.metrics import log_loss, roc_auc_score
 
     from mlsys.core import save_json
-    from mlsys.pipeline import FEATURES, LABEL, save_models, train_models
+    from mlsys.pipeline import FEATURES, LABEL, model_inputs, save_models, train_models
 
     models = train_models(train, model="hgb", seed=0)
     hgb = models["hgb"]
@@ -58,7 +58,7 @@ def train_stage(train, test, out: Path, run=None, features_dir: Path | None = No
     eval_curve = [log_loss(y_ev, p[:, 1]) for p in hgb.staged_predict_proba(test[FEATURES])]
     p = hgb.predict_proba(test[FEATURES])[:, 1]
     metrics = {"eval_loss": log_loss(y_ev, p), "eval_auc": roc_auc_score(y_ev, p),
-               **{f"{k}_eval_loss": log_loss(y_ev, m.predict_proba(test[FEATURES])[:, 1]) for k, m in models.items() if k != "hgb"}}
+               **{f"{k}_eval_loss": log_loss(y_ev, m.predict_proba(test[model_inputs(m)])[:, 1]) for k, m in models.items() if k != "hgb"}}
     save_models(models, out / "models.skops")
     save_json(metrics, out / "metrics.json")
     if run is not None:
