@@ -453,3 +453,33 @@ def test_tracking_server_with_postgres_backend(postgres_database, tmp_path, monk
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
         log.close()
+
+
+def test_a_store_with_another_schema_is_refused_by_name(tmp_path):
+    "The schema head is cached per process (issue 12 item 4: ~12 ms per Tracker), but each store's own revision is still checked."
+    from mlflow.store.db import utils as db_utils
+
+    Tracker(tmp_path / "ok")  # installs the cache
+    cached = db_utils._get_latest_schema_revision
+    assert getattr(cached, "_mlsys_cached", False) and cached() == cached.__wrapped__()
+    local_store(tmp_path / "old")
+    con = sqlite3.connect(tmp_path / "old" / "mlflow.db")
+    with con:
+        con.execute("UPDATE alembic_version SET version_num = '0a8213491aaa'")  # an old revision of MLflow's history
+    con.close()
+    with pytest.raises(TrackingError, match="out-of-date database schema"):
+        Tracker(tmp_path / "old")
+
+
+def test_log_metrics_checks_all_then_queues_like_log_metric(tracker):
+    "A batch with one bad value queues nothing; without a step each key continues its own count."
+    with tracker.start_run("batch", log_code=False, system_interval=None) as run:
+        run.log_metric("a", 5.0)
+        with pytest.raises(DataError, match="'b'"):
+            run.log_metrics({"a": 1.0, "b": float("nan")})
+        assert len(run.buffer) == 1
+        run.log_metrics({"a": 1.0, "b": 2.0})
+        run.log_metrics({"a": 3.0, "b": 4.0}, step=np.int64(7))
+        run.log_metrics({"a": 9.0})
+    assert _history(tracker, run.run_id, "a") == [(0, 5.0), (1, 1.0), (7, 3.0), (8, 9.0)]
+    assert _history(tracker, run.run_id, "b") == [(0, 2.0), (7, 4.0)]

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -544,7 +545,9 @@ class Tracker:
         self.experiment, self.timeout, self.retries = experiment, float(timeout), int(retries)
         self.uri, self.kind, artifacts = self._resolve(store, artifact_location)
         mlflow = _mlflow()
-        self.client = mlflow.tracking.MlflowClient(tracking_uri=self.uri)
+        _cache_schema_head()
+        # MLflow opens the store here and refuses one whose schema is not its own: a named TrackingError
+        self.client = _call(self, "open the store", mlflow.tracking.MlflowClient, tracking_uri=self.uri)
         self.experiment_id = self._experiment(artifacts)
 
     def _resolve(self, store, artifact_location) -> tuple[str, str, str | None]:
@@ -610,7 +613,7 @@ class Tracker:
         if parent is not None:
             self.get_run(parent)
         all_tags = {"mlsys.python": platform.python_version(), "mlsys.platform": platform.platform(),
-                    "mlsys.versions": json.dumps(_library_versions(), sort_keys=True)}
+                    "mlsys.versions": _library_versions_json()}
         if parent is not None:
             all_tags["mlflow.parentRunId"] = parent
         for k, v in (tags or {}).items():
@@ -636,6 +639,29 @@ class Tracker:
         return f"Tracker({_redact(self.uri)!r}, experiment={self.experiment!r})"
 
     __str__ = __repr__
+
+
+def _cache_schema_head() -> None:
+    """Have MLflow find the head of its migration history once per process, not once per new store.
+
+    Opening a store, MLflow compares the database's schema revision with the newest revision among its
+    migration scripts, and finding that one parses every script (about 12 ms, on each `Tracker`). The scripts
+    do not change while a process runs, so the answer is cached; the database's own revision is still read and
+    compared every time, so a store with another schema is still refused."""
+    from mlflow.store.db import utils as db_utils
+
+    fn = getattr(db_utils, "_get_latest_schema_revision", None)
+    if fn is None or getattr(fn, "_mlsys_cached", False):
+        return
+    cached = functools.cache(fn)  # an exception (a broken install) is not cached
+    cached._mlsys_cached = True
+    db_utils._get_latest_schema_revision = cached
+
+
+@functools.cache
+def _library_versions_json() -> str:
+    "`_library_versions` as JSON, read once per process (the imported libraries do not change while it runs)."
+    return json.dumps(_library_versions(), sort_keys=True)
 
 
 def _library_versions() -> dict[str, str]:
@@ -773,7 +799,10 @@ class Run:
         "Queue one metric value; `step` defaults to this key's previous step + 1 (so repeated calls draw a curve)."
         key = _check_key(key, "metric")
         step = self._next_step.get(key, 0) if step is None else _check_step(step)
-        value = _check_value(value, key, step)
+        self._queue(key, _check_value(value, key, step), step)
+
+    def _queue(self, key: str, value: float, step: int) -> None:
+        "Buffer one metric already checked."
         self._next_step[key] = step + 1
         self.metrics[key] = value
         self.buffer.add(key, value, step)
@@ -782,11 +811,11 @@ class Run:
         "Queue several metrics at one step (all are checked before any is queued)."
         if not isinstance(values, Mapping):
             raise DataError(f"metrics must be a dict of name -> number, got {type(values).__name__}")
-        checked = {_check_key(k, "metric"): _check_value(v, k, step) for k, v in values.items()}
         if step is not None:
-            _check_step(step)
-        for k, v in checked.items():
-            self.log_metric(k, v, step)
+            step = _check_step(step)
+        checked = {_check_key(k, "metric"): _check_value(v, k, step) for k, v in values.items()}
+        for k, v in checked.items():  # checked once, queued as log_metric would
+            self._queue(k, v, self._next_step.get(k, 0) if step is None else step)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         "Set string tags (values are converted with `str`, at most 8,000 characters)."
