@@ -5,16 +5,13 @@
 # %% ../nbs/15_pipeline.ipynb 2
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import io
 import logging
 import zipfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,13 +22,24 @@ from .datasets import load_airlines, load_airports, load_flights, load_planes, l
 from .features.store import flight_feature_columns
 from .modeling.baselines import ThresholdHeuristic, route_late_rate
 
+# moved to pipeline_selection (15d), which imports this module: still importable from here, loaded on first use
+_SELECTION = ("_is_hgb", "_is_logreg", "model_space", "check_budget", "_prob_scores", "ModelSelection", "_family_bests",
+              "_artifact_folder", "_local_tracker", "_tradeoffs", "_hpo", "select_model")
+
+
+def __getattr__(name: str):
+    if name in _SELECTION:
+        from mlsys import pipeline_selection
+        return getattr(pipeline_selection, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 # %% auto 0
 __all__ = ['log', 'REQUIRED_FLIGHT_COLUMNS', 'INGEST_OUTPUTS', 'SCHEDULE_CATEGORICAL', 'SCHEDULE_NUMERIC', 'STORE_FEATURES',
            'ROUTE_WINDOW', 'ROUTE_RATE', 'CATEGORICAL_FEATURES', 'NUMERIC_FEATURES', 'FEATURES', 'LABEL',
            'LEAKAGE_COLUMNS', 'MODEL_KINDS', 'HGB_DEFAULTS', 'LOGREG_DEFAULTS', 'BASELINES', 'TRUSTED_MODEL_TYPES',
            'validate_flights', 'write_parquet', 'ingest', 'build_features', 'time_split', 'check_leakage', 'make_model',
-           'RouteRateHeuristic', 'fit_baseline_models', 'train_models', 'model_space', 'check_budget', 'ModelSelection',
-           'model_inputs', 'select_model', 'save_models', 'load_models', 'evaluate_models', 'compare_with_baselines']
+           'RouteRateHeuristic', 'fit_baseline_models', 'train_models', 'model_inputs', 'save_models', 'load_models',
+           'evaluate_models', 'compare_with_baselines']
 
 # %% ../nbs/15_pipeline.ipynb
 log = logging.getLogger(__name__)
@@ -342,250 +350,11 @@ def train_models(
     models = fit_baseline_models(train, seed)
     return {**models, model: estimator.fit(train[FEATURES], _labels(train, "train"))}
 
-# %% ../nbs/15_pipeline.ipynb
-def _is_hgb(drawn: dict) -> bool:
-    return drawn.get("model") == "hgb"
-
-
-def _is_logreg(drawn: dict) -> bool:
-    return drawn.get("model") == "logreg"
-
-
-def model_space() -> dict:
-    "The train stage's search space: the model family, then the key hyperparameters of each family (drawn only for it)."
-    from mlsys.modeling.hpo import Choice, Float, Int
-    return {
-        "model": Choice(MODEL_KINDS),
-        "learning_rate": Float(0.02, 0.3, log=True, active=_is_hgb),
-        "max_iter": Int(50, 400, log=True, active=_is_hgb),
-        "max_leaf_nodes": Int(7, 63, log=True, active=_is_hgb),
-        "min_samples_leaf": Int(20, 400, log=True, active=_is_hgb),
-        "l2_regularization": Float(1e-3, 10.0, log=True, active=_is_hgb),
-        "C": Float(1e-3, 10.0, log=True, active=_is_logreg),
-    }
-
-
-def check_budget(n_trials) -> int:
-    "`n_trials` as an int after checking it is a positive whole number; else `ConfigError` naming it."
-    if isinstance(n_trials, (bool, np.bool_)) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
-        raise ConfigError(f"n_trials (the HPO trial budget) must be a positive integer, got {n_trials!r}")
-    return int(n_trials)
-
-
-def _prob_scores(y: np.ndarray, p: np.ndarray) -> dict:
-    "Average precision, ROC AUC, log loss and Brier score of probabilities `p` for labels `y`."
-    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return {"average_precision": float(average_precision_score(y, p)), "roc_auc": float(roc_auc_score(y, p)),
-            "log_loss": float(log_loss(y, p, labels=[False, True])), "brier": float(brier_score_loss(y, p))}
-
-
-def _records(df: pd.DataFrame) -> list[dict]:
-    "Rows as JSON-ready dicts (NaN becomes None)."
-    return df.astype(object).where(df.notna(), None).to_dict(orient="records")
-
-
-@dataclass
-class ModelSelection:
-    "What `select_model` chose and how: the trials, the curves, the trade-offs, and where MLflow recorded them."
-    model: str  # the chosen family ('hgb' or 'logreg')
-    params: dict  # its hyperparameters
-    valid_score: float  # its average precision on the validation weeks
-    estimator: Any  # the chosen model refitted on the whole training period
-    trials: pd.DataFrame  # one row per trial: number, state, value, model, hyperparameters, seconds, MLflow run id
-    split: dict  # the validation split carved from the training period
-    curves: pd.DataFrame  # learning curves of each family's best configuration
-    extrapolation: pd.DataFrame  # the power-law fit of each curve and its score at `n_future` rows
-    tradeoffs: pd.DataFrame  # validation score, latency and size of each family's best and the baselines, Pareto front marked
-    tracking: dict  # the MLflow store (folder, URI, experiment) and the run ids
-    figures: dict = field(default_factory=dict)  # 'learning_curves' and 'tradeoffs' (matplotlib figures, also logged to MLflow)
-    wall_s: float = float("nan")  # seconds the trials took
-
-    def to_dict(self) -> dict:
-        "Everything but the estimator and the figures, as JSON data (for `train/selection.json`)."
-        return {"model": self.model, "params": self.params, "valid_score": self.valid_score, "primary_metric": "average_precision",
-                "n_trials": len(self.trials), "split": self.split, "trials": _records(self.trials),
-                "learning_curves": _records(self.curves), "extrapolation": _records(self.extrapolation.reset_index()),
-                "tradeoffs": _records(self.tradeoffs.reset_index(names="model")), "tracking": self.tracking,
-                "wall_s": float(self.wall_s)}
-
-
-def _family_bests(trials: pd.DataFrame, space: Mapping) -> dict:
-    "The best complete trial's hyperparameters for each model family that completed one."
-    done = trials[trials["state"] == "COMPLETE"].sort_values(["value", "number"], ascending=[False, True])
-    out = {}
-    for kind, g in done.groupby("model", sort=False):
-        row = g.iloc[0]
-        out[str(kind)] = {k: (int(row[k]) if isinstance(space[k], _hpo().Int) else float(row[k]))
-                          for k in _MODEL_PARAMS[str(kind)] if k in row and pd.notna(row[k])}
-    return out
-
-
-def _artifact_folder(uri: str, store: Path) -> str | None:
-    "The folder of an experiment's run artifacts relative to the store, from a run's `file://` artifact URI (None for other stores)."
-    from urllib.parse import unquote, urlparse
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        return None
-    folder = Path(unquote(parsed.path)).parent.parent  # <experiment folder>/<run id>/artifacts
-    return folder.relative_to(store).as_posix() if folder.is_relative_to(store) else None
-
-
-def _local_tracker(Tracker, tracking, experiment: str):
-    "A `Tracker` on the store in `tracking` whose experiment keeps its artifacts inside that folder."
-    tracker = Tracker(tracking, experiment=experiment)
-    store = Path(tracking).absolute()
-    loc = tracker.client.get_experiment(tracker.experiment_id).artifact_location
-    if _artifact_folder(f"{loc}/run/artifacts", store) is not None:
-        return tracker
-    # The run folder was copied or moved: MLflow keeps the experiment's absolute artifact location, so its new runs
-    # would write into the old folder. A sibling experiment named after this store keeps them here.
-    moved = f"{experiment}-{hashlib.sha256(str(store).encode()).hexdigest()[:8]}"
-    log.info("tracking store %s was moved (experiment %r keeps its artifacts in %s); logging to experiment %r",
-             store, experiment, loc, moved)
-    return Tracker(tracking, experiment=moved)
-
 
 def model_inputs(model) -> list[str]:
     "The columns `model` reads: the ones it was fitted on (`feature_names_in_`), else `FEATURES`."
     names = getattr(model, "feature_names_in_", None)
     return [str(c) for c in names] if names is not None else list(FEATURES)
-
-
-def _tradeoffs(models: Mapping, rows: pd.DataFrame, y) -> pd.DataFrame:
-    "`mlsys.modeling.selection.tradeoff_table` of models that read different columns of `rows`, one Pareto front over all."
-    from mlsys.modeling.selection import pareto_front, tradeoff_table
-    groups: dict[tuple, dict] = {}
-    for name, m in models.items():
-        groups.setdefault(tuple(model_inputs(m)), {})[name] = m
-    table = pd.concat([tradeoff_table(g, rows[list(cols)], y, scoring="average_precision") for cols, g in groups.items()])
-    table = table.loc[list(models)]
-    table["pareto"] = pareto_front(table.drop(columns="pareto"))
-    return table
-
-
-def _hpo():
-    import mlsys.modeling.hpo as hpo
-    return hpo
-
-
-def select_model(
-    train: pd.DataFrame,  # labelled training rows (features, label, `sched_dep`); the test period is never seen
-    n_trials: int,  # HPO budget: trials of the search (the first one is today's fixed model)
-    tracking: str | Path,  # folder of the local MLflow store (SQLite + artifacts) to log into
-    seed: int = 0,  # seed of the sampler, the models and the random baseline
-    validation: float = 0.2,  # the latest fraction of the training rows (by departure time) to validate on
-    data: Mapping | None = None,  # name -> `DatasetVersion` of the data read, linked to the runs
-    sampler: str = "tpe",  # an Optuna sampler name (see `mlsys.modeling.hpo.SAMPLERS`)
-    experiment: str = "flights-train",  # the MLflow experiment
-    curve_points: int = 5,  # training-set sizes of the learning curves
-    threads: int | None = 1,  # native threads per fit (None: the libraries' default, every core)
-) -> ModelSelection:
-    "Choose the model family and hyperparameters by tracked HPO on a time-based validation split, then refit on all of `train`."
-    from sklearn.metrics import get_scorer
-    from threadpoolctl import threadpool_limits
-
-    from mlsys.modeling.selection import extrapolate, learning_curves, plot_learning_curves, plot_tradeoffs
-    from mlsys.modeling.tracking import Tracker, git_info, log_model
-    from mlsys.modeling.versioning import DatasetVersion, log_data_version
-    hpo = _hpo()
-    n_trials = check_budget(n_trials)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
-        raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
-    if isinstance(curve_points, bool) or not isinstance(curve_points, (int, np.integer)) or not 3 <= curve_points <= 20:
-        raise ConfigError(f"curve_points must be an integer in [3, 20] (a power law needs three points), got {curve_points!r}")
-    data = dict(data or {})
-    bad = [k for k, v in data.items() if not isinstance(v, DatasetVersion)]
-    if bad:
-        raise ConfigError(f"data[{bad[0]!r}] must be a DatasetVersion (from mlsys.modeling.versioning.dataset_version)")
-    require_columns(train, FEATURES + [LABEL, "sched_dep", ROUTE_RATE], "train")
-    require_tz_aware(train["sched_dep"], "train['sched_dep']")
-    X, y = train[FEATURES], _labels(train, "train")
-    tr, va = hpo.time_validation_split(train["sched_dep"], validation)
-    Xtr, Xva = X.iloc[tr], X.iloc[va]
-    ytr, yva = _labels(train.iloc[tr], "the HPO training part"), _labels(train.iloc[va], "the HPO validation part")
-    local = train["sched_dep_local"] if "sched_dep_local" in train else train["sched_dep"]
-    split = {"train_rows": len(tr), "valid_rows": len(va), "valid_from": str(local.iloc[va].min()),
-             "valid_to": str(local.iloc[va].max()), "validation": float(validation)}
-    tracker, git = _local_tracker(Tracker, tracking, experiment), git_info()
-    trial_tags = {k: v for k, v in {"mlflow.source.git.commit": git.commit, "mlsys.git.dirty": str(git.dirty).lower()}.items() if v}
-    space, fitted = model_space(), {}  # fitted: family -> (validation score, fit seconds, model) of its best trial so far
-    # One thread per fit by default: on a shared machine OpenMP's spinning threads turned a 0.7 s boosting fit into 30 s.
-    limit = threadpool_limits(threads) if threads else contextlib.nullcontext()
-    with limit, tracker.start_run("model selection", params={"n_trials": n_trials, "sampler": sampler, "seed": seed, **split},
-                                  tags={"mlsys.role": "hpo"}) as parent:
-        for v in data.values():
-            log_data_version(parent, v)
-
-        def objective(params, trial):
-            kind = params["model"]
-            hp = {k: v for k, v in params.items() if k != "model"}
-            with tracker.start_run(f"trial {trial.number}: {kind}", params=dict(params), parent=parent.run_id, log_code=False,
-                                   system_interval=None, tags={**trial_tags, "mlsys.role": "trial", "optuna.trial": trial.number}) as run:
-                trial.set_user_attr("mlflow_run_id", run.run_id)
-                est = make_model(kind, seed, hp)
-                with run.timer("fit", n_samples=len(tr)) as fit:
-                    est.fit(Xtr, ytr)
-                scores = _prob_scores(yva, est.predict_proba(Xva)[:, 1])
-                run.log_metrics({f"valid_{k}": v for k, v in scores.items()})
-            if scores["average_precision"] > fitted.get(kind, (-1.0,))[0]:  # kept for the curves and the trade-offs: no refit
-                fitted[kind] = (scores["average_precision"], fit.seconds, est)
-            return scores["average_precision"]
-
-        journal, name = Path(tracking) / "hpo.journal", f"train-{parent.run_id}"
-        optuna = hpo._optuna()
-        study = optuna.create_study(storage=hpo.open_storage(journal), study_name=name, direction="maximize")
-        study.enqueue_trial({"model": "hgb", **HGB_DEFAULTS})  # today's fixed model is the first candidate,
-        if n_trials > 1:  # and the other family's defaults the second, so both families are compared
-            study.enqueue_trial({"model": "logreg", **LOGREG_DEFAULTS})
-        res = hpo.tune(objective, space, n_trials, direction="maximize", sampler=sampler, storage=journal, study_name=name, seed=seed)
-        ids = {t.number: t.user_attrs.get("mlflow_run_id") for t in res.study.get_trials(deepcopy=False)}
-        trials = res.trials.assign(mlflow_run_id=res.trials["number"].map(ids))
-        bests = _family_bests(trials, space)
-        kind = str(res.best_params["model"])
-        params = bests[kind]
-
-        n = len(tr)
-        sizes = sorted({int(s) for s in np.geomspace(min(500, max(2, n // 8)), n, curve_points)})[:-1]  # the last point, all n rows, is the trial
-        curves = learning_curves({k: make_model(k, seed, hp) for k, hp in bests.items()}, Xtr, ytr, Xva, yva, sizes,
-                                 scoring="average_precision", random_state=seed)
-        scorer = get_scorer("average_precision")
-        curves = pd.concat([curves, pd.DataFrame([{"model": k, "n_train": n, "repeat": 0, "train_score": scorer(fitted[k][2], Xtr, ytr),
-                                                   "valid_score": scorer(fitted[k][2], Xva, yva), "fit_seconds": fitted[k][1]}
-                                                  for k in bests])], ignore_index=True)
-        extra, fits = extrapolate(curves, n_future=4 * n, max_score=1.0)
-        ax = plot_learning_curves(curves, fits, n_future=4 * n)
-        ax.set(ylabel="validation average precision", title="Learning curves of each family's best (validation weeks)")
-        figures = {"learning_curves": ax.figure}
-        candidates = {**{k: fitted[k][2] for k in bests},
-                      **fit_baseline_models(train.iloc[tr], seed)}
-        trade = _tradeoffs(candidates, train.iloc[va], yva)
-        ax = plot_tradeoffs(trade)
-        ax.set(ylabel="validation average precision")
-        figures["tradeoffs"] = ax.figure
-        for fig_name, fig in figures.items():
-            parent.log_figure(fig, f"plots/{fig_name}.png")
-
-        with tracker.start_run(f"chosen: {kind}", params={"model": kind, **params}, parent=parent.run_id, system_interval=None,
-                               tags={"mlsys.role": "chosen", "mlsys.trial": int(res.study.best_trial.number)}) as chosen:
-            for v in data.values():
-                log_data_version(chosen, v)
-            est = make_model(kind, seed, params)
-            with chosen.timer("refit", n_samples=len(X)):
-                est.fit(X, y)
-            best_run = trials.loc[trials["number"] == res.study.best_trial.number, "mlflow_run_id"].iloc[0]
-            chosen.log_metrics({k: v for k, v in tracker.get_run(best_run).data.metrics.items() if k.startswith("valid_")})
-            log_model(chosen, est, "model")
-        parent.log_metrics({"best_valid_average_precision": float(res.best_value), "trials": len(trials)})
-        parent.log_dict({"trials": _records(trials), "learning_curves": _records(curves), "tradeoffs": _records(trade.reset_index(names="model"))},
-                        "hpo/selection.json")
-        parent.set_tags({"mlsys.chosen_run": chosen.run_id, "mlsys.chosen_model": kind})
-    store = Path(tracking).absolute()
-    info = {"folder": str(store), "uri": tracker.uri, "experiment": tracker.experiment, "experiment_id": tracker.experiment_id,
-            "parent_run_id": parent.run_id, "chosen_run_id": chosen.run_id, "study": name, "journal": str(journal.absolute()),
-            "artifacts": _artifact_folder(tracker.get_run(parent.run_id).info.artifact_uri, store)}
-    return ModelSelection(kind, params, float(res.best_value), est, trials, split, curves, extra, trade, info,
-                          figures, res.wall_s)
 
 # %% ../nbs/15_pipeline.ipynb
 # Types outside skops' own trusted list that the models of `make_model` (and the baselines) are made of.
@@ -716,6 +485,11 @@ def evaluate_models(models: dict, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.
 
 
 # %% ../nbs/15_pipeline.ipynb
+def _records(df: pd.DataFrame) -> list[dict]:
+    "Rows as JSON-ready dicts (NaN becomes None)."
+    return df.astype(object).where(df.notna(), None).to_dict(orient="records")
+
+
 _DIRECTIONS = {"pr_auc": True, "roc_auc": True, "log_loss": False, "brier": False}
 
 

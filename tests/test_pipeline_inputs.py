@@ -313,3 +313,18 @@ def test_select_model_in_a_copied_run_folder_keeps_its_artifacts_in_the_copy(fit
     assert len(run_table(Tracker(tmp_path / "b/mlruns", experiment="flights-train"))) == 2 + 2
     assert len(run_table(Tracker(tmp_path / "a/mlruns", experiment="flights-train"))) == 2 + 2
     assert first.params and again.model in ("hgb", "logreg") and len(again.trials) == 2
+
+
+def test_model_selection_names_moved_to_pipeline_selection_are_the_same_objects():
+    "`select_model` and its helpers moved to `mlsys.pipeline_selection` (15d); `mlsys.pipeline` still gives the same objects."
+    import mlsys.pipeline as P
+    import mlsys.pipeline_selection as S
+    assert {"select_model", "model_space", "check_budget", "ModelSelection", "_tradeoffs", "_family_bests"} <= set(P._SELECTION)
+    for name in P._SELECTION:
+        assert getattr(P, name) is getattr(S, name), name
+    assert select_model is S.select_model and model_space is S.model_space and check_budget is S.check_budget
+    # what the models file and the evaluate stage read stays in the pipeline: the skops type names do not change
+    assert S.model_inputs is P.model_inputs and S._records is P._records
+    assert RouteRateHeuristic.__module__ == "mlsys.pipeline" and "mlsys.pipeline.RouteRateHeuristic" in P.TRUSTED_MODEL_TYPES
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        P.no_such_name  # noqa: B018
