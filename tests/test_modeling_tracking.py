@@ -483,3 +483,12 @@ def test_log_metrics_checks_all_then_queues_like_log_metric(tracker):
         run.log_metrics({"a": 9.0})
     assert _history(tracker, run.run_id, "a") == [(0, 5.0), (1, 1.0), (7, 3.0), (8, 9.0)]
     assert _history(tracker, run.run_id, "b") == [(0, 2.0), (7, 4.0)]
+
+
+def test_a_new_store_creates_the_experiment_and_a_second_tracker_finds_it(tmp_path):
+    "A store created by this Tracker skips the lookup (issue 12 item 4); MLflow's own Default and a reopened store still work."
+    first = Tracker(tmp_path / "s", experiment="exp")
+    assert first._fresh and Tracker(tmp_path / "s", experiment="exp").experiment_id == first.experiment_id
+    assert not Tracker(tmp_path / "s", experiment="exp")._fresh
+    default = Tracker(tmp_path / "d", experiment="Default")  # exists in every new store: found after the create fails
+    assert default._fresh and default.experiment_id == "0"

@@ -149,6 +149,12 @@ def local_store(
     folder: str | Path,  # the store's folder: `mlflow.db` (SQLite) and `artifacts/` go inside it
 ) -> tuple[str, Path]:
     "Create (once, safely across processes) a local MLflow store in `folder`; return its SQLite URI and artifact folder."
+    uri, artifacts, _ = _local_store(folder)
+    return uri, artifacts
+
+
+def _local_store(folder) -> tuple[str, Path, bool]:
+    "`local_store`, and whether this call created the database."
     folder = as_path(folder, "tracking folder").absolute()
     if folder.exists() and not folder.is_dir():
         raise TrackingUnavailableError(f"tracking folder {folder} exists and is not a folder")
@@ -160,6 +166,7 @@ def local_store(
         raise TrackingUnavailableError(f"cannot create the tracking folder {folder}: {e}") from e
     db = folder / STORE_DB
     _check_sqlite_file(db)
+    created = False
     if not db.exists():
         from filelock import FileLock
 
@@ -169,7 +176,8 @@ def local_store(
                 tmp = folder / f".{STORE_DB}.{os.getpid()}.tmp"
                 shutil.copyfile(template, tmp)
                 os.replace(tmp, db)
-    return f"sqlite:///{db}", folder / STORE_ARTIFACTS
+                created = True
+    return f"sqlite:///{db}", folder / STORE_ARTIFACTS, created
 
 # %% ../../nbs/08e_modeling_tracking.ipynb
 def _redact(uri: str) -> str:
@@ -543,6 +551,7 @@ class Tracker:
         if isinstance(retries, bool) or not isinstance(retries, (int, np.integer)) or not 0 <= retries <= 100:
             raise ConfigError(f"retries must be an integer in [0, 100], got {retries!r}")
         self.experiment, self.timeout, self.retries = experiment, float(timeout), int(retries)
+        self._fresh = False  # set by _resolve when it creates a local store: no experiment of ours can exist yet
         self.uri, self.kind, artifacts = self._resolve(store, artifact_location)
         mlflow = _mlflow()
         _cache_schema_head()
@@ -555,7 +564,7 @@ class Tracker:
         if store is None:
             store = get_config().runs_dir / "tracking"
         if isinstance(store, os.PathLike) or (isinstance(store, str) and "://" not in store):
-            uri, folder = local_store(store)
+            uri, folder, self._fresh = _local_store(store)
             return uri, "local", (folder / _slug(self.experiment)).as_uri()
         if not isinstance(store, str):
             raise ConfigError(f"store must be a folder or a tracking URI, got {type(store).__name__}")
@@ -583,7 +592,7 @@ class Tracker:
     def _experiment(self, artifacts: str | None) -> str:
         "Get or create the experiment (two processes creating it at once both end up with the same id)."
         get = lambda: _call(self, "get_experiment_by_name", self.client.get_experiment_by_name, self.experiment)  # noqa: E731
-        exp = get()
+        exp = None if self._fresh else get()  # a store created just now holds only MLflow's Default experiment
         if exp is None:
             try:
                 return _call(self, "create_experiment", self.client.create_experiment, self.experiment,
