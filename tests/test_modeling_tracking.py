@@ -492,3 +492,20 @@ def test_a_new_store_creates_the_experiment_and_a_second_tracker_finds_it(tmp_pa
     assert not Tracker(tmp_path / "s", experiment="exp")._fresh
     default = Tracker(tmp_path / "d", experiment="Default")  # exists in every new store: found after the create fails
     assert default._fresh and default.experiment_id == "0"
+
+
+def test_artifacts_go_to_the_root_mlflow_reports(tracker, tmp_path):
+    "Run writes through the artifact repository of the URI create_run returned (no get_run per run), or reads it once."
+    from mlsys.modeling.tracking import Run
+
+    with tracker.start_run("art", log_code=False, system_interval=None) as run:
+        run.log_text("a\n", "notes/a.txt")
+    again = Run(tracker, run.run_id, system_interval=None)  # an object for an existing run: the URI is read from the store
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "b.txt").write_text("b\n")
+    again.log_artifact(tmp_path / "d", "dir")
+    listed = {f.path for f in tracker.client.list_artifacts(run.run_id, "notes")} | {
+        f.path for f in tracker.client.list_artifacts(run.run_id, "dir")}
+    assert listed == {"notes/a.txt", "dir/b.txt"}
+    root = Path(tracker.get_run(run.run_id).info.artifact_uri.removeprefix("file://"))
+    assert (root / "notes" / "a.txt").read_text() == "a\n" and (root / "dir" / "b.txt").read_text() == "b\n"

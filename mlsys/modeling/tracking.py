@@ -628,7 +628,8 @@ class Tracker:
         for k, v in (tags or {}).items():
             all_tags[_check_key(k, "tag")] = str(v)[:8000]
         created = _call(self, "create_run", self.client.create_run, self.experiment_id, run_name=name, tags=all_tags)
-        run = Run(self, created.info.run_id, flush_every, flush_seconds, system_interval)
+        run = Run(self, created.info.run_id, flush_every, flush_seconds, system_interval,
+                  artifact_uri=created.info.artifact_uri)
         try:
             if params:
                 run.log_params(params)
@@ -728,6 +729,7 @@ class Run:
         flush_every: int = 1000,  # send buffered metrics once this many wait
         flush_seconds: float = 30.0,  # ... or once the oldest has waited this long
         system_interval: float | None = 10.0,  # seconds between CPU/RAM samples (None: no sampling thread)
+        artifact_uri: str | None = None,  # the run's artifact root, when the caller knows it (else read from the store once)
     ):
         if system_interval is not None and (isinstance(system_interval, bool) or not isinstance(system_interval, (int, float))
                                             or not system_interval > 0):
@@ -741,6 +743,7 @@ class Run:
         self._stop, self._sampler, self._system_step = threading.Event(), None, 0
         self._background: list[threading.Thread] = []
         self._background_errors: list[BaseException] = []
+        self._artifact_uri, self._artifact_repo = artifact_uri, None
         if system_interval is not None:
             self._monitor = SystemMonitor()
             self._sampler = threading.Thread(target=self._sample_loop, args=(float(system_interval),),
@@ -843,8 +846,18 @@ class Run:
             raise DataError(f"artifact {local} does not exist")
         if artifact_path is not None:
             _check_key(artifact_path, "artifact path")
-        fn = self.tracker.client.log_artifacts if local.is_dir() else self.tracker.client.log_artifact
-        _call(self.tracker, "log_artifact", fn, self.run_id, str(local), artifact_path, run_id=self.run_id)
+        repo = self._artifacts()
+        fn = repo.log_artifacts if local.is_dir() else repo.log_artifact  # as MlflowClient.log_artifact(s) call them
+        _call(self.tracker, "log_artifact", fn, str(local), artifact_path, run_id=self.run_id)
+
+    def _artifacts(self):
+        "The run's MLflow artifact repository, from the artifact URI `create_run` returned (MlflowClient would read the run again)."
+        if self._artifact_repo is None:
+            from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+            uri = self._artifact_uri or self.tracker.get_run(self.run_id).info.artifact_uri
+            self._artifact_repo = get_artifact_repository(uri, tracking_uri=self.tracker.uri)
+        return self._artifact_repo
 
     def log_text(self, text: str, artifact_file: str) -> None:
         "Write `text` as an artifact file."
