@@ -572,25 +572,8 @@ def _normality(X: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["feature", "class", "n", "skew", "excess_kurtosis", "p_value"])
 
 # %% ../../nbs/08b_modeling_selection.ipynb
-def check_assumptions(
-    X,  # numeric features (a DataFrame or an array); missing values allowed
-    y,  # class labels
-    time=None,  # a time (or order) per row, for the IID test; None skips it
-    groups=None,  # a group per row (e.g. the day): folds never split a group (rows of one group share values)
-    checks: Sequence[str] = ASSUMPTIONS,  # which assumptions to test
-    n_splits: int = 3,  # cross-validation folds, shared by every model
-    max_rows: int = 4000,  # rows used (a seeded random sample if there are more)
-    gap: float = 0.02,  # AUC gap that counts as a real difference between two models
-    iid_auc: float = 0.55,  # adversarial AUC above which early and late rows differ
-    alpha: float = 0.01,  # significance level, Bonferroni-corrected over pairs or features
-    min_cmi_bits: float = 0.05,  # conditional mutual information that counts as a dependence
-    max_skew: float = 1.0,  # |skewness| that counts as non-normal
-    max_excess_kurtosis: float = 2.0,  # |excess kurtosis| that counts as non-normal
-    n_bins: int = 5,  # quantile bins per feature for the mutual information
-    random_state: int = 0,  # seed of the sample, the folds and the models
-) -> AssumptionReport:
-    "Test on data the assumptions the book lists (prediction, IID, smoothness, linear boundaries, conditional independence, normality)."
-    seed = _seed(random_state)
+def _check_settings(checks, gap, iid_auc, alpha, min_cmi_bits, max_skew, max_excess_kurtosis, n_splits, max_rows, n_bins):
+    "Refuse a bad `checks` list, threshold or count with a `ConfigError` that names it."
     if isinstance(checks, str) or not isinstance(checks, Sequence) or not checks:
         raise ConfigError(f"checks must be a non-empty list from {ASSUMPTIONS}, got {checks!r}")
     unknown = [c for c in checks if c not in ASSUMPTIONS]
@@ -604,6 +587,10 @@ def check_assumptions(
     for name, v, lo in [("n_splits", n_splits, 2), ("max_rows", max_rows, 50), ("n_bins", n_bins, 2)]:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ConfigError(f"{name} must be an integer >= {lo}, got {v!r}")
+
+# %% ../../nbs/08b_modeling_selection.ipynb
+def _assumption_sample(X, y, time, groups, n_splits, max_rows, seed):
+    "Validate `X`, `y`, `time` and `groups` and return them restricted to a seeded sample of at most `max_rows` rows."
     X = _numeric_frame(X)
     y = np.asarray(y)
     if len(y) != len(X):
@@ -630,96 +617,161 @@ def check_assumptions(
         raise DataError(f"class {classes[counts.argmin()]!r} has {counts.min()} rows, fewer than n_splits={n_splits}")
     if groups is not None and len(np.unique(groups)) < n_splits:
         raise DataError(f"groups has {len(np.unique(groups))} distinct values, fewer than n_splits={n_splits}")
-    scorer = get_scorer("roc_auc" if len(classes) == 2 else "roc_auc_ovr")
+    return X, y, time, groups
 
-    def make_folds(target):
-        if groups is None:
-            return list(StratifiedKFold(int(n_splits), shuffle=True, random_state=seed).split(X, target))
-        return list(StratifiedGroupKFold(int(n_splits), shuffle=True, random_state=seed).split(X, target, groups))
+# %% ../../nbs/08b_modeling_selection.ipynb
+class _AssumptionRun:
+    "The state one `check_assumptions` call shares between its tests: data, folds, cached CV AUCs and report rows."
 
-    folds = make_folds(y)
-    # the spread of a fold-averaged AUC when there is no signal (Mann-Whitney under the null, smallest class vs the rest)
-    n_min = counts.min()
-    null_se = _null_auc_se(n_min, len(y) - n_min, int(n_splits))
-    rows, details, cache = {}, {}, {}
+    def __init__(self, X: pd.DataFrame, y: np.ndarray, groups, n_splits: int, seed: int):
+        self.X, self.y, self.groups, self.n_splits, self.seed = X, y, groups, n_splits, seed
+        self.classes, counts = np.unique(y, return_counts=True)
+        self.scorer = get_scorer("roc_auc" if len(self.classes) == 2 else "roc_auc_ovr")
+        self.folds = self.make_folds(y)
+        # the spread of a fold-averaged AUC when there is no signal (Mann-Whitney under the null, smallest class vs the rest)
+        n_min = counts.min()
+        self.null_se = _null_auc_se(n_min, len(y) - n_min, n_splits)
+        self.rows, self.details, self.cache = {}, {}, {}
 
-    def cv(key, model, target=None):
-        if key not in cache:
-            cache[key] = _cv_auc(model, X, y if target is None else target, folds, scorer)
-        return cache[key]
+    def make_folds(self, target) -> list:
+        "Stratified folds of the rows for `target`, keeping each group whole when there are groups."
+        if self.groups is None:
+            return list(StratifiedKFold(self.n_splits, shuffle=True, random_state=self.seed).split(self.X, target))
+        return list(StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=self.seed).split(self.X, target, self.groups))
 
-    def row(name, test, statistic, threshold, verdict, evidence):
-        rows[name] = {"relied_on_by": _RELIED_ON_BY[name], "test": test, "statistic": statistic, "threshold": threshold,
-                      "verdict": verdict, "evidence": evidence}
+    def cv(self, key: str, model) -> float:
+        "The fold-averaged AUC of `model` on the labels, computed once per `key`."
+        if key not in self.cache:
+            self.cache[key] = _cv_auc(model, self.X, self.y, self.folds, self.scorer)
+        return self.cache[key]
 
-    if "prediction" in checks:
-        real, bar = cv("hgb", _hgb(seed)), max(gap, 3 * null_se)
-        row("prediction", "boosted trees' CV AUC above 0.5 (no signal), beyond 3 null standard errors", real - 0.5, bar,
+    def row(self, name, test, statistic, threshold, verdict, evidence):
+        "Record the report's row for one assumption."
+        self.rows[name] = {"relied_on_by": _RELIED_ON_BY[name], "test": test, "statistic": statistic,
+                           "threshold": threshold, "verdict": verdict, "evidence": evidence}
+
+# %% ../../nbs/08b_modeling_selection.ipynb
+def _check_prediction(run: _AssumptionRun, gap: float):
+    "Does X predict y? Boosted trees' CV AUC against 0.5."
+    real, bar = run.cv("hgb", _hgb(run.seed)), max(gap, 3 * run.null_se)
+    run.row("prediction", "boosted trees' CV AUC above 0.5 (no signal), beyond 3 null standard errors", real - 0.5, bar,
             "holds" if real - 0.5 > bar else "violated",
-            f"boosted trees: AUC {real:.3f}; without any signal 0.5 ± {null_se:.3f}")
-    if "iid" in checks:
-        if time is None:
-            row("iid", "adversarial validation (early vs late rows)", np.nan, iid_auc, "not tested", "no time given")
-        else:
-            late = (time > time.median()).to_numpy()
-            if late.sum() < n_splits or (~late).sum() < n_splits:
-                row("iid", "adversarial validation (early vs late rows)", np.nan, iid_auc, "not tested", "all rows share one time")
-            else:
-                auc = _cv_auc(_hgb(seed), X, late, make_folds(late), get_scorer("roc_auc"))
-                bar = max(iid_auc, 0.5 + 3 * _null_auc_se(int(late.sum()), int((~late).sum()), int(n_splits)))
-                single = {c: abs(roc_auc_score(late, X[c].fillna(X[c].median())) - 0.5) + 0.5 for c in X.columns if X[c].nunique() > 1}
-                top = max(single, key=single.get) if single else None
-                rates = [pd.Series(y[~late]).value_counts(normalize=True), pd.Series(y[late]).value_counts(normalize=True)]
-                k = classes[-1]
-                details["iid"] = pd.Series(single, name="single-feature AUC (early vs late)").sort_values(ascending=False)
-                row("iid", "adversarial validation: CV AUC of boosted trees telling late rows from early ones", auc, bar,
-                    "violated" if auc > bar else "holds",
-                    f"AUC {auc:.3f}" + (f"; most telling feature {top!r} (AUC {single[top]:.3f})" if top else "")
-                    + f"; share of class {k}: {rates[0].get(k, 0):.3f} early, {rates[1].get(k, 0):.3f} late")
-    if "smoothness" in checks:
-        knn = cv("knn", _dense(KNeighborsClassifier(15)))
-        smooth = cv("smooth", _dense(make_pipeline(Nystroem(gamma=_median_gamma(X, seed), n_components=min(300, len(X) // 2),
+            f"boosted trees: AUC {real:.3f}; without any signal 0.5 ± {run.null_se:.3f}")
+
+# %% ../../nbs/08b_modeling_selection.ipynb
+def _check_iid(run: _AssumptionRun, time, iid_auc: float):
+    "Are early and late rows alike? Adversarial validation with boosted trees."
+    test = "adversarial validation (early vs late rows)"
+    if time is None:
+        return run.row("iid", test, np.nan, iid_auc, "not tested", "no time given")
+    X, y, n_splits = run.X, run.y, run.n_splits
+    late = (time > time.median()).to_numpy()
+    if late.sum() < n_splits or (~late).sum() < n_splits:
+        return run.row("iid", test, np.nan, iid_auc, "not tested", "all rows share one time")
+    auc = _cv_auc(_hgb(run.seed), X, late, run.make_folds(late), get_scorer("roc_auc"))
+    bar = max(iid_auc, 0.5 + 3 * _null_auc_se(int(late.sum()), int((~late).sum()), n_splits))
+    single = {c: abs(roc_auc_score(late, X[c].fillna(X[c].median())) - 0.5) + 0.5 for c in X.columns if X[c].nunique() > 1}
+    top = max(single, key=single.get) if single else None
+    rates = [pd.Series(y[~late]).value_counts(normalize=True), pd.Series(y[late]).value_counts(normalize=True)]
+    k = run.classes[-1]
+    run.details["iid"] = pd.Series(single, name="single-feature AUC (early vs late)").sort_values(ascending=False)
+    run.row("iid", "adversarial validation: CV AUC of boosted trees telling late rows from early ones", auc, bar,
+            "violated" if auc > bar else "holds",
+            f"AUC {auc:.3f}" + (f"; most telling feature {top!r} (AUC {single[top]:.3f})" if top else "")
+            + f"; share of class {k}: {rates[0].get(k, 0):.3f} early, {rates[1].get(k, 0):.3f} late")
+
+# %% ../../nbs/08b_modeling_selection.ipynb
+def _check_smoothness(run: _AssumptionRun, gap: float):
+    "Do similar inputs have similar outputs? A 15-NN vote against an RBF-kernel model."
+    X, seed = run.X, run.seed
+    knn = run.cv("knn", _dense(KNeighborsClassifier(15)))
+    smooth = run.cv("smooth", _dense(make_pipeline(Nystroem(gamma=_median_gamma(X, seed), n_components=min(300, len(X) // 2),
                                                             random_state=seed), LogisticRegression(max_iter=2000))))
-        row("smoothness", "CV AUC of a 15-NN vote minus an RBF-kernel model at the median-distance scale", knn - smooth, gap,
-            "violated" if knn - smooth > gap else "holds",
-            f"15-NN AUC {knn:.3f}, smooth RBF model {smooth:.3f}")
-    if "linear_boundary" in checks:
-        lin, hgb = cv("linear", _dense(LogisticRegression(max_iter=2000))), cv("hgb", _hgb(seed))
-        row("linear_boundary", "CV AUC of boosted trees minus logistic regression", hgb - lin, gap,
+    run.row("smoothness", "CV AUC of a 15-NN vote minus an RBF-kernel model at the median-distance scale", knn - smooth, gap,
+            "violated" if knn - smooth > gap else "holds", f"15-NN AUC {knn:.3f}, smooth RBF model {smooth:.3f}")
+
+
+def _check_linear_boundary(run: _AssumptionRun, gap: float):
+    "Is the boundary linear? Boosted trees against logistic regression."
+    lin, hgb = run.cv("linear", _dense(LogisticRegression(max_iter=2000))), run.cv("hgb", _hgb(run.seed))
+    run.row("linear_boundary", "CV AUC of boosted trees minus logistic regression", hgb - lin, gap,
             "violated" if hgb - lin > gap else "holds", f"logistic regression AUC {lin:.3f}, boosted trees {hgb:.3f}")
+
+# %% ../../nbs/08b_modeling_selection.ipynb
+def _check_conditional_independence(run: _AssumptionRun, alpha: float, min_cmi_bits: float, n_bins: int):
+    "Are the features independent given the class? A G-test per pair."
+    X = run.X
+    if X.shape[1] < 2:
+        return run.row("conditional_independence", "G-test per feature pair given the class", np.nan, min_cmi_bits,
+                       "not tested", "fewer than two features")
+    pairs = _conditional_independence(X, run.y, n_bins)
+    pairs["dependent"] = (pairs["p_value"] < alpha / len(pairs)) & (pairs["cmi_bits"] > min_cmi_bits)
+    run.details["conditional_independence"] = pairs
+    top = pairs.iloc[0]
+    run.row("conditional_independence", "conditional mutual information per feature pair given the class (G-test)",
+            float(top["cmi_bits"]), min_cmi_bits, "violated" if pairs["dependent"].any() else "holds",
+            f"{int(pairs['dependent'].sum())} of {len(pairs)} pairs dependent given the class; strongest "
+            f"({top['feature_a']}, {top['feature_b']}): {top['cmi_bits']:.3f} bits, p = {top['p_value']:.2g}")
+
+
+def _check_normality(run: _AssumptionRun, alpha: float, max_skew: float, max_excess_kurtosis: float):
+    "Is each feature normal within each class? D'Agostino's test with skewness and kurtosis as effect sizes."
+    X = run.X
+    norm = _normality(X, run.y)
+    if norm.empty:
+        return run.row("normality", "D'Agostino test per feature and class", np.nan, max_skew, "not tested",
+                       "no feature could be tested")
+    norm["non_normal"] = ((norm["p_value"] < alpha / len(norm))
+                          & ((norm["skew"].abs() > max_skew) | (norm["excess_kurtosis"].abs() > max_excess_kurtosis)))
+    run.details["normality"] = norm
+    worst = norm.loc[norm["skew"].abs().idxmax()]
+    bad = norm.loc[norm["non_normal"], "feature"].unique()
+    run.row("normality", "D'Agostino test per feature and class, with |skew| and |excess kurtosis| as effect sizes",
+            float(abs(worst["skew"])), max_skew, "violated" if len(bad) else "holds",
+            f"{len(bad)} of {X.shape[1]} features non-normal within a class; most skewed {worst['feature']!r} "
+            f"(skew {worst['skew']:.2f}, excess kurtosis {worst['excess_kurtosis']:.2f})")
+
+# %% ../../nbs/08b_modeling_selection.ipynb
+def check_assumptions(
+    X,  # numeric features (a DataFrame or an array); missing values allowed
+    y,  # class labels
+    time=None,  # a time (or order) per row, for the IID test; None skips it
+    groups=None,  # a group per row (e.g. the day): folds never split a group (rows of one group share values)
+    checks: Sequence[str] = ASSUMPTIONS,  # which assumptions to test
+    n_splits: int = 3,  # cross-validation folds, shared by every model
+    max_rows: int = 4000,  # rows used (a seeded random sample if there are more)
+    gap: float = 0.02,  # AUC gap that counts as a real difference between two models
+    iid_auc: float = 0.55,  # adversarial AUC above which early and late rows differ
+    alpha: float = 0.01,  # significance level, Bonferroni-corrected over pairs or features
+    min_cmi_bits: float = 0.05,  # conditional mutual information that counts as a dependence
+    max_skew: float = 1.0,  # |skewness| that counts as non-normal
+    max_excess_kurtosis: float = 2.0,  # |excess kurtosis| that counts as non-normal
+    n_bins: int = 5,  # quantile bins per feature for the mutual information
+    random_state: int = 0,  # seed of the sample, the folds and the models
+) -> AssumptionReport:
+    "Test on data the assumptions the book lists (prediction, IID, smoothness, linear boundaries, conditional independence, normality)."
+    seed = _seed(random_state)
+    _check_settings(checks, gap, iid_auc, alpha, min_cmi_bits, max_skew, max_excess_kurtosis, n_splits, max_rows, n_bins)
+    X, y, time, groups = _assumption_sample(X, y, time, groups, n_splits, max_rows, seed)
+    run = _AssumptionRun(X, y, groups, int(n_splits), seed)
+    if "prediction" in checks:
+        _check_prediction(run, gap)
+    if "iid" in checks:
+        _check_iid(run, time, iid_auc)
+    if "smoothness" in checks:
+        _check_smoothness(run, gap)
+    if "linear_boundary" in checks:
+        _check_linear_boundary(run, gap)
     if "conditional_independence" in checks:
-        if X.shape[1] < 2:
-            row("conditional_independence", "G-test per feature pair given the class", np.nan, min_cmi_bits, "not tested",
-                "fewer than two features")
-        else:
-            pairs = _conditional_independence(X, y, int(n_bins))
-            pairs["dependent"] = (pairs["p_value"] < alpha / len(pairs)) & (pairs["cmi_bits"] > min_cmi_bits)
-            details["conditional_independence"] = pairs
-            top = pairs.iloc[0]
-            row("conditional_independence", "conditional mutual information per feature pair given the class (G-test)",
-                float(top["cmi_bits"]), min_cmi_bits, "violated" if pairs["dependent"].any() else "holds",
-                f"{int(pairs['dependent'].sum())} of {len(pairs)} pairs dependent given the class; strongest "
-                f"({top['feature_a']}, {top['feature_b']}): {top['cmi_bits']:.3f} bits, p = {top['p_value']:.2g}")
+        _check_conditional_independence(run, alpha, min_cmi_bits, int(n_bins))
     if "normality" in checks:
-        norm = _normality(X, y)
-        if norm.empty:
-            row("normality", "D'Agostino test per feature and class", np.nan, max_skew, "not tested", "no feature could be tested")
-        else:
-            norm["non_normal"] = ((norm["p_value"] < alpha / len(norm))
-                                  & ((norm["skew"].abs() > max_skew) | (norm["excess_kurtosis"].abs() > max_excess_kurtosis)))
-            details["normality"] = norm
-            worst = norm.loc[norm["skew"].abs().idxmax()]
-            bad = norm.loc[norm["non_normal"], "feature"].unique()
-            row("normality", "D'Agostino test per feature and class, with |skew| and |excess kurtosis| as effect sizes",
-                float(abs(worst["skew"])), max_skew, "violated" if len(bad) else "holds",
-                f"{len(bad)} of {X.shape[1]} features non-normal within a class; most skewed {worst['feature']!r} "
-                f"(skew {worst['skew']:.2f}, excess kurtosis {worst['excess_kurtosis']:.2f})")
-    rows["tractability"] = {"relied_on_by": _RELIED_ON_BY["tractability"], "test": "none: a property of the model",
-                            "statistic": np.nan, "threshold": np.nan, "verdict": "not tested",
-                            "evidence": "depends on the model's latent structure, not on the data"}
-    table = pd.DataFrame.from_dict(rows, orient="index")
+        _check_normality(run, alpha, max_skew, max_excess_kurtosis)
+    run.rows["tractability"] = {"relied_on_by": _RELIED_ON_BY["tractability"], "test": "none: a property of the model",
+                                "statistic": np.nan, "threshold": np.nan, "verdict": "not tested",
+                                "evidence": "depends on the model's latent structure, not on the data"}
+    table = pd.DataFrame.from_dict(run.rows, orient="index")
     table.index.name = "assumption"
-    return AssumptionReport(table, details)
+    return AssumptionReport(table, run.details)
 
 # %% ../../nbs/08b_modeling_selection.ipynb
 @dataclass
