@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from fastcore.basics import patch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils import get_tags
 from sklearn.utils.multiclass import check_classification_targets
@@ -118,7 +119,7 @@ STRATEGIES = ("random", "least_confidence", "margin", "entropy", "vote_entropy",
 _UNCERTAINTY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "least_confidence": least_confidence, "margin": margin, "entropy": entropy}
 
-
+# %% ../../nbs/04f_labeling_active.ipynb
 class _DataTypeError(DataError, TypeError):
     "Input of a type that cannot be used (a sparse matrix the base estimator refuses): a `DataError` that is also the `TypeError` scikit-learn raises."
 
@@ -132,7 +133,7 @@ def _n_rows(X, name: str) -> int:
         raise DataError(f"{name} must be a 2-D array of examples, got {type(X).__name__}")
     return len(X)
 
-
+# %% ../../nbs/04f_labeling_active.ipynb
 class ActiveLearner(ClassifierMixin, BaseEstimator):
     "Pool-based active learner: fit on the labeled set, rate the pool with `uncertainty`, `query` the next batch to label."
 
@@ -148,86 +149,6 @@ class ActiveLearner(ClassifierMixin, BaseEstimator):
         from sklearn.linear_model import LogisticRegression
         return clone(self.estimator) if self.estimator is not None else LogisticRegression(max_iter=500)
 
-    def _validate(self, X, y=None, reset: bool = True):
-        "X (and y) as arrays; NaN and sparse input are the base estimator's business (the tags follow it)."
-        sparse_ok = get_tags(self.estimator).input_tags.sparse if self.estimator is not None else True  # default: LogisticRegression
-        kw = dict(accept_sparse="csr" if sparse_ok else False, ensure_all_finite=False)
-        try:
-            return validate_data(self, X, y, reset=True, **kw) if reset else validate_data(self, X, reset=False, **kw)
-        except TypeError as e:
-            raise _DataTypeError(f"X: {e}") from e
-        except ValueError as e:
-            raise DataError(f"ActiveLearner: {e}") from e
-
-    def _call(self, model, method: str, *args):
-        try:
-            return getattr(model, method)(*args)
-        except (ValueError, TypeError) as e:
-            raise DataError(f"ActiveLearner: the base estimator {type(model).__name__}.{method} refused the data: {e}") from e
-
-    def fit(self, X, y) -> ActiveLearner:
-        "Fit the model (and the committee, for QBC strategies) on the labeled examples `X`, `y`."
-        if not isinstance(self.strategy, str) or self.strategy not in STRATEGIES:
-            raise ConfigError(f"strategy={self.strategy!r} is not one of {STRATEGIES}")
-        _check_int(self.batch_size, "batch_size", 1)
-        _check_int(self.n_committee, "n_committee", 1)
-        if self.strategy in ("vote_entropy", "kl_consensus"):
-            _check_int(self.n_committee, f"n_committee (for {self.strategy})", 2)
-        rs = self.random_state
-        if rs is not None and (isinstance(rs, (bool, np.bool_)) or not isinstance(rs, numbers.Integral) or rs < 0):
-            raise ConfigError(f"random_state must be None or a non-negative int, got {rs!r}")
-        if self.estimator is not None and not (hasattr(self.estimator, "fit") and hasattr(self.estimator, "predict_proba")):
-            raise ConfigError(f"estimator must be a classifier with fit and predict_proba, got {type(self.estimator).__name__}")
-        if y is None:
-            raise DataError("ActiveLearner requires y to be passed, but the target y is None; give the labels of the labeled set")
-        X, y = self._validate(X, y)  # continuous or multilabel y: the base estimator refuses it, named, in its fit
-        self.classes_ = np.unique(y)
-        if len(self.classes_) < 2:
-            raise DataError(f"the labeled set holds 1 class ({self.classes_.tolist()}); active learning needs at least 2 classes")
-        self.rng_ = np.random.default_rng(rs)
-        self.estimator_ = self._call(self._base(), "fit", X, y)
-        self.committee_ = []
-        if self.strategy in ("vote_entropy", "kl_consensus"):
-            by_class = [np.flatnonzero(y == c) for c in self.classes_]
-            for _ in range(self.n_committee):
-                idx = np.concatenate([self.rng_.choice(ix, size=len(ix), replace=True) for ix in by_class])
-                self.committee_.append(self._call(self._base(), "fit", X[idx], y[idx]))
-        return self
-
-    def uncertainty(self, X_pool) -> np.ndarray:
-        "Informativeness of each pool example under `strategy` (higher = query sooner)."
-        check_is_fitted(self, "estimator_")
-        if _n_rows(X_pool, "X_pool") == 0:
-            raise DataError("the pool X_pool is empty: nothing left to query")
-        X_pool = self._validate(X_pool, reset=False)
-        if self.strategy == "random":
-            return self.rng_.random(X_pool.shape[0])
-        if self.strategy in _UNCERTAINTY:
-            return _UNCERTAINTY[self.strategy](self._call(self.estimator_, "predict_proba", X_pool))
-        probas = np.stack([self._call(m, "predict_proba", X_pool) for m in self.committee_])
-        if self.strategy == "kl_consensus":
-            return kl_to_consensus(probas)
-        votes = probas.argmax(axis=2)
-        return vote_entropy(votes, len(self.classes_))
-
-    def query(self, X_pool) -> np.ndarray:
-        "Indices (into `X_pool`) of the `batch_size` most informative examples, best first."
-        s = self.uncertainty(X_pool)
-        k = min(self.batch_size, len(s))
-        # ties broken at random so a flat score does not always pick the first rows
-        order = np.lexsort((self.rng_.random(len(s)), -s))
-        return order[:k]
-
-    def predict(self, X) -> np.ndarray:
-        "Predictions of the model fitted on the labeled set."
-        check_is_fitted(self, "estimator_")
-        return self._call(self.estimator_, "predict", self._validate(X, reset=False))
-
-    def predict_proba(self, X) -> np.ndarray:
-        "Class probabilities of the model fitted on the labeled set."
-        check_is_fitted(self, "estimator_")
-        return self._call(self.estimator_, "predict_proba", self._validate(X, reset=False))
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         if self.estimator is not None:
@@ -237,6 +158,101 @@ class ActiveLearner(ClassifierMixin, BaseEstimator):
             base = get_tags(LogisticRegression())
         tags.input_tags.sparse, tags.input_tags.allow_nan = base.input_tags.sparse, base.input_tags.allow_nan
         return tags
+
+# %% ../../nbs/04f_labeling_active.ipynb
+@patch
+def _validate(self: ActiveLearner, X, y=None, reset: bool = True):
+    "X (and y) as arrays; NaN and sparse input are the base estimator's business (the tags follow it)."
+    sparse_ok = get_tags(self.estimator).input_tags.sparse if self.estimator is not None else True  # default: LogisticRegression
+    kw = dict(accept_sparse="csr" if sparse_ok else False, ensure_all_finite=False)
+    try:
+        return validate_data(self, X, y, reset=True, **kw) if reset else validate_data(self, X, reset=False, **kw)
+    except TypeError as e:
+        raise _DataTypeError(f"X: {e}") from e
+    except ValueError as e:
+        raise DataError(f"ActiveLearner: {e}") from e
+
+
+@patch
+def _call(self: ActiveLearner, model, method: str, *args):
+    "`model.method(*args)`, with a refusal of the data turned into a `DataError` naming the estimator and method."
+    try:
+        return getattr(model, method)(*args)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"ActiveLearner: the base estimator {type(model).__name__}.{method} refused the data: {e}") from e
+
+# %% ../../nbs/04f_labeling_active.ipynb
+@patch
+def fit(self: ActiveLearner, X, y) -> ActiveLearner:
+    "Fit the model (and the committee, for QBC strategies) on the labeled examples `X`, `y`."
+    if not isinstance(self.strategy, str) or self.strategy not in STRATEGIES:
+        raise ConfigError(f"strategy={self.strategy!r} is not one of {STRATEGIES}")
+    _check_int(self.batch_size, "batch_size", 1)
+    _check_int(self.n_committee, "n_committee", 1)
+    if self.strategy in ("vote_entropy", "kl_consensus"):
+        _check_int(self.n_committee, f"n_committee (for {self.strategy})", 2)
+    rs = self.random_state
+    if rs is not None and (isinstance(rs, (bool, np.bool_)) or not isinstance(rs, numbers.Integral) or rs < 0):
+        raise ConfigError(f"random_state must be None or a non-negative int, got {rs!r}")
+    if self.estimator is not None and not (hasattr(self.estimator, "fit") and hasattr(self.estimator, "predict_proba")):
+        raise ConfigError(f"estimator must be a classifier with fit and predict_proba, got {type(self.estimator).__name__}")
+    if y is None:
+        raise DataError("ActiveLearner requires y to be passed, but the target y is None; give the labels of the labeled set")
+    X, y = self._validate(X, y)  # continuous or multilabel y: the base estimator refuses it, named, in its fit
+    self.classes_ = np.unique(y)
+    if len(self.classes_) < 2:
+        raise DataError(f"the labeled set holds 1 class ({self.classes_.tolist()}); active learning needs at least 2 classes")
+    self.rng_ = np.random.default_rng(rs)
+    self.estimator_ = self._call(self._base(), "fit", X, y)
+    self.committee_ = []
+    if self.strategy in ("vote_entropy", "kl_consensus"):
+        by_class = [np.flatnonzero(y == c) for c in self.classes_]
+        for _ in range(self.n_committee):
+            idx = np.concatenate([self.rng_.choice(ix, size=len(ix), replace=True) for ix in by_class])
+            self.committee_.append(self._call(self._base(), "fit", X[idx], y[idx]))
+    return self
+
+# %% ../../nbs/04f_labeling_active.ipynb
+@patch
+def uncertainty(self: ActiveLearner, X_pool) -> np.ndarray:
+    "Informativeness of each pool example under `strategy` (higher = query sooner)."
+    check_is_fitted(self, "estimator_")
+    if _n_rows(X_pool, "X_pool") == 0:
+        raise DataError("the pool X_pool is empty: nothing left to query")
+    X_pool = self._validate(X_pool, reset=False)
+    if self.strategy == "random":
+        return self.rng_.random(X_pool.shape[0])
+    if self.strategy in _UNCERTAINTY:
+        return _UNCERTAINTY[self.strategy](self._call(self.estimator_, "predict_proba", X_pool))
+    probas = np.stack([self._call(m, "predict_proba", X_pool) for m in self.committee_])
+    if self.strategy == "kl_consensus":
+        return kl_to_consensus(probas)
+    votes = probas.argmax(axis=2)
+    return vote_entropy(votes, len(self.classes_))
+
+
+@patch
+def query(self: ActiveLearner, X_pool) -> np.ndarray:
+    "Indices (into `X_pool`) of the `batch_size` most informative examples, best first."
+    s = self.uncertainty(X_pool)
+    k = min(self.batch_size, len(s))
+    # ties broken at random so a flat score does not always pick the first rows
+    order = np.lexsort((self.rng_.random(len(s)), -s))
+    return order[:k]
+
+# %% ../../nbs/04f_labeling_active.ipynb
+@patch
+def predict(self: ActiveLearner, X) -> np.ndarray:
+    "Predictions of the model fitted on the labeled set."
+    check_is_fitted(self, "estimator_")
+    return self._call(self.estimator_, "predict", self._validate(X, reset=False))
+
+
+@patch
+def predict_proba(self: ActiveLearner, X) -> np.ndarray:
+    "Class probabilities of the model fitted on the labeled set."
+    check_is_fitted(self, "estimator_")
+    return self._call(self.estimator_, "predict_proba", self._validate(X, reset=False))
 
 # %% ../../nbs/04f_labeling_active.ipynb
 def _check_fraction(value, name: str) -> float:
