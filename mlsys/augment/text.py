@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from fastcore.basics import patch
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.utils.extmath import randomized_svd
@@ -104,7 +105,61 @@ SMS_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("going", "gonna"), ("want", "wanna"), ("night", "nite"), ("see", "c"), ("be", "b"),
 )
 
+# %% ../../nbs/06b_augment_text.ipynb
+def _cooccurrence(docs: list[list[str]], index: dict[str, int], window: int) -> sp.coo_matrix:
+    "Symmetric counts of vocabulary words within `window` tokens of each other; rare words and message ends break windows."
+    seq: list[int] = []
+    for doc in docs:  # one long id sequence; -1 marks rare words and separates messages
+        seq.extend(index.get(w, -1) for w in doc)
+        seq.extend([-1] * window)
+    seq = np.asarray(seq, dtype=np.int64)
+    rows, cols = [], []
+    for k in range(1, window + 1):
+        a, b = seq[:-k], seq[k:]
+        ok = (a >= 0) & (b >= 0)
+        rows += [a[ok], b[ok]]
+        cols += [b[ok], a[ok]]
+    v = len(index)
+    co = sp.coo_matrix((np.ones(sum(map(len, rows))), (np.concatenate(rows), np.concatenate(cols))), shape=(v, v))
+    return co.tocsr().tocoo()  # sums duplicate pairs
 
+# %% ../../nbs/06b_augment_text.ipynb
+def _ppmi(co: sp.coo_matrix) -> sp.csr_matrix:
+    "Positive pointwise mutual information of a summed co-occurrence matrix."
+    v = co.shape[0]
+    total = co.data.sum()
+    row_sum, col_sum = np.bincount(co.row, co.data, v), np.bincount(co.col, co.data, v)
+    pmi = np.log(co.data * total / (row_sum[co.row] * col_sum[co.col]))
+    keep = pmi > 0
+    return sp.csr_matrix((pmi[keep], (co.row[keep], co.col[keep])), shape=(v, v))
+
+
+def _embed(ppmi: sp.csr_matrix, n_components: int) -> np.ndarray:
+    "Unit-length word vectors from a randomized truncated SVD of the PPMI matrix (at most v - 1 dimensions)."
+    k = min(n_components, ppmi.shape[0] - 1)
+    u, s, _ = randomized_svd(ppmi, k, n_iter=4, random_state=0)
+    emb = u * np.sqrt(s)
+    emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    return emb
+
+# %% ../../nbs/06b_augment_text.ipynb
+def _neighbours(vocab: list[str], emb: np.ndarray, n_neighbours: int, min_similarity: float) -> dict[str, list[str]]:
+    "For each content word, its `n_neighbours` most similar content words with cosine similarity >= `min_similarity`."
+    sim = emb @ emb.T
+    content = np.array([w not in STOP_WORDS and not w.isdigit() for w in vocab])
+    sim[:, ~content] = -np.inf
+    np.fill_diagonal(sim, -np.inf)
+    lexicon: dict[str, list[str]] = {}
+    for i, w in enumerate(vocab):
+        if not content[i]:
+            continue
+        order = np.argsort(-sim[i])[:n_neighbours]
+        near = [vocab[j] for j in order if sim[i, j] >= min_similarity]
+        if near:
+            lexicon[w] = near
+    return lexicon
+
+# %% ../../nbs/06b_augment_text.ipynb
 class SynonymLexicon(_TextInput, BaseEstimator):
     "Similar words learned from a corpus (PPMI + SVD neighbours), merged with packaged synonym groups."
 
@@ -138,82 +193,57 @@ class SynonymLexicon(_TextInput, BaseEstimator):
                 raise ConfigError(f"groups[{i}] must be a sequence of non-empty words, got {g!r}")
         return groups
 
-    def fit(self, texts: Iterable[str], y=None) -> "SynonymLexicon":
-        "Learn distributional neighbours from `texts`."
-        groups = self._validate()
-        docs = [tokenize(t) for t in check_texts(texts)]
-        counts = Counter(itertools.chain.from_iterable(docs))
-        vocab = sorted(w for w, c in counts.items() if c >= self.min_count)
-        if len(vocab) < 3:
-            raise DataError(f"only {len(vocab)} words occur at least min_count={self.min_count} times; need 3 or more")
-        index = {w: i for i, w in enumerate(vocab)}
-        seq: list[int] = []
-        window = min(self.window, max(map(len, docs)))  # a wider window sees nothing more (and would need huge gaps)
-        for doc in docs:  # one long id sequence; -1 marks rare words and separates messages
-            seq.extend(index.get(w, -1) for w in doc)
-            seq.extend([-1] * window)
-        seq = np.asarray(seq, dtype=np.int64)
-        rows, cols = [], []
-        for k in range(1, window + 1):
-            a, b = seq[:-k], seq[k:]
-            ok = (a >= 0) & (b >= 0)
-            rows += [a[ok], b[ok]]
-            cols += [b[ok], a[ok]]
-        v = len(vocab)
-        co = sp.coo_matrix((np.ones(sum(map(len, rows))), (np.concatenate(rows), np.concatenate(cols))), shape=(v, v))
-        co = co.tocsr().tocoo()  # sums duplicate pairs
-        total = co.data.sum()
-        row_sum, col_sum = np.bincount(co.row, co.data, v), np.bincount(co.col, co.data, v)
-        pmi = np.log(co.data * total / (row_sum[co.row] * col_sum[co.col]))
-        keep = pmi > 0
-        ppmi = sp.csr_matrix((pmi[keep], (co.row[keep], co.col[keep])), shape=(v, v))
-        k = min(self.n_components, v - 1)
-        u, s, _ = randomized_svd(ppmi, k, n_iter=4, random_state=0)
-        emb = u * np.sqrt(s)
-        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        sim = emb @ emb.T
-        content = np.array([w not in STOP_WORDS and not w.isdigit() for w in vocab])
-        sim[:, ~content] = -np.inf
-        np.fill_diagonal(sim, -np.inf)
-        lexicon: dict[str, list[str]] = {}
-        for i, w in enumerate(vocab):
-            if not content[i]:
-                continue
-            order = np.argsort(-sim[i])[: self.n_neighbours]
-            near = [vocab[j] for j in order if sim[i, j] >= self.min_similarity]
-            if near:
-                lexicon[w] = near
-        self.distributional_ = {w: list(v) for w, v in lexicon.items()}
-        for group in groups or ():
-            for w in group:
-                others = [o for o in group if o != w]
-                lexicon[w] = others + [o for o in lexicon.get(w, []) if o not in others]
-        self.vocabulary_ = vocab
-        self.embeddings_ = emb
-        self.lexicon_ = lexicon
-        return self
+# %% ../../nbs/06b_augment_text.ipynb
+@patch
+def fit(self: SynonymLexicon, texts: Iterable[str], y=None) -> "SynonymLexicon":
+    "Learn distributional neighbours from `texts`."
+    groups = self._validate()
+    docs = [tokenize(t) for t in check_texts(texts)]
+    counts = Counter(itertools.chain.from_iterable(docs))
+    vocab = sorted(w for w, c in counts.items() if c >= self.min_count)
+    if len(vocab) < 3:
+        raise DataError(f"only {len(vocab)} words occur at least min_count={self.min_count} times; need 3 or more")
+    index = {w: i for i, w in enumerate(vocab)}
+    window = min(self.window, max(map(len, docs)))  # a wider window sees nothing more (and would need huge gaps)
+    emb = _embed(_ppmi(_cooccurrence(docs, index, window)), self.n_components)
+    lexicon = _neighbours(vocab, emb, self.n_neighbours, self.min_similarity)
+    self.distributional_ = {w: list(v) for w, v in lexicon.items()}
+    for group in groups or ():
+        for w in group:
+            others = [o for o in group if o != w]
+            lexicon[w] = others + [o for o in lexicon.get(w, []) if o not in others]
+    self.vocabulary_ = vocab
+    self.embeddings_ = emb
+    self.lexicon_ = lexicon
+    return self
 
-    def synonyms(self, word: str) -> list[str]:
-        "Similar words for `word` (empty if it has none)."
-        check_is_fitted(self, "lexicon_")
-        if not isinstance(word, str):
-            raise DataError(f"word must be a str, got {type(word).__name__}")
-        return list(self.lexicon_.get(word.lower(), []))
+# %% ../../nbs/06b_augment_text.ipynb
+@patch
+def synonyms(self: SynonymLexicon, word: str) -> list[str]:
+    "Similar words for `word` (empty if it has none)."
+    check_is_fitted(self, "lexicon_")
+    if not isinstance(word, str):
+        raise DataError(f"word must be a str, got {type(word).__name__}")
+    return list(self.lexicon_.get(word.lower(), []))
 
-    def _lookup(self, word: str) -> list[str]:
-        "`synonyms` without the checks, for the EDA operations' inner loops (read-only: do not modify the list)."
-        return self.lexicon_.get(word.lower(), [])
 
-    def similarity(self, a: str, b: str) -> float:
-        "Cosine similarity of two vocabulary words in the learned space."
-        check_is_fitted(self, "embeddings_")
-        idx = {w: i for i, w in enumerate(self.vocabulary_)}
-        for w in (a, b):
-            if not isinstance(w, str):
-                raise DataError(f"words must be str, got {type(w).__name__} ({w!r})")
-            if w not in idx:
-                raise DataError(f"word {w!r} is not in the vocabulary (seen fewer than min_count={self.min_count} times)")
-        return float(self.embeddings_[idx[a]] @ self.embeddings_[idx[b]])
+@patch
+def _lookup(self: SynonymLexicon, word: str) -> list[str]:
+    "`synonyms` without the checks, for the EDA operations' inner loops (read-only: do not modify the list)."
+    return self.lexicon_.get(word.lower(), [])
+
+
+@patch
+def similarity(self: SynonymLexicon, a: str, b: str) -> float:
+    "Cosine similarity of two vocabulary words in the learned space."
+    check_is_fitted(self, "embeddings_")
+    idx = {w: i for i, w in enumerate(self.vocabulary_)}
+    for w in (a, b):
+        if not isinstance(w, str):
+            raise DataError(f"words must be str, got {type(w).__name__} ({w!r})")
+        if w not in idx:
+            raise DataError(f"word {w!r} is not in the vocabulary (seen fewer than min_count={self.min_count} times)")
+    return float(self.embeddings_[idx[a]] @ self.embeddings_[idx[b]])
 
 # %% ../../nbs/06b_augment_text.ipynb
 def _check_op(tokens, lexicon, rng, needs_lexicon: bool = True) -> list[str]:
