@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib
+import importlib.abc
 import json
 import logging
 import os
@@ -24,8 +25,8 @@ import numpy as np
 # %% auto 0
 __all__ = ['logger', 'EXTRAS', 'MlsysError', 'ConfigError', 'DataError', 'SchemaError', 'MissingExtraError', 'PipelineError',
            'IntegrityError', 'BusyError', 'require_columns', 'require_tz_aware', 'as_path', 'Config', 'get_config',
-           'seed_everything', 'install_hint', 'optional_import', 'atomic_write_bytes', 'save_json', 'load_json',
-           'file_sha256', 'enable_logging']
+           'seed_everything', 'install_hint', 'optional_import', 'import_skops_io', 'atomic_write_bytes', 'save_json',
+           'load_json', 'file_sha256', 'enable_logging']
 
 # %% ../nbs/00_core.ipynb
 logger = logging.getLogger("mlsys")
@@ -206,6 +207,31 @@ def optional_import(module: str, extra: str | None = None, purpose: str = ""):
         raise MissingExtraError(
             f"optional dependency {module!r} is not installed{what}; install it with: {install_hint(module, extra)}"
         ) from e
+
+# %% ../nbs/00_core.ipynb
+_ARRAY_API_ADAPTERS = ("torch", "cupy", "dask", "jax")  # vendored array-api-compat back-ends the estimator walk would import
+
+
+class _BlockAdapters(importlib.abc.MetaPathFinder):
+    "A finder that refuses sklearn's vendored array-api-compat back-end packages (while skops builds its trusted list)."
+
+    def find_spec(self, name, path=None, target=None):
+        parts = name.split(".")
+        if parts[:3] == ["sklearn", "externals", "array_api_compat"] and len(parts) > 3 and parts[3] in _ARRAY_API_ADAPTERS:
+            raise ImportError(f"{name} is not needed to list scikit-learn's estimators")
+        return None
+
+
+def import_skops_io():
+    "Import `skops.io` without the array-api back-ends (torch, ...) that its estimator walk would pull in; same trusted types."
+    if sys.modules.get("skops.io") is not None:  # imported already (None marks an import that is to fail)
+        return sys.modules["skops.io"]
+    blocker = _BlockAdapters()
+    sys.meta_path.insert(0, blocker)
+    try:
+        return optional_import("skops.io", purpose="saving and loading models")
+    finally:
+        sys.meta_path.remove(blocker)
 
 # %% ../nbs/00_core.ipynb
 def _jsonable(obj: Any, path: str = "$"):

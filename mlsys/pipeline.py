@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import (ConfigError, DataError, IntegrityError, as_path, atomic_write_bytes, file_sha256,
+from .core import (ConfigError, DataError, IntegrityError, as_path, atomic_write_bytes, file_sha256, import_skops_io,
                         require_columns, require_tz_aware)
 from .datasets import load_airlines, load_airports, load_flights, load_planes, load_weather
 from .features.store import flight_feature_columns
@@ -382,7 +382,7 @@ def _check_models(models, what: str = "models") -> dict:
 
 def _untrusted(data: bytes, path: Path, trusted: Iterable[str]) -> list[str]:
     "The types in a skops file beyond skops' defaults; `IntegrityError` for any not on our list."
-    import skops.io as sio
+    sio = import_skops_io()
     try:
         found = sio.get_untrusted_types(data=data)
     except Exception as e:  # a parse boundary: a damaged or foreign zip fails in many ways
@@ -405,7 +405,7 @@ def save_models(
     models, path = _check_models(models), as_path(path, "model file")
     suffix = path.suffix.lower()
     if suffix == ".skops":
-        import skops.io as sio
+        sio = import_skops_io()
         data = sio.dumps(models, compression=zipfile.ZIP_DEFLATED)
         _untrusted(data, path, ())  # refuse now what load_models would refuse later
     elif suffix in _PICKLE_SUFFIXES:
@@ -440,7 +440,7 @@ def load_models(
     if hashlib.sha256(data).hexdigest() != expected:
         raise IntegrityError(f"{path}: checksum mismatch; the file changed since it was saved")
     if data[:4] == b"PK\x03\x04":  # a zip: skops
-        import skops.io as sio
+        sio = import_skops_io()
         found = _untrusted(data, path, trusted)
         try:
             models = sio.loads(data, trusted=found)

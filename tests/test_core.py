@@ -180,3 +180,43 @@ def test_import_mlsys_does_not_import_the_format_codecs():
             "print(sorted(m for m in ('fastavro', 'google.protobuf') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+# -- import_skops_io: skops without the array-api back-ends its estimator walk would import ----------------------------
+
+def _skops_facts(pre: str) -> dict:
+    code = (f"import json, sys\n{pre}\n"
+            "from mlsys.core import _BlockAdapters\n"
+            "from skops.io import _trusted_types as T\n"
+            "print(json.dumps({'names': sorted(T.SKLEARN_ESTIMATOR_TYPE_NAMES), 'defaults': sorted(T.DEFAULT_TRUSTED_TYPES) "
+            "if hasattr(T, 'DEFAULT_TRUSTED_TYPES') else None, 'torch': 'torch' in sys.modules, "
+            "'blocker_left': any(isinstance(f, _BlockAdapters) for f in sys.meta_path)}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_skops_io_trusts_exactly_what_a_plain_import_trusts_without_importing_torch():
+    plain = _skops_facts("import skops.io")
+    ours = _skops_facts("from mlsys.core import import_skops_io; import_skops_io()")
+    assert ours["names"] == plain["names"] and len(ours["names"]) > 150
+    assert ours["defaults"] == plain["defaults"]
+    assert plain["torch"] is True  # the walk imports torch through sklearn.externals.array_api_compat.torch ...
+    assert ours["torch"] is False  # ... which import_skops_io blocks for the duration of the import only
+    assert ours["blocker_left"] is False
+
+
+def test_import_skops_io_leaves_the_array_api_adapters_importable_afterwards():
+    code = ("from mlsys.core import import_skops_io; import_skops_io()\n"
+            "import sklearn.externals.array_api_compat.torch as t, sys; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.strip().endswith("True")
+
+
+def test_import_skops_io_removes_its_blocker_when_the_import_fails(monkeypatch):
+    import mlsys.core as C
+
+    monkeypatch.delitem(sys.modules, "skops.io", raising=False)
+    monkeypatch.setitem(sys.modules, "skops.io", None)  # makes `import skops.io` raise ImportError
+    with pytest.raises(C.MissingExtraError, match="skops.io"):
+        C.import_skops_io()
+    assert not any(isinstance(f, C._BlockAdapters) for f in sys.meta_path)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core import (BusyError, ConfigError, DataError, IntegrityError, MlsysError, as_path, file_sha256,
+from ..core import (BusyError, ConfigError, DataError, IntegrityError, MlsysError, as_path, file_sha256, import_skops_io,
                         get_config, optional_import)
 
 # %% auto 0
@@ -992,7 +992,7 @@ def log_model(
             if not path.is_file() or path.suffix != ".skops":
                 raise DataError(f"model file {path} must be an existing .skops file")
         else:
-            import skops.io as sio
+            sio = import_skops_io()
 
             path, kind = Path(tmp) / "model.skops", f"{type(model).__module__}.{type(model).__qualname__}"
             sio.dump(model, path)
@@ -1009,7 +1009,7 @@ def load_model(
     trusted: list[str] | None = None,  # types to trust beyond skops' defaults and `mlsys.pipeline.TRUSTED_MODEL_TYPES`
 ):
     "Load a model logged by `log_model`, verifying its checksum and refusing types that are not trusted."
-    import skops.io as sio
+    sio = import_skops_io()
 
     from mlsys.pipeline import TRUSTED_MODEL_TYPES
 
