@@ -645,24 +645,100 @@ def _check_run_args(profile, params, from_stage, run_id, progress) -> None:
         raise ConfigError(f"progress must be True or False, got {progress!r}")
 
 # %% ../../nbs/13a_platform_workflow.ipynb
-def _run_locked(pipe: Pipeline, values: dict, sources: dict, profile: str, run_id: str, run_dir: Path, from_stage: str | None,
-                progress: bool, kernel_name: str) -> RunResult:
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-    from tqdm.std import tqdm
-
+def _run_head(pipe: Pipeline, values: dict, sources: dict, profile: str, run_id: str) -> dict:
+    "The run record's header at the start: profile, run id, status 'running', parameters and their sources, environment."
     from mlsys.report.run import run_environment
 
-    forced = set(pipe.downstream(from_stage)) if from_stage else set()
-    before = set(pipe.order[: pipe.order.index(from_stage)]) if from_stage else set()
-    owners = [(s, k, rel) for s, st in pipe.stages.items() for k, rel in st.product.items()]
-    head = {"profile": profile, "run_id": run_id, "status": "running", "failed_stage": None, "error": None, "traceback": None,
+    return {"profile": profile, "run_id": run_id, "status": "running", "failed_stage": None, "error": None, "traceback": None,
             "started": _now(), "finished": None,
             "params": {s: {k: v for k, v in ps.items() if k != "run_dir"} for s, ps in values.items()},
             "param_sources": {s: {k: v for k, v in ps.items() if k != "run_dir"} for s, ps in sources.items()},
             "environment": run_environment(pipe.folder)}
-    rows = [{"stage": s, "status": "pending", "seconds": 0.0, "reason": "", "started": None, "finished": None,
+
+
+def _pending_rows(pipe: Pipeline) -> list[dict]:
+    "One run-record row per stage, in DAG order, each pending."
+    return [{"stage": s, "status": "pending", "seconds": 0.0, "reason": "", "started": None, "finished": None,
              "upstream": list(pipe.stages[s].upstream), "products": dict(pipe.stages[s].product)} for s in pipe.order]
+
+# %% ../../nbs/13a_platform_workflow.ipynb
+def _stage_inputs(pipe: Pipeline, run_dir: Path, name: str, current: dict, before: set) -> dict:
+    "Hashes of stage `name`'s upstream products and metrics; a `PipelineError` for a missing one or a kept one changed since."
+    inputs = {}
+    for up in pipe.stages[name].upstream:
+        for key, rel in pipe.stages[up].product.items():
+            h = current[up][key]
+            if h is None:
+                raise PipelineError(f"missing upstream product {key!r} of stage {up!r} ({run_dir / rel}); run {up!r} first", stage=name)
+            if up in before and h != _read_state(run_dir, up).get("products", {}).get(key):
+                raise PipelineError(f"upstream product {key!r} of stage {up!r} ({run_dir / rel}) is not what {up!r} "
+                                    f"last wrote; run without --from (or --from {up}) to rebuild it", stage=name)
+            inputs[f"{up}.{key}"] = h
+        inputs[f"{up}.metrics"] = product_hash(run_dir / "metrics" / f"{up}.json")  # committed with its products
+    return inputs
+
+# %% ../../nbs/13a_platform_workflow.ipynb
+def _execute_stage(st: Stage, run_dir: Path, values: dict, kernel_name: str, row: dict) -> tuple[Path, str, float]:
+    "Run one stage's notebook with papermill into a fresh staging folder; return the folder, the start time and the seconds."
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    name = st.name
+    staging = run_dir / ".staging" / f"{name}-{uuid.uuid4().hex[:8]}"
+    for rel in st.product.values():
+        (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+    out_nb = staging / "notebooks" / f"{name}.ipynb"
+    out_nb.parent.mkdir(parents=True, exist_ok=True)
+    product = {k: f"{staging.relative_to(run_dir).as_posix()}/{rel}" for k, rel in st.product.items()}
+    started, t0 = _now(), time.perf_counter()
+    try:
+        with _stage_env(run_dir, staging):
+            pm.execute_notebook(str(st.path), str(out_nb), parameters={**values, "run_dir": str(run_dir), "product": product},
+                                kernel_name=kernel_name, progress_bar=False, cwd=str(run_dir), config=_kernel_config(),
+                                kernel_manager_class=_kernel_manager(out_nb.with_suffix(".kernel.log")))
+    except PapermillExecutionError as e:
+        row.update(seconds=round(time.perf_counter() - t0, 2), finished=_now())
+        raise StageError(f"raised {e.ename}: {e.evalue} (executed notebook: "
+                         f"{run_dir / 'failed' / name / 'notebooks' / out_nb.name})", name, _traceback_text(e)) from None
+    except Exception as e:  # the kernel died, would not start, timed out...
+        row.update(seconds=round(time.perf_counter() - t0, 2), finished=_now())
+        raise PipelineError(f"could not run: {type(e).__name__}: {e}", stage=name) from e
+    secs = round(time.perf_counter() - t0, 2)
+    row.update(seconds=secs, finished=_now())
+    return staging, started, secs
+
+# %% ../../nbs/13a_platform_workflow.ipynb
+def _record_failure(run_dir: Path, pipe: Pipeline, name: str, e: BaseException, head: dict, rows: list[dict]) -> None:
+    "Record that stage `name` failed (or was interrupted) with `e`: rows, header, the failed attempt's files, the run record and report."
+    i = pipe.order.index(name)
+    interrupted = not isinstance(e, Exception)
+    msg = "interrupted" if interrupted else (str(e) if isinstance(e, PipelineError) else f"{type(e).__name__}: {e}")
+    rows[i].update(status="interrupted" if interrupted else "failed")
+    for r in rows[i + 1:]:
+        r.update(status="not run", reason=f"the run stopped at stage {name!r}")
+    head.update(status="interrupted" if interrupted else "failed", failed_stage=name, error=msg, finished=_now(),
+                traceback=getattr(e, "traceback", None) if isinstance(e, StageError) else None)
+    committing = (run_dir / ".state" / f"{name}.commit").exists()  # then the next run completes the commit
+    failed = [p for p in (run_dir / ".staging").glob(f"{name}-*") if p.is_dir()]
+    if failed and not committing:  # keep what the failed attempt wrote, for a look, outside the committed outputs
+        keep = run_dir / "failed" / name
+        shutil.rmtree(keep, ignore_errors=True)
+        keep.parent.mkdir(exist_ok=True)
+        os.rename(failed[0], keep)
+        save_json({"stage": name, "error": msg, "reason": rows[i]["reason"], "seconds": rows[i]["seconds"], "finished": head["finished"],
+                   "traceback": head["traceback"]}, keep / "failure.json")
+    _write_report(run_dir, head, rows, _write_records(run_dir, head, rows))
+
+# %% ../../nbs/13a_platform_workflow.ipynb
+def _run_locked(pipe: Pipeline, values: dict, sources: dict, profile: str, run_id: str, run_dir: Path, from_stage: str | None,
+                progress: bool, kernel_name: str) -> RunResult:
+    import papermill  # noqa: F401  (a missing papermill fails before the run record is written)
+    from tqdm.std import tqdm
+
+    forced = set(pipe.downstream(from_stage)) if from_stage else set()
+    before = set(pipe.order[: pipe.order.index(from_stage)]) if from_stage else set()
+    owners = [(s, k, rel) for s, st in pipe.stages.items() for k, rel in st.product.items()]
+    head, rows = _run_head(pipe, values, sources, profile, run_id), _pending_rows(pipe)
     _write_records(run_dir, head, rows)
     _write_report(run_dir, head, rows)
     current: dict[str, dict] = {}  # stage -> hashes of its products as they are now
@@ -677,17 +753,7 @@ def _run_locked(pipe: Pipeline, values: dict, sources: dict, profile: str, run_i
             if name in before:
                 rows[i].update(status="kept", reason=f"before --from {from_stage}")
                 continue
-            inputs = {}
-            for up in st.upstream:
-                for key, rel in pipe.stages[up].product.items():
-                    h = current[up][key]
-                    if h is None:
-                        raise PipelineError(f"missing upstream product {key!r} of stage {up!r} ({run_dir / rel}); run {up!r} first", stage=name)
-                    if up in before and h != _read_state(run_dir, up).get("products", {}).get(key):
-                        raise PipelineError(f"upstream product {key!r} of stage {up!r} ({run_dir / rel}) is not what {up!r} "
-                                            f"last wrote; run without --from (or --from {up}) to rebuild it", stage=name)
-                    inputs[f"{up}.{key}"] = h
-                inputs[f"{up}.metrics"] = product_hash(run_dir / "metrics" / f"{up}.json")  # committed with its products
+            inputs = _stage_inputs(pipe, run_dir, name, current, before)
             fp = {"notebook": st.source_hash(), "params": {k: v for k, v in values[name].items() if k != "run_dir"}, "library": _library_hash(st.code()), "inputs": inputs}
             reasons = _stale_reasons(prev, fp, current[name], from_stage if name in forced else None)
             if not reasons:
@@ -699,27 +765,7 @@ def _run_locked(pipe: Pipeline, values: dict, sources: dict, profile: str, run_i
             rows[i].update(status="running", reason=reason, started=_now())
             _write_records(run_dir, head, rows)
             log.info("running stage %s: %s", name, reason)
-            staging = run_dir / ".staging" / f"{name}-{uuid.uuid4().hex[:8]}"
-            for rel in st.product.values():
-                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            out_nb = staging / "notebooks" / f"{name}.ipynb"
-            out_nb.parent.mkdir(parents=True, exist_ok=True)
-            product = {k: f"{staging.relative_to(run_dir).as_posix()}/{rel}" for k, rel in st.product.items()}
-            started, t0 = _now(), time.perf_counter()
-            try:
-                with _stage_env(run_dir, staging):
-                    pm.execute_notebook(str(st.path), str(out_nb), parameters={**values[name], "run_dir": str(run_dir), "product": product},
-                                        kernel_name=kernel_name, progress_bar=False, cwd=str(run_dir), config=_kernel_config(),
-                                        kernel_manager_class=_kernel_manager(out_nb.with_suffix(".kernel.log")))
-            except PapermillExecutionError as e:
-                rows[i].update(seconds=round(time.perf_counter() - t0, 2), finished=_now())
-                raise StageError(f"raised {e.ename}: {e.evalue} (executed notebook: "
-                                 f"{run_dir / 'failed' / name / 'notebooks' / out_nb.name})", name, _traceback_text(e)) from None
-            except Exception as e:  # the kernel died, would not start, timed out...
-                rows[i].update(seconds=round(time.perf_counter() - t0, 2), finished=_now())
-                raise PipelineError(f"could not run: {type(e).__name__}: {e}", stage=name) from e
-            secs = round(time.perf_counter() - t0, 2)
-            rows[i].update(seconds=secs, finished=_now())
+            staging, started, secs = _execute_stage(st, run_dir, values[name], kernel_name, rows[i])
             staged = _product_hashes(staging, st)
             missing = [k for k, h in staged.items() if h is None]
             if missing:
@@ -735,24 +781,7 @@ def _run_locked(pipe: Pipeline, values: dict, sources: dict, profile: str, run_i
     except BaseException as e:
         if name is None:
             raise
-        i = pipe.order.index(name)
-        interrupted = not isinstance(e, Exception)
-        msg = "interrupted" if interrupted else (str(e) if isinstance(e, PipelineError) else f"{type(e).__name__}: {e}")
-        rows[i].update(status="interrupted" if interrupted else "failed")
-        for r in rows[i + 1:]:
-            r.update(status="not run", reason=f"the run stopped at stage {name!r}")
-        head.update(status="interrupted" if interrupted else "failed", failed_stage=name, error=msg, finished=_now(),
-                    traceback=getattr(e, "traceback", None) if isinstance(e, StageError) else None)
-        committing = (run_dir / ".state" / f"{name}.commit").exists()  # then the next run completes the commit
-        failed = [p for p in (run_dir / ".staging").glob(f"{name}-*") if p.is_dir()]
-        if failed and not committing:  # keep what the failed attempt wrote, for a look, outside the committed outputs
-            keep = run_dir / "failed" / name
-            shutil.rmtree(keep, ignore_errors=True)
-            keep.parent.mkdir(exist_ok=True)
-            os.rename(failed[0], keep)
-            save_json({"stage": name, "error": msg, "reason": rows[i]["reason"], "seconds": rows[i]["seconds"], "finished": head["finished"],
-                       "traceback": head["traceback"]}, keep / "failure.json")
-        _write_report(run_dir, head, rows, _write_records(run_dir, head, rows))
+        _record_failure(run_dir, pipe, name, e, head, rows)
         raise
     finally:
         bar.close()
