@@ -189,6 +189,137 @@ def _expected_costs(y, s, cost_fn, cost_fp, y_choose=None, s_choose=None) -> tup
     return expected_cost(y, s, t, cost_fn, cost_fp), min(cost_fn * p, cost_fp * (1 - p))
 
 # %% ../nbs/01a_overview.ipynb
+def _checked_targets(y_true, model_pred, simple_pred, y_train, metric: str) -> tuple:
+    "Held-out targets, the two solutions' predictions and the training labels as checked arrays (0/1 labels for a classification metric)."
+    y, m = _pair(y_true, model_pred, "model_pred")
+    _, s = _pair(y_true, simple_pred, "simple_pred")
+    yt = np.asarray(y_train)
+    if yt.ndim != 1 or pd.isna(yt).any():
+        raise DataError(f"y_train must be 1-D labels without missing values, got shape {yt.shape}")
+    if METRICS[metric][2]:
+        y, yt = _binary(y, "y_true"), _binary(yt, "y_train") if len(yt) else yt.astype(bool)
+    elif not np.issubdtype(y.dtype, np.number):
+        raise DataError(f"metric {metric!r} needs numeric y_true, got dtype {y.dtype}")
+    return y, m, s, yt
+
+# %% ../nbs/01a_overview.ipynb
+@dataclass(frozen=True)
+class _Skill:
+    "Held-out scores of the model, the simple solution and a constant on `metric`, and the skills they give."
+    metric: str
+    model: float  # the model's score
+    simple: float  # the simple solution's score
+    constant: float  # the best constant answer's score
+    perfect: float  # a perfect answer's score
+
+    @property
+    def scale(self) -> float:
+        return self.perfect - self.constant
+
+    @property
+    def model_skill(self) -> float:
+        return (self.model - self.constant) / self.scale
+
+    @property
+    def simple_skill(self) -> float:
+        return (self.simple - self.constant) / self.scale
+
+    @property
+    def evidence(self) -> str:
+        return (f"{self.metric} {self.model:.3f} (model), {self.simple:.3f} (simple), {self.constant:.3f} (constant); "
+                f"skill {self.model_skill:.3f} vs {self.simple_skill:.3f}")
+
+
+def _skill(y, m, s, metric: str) -> _Skill:
+    "Score model, simple solution and a constant (the mean for classification, the median for regression) on `metric`."
+    fn, perfect, is_class = METRICS[metric]
+    const = np.full(len(y), float(np.mean(y)) if is_class else float(np.median(y)))
+    sk = _Skill(metric, fn(y, m), fn(y, s), fn(y, const), perfect)
+    if sk.scale <= 0:
+        raise DataError(f"a constant already scores {sk.constant:.3g} on {metric}, the best possible: there is nothing to predict")
+    return sk
+
+# %% ../nbs/01a_overview.ipynb
+def _needs_checks(sk: _Skill, n_train: int, margin: float, min_train: int) -> list[Check]:
+    "The four 'needs' questions answered from the held-out skills and the size of the training set."
+    km, ks = sk.model_skill, sk.simple_skill
+    return [
+        Check("needs", "learnable: the model beats a constant", km > margin,
+              f"{sk.metric} {sk.model:.3f} (model) vs {sk.constant:.3f} (constant)"),
+        Check("needs", "complex patterns: the model beats the simple solution", km - ks > margin, sk.evidence),
+        Check("needs", "existing data: enough labelled examples", n_train >= min_train,
+              f"{n_train:,} labelled examples (need {min_train:,})"),
+        Check("needs", "predictive: the answer is not already known", ks < 1 - 1e-9,
+              f"the simple solution scores {sk.simple:.3f}; a perfect answer scores {sk.perfect:g}"),
+    ]
+
+
+def _unseen_like_seen(sk: _Skill, max_gap: float, y_valid, model_valid, simple_valid) -> tuple:
+    "The 'unseen data like seen data' check (the skill lost from validation to held-out rows) and the checked validation arrays."
+    fn, _, is_class = METRICS[sk.metric]
+    have_valid = [v is not None for v in (y_valid, model_valid, simple_valid)]
+    if any(have_valid) and not all(have_valid):
+        raise ConfigError("give y_valid, model_valid and simple_valid together, or none of them")
+    if y_valid is None:
+        return Check("needs", "unseen data like seen data", None, "no validation data given"), None, None, None
+    yv, mv = _pair(y_valid, model_valid, "model_valid")
+    _, sv = _pair(y_valid, simple_valid, "simple_valid")
+    if is_class:
+        yv = _binary(yv, "y_valid")
+    valid_score = fn(yv, mv)
+    drop = (valid_score - sk.model) / sk.scale
+    return (Check("needs", "unseen data like seen data", drop <= max_gap,
+                  f"{sk.metric} {valid_score:.3f} on validation vs {sk.model:.3f} on later data ({drop:+.3f} skill)"),
+            yv, mv, sv)
+
+# %% ../nbs/01a_overview.ipynb
+def _helps_checks(yt, is_class: bool, min_train: int, min_positives: int, per_day: float | None, min_per_day: float,
+                  history, period: str, change_tol: float) -> list[Check]:
+    "The 'helps' questions that need no costs: repetitive, at scale, changing patterns."
+    n_train = len(yt)
+    if is_class:  # the positive pattern must recur in what the model learns from
+        rep, ev = int(yt.sum()) >= min_positives, f"{int(yt.sum()):,} positive examples in training (need {min_positives:,})"
+    else:
+        rep, ev = n_train >= min_train, f"{n_train:,} examples of the same decision (need {min_train:,})"
+    checks = [Check("helps", "repetitive: the pattern recurs often", rep, ev),
+              Check("helps", "at scale: many decisions a day", None if per_day is None else per_day >= min_per_day,
+                    "no decision times given" if per_day is None else f"{per_day:,.0f} decisions a day")]
+    if history is None:
+        checks.append(Check("helps", "changing patterns", None, "no history over time given"))
+    else:
+        rel, ev = _change(history, period)
+        checks.append(Check("helps", "changing patterns", rel > change_tol, ev))
+    return checks
+
+# %% ../nbs/01a_overview.ipynb
+def _cost_checks(sk: _Skill, is_class: bool, y, m, s, yv, mv, sv, cost_fn, cost_fp, per_day, ml_cost_per_day,
+                 ethical: bool | None, margin: float) -> list[Check]:
+    "The 'cheap mistakes' question and the three 'against' questions (unethical, a simpler solution, not cost-effective)."
+    costs = None
+    if cost_fn is not None or cost_fp is not None:
+        if not is_class:
+            raise ConfigError(f"cost_fn/cost_fp apply to classification; metric {sk.metric!r} is a regression metric")
+        costs = (_expected_costs(y, m, cost_fn, cost_fp, yv, mv), _expected_costs(y, s, cost_fn, cost_fp, yv, sv))
+    where = "thresholds chosen on validation" if yv is not None else "thresholds chosen on these rows"
+    question = "cheap mistakes: the model's errors cost less than deciding without it"
+    if costs is None:
+        checks = [Check("helps", question, None, "no costs given")]
+    else:
+        (cm, c0), (cs, _) = costs
+        checks = [Check("helps", question, cm < c0, f"{cm:.2f} per decision with the model vs {c0:.2f} without a prediction ({where})")]
+    checks.append(Check("against", "unethical", None if ethical is None else not ethical,
+                        "needs a person's ethics review" if ethical is None else "from the ethics review"))
+    checks.append(Check("against", "a simpler solution does it", sk.simple_skill >= sk.model_skill - margin, sk.evidence))
+    if costs is None or ml_cost_per_day is None or per_day is None:
+        checks.append(Check("against", "not cost-effective", None, "needs costs, decision times and ml_cost_per_day"))
+    else:
+        ml_cost = _positive(ml_cost_per_day, "ml_cost_per_day", True)
+        saving = (costs[1][0] - costs[0][0]) * per_day
+        checks.append(Check("against", "not cost-effective", saving <= ml_cost,
+                            f"saves {saving:,.0f} a day over the simple solution ({where}); running it costs {ml_cost:,.0f}"))
+    return checks
+
+# %% ../nbs/01a_overview.ipynb
 def when_to_use_ml(
     task: str,  # the decision, in words (e.g. "is this flight going to be late?")
     y_true,  # held-out targets (class labels 0/1, or numbers for "neg_mae")
@@ -221,83 +352,15 @@ def when_to_use_ml(
     margin, change_tol = _positive(margin, "margin", True), _positive(change_tol, "change_tol")
     max_gap = _positive(max_gap, "max_gap", True)
     ethical = _flag(ethical, "ethical")
-    fn, perfect, is_class = METRICS[metric]
-    y, m = _pair(y_true, model_pred, "model_pred")
-    _, s = _pair(y_true, simple_pred, "simple_pred")
-    yt = np.asarray(y_train)
-    if yt.ndim != 1 or pd.isna(yt).any():
-        raise DataError(f"y_train must be 1-D labels without missing values, got shape {yt.shape}")
-    if is_class:
-        y, yt = _binary(y, "y_true"), _binary(yt, "y_train") if len(yt) else yt.astype(bool)
-    elif not np.issubdtype(y.dtype, np.number):
-        raise DataError(f"metric {metric!r} needs numeric y_true, got dtype {y.dtype}")
-    n_train = len(yt)
-    const = np.full(len(y), float(np.mean(y)) if is_class else float(np.median(y)))
-    sm, ss, sc = fn(y, m), fn(y, s), fn(y, const)
-    scale = perfect - sc  # skill = (score - constant) / (perfect - constant): 0 for a constant, 1 for a perfect answer
-    if scale <= 0:
-        raise DataError(f"a constant already scores {sc:.3g} on {metric}, the best possible: there is nothing to predict")
-    km, ks = (sm - sc) / scale, (ss - sc) / scale
-    skill_ev = f"{metric} {sm:.3f} (model), {ss:.3f} (simple), {sc:.3f} (constant); skill {km:.3f} vs {ks:.3f}"
-    checks = [
-        Check("needs", "learnable: the model beats a constant", km > margin, f"{metric} {sm:.3f} (model) vs {sc:.3f} (constant)"),
-        Check("needs", "complex patterns: the model beats the simple solution", km - ks > margin, skill_ev),
-        Check("needs", "existing data: enough labelled examples", n_train >= min_train,
-              f"{n_train:,} labelled examples (need {min_train:,})"),
-        Check("needs", "predictive: the answer is not already known", ks < 1 - 1e-9,
-              f"the simple solution scores {ss:.3f}; a perfect answer scores {perfect:g}"),
-    ]
-    have_valid = [v is not None for v in (y_valid, model_valid, simple_valid)]
-    if any(have_valid) and not all(have_valid):
-        raise ConfigError("give y_valid, model_valid and simple_valid together, or none of them")
-    if y_valid is None:
-        checks.append(Check("needs", "unseen data like seen data", None, "no validation data given"))
-        yv = mv = sv = None
-    else:
-        yv, mv = _pair(y_valid, model_valid, "model_valid")
-        _, sv = _pair(y_valid, simple_valid, "simple_valid")
-        if is_class:
-            yv = _binary(yv, "y_valid")
-        valid_score = fn(yv, mv)
-        drop = (valid_score - sm) / scale
-        checks.append(Check("needs", "unseen data like seen data", drop <= max_gap,
-                            f"{metric} {valid_score:.3f} on validation vs {sm:.3f} on later data ({drop:+.3f} skill)"))
-    if is_class:  # the positive pattern must recur in what the model learns from
-        rep, ev = int(yt.sum()) >= min_positives, f"{int(yt.sum()):,} positive examples in training (need {min_positives:,})"
-    else:
-        rep, ev = n_train >= min_train, f"{n_train:,} examples of the same decision (need {min_train:,})"
-    checks.append(Check("helps", "repetitive: the pattern recurs often", rep, ev))
+    is_class = METRICS[metric][2]
+    y, m, s, yt = _checked_targets(y_true, model_pred, simple_pred, y_train, metric)
+    sk = _skill(y, m, s, metric)
+    checks = _needs_checks(sk, len(yt), margin, min_train)
+    valid, yv, mv, sv = _unseen_like_seen(sk, max_gap, y_valid, model_valid, simple_valid)
+    checks.append(valid)
     per_day = None if times is None else _per_day(times)
-    checks.append(Check("helps", "at scale: many decisions a day", None if per_day is None else per_day >= min_per_day,
-                        "no decision times given" if per_day is None else f"{per_day:,.0f} decisions a day"))
-    if history is None:
-        checks.append(Check("helps", "changing patterns", None, "no history over time given"))
-    else:
-        rel, ev = _change(history, period)
-        checks.append(Check("helps", "changing patterns", rel > change_tol, ev))
-    costs = None
-    if cost_fn is not None or cost_fp is not None:
-        if not is_class:
-            raise ConfigError(f"cost_fn/cost_fp apply to classification; metric {metric!r} is a regression metric")
-        costs = (_expected_costs(y, m, cost_fn, cost_fp, yv, mv), _expected_costs(y, s, cost_fn, cost_fp, yv, sv))
-    where = "thresholds chosen on validation" if yv is not None else "thresholds chosen on these rows"
-    if costs is None:
-        checks.append(Check("helps", "cheap mistakes: the model's errors cost less than deciding without it", None,
-                            "no costs given"))
-    else:
-        (cm, c0), (cs, _) = costs
-        checks.append(Check("helps", "cheap mistakes: the model's errors cost less than deciding without it", cm < c0,
-                            f"{cm:.2f} per decision with the model vs {c0:.2f} without a prediction ({where})"))
-    checks.append(Check("against", "unethical", None if ethical is None else not ethical,
-                        "needs a person's ethics review" if ethical is None else "from the ethics review"))
-    checks.append(Check("against", "a simpler solution does it", ks >= km - margin, skill_ev))
-    if costs is None or ml_cost_per_day is None or per_day is None:
-        checks.append(Check("against", "not cost-effective", None, "needs costs, decision times and ml_cost_per_day"))
-    else:
-        ml_cost = _positive(ml_cost_per_day, "ml_cost_per_day", True)
-        saving = (costs[1][0] - costs[0][0]) * per_day
-        checks.append(Check("against", "not cost-effective", saving <= ml_cost,
-                            f"saves {saving:,.0f} a day over the simple solution ({where}); running it costs {ml_cost:,.0f}"))
+    checks += _helps_checks(yt, is_class, min_train, min_positives, per_day, min_per_day, history, period, change_tol)
+    checks += _cost_checks(sk, is_class, y, m, s, yv, mv, sv, cost_fn, cost_fp, per_day, ml_cost_per_day, ethical, margin)
     return MLChecklist(task.strip(), tuple(checks))
 
 # %% ../nbs/01a_overview.ipynb
