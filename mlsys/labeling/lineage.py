@@ -224,6 +224,57 @@ def annotator_accuracy(
 RULES = ("majority", "weighted", "expert")
 
 
+def _vote_weights(weights, names: list) -> np.ndarray:
+    "One finite vote weight per annotator in `names`, from a dict or Series of annotator -> weight."
+    if weights is None:
+        raise ConfigError("rule 'weighted' needs weights (e.g. accuracy_weights(annotator_accuracy(...)))")
+    if not isinstance(weights, (Mapping, pd.Series)):
+        raise ConfigError(f"weights must be a dict or Series of annotator -> vote weight, got {type(weights).__name__}")
+    missing = [n for n in names if n not in weights]
+    if missing:
+        raise ConfigError(f"weights lack annotator(s) {missing}")
+    bad = {n: weights[n] for n in names if isinstance(weights[n], (bool, np.bool_)) or not isinstance(
+        weights[n], (int, float, np.integer, np.floating)) or not np.isfinite(weights[n])}
+    if bad:
+        raise ConfigError(f"weights must be finite numbers; got {bad}")
+    return np.array([float(weights[n]) for n in names])
+
+# %% ../../nbs/04b_labeling_lineage.ipynb
+def _as_text(col: pd.Series) -> pd.Series:
+    "Labels as str objects, missing kept missing (an object column of str is returned as is)."
+    obj = col.astype(object)
+    return obj.where(obj.isna(), obj.astype(str))
+
+
+def _vote_table(labels: pd.DataFrame, names: list, w: np.ndarray) -> tuple[dict, list, np.ndarray]:
+    "The labels as text per annotator, the sorted classes, and the items × classes matrix of weighted votes."
+    text = {n: _as_text(labels[n]) for n in names}
+    classes = sorted(pd.unique(pd.concat(list(text.values())).dropna()))
+    if not classes:
+        raise DataError("labels has no labels at all")
+    votes = np.zeros((len(labels), len(classes)))
+    for j, n in enumerate(names):
+        col = text[n]
+        for k, c in enumerate(classes):
+            votes[:, k] += w[j] * (col == c).fillna(False).to_numpy(dtype=bool)
+    return text, classes, votes
+
+# %% ../../nbs/04b_labeling_lineage.ipynb
+def _pick_winners(votes: np.ndarray, classes: list, n_votes: np.ndarray, ties: str) -> tuple[np.ndarray, np.ndarray]:
+    "The winning class of each row of `votes` (None for a tie under 'abstain', or no votes) and its support."
+    best = votes.max(axis=1)
+    winners = votes == best[:, None]
+    tie = winners.sum(axis=1) > 1
+    pick = np.array(classes, dtype=object)[winners.argmax(axis=1)]
+    if ties == "abstain":
+        pick[tie] = None
+    pick[n_votes == 0] = None
+    pos = np.clip(votes, 0, None).sum(axis=1)
+    decided = np.array([p is not None for p in pick], dtype=bool)
+    support = np.divide(np.where(decided, best, 0), pos, out=np.zeros(len(pos)), where=pos > 0)
+    return pick, support
+
+# %% ../../nbs/04b_labeling_lineage.ipynb
 def resolve_labels(
     labels: pd.DataFrame,  # items × annotators (missing = not labeled)
     rule: str = "majority",  # "majority", "weighted" or "expert"
@@ -239,44 +290,12 @@ def resolve_labels(
     if not isinstance(labels, pd.DataFrame) or labels.shape[1] == 0:
         raise DataError("labels must be a DataFrame with one column per annotator")
     names = list(_frame_of_labels(labels).columns)
-    if rule == "weighted":
-        if weights is None:
-            raise ConfigError("rule 'weighted' needs weights (e.g. accuracy_weights(annotator_accuracy(...)))")
-        if not isinstance(weights, (Mapping, pd.Series)):
-            raise ConfigError(f"weights must be a dict or Series of annotator -> vote weight, got {type(weights).__name__}")
-        missing = [n for n in names if n not in weights]
-        if missing:
-            raise ConfigError(f"weights lack annotator(s) {missing}")
-        bad = {n: weights[n] for n in names if isinstance(weights[n], (bool, np.bool_)) or not isinstance(
-            weights[n], (int, float, np.integer, np.floating)) or not np.isfinite(weights[n])}
-        if bad:
-            raise ConfigError(f"weights must be finite numbers; got {bad}")
-        w = np.array([float(weights[n]) for n in names])
-    else:
-        w = np.ones(len(names))
+    w = _vote_weights(weights, names) if rule == "weighted" else np.ones(len(names))
     if rule == "expert" and (not isinstance(expert, (str, int)) or expert not in names):
         raise ConfigError(f"expert must name one of the annotators {names}, got {expert!r}")
-    # votes are counted on the labels as text, so 0/1 or mixed-type labels vote like strings do
-    text = {n: _as_text(labels[n]) for n in names}
-    classes = sorted(pd.unique(pd.concat(list(text.values())).dropna()))
-    if not classes:
-        raise DataError("labels has no labels at all")
-    votes = np.zeros((len(labels), len(classes)))
-    for j, n in enumerate(names):
-        col = text[n]
-        for k, c in enumerate(classes):
-            votes[:, k] += w[j] * (col == c).fillna(False).to_numpy(dtype=bool)
+    text, classes, votes = _vote_table(labels, names, w)
     n_votes = labels.notna().sum(axis=1).to_numpy()
-    best = votes.max(axis=1)
-    winners = votes == best[:, None]
-    tie = winners.sum(axis=1) > 1
-    pick = np.array(classes, dtype=object)[winners.argmax(axis=1)]
-    if ties == "abstain":
-        pick[tie] = None
-    pick[n_votes == 0] = None
-    pos = np.clip(votes, 0, None).sum(axis=1)
-    decided = np.array([p is not None for p in pick], dtype=bool)
-    support = np.divide(np.where(decided, best, 0), pos, out=np.zeros(len(pos)), where=pos > 0)
+    pick, support = _pick_winners(votes, classes, n_votes, ties)
     source = np.full(len(labels), rule, dtype=object)
     if rule == "expert":
         ex = text[expert]
@@ -289,12 +308,6 @@ def resolve_labels(
                          "decided_by": source}, index=labels.index)
 
 # %% ../../nbs/04b_labeling_lineage.ipynb
-def _as_text(col: pd.Series) -> pd.Series:
-    "Labels as str objects, missing kept missing (an object column of str is returned as is)."
-    obj = col.astype(object)
-    return obj.where(obj.isna(), obj.astype(str))
-
-
 def accuracy_weights(accuracy: pd.Series) -> pd.Series:
     "Vote weights log(a / (1 − a)) from annotator accuracies a."
     if not isinstance(accuracy, (pd.Series, Mapping)) or len(accuracy) == 0:
@@ -436,60 +449,6 @@ class LabelStore:
 
     def __len__(self) -> int:
         return len(self._records)
-
-    @classmethod
-    @contextmanager
-    def transaction(
-        cls,
-        path: str | Path,  # the JSON file (created if missing)
-        classes: Sequence | None = None,  # the classes, needed to create the file; checked against an existing one
-        timeout: float = 10.0,  # seconds to wait for the lock (then `BusyError`)
-    ):
-        "Load the store under an inter-process lock, yield it, and save what was added when the block ends without error."
-        path = as_path(path, "path")
-        with _locked(path, timeout):
-            if path.exists():
-                store = cls.load(path)
-                if classes is not None and [_plain(c) for c in classes] != store.classes:
-                    raise ConfigError(f"{path} holds classes {store.classes}, not {list(classes)}")
-            elif classes is None:
-                raise DataError(f"label store {path} does not exist; give classes to create it")
-            else:
-                store = cls(classes)
-            before = len(store)
-            yield store
-            if len(store) != before or not path.exists():
-                store._write(path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> LabelStore:
-        "Read a store written by `save`, verifying its checksum and every record."
-        import hashlib
-        import json
-        data = load_json(path)
-        if not isinstance(data, dict) or data.get("format") != "mlsys.labelstore/1":
-            raise DataError(f"{path} is not a label store file (format {data.get('format') if isinstance(data, dict) else None!r})")
-        if not isinstance(data.get("records"), list) or "classes" not in data:
-            raise IntegrityError(f"{path}: a label store file needs a list of records and its classes")
-        digest = hashlib.sha256(json.dumps(data["records"], sort_keys=True, default=str).encode()).hexdigest()
-        if digest != data.get("sha256"):
-            raise IntegrityError(f"{path}: records do not match their checksum (file edited or corrupted)")
-        try:
-            store = cls(data["classes"])
-        except ConfigError as e:
-            raise IntegrityError(f"{path}: {e}") from e
-        fields = [f.name for f in LabelRecord.__dataclass_fields__.values()]
-        for i, r in enumerate(data["records"]):
-            if not isinstance(r, dict) or sorted(r) != sorted(fields):
-                raise IntegrityError(f"{path}: record {i} does not have the fields {fields}")
-            try:
-                rid = store.add(r["item_id"], r["label"], r["kind"], r["source"], r["version"], r["parents"], r["note"],
-                                r["created_at"])
-            except DataError as e:
-                raise IntegrityError(f"{path}: record {i} is invalid: {e}") from e
-            if rid != r["record_id"]:
-                raise IntegrityError(f"{path}: record ids are not consecutive at {r['record_id']}")
-        return store
 
 # %% ../../nbs/04b_labeling_lineage.ipynb
 @patch
@@ -723,6 +682,62 @@ def _check_extends(self: LabelStore, path: Path) -> None:
             f"{path} holds {len(theirs)} records and this store {len(ours)}; they differ from record {first} on "
             "(another process saved since this store was loaded). Nothing was written: reload the store and add "
             "again, or add inside `with LabelStore.transaction(path) as store:`, which does so under the lock")
+
+# %% ../../nbs/04b_labeling_lineage.ipynb
+@patch(cls_method=True)
+def load(cls: LabelStore, path: str | Path) -> LabelStore:
+    "Read a store written by `save`, verifying its checksum and every record."
+    import hashlib
+    import json
+    data = load_json(path)
+    if not isinstance(data, dict) or data.get("format") != "mlsys.labelstore/1":
+        raise DataError(f"{path} is not a label store file (format {data.get('format') if isinstance(data, dict) else None!r})")
+    if not isinstance(data.get("records"), list) or "classes" not in data:
+        raise IntegrityError(f"{path}: a label store file needs a list of records and its classes")
+    digest = hashlib.sha256(json.dumps(data["records"], sort_keys=True, default=str).encode()).hexdigest()
+    if digest != data.get("sha256"):
+        raise IntegrityError(f"{path}: records do not match their checksum (file edited or corrupted)")
+    try:
+        store = cls(data["classes"])
+    except ConfigError as e:
+        raise IntegrityError(f"{path}: {e}") from e
+    fields = [f.name for f in LabelRecord.__dataclass_fields__.values()]
+    for i, r in enumerate(data["records"]):
+        if not isinstance(r, dict) or sorted(r) != sorted(fields):
+            raise IntegrityError(f"{path}: record {i} does not have the fields {fields}")
+        try:
+            rid = store.add(r["item_id"], r["label"], r["kind"], r["source"], r["version"], r["parents"], r["note"],
+                            r["created_at"])
+        except DataError as e:
+            raise IntegrityError(f"{path}: record {i} is invalid: {e}") from e
+        if rid != r["record_id"]:
+            raise IntegrityError(f"{path}: record ids are not consecutive at {r['record_id']}")
+    return store
+
+# %% ../../nbs/04b_labeling_lineage.ipynb
+@patch(cls_method=True)
+@contextmanager
+def transaction(
+    cls: LabelStore,
+    path: str | Path,  # the JSON file (created if missing)
+    classes: Sequence | None = None,  # the classes, needed to create the file; checked against an existing one
+    timeout: float = 10.0,  # seconds to wait for the lock (then `BusyError`)
+):
+    "Load the store under an inter-process lock, yield it, and save what was added when the block ends without error."
+    path = as_path(path, "path")
+    with _locked(path, timeout):
+        if path.exists():
+            store = cls.load(path)
+            if classes is not None and [_plain(c) for c in classes] != store.classes:
+                raise ConfigError(f"{path} holds classes {store.classes}, not {list(classes)}")
+        elif classes is None:
+            raise DataError(f"label store {path} does not exist; give classes to create it")
+        else:
+            store = cls(classes)
+        before = len(store)
+        yield store
+        if len(store) != before or not path.exists():
+            store._write(path)
 
 # %% ../../nbs/04b_labeling_lineage.ipynb
 def resolve_into(
