@@ -450,6 +450,30 @@ class LabelStore:
     def __len__(self) -> int:
         return len(self._records)
 
+    @classmethod
+    @contextmanager
+    def transaction(
+        cls,
+        path: str | Path,  # the JSON file (created if missing)
+        classes: Sequence | None = None,  # the classes, needed to create the file; checked against an existing one
+        timeout: float = 10.0,  # seconds to wait for the lock (then `BusyError`)
+    ):
+        "Load the store under an inter-process lock, yield it, and save what was added when the block ends without error."
+        path = as_path(path, "path")
+        with _locked(path, timeout):
+            if path.exists():
+                store = cls.load(path)
+                if classes is not None and [_plain(c) for c in classes] != store.classes:
+                    raise ConfigError(f"{path} holds classes {store.classes}, not {list(classes)}")
+            elif classes is None:
+                raise DataError(f"label store {path} does not exist; give classes to create it")
+            else:
+                store = cls(classes)
+            before = len(store)
+            yield store
+            if len(store) != before or not path.exists():
+                store._write(path)
+
 # %% ../../nbs/04b_labeling_lineage.ipynb
 @patch
 def _label(self: LabelStore, label, where: str):
@@ -713,31 +737,6 @@ def load(cls: LabelStore, path: str | Path) -> LabelStore:
         if rid != r["record_id"]:
             raise IntegrityError(f"{path}: record ids are not consecutive at {r['record_id']}")
     return store
-
-# %% ../../nbs/04b_labeling_lineage.ipynb
-@patch(cls_method=True)
-@contextmanager
-def transaction(
-    cls: LabelStore,
-    path: str | Path,  # the JSON file (created if missing)
-    classes: Sequence | None = None,  # the classes, needed to create the file; checked against an existing one
-    timeout: float = 10.0,  # seconds to wait for the lock (then `BusyError`)
-):
-    "Load the store under an inter-process lock, yield it, and save what was added when the block ends without error."
-    path = as_path(path, "path")
-    with _locked(path, timeout):
-        if path.exists():
-            store = cls.load(path)
-            if classes is not None and [_plain(c) for c in classes] != store.classes:
-                raise ConfigError(f"{path} holds classes {store.classes}, not {list(classes)}")
-        elif classes is None:
-            raise DataError(f"label store {path} does not exist; give classes to create it")
-        else:
-            store = cls(classes)
-        before = len(store)
-        yield store
-        if len(store) != before or not path.exists():
-            store._write(path)
 
 # %% ../../nbs/04b_labeling_lineage.ipynb
 def resolve_into(
