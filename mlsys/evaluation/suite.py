@@ -11,7 +11,6 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +19,7 @@ from ..core import ConfigError, DataError, MlsysError, SchemaError, atomic_write
 
 # %% auto 0
 __all__ = ['TestResult', 'predict_scores', 'check_features', 'ModelTest', 'MetricTest', 'SuiteFailure', 'SuiteResult',
-           'BehaviouralSuite']
+           'suite_markdown', 'suite_html', 'BehaviouralSuite']
 
 # %% ../../nbs/09f_evaluation_suite.ipynb
 def _n(X) -> int:
@@ -256,38 +255,60 @@ def _md_table(df: pd.DataFrame, limit: int) -> str:
     return "\n".join(rows)
 
 
-def _to_markdown(self: SuiteResult, max_rows: int = 10) -> str:
-    "The result as Markdown: the verdict, a table of all tests, then the evidence of each failed or warned test."
-    c = self.to_dict()["counts"]
-    head = (f"**{'PASSED' if self.passed else 'FAILED'}**: {self.model}: {c['pass']} passed, {c['FAIL']} must-pass "
-            f"failed, {c['warn']} informational failed, of {len(self.results)} tests.")
-    parts = [head, "", _md_table(self.to_frame()[["kind", "status", "value", "criterion", "summary"]], len(self.results))]
-    for r in self.results:
-        if r.passed:
+def _counts(d: dict) -> str:
+    c = d["counts"]
+    return (f"{d['model']}: {c['pass']} passed, {c['FAIL']} must-pass failed, {c['warn']} informational failed, "
+            f"of {sum(c.values())} tests.")
+
+
+def suite_markdown(
+    d: dict,  # what `SuiteResult.to_dict` returned (or its JSON, loaded)
+    max_rows: int = 10,  # rows of each evidence table
+) -> str:
+    "A suite result as Markdown: the verdict, a table of all tests, then the evidence of each failed or warned test."
+    rows = pd.DataFrame(d["results"], columns=["name", "kind", "status", "value", "criterion", "summary"]).set_index("name")
+    parts = [f"**{'PASSED' if d['passed'] else 'FAILED'}**: {_counts(d)}", "", _md_table(rows, len(rows))]
+    for r in d["results"]:
+        if r["status"] == "pass":
             continue
-        parts += ["", f"### {r.status}: {r.name}", "", r.summary]
-        for label, tab in (("details", r.details), ("examples", r.examples)):
-            if tab is not None and len(tab):
-                parts += ["", f"*{label}*", "", _md_table(tab, max_rows)]
+        parts += ["", f"### {r['status']}: {r['name']}", "", r["summary"]]
+        for label in ("details", "examples"):
+            if r.get(label):
+                parts += ["", f"*{label}*", "", _md_table(pd.DataFrame(r[label]), max_rows)]
     return "\n".join(parts)
 
 
-def _to_html(self: SuiteResult, max_rows: int = 10) -> str:
-    "The result as an HTML fragment: the verdict, a table of all tests, then the evidence of each failed or warned test."
-    c = self.to_dict()["counts"]
+def _html_records(records: list[dict], max_rows: int) -> str:
+    return pd.DataFrame(records).head(max_rows).to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
+
+
+def suite_html(
+    d: dict,  # what `SuiteResult.to_dict` returned (or its JSON, loaded)
+    max_rows: int = 10,  # rows of each evidence table
+) -> str:
+    "A suite result as an HTML fragment: the verdict, a table of all tests, then the evidence of each failed or warned test."
     esc = html.escape
-    out = [f"<p class='suite-verdict {'pass' if self.passed else 'fail'}'><b>{'PASSED' if self.passed else 'FAILED'}</b>: "
-           f"{esc(self.model)}: {c['pass']} passed, {c['FAIL']} must-pass failed, {c['warn']} informational failed, "
-           f"of {len(self.results)} tests.</p>",
-           self.to_frame()[["kind", "status", "value", "criterion", "summary"]].to_html(float_format=lambda v: f"{v:.4g}")]
-    for r in self.results:
-        if r.passed:
+    rows = pd.DataFrame(d["results"], columns=["name", "kind", "status", "value", "criterion", "summary"])
+    out = [f"<p class='suite-verdict {'pass' if d['passed'] else 'fail'}'><b>{'PASSED' if d['passed'] else 'FAILED'}</b>: "
+           f"{esc(_counts(d))}</p>", rows.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")]
+    for r in d["results"]:
+        if r["status"] == "pass":
             continue
-        out.append(f"<h4>{esc(r.status)}: {esc(r.name)}</h4><p>{esc(r.summary)}</p>")
-        for label, tab in (("details", r.details), ("examples", r.examples)):
-            if tab is not None and len(tab):
-                out.append(f"<p><i>{label}</i></p>" + tab.head(max_rows).to_html(float_format=lambda v: f"{v:.4g}"))
+        out.append(f"<h4>{esc(r['status'])}: {esc(r['name'])}</h4><p>{esc(r['summary'])}</p>")
+        for label in ("details", "examples"):
+            if r.get(label):
+                out.append(f"<p><i>{label}</i></p>" + _html_records(r[label], max_rows))
     return "\n".join(out)
+
+
+def _to_markdown(self: SuiteResult, max_rows: int = 10) -> str:
+    "The result as Markdown (see `suite_markdown`)."
+    return suite_markdown(self.to_dict(max_rows), max_rows)
+
+
+def _to_html(self: SuiteResult, max_rows: int = 10) -> str:
+    "The result as an HTML fragment (see `suite_html`)."
+    return suite_html(self.to_dict(max_rows), max_rows)
 
 
 def _raise_for_failures(self: SuiteResult) -> SuiteResult:
@@ -332,7 +353,7 @@ class BehaviouralSuite:
         "Run every test on `model` in declaration order and collect the results."
         if _n(X) == 0:
             raise DataError("the suite's input X has no rows")
-        from tqdm.auto import tqdm
+        from tqdm.std import tqdm
 
         results = []
         for t in tqdm(self.tests, desc="behavioural tests", disable=not progress, leave=False):

@@ -216,6 +216,17 @@ def _sections_of(run_dir: Path, record: Mapping) -> tuple[dict | None, bool, dic
     return None, False, None
 
 
+def _failure_html(run_dir: Path, record: Mapping, stage) -> str:
+    "The evidence a failed stage left for the report: its `failure_html` product (an HTML fragment) from the failed attempt."
+    row = next((r for r in record.get("stages", []) if r.get("stage") == stage), None)
+    rel = ((row or {}).get("products") or {}).get("failure_html")
+    path = run_dir / "failed" / str(stage) / rel if isinstance(rel, str) else None
+    if path is None or not path.is_file() or path.stat().st_size > 2_000_000:
+        return ""
+    body = path.read_text(encoding="utf-8", errors="replace")
+    return f"<h2 id=\"failure\">Why stage {html.escape(str(stage))} failed</h2>{body}"
+
+
 def _banner(run_dir: Path, record: Mapping) -> str:
     status, run_id = record.get("status"), record.get("run_id")
     stages = record.get("stages", [])
@@ -238,13 +249,14 @@ def _banner(run_dir: Path, record: Mapping) -> str:
             if (run_dir / log).exists():
                 links.append(f"its kernel log: {_link(log)}")
         tb = record.get("traceback")
+        evidence = _failure_html(run_dir, record, stage)
         return (f"<div class=\"banner {status}\"><strong>Run {html.escape(str(run_id))} {'FAILED' if status == 'failed' else 'was INTERRUPTED'} "
                 f"at stage {html.escape(str(stage))}</strong> ({_clock(record.get('finished'))} on {day}, {zone}).<br>"
                 f"{html.escape(str(record.get('error') or '').removeprefix(f'stage {stage!r}: '))}"
                 + (f"<br>See {'; '.join(links)}." if links else "")
                 + " Stages before it kept their outputs; the stages after it did not run."
                 + (f"<details><summary>Traceback</summary><pre>{html.escape(tb)}</pre></details>" if tb else "")
-                + "</div>")
+                + "</div>" + evidence)
     return (f"<div class=\"banner running\"><strong>Run {html.escape(str(run_id))} is {html.escape(str(status))}</strong>: "
             f"this report was written before it finished (started {_clock(record.get('started'))} on {day}).</div>")
 

@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 
 from ..core import DataError
+from ..evaluation.suite import suite_html
 from .checks import METRICS
 
 # %% auto 0
 __all__ = ['shift_caveat', 'calibration_caveat', 'small_sample_caveat', 'interpret_metrics', 'interpret_calibration',
            'interpret_operating_point', 'interpret_slices', 'interpret_importance', 'interpret_shift', 'summarize',
-           'interpret_selection', 'interpret_baselines', 'format_cell', 'html_table', 'png_img', 'html_paragraph',
-           'report_sections']
+           'interpret_selection', 'interpret_baselines', 'interpret_suite', 'format_cell', 'html_table', 'png_img',
+           'html_paragraph', 'report_sections']
 
 # %% ../../nbs/15b_report_text.ipynb
 _DISPLAY = {"zero_rule": "the zero rule", "random": "the random baseline", "route_rate": "the route-late-rate heuristic"}
@@ -350,6 +351,27 @@ def interpret_baselines(comparison: Mapping) -> str:
             f"({comparison['gain']:+.3f}). Do not ship it in place of that baseline.")
 
 # %% ../../nbs/15b_report_text.ipynb
+def interpret_suite(suite: Mapping) -> str:
+    "A paragraph on a behavioural suite's result: the verdict, every failed must-pass test, then the informational misses."
+    if not isinstance(suite, Mapping) or not isinstance(suite.get("results"), list):
+        raise DataError(f"suite must be what SuiteResult.to_dict returned, got {type(suite).__name__}")
+    res = suite["results"]
+    fails = [r for r in res if r.get("status") == "FAIL"]
+    warns = [r for r in res if r.get("status") == "warn"]
+    n_must = sum(bool(r.get("must_pass")) for r in res)
+    head = (f"{suite.get('model', 'The model')} passed {len(res) - len(fails) - len(warns)} of {len(res)} behavioural tests "
+            f"({n_must} of them must pass)")
+    if fails:
+        text = (f"{head}, and FAILED {len(fails)} must-pass test{'s' if len(fails) > 1 else ''}, so the run stops at the "
+                f"evaluate stage: " + " ".join(f"{r['name']}: {r['summary']}" for r in fails))
+    else:
+        text = f"{head}; every must-pass test passed."
+    if warns:
+        text += (f" {len(warns)} informational test{'s' if len(warns) > 1 else ''} did not meet {'their' if len(warns) > 1 else 'its'} "
+                 f"criterion: " + " ".join(f"{r['name']}: {r['summary']}" for r in warns))
+    return text
+
+# %% ../../nbs/15b_report_text.ipynb
 def format_cell(v, fmt: str | None = None) -> str:
     "One table cell's text: None and NaN read 'n/a'; `fmt` is 'pct', 'int', a format spec such as '.3f', or None."
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
@@ -418,6 +440,7 @@ def report_sections(
     leakage: Mapping | None = None,  # the train stage's leakage report (JSON)
     title: str = "mlsys run report",  # heading of the report
     selection: Mapping | None = None,  # the train stage's selection.json: HPO trials, MLflow runs, learning curves, trade-offs
+    suite: Mapping | None = None,  # the evaluate stage's behavioural test results (`SuiteResult.to_dict`, suite.json)
 ) -> dict:
     "The report's model sections (HTML, with one interpretation paragraph each) and its summary, as JSON-ready data."
     if not isinstance(title, str) or not title.strip():
@@ -469,6 +492,10 @@ def report_sections(
             "<p class=\"note\">The route-late-rate heuristic flags a flight when its route's late rate over the last 30 "
             "days (the outcomes known before the prediction time) exceeds a threshold chosen on the training period, and "
             "gives that rate as its probability.</p>")
+
+    if suite is not None:
+        add("tests", "Behavioural tests", html_paragraph(interpret_suite(suite), "reading" if suite.get("passed") else "flag"),
+            suite_html(suite))
 
     if selection is not None:
         if not isinstance(selection, Mapping):
@@ -605,4 +632,5 @@ def report_sections(
                                                                           "message": "message"}, wrap=["message"]))
     if parts:
         add("data", "Data, split and leakage checks", *parts)
-    return {"title": title, "summary": summarize(checks), "sections": sections}
+    summary = summarize(checks) + (" " + interpret_suite(suite).split(". ")[0] + "." if suite is not None else "")
+    return {"title": title, "summary": summary, "sections": sections}
