@@ -1074,33 +1074,11 @@ def _entity_batches(entity_path: Path, chunk_rows: int, timestamp_col: str, keys
 
 # %% ../../nbs/07f_features_store.ipynb
 @patch
-def retrieve_to_parquet(self: OfflineStore,
-                        entity_path: str | Path,  # Parquet file or folder of entity rows, possibly larger than memory
-                        features,  # feature references `view:feature`
-                        out_path: str | Path,  # Parquet file to write: the entity rows plus the features
-                        timestamp_col: str = "event_time",  # tz-aware column of the entity rows
-                        full_feature_names: bool = False,  # name outputs `view__feature`
-                        chunk_rows: int = 250_000,  # entity rows held in memory at a time
-                        engine: str = "auto",  # engine for each chunk (see `get_historical_features`)
-                        ) -> Path:
-    "Point-in-time retrieval from Parquet to Parquet in chunks of `chunk_rows`, all from one stored version."
+def _join_chunks(self: OfflineStore, batches, groups, names, state, timestamp_col: str, keys: list, engine: str,
+                 entity_path: Path, out_path: Path) -> int:
+    "Join the entity `batches` chunk by chunk into a temporary Parquet file, then move it to `out_path`; return the rows written."
     import pyarrow as pa
     import pyarrow.parquet as pq
-    for name, p in (("entity_path", entity_path), ("out_path", out_path)):
-        if not isinstance(p, (str, os.PathLike)):
-            raise ConfigError(f"{name}={p!r} must be a file path")
-    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise ConfigError(f"chunk_rows={chunk_rows!r} must be a positive integer")
-    groups, names = self._plan(features, None, timestamp_col, full_feature_names, False, engine)
-    keys = list(dict.fromkeys(k for v, _ in groups for k in v.entity))
-    entity_path, out_path = Path(entity_path), Path(out_path)
-    if not entity_path.exists():
-        raise DataError(f"entity_path={str(entity_path)!r} does not exist")
-    if out_path.resolve() == entity_path.resolve():
-        raise ConfigError(f"out_path={str(out_path)!r} is the entity file itself; write the result elsewhere")
-    batches = _entity_batches(entity_path, chunk_rows, timestamp_col, keys, names)
-    state = self._state(groups, engine)  # one version of every view for all the chunks
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex[:8]}.tmp")
     writer, done = None, 0
     try:
@@ -1135,6 +1113,36 @@ def retrieve_to_parquet(self: OfflineStore,
         if writer is not None:
             writer.close()
         tmp.unlink(missing_ok=True)
+    return done
+
+# %% ../../nbs/07f_features_store.ipynb
+@patch
+def retrieve_to_parquet(self: OfflineStore,
+                        entity_path: str | Path,  # Parquet file or folder of entity rows, possibly larger than memory
+                        features,  # feature references `view:feature`
+                        out_path: str | Path,  # Parquet file to write: the entity rows plus the features
+                        timestamp_col: str = "event_time",  # tz-aware column of the entity rows
+                        full_feature_names: bool = False,  # name outputs `view__feature`
+                        chunk_rows: int = 250_000,  # entity rows held in memory at a time
+                        engine: str = "auto",  # engine for each chunk (see `get_historical_features`)
+                        ) -> Path:
+    "Point-in-time retrieval from Parquet to Parquet in chunks of `chunk_rows`, all from one stored version."
+    for name, p in (("entity_path", entity_path), ("out_path", out_path)):
+        if not isinstance(p, (str, os.PathLike)):
+            raise ConfigError(f"{name}={p!r} must be a file path")
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise ConfigError(f"chunk_rows={chunk_rows!r} must be a positive integer")
+    groups, names = self._plan(features, None, timestamp_col, full_feature_names, False, engine)
+    keys = list(dict.fromkeys(k for v, _ in groups for k in v.entity))
+    entity_path, out_path = Path(entity_path), Path(out_path)
+    if not entity_path.exists():
+        raise DataError(f"entity_path={str(entity_path)!r} does not exist")
+    if out_path.resolve() == entity_path.resolve():
+        raise ConfigError(f"out_path={str(out_path)!r} is the entity file itself; write the result elsewhere")
+    batches = _entity_batches(entity_path, chunk_rows, timestamp_col, keys, names)
+    state = self._state(groups, engine)  # one version of every view for all the chunks
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    done = self._join_chunks(batches, groups, names, state, timestamp_col, keys, engine, entity_path, out_path)
     log.info("retrieved features for %d entity rows into %s", done, out_path)
     return out_path
 
@@ -1322,6 +1330,38 @@ def flight_feature_views() -> list:
     ]
 
 # %% ../../nbs/07f_features_store.ipynb
+def _ingest_flight_views(store: FeatureStore, weather: pd.DataFrame, planes: pd.DataFrame, history: pd.DataFrame) -> dict:
+    "Register the flights feature views in `store` and write their data; return the views by name."
+    views = {v.name: v for v in flight_feature_views()}
+    store.apply(*views.values())
+    store.ingest("weather", weather, mode="overwrite")
+    pl = planes[["tailnum", "year"]].rename(columns={"year": "plane_year"}).dropna(subset=["tailnum"])
+    pl = pl.assign(plane_year=pl["plane_year"].astype("float64"), valid_from=pd.Timestamp("1900-01-01", tz="UTC"))
+    store.ingest("plane", pl, mode="overwrite")
+    store.ingest("route_history", history_rates(history, ["origin", "dest"], "route"), mode="overwrite")
+    store.ingest("carrier_history", history_rates(history, ["carrier"], "carrier"), mode="overwrite")
+    return views
+
+# %% ../../nbs/07f_features_store.ipynb
+def _recent_departures(flights: pd.DataFrame, history: pd.DataFrame, base: pd.DataFrame,
+                       recent_window) -> tuple[np.ndarray, np.ndarray]:
+    "Mean departure delay and number of departures at the origin in the `recent_window` before each row's `as_of`."
+    from mlsys.features.windows import WindowAggregate, departure_events
+
+    ev = departure_events(flights).assign(__fid=np.arange(len(flights))[flights["dep_delay"].notna().to_numpy()])
+    if history is not flights:  # departures known only from `history` (matched on the flight's identity)
+        ident = ["sched_dep", "carrier", "flight", "origin"]
+        seen = pd.MultiIndex.from_frame(flights[ident].astype({"carrier": "string", "origin": "string"}))
+        extra = departure_events(history)
+        extra = extra[~pd.MultiIndex.from_frame(extra[ident].astype({"carrier": "string", "origin": "string"})).isin(seen)]
+        ev = pd.concat([ev, extra.assign(__fid=-1 - np.arange(len(extra)))], ignore_index=True)
+    q = base.reset_index(drop=True).assign(__fid=np.arange(len(base)))
+    mean_def = WindowAggregate("origin_dep_delay_2h", "origin", "dep_delay", "dep_actual", recent_window, "mean")
+    count_def = WindowAggregate("origin_deps_2h", "origin", "dep_delay", "dep_actual", recent_window, "count")
+    return (mean_def.compute(ev, q, "as_of", exclude="__fid").to_numpy(),
+            count_def.compute(ev, q, "as_of", exclude="__fid").to_numpy())
+
+# %% ../../nbs/07f_features_store.ipynb
 def build_flight_features(
     flights: pd.DataFrame,  # flights from `load_flights` (needs sched_dep, origin, dest, carrier, tailnum, dep_delay, air_time, is_late)
     weather: pd.DataFrame,  # hourly weather from `load_weather`
@@ -1333,8 +1373,6 @@ def build_flight_features(
     include_timestamps: bool = True,  # keep `<view>__timestamp` columns (for the leakage timestamp check)
 ) -> pd.DataFrame:
     "Leakage-safe pre-departure features for each flight, retrieved point-in-time at `as_of = sched_dep - lead`."
-    from mlsys.features.windows import WindowAggregate, departure_events
-
     _check_columns(flights, ["sched_dep", "origin", "dest", "carrier", "tailnum", "dep_delay", "is_late"], "flights")
     _check_columns(weather, ["origin", "time_hour", *WEATHER_FEATURES], "weather")
     _check_columns(planes, ["tailnum", "year"], "planes")
@@ -1353,33 +1391,14 @@ def build_flight_features(
         with tempfile.TemporaryDirectory(prefix="mlsys-features-") as tmp:
             return build_flight_features(flights, weather, planes, history, lead, recent_window,
                                          FeatureStore(OfflineStore(path=tmp)), include_timestamps)
-    views = {v.name: v for v in flight_feature_views()}
-    store.apply(*views.values())
-    store.ingest("weather", weather, mode="overwrite")
-    pl = planes[["tailnum", "year"]].rename(columns={"year": "plane_year"}).dropna(subset=["tailnum"])
-    pl = pl.assign(plane_year=pl["plane_year"].astype("float64"), valid_from=pd.Timestamp("1900-01-01", tz="UTC"))
-    store.ingest("plane", pl, mode="overwrite")
-    store.ingest("route_history", history_rates(history, ["origin", "dest"], "route"), mode="overwrite")
-    store.ingest("carrier_history", history_rates(history, ["carrier"], "carrier"), mode="overwrite")
-
+    views = _ingest_flight_views(store, weather, planes, history)
     base = flights[["sched_dep", "origin", "dest", "carrier", "tailnum", "is_late"]].copy()
     base["as_of"] = _check_timestamps(flights["sched_dep"], "flights column 'sched_dep'") - lead
     refs = [r for v in views.values() for r in v.refs]
     out = store.get_historical_features(base, refs, timestamp_col="as_of", include_timestamps=include_timestamps)
     out["plane_age"] = out["sched_dep"].dt.year - out.pop("plane_year")
     # recent departures at the origin: events from `history` and `flights`, never the flight itself
-    ev = departure_events(flights).assign(__fid=np.arange(len(flights))[flights["dep_delay"].notna().to_numpy()])
-    if history is not flights:  # departures known only from `history` (matched on the flight's identity)
-        ident = ["sched_dep", "carrier", "flight", "origin"]
-        seen = pd.MultiIndex.from_frame(flights[ident].astype({"carrier": "string", "origin": "string"}))
-        extra = departure_events(history)
-        extra = extra[~pd.MultiIndex.from_frame(extra[ident].astype({"carrier": "string", "origin": "string"})).isin(seen)]
-        ev = pd.concat([ev, extra.assign(__fid=-1 - np.arange(len(extra)))], ignore_index=True)
-    q = base.reset_index(drop=True).assign(__fid=np.arange(len(base)))
-    mean_def = WindowAggregate("origin_dep_delay_2h", "origin", "dep_delay", "dep_actual", recent_window, "mean")
-    count_def = WindowAggregate("origin_deps_2h", "origin", "dep_delay", "dep_actual", recent_window, "count")
-    out["origin_dep_delay_2h"] = mean_def.compute(ev, q, "as_of", exclude="__fid").to_numpy()
-    out["origin_deps_2h"] = count_def.compute(ev, q, "as_of", exclude="__fid").to_numpy()
+    out["origin_dep_delay_2h"], out["origin_deps_2h"] = _recent_departures(flights, history, base, recent_window)
     if include_timestamps:
         out["origin_recent__timestamp"] = out["as_of"] - pd.Timedelta(microseconds=1)
     return out
