@@ -198,6 +198,18 @@ def test_tabular_perturbations_keep_columns_dtypes_and_index(table):
         pd.testing.assert_frame_equal(p.apply(X, rng=0), X)
 
 
+def test_nullable_and_float32_columns_keep_their_dtype():
+    X = pd.DataFrame({"i": pd.array([1, None, 3, 4] * 25, dtype="Int64"), "f": np.arange(100, dtype="float32"),
+                      "g": pd.array(np.r_[np.nan, np.arange(99.0)], dtype="Float64")})
+    for p in [GaussianNoise(["i", "f", "g"], 1.0), MissingValues(["i", "f", "g"], 0.5), CategorySwap(["i", "f"], 0.5)]:
+        out = p.apply(X, rng=0)
+        assert list(out.dtypes) == list(X.dtypes)
+        assert out["i"].isna().sum() >= X["i"].isna().sum()
+    s = Scorer(lambda X: sigmoid(X["f"].to_numpy(float) / 50 + X["i"].fillna(0).to_numpy(float)))
+    assert DirectionalTest("i", "i", "increasing", 1).run(s, X).value == 0.0
+    assert DirectionalTest("g", "g", "decreasing", 1.0).run(s, X).passed
+
+
 def test_text_and_image_perturbations_keep_their_container_and_shape():
     texts = ["Call me later, OK?", "WIN a £1000 prize now", "é ü — non-ASCII\n", ""]
     for X in [texts, tuple(texts), pd.Series(texts, index=[5, 6, 7, 8]), np.array(texts, dtype=object)]:

@@ -221,7 +221,8 @@ class GaussianNoise(Perturbation):
                 new = np.clip(new, np.nanmin(v), np.nanmax(v))
             if pd.api.types.is_integer_dtype(X[f]):
                 new = np.round(new)
-            out[f] = pd.array(new, dtype="Float64").astype(X[f].dtype) if X[f].dtype.kind not in "fiu" else new.astype(X[f].dtype)
+            nullable = not isinstance(X[f].dtype, np.dtype)  # Int64, Float64: missing values stay missing
+            out[f] = pd.array(new, dtype="Float64").astype(X[f].dtype) if nullable else new.astype(X[f].dtype)
         return out
 
     def __repr__(self) -> str:
@@ -244,7 +245,7 @@ class MissingValues(Perturbation):
         out = X.copy()
         for f in check_features(X, self.features, self.name):
             col = X[f]
-            if col.dtype.kind in "biu":
+            if isinstance(col.dtype, np.dtype) and col.dtype.kind in "biu":  # numpy ints and bools have no missing value
                 raise SchemaError(f"{self.name}: feature {f!r} is {col.dtype}, which cannot hold a missing value; "
                                   "cast it to float64 or a nullable dtype (Int64, boolean) first")
             hit = rng.random(len(col)) < strength
@@ -839,7 +840,7 @@ def directional_pairs(
                         f"{int(mask.sum()):,} selected rows")
     X1 = X[keep]
     X2 = X1.copy()
-    X2[feature] = moved[keep].astype(col.dtype) if col.dtype.kind in "fiu" else pd.array(moved[keep]).astype(col.dtype)
+    X2[feature] = moved[keep].astype(col.dtype) if isinstance(col.dtype, np.dtype) else pd.array(moved[keep], dtype="Float64").astype(col.dtype)
     s1, s2 = model_scores(model, X1), model_scores(model, X2)
     if s1.ndim != 1:
         raise DataError(f"test {test!r}: a directional test needs one score per row; the model gives {s1.shape[1]} (multi-class)")
