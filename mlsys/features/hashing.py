@@ -139,6 +139,39 @@ def collision_rate(buckets) -> float:
     return float((counts[inv] > 1).mean())
 
 # %% ../../nbs/07b_features_hashing.ipynb
+def _check_hashing_params(est) -> None:
+    "`ConfigError` for a `HashingEncoder` parameter of the wrong type or range (the columns are checked later)."
+    n = est.n_features
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 2**31 - 1:
+        raise ConfigError(f"n_features must be an integer in [1, 2**31 - 1], got {n!r}")
+    for name in ("signed", "include_columns", "sparse_output"):
+        if not isinstance(getattr(est, name), (bool, np.bool_)):
+            raise ConfigError(f"{name} must be True or False, got {getattr(est, name)!r}")
+    _key(est.seed)  # an integer in [0, 2**32)
+    if est.crosses is not None and (isinstance(est.crosses, (str, bytes)) or not isinstance(est.crosses, Sequence)):
+        raise ConfigError(f"crosses must be a list of column tuples, e.g. [('carrier', 'origin')], got {est.crosses!r}")
+
+
+def _resolve_crosses(crosses, names: list[str]) -> list[tuple[int, ...]]:
+    "Each cross as a tuple of column positions in `names`; a cross names 2+ different columns, by name or position."
+    out = []
+    for cross in crosses or []:
+        if isinstance(cross, (str, bytes)) or not isinstance(cross, Sequence) or len(cross) < 2:
+            raise ConfigError(f"crosses: each cross needs two or more columns, got {cross!r}")
+        idx = []
+        for c in cross:
+            if isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < len(names):
+                idx.append(int(c))
+            elif c in names:
+                idx.append(names.index(c))
+            else:
+                raise SchemaError(f"crosses: unknown column {c!r}; X has {names}")
+        if len(set(idx)) < len(idx):
+            raise ConfigError(f"crosses: {cross!r} names a column twice; a cross combines different columns")
+        out.append(tuple(idx))
+    return out
+
+# %% ../../nbs/07b_features_hashing.ipynb
 class HashingEncoder(TransformerMixin, BaseEstimator):
     "Hash categorical columns and their crosses into a fixed space of `n_features` slots (signed by default)."
 
@@ -156,32 +189,10 @@ class HashingEncoder(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         "Check the parameters and record the input columns (hashing itself learns nothing)."
-        n = self.n_features
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 2**31 - 1:
-            raise ConfigError(f"n_features must be an integer in [1, 2**31 - 1], got {n!r}")
-        for name in ("signed", "include_columns", "sparse_output"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        _key(self.seed)  # an integer in [0, 2**32)
-        if self.crosses is not None and (isinstance(self.crosses, (str, bytes)) or not isinstance(self.crosses, Sequence)):
-            raise ConfigError(f"crosses must be a list of column tuples, e.g. [('carrier', 'origin')], got {self.crosses!r}")
+        _check_hashing_params(self)
         self._columns(X, reset=True)
         names = [str(c) for c in getattr(self, "feature_names_in_", [f"x{j}" for j in range(self.n_features_in_)])]
-        crosses = []
-        for cross in self.crosses or []:
-            if isinstance(cross, (str, bytes)) or not isinstance(cross, Sequence) or len(cross) < 2:
-                raise ConfigError(f"crosses: each cross needs two or more columns, got {cross!r}")
-            idx = []
-            for c in cross:
-                if isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < len(names):
-                    idx.append(int(c))
-                elif c in names:
-                    idx.append(names.index(c))
-                else:
-                    raise SchemaError(f"crosses: unknown column {c!r}; X has {names}")
-            if len(set(idx)) < len(idx):
-                raise ConfigError(f"crosses: {cross!r} names a column twice; a cross combines different columns")
-            crosses.append(tuple(idx))
+        crosses = _resolve_crosses(self.crosses, names)
         if not crosses and not self.include_columns:
             raise ConfigError("nothing to hash: include_columns=False and no crosses")
         self.crosses_ = crosses
