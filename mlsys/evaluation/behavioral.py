@@ -256,7 +256,7 @@ class MissingValues(Perturbation):
     def __repr__(self) -> str:
         return f"MissingValues({self.features}, rate={self.strength:g})"
 
-
+# %% ../../nbs/09a_evaluation_behavioral.ipynb
 class CategorySwap(Perturbation):
     "Replace each value of the declared features, with probability `rate`, by another value observed in that column."
     modality, strength_name, strength_range = "table", "rate", (0.0, 1.0)
@@ -412,7 +412,7 @@ class Synonyms(_TextPerturbation):
     def __repr__(self):
         return f"Synonyms(rate={self.strength:g})"
 
-
+# %% ../../nbs/09a_evaluation_behavioral.ipynb
 class NameSwap(_TextPerturbation):
     "Replace each occurrence of a name from `names` (whole words, any case) by another name from the list."
 
