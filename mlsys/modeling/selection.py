@@ -843,6 +843,46 @@ def _phase_list(phases) -> list:
     return out
 
 # %% ../../nbs/08b_modeling_selection.ipynb
+def _check_walk_settings(min_gain, max_latency_ms, target, n_bootstrap, confidence, batch_rows) -> None:
+    "`ConfigError` for a bad gain, budget, target, bootstrap or batch setting of `walk_phases`."
+    for name, v in (("min_gain", min_gain), ("max_latency_ms", max_latency_ms), ("target", target)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)):
+            raise ConfigError(f"{name} must be a finite number{'' if name == 'min_gain' else ' or None'}, got {v!r}")
+    if min_gain is None or min_gain < 0:
+        raise ConfigError(f"min_gain must be >= 0, got {min_gain!r}")
+    if max_latency_ms is not None and max_latency_ms <= 0:
+        raise ConfigError(f"max_latency_ms must be positive, got {max_latency_ms!r}")
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
+        raise ConfigError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap!r}")
+    if isinstance(confidence, bool) or not isinstance(confidence, float) or not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be a float in (0, 1), got {confidence!r}")
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
+        raise ConfigError(f"batch_rows must be a positive integer, got {batch_rows!r}")
+
+# %% ../../nbs/08b_modeling_selection.ipynb
+def _fit_phase(est, Xt, y_train, Xv, y_valid, scorer, batch_rows: int, n_repeats: int) -> tuple:
+    "Fit a clone of `est`, score it on the validation rows and time a batch of them: (model, fit seconds, score, cost)."
+    t0 = time.perf_counter()
+    model = clone(est).fit(Xt, y_train)
+    fit_s = time.perf_counter() - t0
+    score = float(scorer(model, Xv, y_valid))
+    cost = measure_cost(model, _rows(Xv, np.arange(min(int(batch_rows), len(Xv)))), n_repeats)
+    return model, fit_s, score, cost
+
+# %% ../../nbs/08b_modeling_selection.ipynb
+def _adopt(gain: float, lo: float, hi: float, best: str, over: bool, latency_ms: float, min_gain: float,
+           n_bootstrap: int, confidence: float, max_latency_ms) -> tuple[bool, str]:
+    "Whether a phase gaining `gain` over phase `best` (paired interval `lo`..`hi`) is adopted, and the reason in words."
+    noise = n_bootstrap > 0 and not lo > 0
+    adopted = gain >= min_gain and not noise and not over
+    interval = f" ({confidence:.0%} interval {lo:+.3f} to {hi:+.3f})" if n_bootstrap else ""
+    why = (f"{gain:+.3f} over {best!r}{interval}" + ("" if adopted else
+           f" is below min_gain {min_gain}" if gain < min_gain else
+           " could be noise" if noise else
+           f", but {latency_ms:.1f} ms is over the budget of {max_latency_ms} ms"))
+    return adopted, why
+
+# %% ../../nbs/08b_modeling_selection.ipynb
 def walk_phases(
     phases,  # in order: [(name, estimator) or (name, estimator, columns), ...], e.g. heuristic, simple, optimized, complex
     X_train,  # training rows (a DataFrame when phases name columns)
@@ -861,19 +901,7 @@ def walk_phases(
 ) -> PhaseReport:
     "Fit, score and time each phase in turn; adopt it only if its gain is real and fits the budget; stop when the target is met."
     items, scorer, seed = _phase_list(phases), _scorer(scoring), _seed(random_state)
-    for name, v in (("min_gain", min_gain), ("max_latency_ms", max_latency_ms), ("target", target)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)):
-            raise ConfigError(f"{name} must be a finite number{'' if name == 'min_gain' else ' or None'}, got {v!r}")
-    if min_gain is None or min_gain < 0:
-        raise ConfigError(f"min_gain must be >= 0, got {min_gain!r}")
-    if max_latency_ms is not None and max_latency_ms <= 0:
-        raise ConfigError(f"max_latency_ms must be positive, got {max_latency_ms!r}")
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
-        raise ConfigError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap!r}")
-    if isinstance(confidence, bool) or not isinstance(confidence, float) or not 0 < confidence < 1:
-        raise ConfigError(f"confidence must be a float in (0, 1), got {confidence!r}")
-    if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
-        raise ConfigError(f"batch_rows must be a positive integer, got {batch_rows!r}")
+    _check_walk_settings(min_gain, max_latency_ms, target, n_bootstrap, confidence, batch_rows)
     if _n(X_train, "X_train") != _n(y_train, "y_train") or _n(X_valid, "X_valid") != _n(y_valid, "y_valid"):
         raise DataError("X_train/y_train and X_valid/y_valid must have the same number of rows")
     rows, models, frozen, best, stopped = [], {}, {}, None, False
@@ -885,11 +913,7 @@ def walk_phases(
             raise DataError(f"phase {name!r} names columns, so X_train and X_valid must be DataFrames")
         Xt = X_train[cols] if cols is not None else X_train
         Xv = X_valid[cols] if cols is not None else X_valid
-        t0 = time.perf_counter()
-        model = clone(est).fit(Xt, y_train)
-        fit_s = time.perf_counter() - t0
-        score = float(scorer(model, Xv, y_valid))
-        cost = measure_cost(model, _rows(Xv, np.arange(min(int(batch_rows), len(Xv)))), n_repeats)
+        model, fit_s, score, cost = _fit_phase(est, Xt, y_train, Xv, y_valid, scorer, batch_rows, n_repeats)
         models[name], frozen[name] = model, _Frozen(model, Xv)
         row = {"phase": name, "score": score, "gain": np.nan, "gain_low": np.nan, "gain_high": np.nan, "fit_s": fit_s,
                "latency_batch_ms": cost["latency_batch_ms"], "size_kib": cost["size_bytes"] / 1024}
@@ -904,13 +928,8 @@ def walk_phases(
             lo, hi = (_paired_interval(scorer, frozen[name], frozen[best], y_valid, int(n_bootstrap), confidence, seed)
                       if n_bootstrap else (np.nan, np.nan))
             row.update(gain=gain, gain_low=lo, gain_high=hi)
-            noise = n_bootstrap > 0 and not lo > 0
-            adopted = gain >= min_gain and not noise and not over
-            interval = f" ({confidence:.0%} interval {lo:+.3f} to {hi:+.3f})" if n_bootstrap else ""
-            why = (f"{gain:+.3f} over {best!r}{interval}" + ("" if adopted else
-                   f" is below min_gain {min_gain}" if gain < min_gain else
-                   " could be noise" if noise else
-                   f", but {cost['latency_batch_ms']:.1f} ms is over the budget of {max_latency_ms} ms"))
+            adopted, why = _adopt(gain, lo, hi, best, over, cost["latency_batch_ms"], min_gain, n_bootstrap, confidence,
+                                  max_latency_ms)
         row.update(adopted=adopted, decision=("adopted: " if adopted else "not adopted: ") + why)
         if adopted:
             best = name
