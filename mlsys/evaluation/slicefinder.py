@@ -17,9 +17,9 @@ from ..core import ConfigError, DataError, SchemaError
 from .suite import ModelTest, TestResult, check_features, predict_scores
 
 # %% auto 0
-__all__ = ['TESTS', 'LOSSES', 'SliceColumn', 'SliceValueError', 'fit_column', 'slice_scores', 'score_upper_bound', 'SearchResult',
-           'sliceline_search', 'slice_pvalues', 'adjust_pvalues', 'effect_sizes', 'check_errors', 'SliceFinder',
-           'find_slices', 'row_errors', 'SliceFinderTest']
+__all__ = ['SCORE_EPS', 'TESTS', 'LOSSES', 'SliceColumn', 'SliceValueError', 'fit_column', 'slice_scores', 'score_upper_bound',
+           'SearchResult', 'sliceline_search', 'slice_pvalues', 'adjust_pvalues', 'effect_sizes', 'check_errors',
+           'SliceFinder', 'find_slices', 'row_errors', 'SliceFinderTest']
 
 # %% ../../nbs/09e_evaluation_slicefinder.ipynb
 def _fmt(v) -> str:
@@ -87,7 +87,7 @@ def fit_column(col: pd.Series, name: str, n_bins: int) -> SliceColumn:
             raise DataError(f"feature {name!r} has {int(np.isinf(x).sum())} infinite values; a slice needs finite numbers or NaN")
         uniq = np.unique(x)
         if len(uniq) > n_bins:
-            edges = np.unique(np.quantile(x, np.linspace(0, 1, n_bins + 1)[1:-1], method="lower"))
+            edges = np.unique(np.quantile(x, np.linspace(0, 1, n_bins + 1)[1:-1], method="higher"))
             edges = edges[edges > uniq[0]]
             if not len(edges):  # the quantiles all fall on the smallest value: split it from the rest
                 edges = uniq[1:2]
@@ -143,6 +143,9 @@ def _ragged(starts: np.ndarray, lens: np.ndarray):
     return seg, pos
 
 # %% ../../nbs/09e_evaluation_slicefinder.ipynb
+SCORE_EPS = 1e-12  # a score this close to 0 is rounding noise: the slice is no worse than the average
+
+
 class _TopK:
     "The k best slices seen so far (ties with the k-th kept), as parallel arrays."
 
@@ -158,7 +161,7 @@ class _TopK:
         return float(self.stats[:, 0].min()) if len(self.stats) >= self.k else 0.0
 
     def add(self, cols, stats, tested) -> None:
-        ok = stats[:, 0] > 0
+        ok = stats[:, 0] > SCORE_EPS
         cols, stats, tested = cols[ok], stats[ok], tested[ok]
         if len(stats) > self.k:  # keep the new ones that can be in the top-k (ties with the k-th included)
             kth = np.partition(stats[:, 0], len(stats) - self.k)[len(stats) - self.k]
@@ -305,7 +308,7 @@ def sliceline_search(
             ub = score_upper_bound(lv.size[pidx].min(axis=1), lv.err[pidx].min(axis=1), lv.mx[pidx].min(axis=1),
                                    n, ebar, alpha, floor)
             thr = topk.threshold  # less a rounding margin: ties with the k-th are kept
-            keep = (ub > 0) & (ub >= thr - 1e-12 * max(1.0, abs(thr)))
+            keep = (ub > SCORE_EPS) & (ub >= thr - 1e-12 * max(1.0, abs(thr)))
             n_gen, n_eval = n_gen + g, n_eval + int(keep.sum())
             for cols, s, e, q2, mxx, r, seg in _evaluate(child[keep], pidx[keep], lv, codes, errors, feat_of, offsets, chunk):
                 va = record(cols, s, e, q2, mxx)
@@ -353,6 +356,8 @@ def adjust_pvalues(
         return p.copy()
     order = np.argsort(p, kind="stable")
     ps = p[order]
+    if not isinstance(method, str):
+        raise ConfigError(f"correction must be 'holm' or 'bh', got {method!r}")
     if method == "holm":
         adj = np.maximum.accumulate((m - np.arange(m)) * ps)
     elif method == "bh":
@@ -458,15 +463,15 @@ def _check_params(self: SliceFinder) -> None:
     ms = self.min_sup
     if not num(ms) or not ((isinstance(ms, (int, np.integer)) and ms >= 1) or (0 < ms < 1)):
         raise ConfigError(f"min_sup must be a row count >= 1 or a fraction in (0, 1), got {ms!r}")
-    if self.test not in TESTS:
+    if not isinstance(self.test, str) or self.test not in TESTS:
         raise ConfigError(f"test must be one of {TESTS}, got {self.test!r}")
-    if self.correction not in ("holm", "bh"):
+    if not isinstance(self.correction, str) or self.correction not in ("holm", "bh"):
         raise ConfigError(f"correction must be 'holm' or 'bh', got {self.correction!r}")
     if not num(self.significance) or not 0 < self.significance < 1:
         raise ConfigError(f"significance must be a number in (0, 1), got {self.significance!r}")
-    if self.rank_by not in ("score", "effect_size"):
+    if not isinstance(self.rank_by, str) or self.rank_by not in ("score", "effect_size"):
         raise ConfigError(f"rank_by must be 'score' or 'effect_size', got {self.rank_by!r}")
-    if self.features is not None and (isinstance(self.features, str) or not all(isinstance(f, str) for f in self.features)):
+    if self.features is not None and (not isinstance(self.features, (list, tuple)) or not all(isinstance(f, str) for f in self.features)):
         raise ConfigError(f"features must be a list of column names or None, got {self.features!r}")
 
 # %% ../../nbs/09e_evaluation_slicefinder.ipynb
@@ -574,7 +579,7 @@ def row_errors(
     eps: float = 1e-15,  # probabilities are clipped to [eps, 1 - eps] for the log loss
 ) -> np.ndarray:
     "Each row's loss: the per-row log loss, misclassification (0/1) or squared error of the predicted probabilities."
-    if loss not in LOSSES:
+    if not isinstance(loss, str) or loss not in LOSSES:
         raise ConfigError(f"loss must be one of {LOSSES}, got {loss!r}")
     p = np.asarray(scores, dtype=float)
     y = np.asarray(y)
@@ -615,7 +620,7 @@ class SliceFinderTest(ModelTest):
         super().__init__(name, must_pass)
         if isinstance(features, str) or not isinstance(features, (list, tuple)) or not features:
             raise ConfigError(f"test {name!r}: features must be a non-empty list of column names, got {features!r}")
-        if loss not in LOSSES:
+        if not isinstance(loss, str) or loss not in LOSSES:
             raise ConfigError(f"test {name!r}: loss must be one of {LOSSES}, got {loss!r}")
         if isinstance(max_ratio, bool) or not isinstance(max_ratio, (int, float)) or not max_ratio >= 1 or not math.isfinite(max_ratio):
             raise ConfigError(f"test {name!r}: max_ratio must be a finite number >= 1, got {max_ratio!r}")
