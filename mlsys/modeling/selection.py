@@ -911,8 +911,7 @@ def walk_phases(
             continue
         if cols is not None and not isinstance(X_train, pd.DataFrame):
             raise DataError(f"phase {name!r} names columns, so X_train and X_valid must be DataFrames")
-        Xt = X_train[cols] if cols is not None else X_train
-        Xv = X_valid[cols] if cols is not None else X_valid
+        Xt, Xv = (X_train[cols], X_valid[cols]) if cols is not None else (X_train, X_valid)
         model, fit_s, score, cost = _fit_phase(est, Xt, y_train, Xv, y_valid, scorer, batch_rows, n_repeats)
         models[name], frozen[name] = model, _Frozen(model, Xv)
         row = {"phase": name, "score": score, "gain": np.nan, "gain_low": np.nan, "gain_high": np.nan, "fit_s": fit_s,
@@ -923,8 +922,7 @@ def walk_phases(
             why = (("the first phase" if not rows else "the first phase within the latency budget") if adopted
                    else f"{cost['latency_batch_ms']:.1f} ms is over the budget of {max_latency_ms} ms")
         else:
-            ref = next(r for r in rows if r["phase"] == best)
-            gain = score - ref["score"]
+            gain = score - next(r for r in rows if r["phase"] == best)["score"]
             lo, hi = (_paired_interval(scorer, frozen[name], frozen[best], y_valid, int(n_bootstrap), confidence, seed)
                       if n_bootstrap else (np.nan, np.nan))
             row.update(gain=gain, gain_low=lo, gain_high=hi)
