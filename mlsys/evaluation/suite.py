@@ -65,16 +65,20 @@ class TestResult:
     details: pd.DataFrame | None = None  # a table of the measurement (per strength, per slice, ...)
     examples: pd.DataFrame | None = None  # the worst or failing examples
     extra: dict = field(default_factory=dict)  # any further JSON-safe facts
+    measured: bool = True  # False when the input gave the test nothing to measure (then `passed` is True and `value` NaN)
 
     @property
     def status(self) -> str:
-        "'pass', 'FAIL' (a must-pass test failed) or 'warn' (an informational test failed)."
+        "'pass', 'FAIL' (a must-pass test failed), 'warn' (an informational test failed) or 'n/a' (nothing to measure)."
+        if not self.measured:
+            return "n/a"
         return "pass" if self.passed else ("FAIL" if self.must_pass else "warn")
 
     def to_dict(self, max_rows: int = 20) -> dict:
         "A JSON-safe dict of the result, with at most `max_rows` rows of each table."
         return {"name": self.name, "kind": self.kind, "status": self.status, "passed": bool(self.passed),
-                "must_pass": bool(self.must_pass), "value": _json_value(float(self.value)), "criterion": self.criterion,
+                "must_pass": bool(self.must_pass), "measured": bool(self.measured), "value": _json_value(float(self.value)),
+                "criterion": self.criterion,
                 "summary": self.summary, "details": _records(self.details, max_rows),
                 "examples": _records(self.examples, max_rows), "extra": json.loads(json.dumps(self.extra, default=str))}
 
@@ -228,7 +232,7 @@ class SuiteResult:
 
     def to_dict(self, max_rows: int = 20) -> dict:
         "A JSON-safe dict: the verdict, counts by status and every result."
-        counts = {s: sum(r.status == s for r in self.results) for s in ("pass", "FAIL", "warn")}
+        counts = {s: sum(r.status == s for r in self.results) for s in ("pass", "FAIL", "warn", "n/a")}
         return {"model": self.model, "passed": self.passed, "counts": counts,
                 "results": [r.to_dict(max_rows) for r in self.results]}
 
@@ -257,7 +261,8 @@ def _md_table(df: pd.DataFrame, limit: int) -> str:
 
 def _counts(d: dict) -> str:
     c = d["counts"]
-    return (f"{d['model']}: {c['pass']} passed, {c['FAIL']} must-pass failed, {c['warn']} informational failed, "
+    na = f", {c['n/a']} had nothing to measure" if c.get("n/a") else ""
+    return (f"{d['model']}: {c['pass']} passed, {c['FAIL']} must-pass failed, {c['warn']} informational failed{na}, "
             f"of {sum(c.values())} tests.")
 
 
@@ -269,7 +274,7 @@ def suite_markdown(
     rows = pd.DataFrame(d["results"], columns=["name", "kind", "status", "value", "criterion", "summary"]).set_index("name")
     parts = [f"**{'PASSED' if d['passed'] else 'FAILED'}**: {_counts(d)}", "", _md_table(rows, len(rows))]
     for r in d["results"]:
-        if r["status"] == "pass":
+        if r["status"] in ("pass", "n/a"):
             continue
         parts += ["", f"### {r['status']}: {r['name']}", "", r["summary"]]
         for label in ("details", "examples"):
@@ -292,7 +297,7 @@ def suite_html(
     out = [f"<p class='suite-verdict {'pass' if d['passed'] else 'fail'}'><b>{'PASSED' if d['passed'] else 'FAILED'}</b>: "
            f"{esc(_counts(d))}</p>", rows.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")]
     for r in d["results"]:
-        if r["status"] == "pass":
+        if r["status"] in ("pass", "n/a"):
             continue
         out.append(f"<h4>{esc(r['status'])}: {esc(r['name'])}</h4><p>{esc(r['summary'])}</p>")
         for label in ("details", "examples"):

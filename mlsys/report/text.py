@@ -358,9 +358,10 @@ def interpret_suite(suite: Mapping) -> str:
     res = suite["results"]
     fails = [r for r in res if r.get("status") == "FAIL"]
     warns = [r for r in res if r.get("status") == "warn"]
+    idle = [r for r in res if r.get("status") == "n/a"]
     n_must = sum(bool(r.get("must_pass")) for r in res)
-    head = (f"{suite.get('model', 'The model')} passed {len(res) - len(fails) - len(warns)} of {len(res)} behavioural tests "
-            f"({n_must} of them must pass)")
+    head = (f"{suite.get('model', 'The model')} passed {len(res) - len(fails) - len(warns) - len(idle)} of {len(res)} "
+            f"behavioural tests ({n_must} of them must pass)")
     if fails:
         text = (f"{head}, and FAILED {len(fails)} must-pass test{'s' if len(fails) > 1 else ''}, so the run stops at the "
                 f"evaluate stage: " + " ".join(f"{r['name']}: {r['summary']}" for r in fails))
@@ -369,6 +370,8 @@ def interpret_suite(suite: Mapping) -> str:
     if warns:
         text += (f" {len(warns)} informational test{'s' if len(warns) > 1 else ''} did not meet {'their' if len(warns) > 1 else 'its'} "
                  f"criterion: " + " ".join(f"{r['name']}: {r['summary']}" for r in warns))
+    if idle:
+        text += (f" {len(idle)} had nothing to measure in this test period: " + " ".join(f"{r['name']}: {r['summary']}" for r in idle))
     return text
 
 # %% ../../nbs/15b_report_text.ipynb
