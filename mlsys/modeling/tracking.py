@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import (BusyError, ConfigError, DataError, IntegrityError, MlsysError, as_path, file_sha256, import_skops_io,
                         get_config, optional_import)
@@ -533,6 +534,58 @@ class MetricBuffer:
         return sent
 
 # %% ../../nbs/08e_modeling_tracking.ipynb
+def _artifact_root(loc, default: Path, experiment: str) -> str:
+    "The artifact location of a new experiment: `loc` (a folder or a URI such as s3://...) or `default`, plus its slug."
+    if isinstance(loc, str) and "://" in loc:
+        return f"{loc.rstrip('/')}/{_slug(experiment)}"
+    root = as_path(loc, "artifact_location") if loc is not None else default
+    return (root.absolute() / _slug(experiment)).as_uri()
+
+
+def _slug(name: str) -> str:
+    "A folder name for an experiment: its safe characters plus a short hash, so different names never share a folder."
+    import hashlib
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:60] or "experiment"
+    return f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+# %% ../../nbs/08e_modeling_tracking.ipynb
+def _library_versions() -> dict[str, str]:
+    "Versions of the libraries a result depends on (recorded because frameworks can change results between versions)."
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("mlsys", "numpy", "pandas", "scikit-learn", "scipy", "mlflow", "torch"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+@functools.cache
+def _library_versions_json() -> str:
+    "`_library_versions` as JSON, read once per process (the imported libraries do not change while it runs)."
+    return json.dumps(_library_versions(), sort_keys=True)
+
+# %% ../../nbs/08e_modeling_tracking.ipynb
+def _cache_schema_head() -> None:
+    """Have MLflow find the head of its migration history once per process, not once per new store.
+
+    Opening a store, MLflow compares the database's schema revision with the newest revision among its
+    migration scripts, and finding that one parses every script (about 12 ms, on each `Tracker`). The scripts
+    do not change while a process runs, so the answer is cached; the database's own revision is still read and
+    compared every time, so a store with another schema is still refused."""
+    from mlflow.store.db import utils as db_utils
+
+    fn = getattr(db_utils, "_get_latest_schema_revision", None)
+    if fn is None or getattr(fn, "_mlsys_cached", False):
+        return
+    cached = functools.cache(fn)  # an exception (a broken install) is not cached
+    cached._mlsys_cached = True
+    db_utils._get_latest_schema_revision = cached
+
+# %% ../../nbs/08e_modeling_tracking.ipynb
 class Tracker:
     "Where runs are recorded: a local MLflow store in a folder (SQLite + files, the default), a database or a server."
 
@@ -559,87 +612,6 @@ class Tracker:
         self.client = _call(self, "open the store", mlflow.tracking.MlflowClient, tracking_uri=self.uri)
         self.experiment_id = self._experiment(artifacts)
 
-    def _resolve(self, store, artifact_location) -> tuple[str, str, str | None]:
-        "The tracking URI, its kind and the artifact root for new experiments; probes servers and databases."
-        if store is None:
-            store = get_config().runs_dir / "tracking"
-        if isinstance(store, os.PathLike) or (isinstance(store, str) and "://" not in store):
-            uri, folder, self._fresh = _local_store(store)
-            return uri, "local", (folder / _slug(self.experiment)).as_uri()
-        if not isinstance(store, str):
-            raise ConfigError(f"store must be a folder or a tracking URI, got {type(store).__name__}")
-        scheme = store.split("://", 1)[0].lower()
-        loc = artifact_location
-        if scheme in ("http", "https"):
-            _probe_server(store, self.timeout)
-            return store.rstrip("/"), "server", (str(loc) if loc is not None else None)
-        if scheme.startswith(("postgres", "postgresql")):
-            uri = _postgres_uri(store)
-            _probe_postgres(uri, self.timeout)
-            return uri, "database", _artifact_root(loc, get_config().store_dir / "tracking-artifacts", self.experiment)
-        if scheme == "sqlite":
-            path = store.split("://", 1)[1][1:] if store.startswith("sqlite:///") else ""
-            if not path or not Path(path).parent.is_dir():
-                raise TrackingUnavailableError(f"SQLite tracking URI {store!r} must name a file in an existing folder, "
-                                               "as sqlite:////absolute/path/mlflow.db")
-            _check_sqlite_file(Path(path))
-            return store, "sqlite", _artifact_root(loc, Path(path).parent / STORE_ARTIFACTS, self.experiment)
-        if scheme == "file":
-            raise ConfigError(f"store {store!r}: MLflow's file store is deprecated; pass a folder for a local SQLite store")
-        raise ConfigError(f"store {_redact(store)!r}: unsupported scheme {scheme!r}; use a folder, sqlite:///, "
-                          "postgresql:// or http(s)://")
-
-    def _experiment(self, artifacts: str | None) -> str:
-        "Get or create the experiment (two processes creating it at once both end up with the same id)."
-        get = lambda: _call(self, "get_experiment_by_name", self.client.get_experiment_by_name, self.experiment)  # noqa: E731
-        exp = None if self._fresh else get()  # a store created just now holds only MLflow's Default experiment
-        if exp is None:
-            try:
-                return _call(self, "create_experiment", self.client.create_experiment, self.experiment,
-                             artifact_location=artifacts)
-            except TrackingError:
-                exp = get()  # created by someone else in the meantime
-                if exp is None:
-                    raise
-        if exp.lifecycle_stage != "active":
-            raise ConfigError(f"experiment {self.experiment!r} in {self} is deleted; restore it or choose another name")
-        return exp.experiment_id
-
-    def start_run(
-        self,
-        name: str | None = None,  # the run's name in the UI (MLflow picks one when None)
-        params: Mapping[str, Any] | None = None,  # params and hyperparameters to log at once
-        tags: Mapping[str, Any] | None = None,  # extra string tags
-        parent: str | None = None,  # id of a parent run (e.g. an HPO study): the UI nests this run under it
-        log_code: bool = True,  # record the git commit, dirty flag and a snapshot of the mlsys code
-        flush_every: int = 1000,  # buffered metrics are sent in batches of this many
-        flush_seconds: float = 30.0,  # ... or when the oldest has waited this long
-        system_interval: float | None = 10.0,  # seconds between CPU/RAM samples (None: none)
-    ) -> Run:
-        "Create a run and return it; use it as a context manager so it ends FINISHED, or FAILED on an exception."
-        if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 250):
-            raise ConfigError(f"run name must be a non-empty string of at most 250 characters, got {name!r}")
-        if parent is not None:
-            self.get_run(parent)
-        all_tags = {"mlsys.python": platform.python_version(), "mlsys.platform": platform.platform(),
-                    "mlsys.versions": _library_versions_json()}
-        if parent is not None:
-            all_tags["mlflow.parentRunId"] = parent
-        for k, v in (tags or {}).items():
-            all_tags[_check_key(k, "tag")] = str(v)[:8000]
-        created = _call(self, "create_run", self.client.create_run, self.experiment_id, run_name=name, tags=all_tags)
-        run = Run(self, created.info.run_id, flush_every, flush_seconds, system_interval,
-                  artifact_uri=created.info.artifact_uri)
-        try:
-            if params:
-                run.log_params(params)
-        except BaseException as e:
-            run.end("FAILED", error=e)
-            raise
-        if log_code:  # git and the snapshot take ~0.1 s: done beside training, joined when the run ends
-            run._in_background(run._record_code)
-        return run
-
     def get_run(self, run_id: str):
         "The MLflow `Run` entity (info, params, latest metrics, tags); `UnknownRunError` if there is none."
         run_id = _check_run_id(run_id)
@@ -650,57 +622,55 @@ class Tracker:
 
     __str__ = __repr__
 
+# %% ../../nbs/08e_modeling_tracking.ipynb
+@patch
+def _resolve(self: Tracker, store, artifact_location) -> tuple[str, str, str | None]:
+    "The tracking URI, its kind and the artifact root for new experiments; probes servers and databases."
+    if store is None:
+        store = get_config().runs_dir / "tracking"
+    if isinstance(store, os.PathLike) or (isinstance(store, str) and "://" not in store):
+        uri, folder, self._fresh = _local_store(store)
+        return uri, "local", (folder / _slug(self.experiment)).as_uri()
+    if not isinstance(store, str):
+        raise ConfigError(f"store must be a folder or a tracking URI, got {type(store).__name__}")
+    scheme = store.split("://", 1)[0].lower()
+    loc = artifact_location
+    if scheme in ("http", "https"):
+        _probe_server(store, self.timeout)
+        return store.rstrip("/"), "server", (str(loc) if loc is not None else None)
+    if scheme.startswith(("postgres", "postgresql")):
+        uri = _postgres_uri(store)
+        _probe_postgres(uri, self.timeout)
+        return uri, "database", _artifact_root(loc, get_config().store_dir / "tracking-artifacts", self.experiment)
+    if scheme == "sqlite":
+        path = store.split("://", 1)[1][1:] if store.startswith("sqlite:///") else ""
+        if not path or not Path(path).parent.is_dir():
+            raise TrackingUnavailableError(f"SQLite tracking URI {store!r} must name a file in an existing folder, "
+                                           "as sqlite:////absolute/path/mlflow.db")
+        _check_sqlite_file(Path(path))
+        return store, "sqlite", _artifact_root(loc, Path(path).parent / STORE_ARTIFACTS, self.experiment)
+    if scheme == "file":
+        raise ConfigError(f"store {store!r}: MLflow's file store is deprecated; pass a folder for a local SQLite store")
+    raise ConfigError(f"store {_redact(store)!r}: unsupported scheme {scheme!r}; use a folder, sqlite:///, "
+                      "postgresql:// or http(s)://")
 
-def _cache_schema_head() -> None:
-    """Have MLflow find the head of its migration history once per process, not once per new store.
-
-    Opening a store, MLflow compares the database's schema revision with the newest revision among its
-    migration scripts, and finding that one parses every script (about 12 ms, on each `Tracker`). The scripts
-    do not change while a process runs, so the answer is cached; the database's own revision is still read and
-    compared every time, so a store with another schema is still refused."""
-    from mlflow.store.db import utils as db_utils
-
-    fn = getattr(db_utils, "_get_latest_schema_revision", None)
-    if fn is None or getattr(fn, "_mlsys_cached", False):
-        return
-    cached = functools.cache(fn)  # an exception (a broken install) is not cached
-    cached._mlsys_cached = True
-    db_utils._get_latest_schema_revision = cached
-
-
-@functools.cache
-def _library_versions_json() -> str:
-    "`_library_versions` as JSON, read once per process (the imported libraries do not change while it runs)."
-    return json.dumps(_library_versions(), sort_keys=True)
-
-
-def _library_versions() -> dict[str, str]:
-    "Versions of the libraries a result depends on (recorded because frameworks can change results between versions)."
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("mlsys", "numpy", "pandas", "scikit-learn", "scipy", "mlflow", "torch"):
+# %% ../../nbs/08e_modeling_tracking.ipynb
+@patch
+def _experiment(self: Tracker, artifacts: str | None) -> str:
+    "Get or create the experiment (two processes creating it at once both end up with the same id)."
+    get = lambda: _call(self, "get_experiment_by_name", self.client.get_experiment_by_name, self.experiment)  # noqa: E731
+    exp = None if self._fresh else get()  # a store created just now holds only MLflow's Default experiment
+    if exp is None:
         try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def _artifact_root(loc, default: Path, experiment: str) -> str:
-    "The artifact location of a new experiment: `loc` (a folder or a URI such as s3://...) or `default`, plus its slug."
-    if isinstance(loc, str) and "://" in loc:
-        return f"{loc.rstrip('/')}/{_slug(experiment)}"
-    root = as_path(loc, "artifact_location") if loc is not None else default
-    return (root.absolute() / _slug(experiment)).as_uri()
-
-
-def _slug(name: str) -> str:
-    "A folder name for an experiment: its safe characters plus a short hash, so different names never share a folder."
-    import hashlib
-
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:60] or "experiment"
-    return f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+            return _call(self, "create_experiment", self.client.create_experiment, self.experiment,
+                         artifact_location=artifacts)
+        except TrackingError:
+            exp = get()  # created by someone else in the meantime
+            if exp is None:
+                raise
+    if exp.lifecycle_stage != "active":
+        raise ConfigError(f"experiment {self.experiment!r} in {self} is deleted; restore it or choose another name")
+    return exp.experiment_id
 
 # %% ../../nbs/08e_modeling_tracking.ipynb
 _RUN_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
@@ -711,14 +681,14 @@ def _check_run_id(run_id) -> str:
         raise DataError(f"run id must be a string of letters and digits such as MLflow's 32 hex characters, got {run_id!r}")
     return run_id
 
-
+# %% ../../nbs/08e_modeling_tracking.ipynb
 @dataclass
 class Timing:
     "What `Run.timer` measured."
     seconds: float = float("nan")  # wall time of the block
     samples_per_s: float | None = None  # n_samples / seconds, when n_samples was given
 
-
+# %% ../../nbs/08e_modeling_tracking.ipynb
 class Run:
     "One tracked run: typed params, buffered per-step metrics, tags and artifacts; ends FINISHED, FAILED or KILLED."
 
@@ -750,141 +720,6 @@ class Run:
                                              name=f"mlsys-system-{run_id[:8]}", daemon=True)
             self._sampler.start()
 
-    def _in_background(self, fn) -> None:
-        "Run `fn` in a thread that `end` waits for; its error is recorded on the run, not raised into training."
-        def target():
-            try:
-                fn()
-            except BaseException as e:  # noqa: BLE001 - reported by end()
-                self._background_errors.append(e)
-
-        t = threading.Thread(target=target, name=f"mlsys-record-{self.run_id[:8]}", daemon=True)
-        t.start()
-        self._background.append(t)
-
-    def _record_code(self) -> None:
-        "Tag the git commit, branch and dirty flag, and log the code snapshot under `code/`."
-        git = git_info()
-        tags = {"mlflow.source.git.commit": git.commit, "mlflow.source.git.branch": git.branch,
-                "mlsys.git.dirty": {True: "true", False: "false", None: "unknown"}[git.dirty], "mlsys.git.reason": git.reason}
-        with tempfile.TemporaryDirectory(prefix="mlsys-code-") as tmp:
-            files = code_snapshot(tmp, git=git)
-            if git.changed:
-                (Path(tmp) / "git-status.txt").write_text("\n".join(git.changed) + "\n")
-            tags["mlsys.code.snapshot"] = ", ".join(p.name for p in files) or "none: the commit is the code"
-            self.set_tags({k: v for k, v in tags.items() if v})
-            if any(Path(tmp).iterdir()):
-                self.log_artifact(tmp, "code")
-
-    def _send(self, metrics: list) -> None:
-        _call(self.tracker, "log_batch", self.tracker.client.log_batch, self.run_id, metrics=metrics, run_id=self.run_id)
-
-    def _sample_loop(self, interval: float) -> None:
-        while True:
-            try:
-                for k, v in self._monitor.sample().items():
-                    self.buffer.add(k, float(v), self._system_step)
-            except MlsysError as e:  # the store failed: the metrics stay buffered for the next flush
-                log.warning("system metrics of run %s: %s", self.run_id, e)
-            self._system_step += 1
-            if self._stop.wait(interval):
-                return
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        "Log params (nested dicts become dotted names); re-logging a param with another value is a `ConfigError`."
-        if not isinstance(params, Mapping):
-            raise ConfigError(f"params must be a dict of name -> value, got {type(params).__name__}")
-        from mlflow.entities import Param
-
-        flat = _flatten(params)
-        texts = {_check_key(k, "param"): _param_text(v, k) for k, v in flat.items()}
-        for k, v in flat.items():
-            if k in self.params and _param_text(self.params[k], k) != texts[k]:
-                raise ConfigError(f"param {k!r} was logged as {self.params[k]!r}; it cannot change to {v!r} within a run")
-        new = [Param(k, t) for k, t in texts.items() if k not in self.params]
-        for i in range(0, len(new), 100):  # MLflow takes at most 100 params per request
-            _call(self.tracker, "log_batch", self.tracker.client.log_batch, self.run_id, params=new[i:i + 100], run_id=self.run_id)
-        self.params.update({k: (v.item() if isinstance(v, np.generic) else v) for k, v in flat.items()})
-        self.log_dict(self.params, "params.json")
-
-    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
-        "Queue one metric value; `step` defaults to this key's previous step + 1 (so repeated calls draw a curve)."
-        key = _check_key(key, "metric")
-        step = self._next_step.get(key, 0) if step is None else _check_step(step)
-        self._queue(key, _check_value(value, key, step), step)
-
-    def _queue(self, key: str, value: float, step: int) -> None:
-        "Buffer one metric already checked."
-        self._next_step[key] = step + 1
-        self.metrics[key] = value
-        self.buffer.add(key, value, step)
-
-    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
-        "Queue several metrics at one step (all are checked before any is queued)."
-        if not isinstance(values, Mapping):
-            raise DataError(f"metrics must be a dict of name -> number, got {type(values).__name__}")
-        if step is not None:
-            step = _check_step(step)
-        checked = {_check_key(k, "metric"): _check_value(v, k, step) for k, v in values.items()}
-        for k, v in checked.items():  # checked once, queued as log_metric would
-            self._queue(k, v, self._next_step.get(k, 0) if step is None else step)
-
-    def set_tags(self, tags: Mapping[str, Any]) -> None:
-        "Set string tags (values are converted with `str`, at most 8,000 characters)."
-        if not isinstance(tags, Mapping):
-            raise ConfigError(f"tags must be a dict of name -> value, got {type(tags).__name__}")
-        from mlflow.entities import RunTag
-
-        items = [RunTag(_check_key(k, "tag"), str(v)[:8000]) for k, v in tags.items()]
-        for i in range(0, len(items), 100):
-            _call(self.tracker, "log_batch", self.tracker.client.log_batch, self.run_id, tags=items[i:i + 100], run_id=self.run_id)
-
-    def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
-        "Copy a file or folder into the run's artifacts (under `artifact_path`)."
-        local = as_path(local_path, "artifact")
-        if not local.exists():
-            raise DataError(f"artifact {local} does not exist")
-        if artifact_path is not None:
-            _check_key(artifact_path, "artifact path")
-        repo = self._artifacts()
-        fn = repo.log_artifacts if local.is_dir() else repo.log_artifact  # as MlflowClient.log_artifact(s) call them
-        _call(self.tracker, "log_artifact", fn, str(local), artifact_path, run_id=self.run_id)
-
-    def _artifacts(self):
-        "The run's MLflow artifact repository, from the artifact URI `create_run` returned (MlflowClient would read the run again)."
-        if self._artifact_repo is None:
-            from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-            uri = self._artifact_uri or self.tracker.get_run(self.run_id).info.artifact_uri
-            self._artifact_repo = get_artifact_repository(uri, tracking_uri=self.tracker.uri)
-        return self._artifact_repo
-
-    def log_text(self, text: str, artifact_file: str) -> None:
-        "Write `text` as an artifact file."
-        if not isinstance(text, str):
-            raise DataError(f"text for {artifact_file!r} must be a str, got {type(text).__name__}")
-        with tempfile.TemporaryDirectory(prefix="mlsys-artifact-") as tmp:
-            path = Path(tmp) / Path(_check_key(artifact_file, "artifact file")).name
-            path.write_text(text)
-            parent = str(Path(artifact_file).parent)
-            self.log_artifact(path, None if parent == "." else parent)
-
-    def log_dict(self, obj: Any, artifact_file: str) -> None:
-        "Write `obj` as a JSON artifact (NaN and non-JSON types refused)."
-        from mlsys.core import _jsonable
-
-        self.log_text(json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n", artifact_file)
-
-    def log_figure(self, fig, artifact_file: str) -> None:
-        "Save a matplotlib figure as an artifact (e.g. `plots/loss.png`)."
-        if not hasattr(fig, "savefig"):
-            raise DataError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
-        with tempfile.TemporaryDirectory(prefix="mlsys-artifact-") as tmp:
-            path = Path(tmp) / Path(_check_key(artifact_file, "artifact file")).name
-            fig.savefig(path, dpi=100, bbox_inches="tight")
-            parent = str(Path(artifact_file).parent)
-            self.log_artifact(path, None if parent == "." else parent)
-
     @contextlib.contextmanager
     def timer(self, name: str, n_samples: int | None = None) -> Iterator[Timing]:
         "Time a block; log `speed/<name>_seconds` and, given `n_samples`, `speed/<name>_samples_per_s`."
@@ -899,55 +734,263 @@ class Run:
             timing.samples_per_s = n_samples / max(timing.seconds, 1e-9)
             self.log_metric(f"speed/{name}_samples_per_s", timing.samples_per_s)
 
-    def flush(self) -> int:
-        "Send the buffered metrics now; returns how many went out."
-        return self.buffer.flush()
-
-    def end(self, status: str = "FINISHED", error: BaseException | str | None = None) -> None:
-        "Stop sampling, flush, and mark the run `status` (FINISHED, FAILED or KILLED); a second call does nothing."
-        if status not in ("FINISHED", "FAILED", "KILLED"):
-            raise ConfigError(f"status must be FINISHED, FAILED or KILLED, got {status!r}")
-        if self.status != "RUNNING":
-            return
-        for t in self._background:
-            t.join(timeout=300)
-        if self._background_errors:
-            e = self._background_errors[0]
-            log.warning("run %s: recording the code failed: %s: %s", self.run_id, type(e).__name__, e)
-            with contextlib.suppress(MlsysError):
-                self.set_tags({"mlsys.code.error": f"{type(e).__name__}: {e}"})
-        if self._sampler is not None:
-            self._stop.set()
-            self._sampler.join(timeout=30)
-            for k, v in self._monitor.sample().items():
-                self.buffer.add(k, float(v), self._system_step)
-        try:
-            if error is not None:
-                self.set_tags({"mlsys.error": error if isinstance(error, str) else f"{type(error).__name__}: {error}"})
-            self.flush()
-        except BaseException:
-            status = "FAILED"
-            raise
-        finally:
-            self.status = status
-            _call(self.tracker, "set_terminated", self.tracker.client.set_terminated, self.run_id, status, run_id=self.run_id)
-            log.info("run %s %s in %s", self.run_id, status, self.tracker)
-
-    def __enter__(self) -> Run:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc is None:
-            self.end("FINISHED")
-            return
-        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        try:
-            self.end(status, error=exc)
-        except Exception as e:  # never hide the exception that failed the run behind a tracking error
-            log.error("could not record the end of run %s: %s", self.run_id, e)
-
     def __repr__(self) -> str:
         return f"Run({self.run_id!r}, status={self.status!r}, params={len(self.params)}, metrics={len(self.metrics)})"
+
+# %% ../../nbs/08e_modeling_tracking.ipynb
+@patch
+def _in_background(self: Run, fn) -> None:
+    "Run `fn` in a thread that `end` waits for; its error is recorded on the run, not raised into training."
+    def target():
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - reported by end()
+            self._background_errors.append(e)
+
+    t = threading.Thread(target=target, name=f"mlsys-record-{self.run_id[:8]}", daemon=True)
+    t.start()
+    self._background.append(t)
+
+
+@patch
+def _record_code(self: Run) -> None:
+    "Tag the git commit, branch and dirty flag, and log the code snapshot under `code/`."
+    git = git_info()
+    tags = {"mlflow.source.git.commit": git.commit, "mlflow.source.git.branch": git.branch,
+            "mlsys.git.dirty": {True: "true", False: "false", None: "unknown"}[git.dirty], "mlsys.git.reason": git.reason}
+    with tempfile.TemporaryDirectory(prefix="mlsys-code-") as tmp:
+        files = code_snapshot(tmp, git=git)
+        if git.changed:
+            (Path(tmp) / "git-status.txt").write_text("\n".join(git.changed) + "\n")
+        tags["mlsys.code.snapshot"] = ", ".join(p.name for p in files) or "none: the commit is the code"
+        self.set_tags({k: v for k, v in tags.items() if v})
+        if any(Path(tmp).iterdir()):
+            self.log_artifact(tmp, "code")
+
+# %% ../../nbs/08e_modeling_tracking.ipynb
+@patch
+def _send(self: Run, metrics: list) -> None:
+    _call(self.tracker, "log_batch", self.tracker.client.log_batch, self.run_id, metrics=metrics, run_id=self.run_id)
+
+
+@patch
+def _sample_loop(self: Run, interval: float) -> None:
+    while True:
+        try:
+            for k, v in self._monitor.sample().items():
+                self.buffer.add(k, float(v), self._system_step)
+        except MlsysError as e:  # the store failed: the metrics stay buffered for the next flush
+            log.warning("system metrics of run %s: %s", self.run_id, e)
+        self._system_step += 1
+        if self._stop.wait(interval):
+            return
+
+# %% ../../nbs/08e_modeling_tracking.ipynb
+@patch
+def log_params(self: Run, params: Mapping[str, Any]) -> None:
+    "Log params (nested dicts become dotted names); re-logging a param with another value is a `ConfigError`."
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"params must be a dict of name -> value, got {type(params).__name__}")
+    from mlflow.entities import Param
+
+    flat = _flatten(params)
+    texts = {_check_key(k, "param"): _param_text(v, k) for k, v in flat.items()}
+    for k, v in flat.items():
+        if k in self.params and _param_text(self.params[k], k) != texts[k]:
+            raise ConfigError(f"param {k!r} was logged as {self.params[k]!r}; it cannot change to {v!r} within a run")
+    new = [Param(k, t) for k, t in texts.items() if k not in self.params]
+    for i in range(0, len(new), 100):  # MLflow takes at most 100 params per request
+        _call(self.tracker, "log_batch", self.tracker.client.log_batch, self.run_id, params=new[i:i + 100], run_id=self.run_id)
+    self.params.update({k: (v.item() if isinstance(v, np.generic) else v) for k, v in flat.items()})
+    self.log_dict(self.params, "params.json")
+
+# %% ../../nbs/08e_modeling_tracking.ipynb
+@patch
+def log_metric(self: Run, key: str, value: float, step: int | None = None) -> None:
+    "Queue one metric value; `step` defaults to this key's previous step + 1 (so repeated calls draw a curve)."
+    key = _check_key(key, "metric")
+    step = self._next_step.get(key, 0) if step is None else _check_step(step)
+    self._queue(key, _check_value(value, key, step), step)
+
+
+@patch
+def _queue(self: Run, key: str, value: float, step: int) -> None:
+    "Buffer one metric already checked."
+    self._next_step[key] = step + 1
+    self.metrics[key] = value
+    self.buffer.add(key, value, step)
+
+
+@patch
+def log_metrics(self: Run, values: Mapping[str, float], step: int | None = None) -> None:
+    "Queue several metrics at one step (all are checked before any is queued)."
+    if not isinstance(values, Mapping):
+        raise DataError(f"metrics must be a dict of name -> number, got {type(values).__name__}")
+    if step is not None:
+        step = _check_step(step)
+    checked = {_check_key(k, "metric"): _check_value(v, k, step) for k, v in values.items()}
+    for k, v in checked.items():  # checked once, queued as log_metric would
+        self._queue(k, v, self._next_step.get(k, 0) if step is None else step)
+
+# %% ../../nbs/08e_modeling_tracking.ipynb
+@patch
+def set_tags(self: Run, tags: Mapping[str, Any]) -> None:
+    "Set string tags (values are converted with `str`, at most 8,000 characters)."
+    if not isinstance(tags, Mapping):
+        raise ConfigError(f"tags must be a dict of name -> value, got {type(tags).__name__}")
+    from mlflow.entities import RunTag
+
+    items = [RunTag(_check_key(k, "tag"), str(v)[:8000]) for k, v in tags.items()]
+    for i in range(0, len(items), 100):
+        _call(self.tracker, "log_batch", self.tracker.client.log_batch, self.run_id, tags=items[i:i + 100], run_id=self.run_id)
+
+
+@patch
+def log_artifact(self: Run, local_path: str | Path, artifact_path: str | None = None) -> None:
+    "Copy a file or folder into the run's artifacts (under `artifact_path`)."
+    local = as_path(local_path, "artifact")
+    if not local.exists():
+        raise DataError(f"artifact {local} does not exist")
+    if artifact_path is not None:
+        _check_key(artifact_path, "artifact path")
+    repo = self._artifacts()
+    fn = repo.log_artifacts if local.is_dir() else repo.log_artifact  # as MlflowClient.log_artifact(s) call them
+    _call(self.tracker, "log_artifact", fn, str(local), artifact_path, run_id=self.run_id)
+
+
+@patch
+def _artifacts(self: Run):
+    "The run's MLflow artifact repository, from the artifact URI `create_run` returned (MlflowClient would read the run again)."
+    if self._artifact_repo is None:
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        uri = self._artifact_uri or self.tracker.get_run(self.run_id).info.artifact_uri
+        self._artifact_repo = get_artifact_repository(uri, tracking_uri=self.tracker.uri)
+    return self._artifact_repo
+
+# %% ../../nbs/08e_modeling_tracking.ipynb
+@patch
+def log_text(self: Run, text: str, artifact_file: str) -> None:
+    "Write `text` as an artifact file."
+    if not isinstance(text, str):
+        raise DataError(f"text for {artifact_file!r} must be a str, got {type(text).__name__}")
+    with tempfile.TemporaryDirectory(prefix="mlsys-artifact-") as tmp:
+        path = Path(tmp) / Path(_check_key(artifact_file, "artifact file")).name
+        path.write_text(text)
+        parent = str(Path(artifact_file).parent)
+        self.log_artifact(path, None if parent == "." else parent)
+
+
+@patch
+def log_dict(self: Run, obj: Any, artifact_file: str) -> None:
+    "Write `obj` as a JSON artifact (NaN and non-JSON types refused)."
+    from mlsys.core import _jsonable
+
+    self.log_text(json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n", artifact_file)
+
+
+@patch
+def log_figure(self: Run, fig, artifact_file: str) -> None:
+    "Save a matplotlib figure as an artifact (e.g. `plots/loss.png`)."
+    if not hasattr(fig, "savefig"):
+        raise DataError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    with tempfile.TemporaryDirectory(prefix="mlsys-artifact-") as tmp:
+        path = Path(tmp) / Path(_check_key(artifact_file, "artifact file")).name
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        parent = str(Path(artifact_file).parent)
+        self.log_artifact(path, None if parent == "." else parent)
+
+# %% ../../nbs/08e_modeling_tracking.ipynb
+@patch
+def flush(self: Run) -> int:
+    "Send the buffered metrics now; returns how many went out."
+    return self.buffer.flush()
+
+
+@patch
+def end(self: Run, status: str = "FINISHED", error: BaseException | str | None = None) -> None:
+    "Stop sampling, flush, and mark the run `status` (FINISHED, FAILED or KILLED); a second call does nothing."
+    if status not in ("FINISHED", "FAILED", "KILLED"):
+        raise ConfigError(f"status must be FINISHED, FAILED or KILLED, got {status!r}")
+    if self.status != "RUNNING":
+        return
+    for t in self._background:
+        t.join(timeout=300)
+    if self._background_errors:
+        e = self._background_errors[0]
+        log.warning("run %s: recording the code failed: %s: %s", self.run_id, type(e).__name__, e)
+        with contextlib.suppress(MlsysError):
+            self.set_tags({"mlsys.code.error": f"{type(e).__name__}: {e}"})
+    if self._sampler is not None:
+        self._stop.set()
+        self._sampler.join(timeout=30)
+        for k, v in self._monitor.sample().items():
+            self.buffer.add(k, float(v), self._system_step)
+    try:
+        if error is not None:
+            self.set_tags({"mlsys.error": error if isinstance(error, str) else f"{type(error).__name__}: {error}"})
+        self.flush()
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        self.status = status
+        _call(self.tracker, "set_terminated", self.tracker.client.set_terminated, self.run_id, status, run_id=self.run_id)
+        log.info("run %s %s in %s", self.run_id, status, self.tracker)
+
+
+@patch
+def __enter__(self: Run) -> Run:
+    return self
+
+
+@patch
+def __exit__(self: Run, exc_type, exc, tb) -> None:
+    if exc is None:
+        self.end("FINISHED")
+        return
+    status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    try:
+        self.end(status, error=exc)
+    except Exception as e:  # never hide the exception that failed the run behind a tracking error
+        log.error("could not record the end of run %s: %s", self.run_id, e)
+
+# %% ../../nbs/08e_modeling_tracking.ipynb
+@patch
+def start_run(
+    self: Tracker,
+    name: str | None = None,  # the run's name in the UI (MLflow picks one when None)
+    params: Mapping[str, Any] | None = None,  # params and hyperparameters to log at once
+    tags: Mapping[str, Any] | None = None,  # extra string tags
+    parent: str | None = None,  # id of a parent run (e.g. an HPO study): the UI nests this run under it
+    log_code: bool = True,  # record the git commit, dirty flag and a snapshot of the mlsys code
+    flush_every: int = 1000,  # buffered metrics are sent in batches of this many
+    flush_seconds: float = 30.0,  # ... or when the oldest has waited this long
+    system_interval: float | None = 10.0,  # seconds between CPU/RAM samples (None: none)
+) -> Run:
+    "Create a run and return it; use it as a context manager so it ends FINISHED, or FAILED on an exception."
+    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 250):
+        raise ConfigError(f"run name must be a non-empty string of at most 250 characters, got {name!r}")
+    if parent is not None:
+        self.get_run(parent)
+    all_tags = {"mlsys.python": platform.python_version(), "mlsys.platform": platform.platform(),
+                "mlsys.versions": _library_versions_json()}
+    if parent is not None:
+        all_tags["mlflow.parentRunId"] = parent
+    for k, v in (tags or {}).items():
+        all_tags[_check_key(k, "tag")] = str(v)[:8000]
+    created = _call(self, "create_run", self.client.create_run, self.experiment_id, run_name=name, tags=all_tags)
+    run = Run(self, created.info.run_id, flush_every, flush_seconds, system_interval,
+              artifact_uri=created.info.artifact_uri)
+    try:
+        if params:
+            run.log_params(params)
+    except BaseException as e:
+        run.end("FAILED", error=e)
+        raise
+    if log_code:  # git and the snapshot take ~0.1 s: done beside training, joined when the run ends
+        run._in_background(run._record_code)
+    return run
 
 # %% ../../nbs/08e_modeling_tracking.ipynb
 def log_predictions(
