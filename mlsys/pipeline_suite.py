@@ -17,6 +17,7 @@ from .evaluation.behavioral import (CategorySwap, DirectionalTest, GaussianNoise
                                          PerturbationTest, model_scores)
 from .evaluation.calibration import CalibrationTest
 from .evaluation.confidence import SelectivePredictionTest
+from .evaluation.slices import FLIGHT_SLICES, SliceTest
 from .evaluation.suite import BehaviouralSuite, MetricTest, SuiteResult, TestResult, check_features
 from .pipeline import FEATURES, LABEL, _labels
 
@@ -48,14 +49,18 @@ def flights_suite(
     max_violation_rate: float = 0.05,  # informational: the share of wrong-way pairs each directional expectation tolerates
     target_accuracy: float = 0.85,  # informational: the accuracy selective prediction must reach on the later half of the test rows
     max_ece: float = 0.05,  # informational: the largest expected calibration error (15 equal-mass bins)
+    max_slice_gap: float = 0.1,  # informational: how far a slice's ROC-AUC may fall below all flights' (its whole interval)
+    min_slice_size: int = 300,  # slices with fewer test flights are counted, not judged
     seed: int = 0,  # seed of every random perturbation
 ) -> BehaviouralSuite:
     "The flights model's behavioural suite: must-pass invariance, baseline and robustness tests, informational directional tests."
     invariant_to = _names(invariant_to, "invariant_to")
     for k, v in (("min_ap_lift", min_ap_lift), ("max_missing_weather_drop", max_missing_weather_drop),
                  ("max_history_noise_drop", max_history_noise_drop), ("max_violation_rate", max_violation_rate),
-                 ("target_accuracy", target_accuracy), ("max_ece", max_ece)):
+                 ("target_accuracy", target_accuracy), ("max_ece", max_ece), ("max_slice_gap", max_slice_gap)):
         _rate(v, k)
+    if isinstance(min_slice_size, bool) or not isinstance(min_slice_size, int) or min_slice_size < 1:
+        raise ConfigError(f"min_slice_size must be a positive integer, got {min_slice_size!r}")
     tests = [InvarianceTest(f"invariant to {c}", CategorySwap([c], 1.0), tolerance=0.01, max_flip_rate=0.0, seed=seed)
              for c in invariant_to]
     tests += [
@@ -71,6 +76,8 @@ def flights_suite(
         _Directional("later in the evening", "sched_hour", "increasing", 1, where="sched_hour >= 17", tolerance=0.005,
                         max_violation_rate=max_violation_rate, must_pass=False),
         CalibrationTest("calibration", max_ece=max_ece, must_pass=False),
+        SliceTest("slices", FLIGHT_SLICES, metric="roc_auc", max_gap=max_slice_gap, min_size=min_slice_size, seed=seed,
+                  must_pass=False),
         SelectivePredictionTest(f"abstain for {target_accuracy:.0%} accuracy", target_accuracy=target_accuracy, must_pass=False),
     ]
     return BehaviouralSuite(tests)

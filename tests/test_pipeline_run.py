@@ -194,6 +194,30 @@ def test_non_positive_trial_budget_fails_the_train_stage_and_names_it(work):
         run_pipeline("smoke", {"n_trials": "2.5"}, pipelines=PIPES, runs_dir=work, progress=False)
 
 
+def test_failed_must_pass_behavioural_test_stops_the_run_at_evaluate_with_its_evidence(work):
+    run = work / "smoke"
+    planted = {"evaluate.invariant_to": '["tailnum", "sched_hour"]'}  # the model reads sched_hour: a must-pass test that fails
+    with pytest.raises(PipelineError) as e:
+        run_pipeline("smoke", planted, pipelines=PIPES, runs_dir=work, progress=False)
+    assert e.value.stage == "evaluate" and "SuiteFailure" in str(e.value) and "invariant to sched_hour" in str(e.value)
+    record = json.loads((run / "run.json").read_text())
+    assert (record["status"], record["failed_stage"]) == ("failed", "evaluate")
+    assert statuses(record)[-2:] == ["failed", "not run"]
+    kept = json.loads((run / "failed/evaluate/evaluate/suite.json").read_text())  # the failed attempt's evidence
+    assert kept["passed"] is False and [r["name"] for r in kept["results"] if r["status"] == "FAIL"] == ["invariant to sched_hour"]
+    assert kept["results"][0]["status"] == "pass"  # tailnum still changes nothing
+    page = (run / "report.html").read_text()
+    assert "FAILED at stage evaluate" in page and "Why stage evaluate failed" in page
+    assert "FAIL: invariant to sched_hour" in page and "sched_hour (perturbed)" in page  # the failing examples, in the report
+    # the same finding with enforcement off: the run completes and its report says what failed
+    run_pipeline("smoke", planted | {"evaluate.enforce_suite": "false"}, pipelines=PIPES, runs_dir=work, progress=False)
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "ok" and statuses(record)[-2:] == ["ran", "ran"]
+    page = (run / "report.html").read_text()
+    assert "FAILED 1 must-pass test" in page and "invariant to sched_hour" in page
+    assert json.loads((run / "metrics.json").read_text())["evaluate"]["suite_passed"] is False
+
+
 def test_smoke_report_says_what_ran_and_what_it_means(smoke_run):
     runs, _ = smoke_run
     run = runs / "smoke"

@@ -81,6 +81,9 @@ def test_a_dry_test_period_is_nothing_to_measure_not_an_error(fitted):
     ({"max_violation_rate": "0.1"}, "max_violation_rate"),
     ({"target_accuracy": 1.5}, "target_accuracy"),
     ({"max_ece": None}, "max_ece"),
+    ({"max_slice_gap": 2}, "max_slice_gap"),
+    ({"min_slice_size": 0}, "min_slice_size must be a positive integer"),
+    ({"min_slice_size": 1.5}, "min_slice_size"),
 ])
 def test_bad_criteria_are_named(kwargs, needle):
     with pytest.raises(ConfigError) as e:

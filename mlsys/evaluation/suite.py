@@ -95,6 +95,12 @@ def predict_scores(
             break
     else:
         raise ConfigError(f"{what} ({type(model).__name__}) has none of predict_proba, decision_function, predict")
+    names = getattr(model, "feature_names_in_", None)
+    if isinstance(X, pd.DataFrame) and names is not None:  # a wide table (slice columns, ids) in front of a model of a few features
+        missing = [c for c in names if c not in X.columns]
+        if missing:
+            raise SchemaError(f"{what} was fitted on columns the test input lacks: {missing[:20]!r}")
+        X = X[list(names)]
     try:
         out = np.asarray(fn(X), dtype=float)
     except MlsysError:
