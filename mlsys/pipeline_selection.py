@@ -44,14 +44,14 @@ def model_space() -> dict:
         "C": Float(1e-3, 10.0, log=True, active=_is_logreg),
     }
 
-
+# %% ../nbs/15d_pipeline_selection.ipynb
 def check_budget(n_trials) -> int:
     "`n_trials` as an int after checking it is a positive whole number; else `ConfigError` naming it."
     if isinstance(n_trials, (bool, np.bool_)) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
         raise ConfigError(f"n_trials (the HPO trial budget) must be a positive integer, got {n_trials!r}")
     return int(n_trials)
 
-
+# %% ../nbs/15d_pipeline_selection.ipynb
 def _prob_scores(y: np.ndarray, p: np.ndarray) -> dict:
     "Average precision, ROC AUC, log loss and Brier score of probabilities `p` for labels `y`."
     from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
@@ -59,7 +59,7 @@ def _prob_scores(y: np.ndarray, p: np.ndarray) -> dict:
     return {"average_precision": float(average_precision_score(y, p)), "roc_auc": float(roc_auc_score(y, p)),
             "log_loss": float(log_loss(y, p, labels=[False, True])), "brier": float(brier_score_loss(y, p))}
 
-
+# %% ../nbs/15d_pipeline_selection.ipynb
 @dataclass
 class ModelSelection:
     "What `select_model` chose and how: the trials, the curves, the trade-offs, and where MLflow recorded them."
@@ -84,6 +84,11 @@ class ModelSelection:
                 "tradeoffs": _records(self.tradeoffs.reset_index(names="model")), "tracking": self.tracking,
                 "wall_s": float(self.wall_s)}
 
+# %% ../nbs/15d_pipeline_selection.ipynb
+def _hpo():
+    import mlsys.modeling.hpo as hpo
+    return hpo
+
 
 def _family_bests(trials: pd.DataFrame, space: Mapping) -> dict:
     "The best complete trial's hyperparameters for each model family that completed one."
@@ -95,7 +100,7 @@ def _family_bests(trials: pd.DataFrame, space: Mapping) -> dict:
                           for k in _MODEL_PARAMS[str(kind)] if k in row and pd.notna(row[k])}
     return out
 
-
+# %% ../nbs/15d_pipeline_selection.ipynb
 def _artifact_folder(uri: str, store: Path) -> str | None:
     "The folder of an experiment's run artifacts relative to the store, from a run's `file://` artifact URI (None for other stores)."
     from urllib.parse import unquote, urlparse
@@ -120,7 +125,7 @@ def _local_tracker(Tracker, tracking, experiment: str):
              store, experiment, loc, moved)
     return Tracker(tracking, experiment=moved)
 
-
+# %% ../nbs/15d_pipeline_selection.ipynb
 def _tradeoffs(models: Mapping, rows: pd.DataFrame, y) -> pd.DataFrame:
     "`mlsys.modeling.selection.tradeoff_table` of models that read different columns of `rows`, one Pareto front over all."
     from mlsys.modeling.selection import pareto_front, tradeoff_table
@@ -132,12 +137,116 @@ def _tradeoffs(models: Mapping, rows: pd.DataFrame, y) -> pd.DataFrame:
     table["pareto"] = pareto_front(table.drop(columns="pareto"))
     return table
 
+# %% ../nbs/15d_pipeline_selection.ipynb
+def _check_selection(train: pd.DataFrame, n_trials, data, curve_points, threads) -> tuple[int, dict]:
+    "The checked trial budget and data versions, after checking every setting and `train`'s columns (a named error on the first bad one)."
+    from mlsys.modeling.versioning import DatasetVersion
+    n_trials = check_budget(n_trials)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
+    if isinstance(curve_points, bool) or not isinstance(curve_points, (int, np.integer)) or not 3 <= curve_points <= 20:
+        raise ConfigError(f"curve_points must be an integer in [3, 20] (a power law needs three points), got {curve_points!r}")
+    data = dict(data or {})
+    bad = [k for k, v in data.items() if not isinstance(v, DatasetVersion)]
+    if bad:
+        raise ConfigError(f"data[{bad[0]!r}] must be a DatasetVersion (from mlsys.modeling.versioning.dataset_version)")
+    require_columns(train, FEATURES + [LABEL, "sched_dep", ROUTE_RATE], "train")
+    require_tz_aware(train["sched_dep"], "train['sched_dep']")
+    return n_trials, data
 
-def _hpo():
-    import mlsys.modeling.hpo as hpo
-    return hpo
+# %% ../nbs/15d_pipeline_selection.ipynb
+def _validation_split(train: pd.DataFrame, validation: float) -> tuple:
+    "Features, labels, the time-based HPO split (training and validation rows with their labels) and its summary."
+    X, y = train[FEATURES], _labels(train, "train")
+    tr, va = _hpo().time_validation_split(train["sched_dep"], validation)
+    ytr, yva = _labels(train.iloc[tr], "the HPO training part"), _labels(train.iloc[va], "the HPO validation part")
+    local = train["sched_dep_local"] if "sched_dep_local" in train else train["sched_dep"]
+    split = {"train_rows": len(tr), "valid_rows": len(va), "valid_from": str(local.iloc[va].min()),
+             "valid_to": str(local.iloc[va].max()), "validation": float(validation)}
+    return X, y, tr, va, ytr, yva, split
 
+# %% ../nbs/15d_pipeline_selection.ipynb
+def _trial_objective(tracker, parent, trial_tags: dict, seed: int, Xtr, ytr, Xva, yva, fitted: dict):
+    "The HPO objective: fit one drawn configuration in a nested MLflow run and return its validation average precision."
+    def objective(params, trial):
+        kind = params["model"]
+        hp = {k: v for k, v in params.items() if k != "model"}
+        with tracker.start_run(f"trial {trial.number}: {kind}", params=dict(params), parent=parent.run_id, log_code=False,
+                               system_interval=None, tags={**trial_tags, "mlsys.role": "trial", "optuna.trial": trial.number}) as run:
+            trial.set_user_attr("mlflow_run_id", run.run_id)
+            est = make_model(kind, seed, hp)
+            with run.timer("fit", n_samples=len(Xtr)) as fit:
+                est.fit(Xtr, ytr)
+            scores = _prob_scores(yva, est.predict_proba(Xva)[:, 1])
+            run.log_metrics({f"valid_{k}": v for k, v in scores.items()})
+        if scores["average_precision"] > fitted.get(kind, (-1.0,))[0]:  # kept for the curves and the trade-offs: no refit
+            fitted[kind] = (scores["average_precision"], fit.seconds, est)
+        return scores["average_precision"]
 
+    return objective
+
+# %% ../nbs/15d_pipeline_selection.ipynb
+def _search(objective, space: Mapping, n_trials: int, tracking, parent, sampler: str, seed: int) -> tuple:
+    "Run the study (today's fixed model first, the other family's defaults second): its result, the trials with their run ids, the journal and the study name."
+    hpo = _hpo()
+    journal, name = Path(tracking) / "hpo.journal", f"train-{parent.run_id}"
+    optuna = hpo._optuna()
+    study = optuna.create_study(storage=hpo.open_storage(journal), study_name=name, direction="maximize")
+    study.enqueue_trial({"model": "hgb", **HGB_DEFAULTS})  # today's fixed model is the first candidate,
+    if n_trials > 1:  # and the other family's defaults the second, so both families are compared
+        study.enqueue_trial({"model": "logreg", **LOGREG_DEFAULTS})
+    res = hpo.tune(objective, space, n_trials, direction="maximize", sampler=sampler, storage=journal, study_name=name, seed=seed)
+    ids = {t.number: t.user_attrs.get("mlflow_run_id") for t in res.study.get_trials(deepcopy=False)}
+    trials = res.trials.assign(mlflow_run_id=res.trials["number"].map(ids))
+    return res, trials, journal, name
+
+# %% ../nbs/15d_pipeline_selection.ipynb
+def _selection_curves(bests: Mapping, fitted: Mapping, Xtr, ytr, Xva, yva, seed: int, curve_points: int) -> tuple:
+    "Learning curves of each family's best configuration (its trial is the full-size point) and their power-law fits to 4x the rows."
+    from sklearn.metrics import get_scorer
+
+    from mlsys.modeling.selection import extrapolate, learning_curves
+    n = len(Xtr)
+    sizes = sorted({int(s) for s in np.geomspace(min(500, max(2, n // 8)), n, curve_points)})[:-1]  # the last point, all n rows, is the trial
+    curves = learning_curves({k: make_model(k, seed, hp) for k, hp in bests.items()}, Xtr, ytr, Xva, yva, sizes,
+                             scoring="average_precision", random_state=seed)
+    scorer = get_scorer("average_precision")
+    curves = pd.concat([curves, pd.DataFrame([{"model": k, "n_train": n, "repeat": 0, "train_score": scorer(fitted[k][2], Xtr, ytr),
+                                               "valid_score": scorer(fitted[k][2], Xva, yva), "fit_seconds": fitted[k][1]}
+                                              for k in bests])], ignore_index=True)
+    extra, fits = extrapolate(curves, n_future=4 * n, max_score=1.0)
+    return curves, extra, fits
+
+# %% ../nbs/15d_pipeline_selection.ipynb
+def _selection_figures(curves: pd.DataFrame, fits, trade: pd.DataFrame, n: int) -> dict:
+    "The learning-curve and trade-off figures of a selection, by name."
+    from mlsys.modeling.selection import plot_learning_curves, plot_tradeoffs
+    ax = plot_learning_curves(curves, fits, n_future=4 * n)
+    ax.set(ylabel="validation average precision", title="Learning curves of each family's best (validation weeks)")
+    figures = {"learning_curves": ax.figure}
+    ax = plot_tradeoffs(trade)
+    ax.set(ylabel="validation average precision")
+    figures["tradeoffs"] = ax.figure
+    return figures
+
+# %% ../nbs/15d_pipeline_selection.ipynb
+def _refit_chosen(tracker, parent, kind: str, params: dict, res, trials: pd.DataFrame, data: Mapping, X, y, seed: int) -> tuple:
+    "Refit the chosen configuration on all of `X` in a nested 'chosen' run that names the data, the best trial's scores and the model."
+    from mlsys.modeling.tracking import log_model
+    from mlsys.modeling.versioning import log_data_version
+    with tracker.start_run(f"chosen: {kind}", params={"model": kind, **params}, parent=parent.run_id, system_interval=None,
+                           tags={"mlsys.role": "chosen", "mlsys.trial": int(res.study.best_trial.number)}) as chosen:
+        for v in data.values():
+            log_data_version(chosen, v)
+        est = make_model(kind, seed, params)
+        with chosen.timer("refit", n_samples=len(X)):
+            est.fit(X, y)
+        best_run = trials.loc[trials["number"] == res.study.best_trial.number, "mlflow_run_id"].iloc[0]
+        chosen.log_metrics({k: v for k, v in tracker.get_run(best_run).data.metrics.items() if k.startswith("valid_")})
+        log_model(chosen, est, "model")
+    return chosen, est
+
+# %% ../nbs/15d_pipeline_selection.ipynb
 def select_model(
     train: pd.DataFrame,  # labelled training rows (features, label, `sched_dep`); the test period is never seen
     n_trials: int,  # HPO budget: trials of the search (the first one is today's fixed model)
@@ -151,31 +260,13 @@ def select_model(
     threads: int | None = 1,  # native threads per fit (None: the libraries' default, every core)
 ) -> ModelSelection:
     "Choose the model family and hyperparameters by tracked HPO on a time-based validation split, then refit on all of `train`."
-    from sklearn.metrics import get_scorer
     from threadpoolctl import threadpool_limits
 
-    from mlsys.modeling.selection import extrapolate, learning_curves, plot_learning_curves, plot_tradeoffs
-    from mlsys.modeling.tracking import Tracker, git_info, log_model
-    from mlsys.modeling.versioning import DatasetVersion, log_data_version
-    hpo = _hpo()
-    n_trials = check_budget(n_trials)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
-        raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
-    if isinstance(curve_points, bool) or not isinstance(curve_points, (int, np.integer)) or not 3 <= curve_points <= 20:
-        raise ConfigError(f"curve_points must be an integer in [3, 20] (a power law needs three points), got {curve_points!r}")
-    data = dict(data or {})
-    bad = [k for k, v in data.items() if not isinstance(v, DatasetVersion)]
-    if bad:
-        raise ConfigError(f"data[{bad[0]!r}] must be a DatasetVersion (from mlsys.modeling.versioning.dataset_version)")
-    require_columns(train, FEATURES + [LABEL, "sched_dep", ROUTE_RATE], "train")
-    require_tz_aware(train["sched_dep"], "train['sched_dep']")
-    X, y = train[FEATURES], _labels(train, "train")
-    tr, va = hpo.time_validation_split(train["sched_dep"], validation)
+    from mlsys.modeling.tracking import Tracker, git_info
+    from mlsys.modeling.versioning import log_data_version
+    n_trials, data = _check_selection(train, n_trials, data, curve_points, threads)
+    X, y, tr, va, ytr, yva, split = _validation_split(train, validation)
     Xtr, Xva = X.iloc[tr], X.iloc[va]
-    ytr, yva = _labels(train.iloc[tr], "the HPO training part"), _labels(train.iloc[va], "the HPO validation part")
-    local = train["sched_dep_local"] if "sched_dep_local" in train else train["sched_dep"]
-    split = {"train_rows": len(tr), "valid_rows": len(va), "valid_from": str(local.iloc[va].min()),
-             "valid_to": str(local.iloc[va].max()), "validation": float(validation)}
     tracker, git = _local_tracker(Tracker, tracking, experiment), git_info()
     trial_tags = {k: v for k, v in {"mlflow.source.git.commit": git.commit, "mlsys.git.dirty": str(git.dirty).lower()}.items() if v}
     space, fitted = model_space(), {}  # fitted: family -> (validation score, fit seconds, model) of its best trial so far
@@ -185,66 +276,19 @@ def select_model(
                                   tags={"mlsys.role": "hpo"}) as parent:
         for v in data.values():
             log_data_version(parent, v)
-
-        def objective(params, trial):
-            kind = params["model"]
-            hp = {k: v for k, v in params.items() if k != "model"}
-            with tracker.start_run(f"trial {trial.number}: {kind}", params=dict(params), parent=parent.run_id, log_code=False,
-                                   system_interval=None, tags={**trial_tags, "mlsys.role": "trial", "optuna.trial": trial.number}) as run:
-                trial.set_user_attr("mlflow_run_id", run.run_id)
-                est = make_model(kind, seed, hp)
-                with run.timer("fit", n_samples=len(tr)) as fit:
-                    est.fit(Xtr, ytr)
-                scores = _prob_scores(yva, est.predict_proba(Xva)[:, 1])
-                run.log_metrics({f"valid_{k}": v for k, v in scores.items()})
-            if scores["average_precision"] > fitted.get(kind, (-1.0,))[0]:  # kept for the curves and the trade-offs: no refit
-                fitted[kind] = (scores["average_precision"], fit.seconds, est)
-            return scores["average_precision"]
-
-        journal, name = Path(tracking) / "hpo.journal", f"train-{parent.run_id}"
-        optuna = hpo._optuna()
-        study = optuna.create_study(storage=hpo.open_storage(journal), study_name=name, direction="maximize")
-        study.enqueue_trial({"model": "hgb", **HGB_DEFAULTS})  # today's fixed model is the first candidate,
-        if n_trials > 1:  # and the other family's defaults the second, so both families are compared
-            study.enqueue_trial({"model": "logreg", **LOGREG_DEFAULTS})
-        res = hpo.tune(objective, space, n_trials, direction="maximize", sampler=sampler, storage=journal, study_name=name, seed=seed)
-        ids = {t.number: t.user_attrs.get("mlflow_run_id") for t in res.study.get_trials(deepcopy=False)}
-        trials = res.trials.assign(mlflow_run_id=res.trials["number"].map(ids))
+        objective = _trial_objective(tracker, parent, trial_tags, seed, Xtr, ytr, Xva, yva, fitted)
+        res, trials, journal, name = _search(objective, space, n_trials, tracking, parent, sampler, seed)
         bests = _family_bests(trials, space)
         kind = str(res.best_params["model"])
         params = bests[kind]
-
-        n = len(tr)
-        sizes = sorted({int(s) for s in np.geomspace(min(500, max(2, n // 8)), n, curve_points)})[:-1]  # the last point, all n rows, is the trial
-        curves = learning_curves({k: make_model(k, seed, hp) for k, hp in bests.items()}, Xtr, ytr, Xva, yva, sizes,
-                                 scoring="average_precision", random_state=seed)
-        scorer = get_scorer("average_precision")
-        curves = pd.concat([curves, pd.DataFrame([{"model": k, "n_train": n, "repeat": 0, "train_score": scorer(fitted[k][2], Xtr, ytr),
-                                                   "valid_score": scorer(fitted[k][2], Xva, yva), "fit_seconds": fitted[k][1]}
-                                                  for k in bests])], ignore_index=True)
-        extra, fits = extrapolate(curves, n_future=4 * n, max_score=1.0)
-        ax = plot_learning_curves(curves, fits, n_future=4 * n)
-        ax.set(ylabel="validation average precision", title="Learning curves of each family's best (validation weeks)")
-        figures = {"learning_curves": ax.figure}
+        curves, extra, fits = _selection_curves(bests, fitted, Xtr, ytr, Xva, yva, seed, curve_points)
         candidates = {**{k: fitted[k][2] for k in bests},
                       **fit_baseline_models(train.iloc[tr], seed)}
         trade = _tradeoffs(candidates, train.iloc[va], yva)
-        ax = plot_tradeoffs(trade)
-        ax.set(ylabel="validation average precision")
-        figures["tradeoffs"] = ax.figure
+        figures = _selection_figures(curves, fits, trade, len(tr))
         for fig_name, fig in figures.items():
             parent.log_figure(fig, f"plots/{fig_name}.png")
-
-        with tracker.start_run(f"chosen: {kind}", params={"model": kind, **params}, parent=parent.run_id, system_interval=None,
-                               tags={"mlsys.role": "chosen", "mlsys.trial": int(res.study.best_trial.number)}) as chosen:
-            for v in data.values():
-                log_data_version(chosen, v)
-            est = make_model(kind, seed, params)
-            with chosen.timer("refit", n_samples=len(X)):
-                est.fit(X, y)
-            best_run = trials.loc[trials["number"] == res.study.best_trial.number, "mlflow_run_id"].iloc[0]
-            chosen.log_metrics({k: v for k, v in tracker.get_run(best_run).data.metrics.items() if k.startswith("valid_")})
-            log_model(chosen, est, "model")
+        chosen, est = _refit_chosen(tracker, parent, kind, params, res, trials, data, X, y, seed)
         parent.log_metrics({"best_valid_average_precision": float(res.best_value), "trials": len(trials)})
         parent.log_dict({"trials": _records(trials), "learning_curves": _records(curves), "tradeoffs": _records(trade.reset_index(names="model"))},
                         "hpo/selection.json")
