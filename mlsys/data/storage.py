@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import ConfigError, DataError, IntegrityError, SchemaError, as_path, require_tz_aware
 from .models import connect_duckdb
@@ -155,7 +156,7 @@ class SchemaWriteError(SchemaError):
         super().__init__(message)
         self.table, self.problems = table, problems
 
-
+# %% ../../nbs/02i_data_storage.ipynb
 class Warehouse:
     "Structured storage with schema on write: DuckDB tables with declared types and constraints; a write that breaks them is refused whole."
 
@@ -198,69 +199,6 @@ class Warehouse:
             raise DataError(f"table name {name!r} must be letters, digits and _ (not starting with a digit)")
         return name
 
-    def create_table(
-        self,
-        name: str,  # the table
-        columns: Mapping[str, Column | str],  # its declared columns (a type name is a nullable Column)
-        primary_key: Iterable[str] = (),  # columns whose values must be unique together
-    ) -> Warehouse:
-        "Declare a table; the declaration is stored in the warehouse, so a reopened file enforces it too."
-        name, columns = self._table(name), _schema(columns, f"table {name!r}")
-        if self.read_only:
-            raise ConfigError(f"the warehouse {self.path!r} was opened read_only; it cannot declare tables")
-        pk = [primary_key] if isinstance(primary_key, str) else list(primary_key)
-        if [c for c in pk if c not in columns]:
-            raise ConfigError(f"primary_key {pk} names columns that {name!r} does not declare")
-        if name in self.schemas:
-            raise SchemaError(f"the warehouse already has a table {name!r}")
-        body = ", ".join(f"{c} {col.type}{'' if col.nullable else ' NOT NULL'}{f' CHECK ({col.check})' if col.check else ''}"
-                         for c, col in columns.items())
-        body += f", PRIMARY KEY ({', '.join(pk)})" if pk else ""
-        spec = json.dumps({"columns": {c: vars(col) for c, col in columns.items()}, "primary_key": pk})
-        try:
-            self.con.execute("BEGIN")
-            self.con.execute(f"CREATE TABLE {name} ({body})")
-            self.con.execute(f"INSERT INTO {self._META} VALUES (?, ?)", [name, spec])
-            self.con.execute("COMMIT")
-        except Exception as e:
-            self.con.execute("ROLLBACK")
-            raise ConfigError(f"duckdb refused the declaration of {name!r} ({type(e).__name__}: {e})") from e
-        self.schemas[name] = columns
-        return self
-
-    def write(
-        self,
-        name: str,  # a declared table
-        rows: pd.DataFrame,  # the rows to append, in the declared columns and types
-    ) -> int:
-        "Append `rows` in one transaction, or refuse them all with a `SchemaWriteError` that lists every problem."
-        name = self._table(name)
-        if name not in self.schemas:
-            raise SchemaError(f"the warehouse has no table {name!r}; declare it with create_table (tables: {sorted(self.schemas)})")
-        if self.read_only:
-            raise ConfigError(f"the warehouse {self.path!r} was opened read_only; it cannot write to {name!r}")
-        columns = self.schemas[name]
-        problems = schema_problems(rows, columns)
-        if problems:
-            raise SchemaWriteError(f"the warehouse refused {len(rows)} rows for {name!r}; nothing was written: "
-                                   + "; ".join(problems), name, problems)
-        cols = list(columns)
-        self.con.register("_incoming", rows[cols].reset_index(drop=True))
-        try:
-            self.con.execute("BEGIN")
-            self.con.execute(f"INSERT INTO {name} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _incoming")
-            self.con.execute("COMMIT")
-        except Exception as e:
-            self.con.execute("ROLLBACK")
-            problems = [f"{int(n)} rows break CHECK ({col.check}) on {c!r}" for c, col in columns.items() if col.check
-                        for (n,) in [self.con.execute(f"SELECT count(*) FROM _incoming WHERE NOT ({col.check})").fetchall()[0]] if n]
-            problems = problems or [f"{type(e).__name__}: {str(e).splitlines()[0]}"]
-            raise SchemaWriteError(f"the warehouse refused {len(rows)} rows for {name!r}; nothing was written: "
-                                   + "; ".join(problems), name, problems) from e
-        finally:
-            self.con.unregister("_incoming")
-        return len(rows)
-
     def read(
         self,
         name: str,  # a declared table
@@ -277,6 +215,73 @@ class Warehouse:
         if name not in self.schemas:
             raise SchemaError(f"the warehouse has no table {name!r} (tables: {sorted(self.schemas)})")
         return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
+
+# %% ../../nbs/02i_data_storage.ipynb
+@patch
+def create_table(
+    self: Warehouse,
+    name: str,  # the table
+    columns: Mapping[str, Column | str],  # its declared columns (a type name is a nullable Column)
+    primary_key: Iterable[str] = (),  # columns whose values must be unique together
+) -> Warehouse:
+    "Declare a table; the declaration is stored in the warehouse, so a reopened file enforces it too."
+    name, columns = self._table(name), _schema(columns, f"table {name!r}")
+    if self.read_only:
+        raise ConfigError(f"the warehouse {self.path!r} was opened read_only; it cannot declare tables")
+    pk = [primary_key] if isinstance(primary_key, str) else list(primary_key)
+    if [c for c in pk if c not in columns]:
+        raise ConfigError(f"primary_key {pk} names columns that {name!r} does not declare")
+    if name in self.schemas:
+        raise SchemaError(f"the warehouse already has a table {name!r}")
+    body = ", ".join(f"{c} {col.type}{'' if col.nullable else ' NOT NULL'}{f' CHECK ({col.check})' if col.check else ''}"
+                     for c, col in columns.items())
+    body += f", PRIMARY KEY ({', '.join(pk)})" if pk else ""
+    spec = json.dumps({"columns": {c: vars(col) for c, col in columns.items()}, "primary_key": pk})
+    try:
+        self.con.execute("BEGIN")
+        self.con.execute(f"CREATE TABLE {name} ({body})")
+        self.con.execute(f"INSERT INTO {self._META} VALUES (?, ?)", [name, spec])
+        self.con.execute("COMMIT")
+    except Exception as e:
+        self.con.execute("ROLLBACK")
+        raise ConfigError(f"duckdb refused the declaration of {name!r} ({type(e).__name__}: {e})") from e
+    self.schemas[name] = columns
+    return self
+
+# %% ../../nbs/02i_data_storage.ipynb
+@patch
+def write(
+    self: Warehouse,
+    name: str,  # a declared table
+    rows: pd.DataFrame,  # the rows to append, in the declared columns and types
+) -> int:
+    "Append `rows` in one transaction, or refuse them all with a `SchemaWriteError` that lists every problem."
+    name = self._table(name)
+    if name not in self.schemas:
+        raise SchemaError(f"the warehouse has no table {name!r}; declare it with create_table (tables: {sorted(self.schemas)})")
+    if self.read_only:
+        raise ConfigError(f"the warehouse {self.path!r} was opened read_only; it cannot write to {name!r}")
+    columns = self.schemas[name]
+    problems = schema_problems(rows, columns)
+    if problems:
+        raise SchemaWriteError(f"the warehouse refused {len(rows)} rows for {name!r}; nothing was written: "
+                               + "; ".join(problems), name, problems)
+    cols = list(columns)
+    self.con.register("_incoming", rows[cols].reset_index(drop=True))
+    try:
+        self.con.execute("BEGIN")
+        self.con.execute(f"INSERT INTO {name} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _incoming")
+        self.con.execute("COMMIT")
+    except Exception as e:
+        self.con.execute("ROLLBACK")
+        problems = [f"{int(n)} rows break CHECK ({col.check}) on {c!r}" for c, col in columns.items() if col.check
+                    for (n,) in [self.con.execute(f"SELECT count(*) FROM _incoming WHERE NOT ({col.check})").fetchall()[0]] if n]
+        problems = problems or [f"{type(e).__name__}: {str(e).splitlines()[0]}"]
+        raise SchemaWriteError(f"the warehouse refused {len(rows)} rows for {name!r}; nothing was written: "
+                               + "; ".join(problems), name, problems) from e
+    finally:
+        self.con.unregister("_incoming")
+    return len(rows)
 
 # %% ../../nbs/02i_data_storage.ipynb
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -319,7 +324,7 @@ class LakeRead:
     bad_rows: pd.DataFrame  # file, line, field, problem (a kind: absent, type, null, ...), detail: one row per problem
     files: pd.DataFrame  # file, rows, good, bad, unknown_fields (fields the schema does not know)
 
-
+# %% ../../nbs/02i_data_storage.ipynb
 def _read_lines(path: Path) -> list[tuple[int, str | None]]:
     "(line number, text, or None where the line is not UTF-8) of each non-empty line of a lake file."
     if path.is_symlink():
@@ -333,7 +338,23 @@ def _read_lines(path: Path) -> list[tuple[int, str | None]]:
                 out.append((n, None))
     return out
 
+# %% ../../nbs/02i_data_storage.ipynb
+def _parse_line(text: str | None) -> tuple[list, Any]:
+    "The JSON object of one lake line, or the problem that keeps it from being one (not UTF-8, not JSON, not an object)."
+    probs, obj = [], None
+    if text is None:
+        probs.append(("*", "not_utf8", "the line is not UTF-8 text"))
+    else:
+        try:
+            obj = _DECODER.decode(text)
+        except ValueError as e:
+            probs.append(("*", "not_json", str(e)[:80]))
+        else:
+            if not isinstance(obj, dict):
+                probs.append(("*", "not_object", f"a JSON {type(obj).__name__}, not an object"))
+    return probs, obj
 
+# %% ../../nbs/02i_data_storage.ipynb
 def _typed(column: list, col: Column) -> pd.Series:
     if col.type == "TIMESTAMPTZ":
         return pd.to_datetime(pd.Series(column, dtype=object), utc=True, format="ISO8601")
@@ -366,7 +387,31 @@ def _row_problems(obj: dict, schema: dict[str, Column], missing: str) -> tuple[l
         values[c] = v
     return probs, values
 
+# %% ../../nbs/02i_data_storage.ipynb
+def _drop_check_failures(data: pd.DataFrame, schema: dict[str, Column], bad: list, per_file: list) -> pd.DataFrame:
+    "`data` without the rows that break a column's CHECK, run by DuckDB as the warehouse does; each is added to `bad` and its file's counts."
+    checks = [(c, col.check) for c, col in schema.items() if col.check]
+    if checks and len(data):  # the same SQL checks the warehouse enforces, run by DuckDB over the typed rows
+        con = connect_duckdb()
+        try:
+            con.register("_rows", data.drop(columns=["_file", "_line"]))
+            failed = np.zeros(len(data), bool)
+            for c, expr in checks:
+                hit = con.execute(f"SELECT coalesce(NOT ({expr}), false) FROM _rows").df().iloc[:, 0].to_numpy(dtype=bool)
+                bad += [(data["_file"].iloc[i], int(data["_line"].iloc[i]), c, "check", f"breaks CHECK ({expr})")
+                        for i in np.flatnonzero(hit)]
+                failed |= hit
+        finally:
+            con.close()
+        if failed.any():
+            counts = data.loc[failed, "_file"].value_counts()
+            for p in per_file:
+                p[2] -= int(counts.get(p[0], 0))
+                p[3] += int(counts.get(p[0], 0))
+            data = data[~failed].reset_index(drop=True)
+    return data
 
+# %% ../../nbs/02i_data_storage.ipynb
 def apply_schema(
     sources: Iterable[tuple[str, Iterable[tuple[int, str | None]]]],  # (file name, its (line number, JSON text) pairs)
     schema: Mapping[str, Column],  # the schema applied on read
@@ -391,17 +436,7 @@ def apply_schema(
                 raise DataError(f"{name}: each line must be a (line number, text or None) pair, got {item!r:.80}")
             n, text = item
             rows += 1
-            probs, obj = [], None
-            if text is None:
-                probs.append(("*", "not_utf8", "the line is not UTF-8 text"))
-            else:
-                try:
-                    obj = _DECODER.decode(text)
-                except ValueError as e:
-                    probs.append(("*", "not_json", str(e)[:80]))
-                else:
-                    if not isinstance(obj, dict):
-                        probs.append(("*", "not_object", f"a JSON {type(obj).__name__}, not an object"))
+            probs, obj = _parse_line(text)
             if not probs:
                 unknown.update(k for k in obj if k not in schema)
                 probs, values = _row_problems(obj, schema, missing)
@@ -417,25 +452,7 @@ def apply_schema(
     data = pd.DataFrame({c: _typed(v, schema[c]) for c, v in good.items()})
     data["_file"] = pd.Series([w[0] for w in where], dtype="string")
     data["_line"] = pd.Series([w[1] for w in where], dtype="int64")
-    checks = [(c, col.check) for c, col in schema.items() if col.check]
-    if checks and len(data):  # the same SQL checks the warehouse enforces, run by DuckDB over the typed rows
-        con = connect_duckdb()
-        try:
-            con.register("_rows", data.drop(columns=["_file", "_line"]))
-            failed = np.zeros(len(data), bool)
-            for c, expr in checks:
-                hit = con.execute(f"SELECT coalesce(NOT ({expr}), false) FROM _rows").df().iloc[:, 0].to_numpy(dtype=bool)
-                bad += [(data["_file"].iloc[i], int(data["_line"].iloc[i]), c, "check", f"breaks CHECK ({expr})")
-                        for i in np.flatnonzero(hit)]
-                failed |= hit
-        finally:
-            con.close()
-        if failed.any():
-            counts = data.loc[failed, "_file"].value_counts()
-            for p in per_file:
-                p[2] -= int(counts.get(p[0], 0))
-                p[3] += int(counts.get(p[0], 0))
-            data = data[~failed].reset_index(drop=True)
+    data = _drop_check_failures(data, schema, bad, per_file)
     bad = pd.DataFrame(bad, columns=["file", "line", "field", "problem", "detail"]).sort_values(["file", "line"], kind="stable")
     return LakeRead(data=data, bad_rows=bad.reset_index(drop=True),
                     files=pd.DataFrame(per_file, columns=["file", "rows", "good", "bad", "unknown_fields"]))
@@ -475,141 +492,96 @@ class Lake:
             path.mkdir(exist_ok=True)
         return path
 
-    def _publish(self, folder: Path, name: str, data: bytes) -> Path:
-        "Write `data` to a temporary file, then link it in under `name`: readers see all of it or nothing, and no file is replaced."
-        final = folder / name
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
-            try:
-                os.link(tmp, final)  # atomic, and fails if the name exists (os.replace would overwrite)
-            except FileExistsError:
-                raise DataError(f"{str(final)!r} already exists; lake files are written once and never replaced") from None
+# %% ../../nbs/02i_data_storage.ipynb
+@patch
+def _publish(self: Lake, folder: Path, name: str, data: bytes) -> Path:
+    "Write `data` to a temporary file, then link it in under `name`: readers see all of it or nothing, and no file is replaced."
+    final = folder / name
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             if self.fsync:
-                dfd = os.open(folder, os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        return final
-
-    def _batch(self, batch: str | None) -> str:
-        if batch is None:
-            return f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}"
-        return self._name(batch, "batch")
-
-    def write_batch(
-        self,
-        dataset: str,  # where the batch goes
-        records: pd.DataFrame | list[dict],  # the rows, whatever fields they have
-        batch: str | None = None,  # the batch's name (default: UTC time + a random suffix, unique across processes)
-    ) -> Path:
-        "Store `records` as they are, one JSON object per line, in a new file `<batch>.jsonl`; no schema is checked."
-        rows = _records(records)
+                f.flush()
+                os.fsync(f.fileno())
         try:
-            data = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n" for r in rows).encode()
-        except TypeError as e:
-            raise DataError(f"records for {dataset!r} hold a value JSON cannot store: {e}") from e
-        return self._publish(self.folder(dataset, create=True), self._batch(batch) + ".jsonl", data)
-
-    def write_text(
-        self,
-        dataset: str,  # where the batch goes
-        texts: Iterable[str],  # raw documents, one per line of the file
-        batch: str | None = None,  # the batch's name
-    ) -> Path:
-        "Store raw text documents (unstructured data), one per line, in a new file `<batch>.txt`."
-        if isinstance(texts, (str, bytes)):
-            raise DataError("texts must be an iterable of documents, not one string")
-        if not isinstance(texts, Iterable):
-            raise DataError(f"texts must be an iterable of documents, got {type(texts).__name__}")
-        texts = list(texts)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise DataError(f"document {i} is {type(t).__name__}, not str")
-            if "\n" in t or "\r" in t:
-                raise DataError(f"document {i} contains a line break; the lake stores one document per line")
-        data = "".join(t + "\n" for t in texts).encode()
-        return self._publish(self.folder(dataset, create=True), self._batch(batch) + ".txt", data)
-
-    def files(
-        self,
-        dataset: str,  # a dataset of the lake
-    ) -> list[Path]:
-        "The dataset's published files, oldest batch name first (temporary files of unfinished writes are not listed)."
-        folder = self.folder(dataset)
-        if not folder.is_dir():
-            raise DataError(f"the lake has no dataset {dataset!r} (datasets: {self.datasets()})")
-        return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix in (".jsonl", ".txt"))
-
-    def datasets(self) -> list[str]:
-        "Names of the datasets in the lake."
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-    def read(
-        self,
-        dataset: str,  # a dataset of JSON-lines batches
-        schema: Mapping[str, Column],  # the schema applied on read
-        missing: str = "error",  # "error": an absent field makes a bad row; "null": read it as null
-    ) -> LakeRead:
-        "Read every batch with `schema` applied on read (`apply_schema`); a file the lake refuses to read is reported, not skipped."
-        sources, refused = [], []
-        for path in self.files(dataset):
-            if path.suffix == ".jsonl":
-                try:
-                    sources.append((path.name, _read_lines(path)))
-                except DataError as e:
-                    refused.append((path.name, str(e)))
-        out = apply_schema(sources, schema, missing)
-        if refused:
-            out.bad_rows = pd.concat([out.bad_rows, pd.DataFrame([(f, 0, "*", "refused", why) for f, why in refused],
-                                                                 columns=out.bad_rows.columns)], ignore_index=True)
-            out.files = pd.concat([out.files, pd.DataFrame([(f, 0, 0, 0, "") for f, _ in refused], columns=out.files.columns)],
-                                  ignore_index=True)
-        return out
-
-    def read_text(
-        self,
-        dataset: str,  # a dataset of text batches
-        extract: Callable[[str], Mapping],  # text -> dict of fields: the structure given on read
-    ) -> LakeRead:
-        "Give raw text documents structure on read; a document `extract` fails on is a bad row, with the reason."
-        if not callable(extract):
-            raise ConfigError(f"extract must be a function text -> dict of fields, got {type(extract).__name__}")
-        out, bad, per_file = [], [], []
-        for path in self.files(dataset):
-            if path.suffix != ".txt":
-                continue
+            os.link(tmp, final)  # atomic, and fails if the name exists (os.replace would overwrite)
+        except FileExistsError:
+            raise DataError(f"{str(final)!r} already exists; lake files are written once and never replaced") from None
+        if self.fsync:
+            dfd = os.open(folder, os.O_RDONLY)
             try:
-                lines = _read_lines(path)
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return final
+
+
+@patch
+def _batch(self: Lake, batch: str | None) -> str:
+    if batch is None:
+        return f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}"
+    return self._name(batch, "batch")
+
+# %% ../../nbs/02i_data_storage.ipynb
+@patch
+def write_batch(
+    self: Lake,
+    dataset: str,  # where the batch goes
+    records: pd.DataFrame | list[dict],  # the rows, whatever fields they have
+    batch: str | None = None,  # the batch's name (default: UTC time + a random suffix, unique across processes)
+) -> Path:
+    "Store `records` as they are, one JSON object per line, in a new file `<batch>.jsonl`; no schema is checked."
+    rows = _records(records)
+    try:
+        data = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n" for r in rows).encode()
+    except TypeError as e:
+        raise DataError(f"records for {dataset!r} hold a value JSON cannot store: {e}") from e
+    return self._publish(self.folder(dataset, create=True), self._batch(batch) + ".jsonl", data)
+
+# %% ../../nbs/02i_data_storage.ipynb
+@patch
+def files(
+    self: Lake,
+    dataset: str,  # a dataset of the lake
+) -> list[Path]:
+    "The dataset's published files, oldest batch name first (temporary files of unfinished writes are not listed)."
+    folder = self.folder(dataset)
+    if not folder.is_dir():
+        raise DataError(f"the lake has no dataset {dataset!r} (datasets: {self.datasets()})")
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix in (".jsonl", ".txt"))
+
+
+@patch
+def datasets(self: Lake) -> list[str]:
+    "Names of the datasets in the lake."
+    return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+# %% ../../nbs/02i_data_storage.ipynb
+@patch
+def read(
+    self: Lake,
+    dataset: str,  # a dataset of JSON-lines batches
+    schema: Mapping[str, Column],  # the schema applied on read
+    missing: str = "error",  # "error": an absent field makes a bad row; "null": read it as null
+) -> LakeRead:
+    "Read every batch with `schema` applied on read (`apply_schema`); a file the lake refuses to read is reported, not skipped."
+    sources, refused = [], []
+    for path in self.files(dataset):
+        if path.suffix == ".jsonl":
+            try:
+                sources.append((path.name, _read_lines(path)))
             except DataError as e:
-                bad.append((path.name, 0, "*", "refused", str(e)))
-                per_file.append((path.name, 0, 0, 0, ""))
-                continue
-            n_bad = 0
-            for n, text in lines:
-                why = "the line is not UTF-8 text" if text is None else None
-                if why is None:
-                    try:
-                        fields = extract(text)
-                    except Exception as e:  # the extractor's failure is this document's problem, reported
-                        why = f"extract raised {type(e).__name__}: {e}"
-                    else:
-                        why = None if isinstance(fields, Mapping) else f"extract returned {type(fields).__name__}, not a dict"
-                if why:
-                    bad.append((path.name, n, "*", "extract" if text is not None else "not_utf8", why))
-                    n_bad += 1
-                else:
-                    out.append({"text": text, **fields, "_file": path.name, "_line": n})
-            per_file.append((path.name, len(lines), len(lines) - n_bad, n_bad, ""))
-        return LakeRead(data=pd.DataFrame(out), bad_rows=pd.DataFrame(bad, columns=["file", "line", "field", "problem", "detail"]),
-                        files=pd.DataFrame(per_file, columns=["file", "rows", "good", "bad", "unknown_fields"]))
+                refused.append((path.name, str(e)))
+    out = apply_schema(sources, schema, missing)
+    if refused:
+        out.bad_rows = pd.concat([out.bad_rows, pd.DataFrame([(f, 0, "*", "refused", why) for f, why in refused],
+                                                             columns=out.bad_rows.columns)], ignore_index=True)
+        out.files = pd.concat([out.files, pd.DataFrame([(f, 0, 0, 0, "") for f, _ in refused], columns=out.files.columns)],
+                              ignore_index=True)
+    return out
 
 # %% ../../nbs/02i_data_storage.ipynb
 _URL = re.compile(r"https?://|www\.|\b\w+\.(?:com|co\.uk|net|org)\b", re.IGNORECASE)
@@ -627,3 +599,64 @@ def sms_structure(
     return {"chars": len(text), "words": len(text.split()),
             "upper_share": sum(c.isupper() for c in letters) / len(letters) if letters else 0.0,
             "has_url": bool(_URL.search(text)), "has_phone": bool(_PHONE.search(text)), "has_money": bool(_MONEY.search(text))}
+
+# %% ../../nbs/02i_data_storage.ipynb
+@patch
+def write_text(
+    self: Lake,
+    dataset: str,  # where the batch goes
+    texts: Iterable[str],  # raw documents, one per line of the file
+    batch: str | None = None,  # the batch's name
+) -> Path:
+    "Store raw text documents (unstructured data), one per line, in a new file `<batch>.txt`."
+    if isinstance(texts, (str, bytes)):
+        raise DataError("texts must be an iterable of documents, not one string")
+    if not isinstance(texts, Iterable):
+        raise DataError(f"texts must be an iterable of documents, got {type(texts).__name__}")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise DataError(f"document {i} is {type(t).__name__}, not str")
+        if "\n" in t or "\r" in t:
+            raise DataError(f"document {i} contains a line break; the lake stores one document per line")
+    data = "".join(t + "\n" for t in texts).encode()
+    return self._publish(self.folder(dataset, create=True), self._batch(batch) + ".txt", data)
+
+# %% ../../nbs/02i_data_storage.ipynb
+@patch
+def read_text(
+    self: Lake,
+    dataset: str,  # a dataset of text batches
+    extract: Callable[[str], Mapping],  # text -> dict of fields: the structure given on read
+) -> LakeRead:
+    "Give raw text documents structure on read; a document `extract` fails on is a bad row, with the reason."
+    if not callable(extract):
+        raise ConfigError(f"extract must be a function text -> dict of fields, got {type(extract).__name__}")
+    out, bad, per_file = [], [], []
+    for path in self.files(dataset):
+        if path.suffix != ".txt":
+            continue
+        try:
+            lines = _read_lines(path)
+        except DataError as e:
+            bad.append((path.name, 0, "*", "refused", str(e)))
+            per_file.append((path.name, 0, 0, 0, ""))
+            continue
+        n_bad = 0
+        for n, text in lines:
+            why = "the line is not UTF-8 text" if text is None else None
+            if why is None:
+                try:
+                    fields = extract(text)
+                except Exception as e:  # the extractor's failure is this document's problem, reported
+                    why = f"extract raised {type(e).__name__}: {e}"
+                else:
+                    why = None if isinstance(fields, Mapping) else f"extract returned {type(fields).__name__}, not a dict"
+            if why:
+                bad.append((path.name, n, "*", "extract" if text is not None else "not_utf8", why))
+                n_bad += 1
+            else:
+                out.append({"text": text, **fields, "_file": path.name, "_line": n})
+        per_file.append((path.name, len(lines), len(lines) - n_bad, n_bad, ""))
+    return LakeRead(data=pd.DataFrame(out), bad_rows=pd.DataFrame(bad, columns=["file", "line", "field", "problem", "detail"]),
+                    files=pd.DataFrame(per_file, columns=["file", "rows", "good", "bad", "unknown_fields"]))
