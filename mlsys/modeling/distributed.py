@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import ConfigError, DataError, MlsysError, as_path, optional_import
 
@@ -213,7 +214,7 @@ def _remote_error(rank: int, payload) -> Exception:
     err.remote_traceback = tb
     return err
 
-
+# %% ../../nbs/08h_modeling_distributed.ipynb
 def _serve(rank: int, port, settings: dict, tasks, results):
     "One worker process: join the group, run tasks until told to stop, then exit at once (interpreter shutdown is slow)."
     try:
@@ -299,105 +300,113 @@ class Workers:
         except Exception:
             pass
 
-    def _expect(self, kind: str, ranks: set, deadline: float, what: str, grace_s: float = 10.0) -> dict:
-        "Collect one `kind` message from every rank; on an error, re-raise it (and stop the workers if a rank may be stuck)."
-        got, errors = {}, {}
-        while set(got) | set(errors) != ranks:
-            try:
-                k, rank, value = self._results.get(timeout=0.2)
-            except queue.Empty:
-                dead = [(i, p.exitcode) for i, p in enumerate(self._procs) if p.exitcode is not None and i not in got]
-                if dead:
-                    self.close()
-                    raise DistributedError(f"{what}: rank {dead[0][0]} died with exit code {dead[0][1]}") from None
-                if time.monotonic() > deadline:
-                    if errors:
-                        break
-                    self.close()
-                    raise DistributedError(f"{what} did not finish within its timeout on ranks {sorted(ranks - set(got))}") from None
-                continue
-            if k == "error":
-                if not errors:  # give the other ranks a moment to finish or fail as well
-                    deadline = min(deadline, time.monotonic() + grace_s)
-                errors[rank] = value
-            elif k == kind:
-                got[rank] = pickle.loads(value)
-        if errors:
-            if set(got) | set(errors) != ranks or kind != "done":
-                self.close()  # a rank still waits (in a collective, say) or the group never formed: start afresh
-            first = min(errors)
-            raise _remote_error(first, errors[first])
-        return got
-
-    def start(self) -> Workers:
-        "Start the processes and wait until they have all joined the group."
-        if self._open:
-            return self
-        ctx = mp.get_context("spawn")
-        self._results = ctx.Queue()
-        self._tasks = [ctx.Queue() for _ in range(self.nprocs)]
-        settings = {"world_size": self.world_size, "backend": self.backend, "threads": self.threads,
-                    "rendezvous_timeout_s": self.rendezvous_timeout_s, "timeout_s": self.timeout_s}
-        self._open = True
-        start_allowance = 180.0  # importing torch in a fresh process can take long on a loaded machine
-        deadline = time.monotonic() + self.rendezvous_timeout_s + start_allowance
-        serve = importlib.import_module("mlsys.modeling.distributed")._serve  # by name, so a spawned process can import it
-        self._procs = [ctx.Process(target=serve, args=(0, None, settings, self._tasks[0], self._results), daemon=True)]
-        self._procs[0].start()
-        port = self._expect("port", {0}, deadline, "starting rank 0")[0]
-        for r in range(1, self.nprocs):
-            p = ctx.Process(target=serve, args=(r, port, settings, self._tasks[r], self._results), daemon=True)
-            p.start()
-            self._procs.append(p)
-        self._expect("ready", set(range(self.nprocs)), deadline, "the rendezvous")
-        return self
-
-    def run(self, fn: Callable, *args, **kwargs) -> list:
-        "Run `fn(rank, world_size, *args, **kwargs)` on every rank at once; the results, by rank."
-        if not self._open:
-            raise ConfigError("the workers are not running: use `with Workers(...) as w:` or call start() first")
-        if not callable(fn):
-            raise ConfigError(f"a task must be a function, got {type(fn).__name__}")
-        module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
-        if module in (None, "__main__") or "<" in qualname:
-            raise ConfigError(f"{qualname or fn!r} cannot run in the worker processes: a task must be a module-level function of an "
-                              "importable module, not one defined in __main__ or a notebook, a lambda or a closure (in a notebook, "
-                              "pass the exported function, e.g. mlsys.modeling.distributed.ddp_train)")
+# %% ../../nbs/08h_modeling_distributed.ipynb
+@patch
+def _expect(self: Workers, kind: str, ranks: set, deadline: float, what: str, grace_s: float = 10.0) -> dict:
+    "Collect one `kind` message from every rank; on an error, re-raise it (and stop the workers if a rank may be stuck)."
+    got, errors = {}, {}
+    while set(got) | set(errors) != ranks:
         try:
-            payload = pickle.dumps((fn, args, kwargs))
-        except Exception as e:
-            raise ConfigError(f"the arguments of {qualname} cannot be sent to the workers: {e}") from None
-        for q in self._tasks:
-            q.put(payload)
-        got = self._expect("done", set(range(self.nprocs)), time.monotonic() + self.task_timeout_s, f"task {qualname}")
-        return [got[r] for r in range(self.nprocs)]
+            k, rank, value = self._results.get(timeout=0.2)
+        except queue.Empty:
+            dead = [(i, p.exitcode) for i, p in enumerate(self._procs) if p.exitcode is not None and i not in got]
+            if dead:
+                self.close()
+                raise DistributedError(f"{what}: rank {dead[0][0]} died with exit code {dead[0][1]}") from None
+            if time.monotonic() > deadline:
+                if errors:
+                    break
+                self.close()
+                raise DistributedError(f"{what} did not finish within its timeout on ranks {sorted(ranks - set(got))}") from None
+            continue
+        if k == "error":
+            if not errors:  # give the other ranks a moment to finish or fail as well
+                deadline = min(deadline, time.monotonic() + grace_s)
+            errors[rank] = value
+        elif k == kind:
+            got[rank] = pickle.loads(value)
+    if errors:
+        if set(got) | set(errors) != ranks or kind != "done":
+            self.close()  # a rank still waits (in a collective, say) or the group never formed: start afresh
+        first = min(errors)
+        raise _remote_error(first, errors[first])
+    return got
 
-    def close(self):
-        "Stop the processes (politely, then by force)."
-        if not self._open:
-            return
-        self._open = False
-        for q in self._tasks:
-            try:
-                q.put(None)
-            except Exception:
-                pass
-        for p in self._procs:
-            p.join(timeout=10)
-        for p in self._procs:
-            if p.is_alive():
-                p.terminate()
-                p.join(timeout=5)
-            if p.is_alive():
-                p.kill()
-                p.join(timeout=5)
-        for q in [*self._tasks, self._results]:
-            if q is not None:
-                q.close()
-                q.join_thread()
-        self._procs, self._tasks, self._results = [], [], None
+# %% ../../nbs/08h_modeling_distributed.ipynb
+@patch
+def start(self: Workers) -> Workers:
+    "Start the processes and wait until they have all joined the group."
+    if self._open:
+        return self
+    ctx = mp.get_context("spawn")
+    self._results = ctx.Queue()
+    self._tasks = [ctx.Queue() for _ in range(self.nprocs)]
+    settings = {"world_size": self.world_size, "backend": self.backend, "threads": self.threads,
+                "rendezvous_timeout_s": self.rendezvous_timeout_s, "timeout_s": self.timeout_s}
+    self._open = True
+    start_allowance = 180.0  # importing torch in a fresh process can take long on a loaded machine
+    deadline = time.monotonic() + self.rendezvous_timeout_s + start_allowance
+    serve = importlib.import_module("mlsys.modeling.distributed")._serve  # by name, so a spawned process can import it
+    self._procs = [ctx.Process(target=serve, args=(0, None, settings, self._tasks[0], self._results), daemon=True)]
+    self._procs[0].start()
+    port = self._expect("port", {0}, deadline, "starting rank 0")[0]
+    for r in range(1, self.nprocs):
+        p = ctx.Process(target=serve, args=(r, port, settings, self._tasks[r], self._results), daemon=True)
+        p.start()
+        self._procs.append(p)
+    self._expect("ready", set(range(self.nprocs)), deadline, "the rendezvous")
+    return self
 
+# %% ../../nbs/08h_modeling_distributed.ipynb
+@patch
+def run(self: Workers, fn: Callable, *args, **kwargs) -> list:
+    "Run `fn(rank, world_size, *args, **kwargs)` on every rank at once; the results, by rank."
+    if not self._open:
+        raise ConfigError("the workers are not running: use `with Workers(...) as w:` or call start() first")
+    if not callable(fn):
+        raise ConfigError(f"a task must be a function, got {type(fn).__name__}")
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if module in (None, "__main__") or "<" in qualname:
+        raise ConfigError(f"{qualname or fn!r} cannot run in the worker processes: a task must be a module-level function of an "
+                          "importable module, not one defined in __main__ or a notebook, a lambda or a closure (in a notebook, "
+                          "pass the exported function, e.g. mlsys.modeling.distributed.ddp_train)")
+    try:
+        payload = pickle.dumps((fn, args, kwargs))
+    except Exception as e:
+        raise ConfigError(f"the arguments of {qualname} cannot be sent to the workers: {e}") from None
+    for q in self._tasks:
+        q.put(payload)
+    got = self._expect("done", set(range(self.nprocs)), time.monotonic() + self.task_timeout_s, f"task {qualname}")
+    return [got[r] for r in range(self.nprocs)]
 
+# %% ../../nbs/08h_modeling_distributed.ipynb
+@patch
+def close(self: Workers):
+    "Stop the processes (politely, then by force)."
+    if not self._open:
+        return
+    self._open = False
+    for q in self._tasks:
+        try:
+            q.put(None)
+        except Exception:
+            pass
+    for p in self._procs:
+        p.join(timeout=10)
+    for p in self._procs:
+        if p.is_alive():
+            p.terminate()
+            p.join(timeout=5)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=5)
+    for q in [*self._tasks, self._results]:
+        if q is not None:
+            q.close()
+            q.join_thread()
+    self._procs, self._tasks, self._results = [], [], None
+
+# %% ../../nbs/08h_modeling_distributed.ipynb
 def hello(rank: int, world_size: int) -> dict:
     "A task that all-reduces each rank's number: every rank learns the sum 0 + 1 + ... + (world_size - 1)."
     torch, dist = _torch(), _dist()
