@@ -17,6 +17,7 @@ from mlsys.core import ConfigError, DataError, SchemaError
 from mlsys.evaluation.slicefinder import (SCORE_EPS, SliceFinder, SliceFinderTest, _parent_index, adjust_pvalues, effect_sizes,
                                           find_slices, fit_column, row_errors, slice_pvalues, slice_scores,
                                           sliceline_search)
+from mlsys.evaluation import slicefinder
 from mlsys.evaluation.suite import BehaviouralSuite
 
 ESTIMATORS = [SliceFinder(k=3, max_l=2, min_sup=2)]  # no expected failures: every check passes
@@ -91,6 +92,18 @@ def test_same_topk_as_exhaustive_search():
         assert set(ours) == set(ref), (case, params)
         for p, z in ours.items():
             assert abs(z - ref[p]) <= 1e-9 * max(1, abs(z)), (case, p)
+
+
+@pytest.mark.parametrize("cube_factor", [0.0, np.inf])
+def test_both_evaluation_paths_are_exact(monkeypatch, cube_factor):
+    "Every feature combination by one pass over all rows (0), or every candidate by its smallest parent's rows (inf)."
+    monkeypatch.setattr(slicefinder, "CUBE_FACTOR", cube_factor)
+    rng = np.random.default_rng(7)
+    for case in range(120):
+        codes, domains, errors, params = random_case(rng)
+        if errors.sum() == 0:
+            continue
+        assert set(as_sets(sliceline_search(codes, domains, errors, **params), domains)) == set(brute_topk(codes, errors, **params)), case
 
 
 def test_chunking_and_key_overflow_do_not_change_the_result():

@@ -17,9 +17,9 @@ from ..core import ConfigError, DataError, SchemaError
 from .suite import ModelTest, TestResult, check_features, predict_scores
 
 # %% auto 0
-__all__ = ['SCORE_EPS', 'TESTS', 'LOSSES', 'SliceColumn', 'SliceValueError', 'fit_column', 'slice_scores', 'score_upper_bound',
-           'SearchResult', 'sliceline_search', 'slice_pvalues', 'adjust_pvalues', 'effect_sizes', 'check_errors',
-           'SliceFinder', 'find_slices', 'row_errors', 'SliceFinderTest']
+__all__ = ['SCORE_EPS', 'CUBE_FACTOR', 'TESTS', 'LOSSES', 'SliceColumn', 'SliceValueError', 'fit_column', 'slice_scores',
+           'score_upper_bound', 'SearchResult', 'sliceline_search', 'slice_pvalues', 'adjust_pvalues', 'effect_sizes',
+           'check_errors', 'SliceFinder', 'find_slices', 'row_errors', 'SliceFinderTest']
 
 # %% ../../nbs/09e_evaluation_slicefinder.ipynb
 def _fmt(v) -> str:
@@ -250,21 +250,82 @@ def _children(lv: _Level, B: np.ndarray, first: np.ndarray, cnt: np.ndarray, lo:
     return child[ok], pidx[ok], len(child)
 
 
-def _evaluate(child, pidx, lv: _Level, codes, errors, feat_of, offsets, chunk: int):
-    "Yield (cols, size, error sum, sum of squares, largest error, rows hit, segment of each row) chunk by chunk."
+CUBE_FACTOR = 2.0  # evaluate a feature set by one pass over all rows when its parents' rows add up to more than this x n
+
+
+def _by_parents(child, pidx, lv: _Level, codes, errors, feat_of, offsets, chunk: int, floor: int, rows: bool):
+    "Each candidate's rows as its smallest parent's rows that satisfy the predicate it lacks: statistics, rows of the valid ones."
     ar = np.arange(len(child))
-    jstar = lv.size[pidx].argmin(axis=1)  # the smallest parent: its rows, filtered by the predicate it lacks
+    jstar = lv.size[pidx].argmin(axis=1)
     pstar, extra = pidx[ar, jstar], child[ar, jstar]
     f = feat_of[extra]
     v, lens = extra - offsets[f], lv.size[pstar].astype(np.int64)
+    stats, pieces = np.zeros((4, len(child))), []
     for a, b in _chunks(lens, chunk):
         seg, rpos = _ragged(lv.rstart[pstar[a:b]], lens[a:b])
         r = lv.rows[rpos]
         hit = codes[r, f[a:b][seg]] == v[a:b][seg]
         eh = np.where(hit, errors[r], 0.0)
-        s = np.bincount(seg, weights=hit, minlength=b - a)
-        yield (child[a:b], s, np.bincount(seg, weights=eh, minlength=b - a),
-               np.bincount(seg, weights=eh * eh, minlength=b - a), _seg_max(eh, lens[a:b]), r[hit], seg[hit])
+        s, e = np.bincount(seg, weights=hit, minlength=b - a), np.bincount(seg, weights=eh, minlength=b - a)
+        stats[:, a:b] = s, e, np.bincount(seg, weights=eh * eh, minlength=b - a), _seg_max(eh, lens[a:b])
+        if rows:  # the rows of the valid candidates, grouped by candidate (seg ascends)
+            ok = (s >= floor) & (e > 0)
+            pieces.append((np.arange(a, b), np.where(ok, s, 0).astype(np.int64), r[hit & ok[seg]]))
+    return stats, pieces
+
+
+def _by_cube(child, codes, errors, offsets, domains, fs, floor: int, rows: bool):
+    "Candidates on one feature set `fs`, all at once: one bincount over every row; statistics, rows of the valid ones."
+    dims = domains[fs]
+    kr = np.ravel_multi_index(tuple(codes[:, f] for f in fs), dims)
+    kc = np.ravel_multi_index(tuple(child[:, j] - offsets[f] for j, f in enumerate(fs)), dims)
+    cells = int(np.prod(dims))
+    mx = np.zeros(cells)
+    np.maximum.at(mx, kr, errors)
+    s, e = np.bincount(kr, minlength=cells)[kc], np.bincount(kr, weights=errors, minlength=cells)[kc]
+    stats = np.stack([s, e, np.bincount(kr, weights=errors * errors, minlength=cells)[kc], mx[kc]])
+    if not rows:
+        return stats, []
+    ok = (s >= floor) & (e > 0)
+    slot = np.full(cells, -1, dtype=np.int64)
+    slot[kc[ok]] = np.flatnonzero(ok)
+    cand = slot[kr]
+    hit = np.flatnonzero(cand >= 0)
+    order = np.argsort(cand[hit].astype(np.uint16 if len(child) < 2**16 else np.int64), kind="stable")  # radix sort
+    return stats, [(np.arange(len(child)), np.where(ok, s, 0).astype(np.int64), hit[order])]
+
+
+def _evaluate(child, pidx, lv: _Level, codes, errors, feat_of, offsets, domains, chunk: int, floor: int, rows: bool):
+    "(size, error sum, sum of squares, largest error) of each candidate, and (when `rows`) the rows of the valid ones in order."
+    n, F = codes.shape
+    feats = feat_of[child]
+    fsid = np.ravel_multi_index(tuple(feats.T), (F,) * child.shape[1]) if len(child) else np.zeros(0, dtype=np.int64)
+    u, first, inv = np.unique(fsid, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    cost = np.bincount(inv, weights=lv.size[pidx].min(axis=1), minlength=len(u))  # rows the parents' way reads
+    cells = np.prod(domains[feats[first]].astype(float), axis=1)
+    cube = (cost > CUBE_FACTOR * n) & (cells <= 8 * n)  # a full pass is cheaper, and its table is small
+    stats, pieces = np.zeros((4, len(child))), []
+    idx = np.flatnonzero(~cube[inv])
+    st, pc = _by_parents(child[idx], pidx[idx], lv, codes, errors, feat_of, offsets, chunk, floor, rows)
+    stats[:, idx] = st
+    pieces += [(idx[c], ln, r) for c, ln, r in pc]
+    order = np.argsort(inv, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(inv, minlength=len(u)))])
+    for i in np.flatnonzero(cube):
+        idx = order[bounds[i]:bounds[i + 1]]
+        st, pc = _by_cube(child[idx], codes, errors, offsets, domains, feats[idx[0]], floor, rows)
+        stats[:, idx] = st
+        pieces += [(idx[c], ln, r) for c, ln, r in pc]
+    if not rows or not pieces:
+        return stats, np.zeros(0, dtype=np.int64)
+    # each piece holds its candidates' rows grouped; place them in candidate order without sorting the rows
+    start, length = np.zeros(len(child), dtype=np.int64), np.zeros(len(child), dtype=np.int64)
+    at = 0
+    for c, ln, r in pieces:
+        start[c], length[c] = at + np.cumsum(ln) - ln, ln
+        at += len(r)
+    return stats, np.concatenate([r for _, _, r in pieces])[_ragged(start, length)[1]]
 
 # %% ../../nbs/09e_evaluation_slicefinder.ipynb
 def sliceline_search(
@@ -279,6 +340,7 @@ def sliceline_search(
 ) -> SearchResult:
     "SliceLine's lattice search: level-wise candidates from valid parents, size/error and score-upper-bound pruning, top-k."
     n, F = codes.shape
+    domains = np.asarray(domains, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(domains)]).astype(np.int64)
     m, feat_of = int(offsets[-1]), np.repeat(np.arange(F), domains)
     errors = np.asarray(errors, dtype=float)
@@ -310,12 +372,15 @@ def sliceline_search(
             thr = topk.threshold  # less a rounding margin: ties with the k-th are kept
             keep = (ub > SCORE_EPS) & (ub >= thr - 1e-12 * max(1.0, abs(thr)))
             n_gen, n_eval = n_gen + g, n_eval + int(keep.sum())
-            for cols, s, e, q2, mxx, r, seg in _evaluate(child[keep], pidx[keep], lv, codes, errors, feat_of, offsets, chunk):
-                va = record(cols, s, e, q2, mxx)
-                out.append((cols[va], s[va], e[va], mxx[va], r[va[seg]]))
+            child = child[keep]
+            last = lv.P.shape[1] + 1 >= min(F, max_l)  # the last level's rows are never read
+            (s, e, q2, mxx), r = _evaluate(child, pidx[keep], lv, codes, errors, feat_of, offsets, domains, chunk, floor,
+                                           rows=not last)
+            va = record(child, s, e, q2, mxx)
+            out.append((child[va], s[va], e[va], mxx[va], r))
         levels.append(dict(level=lv.P.shape[1] + 1, candidates=n_gen, pruned=n_gen - n_eval, evaluated=n_eval,
                            valid=sum(len(o[0]) for o in out), threshold=topk.threshold))
-        if not levels[-1]["valid"]:
+        if not levels[-1]["valid"] or lv.P.shape[1] + 1 >= min(F, max_l):
             break
         P, s, e, mxx, r = (np.concatenate([o[i] for o in out]) for i in range(5))
         lv = _Level(P, s, e, mxx, (np.cumsum(s) - s).astype(np.int64), r)
