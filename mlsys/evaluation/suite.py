@@ -5,6 +5,8 @@
 # %% ../../nbs/09f_evaluation_suite.ipynb 3
 from __future__ import annotations
 
+import contextvars
+import hashlib
 import html
 import json
 import math
@@ -34,6 +36,8 @@ def _n(X) -> int:
 
 def _json_value(v):
     "A JSON-safe copy of a scalar (numpy scalars, NaN and inf become plain floats or None)."
+    if v is pd.NA or v is pd.NaT:
+        return None
     if isinstance(v, (np.generic,)):
         v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
@@ -43,12 +47,24 @@ def _json_value(v):
     return v
 
 
+def _json_tree(v):
+    "A JSON-safe copy of nested dicts, lists, arrays and scalars (NaN and inf become None, unknown objects their str)."
+    if isinstance(v, dict):
+        return {str(k): _json_tree(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, set, np.ndarray, pd.Series)):
+        return [_json_tree(x) for x in (v.tolist() if isinstance(v, (np.ndarray, pd.Series)) else v)]
+    v = _json_value(v)
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)
+
+
 def _records(df: pd.DataFrame | None, limit: int) -> list[dict] | None:
     "The first `limit` rows of `df` as JSON-safe records (None for no table)."
     if df is None:
         return None
     df = df.head(limit).reset_index() if not isinstance(df.index, pd.RangeIndex) else df.head(limit)
-    return [{str(k): _json_value(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+    return [{str(k): _json_tree(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
 
 # %% ../../nbs/09f_evaluation_suite.ipynb
 @dataclass
@@ -80,7 +96,25 @@ class TestResult:
                 "must_pass": bool(self.must_pass), "measured": bool(self.measured), "value": _json_value(float(self.value)),
                 "criterion": self.criterion,
                 "summary": self.summary, "details": _records(self.details, max_rows),
-                "examples": _records(self.examples, max_rows), "extra": json.loads(json.dumps(self.extra, default=str))}
+                "examples": _records(self.examples, max_rows), "extra": _json_tree(self.extra)}
+
+# %% ../../nbs/09f_evaluation_suite.ipynb
+_SCORES: contextvars.ContextVar = contextvars.ContextVar("mlsys_suite_scores", default=None)  # set while a suite runs
+
+
+def _fingerprint(X) -> str | None:
+    "A hash of a table's or a numeric array's content (None for inputs the cache does not handle)."
+    try:
+        if isinstance(X, pd.DataFrame):
+            rows = pd.util.hash_pandas_object(X, index=True).to_numpy()
+            meta = repr((list(map(str, X.columns)), [str(d) for d in X.dtypes], X.shape))
+        elif isinstance(X, np.ndarray) and X.dtype.kind in "biuf":
+            rows, meta = np.ascontiguousarray(X).view(np.uint8), repr((X.shape, str(X.dtype)))
+        else:
+            return None
+    except (TypeError, ValueError):  # unhashable cells (lists, dicts): no caching
+        return None
+    return hashlib.blake2b(meta.encode() + rows.tobytes(), digest_size=16).hexdigest()
 
 # %% ../../nbs/09f_evaluation_suite.ipynb
 def predict_scores(
@@ -101,6 +135,12 @@ def predict_scores(
         if missing:
             raise SchemaError(f"{what} was fitted on columns the test input lacks: {missing[:20]!r}")
         X = X[list(names)]
+    cache, key = _SCORES.get(), None
+    if cache is not None:
+        fp = _fingerprint(X)
+        key = None if fp is None else (id(model), method, fp)
+        if key in cache:
+            return cache[key].copy()
     try:
         out = np.asarray(fn(X), dtype=float)
     except MlsysError:
@@ -115,6 +155,8 @@ def predict_scores(
         raise DataError(f"{what}.{method} returned {out.shape[0] if out.ndim else 'a scalar'} scores for {_n(X)} inputs")
     if not np.isfinite(out).all():
         raise DataError(f"{what}.{method} returned {int((~np.isfinite(out)).sum())} non-finite scores")
+    if key is not None:
+        cache[key] = out.copy()
     return out
 
 
@@ -244,7 +286,7 @@ class SuiteResult:
 
     def to_json(self, path: str | Path | None = None, max_rows: int = 20) -> str:
         "The result as JSON text; written atomically to `path` when one is given."
-        text = json.dumps(self.to_dict(max_rows), indent=1)
+        text = json.dumps(self.to_dict(max_rows), indent=1, allow_nan=False)
         if path is not None:
             atomic_write_bytes(Path(path), text.encode())
         return text
@@ -366,12 +408,15 @@ class BehaviouralSuite:
             raise DataError("the suite's input X has no rows")
         from tqdm.std import tqdm
 
-        results = []
-        for t in tqdm(self.tests, desc="behavioural tests", disable=not progress, leave=False):
-            r = t.run(model, X, y)
-            if not isinstance(r, TestResult):
-                raise ConfigError(f"test {t.name!r} ({type(t).__name__}).run returned {type(r).__name__}, not a TestResult")
-            results.append(r)
+        results, token = [], _SCORES.set({})  # scores are shared by the tests of this run only
+        try:
+            for t in tqdm(self.tests, desc="behavioural tests", disable=not progress, leave=False):
+                r = t.run(model, X, y)
+                if not isinstance(r, TestResult):
+                    raise ConfigError(f"test {t.name!r} ({type(t).__name__}).run returned {type(r).__name__}, not a TestResult")
+                results.append(r)
+        finally:
+            _SCORES.reset(token)
         return SuiteResult(results, name)
 
     def __repr__(self) -> str:
