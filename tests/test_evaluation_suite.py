@@ -186,3 +186,79 @@ def test_missing_values_of_every_kind_become_null(data):
     assert d["details"] == [{"i": 1, "t": "2013-01-01 00:00:00", "b": True, "arr": [1.0, None]},
                             {"i": None, "t": None, "b": None, "arr": [None]}]
     assert d["extra"] == {"nested": {"x": [None, 3]}, "1": "2013-01-01 00:00:00+00:00"}
+
+
+def test_models_made_inside_tests_never_share_scores(data):
+    "A temporary model's id can be reused once it is freed; the cache entry holds its model, so it is never mistaken (review #1)."
+    X, y, lr = data
+
+    class Scaled:
+        def __init__(self, k):
+            self.k = k
+
+        def predict_proba(self, X):
+            p = 1 / (1 + np.exp(-self.k * X["a"].to_numpy()))
+            return np.c_[1 - p, p]
+
+    class Wrap(ModelTest):
+        def __init__(self, name, k):
+            super().__init__(name, must_pass=False)
+            self.k = k
+
+        def run(self, model, X, y=None):
+            return TestResult(self.name, "probe", float(predict_scores(Scaled(self.k), X).mean()), True, False)
+
+    res = BehaviouralSuite([Wrap(f"{i}: k={k}", k) for i, k in enumerate((1.0, 10.0, 1.0, 10.0))]).run(object(), X)
+    direct = [float(predict_scores(Scaled(k), X).mean()) for k in (1.0, 10.0, 1.0, 10.0)]
+    assert [r.value for r in res.results] == direct and direct[0] != direct[1]
+
+
+def test_nothing_to_measure_is_n_a_in_a_suite_and_an_error_alone(data):
+    from mlsys.evaluation.suite import NothingToMeasure
+
+    X, y, lr = data
+
+    class Empty(ModelTest):
+        kind = "probe"
+
+        def run(self, model, X, y=None):
+            raise NothingToMeasure(f"test {self.name!r}: no row has rain")
+
+    assert issubclass(NothingToMeasure, DataError)
+    with pytest.raises(NothingToMeasure, match="no row has rain"):
+        Empty("rain").run(lr, X)
+    res = BehaviouralSuite([Empty("rain"), Rows("other")]).run(lr, X, y)
+    r = res["rain"]
+    assert (r.status, r.measured, r.passed, r.kind) == ("n/a", False, True, "probe") and "no row has rain" in r.summary
+    assert res.passed and res.to_dict()["counts"]["n/a"] == 1
+
+
+def test_evidence_whose_index_is_named_like_a_column_still_renders(data):
+    ex = pd.DataFrame({"row": [1, 2], "x": [0.1, 0.2]}, index=pd.Index([10, 11], name="row"))
+    d = strict_json(SuiteResult([TestResult("t", "probe", 1.0, False, True, examples=ex, details=ex.rename_axis("index"))]).to_json())
+    assert d["results"][0]["examples"] == [{"row (index)": 10, "row": 1, "x": 0.1}, {"row (index)": 11, "row": 2, "x": 0.2}]
+    assert d["results"][0]["details"][0] == {"index": 10, "row": 1, "x": 0.1}
+
+
+def test_metric_test_refuses_labels_and_scores_it_cannot_judge(data):
+    from sklearn.metrics import roc_auc_score
+
+    X, y, lr = data
+    t = MetricTest("auc", roc_auc_score, min_value=0.5)
+    with pytest.raises(DataError, match="labels must be numbers"):
+        t.run(lr, X, np.where(y, "late", "on time"))
+    with pytest.raises(DataError, match="labels must be numbers"):
+        t.run(lr, X, np.array([None] * 300, dtype=object))
+
+    class TooHigh:
+        feature_names_in_ = lr.feature_names_in_
+
+        def predict_proba(self, X):
+            return np.c_[np.zeros(len(X)) - 0.5, np.full(len(X), 1.5)]
+
+    with pytest.raises(DataError, match="outside \\[0, 1\\]"):
+        t.run(TooHigh(), X, y)
+    with pytest.raises(DataError, match="not a number"):
+        MetricTest("s", lambda a, b: "high", min_value=0.1).run(lr, X, y)
+    with pytest.raises(DataError, match="metric 'boom' failed: ZeroDivisionError"):
+        MetricTest("s", type("M", (), {"__call__": lambda self, a, b: 1 / 0, "__name__": "boom"})(), min_value=0.1).run(lr, X, y)

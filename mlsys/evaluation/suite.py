@@ -20,8 +20,8 @@ import pandas as pd
 from ..core import ConfigError, DataError, MlsysError, SchemaError, atomic_write_bytes
 
 # %% auto 0
-__all__ = ['TestResult', 'predict_scores', 'check_features', 'ModelTest', 'MetricTest', 'SuiteFailure', 'SuiteResult',
-           'suite_markdown', 'suite_html', 'BehaviouralSuite']
+__all__ = ['TestResult', 'predict_scores', 'check_features', 'NothingToMeasure', 'ModelTest', 'MetricTest', 'SuiteFailure',
+           'SuiteResult', 'suite_markdown', 'suite_html', 'BehaviouralSuite']
 
 # %% ../../nbs/09f_evaluation_suite.ipynb
 def _n(X) -> int:
@@ -63,8 +63,12 @@ def _records(df: pd.DataFrame | None, limit: int) -> list[dict] | None:
     "The first `limit` rows of `df` as JSON-safe records (None for no table)."
     if df is None:
         return None
-    df = df.head(limit).reset_index() if not isinstance(df.index, pd.RangeIndex) else df.head(limit)
-    return [{str(k): _json_tree(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+    df = df.head(limit)
+    if not isinstance(df.index, pd.RangeIndex):  # the index becomes columns, renamed where a column has its name
+        names = [n if n is not None else ("index" if df.index.nlevels == 1 else f"level_{i}") for i, n in enumerate(df.index.names)]
+        cols = {str(c) for c in df.columns}
+        df = df.set_axis(df.index.set_names([f"{n} (index)" if str(n) in cols else n for n in names])).reset_index()
+    return [{str(k): _json_tree(v) for k, v in zip(df.columns, row)} for row in df.itertuples(index=False, name=None)]
 
 # %% ../../nbs/09f_evaluation_suite.ipynb
 @dataclass
@@ -139,8 +143,8 @@ def predict_scores(
     if cache is not None:
         fp = _fingerprint(X)
         key = None if fp is None else (id(model), method, fp)
-        if key in cache:
-            return cache[key].copy()
+        if key in cache and cache[key][0] is model:  # the entry holds its model, so an id is never reused while it lives
+            return cache[key][1].copy()
     try:
         out = np.asarray(fn(X), dtype=float)
     except MlsysError:
@@ -156,7 +160,7 @@ def predict_scores(
     if not np.isfinite(out).all():
         raise DataError(f"{what}.{method} returned {int((~np.isfinite(out)).sum())} non-finite scores")
     if key is not None:
-        cache[key] = out.copy()
+        cache[key] = (model, out.copy())
     return out
 
 
@@ -174,6 +178,10 @@ def check_features(
         raise SchemaError(f"test {test!r} names feature{'s' if len(missing) > 1 else ''} {missing!r} that the data lacks; "
                           f"it has {list(X.columns)[:30]!r}")
     return feats
+
+# %% ../../nbs/09f_evaluation_suite.ipynb
+class NothingToMeasure(DataError):
+    "The input gives a test nothing to measure (no row moves, no slice is large enough, ...); a suite records it as 'n/a'."
 
 # %% ../../nbs/09f_evaluation_suite.ipynb
 class ModelTest:
@@ -236,7 +244,22 @@ class MetricTest(ModelTest):
 
     def run(self, model, X, y=None) -> TestResult:
         y = _labels_for(y, _n(X), self.name)
-        value = float(self.metric(y, predict_scores(model, X)))
+        if y.dtype.kind not in "biuf":
+            raise DataError(f"test {self.name!r}: labels must be numbers (0/1 for a binary model), got dtype {y.dtype}")
+        s = predict_scores(model, X, f"test {self.name!r}: model")
+        if callable(getattr(model, "predict_proba", None)) and ((s < 0) | (s > 1)).any():
+            raise DataError(f"test {self.name!r}: the model's predict_proba returned {int(((s < 0) | (s > 1)).sum())} "
+                            "probabilities outside [0, 1]")
+        try:
+            value = self.metric(y, s)
+        except MlsysError:
+            raise
+        except Exception as e:  # a metric that cannot read these labels or scores
+            raise DataError(f"test {self.name!r}: metric {getattr(self.metric, '__name__', self.metric)!r} failed: "
+                            f"{type(e).__name__}: {e}") from e
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            raise DataError(f"test {self.name!r}: metric returned {type(value).__name__} {value!r}, not a number")
+        value = float(value)
         ok = math.isfinite(value) and (self.min_value is None or value >= self.min_value) and (
             self.max_value is None or value <= self.max_value)
         crit = " and ".join(s for s in (f">= {self.min_value:g}" if self.min_value is not None else "",
@@ -411,7 +434,10 @@ class BehaviouralSuite:
         results, token = [], _SCORES.set({})  # scores are shared by the tests of this run only
         try:
             for t in tqdm(self.tests, desc="behavioural tests", disable=not progress, leave=False):
-                r = t.run(model, X, y)
+                try:
+                    r = t.run(model, X, y)
+                except NothingToMeasure as e:
+                    r = TestResult(t.name, t.kind, float("nan"), True, t.must_pass, "", f"nothing to measure: {e}", measured=False)
                 if not isinstance(r, TestResult):
                     raise ConfigError(f"test {t.name!r} ({type(t).__name__}).run returned {type(r).__name__}, not a TestResult")
                 results.append(r)
