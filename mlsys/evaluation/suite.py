@@ -400,7 +400,7 @@ SuiteResult.to_markdown, SuiteResult.to_html, SuiteResult.raise_for_failures = _
 
 # %% ../../nbs/09f_evaluation_suite.ipynb
 class BehaviouralSuite:
-    "An ordered list of declared `ModelTest`s, run together on one fitted model."
+    "An ordered list of declared tests (each a `ModelTest`), run together on one fitted model."
 
     def __init__(
         self,
