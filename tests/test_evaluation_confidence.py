@@ -302,3 +302,59 @@ def test_import_is_light():
     code = "import sys, mlsys.evaluation.confidence; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+# ---- review 13: the test has power, the threshold grid is bounded ------------------------------------------------------
+
+class _Fixed(ClassifierMixin, BaseEstimator):
+    "A binary model whose positive-class probability is the column p."
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, X):
+        p = np.asarray(X, float)[:, 0]
+        return np.c_[1 - p, p]
+
+
+def test_too_few_kept_test_rows_are_nothing_to_measure():
+    "4 right of 6 kept rows is consistent with a 0.9 target: a verdict on it would be a pass without power (review #7)."
+    from mlsys.evaluation.suite import NothingToMeasure
+    Xv, yv = np.full((200, 1), 0.95), np.ones(200, int)
+    Xt, yt = np.full((6, 1), 0.95), np.array([1, 1, 1, 1, 0, 0])
+    t = SelectivePredictionTest("small", target_accuracy=0.9, validation=(Xv, yv))
+    with pytest.raises(NothingToMeasure, match="keeps 6 of 6 test rows, fewer than min_kept=30"):
+        t.run(_Fixed(), Xt, yt)
+    res = BehaviouralSuite([t]).run(_Fixed(), Xt, yt)
+    assert res["small"].status == "n/a" and res.passed
+    # with min_kept lowered the verdict is given; a coverage failure is measured even on few kept rows
+    assert SelectivePredictionTest("s", target_accuracy=0.9, validation=(Xv, yv), min_kept=6).run(_Fixed(), Xt, yt).passed
+    Xc = np.r_[np.full((6, 1), 0.95), np.full((94, 1), 0.6)]  # validation: the rows at 0.6 are wrong, the threshold drops them
+    Xv2, yv2 = np.r_[Xv, np.full((200, 1), 0.6)], np.r_[yv, np.zeros(200, int)]
+    r = SelectivePredictionTest("c", target_accuracy=0.9, validation=(Xv2, yv2), min_coverage=0.5).run(
+        _Fixed(), Xc, np.r_[yt, np.ones(94, int)])
+    assert not r.passed and r.value == 0.06 and "not judged" in r.summary
+    for bad in (0, -1, 2.5, "30", True):
+        with pytest.raises(ConfigError, match="min_kept"):
+            SelectivePredictionTest("t", min_kept=bad)
+
+
+def test_the_verdict_is_the_one_sided_exact_binomial_test():
+    "Pass exactly when scipy's one-sided binomial test of 'accuracy < target' does not reject at the level; the criterion says so."
+    Xv, yv = np.full((300, 1), 0.95), np.ones(300, int)
+    rng = np.random.default_rng(13)
+    for _ in range(60):
+        m, level = int(rng.integers(30, 200)), float(rng.choice([0.9, 0.95, 0.99]))
+        target = float(rng.choice([0.7, 0.8, 0.9]))
+        k = int(rng.binomial(m, target - 0.05))
+        yt = np.r_[np.ones(k, int), np.zeros(m - k, int)]
+        r = SelectivePredictionTest("t", target_accuracy=target, confidence_level=level, validation=(Xv, yv)).run(
+            _Fixed(), np.full((m, 1), 0.95), yt)
+        assert r.passed == (binomtest(k, m, target, alternative="less").pvalue > 1 - level - 1e-12), (k, m, target, level)
+        assert r.criterion.startswith(f"no evidence at {level:.0%} that the kept accuracy is below the target {target:g}")
+
+
+def test_n_thresholds_is_bounded():
+    conf, right = np.linspace(0.5, 1, 50), np.ones(50, bool)
+    for bad in (5 * 10**6, 10_001, 0):
+        with pytest.raises(ConfigError, match="n_thresholds must be an integer in"):
+            choose_threshold(conf, right, 0.5, 0.95, n_thresholds=bad)
+    assert choose_threshold(conf, right, 0.5, 0.95, n_thresholds=10_000)[0] == 0.0

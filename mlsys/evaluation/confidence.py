@@ -15,11 +15,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ..core import ConfigError, DataError
-from .suite import ModelTest, TestResult, predict_scores
+from .suite import ModelTest, NothingToMeasure, TestResult, predict_scores
 
 # %% auto 0
-__all__ = ['CONFIDENCE_KINDS', 'confidence', 'predicted_class', 'risk_coverage', 'AURC', 'aurc', 'plot_risk_coverage',
-           'clopper_pearson', 'choose_threshold', 'SelectiveClassifier', 'selective_accuracy',
+__all__ = ['CONFIDENCE_KINDS', 'MAX_THRESHOLDS', 'confidence', 'predicted_class', 'risk_coverage', 'AURC', 'aurc',
+           'plot_risk_coverage', 'clopper_pearson', 'choose_threshold', 'SelectiveClassifier', 'selective_accuracy',
            'SelectivePredictionTest']
 
 # %% ../../nbs/09c_evaluation_confidence.ipynb
@@ -256,6 +256,9 @@ def _candidates(conf: np.ndarray, correct: np.ndarray, confidence_level, n_thres
     return pd.DataFrame({"threshold": thr, "n_kept": kept, "coverage": kept / n, "accuracy": acc, "lower_bound": lb})
 
 
+MAX_THRESHOLDS = 10_000  # the largest grid of candidate coverages `choose_threshold` accepts
+
+
 def choose_threshold(
     conf,  # validation confidences (see `confidence`)
     correct,  # whether each validation prediction is right
@@ -267,8 +270,9 @@ def choose_threshold(
     target = _target(target_accuracy)
     if confidence_level is not None:
         _level(confidence_level, "confidence_level")
-    if isinstance(n_thresholds, (bool, np.bool_)) or not isinstance(n_thresholds, (int, np.integer)) or n_thresholds < 1:
-        raise ConfigError(f"n_thresholds must be a positive integer, got {n_thresholds!r}")
+    if isinstance(n_thresholds, (bool, np.bool_)) or not isinstance(n_thresholds, (int, np.integer)) \
+            or not 1 <= n_thresholds <= MAX_THRESHOLDS:
+        raise ConfigError(f"n_thresholds must be an integer in [1, {MAX_THRESHOLDS:,}], got {n_thresholds!r}")
     c, ok = np.asarray(conf, dtype=float), np.asarray(correct)
     if c.ndim != 1 or c.shape != ok.shape or len(c) == 0:
         raise DataError(f"conf and correct must be 1-D of the same non-zero length, got shapes {c.shape} and {ok.shape}")
@@ -470,6 +474,7 @@ class SelectivePredictionTest(ModelTest):
         validation: tuple | None = None,  # (X_val, y_val) to choose the threshold on; None: the first rows of `run`'s input
         validation_fraction: float = 0.5,  # without `validation`: the share of `run`'s rows, in order, used to choose it
         confidence_kind: str = "max",  # the confidence measure (see `confidence`)
+        min_kept: int = 30,  # fewer kept test rows give the accuracy test no power: 'n/a' (NothingToMeasure)
         must_pass: bool = True,  # whether a failure must stop a release
     ):
         super().__init__(name, must_pass)
@@ -485,6 +490,9 @@ class SelectivePredictionTest(ModelTest):
             _level(validation_fraction, f"test {name!r}: validation_fraction")
         if confidence_kind not in CONFIDENCE_KINDS:
             raise ConfigError(f"test {name!r}: confidence_kind must be one of {CONFIDENCE_KINDS}, got {confidence_kind!r}")
+        if isinstance(min_kept, (bool, np.bool_)) or not isinstance(min_kept, (int, np.integer)) or min_kept < 1:
+            raise ConfigError(f"test {name!r}: min_kept must be a positive integer, got {min_kept!r}")
+        self.min_kept = int(min_kept)
         self.target_accuracy, self.min_coverage, self.confidence_level = float(target_accuracy), float(min_coverage), confidence_level
         self.validation, self.validation_fraction, self.confidence_kind = validation, validation_fraction, confidence_kind
 
@@ -513,8 +521,8 @@ def _run_selective(self: SelectivePredictionTest, model, X, y=None) -> TestResul
     c_val, c_te = confidence(p_val, self.confidence_kind), confidence(p_te, self.confidence_kind)
     ok_val, ok_te = _correct(y_val, p_val, classes), _correct(y_te, p_te, classes)
     level = 0.95 if self.confidence_level is None else self.confidence_level
-    crit = (f"test accuracy of kept rows consistent with >= {self.target_accuracy:g} ({level:.0%} exact interval) "
-            f"and coverage >= {self.min_coverage:g}")
+    crit = (f"no evidence at {level:.0%} that the kept accuracy is below the target {self.target_accuracy:g} (exact "
+            f"one-sided binomial test on >= {self.min_kept} kept test rows) and test coverage >= {self.min_coverage:g}")
     try:
         thr, _ = choose_threshold(c_val, ok_val, self.target_accuracy, self.confidence_level)
     except DataError as e:
@@ -524,18 +532,25 @@ def _run_selective(self: SelectivePredictionTest, model, X, y=None) -> TestResul
         kept = c >= thr
         m, k = int(kept.sum()), int(ok[kept].sum())
         lo, hi = clopper_pearson(k, m, level) if m else (np.nan, np.nan)
+        up = clopper_pearson(k, m, level, "less")[1] if m else np.nan  # the one-sided bound the test compares
         rows.append({"split": split, "n": len(c), "n_kept": m, "coverage": m / len(c), "accuracy": k / m if m else np.nan,
-                     "accuracy_low": lo, "accuracy_high": hi})
+                     "accuracy_low": lo, "accuracy_high": hi, "upper_bound": up})
     details = pd.DataFrame(rows).set_index("split")
     t = details.loc["test"]
-    holds = bool(t["n_kept"] > 0 and t["accuracy_high"] >= self.target_accuracy)
-    passed = holds and t["coverage"] >= self.min_coverage
+    covered = bool(t["coverage"] >= self.min_coverage)
+    if t["n_kept"] < self.min_kept and covered:  # a failed coverage is measured on all rows; the accuracy is not
+        raise NothingToMeasure(f"test {self.name!r}: threshold {thr:.4f} keeps {int(t['n_kept'])} of {len(c_te):,} test "
+                               f"rows, fewer than min_kept={self.min_kept}: too few to test the kept accuracy")
+    holds = bool(t["n_kept"] >= self.min_kept and t["upper_bound"] >= self.target_accuracy)
+    passed = holds and covered
     wrong = np.flatnonzero((c_te >= thr) & ~ok_te)
     worst = wrong[np.argsort(-c_te[wrong], kind="stable")][:10]
     examples = pd.DataFrame({"row": worst, "confidence": c_te[worst], "label": np.asarray(y_te)[worst]})
+    verdict = "holds" if holds else ("missed" if t["n_kept"] >= self.min_kept else f"not judged, < {self.min_kept} kept")
     summary = (f"threshold {thr:.4f} chosen on {len(c_val):,} validation rows keeps {t['coverage']:.1%} of {len(c_te):,} "
-               f"test rows at accuracy {t['accuracy']:.4f} [{t['accuracy_low']:.4f}, {t['accuracy_high']:.4f}] "
-               f"(target {self.target_accuracy:g}: {'holds' if holds else 'missed'}; min coverage {self.min_coverage:g}).")
+               f"test rows at accuracy {t['accuracy']:.4f} [{t['accuracy_low']:.4f}, {t['accuracy_high']:.4f}], one-sided "
+               f"{level:.0%} upper bound {t['upper_bound']:.4f} (target {self.target_accuracy:g}: {verdict}; "
+               f"min coverage {self.min_coverage:g}).")
     return TestResult(self.name, self.kind, float(t["coverage"]), passed, self.must_pass, crit, summary, details,
                       examples, {"threshold": thr, "test_accuracy": float(t["accuracy"])})
 
