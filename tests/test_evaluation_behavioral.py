@@ -15,7 +15,7 @@ from mlsys.evaluation.behavioral import (
     Blur, CategorySwap, Casing, DirectionalTest, GaussianNoise, ImageNoise, InvarianceTest, MissingValues, NameSwap,
     Perturb, PerturbationTest, Shift, Typos, check_same_schema, directional_pairs, model_scores, plot_robustness_curve,
     robustness_curve, top1_accuracy)
-from mlsys.evaluation.suite import BehaviouralSuite
+from mlsys.evaluation.suite import BehaviouralSuite, NothingToMeasure
 
 ESTIMATORS = []  # the module adds no scikit-learn estimator (the models below are test doubles without fit)
 
@@ -343,6 +343,111 @@ def test_junk_arguments_never_leak_a_raw_library_error(table):
                   strengths=[0, 1], metric=top1_accuracy, repeats=2, seed=0, level=0.95)
     calls |= each(lambda **k: GaussianNoise("a").apply(**k), X=table, strength=0.1, rng=0)
     assert raw_errors(calls, JUNK) == []
+
+
+# ---- review fixes: loss metrics, nothing to measure, copies, nullable filters -------------------------------------
+
+def test_a_loss_metric_is_lower_is_better_and_refused_without_saying_so(table):
+    from sklearn.metrics import brier_score_loss, log_loss
+    y = labels(table)
+    for metric in (log_loss, brier_score_loss):
+        r = PerturbationTest("noise", GaussianNoise("a", 5.0), metric, max_drop=0.01, greater_is_better=False).run(reads_a, table, y)
+        d = r.details.iloc[0]
+        assert d["perturbed"] > d["clean"] and r.value == pytest.approx(d["perturbed"] - d["clean"]) and r.value > 0.01
+        assert r.status == "FAIL" and "rises" in r.summary
+        fine = PerturbationTest("noise b", GaussianNoise("b", 5.0), metric, max_drop=0.0, greater_is_better=False).run(reads_a, table, y)
+        assert fine.passed and fine.value == pytest.approx(0, abs=1e-12)
+        check_named(lambda metric=metric: PerturbationTest("noise", GaussianNoise("a"), metric, 0.01), ConfigError,
+                    "greater_is_better=False")
+        check_named(lambda metric=metric: robustness_curve(reads_a, table, y, GaussianNoise("a"), [1], metric), ConfigError,
+                    "greater_is_better=False")
+        c = robustness_curve(reads_a, table, y, GaussianNoise("a"), [0, 1, 4], metric, repeats=2, greater_is_better=False)
+        assert c["drop"].iloc[0] == pytest.approx(0, abs=1e-12) and (np.diff(c["drop"]) > 0).all()
+        np.testing.assert_allclose(c["drop"], c["mean"] - c.attrs["clean"])
+    check_named(lambda: PerturbationTest("p", GaussianNoise("a"), top1_accuracy, 0.1, greater_is_better="no"), ConfigError,
+                "greater_is_better must be True or False")
+
+
+def test_a_perturbation_that_changes_no_row_has_nothing_to_measure(table):
+    X = table.assign(allnan=np.nan, const=1.0)
+    y = labels(X)
+    for p in [GaussianNoise("allnan", 1.0), MissingValues("allnan", 1.0), GaussianNoise("const", 1.0),
+              CategorySwap("const", 1.0), GaussianNoise(["allnan", "const"], 2.0)]:
+        t = PerturbationTest("vacuous", p, top1_accuracy, max_drop=0.0)
+        check_named(lambda t=t: t.run(reads_a, X, y), NothingToMeasure, "test 'vacuous'")
+        check_named(lambda t=t: t.run(reads_a, X, y), DataError, "changed none of the 400 inputs")
+        check_named(lambda t=t, p=p: t.run(reads_a, X, y), DataError, repr(p.features))
+        r = BehaviouralSuite([t]).run(reads_a, X, y).results[0]
+        assert r.status == "n/a" and not r.measured
+    # a perturbation that changes rows the model does not read is measured (drop 0), not 'nothing to measure'
+    assert PerturbationTest("b", GaussianNoise("b", 1.0), top1_accuracy, 0.0).run(reads_a, X, y).measured
+
+
+def test_directional_and_invariance_with_nothing_to_measure_are_na_in_a_suite(table):
+    const = table.assign(a=1.0)
+    cases = [(DirectionalTest("empty filter", "a", "increasing", 1, where="a > 100"), table, "keeps none of the 400 rows"),
+             (DirectionalTest("constant", "a", "increasing", 1), const, "changes none"),
+             (DirectionalTest("all clipped", "hour", "increasing", 1, where="hour == 23"), table, "changes none"),
+             (InvarianceTest("noop", lambda X: X.copy()), table, "changed none")]
+    for t, X, fragment in cases:
+        check_named(lambda t=t, X=X: t.run(reads_a, X), NothingToMeasure, fragment)
+        r = BehaviouralSuite([t, InvarianceTest("tail", CategorySwap("tailnum", 1.0))]).run(ignores_tail, X)
+        assert [x.status for x in r.results] == ["n/a", "pass"], r.results
+
+
+def test_a_function_that_edits_in_place_gets_a_copy(table):
+    X, before = table.copy(), table.copy()
+
+    def zero_a(D):
+        D["a"] = 0.0
+        return D
+
+    r = InvarianceTest("zero a", zero_a, tolerance=0.01).run(reads_a, X)
+    pd.testing.assert_frame_equal(X, before)  # the caller's frame is untouched
+    assert r.value > 0.9 and r.details["touched"].iloc[0] == (before["a"] != 0).sum()
+    assert (r.examples["score (perturbed)"] == 0.5).all()
+
+    def zero_in_place(D, s, rng):
+        D.loc[:, "a"] = 0.0
+        return D
+
+    y = labels(X)
+    p = PerturbationTest("zero", Perturb(zero_in_place), top1_accuracy, max_drop=0.01).run(reads_a, X, y)
+    pd.testing.assert_frame_equal(X, before)
+    assert not p.passed and p.value > 0.1
+    texts, imgs = ["Hi Ann", "Bob here"], np.zeros((3, 4, 4))
+
+    def shout(T, s, rng):
+        T[0] = T[0].upper()
+        return T
+
+    def brighten(A, s, rng):
+        A += 1.0
+        return A
+
+    assert Perturb(shout).apply(texts) == ["HI ANN", "Bob here"] and texts == ["Hi Ann", "Bob here"]
+    assert Perturb(brighten, strength_range=(0, 1)).apply(imgs).max() == 1.0 and imgs.max() == 0.0
+
+
+def test_a_row_filter_over_a_nullable_column_excludes_missing_rows():
+    rng = np.random.default_rng(0)
+    n = 200
+    X = pd.DataFrame({"h": pd.array(rng.integers(0, 24, n), dtype="Int64"), "x": rng.normal(size=n),
+                      "flag": pd.array(rng.choice([True, False], n), dtype="boolean")})
+    X.loc[::10, "h"] = pd.NA
+    X.loc[::7, "flag"] = pd.NA
+    s = Scorer(lambda X: sigmoid(X["x"].to_numpy() + X["h"].fillna(0).to_numpy(float) / 10))
+    hna, fna = int(X["h"].isna().sum()), int(X["flag"].isna().sum())
+    for where, keep, missing in [("h >= 17", (X["h"] >= 17).fillna(False), hna), ("flag", X["flag"].fillna(False), fna),
+                                 (lambda X: X["h"] >= 17, (X["h"] >= 17).fillna(False), hna),
+                                 (lambda X: [bool(v) if pd.notna(v) else None for v in X["flag"]], X["flag"].fillna(False), fna)]:
+        r = DirectionalTest("eve", "x", "increasing", 0.1, where=where).run(s, X)
+        assert r.details["pairs"].iloc[0] == int((keep & (X["x"] < X["x"].max())).sum()) and r.passed  # the top x makes no pair
+        assert r.details["filter_missing"].iloc[0] == missing
+    pairs = directional_pairs(s, X, "x", 0.1, "h >= 17")
+    assert pairs.attrs["filter_missing"] == int(X["h"].isna().sum())
+    check_named(lambda: DirectionalTest("d", "x", "increasing", 0.1, where=lambda X: np.where(X["x"] > 0, "yes", "no")).run(s, X),
+                ConfigError, "one True/False per row")
 
 
 # ---- integration --------------------------------------------------------------------------------------------------

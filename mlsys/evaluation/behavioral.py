@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import ConfigError, DataError, SchemaError
-from .suite import ModelTest, TestResult, _labels_for, _n, check_features, predict_scores
+from .suite import ModelTest, NothingToMeasure, TestResult, _labels_for, _n, check_features, predict_scores
 
 # %% auto 0
 __all__ = ['check_same_schema', 'Perturbation', 'Perturb', 'GaussianNoise', 'MissingValues', 'CategorySwap', 'Typos', 'Casing',
@@ -151,8 +151,19 @@ class Perturbation:
         return f"{type(self).__name__}({self.strength_name}={self.strength:g})"
 
 # %% ../../nbs/09a_evaluation_behavioral.ipynb
+def _copy_input(X):
+    "A copy of a model input that a user function may edit in place (texts are immutable, so a list copy is enough)."
+    if isinstance(X, (pd.DataFrame, pd.Series, np.ndarray)):
+        return X.copy()
+    if isinstance(X, list):
+        return list(X)
+    if type(X).__module__.startswith("torch"):
+        return X.clone()
+    return X  # a tuple cannot be edited in place
+
+
 class Perturb(Perturbation):
-    "A perturbation from a user function `fn(X, strength, rng) -> X'`."
+    "A perturbation from a user function `fn(X, strength, rng) -> X'`; `fn` gets a copy of `X`, so it may edit it in place."
 
     def __init__(
         self,
@@ -170,7 +181,7 @@ class Perturb(Perturbation):
         super().__init__(strength)
 
     def _apply(self, X, strength, rng):
-        return self.fn(X, strength, rng)
+        return self.fn(_copy_input(X), strength, rng)
 
     def __repr__(self) -> str:
         return f"Perturb({self.label}, strength={self.strength:g})"
@@ -558,7 +569,33 @@ def top1_accuracy(y_true, scores) -> float:
     pred = (s > 0.5).astype(int) if s.ndim == 1 else s.argmax(1)
     return float(np.mean(pred == np.asarray(y_true)))
 
+
+def _check_direction(metric, greater_is_better, what: str) -> bool:
+    "`greater_is_better` checked, and refused as True for a metric whose name says it is a loss or an error."
+    if not isinstance(greater_is_better, (bool, np.bool_)):
+        raise ConfigError(f"{what}: greater_is_better must be True or False, got {greater_is_better!r}")
+    name = getattr(metric, "__name__", None) or getattr(getattr(metric, "func", None), "__name__", "")
+    if greater_is_better and isinstance(name, str) and name.endswith(("_loss", "_error")):
+        raise ConfigError(f"{what}: metric {name!r} is a loss (lower is better); pass greater_is_better=False")
+    return bool(greater_is_better)
+
+
+
 # %% ../../nbs/09a_evaluation_behavioral.ipynb
+def _rows_changed(X, X2) -> np.ndarray:
+    "Which inputs the perturbation changed."
+    if isinstance(X, pd.DataFrame):
+        same = np.ones(len(X), dtype=bool)
+        for c in X.columns:
+            a, b = X[c], X2[c]
+            same &= ((a == b).fillna(False) | (a.isna() & b.isna())).to_numpy(dtype=bool)
+        return ~same
+    if _kind_of(X) == "texts":
+        return np.array([a != b for a, b in zip(list(X), list(X2))], dtype=bool)
+    a, b = np.asarray(X), np.asarray(X2)
+    return (a != b).reshape(len(a), -1).any(axis=1)
+
+
 def _check_strengths(strengths, perturbation) -> list:
     if isinstance(strengths, (str, bytes)) or not hasattr(strengths, "__iter__"):
         raise ConfigError(f"strengths must be a list of numbers, got {type(strengths).__name__}")
@@ -574,17 +611,19 @@ def robustness_curve(
     y,  # its labels
     perturbation: Perturbation,  # the declared perturbation
     strengths: Sequence[float],  # the strengths to measure at
-    metric: Callable = top1_accuracy,  # metric(y_true, scores) -> float; higher is better
+    metric: Callable = top1_accuracy,  # metric(y_true, scores) -> float
     repeats: int = 5,  # independent draws per strength
     seed: int = 0,  # seed of the draws
     level: float = 0.95,  # confidence level of the band
+    greater_is_better: bool = True,  # False for a loss (log_loss, brier_score_loss): then drop = perturbed - clean
 ) -> pd.DataFrame:
-    "The metric under `perturbation` at each strength: mean, t-interval `lo`/`hi` over repeats, and the drop from the clean score."
+    "The metric under `perturbation` at each strength: mean, t-interval `lo`/`hi` over repeats, the drop (how much worse than clean) and the share of inputs changed."
     from scipy import stats
     if not isinstance(perturbation, Perturbation):
         raise ConfigError(f"perturbation must be a Perturbation (wrap a function in Perturb), got {type(perturbation).__name__}")
     if not callable(metric):
         raise ConfigError(f"metric must be a function (y_true, scores) -> float, got {type(metric).__name__}")
+    gib = _check_direction(metric, greater_is_better, "robustness_curve")
     strengths = _check_strengths(strengths, perturbation)
     repeats = _check_count(repeats, "repeats", 1, 1000, "robustness_curve")
     seed = _check_seed(seed, "robustness_curve")
@@ -598,13 +637,19 @@ def robustness_curve(
     seqs = np.random.SeedSequence(seed).spawn(len(strengths))
     rows = []
     for s, ss in zip(strengths, seqs):
-        vals = np.array([_metric_value(metric, y, model_scores(model, perturbation.apply(X, s, np.random.default_rng(c))),
-                                       f"{perturbation.name} at {s:g}") for c in ss.spawn(repeats)])
+        vals, changed = [], []
+        for c in ss.spawn(repeats):
+            X2 = perturbation.apply(X, s, np.random.default_rng(c))
+            changed.append(float(_rows_changed(X, X2).mean()))
+            vals.append(_metric_value(metric, y, model_scores(model, X2), f"{perturbation.name} at {s:g}"))
+        vals = np.array(vals)
         m, sd = float(vals.mean()), float(vals.std(ddof=1)) if repeats > 1 else 0.0
         half = float(stats.t.ppf((1 + level) / 2, repeats - 1) * sd / math.sqrt(repeats)) if repeats > 1 else 0.0
-        rows.append({"strength": s, "mean": m, "lo": m - half, "hi": m + half, "std": sd, "drop": clean - m, "repeats": repeats})
+        rows.append({"strength": s, "mean": m, "lo": m - half, "hi": m + half, "std": sd,
+                     "drop": clean - m if gib else m - clean, "repeats": repeats, "changed": float(np.mean(changed))})
     out = pd.DataFrame(rows)
-    out.attrs.update(clean=clean, perturbation=perturbation.name, metric=getattr(metric, "__name__", "metric"), level=level)
+    out.attrs.update(clean=clean, perturbation=perturbation.name, metric=getattr(metric, "__name__", "metric"), level=level,
+                     greater_is_better=gib)
     return out
 
 # %% ../../nbs/09a_evaluation_behavioral.ipynb
@@ -644,20 +689,6 @@ def _change(s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
     return d if d.ndim == 1 else np.abs(d).max(axis=1)
 
 
-def _rows_changed(X, X2) -> np.ndarray:
-    "Which inputs the perturbation changed."
-    if isinstance(X, pd.DataFrame):
-        same = np.ones(len(X), dtype=bool)
-        for c in X.columns:
-            a, b = X[c], X2[c]
-            same &= ((a == b).fillna(False) | (a.isna() & b.isna())).to_numpy(dtype=bool)
-        return ~same
-    if _kind_of(X) == "texts":
-        return np.array([a != b for a, b in zip(list(X), list(X2))], dtype=bool)
-    a, b = np.asarray(X), np.asarray(X2)
-    return (a != b).reshape(len(a), -1).any(axis=1)
-
-
 def _examples(X, X2, s1, s2, rows: np.ndarray, features: Sequence[str] | None = None) -> pd.DataFrame:
     "The `rows` (positions) as an examples table: before/after values of the changed features or texts, and the scores."
     out = pd.DataFrame({"row": rows})
@@ -684,20 +715,21 @@ def _check_max(v, name: str, test: str, hi: float = math.inf) -> float:
 
 
 class PerturbationTest(ModelTest):
-    "The drop of a metric under a declared perturbation at one strength must not exceed `max_drop`."
+    "How much worse a metric gets under a declared perturbation at one strength (its drop, or its rise for a loss) must not exceed `max_drop`."
     kind = "perturbation"
 
     def __init__(
         self,
         name: str,  # the test's name
         perturbation: Perturbation,  # what to apply
-        metric: Callable,  # metric(y_true, scores) -> float, higher is better (average_precision_score, top1_accuracy)
-        max_drop: float,  # the test fails when clean - perturbed exceeds this
+        metric: Callable,  # metric(y_true, scores) -> float (average_precision_score, top1_accuracy, log_loss, ...)
+        max_drop: float,  # the test fails when the metric gets worse by more than this
         strength: float | None = None,  # the strength (None: the perturbation's declared one)
         repeats: int = 3,  # independent draws averaged
         seed: int = 0,  # seed of the draws
         n_examples: int = 10,  # rows in the examples table
         must_pass: bool = True,  # whether a failure must stop a release
+        greater_is_better: bool = True,  # False for a loss: then the drop is perturbed - clean
     ):
         super().__init__(name, must_pass)
         if not isinstance(perturbation, Perturbation):
@@ -705,6 +737,7 @@ class PerturbationTest(ModelTest):
         if not callable(metric):
             raise ConfigError(f"test {name!r}: metric must be a function (y_true, scores) -> float")
         self.perturbation, self.metric, self.max_drop = perturbation, metric, _check_max(max_drop, "max_drop", name)
+        self.greater_is_better = _check_direction(metric, greater_is_better, f"test {name!r}")
         self.strength = perturbation.strength if strength is None else perturbation._check_strength(strength)
         self.repeats = _check_count(repeats, "repeats", 1, 1000, name)
         self.seed, self.n_examples = _check_seed(seed, name), _check_count(n_examples, "n_examples", 0, 10_000, name)
@@ -712,18 +745,27 @@ class PerturbationTest(ModelTest):
     def run(self, model, X, y=None) -> TestResult:
         if _n(X) == 0:
             raise DataError(f"test {self.name!r}: the input has no rows")
-        curve = robustness_curve(model, X, y, self.perturbation, [self.strength], self.metric, self.repeats, self.seed)
+        curve = robustness_curve(model, X, y, self.perturbation, [self.strength], self.metric, self.repeats, self.seed,
+                                 greater_is_better=self.greater_is_better)
         r = curve.iloc[0]
         drop, clean, mname = float(r["drop"]), curve.attrs["clean"], curve.attrs["metric"]
+        if r["changed"] == 0:  # a perturbation that changed nothing (an all-missing or constant feature) would pass any model
+            feats = getattr(self.perturbation, "features", None)
+            raise NothingToMeasure(f"test {self.name!r}: {self.perturbation.name} changed none of the {_n(X):,} inputs in "
+                                   f"{self.repeats} draws" + (f" (features {feats!r}: all missing or constant?)" if feats else "")
+                                   + ", so it tests nothing")
         X2 = self.perturbation.apply(X, self.strength, np.random.default_rng(self.seed))
         s1, s2 = model_scores(model, X), model_scores(model, X2)
         order = np.argsort(-np.abs(_change(s1, s2)), kind="stable")[: self.n_examples]
         ex = _examples(X, X2, s1, s2, order, getattr(self.perturbation, "features", None))
         ok = drop <= self.max_drop
         details = pd.DataFrame([{"metric": mname, "clean": clean, "perturbed": r["mean"], "lo": r["lo"], "hi": r["hi"],
-                                 "drop": drop, "strength": self.strength, "repeats": self.repeats}])
-        return TestResult(self.name, self.kind, drop, ok, self.must_pass, f"{mname} drop <= {self.max_drop:g}",
-                          f"{mname} falls from {clean:.4f} to {r['mean']:.4f} (drop {drop:.4f}, band {r['lo']:.4f}-{r['hi']:.4f}) "
+                                 "drop": drop, "strength": self.strength, "repeats": self.repeats, "changed": r["changed"],
+                                 "greater_is_better": self.greater_is_better}])
+        what = "drop" if self.greater_is_better else "rise"
+        moves = "falls" if r["mean"] < clean else "rises" if r["mean"] > clean else "stays"
+        return TestResult(self.name, self.kind, drop, ok, self.must_pass, f"{mname} {what} <= {self.max_drop:g}",
+                          f"{mname} {moves} from {clean:.4f} to {r['mean']:.4f} ({what} {drop:.4f}, band {r['lo']:.4f}-{r['hi']:.4f}) "
                           f"under {self.perturbation.name} on {_n(X):,} rows ({'within' if ok else 'over'} {self.max_drop:g}).",
                           details, ex, {"perturbation": self.perturbation.name})
 
@@ -784,7 +826,7 @@ class InvarianceTest(ModelTest):
         table, (X2, s1, s2) = invariance_scores(model, X, self.change, self.strength, self.seed)
         touched = table["touched"].to_numpy()
         if not touched.any():
-            raise DataError(f"test {self.name!r}: {self.change.name} changed none of the {len(table):,} inputs, so it tests nothing")
+            raise NothingToMeasure(f"test {self.name!r}: {self.change.name} changed none of the {len(table):,} inputs, so it tests nothing")
         flips = touched & (table["abs_change"].to_numpy() > self.tolerance)
         rate = float(flips.sum() / touched.sum())
         worst = np.argsort(-table["abs_change"].to_numpy(), kind="stable")[: self.n_examples]
@@ -800,18 +842,23 @@ class InvarianceTest(ModelTest):
                           {"change": self.change.name})
 
 # %% ../../nbs/09a_evaluation_behavioral.ipynb
-def _row_filter(X: pd.DataFrame, where, test: str) -> np.ndarray:
-    "The boolean row mask of `where`: None (all rows), a `DataFrame.eval` expression or a function X -> mask."
+def _row_filter(X: pd.DataFrame, where, test: str) -> tuple[np.ndarray, int]:
+    "The boolean row mask of `where` (None: all rows; an eval expression; a function X -> mask) and how many rows it left out as missing."
     if where is None:
-        return np.ones(len(X), dtype=bool)
+        return np.ones(len(X), dtype=bool), 0
     try:
         mask = X.eval(where) if isinstance(where, str) else where(X)
     except Exception as e:  # a filter that names a missing column or fails: say which
         raise SchemaError(f"test {test!r}: the row filter {where!r} failed on the input: {type(e).__name__}: {e}") from e
-    mask = np.asarray(mask)
-    if mask.shape != (len(X),) or mask.dtype != bool:
-        raise ConfigError(f"test {test!r}: the row filter must give one True/False per row, got {mask.dtype} {mask.shape}")
-    return mask
+    shape = np.shape(mask)
+    s = pd.Series(mask, dtype=None if hasattr(mask, "dtype") else object) if len(shape) == 1 else None
+    ok = s is not None and len(s) == len(X) and (pd.api.types.is_bool_dtype(s.dtype) or s.dtype == object and all(
+        isinstance(v, (bool, np.bool_)) or v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) for v in s))
+    if not ok:
+        raise ConfigError(f"test {test!r}: the row filter must give one True/False per row, got "
+                          f"{getattr(mask, 'dtype', type(mask).__name__)} {shape}")
+    na = s.isna().to_numpy()  # a missing filter value (a comparison with NA) is not True: the row is left out, as in SQL
+    return ~na & s.where(~na, False).astype(bool).to_numpy(), int(na.sum())
 
 
 def directional_pairs(
@@ -829,23 +876,26 @@ def directional_pairs(
         raise ConfigError(f"test {test!r}: delta must be a non-zero finite number, got {delta!r}")
     if col.dtype.kind in "iu" and not float(delta).is_integer():
         raise ConfigError(f"test {test!r}: feature {feature!r} is {col.dtype}, so delta must be an integer, got {delta!r}")
-    mask = _row_filter(X, where, test)
+    mask, n_na = _row_filter(X, where, test)
     if not mask.any():
-        raise DataError(f"test {test!r}: the row filter {where!r} keeps none of the {len(X):,} rows (a slice with zero rows)")
+        raise NothingToMeasure(f"test {test!r}: the row filter {where!r} keeps none of the {len(X):,} rows (a slice with zero rows"
+                               + (f"; {n_na:,} rows where the filter is missing are left out)" if n_na else ")"))
     v = col.to_numpy(dtype=float, na_value=np.nan)
     moved = np.clip(v + delta, np.nanmin(v), np.nanmax(v)) if np.isfinite(v).any() else v
     keep = mask & np.isfinite(v) & (moved != v)
     if not keep.any():
-        raise DataError(f"test {test!r}: moving {feature!r} by {delta:g} within its observed range changes none of the "
-                        f"{int(mask.sum()):,} selected rows")
+        raise NothingToMeasure(f"test {test!r}: moving {feature!r} by {delta:g} within its observed range changes none of the "
+                               f"{int(mask.sum()):,} selected rows (a constant or missing feature, or every row at the edge)")
     X1 = X[keep]
     X2 = X1.copy()
     X2[feature] = moved[keep].astype(col.dtype) if isinstance(col.dtype, np.dtype) else pd.array(moved[keep], dtype="Float64").astype(col.dtype)
     s1, s2 = model_scores(model, X1), model_scores(model, X2)
     if s1.ndim != 1:
         raise DataError(f"test {test!r}: a directional test needs one score per row; the model gives {s1.shape[1]} (multi-class)")
-    return pd.DataFrame({"row": np.flatnonzero(keep), feature: v[keep], f"{feature} (moved)": moved[keep],
-                         "score": s1, "score (moved)": s2, "change": s2 - s1}, index=X1.index)
+    out = pd.DataFrame({"row": np.flatnonzero(keep), feature: v[keep], f"{feature} (moved)": moved[keep],
+                        "score": s1, "score (moved)": s2, "change": s2 - s1}, index=X1.index)
+    out.attrs["filter_missing"] = n_na  # rows left out because the filter was missing (NA) for them
+    return out
 
 # %% ../../nbs/09a_evaluation_behavioral.ipynb
 class DirectionalTest(ModelTest):
@@ -890,7 +940,8 @@ class DirectionalTest(ModelTest):
         ok = rate <= self.max_violation_rate
         details = pd.DataFrame([{"feature": self.feature, "direction": self.direction, "delta": self.delta,
                                  "where": self.where if isinstance(self.where, str) or self.where is None else "function",
-                                 "pairs": len(pairs), "violations": int(viol.sum()), "violation_rate": rate,
+                                 "pairs": len(pairs), "filter_missing": pairs.attrs["filter_missing"],
+                                 "violations": int(viol.sum()), "violation_rate": rate,
                                  "mean_change": float(pairs["change"].mean()), "largest_wrong_way": float(max(wrong.max(), 0.0))}])
         return TestResult(self.name, self.kind, rate, ok, self.must_pass, f"violation rate <= {self.max_violation_rate:g}",
                           f"{int(viol.sum()):,} of {len(pairs):,} pairs ({rate:.2%}) move the score the wrong way when "
