@@ -457,7 +457,7 @@ def test_calibrator_bad_input():
     m = LogisticRegression().fit(X, y)
     check_named(lambda: calibrate(m, X, y, "beta"), ConfigError, "method must be one of")
     check_named(lambda: calibrate(LogisticRegression(), X, y), ConfigError, "needs a fitted classifier")
-    check_named(lambda: calibrate(m, X, np.zeros(60)), DataError, "y_val holds a single class")
+    check_named(lambda: calibrate(m, X, np.zeros(60)), DataError, "y_val holds no row of class [1]")
     check_named(lambda: calibrate(m, X, y[:10]), DataError, "y has shape")
     check_named(lambda: TemperatureScaler(max_iter=0).fit(X, y), ConfigError, "max_iter")
     check_named(lambda: TemperatureScaler(FrozenEstimator(m)).fit(X, np.ones(60)), DataError, "one class")
@@ -470,3 +470,40 @@ def test_import_is_light():
             "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ---- review 13: calibrate refuses bad validation data the same way for every method -----------------------------------
+
+@pytest.mark.torch
+@pytest.mark.parametrize("method", ["platt", "isotonic", "temperature"])
+def test_calibrate_names_bad_validation_data_for_every_method(method):
+    rng = np.random.default_rng(16)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] + rng.normal(size=200) > 0).astype(int)
+    m = LogisticRegression().fit(X[:100], y[:100])
+    Xv, yv = X[100:], y[100:]
+    check_named(lambda: calibrate(m, Xv, yv + 1, method), DataError, "has no class for: [2]")
+    check_named(lambda: calibrate(m, Xv, np.where(yv, "a", "b"), method), DataError, "has no class for: ['")
+    check_named(lambda: calibrate(m, Xv, yv.astype(str), method), DataError, "has no class for")  # '1' is not 1
+    check_named(lambda: calibrate(m, Xv, np.where(yv, 1, None), method), DataError, "has no class for: [None]")
+    check_named(lambda: calibrate(m, np.where(Xv > 2, np.nan, Xv), yv, method), DataError,
+                f"calibrate({method}) failed on the 100 validation rows: ValueError: Input X contains NaN")
+    check_named(lambda: calibrate(m, Xv[:, :2], yv, method), DataError, f"calibrate({method}) failed")
+    check_named(lambda: calibrate(m, Xv, np.ones(100, int), method), DataError, "no row of class [0]")
+    # two rows, one per class, calibrate without a cross-validation limit (the frozen model is never refitted)
+    p = calibrate(m, Xv[:2], np.array([0, 1]), method).predict_proba(X[:5])
+    assert p.shape == (5, 2) and np.allclose(p.sum(axis=1), 1)
+    assert calibrate(m, Xv, yv.astype(bool), method).predict_proba(X[:1]).shape == (1, 2)
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_calibrate_equals_calibrated_classifier_cv_on_a_frozen_model(method):
+    "One split of all rows gives the calibrator scikit-learn's default 5-fold run gives a frozen model, without its limits."
+    rng = np.random.default_rng(17)
+    for n in (40, 333, 2000):
+        X = rng.normal(size=(3 * n, 3))
+        y = (X[:, 0] + rng.normal(size=3 * n) > 0).astype(int)
+        m = LogisticRegression().fit(X[:n], y[:n])
+        ours = calibrate(m, X[n:2 * n], y[n:2 * n], {"sigmoid": "platt", "isotonic": "isotonic"}[method])
+        ref = CalibratedClassifierCV(FrozenEstimator(m), method=method).fit(X[n:2 * n], y[n:2 * n])
+        np.testing.assert_allclose(ours.predict_proba(X[2 * n:]), ref.predict_proba(X[2 * n:]), atol=1e-12)

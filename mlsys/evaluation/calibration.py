@@ -16,7 +16,7 @@ from sklearn.utils import get_tags
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ..core import ConfigError, DataError, optional_import, require_columns
+from ..core import ConfigError, DataError, MlsysError, optional_import, require_columns
 from .suite import ModelTest, TestResult, _labels_for, _n, predict_scores
 from ..report.checks import _binary
 
@@ -286,6 +286,30 @@ TemperatureScaler.predict_proba, TemperatureScaler.predict = _temperature_predic
 TemperatureScaler.__sklearn_tags__ = _temperature_tags
 
 # %% ../../nbs/09b_evaluation_calibration.ipynb
+def _calibration_labels(model, y_val, n: int, method: str) -> np.ndarray:
+    "`y_val` checked against the model's classes: every label one of them, every class present; else `DataError` naming them."
+    y = _labels_for(y_val, n, f"calibrate({method})")
+    classes = getattr(model, "classes_", None)
+    if classes is None:
+        raise ConfigError(f"calibrate({method}) needs a classifier with classes_, got {type(model).__name__}")
+    classes = np.asarray(classes).tolist()
+    seen = pd.unique(pd.Series(y, dtype=object)).tolist()
+
+    def same(v, c) -> bool:  # the label '1' is not the class 1
+        return isinstance(v, str) == isinstance(c, str) and bool(v == c)
+
+    unknown = [v for v in seen if not any(same(v, c) for c in classes)]
+    if unknown:
+        raise DataError(f"calibrate({method}): y_val holds labels the model has no class for: {unknown[:10]!r} "
+                        f"(classes {classes!r})")
+    missing = [c for c in classes if not any(same(v, c) for v in seen)]
+    if missing:
+        raise DataError(f"calibrate({method}): y_val holds no row of class {missing!r} (classes {classes!r}): "
+                        f"a calibrator needs every class")
+    return y
+
+
+# %% ../../nbs/09b_evaluation_calibration.ipynb
 CALIBRATION_METHODS = ("platt", "isotonic", "temperature")
 
 
@@ -305,12 +329,17 @@ def calibrate(
         check_is_fitted(model)
     except (NotFittedError, TypeError) as e:
         raise ConfigError(f"calibrate needs a fitted classifier, got {type(model).__name__}: {e}") from e
-    y = _labels_for(y_val, _n(X_val), f"calibrate({method})")
-    if len(np.unique(y)) < 2:
-        raise DataError(f"y_val holds a single class ({y[0]!r}); a calibrator needs both classes")
-    if method == "temperature":
-        return TemperatureScaler(FrozenEstimator(model)).fit(X_val, y)
-    return CalibratedClassifierCV(FrozenEstimator(model), method={"platt": "sigmoid", "isotonic": "isotonic"}[method]).fit(X_val, y)
+    y = _calibration_labels(model, y_val, _n(X_val), method)
+    try:
+        if method == "temperature":
+            return TemperatureScaler(FrozenEstimator(model)).fit(X_val, y)
+        every = np.arange(len(y))  # one split, all rows: the frozen model is not refitted, so folds add nothing but limits
+        return CalibratedClassifierCV(FrozenEstimator(model), method={"platt": "sigmoid", "isotonic": "isotonic"}[method],
+                                      cv=[(every, every)]).fit(X_val, y)
+    except MlsysError:
+        raise
+    except Exception as e:  # the model refusing X_val (NaN, wrong columns), or the calibrator failing
+        raise DataError(f"calibrate({method}) failed on the {len(y):,} validation rows: {type(e).__name__}: {e}") from e
 
 
 def calibration_metrics(
