@@ -29,7 +29,7 @@ from mlsys.evaluation.slices import (
     simpson_search,
     slice_report,
 )
-from mlsys.evaluation.suite import BehaviouralSuite
+from mlsys.evaluation.suite import BehaviouralSuite, NothingToMeasure
 
 ESTIMATORS = []  # this module defines no estimator
 
@@ -196,10 +196,64 @@ def test_slice_test_lower_is_better_and_nothing_checked_fails():
     X, y = _carriers(2000)
     r = SliceTest("brier", "carrier", "brier", max_value=0.5, min_size=100).run(Scorer(), X, y)
     assert r.passed
-    r = SliceTest("brier tight", "carrier", "brier", max_value=0.01, min_size=100).run(Scorer(), X, y)
+    tight = SliceTest("brier tight", "carrier", "brier", max_value=0.01, min_size=100)
+    r = tight.run(Scorer(), X, y)
     assert not r.passed and len(r.examples) == 5
-    none = SliceTest("huge", "carrier", "roc_auc", max_gap=0.1, min_size=10_000).run(Scorer(), X, y)
-    assert not none.passed and "nothing was checked" in none.summary
+    none = SliceTest("huge", "carrier", "roc_auc", max_gap=0.1, min_size=10_000)
+    check_named(lambda: none.run(Scorer(), X, y), NothingToMeasure, "test 'huge': no slice")
+    check_named(lambda: none.run(Scorer(), X, y), DataError, "nothing was checked")  # standalone it is a DataError
+    one_class = SliceTest("one class", "carrier", "roc_auc", max_gap=0.1, min_size=100)
+    check_named(lambda: one_class.run(Scorer(), X, np.ones(len(X), int)), NothingToMeasure, "5 single-class")
+    res = BehaviouralSuite([none, tight]).run(Scorer(), X, y)
+    assert [t.status for t in res.results] == ["n/a", "FAIL"] and not res.results[0].measured
+
+
+def test_a_series_key_is_aligned_on_the_data_index_not_by_position():
+    rng = np.random.default_rng(3)
+    n = 300
+    d = pd.DataFrame({"g": rng.choice(list("abc"), n), "x": rng.random(n)}, index=rng.permutation(n) * 2 + 7)
+    p = rng.random(n)
+    y = rng.random(n) < np.where(d["g"] == "a", 0.8, 0.2)
+    ref = slice_report(y, p, "g", d, metrics=["pr_auc", "recall"], min_size=1, n_boot=0)
+    for key in [d["g"].sort_values(), d["g"].sample(frac=1, random_state=0), lambda df: df["g"].sort_values()]:
+        rep = slice_report(y, p, {"g": key}, d, metrics=["pr_auc", "recall"], min_size=1, n_boot=0)
+        pd.testing.assert_frame_equal(rep, ref)
+    for other in [d["g"].reset_index(drop=True), d["g"].iloc[:-1], d["g"].rename(index=lambda i: i + 1)]:
+        check_named(lambda other=other: slice_report(y, p, {"shifted": other}, d, min_size=1, n_boot=0), DataError,
+                    "slicing 'shifted'")
+    dup = d.set_axis([0] * n)
+    check_named(lambda: slice_report(y, p, {"dup": dup["g"].sample(frac=1, random_state=0).set_axis(np.arange(n))}, dup,
+                                     min_size=1, n_boot=0), DataError, "slicing 'dup'")
+    pd.testing.assert_frame_equal(slice_report(y, p, {"g": dup["g"]}, dup, metrics=["pr_auc", "recall"], min_size=1, n_boot=0), ref)
+    # the same in a SliceTest, whose X is the data
+    X = d.assign(x=p)
+    t = SliceTest("g", {"g": lambda df: df["g"].sort_values()}, "pr_auc", min_value=0.0, min_size=1, n_boot=20)
+    u = SliceTest("g", "g", "pr_auc", min_value=0.0, min_size=1, n_boot=20)
+    pd.testing.assert_frame_equal(t.run(Identity(), X, y).details, u.run(Identity(), X, y).details)
+
+
+class Identity:
+    "A binary model whose positive-class probability is the column x."
+
+    def predict_proba(self, X):
+        return np.c_[1 - X["x"].to_numpy(), X["x"].to_numpy()]
+
+
+def test_simpson_where_must_be_boolean_and_missing_counts_as_not_counted():
+    d = _confounded(2000, 4)
+    rng = np.random.default_rng(1)
+    d["w"] = rng.random(len(d)) < 0.6
+    wn = pd.array(d["w"], dtype="boolean")
+    wn[rng.random(len(d)) < 0.2] = pd.NA
+    d["wn"] = wn
+    d["wf"] = d["wn"].fillna(False).astype(bool)
+    d["s"], d["i"] = np.where(d["w"], "yes", "no"), d["w"].astype(int)
+    na = simpson_reversals(d, "ok", "stratum", group="arm", where=["wn", "wn"])
+    false = simpson_reversals(d, "ok", "stratum", group="arm", where=["wf", "wf"])
+    pd.testing.assert_frame_equal(na.table, false.table)
+    for col in ("s", "i"):
+        check_named(lambda col=col: simpson_reversals(d, "ok", "stratum", group="arm", where=["w", col]), DataError,
+                    f"where column {col!r}")
 
 
 def _confounded(n, seed, reverse=True):

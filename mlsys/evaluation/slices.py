@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import ConfigError, DataError, MlsysError, require_columns
-from .suite import ModelTest, TestResult, check_features, predict_scores
+from .suite import ModelTest, NothingToMeasure, TestResult, check_features, predict_scores
 
 # %% auto 0
 __all__ = ['MISSING', 'METRICS', 'FLIGHT_SLICES', 'bucket', 'hour_bucket', 'distance_bucket', 'rowwise', 'slice_report',
@@ -239,6 +239,22 @@ def _slicing_items(slices) -> list[tuple[str, object]]:
     return [(s if isinstance(s, str) else getattr(s, "__name__", f"slicing_{i}"), s) for i, s in enumerate(slices)]
 
 
+def _aligned(key: pd.Series, index: pd.Index, name: str) -> pd.Series:
+    "A slicing's key Series in the data's row order, matched by index label (it must hold each of the data's labels once)."
+    if key.index.equals(index):
+        return key
+    if len(key) != len(index):
+        raise DataError(f"slicing {name!r} gives {len(key)} keys for {len(index)} rows")
+    if not (key.index.is_unique and index.is_unique):
+        raise DataError(f"slicing {name!r} is a Series whose index differs from the data's, and one of them has duplicate "
+                        "labels, so its keys cannot be matched to rows; pass .to_numpy() for keys in row order")
+    lacking = index[~index.isin(key.index)]
+    if len(lacking):
+        raise DataError(f"slicing {name!r} is a Series whose index lacks {len(lacking)} of the data's row labels, e.g. "
+                        f"{lacking[0]!r}; its keys are matched by index, so pass .to_numpy() for keys in row order")
+    return key.reindex(index)
+
+
 def _slicings(slices, data: pd.DataFrame | None, n: int) -> dict[str, pd.Series]:
     "Each declared slicing as a Series of `n` slice keys, checked."
     items = _slicing_items(slices)
@@ -266,6 +282,8 @@ def _slicings(slices, data: pd.DataFrame | None, n: int) -> dict[str, pd.Series]
             key = spec
         if isinstance(key, (str, bytes, Mapping)) or np.ndim(key) != 1:
             raise DataError(f"slicing {name!r} must give one key per row, got {type(key).__name__}")
+        if isinstance(key, pd.Series) and data is not None:  # a Series is matched to rows by its index, not by position
+            key = _aligned(key, data.index, name)
         key = pd.Series(key).reset_index(drop=True)
         if len(key) != n:
             raise DataError(f"slicing {name!r} gives {len(key)} keys for {n} rows")
@@ -464,17 +482,20 @@ def _run(self: SliceTest, model, X, y=None) -> TestResult:
     eligible = rows[(rows["status"] != "too small") & np.isfinite(rows[m])]
     short = self._shortfall(eligible, overall)
     failing = eligible.assign(shortfall=short)[short > 0].sort_values("shortfall", ascending=False)
-    worst = (eligible[m].min() if METRICS[m] else eligible[m].max()) if len(eligible) else math.nan
-    if eligible.empty:
-        summary = f"no slice has a defined {m} on >= {self.min_size} rows, so nothing was checked"
-    elif failing.empty:
+    if eligible.empty:  # an informational gap in a suite, not a failure of the model
+        st = rows["status"]
+        raise NothingToMeasure(f"test {self.name!r}: no slice has a defined {m} on >= {self.min_size} rows "
+                               f"({int((st == 'too small').sum())} of {len(rows)} slices too small, "
+                               f"{int((st == 'one class').sum())} single-class), so nothing was checked")
+    worst = eligible[m].min() if METRICS[m] else eligible[m].max()
+    if failing.empty:
         summary = f"all {len(eligible)} slices of >= {self.min_size} rows meet it; the worst {m} is {worst:.4f} (all rows {overall:.4f})"
     else:
         f0 = failing.iloc[0]
         summary = (f"{len(failing)} of {len(eligible)} slices fail; worst {f0['slicing']}={f0['slice']} with {m} "
                    f"{f0[m]:.4f} [{f0[m + '_low']:.4f}, {f0[m + '_high']:.4f}] on {int(f0['rows']):,} rows (all rows {overall:.4f})")
     examples = failing[["slicing", "slice", "rows", "positives", m, f"{m}_low", f"{m}_high", f"{m}_gap", "shortfall"]]
-    return TestResult(self.name, self.kind, float(worst), bool(len(eligible) and failing.empty), self.must_pass,
+    return TestResult(self.name, self.kind, float(worst), bool(failing.empty), self.must_pass,
                       self.criterion, summary + ".", rep, examples.reset_index(drop=True),
                       {"overall": overall, "eligible_slices": int(len(eligible)), "failing_slices": int(len(failing)),
                        "too_small": int((rows["status"] == "too small").sum())})
@@ -568,8 +589,14 @@ def _counts(data, outcome, by, group, a, b, where) -> tuple[pd.DataFrame, str, s
         raise ConfigError("outcome is one column (with group=...) or a pair of columns (two models on the same rows)")
     if not pair and group is None:
         raise ConfigError("give group= (two groups of rows) or a pair of outcome columns (two models)")
+    if where is not None and (isinstance(where, str) or not isinstance(where, (list, tuple)) or len(where) != 2):
+        raise ConfigError(f"where must be a pair of boolean columns, one per side, got {where!r}")
     cols = [*by, *(outcome if pair else [outcome]), *([group] if group is not None else []), *(where or [])]
     require_columns(data, cols, "data")
+    for w in where or []:  # a missing (NA) value of a nullable boolean means the row is not counted
+        if not pd.api.types.is_bool_dtype(data[w].dtype):
+            raise DataError(f"where column {w!r} must be boolean (bool, or nullable boolean whose NA rows are not counted), "
+                            f"got {data[w].dtype}")
     outs = list(outcome) if pair else [outcome, outcome]
     o = data[list(dict.fromkeys(outs))].apply(pd.to_numeric, errors="coerce").astype(float)
     if o.isna().any().any() or ((o < 0) | (o > 1)).any().any():
@@ -586,8 +613,6 @@ def _counts(data, outcome, by, group, a, b, where) -> tuple[pd.DataFrame, str, s
                 raise DataError(f"group {group!r} has no rows with value {v!r}; it has {sorted(map(str, vals))[:10]}")
         sides = [(data[group] == a).astype(float), (data[group] == b).astype(float)]
     if where is not None:
-        if len(where) != 2:
-            raise ConfigError("where must be a pair of boolean columns, one per side")
         sides = [s * data[w].fillna(False).astype(bool) for s, w in zip(sides, where)]
     rows = pd.DataFrame({"num_a": sides[0] * o[outs[0]], "den_a": sides[0],
                          "num_b": sides[1] * o[outs[1]], "den_b": sides[1]})
