@@ -17,16 +17,20 @@ from .evaluation.behavioral import (CategorySwap, DirectionalTest, GaussianNoise
                                          PerturbationTest, model_scores)
 from .evaluation.calibration import CalibrationTest
 from .evaluation.confidence import SelectivePredictionTest
+from .evaluation.slicefinder import SliceFinderTest
 from .evaluation.slices import FLIGHT_SLICES, SliceTest
-from .evaluation.suite import BehaviouralSuite, MetricTest, SuiteResult, TestResult, check_features
+from .evaluation.suite import BehaviouralSuite, MetricTest, SuiteResult, TestResult
 from .pipeline import FEATURES, LABEL, _labels
 
 # %% auto 0
-__all__ = ['WEATHER_FEATURES', 'HISTORY_FEATURES', 'flights_suite', 'run_flights_suite']
+__all__ = ['WEATHER_FEATURES', 'HISTORY_FEATURES', 'SLICE_FINDER_FEATURES', 'SLICE_FINDER_ALPHA', 'flights_suite',
+           'run_flights_suite']
 
 # %% ../nbs/15e_pipeline_suite.ipynb
 WEATHER_FEATURES = ["precip", "visib", "wind_speed"]  # weather fields a missing report blanks in the must-pass test
 HISTORY_FEATURES = ["origin_dep_delay_2h", "route_late_rate", "carrier_late_rate"]  # delay-history features the noise test perturbs
+SLICE_FINDER_FEATURES = ["carrier", "origin", "dest", "sched_hour", "distance", "precip", "visib", "plane_age"]  # searched in pairs
+SLICE_FINDER_ALPHA = 0.99  # SliceLine's weight of error over size; at its usual 0.95 no slice of a test quarter scores above 0
 
 
 def _rate(v, name: str) -> float:
@@ -51,6 +55,7 @@ def flights_suite(
     max_ece: float = 0.05,  # informational: the largest expected calibration error (15 equal-mass bins)
     max_slice_gap: float = 0.1,  # informational: how far a slice's ROC-AUC may fall below all flights' (its whole interval)
     min_slice_size: int = 300,  # slices with fewer test flights are counted, not judged
+    max_error_ratio: float = 2.0,  # informational: the slice finder warns when a significant slice's log loss exceeds this multiple
     seed: int = 0,  # seed of every random perturbation
 ) -> BehaviouralSuite:
     "The flights model's behavioural suite: must-pass invariance, baseline and robustness tests, informational directional tests."
@@ -61,6 +66,8 @@ def flights_suite(
         _rate(v, k)
     if isinstance(min_slice_size, bool) or not isinstance(min_slice_size, int) or min_slice_size < 1:
         raise ConfigError(f"min_slice_size must be a positive integer, got {min_slice_size!r}")
+    if isinstance(max_error_ratio, bool) or not isinstance(max_error_ratio, (int, float)) or not 1 <= max_error_ratio < float("inf"):
+        raise ConfigError(f"max_error_ratio must be a finite number of at least 1, got {max_error_ratio!r}")
     tests = [InvarianceTest(f"invariant to {c}", CategorySwap([c], 1.0), tolerance=0.01, max_flip_rate=0.0, seed=seed)
              for c in invariant_to]
     tests += [
@@ -69,15 +76,17 @@ def flights_suite(
                          max_drop=max_missing_weather_drop, seed=seed),
         PerturbationTest("noisy delay history", GaussianNoise(HISTORY_FEATURES, 0.5), average_precision_score,
                          max_drop=max_history_noise_drop, seed=seed),
-        _Directional("more rain", "precip", "increasing", 0.1, tolerance=0.005, max_violation_rate=max_violation_rate,
+        DirectionalTest("more rain", "precip", "increasing", 0.1, tolerance=0.005, max_violation_rate=max_violation_rate,
                         must_pass=False),
-        _Directional("lower visibility", "visib", "decreasing", -2.0, tolerance=0.005,
+        DirectionalTest("lower visibility", "visib", "decreasing", -2.0, tolerance=0.005,
                         max_violation_rate=max_violation_rate, must_pass=False),
-        _Directional("later in the evening", "sched_hour", "increasing", 1, where="sched_hour >= 17", tolerance=0.005,
+        DirectionalTest("later in the evening", "sched_hour", "increasing", 1, where="sched_hour >= 17", tolerance=0.005,
                         max_violation_rate=max_violation_rate, must_pass=False),
         CalibrationTest("calibration", max_ece=max_ece, must_pass=False),
         SliceTest("slices", FLIGHT_SLICES, metric="roc_auc", max_gap=max_slice_gap, min_size=min_slice_size, seed=seed,
                   must_pass=False),
+        SliceFinderTest("slice finder", SLICE_FINDER_FEATURES, loss="log_loss", max_ratio=max_error_ratio, max_l=2,
+                        min_sup=min_slice_size, alpha=SLICE_FINDER_ALPHA, must_pass=False),
         SelectivePredictionTest(f"abstain for {target_accuracy:.0%} accuracy", target_accuracy=target_accuracy, must_pass=False),
     ]
     return BehaviouralSuite(tests)
@@ -100,22 +109,6 @@ class _ZeroRuleLift(MetricTest):
         return TestResult(self.name, "metric", ap - rate, ok, self.must_pass, f"average precision - late rate > {self.min_lift:g}",
                           f"average precision {ap:.4f} against the zero rule's {rate:.4f} (the late rate): lift {ap - rate:+.4f} "
                           f"({'meets' if ok else 'misses'} {self.min_lift:g}).")
-
-# %% ../nbs/15e_pipeline_suite.ipynb
-class _Directional(DirectionalTest):
-    "A `DirectionalTest` that reports 'nothing to measure' when its feature takes one value in the selected rows."
-
-    def run(self, model, X, y=None) -> TestResult:
-        check_features(X, [self.feature], self.name)
-        col = pd.to_numeric(X[self.feature], errors="coerce")
-        if self.where is not None and len(X):
-            col = col[np.asarray(X.eval(self.where) if isinstance(self.where, str) else self.where(X), dtype=bool)]
-        if len(col) and col.notna().any() and col.min() == col.max():
-            return TestResult(self.name, self.kind, float("nan"), True, self.must_pass,
-                              f"violation rate <= {self.max_violation_rate:g}",
-                              f"nothing to measure: {self.feature} is {col.min():g} in all {len(col):,} selected rows, so no pair "
-                              f"moves it.", measured=False)
-        return super().run(model, X, y)
 
 # %% ../nbs/15e_pipeline_suite.ipynb
 def run_flights_suite(

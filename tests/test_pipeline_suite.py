@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 
 from mlsys.core import ConfigError, DataError, SchemaError
-from mlsys.evaluation.suite import BehaviouralSuite
 from mlsys.pipeline import FEATURES, LABEL, build_features, make_model, time_split
-from mlsys.pipeline_suite import _Directional, flights_suite, run_flights_suite
+from mlsys.pipeline_suite import flights_suite, run_flights_suite
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +64,20 @@ def test_a_model_no_better_than_the_zero_rule_fails_the_baseline_test(fitted):
 
 
 def test_a_dry_test_period_is_nothing_to_measure_not_an_error(fitted):
+    from mlsys.evaluation.behavioral import DirectionalTest
+    from mlsys.evaluation.suite import NothingToMeasure
+
     model, test = fitted
     dry = test.assign(precip=0.0)
-    r = _Directional("more rain", "precip", "increasing", 0.1, must_pass=False).run(model, dry, dry[LABEL])
+    with pytest.raises(NothingToMeasure, match="precip"):
+        DirectionalTest("more rain", "precip", "increasing", 0.1, must_pass=False).run(model, dry, dry[LABEL])
+    res = run_flights_suite(model, dry)
+    r = res["more rain"]
     assert r.status == "n/a" and r.passed and not r.measured and "nothing to measure" in r.summary
-    assert BehaviouralSuite([_Directional("rain", "precip", "increasing", 0.1)]).run(model, dry).to_dict()["counts"]["n/a"] == 1
+    early = run_flights_suite(model, test[test["sched_hour"] < 17])  # no evening flight: that test has nothing to measure
+    assert early["later in the evening"].status == "n/a" and early.passed
+    one_plane = run_flights_suite(model, test.assign(tailnum="N1"))  # a swap among one tail number changes nothing
+    assert one_plane["invariant to tailnum"].status == "n/a"
 
 
 @pytest.mark.parametrize("kwargs, needle", [
@@ -84,6 +92,8 @@ def test_a_dry_test_period_is_nothing_to_measure_not_an_error(fitted):
     ({"max_slice_gap": 2}, "max_slice_gap"),
     ({"min_slice_size": 0}, "min_slice_size must be a positive integer"),
     ({"min_slice_size": 1.5}, "min_slice_size"),
+    ({"max_error_ratio": 0.5}, "max_error_ratio must be a finite number of at least 1"),
+    ({"max_error_ratio": float("inf")}, "max_error_ratio"),
 ])
 def test_bad_criteria_are_named(kwargs, needle):
     with pytest.raises(ConfigError) as e:
