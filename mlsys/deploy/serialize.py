@@ -670,8 +670,12 @@ def save_model(
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
         raise ConfigError(f"tolerance must be a number >= 0, got {tolerance!r}")
     if kind == "sklearn":
+        from sklearn.exceptions import NotFittedError
         from sklearn.utils.validation import check_is_fitted
-        check_is_fitted(model)
+        try:
+            check_is_fitted(model)
+        except NotFittedError as e:
+            raise ConfigError(f"cannot save an unfitted {type(model).__name__}; fit it first") from e
     trusted = _check_trusted(trusted)
     if fmt == "skops":
         files, meta = _save_skops(model, example, trusted)
