@@ -46,7 +46,7 @@ def brute_topk(codes, errors, alpha, k, max_l, min_sup):
                     found[tuple(zip(fs, map(int, key)))] = z
     if len(found) > k:
         kth = sorted(found.values(), reverse=True)[k - 1]
-        found = {p: z for p, z in found.items() if z >= kth}
+        found = {p: z for p, z in found.items() if z >= kth - 1e-12 * max(1, abs(kth))}  # ties: within rounding
     return found
 
 
@@ -146,7 +146,7 @@ def test_dataframe_input_matches_a_groupby_on_the_raw_values():
                         found[tuple(sorted(zip(fs, labels)))] = z
         if len(found) > k:
             kth = sorted(found.values(), reverse=True)[k - 1]
-            found = {p: z for p, z in found.items() if z >= kth}
+            found = {p: z for p, z in found.items() if z >= kth - 1e-12 * max(1, abs(kth))}
         assert ours == set(found)
 
 
@@ -383,3 +383,82 @@ def test_import_is_light():
     code = "import sys, mlsys.evaluation.slicefinder; print(sorted(m for m in ('torch', 'sliceline', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+# ---- review 13 ----------------------------------------------------------------------------------------------------------
+
+def test_ties_within_rounding_are_kept_like_pruning_keeps_them():
+    "Scores 0.1000000000000002 and 0.10000000000000009 are the same 0.1: which the top-k keeps must not depend on rounding (review #16)."
+    codes = np.array([[0] * 9, [2, 0, 2, 1, 2, 0, 2, 0, 1], [0, 0, 0, 2, 0, 0, 0, 0, 1], [2, 1, 1, 2, 2, 2, 2, 0, 0]]).T
+    errors = np.array([0.0, 0.0, 0.5, 1.0, 2.0, 2.0, 1.0, 0.5, 2.0])
+    domains = np.array([1, 3, 3, 3])
+    ours = as_sets(sliceline_search(codes, domains, errors, alpha=0.9, k=2, max_l=2, min_sup=1), domains)
+    ref = brute_topk(codes, errors, alpha=0.9, k=2, max_l=2, min_sup=1)
+    assert len({z for z in ref.values()}) > 1 and len(ref) == 11  # 11 slices of score 0.1, in four different roundings
+    assert set(ours) == set(ref)
+    rng = np.random.default_rng(5)  # the reviewer's generator: small codes, errors in {0, 0.5, 1, 2}, many exact ties
+    for case in range(300):
+        n, F = int(rng.integers(5, 60)), int(rng.integers(1, 5))
+        domains = rng.integers(1, 4, F)
+        codes = np.column_stack([rng.integers(0, d, n) for d in domains])
+        errors = rng.integers(0, 2, n).astype(float) if case % 2 else rng.choice([0, 0.5, 1, 2], n)
+        params = dict(alpha=float(rng.choice([0.5, 0.9, 0.95, 1.0])), k=int(rng.integers(1, 6)),
+                      max_l=int(rng.integers(1, 4)), min_sup=int(rng.integers(1, 8)))
+        if errors.sum() == 0:
+            continue
+        assert set(as_sets(sliceline_search(codes, domains, errors, **params), domains)) == \
+            set(brute_topk(codes, errors, **params)), (case, params)
+
+
+def test_row_errors_map_labels_through_the_classes():
+    "Labels 1, 2, 3 (or strings) are the model's classes, not column indices (review #11); differential against scikit-learn."
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import brier_score_loss, log_loss
+    P = np.array([[0.9, 0.05, 0.05], [0.05, 0.05, 0.9]])
+    assert row_errors(np.array([1, 2]), P, "error", classes=[1, 2, 3]).tolist() == [0.0, 1.0]
+    assert row_errors(np.array([1, 3]), P, "error", classes=[1, 2, 3]).tolist() == [0.0, 0.0]
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(300, 2))
+    for labels in ([1, 2, 3], ["b", "a", "é"], [10, 20]):
+        y = np.asarray(labels)[rng.integers(0, len(labels), 300)]
+        m = LogisticRegression().fit(X, y)
+        Q = m.predict_proba(X)
+        s = Q if len(labels) > 2 else Q[:, 1]
+        assert row_errors(y, s, "error", classes=m.classes_).tolist() == (m.predict(X) != y).astype(float).tolist()
+        assert np.isclose(row_errors(y, s, classes=m.classes_).mean(), log_loss(y, Q, labels=m.classes_))
+        if len(labels) == 2:
+            assert np.isclose(row_errors(y, s, "brier", classes=m.classes_).mean(),
+                              brier_score_loss(y, s, pos_label=m.classes_[1]))
+        with pytest.raises(DataError, match="labels must be class indices"):
+            row_errors(y, s)  # without classes: not 0..k-1
+    check_named(lambda: row_errors(np.array([1, 4]), P, classes=[1, 2, 3]), DataError, "not among the classes [1, 2, 3]: [4]")
+    check_named(lambda: row_errors(np.array(["1", "2"]), P, classes=[1, 2, 3]), DataError, "['1', '2']")
+    check_named(lambda: row_errors(np.array([1, 2]), P, classes=[1, 2]), DataError, "3 distinct labels")
+    check_named(lambda: row_errors(np.array([1, 2]), P, classes=[1, 1, 2]), DataError, "3 distinct labels")
+
+
+def test_slicefindertest_uses_the_model_classes():
+    from sklearn.linear_model import LogisticRegression
+    rng = np.random.default_rng(12)
+    X = pd.DataFrame({"x": rng.normal(size=400), "g": rng.choice(list("ab"), 400)})
+    y = np.where(X["x"] > 0.3, 3, np.where(X["x"] < -0.3, 1, 2))
+    m = LogisticRegression().fit(X[["x"]], y)
+    r = SliceFinderTest("t", ["g"], loss="error", k=2, min_sup=10, max_ratio=50).run(m, X, y)
+    assert np.isclose(r.extra["average_error"], (m.predict(X[["x"]]) != y).mean())
+
+
+def test_duplicate_columns_and_bad_n_examples_are_named(data):
+    "review #15: duplicate column names were an AttributeError from pandas; n_examples='x' a ValueError, -1 accepted."
+    X, e = data
+    dup = X[["origin", "carrier"]].set_axis(["origin", "origin"], axis=1)
+    check_named(lambda: SliceFinder(min_sup=10).fit(dup, e), SchemaError, "duplicate column names ['origin']")
+    check_named(lambda: find_slices(X[["hour", "origin"]].set_axis([1, "1"], axis=1), e), SchemaError, "['1']")
+    check_named(lambda: SliceFinder(features=["origin", "origin"]).fit(X, e), ConfigError, "twice: ['origin']")
+    y = (e > 0).astype(int)
+    check_named(lambda: SliceFinderTest("t", ["origin"]).run(FixedModel(np.full(len(X), 0.5)), dup, y),
+                SchemaError, "duplicate column names")
+    for bad in ("x", -1, 2.5, True, None):
+        check_named(lambda bad=bad: SliceFinderTest("t", ["origin"], n_examples=bad), ConfigError, "n_examples")
+    p = np.where(X["origin"] == "EWR", 0.9, 0.1)
+    r = SliceFinderTest("t", ["origin"], n_examples=0, k=2, min_sup=10, max_ratio=1.0).run(FixedModel(p), X, np.zeros(len(X), int))
+    assert r.examples is not None and len(r.examples) == 0

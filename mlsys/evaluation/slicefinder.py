@@ -17,9 +17,9 @@ from ..core import ConfigError, DataError, SchemaError
 from .suite import ModelTest, TestResult, check_features, predict_scores
 
 # %% auto 0
-__all__ = ['SCORE_EPS', 'CUBE_FACTOR', 'TESTS', 'LOSSES', 'SliceColumn', 'SliceValueError', 'fit_column', 'slice_scores',
-           'score_upper_bound', 'SearchResult', 'sliceline_search', 'slice_pvalues', 'adjust_pvalues', 'effect_sizes',
-           'check_errors', 'SliceFinder', 'find_slices', 'row_errors', 'SliceFinderTest']
+__all__ = ['SCORE_EPS', 'TIE_TOL', 'CUBE_FACTOR', 'TESTS', 'LOSSES', 'SliceColumn', 'SliceValueError', 'fit_column',
+           'slice_scores', 'score_upper_bound', 'SearchResult', 'sliceline_search', 'slice_pvalues', 'adjust_pvalues',
+           'effect_sizes', 'check_errors', 'SliceFinder', 'find_slices', 'row_errors', 'SliceFinderTest']
 
 # %% ../../nbs/09e_evaluation_slicefinder.ipynb
 def _fmt(v) -> str:
@@ -144,6 +144,12 @@ def _ragged(starts: np.ndarray, lens: np.ndarray):
 
 # %% ../../nbs/09e_evaluation_slicefinder.ipynb
 SCORE_EPS = 1e-12  # a score this close to 0 is rounding noise: the slice is no worse than the average
+TIE_TOL = 1e-12  # scores within this (relative) distance of the k-th are ties: rounding must not decide what is kept
+
+
+def _tie_floor(kth: float) -> float:
+    "The lowest score that ties with `kth`: the same margin for the top-k and for pruning."
+    return kth - TIE_TOL * max(1.0, abs(kth))
 
 
 class _TopK:
@@ -158,21 +164,21 @@ class _TopK:
     @property
     def threshold(self) -> float:
         "A candidate whose upper bound is below this cannot enter the top-k (0 until k slices are held)."
-        return float(self.stats[:, 0].min()) if len(self.stats) >= self.k else 0.0
+        return float(self.stats[self.k - 1, 0]) if len(self.stats) >= self.k else 0.0  # the k-th best (sorted)
 
     def add(self, cols, stats, tested) -> None:
         ok = stats[:, 0] > SCORE_EPS
         cols, stats, tested = cols[ok], stats[ok], tested[ok]
         if len(stats) > self.k:  # keep the new ones that can be in the top-k (ties with the k-th included)
             kth = np.partition(stats[:, 0], len(stats) - self.k)[len(stats) - self.k]
-            sel = stats[:, 0] >= kth
+            sel = stats[:, 0] >= _tie_floor(kth)
             cols, stats, tested = cols[sel], stats[sel], tested[sel]
         pad = np.full((len(cols), self.width), -1, dtype=np.int64)
         pad[:, :cols.shape[1]] = cols
         allc, alls, allt = np.vstack([self.cols, pad]), np.vstack([self.stats, stats]), np.concatenate([self.tested, tested])
         if len(alls) > self.k:
             kth = np.sort(alls[:, 0])[::-1][self.k - 1]
-            sel = alls[:, 0] >= kth
+            sel = alls[:, 0] >= _tie_floor(kth)
             allc, alls, allt = allc[sel], alls[sel], allt[sel]
         level = (allc >= 0).sum(axis=1)
         padded = np.where(allc >= 0, allc, np.iinfo(np.int64).max)
@@ -370,7 +376,7 @@ def sliceline_search(
             ub = score_upper_bound(lv.size[pidx].min(axis=1), lv.err[pidx].min(axis=1), lv.mx[pidx].min(axis=1),
                                    n, ebar, alpha, floor)
             thr = topk.threshold  # less a rounding margin: ties with the k-th are kept
-            keep = (ub > SCORE_EPS) & (ub >= thr - 1e-12 * max(1.0, abs(thr)))
+            keep = (ub > SCORE_EPS) & (ub >= _tie_floor(thr))
             n_gen, n_eval = n_gen + g, n_eval + int(keep.sum())
             child = child[keep]
             last = lv.P.shape[1] + 1 >= min(F, max_l)  # the last level's rows are never read
@@ -454,7 +460,11 @@ def _as_frame(X, what: str = "X") -> pd.DataFrame:
     if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
         raise DataError(f"{what} is a sparse matrix: sparse input is not supported, pass a dense array or a DataFrame")
     if isinstance(X, pd.DataFrame):
-        return X.set_axis([str(c) for c in X.columns], axis=1) if not all(isinstance(c, str) for c in X.columns) else X
+        names = [str(c) for c in X.columns]
+        dup = sorted({c for c in names if names.count(c) > 1})
+        if dup:
+            raise SchemaError(f"{what} has duplicate column names {dup[:20]!r}: a slice's predicate would not name one column")
+        return X.set_axis(names, axis=1) if not all(isinstance(c, str) for c in X.columns) else X
     if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
         try:
             arr = np.asarray(X)
@@ -538,6 +548,8 @@ def _check_params(self: SliceFinder) -> None:
         raise ConfigError(f"rank_by must be 'score' or 'effect_size', got {self.rank_by!r}")
     if self.features is not None and (not isinstance(self.features, (list, tuple)) or not all(isinstance(f, str) for f in self.features)):
         raise ConfigError(f"features must be a list of column names or None, got {self.features!r}")
+    if self.features is not None and len(set(self.features)) < len(self.features):
+        raise ConfigError(f"features names a column twice: {sorted({f for f in self.features if list(self.features).count(f) > 1})!r}")
 
 # %% ../../nbs/09e_evaluation_slicefinder.ipynb
 def _frame(self: SliceFinder, X, reset: bool) -> pd.DataFrame:
@@ -637,11 +649,30 @@ def find_slices(
 LOSSES = ("log_loss", "error", "brier")
 
 
+def _class_index(y: np.ndarray, k: int, classes) -> np.ndarray:
+    "Each label's score column: its position in `classes`, or the label itself (0..k-1) without them; else `DataError`."
+    if classes is None:
+        yi = y.astype(np.int64) if y.dtype.kind in "biuf" else None
+        if yi is None or (yi != y).any() or (yi < 0).any() or (yi >= k).any():
+            raise DataError(f"labels must be class indices 0..{k - 1} for these scores (or pass classes), "
+                            f"got values like {pd.unique(pd.Series(y, dtype=object))[:5].tolist()!r}")
+        return yi
+    cl = pd.Index(np.asarray(classes).tolist(), dtype=object)
+    if cl.ndim != 1 or len(cl) != k or not cl.is_unique:
+        raise DataError(f"classes must be {k} distinct labels, one per score column, got {cl.tolist()[:10]!r}")
+    yi = cl.get_indexer(pd.Index(y.tolist(), dtype=object))  # object: the label '1' is not the class 1
+    if (yi < 0).any():
+        unknown = pd.unique(pd.Series(y[yi < 0], dtype=object))
+        raise DataError(f"labels not among the classes {cl.tolist()[:10]!r}: {unknown[:10].tolist()!r}")
+    return yi.astype(np.int64)
+
+
 def row_errors(
     y,  # true labels (0/1 for a binary model, class indices for a multi-class one)
     scores,  # `predict_scores` output: positive-class probabilities (n,) or a probability matrix (n, classes)
     loss: str = "log_loss",  # "log_loss", "error" (misclassification, 0/1) or "brier"
     eps: float = 1e-15,  # probabilities are clipped to [eps, 1 - eps] for the log loss
+    classes=None,  # the label of each score column (a model's `classes_`); None: labels are the column indices
 ) -> np.ndarray:
     "Each row's loss: the per-row log loss, misclassification (0/1) or squared error of the predicted probabilities."
     if not isinstance(loss, str) or loss not in LOSSES:
@@ -655,9 +686,7 @@ def row_errors(
     if y.dtype.kind == "f" and np.isnan(y).any():
         raise DataError(f"the labels have {int(np.isnan(y).sum())} missing values")
     k = 2 if p.ndim == 1 else p.shape[1]
-    yi = y.astype(np.int64) if y.dtype.kind in "biuf" else None
-    if yi is None or (yi != y).any() or (yi < 0).any() or (yi >= k).any():
-        raise DataError(f"labels must be class indices 0..{k - 1} for these scores, got values like {np.unique(y)[:5]!r}")
+    yi = _class_index(y, k, classes)
     P = np.column_stack([1 - p, p]) if p.ndim == 1 else p
     py = P[np.arange(len(yi)), yi]
     if loss == "log_loss":
@@ -689,6 +718,8 @@ class SliceFinderTest(ModelTest):
             raise ConfigError(f"test {name!r}: loss must be one of {LOSSES}, got {loss!r}")
         if isinstance(max_ratio, bool) or not isinstance(max_ratio, (int, float)) or not max_ratio >= 1 or not math.isfinite(max_ratio):
             raise ConfigError(f"test {name!r}: max_ratio must be a finite number >= 1, got {max_ratio!r}")
+        if isinstance(n_examples, (bool, np.bool_)) or not isinstance(n_examples, (int, np.integer)) or n_examples < 0:
+            raise ConfigError(f"test {name!r}: n_examples must be an integer >= 0, got {n_examples!r}")
         if "features" in params:
             raise ConfigError(f"test {name!r}: give the features once, as the features argument")
         self.finder = SliceFinder(features=list(features), **params)
@@ -702,7 +733,7 @@ class SliceFinderTest(ModelTest):
         if len(X) == 0:
             raise DataError(f"test {self.name!r}: X has no rows")
         scores = predict_scores(model, X, what=f"test {self.name!r}: model")
-        err = row_errors(y, scores, self.loss)
+        err = row_errors(y, scores, self.loss, classes=getattr(model, "classes_", None))
         sf = clone(self.finder).fit(X[feats], err)
         top, pcol = sf.top_slices_, f"p_{sf.correction}"
         sig = top[top["significant"]]
