@@ -582,11 +582,11 @@ def _check_direction(metric, greater_is_better, what: str) -> bool:
 
 
 # %% ../../nbs/09a_evaluation_behavioral.ipynb
-def _rows_changed(X, X2) -> np.ndarray:
-    "Which inputs the perturbation changed."
+def _rows_changed(X, X2, columns: Sequence[str] | None = None) -> np.ndarray:
+    "Which inputs the perturbation changed (for a table, comparing only `columns` when given: those it declares it changes)."
     if isinstance(X, pd.DataFrame):
         same = np.ones(len(X), dtype=bool)
-        for c in X.columns:
+        for c in X.columns if columns is None else columns:
             a, b = X[c], X2[c]
             same &= ((a == b).fillna(False) | (a.isna() & b.isna())).to_numpy(dtype=bool)
         return ~same
@@ -640,7 +640,7 @@ def robustness_curve(
         vals, changed = [], []
         for c in ss.spawn(repeats):
             X2 = perturbation.apply(X, s, np.random.default_rng(c))
-            changed.append(float(_rows_changed(X, X2).mean()))
+            changed.append(float(_rows_changed(X, X2, getattr(perturbation, "features", None)).mean()))
             vals.append(_metric_value(metric, y, model_scores(model, X2), f"{perturbation.name} at {s:g}"))
         vals = np.array(vals)
         m, sd = float(vals.mean()), float(vals.std(ddof=1)) if repeats > 1 else 0.0
