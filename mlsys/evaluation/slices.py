@@ -407,7 +407,7 @@ class SliceTest(ModelTest):
         n_boot: int = 200,  # bootstrap resamples per slice
         confidence: float = 0.95,  # interval level
         seed: int = 0,  # seed of the resamples
-        features: Sequence[str] | None = None,  # the columns the model reads (default: its feature_names_in_)
+        features: Sequence[str] | None = None,  # the columns the model reads (default: the column names it was fitted on)
         must_pass: bool = True,  # whether a failure must stop a release
     ):
         super().__init__(name, must_pass)
