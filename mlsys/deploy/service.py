@@ -169,9 +169,14 @@ def feature_spec(
     return FeatureSpec(tuple(_learn_field(X[n], n, float(widen), bounds.get(n), n in nullable) for n in names))
 
 # %% ../../nbs/10c_deploy_service.ipynb
+def _integral(v):
+    "JSON Schema counts 10.0 as an integer: accept an integral float as its int (a string or 10.5 stays refused)."
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
 def _field_type(f: FieldSpec):
     "The pydantic annotation and default of one feature."
-    from pydantic import Field
+    from pydantic import BeforeValidator, Field
     if f.kind == "category":
         t = Annotated[Literal[f.categories], Field(description=f"one of {len(f.categories)} categories seen in training")]
     else:
@@ -179,6 +184,8 @@ def _field_type(f: FieldSpec):
         lo, hi = [None if v is None else base(v) for v in (f.minimum, f.maximum)]
         where = f"[{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
         t = Annotated[base, Field(ge=lo, le=hi, strict=True, allow_inf_nan=False, description=f"a {f.kind} in {where}")]
+        if base is int:
+            t = Annotated[t, BeforeValidator(_integral)]
     return (t | None, None) if f.nullable else (t, ...)
 
 # %% ../../nbs/10c_deploy_service.ipynb
@@ -697,6 +704,9 @@ def _install_error_handlers(app, routes: str) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc):
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 400 and "parsing the body" in detail:  # bytes that are not UTF-8 JSON: as malformed JSON
+            errors = [{"loc": ["body"], "msg": "the body is not UTF-8 JSON", "type": "json_invalid", "input": None}]
+            return JSONResponse(_error_body(422, "body is not UTF-8 JSON", errors), status_code=422)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}; the routes are {routes}"
         elif exc.status_code == 405:
@@ -762,6 +772,7 @@ def create_app(
     threshold: float = 0.5,  # probability from which a flight is predicted late
     max_rows: int = 1000,  # flights per batch request at most
     bench_endpoints: bool = False,  # also serve /predict/naive and /empty (the serving bench's references)
+    example_key: str = "20130108-UA1545-EWR",  # a stored flight id, shown as the lookup route's example
 ):
     "The online prediction service as a FastAPI app, with an exact OpenAPI spec."
     fastapi = optional_import("fastapi", extra="serve", purpose="the prediction service")
@@ -789,7 +800,7 @@ def create_app(
     if features is not None:
         @app.get("/flights/{flight_id}/prediction", response_model=m.Prediction, responses=_responses(m, 404, 422, 503),
                  summary="Predict a flight from its stored features")
-        async def predict_flight(flight_id: str = PathParam(pattern=FLIGHT_ID_PATTERN, examples=["20130108-UA1545-EWR"])) -> dict:
+        async def predict_flight(flight_id: str = PathParam(pattern=FLIGHT_ID_PATTERN, examples=[example_key])) -> dict:
             return await service.predict_key(flight_id)
 
     _add_status_routes(app, service, m)
@@ -877,7 +888,7 @@ def serve_in_thread(app, host: str = "127.0.0.1", port: int | None = None, start
 
 # %% ../../nbs/10c_deploy_service.ipynb
 _SETTINGS = ("main_name", "backup_name", "view", "budget", "max_batch_size", "max_wait", "max_queue", "cache_size",
-             "cache_ttl", "threshold", "max_rows", "bench_endpoints")
+             "cache_ttl", "threshold", "max_rows", "bench_endpoints", "example_key")
 
 
 def save_service(
