@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import ConfigError, DataError, IntegrityError, SchemaError, as_path, require_columns, require_tz_aware
 from .models import RelationalStore
@@ -82,7 +83,7 @@ _RENDERINGS = {  # field -> (rendering, probability); the probabilities of a fie
 }
 _NYC = ("EWR", "JFK", "LGA")
 
-
+# %% ../../nbs/02g_data_sources.ipynb
 def _typo(word: str, rng: np.random.Generator) -> str:
     "One random edit of a letter of `word`: delete, swap with the next letter, or replace it."
     letters = [i for i, c in enumerate(word) if c.isalpha()]
@@ -94,7 +95,7 @@ def _typo(word: str, rng: np.random.Generator) -> str:
         return word[:i] + word[i + 1] + word[i] + word[i + 2:]
     return word[:i] + "qxz"[int(rng.integers(3))] + word[i + 1:]
 
-
+# %% ../../nbs/02g_data_sources.ipynb
 def messy_form_records(
     flights: pd.DataFrame,  # rows of `load_flights`
     airlines: pd.DataFrame,  # `load_airlines` (names for the carrier field)
@@ -178,7 +179,7 @@ def _month(word: str) -> int | None:
     hits = {i for name, i in _MONTHS.items() if name.startswith(w)}
     return hits.pop() if len(hits) == 1 else None
 
-
+# %% ../../nbs/02g_data_sources.ipynb
 def _date(s: str, order: str | None) -> tuple[str | None, str]:
     "(ISO date or None, a fix note or the reason for refusing)"
     if m := _ISO.fullmatch(s):
@@ -207,7 +208,7 @@ def _date(s: str, order: str | None) -> tuple[str | None, str]:
     except ValueError:
         return None, f"date {s!r} is not a real day"
 
-
+# %% ../../nbs/02g_data_sources.ipynb
 def _time(s: str) -> tuple[str | None, str]:
     "(HH:MM on a 24-hour clock or None, a fix note or the reason for refusing)"
     low = s.lower()
@@ -271,99 +272,107 @@ class FormValidator:
             by_name.setdefault(_norm_name(name), set()).add(code)
         self.airport_names = {k: v.pop() for k, v in by_name.items() if len(v) == 1}
 
-    def _carrier(self, s: str) -> tuple[str | None, str]:
-        if len(s) == 2 and s.upper() in self.codes:
-            return s.upper(), ("carrier: case" if s != s.upper() else "")
-        key = _norm_name(s)
-        if key in self.names:
-            return self.names[key], "carrier: name → code"
-        scores = sorted(((difflib.SequenceMatcher(None, key, k).ratio(), c) for k, c in self.names.items()), reverse=True)
-        (best, code), runner = scores[0], (scores[1][0] if len(scores) > 1 else 0.0)
-        if best >= self.fuzzy and best - runner >= self.margin:
-            return code, f"carrier: misspelt name → code (similarity {best:.2f})"
-        if best >= self.fuzzy:
-            return None, f"carrier {s!r} is as close to {scores[1][1]} as to {code}"
-        return None, f"carrier {s!r} is not an airline we know"
+# %% ../../nbs/02g_data_sources.ipynb
+@patch
+def _carrier(self: FormValidator, s: str) -> tuple[str | None, str]:
+    if len(s) == 2 and s.upper() in self.codes:
+        return s.upper(), ("carrier: case" if s != s.upper() else "")
+    key = _norm_name(s)
+    if key in self.names:
+        return self.names[key], "carrier: name → code"
+    scores = sorted(((difflib.SequenceMatcher(None, key, k).ratio(), c) for k, c in self.names.items()), reverse=True)
+    (best, code), runner = scores[0], (scores[1][0] if len(scores) > 1 else 0.0)
+    if best >= self.fuzzy and best - runner >= self.margin:
+        return code, f"carrier: misspelt name → code (similarity {best:.2f})"
+    if best >= self.fuzzy:
+        return None, f"carrier {s!r} is as close to {scores[1][1]} as to {code}"
+    return None, f"carrier {s!r} is not an airline we know"
 
-    def _airport(self, s: str, field: str) -> tuple[str | None, str]:
-        if len(s) == 3 and s.isalpha():
-            if s.upper() in self.airports:
-                return s.upper(), (f"{field}: case" if s != s.upper() else "")
-            return None, f"{field} {s!r} is not an airport code we know"
-        code = self.airport_names.get(_norm_name(s))
-        if code is not None:
-            return code, f"{field}: name → code"
-        return None, f"{field} {s!r} is not an airport code or name we know"
 
-    def validate_one(
-        self,
-        record: Mapping,  # one form: the keys of `FORM_FIELDS`
-    ) -> dict:
-        "Validate one record: the normalised fields, `status`, `reasons` (why refused) and `fixes` (what was normalised)."
-        if not isinstance(record, Mapping):
-            raise DataError(f"a form record must be a mapping of field -> value, got {type(record).__name__}")
-        out: dict[str, Any] = dict.fromkeys(FORM_FIELDS)
-        reasons, fixes = [], []
-        raw, missing = {}, set()
-        for f in FORM_FIELDS:
-            try:
-                raw[f] = _text(record.get(f))
-            except TypeError as e:
-                raw[f] = None
-                reasons.append(f"{f} {e}")
-                continue
-            if raw[f] is None:
-                missing.add(f)
-                reasons.append(f"{f} is missing")
-        prefix = None
-        if raw["flight"] is not None:
-            m = _FLIGHT.fullmatch(raw["flight"])
-            if m is None or int(m["num"]) == 0:
-                reasons.append(f"flight {raw['flight']!r} is not a flight number")
-            else:
-                out["flight"] = int(m["num"])
-                prefix = m["pre"].upper() if m["pre"] else None
-                if raw["flight"] != m["num"]:
-                    fixes.append("flight: prefix/punctuation removed")
-                if prefix is not None and prefix not in self.codes:
-                    reasons.append(f"flight {raw['flight']!r} starts with {prefix!r}, which is not a carrier code")
-                    prefix = None
-        if raw["carrier"] is not None:
-            code, note = self._carrier(raw["carrier"])
-            (fixes if code else reasons).append(note) if note else None
-            out["carrier"] = code
-            if code and prefix and code != prefix:
-                reasons.append(f"carrier {code} contradicts the flight number's prefix {prefix}")
-        elif prefix is not None and "carrier" in missing:  # the flight number names its airline
-            out["carrier"] = prefix
-            reasons.remove("carrier is missing")
-            fixes.append("carrier: taken from the flight number")
-        for f, parse in (("date", lambda s: _date(s, self.date_order)), ("dep_time", _time),
-                         ("origin", lambda s: self._airport(s, "origin")), ("dest", lambda s: self._airport(s, "dest"))):
-            if raw[f] is not None:
-                value, note = parse(raw[f])
-                out[f] = value
-                if note:
-                    (fixes if value is not None else reasons).append(note)
-        if out["origin"] and out["origin"] == out["dest"]:
-            reasons.append(f"origin and dest are both {out['origin']}")
-        out["status"] = "rejected" if reasons else "accepted"
-        out["reasons"], out["fixes"] = "; ".join(reasons), "; ".join(fixes)
-        return out
+@patch
+def _airport(self: FormValidator, s: str, field: str) -> tuple[str | None, str]:
+    if len(s) == 3 and s.isalpha():
+        if s.upper() in self.airports:
+            return s.upper(), (f"{field}: case" if s != s.upper() else "")
+        return None, f"{field} {s!r} is not an airport code we know"
+    code = self.airport_names.get(_norm_name(s))
+    if code is not None:
+        return code, f"{field}: name → code"
+    return None, f"{field} {s!r} is not an airport code or name we know"
 
-    def validate(
-        self,
-        records: pd.DataFrame,  # one row per form, with a `record_id` and the columns of `FORM_FIELDS`
-    ) -> pd.DataFrame:
-        "The report: one row per record with `status` (accepted/rejected), `reasons`, `fixes` and the normalised fields."
-        _frame(records, ["record_id", *FORM_FIELDS], "records")
-        if records["record_id"].isna().any() or records["record_id"].duplicated().any():
-            raise DataError("records['record_id'] must be unique and not missing")
-        rows = [self.validate_one(r) for r in records[list(FORM_FIELDS)].to_dict("records")]
-        report = pd.DataFrame(rows, columns=[*FORM_FIELDS, "status", "reasons", "fixes"])
-        report.insert(0, "record_id", records["record_id"].to_numpy())
-        report["flight"] = report["flight"].astype("Int64")
-        return report
+# %% ../../nbs/02g_data_sources.ipynb
+@patch
+def validate_one(
+    self: FormValidator,
+    record: Mapping,  # one form: the keys of `FORM_FIELDS`
+) -> dict:
+    "Validate one record: the normalised fields, `status`, `reasons` (why refused) and `fixes` (what was normalised)."
+    if not isinstance(record, Mapping):
+        raise DataError(f"a form record must be a mapping of field -> value, got {type(record).__name__}")
+    out: dict[str, Any] = dict.fromkeys(FORM_FIELDS)
+    reasons, fixes = [], []
+    raw, missing = {}, set()
+    for f in FORM_FIELDS:
+        try:
+            raw[f] = _text(record.get(f))
+        except TypeError as e:
+            raw[f] = None
+            reasons.append(f"{f} {e}")
+            continue
+        if raw[f] is None:
+            missing.add(f)
+            reasons.append(f"{f} is missing")
+    prefix = None
+    if raw["flight"] is not None:
+        m = _FLIGHT.fullmatch(raw["flight"])
+        if m is None or int(m["num"]) == 0:
+            reasons.append(f"flight {raw['flight']!r} is not a flight number")
+        else:
+            out["flight"] = int(m["num"])
+            prefix = m["pre"].upper() if m["pre"] else None
+            if raw["flight"] != m["num"]:
+                fixes.append("flight: prefix/punctuation removed")
+            if prefix is not None and prefix not in self.codes:
+                reasons.append(f"flight {raw['flight']!r} starts with {prefix!r}, which is not a carrier code")
+                prefix = None
+    if raw["carrier"] is not None:
+        code, note = self._carrier(raw["carrier"])
+        (fixes if code else reasons).append(note) if note else None
+        out["carrier"] = code
+        if code and prefix and code != prefix:
+            reasons.append(f"carrier {code} contradicts the flight number's prefix {prefix}")
+    elif prefix is not None and "carrier" in missing:  # the flight number names its airline
+        out["carrier"] = prefix
+        reasons.remove("carrier is missing")
+        fixes.append("carrier: taken from the flight number")
+    for f, parse in (("date", lambda s: _date(s, self.date_order)), ("dep_time", _time),
+                     ("origin", lambda s: self._airport(s, "origin")), ("dest", lambda s: self._airport(s, "dest"))):
+        if raw[f] is not None:
+            value, note = parse(raw[f])
+            out[f] = value
+            if note:
+                (fixes if value is not None else reasons).append(note)
+    if out["origin"] and out["origin"] == out["dest"]:
+        reasons.append(f"origin and dest are both {out['origin']}")
+    out["status"] = "rejected" if reasons else "accepted"
+    out["reasons"], out["fixes"] = "; ".join(reasons), "; ".join(fixes)
+    return out
+
+# %% ../../nbs/02g_data_sources.ipynb
+@patch
+def validate(
+    self: FormValidator,
+    records: pd.DataFrame,  # one row per form, with a `record_id` and the columns of `FORM_FIELDS`
+) -> pd.DataFrame:
+    "The report: one row per record with `status` (accepted/rejected), `reasons`, `fixes` and the normalised fields."
+    _frame(records, ["record_id", *FORM_FIELDS], "records")
+    if records["record_id"].isna().any() or records["record_id"].duplicated().any():
+        raise DataError("records['record_id'] must be unique and not missing")
+    rows = [self.validate_one(r) for r in records[list(FORM_FIELDS)].to_dict("records")]
+    report = pd.DataFrame(rows, columns=[*FORM_FIELDS, "status", "reasons", "fixes"])
+    report.insert(0, "record_id", records["record_id"].to_numpy())
+    report["flight"] = report["flight"].astype("Int64")
+    return report
 
 # %% ../../nbs/02g_data_sources.ipynb
 LOG_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
@@ -453,7 +462,7 @@ class LogParse:
         return {"lines": self.lines, "events": len(self.events), "recovered": self.recovered,
                 **self.dropped["reason"].value_counts().sort_index().to_dict()}
 
-
+# %% ../../nbs/02g_data_sources.ipynb
 _OBJECT_START = re.compile(r"\{\s*\"")
 
 
@@ -482,7 +491,24 @@ def _check_event(obj: Any, required: tuple) -> str | None:
         return "bad_ts"
     return "naive_ts" if t.tzinfo is None else None
 
+# %% ../../nbs/02g_data_sources.ipynb
+def _salvage(line: str, required: tuple) -> tuple[list, str]:
+    "The usable events inside a damaged `line`, as (start, end, event), and the text left around them."
+    pos, found = 0, []
+    for m in _OBJECT_START.finditer(line):
+        if m.start() < pos:
+            continue
+        try:
+            o, end = _DECODER.raw_decode(line, m.start())
+        except ValueError:
+            continue
+        if _check_event(o, required) is None:
+            found.append((m.start(), end, o))
+            pos = end
+    rest = "".join(line[a:b] for a, b in zip([0] + [e for _, e, _ in found], [s for s, _, _ in found] + [len(line)]))
+    return found, rest
 
+# %% ../../nbs/02g_data_sources.ipynb
 def parse_log_lines(
     lines: Iterable[str | bytes],  # log lines (a list, a file opened in text or binary mode, ...), newlines optional
     required: Iterable[str] = ("ts", "level", "event"),  # fields every event must have
@@ -513,18 +539,7 @@ def parse_log_lines(
         try:
             obj = _DECODER.decode(line)
         except ValueError as e:  # damaged: look for whole events inside it
-            pos, found = 0, []
-            for m in _OBJECT_START.finditer(line):
-                if m.start() < pos:
-                    continue
-                try:
-                    o, end = _DECODER.raw_decode(line, m.start())
-                except ValueError:
-                    continue
-                if _check_event(o, required) is None:
-                    found.append((m.start(), end, o))
-                    pos = end
-            rest = "".join(line[a:b] for a, b in zip([0] + [e for _, e, _ in found], [s for s, _, _ in found] + [len(line)]))
+            found, rest = _salvage(line, required)
             for _, _, o in found:
                 events.append({**o, "line": n})
             recovered += len(found)
@@ -547,7 +562,7 @@ def parse_log_lines(
         ev["ts"] = pd.to_datetime(ev["ts"], utc=True, format="ISO8601")
     return LogParse(events=ev, dropped=pd.DataFrame(dropped, columns=["line", "reason", "excerpt"]), lines=n, recovered=recovered)
 
-
+# %% ../../nbs/02g_data_sources.ipynb
 def read_log(
     path: str | Path,  # a JSON-lines log file
     required: Iterable[str] = ("ts", "level", "event"),  # fields every event must have
@@ -765,7 +780,7 @@ class DeliveryReport:
     latest: pd.Timestamp | None  # newest time in the delivery
     age: pd.Timedelta | None  # `now` minus `latest`
 
-
+# %% ../../nbs/02g_data_sources.ipynb
 def _band_coverage(x: np.ndarray, lo: float, hi: float) -> float:
     "Share of `x` inside [lo, hi] widened by a tenth of its width on each side."
     pad = 0.1 * (hi - lo) + 1e-9 * max(1.0, abs(lo), abs(hi))
@@ -776,7 +791,7 @@ def _finite(s: pd.Series) -> np.ndarray:
     x = s.to_numpy(dtype="float64", na_value=np.nan)
     return x[np.isfinite(x)]
 
-
+# %% ../../nbs/02g_data_sources.ipynb
 def _field_problems(fields: Mapping[str, FeedField], df: pd.DataFrame, what: str) -> tuple[list, list, list, list]:
     "(problems, fields fit for value checks, missing fields, unexpected fields) of a delivery's columns and kinds."
     if not isinstance(df, pd.DataFrame):
@@ -804,7 +819,7 @@ def _field_problems(fields: Mapping[str, FeedField], df: pd.DataFrame, what: str
     missing = [c for c in fields if c not in df.columns]
     return probs, usable, missing, [c for c in df.columns if c not in fields]
 
-
+# %% ../../nbs/02g_data_sources.ipynb
 def _renames(df: pd.DataFrame, bands: dict, missing: list, extra: list) -> dict:
     "missing field -> (the unexpected field that looks like it, whether its values fit the missing field's band)."
     out, taken = {}, set()
@@ -823,7 +838,7 @@ def _renames(df: pd.DataFrame, bands: dict, missing: list, extra: list) -> dict:
             taken.add(best[1])
     return out
 
-
+# %% ../../nbs/02g_data_sources.ipynb
 def _value_problems(c: str, f: FeedField, x: np.ndarray, band: tuple | None, coverage: float) -> list:
     "Problems of one numeric field's values: a change of unit (named), values out of range, a shift from the reference."
     in_range = float(np.mean((x >= f.low) & (x <= f.high)))
@@ -887,65 +902,69 @@ class FeedContract:
             raise ConfigError(f"coverage must be a fraction in (0, 1), got {self.coverage!r}")
         return max_age, cadence
 
-    def fit(
-        self,
-        reference: pd.DataFrame,  # deliveries known to be good (e.g. the last week)
-    ) -> FeedContract:
-        "Learn each numeric field's reference band (1st to 99th percentile); the reference must satisfy the contract."
-        self._params()
-        probs, usable, missing, _ = _field_problems(self.fields, reference, "reference")
-        errors = [p for p in probs if p[0] == "error"] + [("error", m, "missing_field", f"{m!r} is missing") for m in missing]
-        if errors:
-            raise SchemaError(f"the reference breaks the contract: {errors[0][3]}")
-        self.band_ = {}
-        for name in usable:
-            x = _finite(reference[name]) if self.fields[name].kind == "float" else []
-            if len(x) >= 10:  # (1st percentile, 99th percentile, whether the middle half has any spread)
-                q = np.quantile(x, [0.01, 0.25, 0.75, 0.99])
-                self.band_[name] = (float(q[0]), float(q[3]), bool(q[1] < q[2]))
-        return self
+# %% ../../nbs/02g_data_sources.ipynb
+@patch
+def fit(
+    self: FeedContract,
+    reference: pd.DataFrame,  # deliveries known to be good (e.g. the last week)
+) -> FeedContract:
+    "Learn each numeric field's reference band (1st to 99th percentile); the reference must satisfy the contract."
+    self._params()
+    probs, usable, missing, _ = _field_problems(self.fields, reference, "reference")
+    errors = [p for p in probs if p[0] == "error"] + [("error", m, "missing_field", f"{m!r} is missing") for m in missing]
+    if errors:
+        raise SchemaError(f"the reference breaks the contract: {errors[0][3]}")
+    self.band_ = {}
+    for name in usable:
+        x = _finite(reference[name]) if self.fields[name].kind == "float" else []
+        if len(x) >= 10:  # (1st percentile, 99th percentile, whether the middle half has any spread)
+            q = np.quantile(x, [0.01, 0.25, 0.75, 0.99])
+            self.band_[name] = (float(q[0]), float(q[3]), bool(q[1] < q[2]))
+    return self
 
-    def check(
-        self,
-        delivery: pd.DataFrame,  # one delivery from the provider
-        now: pd.Timestamp,  # when it is checked (tz-aware)
-    ) -> DeliveryReport:
-        "Check a delivery: fields (renames named), kinds, nulls, units (changes named) and ranges, duplicates, freshness, gaps."
-        if not hasattr(self, "band_"):
-            raise ConfigError("this FeedContract is not fitted; call fit(reference) first")
-        max_age, cadence = self._params()
-        now = require_tz_aware(now, "now")
-        rows, usable, missing, extra = _field_problems(self.fields, delivery, "delivery")
-        renamed = _renames(delivery, self.band_, missing, extra)
-        for m in missing:
-            if m in renamed:
-                e, by_values = renamed[m]
-                why = "its values fit the missing field's reference band" if by_values else "the names are alike"
-                rows.append(("error", m, "renamed", f"{m!r} is missing and {e!r} arrived in its place ({why})"))
-            else:
-                rows.append(("error", m, "missing_field", f"{m!r} is missing from the delivery"))
-        rows += [("warning", e, "unexpected_field", f"{e!r} is not in the contract (ignored)")
-                 for e in extra if e not in {v[0] for v in renamed.values()}]
-        for c in usable:
-            if self.fields[c].kind == "float" and len(x := _finite(delivery[c])):
-                rows += _value_problems(c, self.fields[c], x, self.band_.get(c), self.coverage)
-        t, latest, age = self.time_field, None, None
-        times = delivery[t].dropna() if t in usable else pd.Series([], dtype=object)
-        if len(times):
-            latest = times.max()
-            age = now - latest
-            if age > max_age:
-                rows.append(("error", t, "stale", f"the newest {t} is {latest}, {age} before now; the contract allows {max_age}"))
-            if age < -cadence:
-                rows.append(("error", t, "from_future", f"the newest {t} is {latest}, after now ({now})"))
-            groups = [k for k in self.key if k != t and k in usable]
-            expected = (int((latest - times.min()) / cadence) + 1) * (delivery.groupby(groups, observed=True).ngroups if groups else 1)
-            have = len(delivery.drop_duplicates([*groups, t]))
-            if have < expected:
-                rows.append(("warning", t, "missing_rows", f"{expected - have} of {expected} expected rows (one per {cadence} "
-                             f"per {'/'.join(groups) or 'feed'}) are missing"))
-        if all(k in usable for k in self.key) and (dup := delivery.duplicated(list(self.key))).any():
-            rows.append(("error", ",".join(self.key), "duplicate_key", f"{int(dup.sum())} rows repeat a key {tuple(self.key)}"))
-        problems = pd.DataFrame(rows, columns=["severity", "field", "problem", "detail"])
-        return DeliveryReport(ok=not (problems["severity"] == "error").any(), problems=problems, rows=len(delivery),
-                              latest=latest, age=age)
+# %% ../../nbs/02g_data_sources.ipynb
+@patch
+def check(
+    self: FeedContract,
+    delivery: pd.DataFrame,  # one delivery from the provider
+    now: pd.Timestamp,  # when it is checked (tz-aware)
+) -> DeliveryReport:
+    "Check a delivery: fields (renames named), kinds, nulls, units (changes named) and ranges, duplicates, freshness, gaps."
+    if not hasattr(self, "band_"):
+        raise ConfigError("this FeedContract is not fitted; call fit(reference) first")
+    max_age, cadence = self._params()
+    now = require_tz_aware(now, "now")
+    rows, usable, missing, extra = _field_problems(self.fields, delivery, "delivery")
+    renamed = _renames(delivery, self.band_, missing, extra)
+    for m in missing:
+        if m in renamed:
+            e, by_values = renamed[m]
+            why = "its values fit the missing field's reference band" if by_values else "the names are alike"
+            rows.append(("error", m, "renamed", f"{m!r} is missing and {e!r} arrived in its place ({why})"))
+        else:
+            rows.append(("error", m, "missing_field", f"{m!r} is missing from the delivery"))
+    rows += [("warning", e, "unexpected_field", f"{e!r} is not in the contract (ignored)")
+             for e in extra if e not in {v[0] for v in renamed.values()}]
+    for c in usable:
+        if self.fields[c].kind == "float" and len(x := _finite(delivery[c])):
+            rows += _value_problems(c, self.fields[c], x, self.band_.get(c), self.coverage)
+    t, latest, age = self.time_field, None, None
+    times = delivery[t].dropna() if t in usable else pd.Series([], dtype=object)
+    if len(times):
+        latest = times.max()
+        age = now - latest
+        if age > max_age:
+            rows.append(("error", t, "stale", f"the newest {t} is {latest}, {age} before now; the contract allows {max_age}"))
+        if age < -cadence:
+            rows.append(("error", t, "from_future", f"the newest {t} is {latest}, after now ({now})"))
+        groups = [k for k in self.key if k != t and k in usable]
+        expected = (int((latest - times.min()) / cadence) + 1) * (delivery.groupby(groups, observed=True).ngroups if groups else 1)
+        have = len(delivery.drop_duplicates([*groups, t]))
+        if have < expected:
+            rows.append(("warning", t, "missing_rows", f"{expected - have} of {expected} expected rows (one per {cadence} "
+                         f"per {'/'.join(groups) or 'feed'}) are missing"))
+    if all(k in usable for k in self.key) and (dup := delivery.duplicated(list(self.key))).any():
+        rows.append(("error", ",".join(self.key), "duplicate_key", f"{int(dup.sum())} rows repeat a key {tuple(self.key)}"))
+    problems = pd.DataFrame(rows, columns=["severity", "field", "problem", "detail"])
+    return DeliveryReport(ok=not (problems["severity"] == "error").any(), problems=problems, rows=len(delivery),
+                          latest=latest, age=age)
