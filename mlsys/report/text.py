@@ -38,7 +38,7 @@ def _join(items: Sequence[str]) -> str:
     items = list(items)
     return "" if not items else items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
-
+# %% ../../nbs/15b_report_text.ipynb
 def _verdict(row: Mapping) -> str:
     "'better', 'worse' or 'tied' for the model against one baseline on one metric, from the interval of the difference."
     lo, hi = row.get("ci_low"), row.get("ci_high")
@@ -66,7 +66,7 @@ def _against(rows: Sequence[Mapping], detail: bool = True) -> str:
             out.append(f"{word} {_join(said)}")
     return ", ".join(out)
 
-
+# %% ../../nbs/15b_report_text.ipynb
 def shift_caveat(label_shift: Mapping | None, what: str = "late rate") -> str:
     "A sentence about a significant change of the positive rate between training and test, or ''."
     if not label_shift:
@@ -79,7 +79,7 @@ def shift_caveat(label_shift: Mapping | None, what: str = "late rate") -> str:
             f"training period predicts {'too few' if ch > 0 else 'too many'} positives, which log loss and the Brier score "
             f"punish while the ranking metrics (PR-AUC, ROC-AUC) do not see it.")
 
-
+# %% ../../nbs/15b_report_text.ipynb
 def calibration_caveat(summary: Mapping | None, model: str, reference_rows: int | None = None) -> str:
     "A sentence when the mean prediction is off the observed rate by more than noise, or the ECE is over twice what noise gives, or ''."
     if not summary:
@@ -95,7 +95,7 @@ def calibration_caveat(summary: Mapping | None, model: str, reference_rows: int 
             f"{summary.get('ece_noise', 0.0):.3f}): its scores rank, but they are not yet probabilities to act on without "
             f"recalibration (see Calibration).")
 
-
+# %% ../../nbs/15b_report_text.ipynb
 def small_sample_caveat(rows: int, positives: int, comparison: Sequence[Mapping]) -> str:
     "A sentence when the test set is small or some differences cannot be told from noise."
     tied = sorted({_METRIC_NAMES[r["metric"]] for r in comparison if _verdict(r) == "tied"})
@@ -129,7 +129,7 @@ def interpret_metrics(checks: Mapping) -> str:
                small_sample_caveat(rows, pos, comp)]
     return " ".join([text, *[c for c in caveats if c]])
 
-
+# %% ../../nbs/15b_report_text.ipynb
 def interpret_calibration(checks: Mapping) -> str:
     "One paragraph on calibration: the model's mean prediction against the observed rate, its ECE and worst bin, and what a constant baseline shows."
     model, cal = checks["model"], checks["calibration"]
@@ -156,7 +156,7 @@ def interpret_calibration(checks: Mapping) -> str:
                  "moves the curve onto the diagonal without changing the ranking.")
     return text
 
-
+# %% ../../nbs/15b_report_text.ipynb
 def interpret_operating_point(checks: Mapping) -> str:
     "One paragraph on the operating threshold: what the model flags and catches, its cost against flagging nothing or everything, and the hindsight optimum."
     model, costs = checks["model"], checks["costs"]
@@ -186,7 +186,7 @@ def interpret_operating_point(checks: Mapping) -> str:
              f"--param cost_fn=... --param cost_fp=....")
     return text
 
-
+# %% ../../nbs/15b_report_text.ipynb
 def interpret_slices(table: Sequence[Mapping], by: str, min_rows: int) -> str:
     "One paragraph on a slice table: the spread of PR-AUC over slices large enough to compare, the slice the model helps least and most relative to its own late rate, and the slices too small to judge."
     df = pd.DataFrame(list(table))
@@ -217,7 +217,7 @@ def interpret_slices(table: Sequence[Mapping], by: str, min_rows: int) -> str:
                  f"({_join(names[:6])}{', ...' if len(names) > 6 else ''}) and {'is' if len(small) == 1 else 'are'} not compared.")
     return text
 
-
+# %% ../../nbs/15b_report_text.ipynb
 def interpret_importance(table: Sequence[Mapping]) -> str:
     "One paragraph on permutation importance: the features the model leans on, and how many measurably matter."
     df = pd.DataFrame(list(table))
@@ -238,7 +238,7 @@ def interpret_importance(table: Sequence[Mapping]) -> str:
                  f"the model does not rely on {'it' if len(null) == 1 else 'them'}.")
     return text
 
-
+# %% ../../nbs/15b_report_text.ipynb
 def interpret_shift(table: Sequence[Mapping], label_shift: Mapping | None = None) -> str:
     "One paragraph on train-vs-test shift of the top features (PSI bands) and of the label."
     df = pd.DataFrame(list(table))
@@ -262,7 +262,7 @@ def interpret_shift(table: Sequence[Mapping], label_shift: Mapping | None = None
     cav = shift_caveat(label_shift)
     return (text + " " + cav).strip() if cav else (text or "No shift was measured.")
 
-
+# %% ../../nbs/15b_report_text.ipynb
 def summarize(checks: Mapping) -> str:
     "The headline: what the model beats, what it does not, why, and what it saves at the assumed costs."
     model, comp = checks["model"], checks["comparison"]
@@ -391,7 +391,7 @@ def format_cell(v, fmt: str | None = None) -> str:
         return f"{v:,}"
     return str(v)
 
-
+# %% ../../nbs/15b_report_text.ipynb
 def html_table(
     rows: pd.DataFrame | Sequence[Mapping],  # the rows (a frame's index is not shown: reset it first to show it)
     columns: Mapping[str, str] | None = None,  # column -> heading, in display order (default: every column as is)
@@ -418,7 +418,7 @@ def html_table(
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<div class=\"scroll\"><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
-
+# %% ../../nbs/15b_report_text.ipynb
 def png_img(png: bytes, alt: str) -> str:
     "An `<img>` holding the PNG itself (base64), so the page needs no other file."
     if not isinstance(png, (bytes, bytearray)) or not bytes(png[:8]) == b"\x89PNG\r\n\x1a\n":
@@ -435,7 +435,218 @@ def _bar(value, top: float) -> str:
     width = 0 if value is None or top <= 0 else max(0.0, min(1.0, value / top)) * 100
     return f"<span class=\"barbox\"><span class=\"bar\" style=\"width:{width:.0f}%\"></span></span>"
 
+# %% ../../nbs/15b_report_text.ipynb
+def _section(sid: str, heading: str, *parts: str) -> dict:
+    "One section of the report: its id, its heading and its HTML parts joined."
+    return {"id": sid, "title": heading, "html": "".join(parts)}
 
+# %% ../../nbs/15b_report_text.ipynb
+def _metrics_section(metrics: Mapping, checks: Mapping, images: Mapping[str, bytes]) -> dict:
+    "The test metrics of every model, the curves, and the model's difference from each baseline with its interval."
+    model = checks["model"]
+    # the metrics, once
+    table = pd.DataFrame(metrics.get("evaluate", {}).get("models", {})).T
+    metrics_html = ""
+    if not table.empty:
+        table = table.reset_index(names="model")
+        metrics_html = html_table(table, {"model": "model", "pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "log_loss": "log loss",
+                                          "brier": "Brier"}, {c: ".3f" for c in METRICS})
+    comp = pd.DataFrame(checks["comparison"])
+    comp["interval"] = [("n/a" if r.ci_low is None or pd.isna(r.ci_low) else f"{r.ci_low:+.3f} to {r.ci_high:+.3f}") for r in comp.itertuples()]
+    comp["verdict"] = [_verdict(r) for r in checks["comparison"]]
+    comp["metric"] = comp["metric"].map(_METRIC_NAMES)
+    comp["baseline"] = comp["baseline"].map(lambda b: _who(b).removeprefix("the "))
+    comp_html = html_table(comp, {"metric": "metric", "baseline": "against", "model": model, "baseline_value": "baseline",
+                                  "diff": "difference", "interval": f"95% interval ({checks.get('n_boot', '?')} resamples)",
+                                  "verdict": "verdict"}, {"model": ".3f", "baseline_value": ".3f", "diff": "+.3f"})
+    return _section("metrics", "Test metrics against the baselines", html_paragraph(interpret_metrics(checks)), metrics_html,
+                    png_img(images["curves"], "precision-recall and ROC curves") if "curves" in images else "",
+                    "<p class=\"note\">The precision-recall curves are steps, so the area under each is its average precision; a "
+                    "constant scorer (the zero rule) is the flat line at the test late rate.</p>", comp_html)
+
+# %% ../../nbs/15b_report_text.ipynb
+def _baselines_section(checks: Mapping) -> dict:
+    "The model against every baseline on the primary metric, flagged when it does not beat the best of them."
+    model = checks["model"]
+    bc = checks["baseline_comparison"]
+    bt = pd.DataFrame(bc["table"])
+    bt["name"] = bt["name"].map(lambda b: _who(b).removeprefix("the "))
+    bt["beaten"] = [("" if v is None or v != v else "yes" if v else "NO") for v in bt["model beats it"]]
+    metric = _METRIC_NAMES.get(bc["primary_metric"], bc["primary_metric"])
+    return _section("baselines", "Against every baseline",
+                    html_paragraph(interpret_baselines(bc), "reading" if bc["beats_best_baseline"] else "flag"),
+                    html_table(bt, {"name": "model or baseline", **{m: _METRIC_NAMES[m] for m in METRICS if m in bt.columns},
+                                    "beaten": f"{model} beats it on {metric}"}, {m: ".3f" for m in METRICS}),
+                    "<p class=\"note\">The route-late-rate heuristic flags a flight when its route's late rate over the last 30 "
+                    "days (the outcomes known before the prediction time) exceeds a threshold chosen on the training period, and "
+                    "gives that rate as its probability.</p>")
+
+# %% ../../nbs/15b_report_text.ipynb
+def _run_link(tr: Mapping, run_id) -> str:
+    "A run id, linked to its artifact folder when the tracking store `tr` is a folder relative to the run."
+    text = f"<code>{html.escape(str(run_id))}</code>"
+    if not (tr.get("path") and tr.get("artifacts") and isinstance(run_id, str)):
+        return text
+    href = "/".join([tr["path"], tr["artifacts"], run_id, "artifacts"])
+    return f"<a href=\"{html.escape(href)}\">{text}</a>"
+
+# %% ../../nbs/15b_report_text.ipynb
+def _selection_section(selection: Mapping) -> dict:
+    "How the model was chosen: where its MLflow runs are, and every HPO trial."
+    if not isinstance(selection, Mapping):
+        raise DataError(f"selection must be the train stage's selection.json as a dict, got {type(selection).__name__}")
+    tr = selection.get("tracking", {})
+    store = tr.get("path") or tr.get("folder")
+
+    where = [{"what": "MLflow store (SQLite + artifacts)",
+              "value": f"<a href=\"{html.escape(str(store))}\"><code>{html.escape(str(store))}</code></a>" if tr.get("path")
+              else f"<code>{html.escape(str(store))}</code>"},
+             {"what": "experiment", "value": html.escape(str(tr.get("experiment")))},
+             {"what": "model-selection run (parent of the trials)", "value": _run_link(tr, tr.get("parent_run_id"))},
+             {"what": "chosen model's run (refit, model artifact)", "value": _run_link(tr, tr.get("chosen_run_id"))},
+             {"what": "Optuna study (journal file beside the store)", "value": html.escape(str(tr.get("study")))}]
+    for name, v in (selection.get("data") or {}).items():
+        where.append({"what": f"data version of {name}",
+                      "value": f"<code>{html.escape(str(v.get('digest') if isinstance(v, Mapping) else v))}</code>"})
+    trials = pd.DataFrame(selection["trials"])
+    hp = [c for c in trials.columns if c not in ("number", "state", "value", "model", "seconds", "worker", "mlflow_run_id")]
+    trials["hyperparameters"] = [_params_text({k: r[k] for k in hp if r[k] is not None and r[k] == r[k]}) for _, r in trials.iterrows()]
+    trials["run"] = [_run_link(tr, r) for r in trials["mlflow_run_id"]]
+    best = trials.loc[trials["value"].astype(float).idxmax(), "number"] if trials["value"].notna().any() else None
+    trials["chosen"] = ["best" if r["number"] == best else "" for _, r in trials.iterrows()]
+    ui = f"mlflow ui --backend-store-uri {tr['uri']}" if tr.get("uri") else ""
+    return _section("selection", "How the model was chosen", html_paragraph(interpret_selection(selection)),
+                    "<h3>Where the runs are</h3>",
+                    html_table(pd.DataFrame(where), {"what": "what", "value": "path or id"}, raw=["value"]),
+                    f"<p class=\"note\">Browse them with MLflow's own viewer:</p><pre>{html.escape(ui)}</pre>" if ui else "",
+                    "<h3>Trials</h3>",
+                    html_table(trials, {"number": "trial", "state": "state", "model": "model", "value": "validation PR-AUC",
+                                        "hyperparameters": "hyperparameters", "seconds": "seconds", "run": "MLflow run",
+                                        "chosen": ""}, {"value": ".4f", "seconds": ".2f"}, raw=["run"], wrap=["hyperparameters"]))
+
+# %% ../../nbs/15b_report_text.ipynb
+def _tradeoffs_section(selection: Mapping, images: Mapping[str, bytes]) -> dict:
+    "The learning curves with their extrapolation, and each family's score against its latency and size."
+    ext = pd.DataFrame(selection["extrapolation"])
+    later = [c for c in ext.columns if c.startswith("predicted_at_")]
+    trade = pd.DataFrame(selection["tradeoffs"])
+    trade["size_kib"] = trade["size_bytes"].astype(float) / 1024
+    trade["front"] = ["yes" if p else "" for p in trade["pareto"]]
+    return _section("tradeoffs", "Learning curves and trade-offs",
+                    png_img(images["learning_curves"], "learning curves") if "learning_curves" in images else "",
+                    html_table(ext, {"model": "model", "n_now": "training rows now", "score_now": "validation PR-AUC now",
+                                     **({later[0]: f"predicted at {int(later[0].removeprefix('predicted_at_')):,} rows"} if later else {}),
+                                     "identified": "ceiling identified", "rank_now": "rank now", "rank_later": "rank later"},
+                               {"score_now": ".3f", **({later[0]: ".3f"} if later else {}), "n_now": "int"}),
+                    png_img(images["tradeoffs"], "score against latency and size") if "tradeoffs" in images else "",
+                    html_table(trade, {"model": "model", "score": "validation PR-AUC", "latency_1_row_ms": "1 row (ms)",
+                                       "latency_batch_ms": f"{int(trade['batch_rows'].iloc[0]):,} rows (ms)" if len(trade) else "batch (ms)",
+                                       "size_kib": "size (KiB)", "front": "Pareto front"},
+                               {"score": ".3f", "latency_1_row_ms": ".3f", "latency_batch_ms": ".2f", "size_kib": ".1f"}),
+                    "<p class=\"note\">Each family's best configuration and the baselines, fitted on the training part of the "
+                    "split and scored on its validation weeks; the lines are power-law fits of the learning curves, extended to "
+                    "four times the data. Latency is the median of five timed predictions on this machine.</p>")
+
+# %% ../../nbs/15b_report_text.ipynb
+def _calibration_section(checks: Mapping, images: Mapping[str, bytes]) -> dict:
+    "Every model's calibration summary, the diagram, and the chosen model's bins."
+    model = checks["model"]
+    cal = checks["calibration"]
+    cal_rows = pd.DataFrame(cal[model]["table"])
+    cal_rows["range"] = [f"{a:.3f} to {b:.3f}" for a, b in zip(cal_rows["low"], cal_rows["high"])]
+    cal_sum = pd.DataFrame([{"model": m, **{k: v for k, v in c["summary"].items() if k != "worst_bin"}} for m, c in cal.items()])
+    return _section("calibration", "Calibration", html_paragraph(interpret_calibration(checks)),
+                    png_img(images["calibration"], "calibration curves") if "calibration" in images else "",
+                    html_table(cal_sum, {"model": "model", "rows": "rows", "mean_predicted": "mean predicted", "observed_rate": "observed rate",
+                                         "ece": "ECE", "bins": "bins"}, {"mean_predicted": "pct", "observed_rate": "pct", "ece": ".3f"}),
+                    f"<h3>{html.escape(model)}, by bin</h3>",
+                    html_table(cal_rows, {"range": "predicted range", "rows": "rows", "mean_predicted": "mean predicted",
+                                          "observed_rate": "observed rate", "gap": "observed - predicted"},
+                               {"mean_predicted": "pct", "observed_rate": "pct", "gap": "+.3f"}))
+
+# %% ../../nbs/15b_report_text.ipynb
+def _threshold_section(checks: Mapping) -> dict:
+    "The confusion matrix at the operating threshold and the cost of each policy, the trivial ones and the hindsight threshold."
+    model = checks["model"]
+    ops = checks["operating_points"]
+    op = ops[model]
+    cm = pd.DataFrame([{"": "actually late", "flagged": op["tp"], "not flagged": op["fn"]},
+                       {"": "actually on time", "flagged": op["fp"], "not flagged": op["tn"]}])
+    policies = [{"policy": m, **ops[m]} for m in ops]
+    policies += [{"policy": "flag nothing", "cost_per_row": op["cost_flag_none"], "flagged_share": 0.0, "recall": 0.0, "precision": None},
+                 {"policy": "flag everything", "cost_per_row": op["cost_flag_all"], "flagged_share": 1.0, "recall": 1.0,
+                  "precision": checks["positives"] / checks["rows"]}]
+    best = checks["best_threshold"]
+    policies.append({"policy": f"{model}, hindsight threshold {format_cell(best['threshold'], '.2f')}", "cost_per_row": best["cost_per_row"],
+                     "flagged_share": None, "recall": None, "precision": None})
+    costs = checks["costs"]
+    return _section("threshold", "Operating threshold and cost", html_paragraph(interpret_operating_point(checks)),
+                    f"<h3>{html.escape(model)} at threshold {costs['threshold']:.2f}: confusion matrix</h3>",
+                    html_table(cm, {"": "", "flagged": "flagged late", "not flagged": "not flagged"}, {"flagged": "int", "not flagged": "int"}),
+                    html_table(pd.DataFrame(policies), {"policy": "policy", "flagged_share": "flagged", "recall": "recall", "precision": "precision",
+                                                        "cost_per_row": "cost per flight"},
+                               {"flagged_share": "pct", "recall": "pct", "precision": "pct", "cost_per_row": ".3f"}),
+                    f"<p class=\"note\">Assumed costs: a missed late flight {costs['cost_fn']:g}, a false alarm {costs['cost_fp']:g} "
+                    f"(evaluate parameters cost_fn and cost_fp).</p>")
+
+# %% ../../nbs/15b_report_text.ipynb
+def _importance_section(checks: Mapping) -> dict | None:
+    "Permutation importance with a bar per feature, or None when none was computed."
+    model = checks["model"]
+    imp = pd.DataFrame(checks["importance"])
+    if imp.empty:
+        return None
+    top = max(float(imp["mean"].max()), 1e-12)
+    imp["bar"] = [_bar(v, top) for v in imp["mean"]]
+    imp["interval"] = [f"{a:.3f} to {b:.3f}" for a, b in zip(imp["ci_low"], imp["ci_high"])]
+    return _section("importance", "Feature importance", html_paragraph(interpret_importance(checks["importance"])),
+                    html_table(imp, {"feature": "feature", "mean": "drop in average precision", "interval": "95% interval", "bar": ""},
+                               {"mean": ".4f"}, raw=["bar"]),
+                    f"<p class=\"note\">Permutation importance of {html.escape(model)} on "
+                    f"{format_cell(checks.get('importance_rows'), 'int')} test flights, the interval over the shuffles.</p>")
+
+# %% ../../nbs/15b_report_text.ipynb
+def _slices_section(checks: Mapping) -> dict:
+    "One table per slicing column, each with its paragraph."
+    model, costs = checks["model"], checks["costs"]
+    slice_parts = []
+    for col, rows in checks["slices"].items():
+        slice_parts += [f"<h3>By {html.escape(col)}</h3>", html_paragraph(interpret_slices(rows, col, checks.get("min_rows", 100))),
+                        html_table(pd.DataFrame(rows), {"slice": col, "rows": "rows", "positives": "late", "rate": "late rate",
+                                                        "mean_predicted": "mean predicted", "pr_auc": "PR-AUC", "roc_auc": "ROC-AUC",
+                                                        "recall": "recall", "precision": "precision", "note": "note"},
+                                   {"rate": "pct", "mean_predicted": "pct", "pr_auc": ".3f", "roc_auc": ".3f", "recall": "pct",
+                                    "precision": "pct", "rows": "int", "positives": "int"}, wrap=["note"])]
+    return _section("slices", "Metrics by slice", f"<p class=\"note\">{html.escape(model)} on the test flights of each slice; recall and "
+                    f"precision at the operating threshold {costs['threshold']:.2f}.</p>", *slice_parts)
+
+# %% ../../nbs/15b_report_text.ipynb
+def _shift_section(checks: Mapping) -> dict:
+    "Train-vs-test shift of the top features, with the label shift in its paragraph."
+    return _section("shift", "Train-vs-test shift of the top features", html_paragraph(interpret_shift(checks["shift"], checks.get("label_shift"))),
+                    html_table(pd.DataFrame(checks["shift"]), {"feature": "feature", "reference": "training", "current": "test", "psi": "PSI",
+                                                               "ks_stat": "KS", "unseen_share": "unseen share", "missing_reference": "missing (train)",
+                                                               "missing_current": "missing (test)", "shift": "shift"},
+                               {"psi": ".3f", "ks_stat": ".3f", "unseen_share": "pct", "missing_reference": "pct", "missing_current": "pct"}))
+
+# %% ../../nbs/15b_report_text.ipynb
+def _data_section(metrics: Mapping, leakage: Mapping | None) -> dict | None:
+    "The data stages' scalar measures and the leakage verdict with its findings, or None when there is neither."
+    data_rows = []
+    for stage in ("ingest", "features", "train"):
+        for k, v in metrics.get(stage, {}).items():
+            if not isinstance(v, (dict, list)):
+                data_rows.append({"stage": stage, "measure": k.replace("_", " "), "value": format_cell(v, "pct" if k.endswith(("rate", "coverage")) else None)})
+    parts = [html_table(pd.DataFrame(data_rows), {"stage": "stage", "measure": "measure", "value": "value"})] if data_rows else []
+    if leakage:
+        verdict = "LEAKY: medium or high severity findings" if leakage.get("leaky") else "no medium or high severity finding"
+        parts.insert(0, html_paragraph(f"Leakage checks run on the split: {_join(list(leakage.get('checks_run', [])))}. Verdict: {verdict}."))
+        if leakage.get("findings"):
+            parts.append(html_table(pd.DataFrame(leakage["findings"]), {"check": "check", "severity": "severity", "feature": "feature",
+                                                                          "message": "message"}, wrap=["message"]))
+    return _section("data", "Data, split and leakage checks", *parts) if parts else None
+
+# %% ../../nbs/15b_report_text.ipynb
 def report_sections(
     metrics: Mapping,  # the run's metrics by stage (`collect_metrics`)
     checks: Mapping,  # what `model_checks` returned
@@ -456,184 +667,17 @@ def report_sections(
     if lacking:
         raise DataError(f"checks lacks {lacking}; pass what model_checks returned")
     images = dict(images or {})
-    model = checks["model"]
-    sections = []
-
-    def add(sid, heading, *parts):
-        sections.append({"id": sid, "title": heading, "html": "".join(parts)})
-
-    # the metrics, once
-    table = pd.DataFrame(metrics.get("evaluate", {}).get("models", {})).T
-    metrics_html = ""
-    if not table.empty:
-        table = table.reset_index(names="model")
-        metrics_html = html_table(table, {"model": "model", "pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "log_loss": "log loss",
-                                          "brier": "Brier"}, {c: ".3f" for c in METRICS})
-    comp = pd.DataFrame(checks["comparison"])
-    comp["interval"] = [("n/a" if r.ci_low is None or pd.isna(r.ci_low) else f"{r.ci_low:+.3f} to {r.ci_high:+.3f}") for r in comp.itertuples()]
-    comp["verdict"] = [_verdict(r) for r in checks["comparison"]]
-    comp["metric"] = comp["metric"].map(_METRIC_NAMES)
-    comp["baseline"] = comp["baseline"].map(lambda b: _who(b).removeprefix("the "))
-    comp_html = html_table(comp, {"metric": "metric", "baseline": "against", "model": model, "baseline_value": "baseline",
-                                  "diff": "difference", "interval": f"95% interval ({checks.get('n_boot', '?')} resamples)",
-                                  "verdict": "verdict"}, {"model": ".3f", "baseline_value": ".3f", "diff": "+.3f"})
-    add("metrics", "Test metrics against the baselines", html_paragraph(interpret_metrics(checks)), metrics_html,
-        png_img(images["curves"], "precision-recall and ROC curves") if "curves" in images else "",
-        "<p class=\"note\">The precision-recall curves are steps, so the area under each is its average precision; a "
-        "constant scorer (the zero rule) is the flat line at the test late rate.</p>", comp_html)
-
+    sections = [_metrics_section(metrics, checks, images)]
     if "baseline_comparison" in checks:
-        bc = checks["baseline_comparison"]
-        bt = pd.DataFrame(bc["table"])
-        bt["name"] = bt["name"].map(lambda b: _who(b).removeprefix("the "))
-        bt["beaten"] = [("" if v is None or v != v else "yes" if v else "NO") for v in bt["model beats it"]]
-        metric = _METRIC_NAMES.get(bc["primary_metric"], bc["primary_metric"])
-        add("baselines", "Against every baseline",
-            html_paragraph(interpret_baselines(bc), "reading" if bc["beats_best_baseline"] else "flag"),
-            html_table(bt, {"name": "model or baseline", **{m: _METRIC_NAMES[m] for m in METRICS if m in bt.columns},
-                            "beaten": f"{model} beats it on {metric}"}, {m: ".3f" for m in METRICS}),
-            "<p class=\"note\">The route-late-rate heuristic flags a flight when its route's late rate over the last 30 "
-            "days (the outcomes known before the prediction time) exceeds a threshold chosen on the training period, and "
-            "gives that rate as its probability.</p>")
-
+        sections.append(_baselines_section(checks))
     if suite is not None:
-        add("tests", "Behavioural tests", html_paragraph(interpret_suite(suite), "reading" if suite.get("passed") else "flag"),
-            suite_html(suite))
-
+        sections.append(_section("tests", "Behavioural tests",
+                                 html_paragraph(interpret_suite(suite), "reading" if suite.get("passed") else "flag"),
+                                 suite_html(suite)))
     if selection is not None:
-        if not isinstance(selection, Mapping):
-            raise DataError(f"selection must be the train stage's selection.json as a dict, got {type(selection).__name__}")
-        tr = selection.get("tracking", {})
-        store = tr.get("path") or tr.get("folder")
-
-        def run_link(run_id) -> str:
-            "A run id, linked to its artifact folder when the store is a folder relative to the run."
-            text = f"<code>{html.escape(str(run_id))}</code>"
-            if not (tr.get("path") and tr.get("artifacts") and isinstance(run_id, str)):
-                return text
-            href = "/".join([tr["path"], tr["artifacts"], run_id, "artifacts"])
-            return f"<a href=\"{html.escape(href)}\">{text}</a>"
-
-        where = [{"what": "MLflow store (SQLite + artifacts)",
-                  "value": f"<a href=\"{html.escape(str(store))}\"><code>{html.escape(str(store))}</code></a>" if tr.get("path")
-                  else f"<code>{html.escape(str(store))}</code>"},
-                 {"what": "experiment", "value": html.escape(str(tr.get("experiment")))},
-                 {"what": "model-selection run (parent of the trials)", "value": run_link(tr.get("parent_run_id"))},
-                 {"what": "chosen model's run (refit, model artifact)", "value": run_link(tr.get("chosen_run_id"))},
-                 {"what": "Optuna study (journal file beside the store)", "value": html.escape(str(tr.get("study")))}]
-        for name, v in (selection.get("data") or {}).items():
-            where.append({"what": f"data version of {name}",
-                          "value": f"<code>{html.escape(str(v.get('digest') if isinstance(v, Mapping) else v))}</code>"})
-        trials = pd.DataFrame(selection["trials"])
-        hp = [c for c in trials.columns if c not in ("number", "state", "value", "model", "seconds", "worker", "mlflow_run_id")]
-        trials["hyperparameters"] = [_params_text({k: r[k] for k in hp if r[k] is not None and r[k] == r[k]}) for _, r in trials.iterrows()]
-        trials["run"] = [run_link(r) for r in trials["mlflow_run_id"]]
-        best = trials.loc[trials["value"].astype(float).idxmax(), "number"] if trials["value"].notna().any() else None
-        trials["chosen"] = ["best" if r["number"] == best else "" for _, r in trials.iterrows()]
-        ui = f"mlflow ui --backend-store-uri {tr['uri']}" if tr.get("uri") else ""
-        add("selection", "How the model was chosen", html_paragraph(interpret_selection(selection)),
-            "<h3>Where the runs are</h3>",
-            html_table(pd.DataFrame(where), {"what": "what", "value": "path or id"}, raw=["value"]),
-            f"<p class=\"note\">Browse them with MLflow's own viewer:</p><pre>{html.escape(ui)}</pre>" if ui else "",
-            "<h3>Trials</h3>",
-            html_table(trials, {"number": "trial", "state": "state", "model": "model", "value": "validation PR-AUC",
-                                "hyperparameters": "hyperparameters", "seconds": "seconds", "run": "MLflow run",
-                                "chosen": ""}, {"value": ".4f", "seconds": ".2f"}, raw=["run"], wrap=["hyperparameters"]))
-        ext = pd.DataFrame(selection["extrapolation"])
-        later = [c for c in ext.columns if c.startswith("predicted_at_")]
-        trade = pd.DataFrame(selection["tradeoffs"])
-        trade["size_kib"] = trade["size_bytes"].astype(float) / 1024
-        trade["front"] = ["yes" if p else "" for p in trade["pareto"]]
-        add("tradeoffs", "Learning curves and trade-offs",
-            png_img(images["learning_curves"], "learning curves") if "learning_curves" in images else "",
-            html_table(ext, {"model": "model", "n_now": "training rows now", "score_now": "validation PR-AUC now",
-                             **({later[0]: f"predicted at {int(later[0].removeprefix('predicted_at_')):,} rows"} if later else {}),
-                             "identified": "ceiling identified", "rank_now": "rank now", "rank_later": "rank later"},
-                       {"score_now": ".3f", **({later[0]: ".3f"} if later else {}), "n_now": "int"}),
-            png_img(images["tradeoffs"], "score against latency and size") if "tradeoffs" in images else "",
-            html_table(trade, {"model": "model", "score": "validation PR-AUC", "latency_1_row_ms": "1 row (ms)",
-                               "latency_batch_ms": f"{int(trade['batch_rows'].iloc[0]):,} rows (ms)" if len(trade) else "batch (ms)",
-                               "size_kib": "size (KiB)", "front": "Pareto front"},
-                       {"score": ".3f", "latency_1_row_ms": ".3f", "latency_batch_ms": ".2f", "size_kib": ".1f"}),
-            "<p class=\"note\">Each family's best configuration and the baselines, fitted on the training part of the "
-            "split and scored on its validation weeks; the lines are power-law fits of the learning curves, extended to "
-            "four times the data. Latency is the median of five timed predictions on this machine.</p>")
-
-    cal = checks["calibration"]
-    cal_rows = pd.DataFrame(cal[model]["table"])
-    cal_rows["range"] = [f"{a:.3f} to {b:.3f}" for a, b in zip(cal_rows["low"], cal_rows["high"])]
-    cal_sum = pd.DataFrame([{"model": m, **{k: v for k, v in c["summary"].items() if k != "worst_bin"}} for m, c in cal.items()])
-    add("calibration", "Calibration", html_paragraph(interpret_calibration(checks)),
-        png_img(images["calibration"], "calibration curves") if "calibration" in images else "",
-        html_table(cal_sum, {"model": "model", "rows": "rows", "mean_predicted": "mean predicted", "observed_rate": "observed rate",
-                             "ece": "ECE", "bins": "bins"}, {"mean_predicted": "pct", "observed_rate": "pct", "ece": ".3f"}),
-        f"<h3>{html.escape(model)}, by bin</h3>",
-        html_table(cal_rows, {"range": "predicted range", "rows": "rows", "mean_predicted": "mean predicted",
-                              "observed_rate": "observed rate", "gap": "observed - predicted"},
-                   {"mean_predicted": "pct", "observed_rate": "pct", "gap": "+.3f"}))
-
-    ops = checks["operating_points"]
-    op = ops[model]
-    cm = pd.DataFrame([{"": "actually late", "flagged": op["tp"], "not flagged": op["fn"]},
-                       {"": "actually on time", "flagged": op["fp"], "not flagged": op["tn"]}])
-    policies = [{"policy": m, **ops[m]} for m in ops]
-    policies += [{"policy": "flag nothing", "cost_per_row": op["cost_flag_none"], "flagged_share": 0.0, "recall": 0.0, "precision": None},
-                 {"policy": "flag everything", "cost_per_row": op["cost_flag_all"], "flagged_share": 1.0, "recall": 1.0,
-                  "precision": checks["positives"] / checks["rows"]}]
-    best = checks["best_threshold"]
-    policies.append({"policy": f"{model}, hindsight threshold {format_cell(best['threshold'], '.2f')}", "cost_per_row": best["cost_per_row"],
-                     "flagged_share": None, "recall": None, "precision": None})
-    costs = checks["costs"]
-    add("threshold", "Operating threshold and cost", html_paragraph(interpret_operating_point(checks)),
-        f"<h3>{html.escape(model)} at threshold {costs['threshold']:.2f}: confusion matrix</h3>",
-        html_table(cm, {"": "", "flagged": "flagged late", "not flagged": "not flagged"}, {"flagged": "int", "not flagged": "int"}),
-        html_table(pd.DataFrame(policies), {"policy": "policy", "flagged_share": "flagged", "recall": "recall", "precision": "precision",
-                                            "cost_per_row": "cost per flight"},
-                   {"flagged_share": "pct", "recall": "pct", "precision": "pct", "cost_per_row": ".3f"}),
-        f"<p class=\"note\">Assumed costs: a missed late flight {costs['cost_fn']:g}, a false alarm {costs['cost_fp']:g} "
-        f"(evaluate parameters cost_fn and cost_fp).</p>")
-
-    imp = pd.DataFrame(checks["importance"])
-    if not imp.empty:
-        top = max(float(imp["mean"].max()), 1e-12)
-        imp["bar"] = [_bar(v, top) for v in imp["mean"]]
-        imp["interval"] = [f"{a:.3f} to {b:.3f}" for a, b in zip(imp["ci_low"], imp["ci_high"])]
-        add("importance", "Feature importance", html_paragraph(interpret_importance(checks["importance"])),
-            html_table(imp, {"feature": "feature", "mean": "drop in average precision", "interval": "95% interval", "bar": ""},
-                       {"mean": ".4f"}, raw=["bar"]),
-            f"<p class=\"note\">Permutation importance of {html.escape(model)} on "
-            f"{format_cell(checks.get('importance_rows'), 'int')} test flights, the interval over the shuffles.</p>")
-
-    slice_parts = []
-    for col, rows in checks["slices"].items():
-        slice_parts += [f"<h3>By {html.escape(col)}</h3>", html_paragraph(interpret_slices(rows, col, checks.get("min_rows", 100))),
-                        html_table(pd.DataFrame(rows), {"slice": col, "rows": "rows", "positives": "late", "rate": "late rate",
-                                                        "mean_predicted": "mean predicted", "pr_auc": "PR-AUC", "roc_auc": "ROC-AUC",
-                                                        "recall": "recall", "precision": "precision", "note": "note"},
-                                   {"rate": "pct", "mean_predicted": "pct", "pr_auc": ".3f", "roc_auc": ".3f", "recall": "pct",
-                                    "precision": "pct", "rows": "int", "positives": "int"}, wrap=["note"])]
-    add("slices", "Metrics by slice", f"<p class=\"note\">{html.escape(model)} on the test flights of each slice; recall and "
-        f"precision at the operating threshold {costs['threshold']:.2f}.</p>", *slice_parts)
-
-    add("shift", "Train-vs-test shift of the top features", html_paragraph(interpret_shift(checks["shift"], checks.get("label_shift"))),
-        html_table(pd.DataFrame(checks["shift"]), {"feature": "feature", "reference": "training", "current": "test", "psi": "PSI",
-                                                   "ks_stat": "KS", "unseen_share": "unseen share", "missing_reference": "missing (train)",
-                                                   "missing_current": "missing (test)", "shift": "shift"},
-                   {"psi": ".3f", "ks_stat": ".3f", "unseen_share": "pct", "missing_reference": "pct", "missing_current": "pct"}))
-
-    data_rows = []
-    for stage in ("ingest", "features", "train"):
-        for k, v in metrics.get(stage, {}).items():
-            if not isinstance(v, (dict, list)):
-                data_rows.append({"stage": stage, "measure": k.replace("_", " "), "value": format_cell(v, "pct" if k.endswith(("rate", "coverage")) else None)})
-    parts = [html_table(pd.DataFrame(data_rows), {"stage": "stage", "measure": "measure", "value": "value"})] if data_rows else []
-    if leakage:
-        verdict = "LEAKY: medium or high severity findings" if leakage.get("leaky") else "no medium or high severity finding"
-        parts.insert(0, html_paragraph(f"Leakage checks run on the split: {_join(list(leakage.get('checks_run', [])))}. Verdict: {verdict}."))
-        if leakage.get("findings"):
-            parts.append(html_table(pd.DataFrame(leakage["findings"]), {"check": "check", "severity": "severity", "feature": "feature",
-                                                                          "message": "message"}, wrap=["message"]))
-    if parts:
-        add("data", "Data, split and leakage checks", *parts)
+        sections += [_selection_section(selection), _tradeoffs_section(selection, images)]
+    sections += [_calibration_section(checks, images), _threshold_section(checks), _importance_section(checks),
+                 _slices_section(checks), _shift_section(checks), _data_section(metrics, leakage)]
+    sections = [s for s in sections if s is not None]
     summary = summarize(checks) + (" " + interpret_suite(suite).split(". ")[0] + "." if suite is not None else "")
     return {"title": title, "summary": summary, "sections": sections}
