@@ -73,7 +73,7 @@ def history_entry(record: Mapping, metrics: Mapping) -> dict:
     return {k: record.get(k) for k in ("run_id", "profile", "status", "failed_stage", "started", "finished")} | {
         "params": params, "metrics": _flat_metrics(metrics)}
 
-
+# %% ../../nbs/15c_report_run.ipynb
 def append_history(run_dir: str | Path, entry: Mapping, keep: int = 200) -> Path:
     "Add `entry` to `history.jsonl` of the run folder (rewritten atomically; the last `keep` entries are kept)."
     run_dir = as_path(run_dir, "run_dir")
@@ -85,7 +85,7 @@ def append_history(run_dir: str | Path, entry: Mapping, keep: int = 200) -> Path
         raise DataError(f"history entry for {run_dir} is not JSON: {e}") from e
     return atomic_write_bytes(path, ("\n".join(lines[-keep:]) + "\n").encode())
 
-
+# %% ../../nbs/15c_report_run.ipynb
 def read_history(runs_root: str | Path) -> list[dict]:
     "Every run recorded under a runs folder, oldest first: each run folder's `history.jsonl` (or, for older folders, its `run.json`)."
     root = as_path(runs_root, "runs folder")
@@ -110,7 +110,7 @@ def read_history(runs_root: str | Path) -> list[dict]:
                 out.append(history_entry(rec, metrics if isinstance(metrics, dict) else {}))
     return sorted(out, key=lambda e: str(e.get("finished")))
 
-
+# %% ../../nbs/15c_report_run.ipynb
 def _parse_time(iso: str | None) -> datetime | None:
     if not iso:
         return None
@@ -130,7 +130,7 @@ def _when(iso: str | None) -> str:
     t = _parse_time(iso)
     return t.strftime("%Y-%m-%d %H:%M") if t else ""
 
-
+# %% ../../nbs/15c_report_run.ipynb
 HEADLINE = {"evaluate.pr_auc": "PR-AUC", "evaluate.roc_auc": "ROC-AUC", "evaluate.log_loss": "log loss", "evaluate.ece": "ECE",
             "evaluate.cost_per_flight": "cost per flight", "train.test_rows": "test rows", "train.test_late_rate": "test late rate"}
 
@@ -172,7 +172,7 @@ def _size(n: int | None) -> str:
 def _link(rel: str, text: str | None = None) -> str:
     return f"<a href=\"{html.escape(rel)}\">{html.escape(text or rel)}</a>"
 
-
+# %% ../../nbs/15c_report_run.ipynb
 _CSS = """
 *{box-sizing:border-box}
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2125;max-width:1060px;margin:0 auto;padding:16px 20px 48px}
@@ -201,7 +201,7 @@ code{font-size:.92em}
 @media (max-width:600px){body{padding:10px 10px 32px;font-size:14px}th,td{padding:3px 6px}}
 """
 
-
+# %% ../../nbs/15c_report_run.ipynb
 def _sections_of(run_dir: Path, record: Mapping) -> tuple[dict | None, bool, dict | None]:
     "The report sections a stage declared (product key `report_sections`), whether they belong to this run, and that stage's row."
     for row in record.get("stages", []):
@@ -215,7 +215,7 @@ def _sections_of(run_dir: Path, record: Mapping) -> tuple[dict | None, bool, dic
             return (data if isinstance(data, dict) else None), current, row
     return None, False, None
 
-
+# %% ../../nbs/15c_report_run.ipynb
 def _failure_html(run_dir: Path, record: Mapping, stage) -> str:
     "The evidence a failed stage left for the report: its `failure_html` product (an HTML fragment) from the failed attempt."
     row = next((r for r in record.get("stages", []) if r.get("stage") == stage), None)
@@ -226,7 +226,7 @@ def _failure_html(run_dir: Path, record: Mapping, stage) -> str:
     body = path.read_text(encoding="utf-8", errors="replace")
     return f"<h2 id=\"failure\">Why stage {html.escape(str(stage))} failed</h2>{body}"
 
-
+# %% ../../nbs/15c_report_run.ipynb
 def _banner(run_dir: Path, record: Mapping) -> str:
     status, run_id = record.get("status"), record.get("run_id")
     stages = record.get("stages", [])
@@ -260,7 +260,7 @@ def _banner(run_dir: Path, record: Mapping) -> str:
     return (f"<div class=\"banner running\"><strong>Run {html.escape(str(run_id))} is {html.escape(str(status))}</strong>: "
             f"this report was written before it finished (started {_clock(record.get('started'))} on {day}).</div>")
 
-
+# %% ../../nbs/15c_report_run.ipynb
 def _stages_table(run_dir: Path, record: Mapping) -> str:
     rows = []
     for r in record.get("stages", []):
@@ -285,7 +285,7 @@ def _stages_table(run_dir: Path, record: Mapping) -> str:
     return (html_table(pd.DataFrame(rows, columns=cols), {c: c for c in cols}, {"seconds": ".1f"}, raw=["notebook"], wrap=["reason"])
             + f"<p class=\"note\">{total:.1f} s of stage time in this run. Skipped stages kept the outputs made at the time shown.</p>")
 
-
+# %% ../../nbs/15c_report_run.ipynb
 def _params_table(record: Mapping) -> str:
     params, sources = record.get("params", {}), record.get("param_sources", {})
     grouped: dict[tuple, list[str]] = {}
@@ -298,7 +298,7 @@ def _params_table(record: Mapping) -> str:
         r["value"] = r["value"] if isinstance(r["value"], str) else json.dumps(r["value"])
     return html_table(pd.DataFrame(rows, columns=["parameter", "value", "set by", "stages"]), wrap=["value", "stages"])
 
-
+# %% ../../nbs/15c_report_run.ipynb
 def _environment_html(record: Mapping) -> str:
     env = record.get("environment") or {}
     git, versions = env.get("git") or {}, env.get("versions") or {}
@@ -335,7 +335,7 @@ def _fingerprints(run_dir: Path, record: Mapping) -> str:
     return (html_table(pd.DataFrame(rows)) + "<p class=\"note\">The first 16 hex digits of each SHA-256 recorded when the "
             "product was committed: the same digits mean the same input data.</p>")
 
-
+# %% ../../nbs/15c_report_run.ipynb
 def render_run_report(run_dir: str | Path) -> str:
     "The run report of a run folder as one self-contained HTML page (status, summary, model sections, context, history)."
     run_dir = as_path(run_dir, "run_dir")
@@ -392,7 +392,7 @@ def render_run_report(run_dir: str | Path) -> str:
             f"content=\"width=device-width, initial-scale=1\"><title>{html.escape(title)}</title><style>{_CSS}</style></head>"
             f"<body>{''.join(body)}</body></html>")
 
-
+# %% ../../nbs/15c_report_run.ipynb
 def write_run_report(run_dir: str | Path, path: str | Path | None = None) -> Path:
     "Write `render_run_report` atomically to `path` (default: `report.html` in the run folder)."
     run_dir = as_path(run_dir, "run_dir")
