@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Self
 
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import ConfigError, DataError, IntegrityError, MlsysError, optional_import, require_columns, require_tz_aware
 from .service import flight_ids
@@ -604,7 +605,7 @@ def replay(
 # Publish ARGV[2..] to stream KEYS[1] in order, keeping at most ARGV[1] entries, atomically. When the stream is
 # full, the oldest entries are trimmed only if every consumer group is done with them (not pending, already
 # delivered); otherwise the script stops and returns the ids added so far and the groups holding the oldest entry.
-_PUBLISH_LUA = """
+_LUA_IDS = """
 local key, maxlen = KEYS[1], tonumber(ARGV[1])
 local function numcmp(a, b)  -- decimal strings without leading zeros
   if #a ~= #b then return (#a < #b) and -1 or 1 end
@@ -617,7 +618,10 @@ local function idcmp(x, y)  -- stream ids 'ms-seq'
   if c ~= 0 then return c end
   return numcmp(string.sub(x, dx + 1), string.sub(y, dy + 1))
 end
-local groups = nil
+"""
+
+# %% ../../nbs/02e_data_transport.ipynb
+_LUA_GROUPS = """local groups = nil
 local function load_groups()  -- each group: name, the id it still needs from, whether that id itself is done, pending, lag
   groups = {}
   for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
@@ -639,7 +643,10 @@ local function holders(id)  -- the groups that still need entry `id`
   end
   return out
 end
-local ids, bulk = {}, true
+"""
+
+# %% ../../nbs/02e_data_transport.ipynb
+_LUA_PUBLISH_LOOP = """local ids, bulk = {}, true
 local len = redis.call('XLEN', key)
 for i = 2, #ARGV do
   if len >= maxlen then
@@ -670,6 +677,7 @@ for i = 2, #ARGV do
 end
 return {ids, {}}
 """
+_PUBLISH_LUA = _LUA_IDS + _LUA_GROUPS + _LUA_PUBLISH_LOOP
 
 # %% ../../nbs/02e_data_transport.ipynb
 _REDIS_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
@@ -711,75 +719,10 @@ class RedisTransport(Transport):
     def _dead_key(self, topic: str) -> str:
         return f"{self.key(topic)}.dead"
 
-    def _call(self, what: str, fn, *args, _ignore: str = "", **kwargs):
-        "Run one Redis call; a dead server is a `TransportError`, a refused command a named error saying which."
-        try:
-            return fn(*args, **kwargs)
-        except self._errors as e:
-            raise TransportError(f"Redis at {self.url} is unreachable while {what}: {e}") from e
-        except self._response_error as e:
-            if _ignore and _ignore in str(e):
-                return None
-            if "WRONGTYPE" in str(e):
-                raise DataError(f"Redis at {self.url} refused {what}: the key holds another kind of value, not a stream "
-                                "(another program uses it; choose another topic or prefix)") from e
-            if "NOGROUP" in str(e):
-                raise DataError(f"Redis at {self.url} refused {what}: the consumer group no longer exists "
-                                "(dropped with drop_group, or the topic was deleted); subscribe again") from e
-            raise TransportError(f"Redis at {self.url} refused {what}: {e}") from e
-
-    def _send(self, topic: str, payloads: list[str], sent: int) -> list[str]:
-        "Publish encoded payloads in one atomic script call; `BackpressureError` after the ones that fit."
-        ids, blocking = self._call(f"publishing to {topic!r}", self._publish, keys=[self.key(topic)], args=[self.maxlen, *payloads])
-        ids = [_s(i) for i in ids]
-        if blocking:
-            raise _backpressure(topic, self.maxlen, [(_s(g), int(p), None if u is None else int(u)) for g, p, u in blocking],
-                                sent=sent + len(ids))
-        return ids
-
     def publish(self, topic: str, event: dict) -> str:
         "Append `event` to `topic`; return its stream id. `BackpressureError` if the topic is full of unacknowledged events."
         payload = encode_event(event)
         return self._send(topic, [payload], 0)[0]
-
-    def publish_many(self, topic: str, events: Iterable[dict]) -> list[str]:
-        "Publish `events` in order, `pipeline_size` per round trip; `TransportError.sent` counts the confirmed ones."
-        check_name(topic, "topic")
-        ids, batch = [], []
-
-        def send() -> None:
-            try:
-                ids.extend(self._send(topic, batch, len(ids)))
-            except BackpressureError:
-                raise
-            except TransportError as e:
-                e.args = (f"{e} ({len(ids)} events of this batch were confirmed; the next {len(batch)} may or may not "
-                          "have been stored, so resending them can duplicate some)",)
-                e.sent = len(ids)
-                raise
-            batch.clear()
-
-        it = iter(_check_events(events))
-        while True:
-            try:
-                event = next(it)
-            except StopIteration:
-                break
-            except BaseException:  # the producer failed (e.g. a malformed event): keep what came before it
-                if batch:
-                    send()
-                raise
-            try:
-                batch.append(encode_event(event))
-            except DataError:
-                if batch:
-                    send()
-                raise
-            if len(batch) >= self.pipeline_size:
-                send()
-        if batch:
-            send()
-        return ids
 
     def length(self, topic: str) -> int:
         "Number of events `topic` currently retains (XLEN)."
@@ -796,13 +739,86 @@ class RedisTransport(Transport):
                        _ignore="requires the key to exist")
         return bool(n)
 
-    def delete(self, topic: str) -> None:
-        "Delete `topic`, its groups and its dead-letter stream."
-        self._call(f"deleting {topic!r}", self.r.delete, self.key(topic), self._dead_key(topic))
-
     def close(self) -> None:
         "Close the connection pool."
         self.r.close()
+
+# %% ../../nbs/02e_data_transport.ipynb
+@patch
+def _call(self: RedisTransport, what: str, fn, *args, _ignore: str = "", **kwargs):
+    "Run one Redis call; a dead server is a `TransportError`, a refused command a named error saying which."
+    try:
+        return fn(*args, **kwargs)
+    except self._errors as e:
+        raise TransportError(f"Redis at {self.url} is unreachable while {what}: {e}") from e
+    except self._response_error as e:
+        if _ignore and _ignore in str(e):
+            return None
+        if "WRONGTYPE" in str(e):
+            raise DataError(f"Redis at {self.url} refused {what}: the key holds another kind of value, not a stream "
+                            "(another program uses it; choose another topic or prefix)") from e
+        if "NOGROUP" in str(e):
+            raise DataError(f"Redis at {self.url} refused {what}: the consumer group no longer exists "
+                            "(dropped with drop_group, or the topic was deleted); subscribe again") from e
+        raise TransportError(f"Redis at {self.url} refused {what}: {e}") from e
+
+# %% ../../nbs/02e_data_transport.ipynb
+@patch
+def _send(self: RedisTransport, topic: str, payloads: list[str], sent: int) -> list[str]:
+    "Publish encoded payloads in one atomic script call; `BackpressureError` after the ones that fit."
+    ids, blocking = self._call(f"publishing to {topic!r}", self._publish, keys=[self.key(topic)], args=[self.maxlen, *payloads])
+    ids = [_s(i) for i in ids]
+    if blocking:
+        raise _backpressure(topic, self.maxlen, [(_s(g), int(p), None if u is None else int(u)) for g, p, u in blocking],
+                            sent=sent + len(ids))
+    return ids
+
+# %% ../../nbs/02e_data_transport.ipynb
+@patch
+def publish_many(self: RedisTransport, topic: str, events: Iterable[dict]) -> list[str]:
+    "Publish `events` in order, `pipeline_size` per round trip; `TransportError.sent` counts the confirmed ones."
+    check_name(topic, "topic")
+    ids, batch = [], []
+
+    def send() -> None:
+        try:
+            ids.extend(self._send(topic, batch, len(ids)))
+        except BackpressureError:
+            raise
+        except TransportError as e:
+            e.args = (f"{e} ({len(ids)} events of this batch were confirmed; the next {len(batch)} may or may not "
+                      "have been stored, so resending them can duplicate some)",)
+            e.sent = len(ids)
+            raise
+        batch.clear()
+
+    it = iter(_check_events(events))
+    while True:
+        try:
+            event = next(it)
+        except StopIteration:
+            break
+        except BaseException:  # the producer failed (e.g. a malformed event): keep what came before it
+            if batch:
+                send()
+            raise
+        try:
+            batch.append(encode_event(event))
+        except DataError:
+            if batch:
+                send()
+            raise
+        if len(batch) >= self.pipeline_size:
+            send()
+    if batch:
+        send()
+    return ids
+
+# %% ../../nbs/02e_data_transport.ipynb
+@patch
+def delete(self: RedisTransport, topic: str) -> None:
+    "Delete `topic`, its groups and its dead-letter stream."
+    self._call(f"deleting {topic!r}", self.r.delete, self.key(topic), self._dead_key(topic))
 
 # %% ../../nbs/02e_data_transport.ipynb
 def _s(x: Any) -> str:
@@ -813,31 +829,6 @@ class _RedisConsumer(Consumer):
     def __init__(self, transport: RedisTransport, topic: str, group: str, name: str):
         self.t, self.topic, self.group, self.name = transport, topic, group, name
         self.key = transport.key(topic)
-
-    def _dead_letter(self, mid: str, raw: Any, reason: str) -> None:
-        log.warning("message %s of %r cannot be delivered (%s); moved to %s.dead", mid, self.topic, reason, self.topic)
-        self.t._call(f"dead-lettering on {self.topic!r}", self.t.r.xadd, self.t._dead_key(self.topic),
-                     {"id": mid, "payload": raw if raw is not None else b"", "reason": reason})
-
-    def _messages(self, entries, deliveries) -> list[Message]:
-        out, dead = [], []
-        for mid, fields in entries:
-            mid = _s(mid)
-            if fields is None:
-                dead.append((mid, None, "deleted from the stream before it was acknowledged; its payload is gone"))
-                continue
-            raw = fields.get(b"event", fields.get("event"))
-            if raw is None:
-                dead.append((mid, None, f"message {mid} has no 'event' field (fields {sorted(_s(k) for k in fields)})"))
-                continue
-            try:
-                out.append(Message(mid, self.topic, decode_event(raw, mid), deliveries.get(mid, 1) if isinstance(deliveries, dict) else deliveries))
-            except DataError as e:
-                dead.append((mid, raw, str(e)))
-        for mid, raw, reason in dead:
-            self._dead_letter(mid, raw, reason)
-            self.t._call(f"acknowledging on {self.topic!r}", self.t.r.xack, self.key, self.group, mid)
-        return out
 
     def poll(self, max_messages: int = 100, timeout: float = 0.0) -> list[Message]:
         _check_poll(max_messages, timeout)
@@ -862,16 +853,6 @@ class _RedisConsumer(Consumer):
             return 0
         return int(self.t._call(f"acknowledging on {self.topic!r}", self.t.r.xack, self.key, self.group, *ids))
 
-    def _pending_rows(self, lo: str = "-", hi: str = "+", consumer: str | None = None) -> list[dict]:
-        rows, page = [], 1000
-        while True:
-            got = self.t._call(f"listing pending on {self.topic!r}", self.t.r.xpending_range, self.key, self.group,
-                               min=lo, max=hi, count=page, consumername=consumer)
-            rows += got
-            if len(got) < page:
-                return rows
-            lo = "(" + _s(got[-1]["message_id"])
-
     def pending(self) -> pd.DataFrame:
         rows = self._pending_rows()
         return pd.DataFrame([{"id": _s(r["message_id"]), "consumer": _s(r["consumer"]), "idle_ms": int(r["time_since_delivered"]),
@@ -895,14 +876,57 @@ class _RedisConsumer(Consumer):
         rows = self._pending_rows(_s(entries[0][0]), _s(entries[-1][0]), self.name)
         return self._messages(entries, {_s(r["message_id"]): int(r["times_delivered"]) for r in rows})
 
-    def dead_letters(self) -> pd.DataFrame:
-        "Messages moved aside from this topic: original id, raw payload (bytes if it is not UTF-8), reason."
-        rows = self.t._call(f"reading dead letters of {self.topic!r}", self.t.r.xrange, self.t._dead_key(self.topic))
+# %% ../../nbs/02e_data_transport.ipynb
+@patch
+def _dead_letter(self: _RedisConsumer, mid: str, raw: Any, reason: str) -> None:
+    log.warning("message %s of %r cannot be delivered (%s); moved to %s.dead", mid, self.topic, reason, self.topic)
+    self.t._call(f"dead-lettering on {self.topic!r}", self.t.r.xadd, self.t._dead_key(self.topic),
+                 {"id": mid, "payload": raw if raw is not None else b"", "reason": reason})
 
-        def text(v):
-            try:
-                return v.decode("utf-8") if isinstance(v, bytes) else v
-            except UnicodeDecodeError:
-                return v
 
-        return pd.DataFrame([{_s(k): text(v) for k, v in f.items()} for _, f in rows], columns=["id", "payload", "reason"])
+@patch
+def _messages(self: _RedisConsumer, entries, deliveries) -> list[Message]:
+    out, dead = [], []
+    for mid, fields in entries:
+        mid = _s(mid)
+        if fields is None:
+            dead.append((mid, None, "deleted from the stream before it was acknowledged; its payload is gone"))
+            continue
+        raw = fields.get(b"event", fields.get("event"))
+        if raw is None:
+            dead.append((mid, None, f"message {mid} has no 'event' field (fields {sorted(_s(k) for k in fields)})"))
+            continue
+        try:
+            out.append(Message(mid, self.topic, decode_event(raw, mid), deliveries.get(mid, 1) if isinstance(deliveries, dict) else deliveries))
+        except DataError as e:
+            dead.append((mid, raw, str(e)))
+    for mid, raw, reason in dead:
+        self._dead_letter(mid, raw, reason)
+        self.t._call(f"acknowledging on {self.topic!r}", self.t.r.xack, self.key, self.group, mid)
+    return out
+
+# %% ../../nbs/02e_data_transport.ipynb
+@patch
+def _pending_rows(self: _RedisConsumer, lo: str = "-", hi: str = "+", consumer: str | None = None) -> list[dict]:
+    rows, page = [], 1000
+    while True:
+        got = self.t._call(f"listing pending on {self.topic!r}", self.t.r.xpending_range, self.key, self.group,
+                           min=lo, max=hi, count=page, consumername=consumer)
+        rows += got
+        if len(got) < page:
+            return rows
+        lo = "(" + _s(got[-1]["message_id"])
+
+# %% ../../nbs/02e_data_transport.ipynb
+@patch
+def dead_letters(self: _RedisConsumer) -> pd.DataFrame:
+    "Messages moved aside from this topic: original id, raw payload (bytes if it is not UTF-8), reason."
+    rows = self.t._call(f"reading dead letters of {self.topic!r}", self.t.r.xrange, self.t._dead_key(self.topic))
+
+    def text(v):
+        try:
+            return v.decode("utf-8") if isinstance(v, bytes) else v
+        except UnicodeDecodeError:
+            return v
+
+    return pd.DataFrame([{_s(k): text(v) for k, v in f.items()} for _, f in rows], columns=["id", "payload", "reason"])
