@@ -44,6 +44,7 @@ __all__ = ['log', 'REQUIRED_FLIGHT_COLUMNS', 'INGEST_OUTPUTS', 'SCHEDULE_CATEGOR
 # %% ../nbs/15_pipeline.ipynb
 log = logging.getLogger(__name__)
 
+
 REQUIRED_FLIGHT_COLUMNS = ["sched_dep", "sched_dep_local", "carrier", "origin", "dest", "distance", "tailnum", "is_late", "cancelled"]
 
 
@@ -69,7 +70,7 @@ def validate_flights(df: pd.DataFrame) -> dict:
             "late_rate": float(df["is_late"].mean()), "first_day": str(df["sched_dep_local"].min().date()),
             "last_day": str(df["sched_dep_local"].max().date())}
 
-
+# %% ../nbs/15_pipeline.ipynb
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     "Write `df` to Parquet atomically; `DataError` naming the file when a column cannot be stored."
     import pyarrow as pa
@@ -83,7 +84,7 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
         raise DataError(f"cannot write {path} as Parquet: {type(e).__name__}: {e}") from e
     return atomic_write_bytes(path, buf.getvalue())
 
-
+# %% ../nbs/15_pipeline.ipynb
 def _date(value, name: str) -> str | None:
     if value is None:
         return None
@@ -97,7 +98,7 @@ def _date(value, name: str) -> str | None:
         raise DataError(f"{name}={value!r} is not a date")
     return value
 
-
+# %% ../nbs/15_pipeline.ipynb
 INGEST_OUTPUTS = ("flights", "weather", "planes", "warehouse")
 
 
@@ -219,7 +220,7 @@ def time_split(feats: pd.DataFrame, split_date: str) -> tuple[pd.DataFrame, pd.D
         raise DataError(f"split_date={split_date} leaves {len(train)} training and {len(test)} test rows; {span}")
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
-
+# %% ../nbs/15_pipeline.ipynb
 LEAKAGE_COLUMNS = FEATURES + [LABEL, "sched_dep", "tailnum", "local_date", "as_of"]
 
 
@@ -235,13 +236,17 @@ def check_leakage(train: pd.DataFrame, test: pd.DataFrame, auc_threshold: float 
                           availability=availability, prediction_time_col="as_of", known_at=flight_feature_known_at(),
                           auc_threshold=auc_threshold)
 
-
 # %% ../nbs/15_pipeline.ipynb
 MODEL_KINDS = ("hgb", "logreg")
 
+
 # today's fixed model: regularized (small leaves, at least 100 rows each, L2) so a few weeks of data do not overfit
 HGB_DEFAULTS = {"learning_rate": 0.05, "max_iter": 300, "max_leaf_nodes": 15, "min_samples_leaf": 100, "l2_regularization": 1.0}
+
+
 LOGREG_DEFAULTS = {"C": 1.0}
+
+
 _MODEL_PARAMS = {"hgb": HGB_DEFAULTS, "logreg": LOGREG_DEFAULTS}
 
 
@@ -274,7 +279,7 @@ def make_model(
         ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), NUMERIC_FEATURES)])
     return make_pipeline(pre, LogisticRegression(max_iter=500, **hp))
 
-
+# %% ../nbs/15_pipeline.ipynb
 def _labels(df: pd.DataFrame, what: str) -> np.ndarray:
     "The label column as booleans; `DataError` for an empty frame, missing labels or a single class."
     if df.empty:
@@ -287,7 +292,7 @@ def _labels(df: pd.DataFrame, what: str) -> np.ndarray:
         raise DataError(f"{what} holds only {LABEL}={bool(y[0])} rows; both classes are needed")
     return y
 
-
+# %% ../nbs/15_pipeline.ipynb
 class RouteRateHeuristic(ThresholdHeuristic):
     "The route-late-rate heuristic: late when the route's late rate over the last 30 days exceeds x (chosen on the training rows); the rate is its probability."
 
@@ -324,7 +329,7 @@ def _check_rates(X, column: str) -> None:
     if len(bad):
         raise DataError(f"column {column!r} must hold late rates in [0, 1]; {len(bad)} values lie outside (e.g. {bad[0]:.4g})")
 
-
+# %% ../nbs/15_pipeline.ipynb
 BASELINES = ("zero_rule", "random", "route_rate")  # the names of the baselines in every models file
 
 
@@ -366,6 +371,8 @@ TRUSTED_MODEL_TYPES = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
 )
+
+
 _PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 
@@ -379,7 +386,7 @@ def _check_models(models, what: str = "models") -> dict:
             raise DataError(f"{what}[{k!r}] is a {type(m).__name__}, which has no predict_proba")
     return dict(models)
 
-
+# %% ../nbs/15_pipeline.ipynb
 def _untrusted(data: bytes, path: Path, trusted: Iterable[str]) -> list[str]:
     "The types in a skops file beyond skops' defaults; `IntegrityError` for any not on our list."
     sio = import_skops_io()
@@ -394,7 +401,7 @@ def _untrusted(data: bytes, path: Path, trusted: Iterable[str]) -> list[str]:
                              f"pass them in trusted=[...] only if you know where the file comes from")
     return found
 
-
+# %% ../nbs/15_pipeline.ipynb
 def save_models(
     models: dict,  # name -> fitted model
     path: str | Path,  # a `.skops` file (or `.joblib`/`.pkl` with `allow_pickle=True`)
@@ -419,7 +426,7 @@ def save_models(
     atomic_write_bytes(Path(f"{path}.sha256"), file_sha256(path).encode())
     return path
 
-
+# %% ../nbs/15_pipeline.ipynb
 def load_models(
     path: str | Path,  # a file written by `save_models`
     allow_pickle: bool = False,  # also load pickle/joblib files: only for files you made yourself
