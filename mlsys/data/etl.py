@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import ConfigError, DataError, SchemaError, as_path, require_columns, require_tz_aware
 from .models import StoreLockedError, connect_duckdb
@@ -406,14 +407,14 @@ CREATE TABLE IF NOT EXISTS flights (
 LEDGER_COLUMNS = ["sched_dep", "carrier", "flight", "origin", "dest", "dep_delay", "arr_delay", "is_late"]
 _LEDGER_TABLES = {"batches": ["batch_id", "n_rows", "written_at"], "flights": ["seq", "batch_id", *LEDGER_COLUMNS]}
 
-
+# %% ../../nbs/02c_data_etl.ipynb
 def _cell(v):
     if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
         return None
     v = v.item() if hasattr(v, "item") else v
     return int(v) if isinstance(v, bool) else v
 
-
+# %% ../../nbs/02c_data_etl.ipynb
 class FlightLedger:
     "A SQLite store through which one process writes flight batches and others read them, batch-atomically."
 
@@ -460,66 +461,70 @@ class FlightLedger:
     def __exit__(self, *exc):
         self.close()
 
-    def write_batch(
-        self,
-        batch_id: str,  # unique name of the batch (e.g. the day it covers)
-        df: pd.DataFrame,  # rows with `LEDGER_COLUMNS`
-    ) -> int:
-        "Insert all rows of `df` and the ledger entry in one transaction; return the number of rows."
-        if not isinstance(batch_id, str) or not batch_id.strip():
-            raise DataError(f"batch_id must be a non-empty string, got {batch_id!r}")
-        require_columns(df, LEDGER_COLUMNS, f"batch {batch_id!r}")
-        when = require_tz_aware(df["sched_dep"], f"batch {batch_id!r} column 'sched_dep'")
-        when = when.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-        rows = [(batch_id, t, *(_cell(v) for v in r))
-                for t, r in zip(when, df[LEDGER_COLUMNS[1:]].astype(object).itertuples(index=False))]
-        cur = self.con.cursor()
-        try:
-            cur.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            raise self._error(e, f"start writing batch {batch_id!r}") from e
-        try:
-            if cur.execute("SELECT 1 FROM batches WHERE batch_id = ?", (batch_id,)).fetchone():
-                raise DataError(f"batch_id={batch_id!r} was already written; batches are written once")
-            cur.execute("INSERT INTO batches VALUES (?, ?, ?)", (batch_id, len(rows), time.time()))
-            cur.executemany(f"INSERT INTO flights (batch_id, {', '.join(LEDGER_COLUMNS)}) "
-                            f"VALUES (?{', ?' * len(LEDGER_COLUMNS)})", rows)
-            cur.execute("COMMIT")
-        except sqlite3.IntegrityError as e:
-            cur.execute("ROLLBACK")
-            raise DataError(f"batch {batch_id!r} violates a constraint of the store ({e}); nothing was written") from e
-        except sqlite3.Error as e:
-            cur.execute("ROLLBACK")
-            raise self._error(e, f"write batch {batch_id!r}; nothing was written") from e
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        return len(rows)
+# %% ../../nbs/02c_data_etl.ipynb
+@patch
+def write_batch(
+    self: FlightLedger,
+    batch_id: str,  # unique name of the batch (e.g. the day it covers)
+    df: pd.DataFrame,  # rows with `LEDGER_COLUMNS`
+) -> int:
+    "Insert all rows of `df` and the ledger entry in one transaction; return the number of rows."
+    if not isinstance(batch_id, str) or not batch_id.strip():
+        raise DataError(f"batch_id must be a non-empty string, got {batch_id!r}")
+    require_columns(df, LEDGER_COLUMNS, f"batch {batch_id!r}")
+    when = require_tz_aware(df["sched_dep"], f"batch {batch_id!r} column 'sched_dep'")
+    when = when.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = [(batch_id, t, *(_cell(v) for v in r))
+            for t, r in zip(when, df[LEDGER_COLUMNS[1:]].astype(object).itertuples(index=False))]
+    cur = self.con.cursor()
+    try:
+        cur.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as e:
+        raise self._error(e, f"start writing batch {batch_id!r}") from e
+    try:
+        if cur.execute("SELECT 1 FROM batches WHERE batch_id = ?", (batch_id,)).fetchone():
+            raise DataError(f"batch_id={batch_id!r} was already written; batches are written once")
+        cur.execute("INSERT INTO batches VALUES (?, ?, ?)", (batch_id, len(rows), time.time()))
+        cur.executemany(f"INSERT INTO flights (batch_id, {', '.join(LEDGER_COLUMNS)}) "
+                        f"VALUES (?{', ?' * len(LEDGER_COLUMNS)})", rows)
+        cur.execute("COMMIT")
+    except sqlite3.IntegrityError as e:
+        cur.execute("ROLLBACK")
+        raise DataError(f"batch {batch_id!r} violates a constraint of the store ({e}); nothing was written") from e
+    except sqlite3.Error as e:
+        cur.execute("ROLLBACK")
+        raise self._error(e, f"write batch {batch_id!r}; nothing was written") from e
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+    return len(rows)
 
-    def read_new(
-        self,
-        after: int = 0,  # the cursor: the last `seq` already read
-    ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-        "Rows committed after `after`, the ledger at the same instant, and the new cursor."
-        if isinstance(after, bool) or not isinstance(after, int) or after < 0:  # SQLite would compare text silently
-            raise DataError(f"after must be a non-negative integer cursor (a seq), got {after!r}")
-        cur = self.con.cursor()
+# %% ../../nbs/02c_data_etl.ipynb
+@patch
+def read_new(
+    self: FlightLedger,
+    after: int = 0,  # the cursor: the last `seq` already read
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    "Rows committed after `after`, the ledger at the same instant, and the new cursor."
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:  # SQLite would compare text silently
+        raise DataError(f"after must be a non-negative integer cursor (a seq), got {after!r}")
+    cur = self.con.cursor()
+    try:
+        cur.execute("BEGIN")  # one snapshot for both reads
         try:
-            cur.execute("BEGIN")  # one snapshot for both reads
-            try:
-                rows = cur.execute("SELECT seq, batch_id, " + ", ".join(LEDGER_COLUMNS)
-                                   + " FROM flights WHERE seq > ? ORDER BY seq", (after,)).fetchall()
-                ledger = cur.execute("SELECT batch_id, n_rows FROM batches ORDER BY written_at").fetchall()
-            finally:
-                cur.execute("COMMIT")
-        except sqlite3.Error as e:
-            raise self._error(e, "read new rows") from e
-        df = pd.DataFrame(rows, columns=["seq", "batch_id", *LEDGER_COLUMNS])
-        df["sched_dep"] = pd.to_datetime(df["sched_dep"], utc=True, format="ISO8601")
-        for c in ["dep_delay", "arr_delay"]:
-            df[c] = df[c].astype("Int64")
-        df["is_late"] = df["is_late"].astype("boolean")
-        return df, pd.DataFrame(ledger, columns=["batch_id", "n_rows"]), int(df["seq"].max()) if len(df) else after
+            rows = cur.execute("SELECT seq, batch_id, " + ", ".join(LEDGER_COLUMNS)
+                               + " FROM flights WHERE seq > ? ORDER BY seq", (after,)).fetchall()
+            ledger = cur.execute("SELECT batch_id, n_rows FROM batches ORDER BY written_at").fetchall()
+        finally:
+            cur.execute("COMMIT")
+    except sqlite3.Error as e:
+        raise self._error(e, "read new rows") from e
+    df = pd.DataFrame(rows, columns=["seq", "batch_id", *LEDGER_COLUMNS])
+    df["sched_dep"] = pd.to_datetime(df["sched_dep"], utc=True, format="ISO8601")
+    for c in ["dep_delay", "arr_delay"]:
+        df[c] = df[c].astype("Int64")
+    df["is_late"] = df["is_late"].astype("boolean")
+    return df, pd.DataFrame(ledger, columns=["batch_id", "n_rows"]), int(df["seq"].max()) if len(df) else after
 
 # %% ../../nbs/02c_data_etl.ipynb
 def _days(start: Any, end: Any, pause: Any) -> pd.DatetimeIndex:
