@@ -53,7 +53,7 @@ def _binary(y_true, scores, what: str = "scores") -> tuple[np.ndarray, np.ndarra
         raise DataError(f"{what} has {int((~np.isfinite(sf)).sum())} missing or infinite values")
     return y, sf
 
-
+# %% ../../nbs/15a_report_checks.ipynb
 def _blocks(y: np.ndarray, s: np.ndarray, w: np.ndarray | None = None):
     "Per block of tied scores, highest first: the (weighted) number of positives and of negatives."
     order = np.argsort(-s, kind="stable")
@@ -81,7 +81,7 @@ def _roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
     below = N - np.cumsum(neg)  # negatives scored strictly lower than each block
     return float(np.sum(pos * (below + 0.5 * neg)) / (P * N))
 
-
+# %% ../../nbs/15a_report_checks.ipynb
 def average_precision(y_true, scores, sample_weight=None) -> float:
     "Average precision (the area under the step PR curve); ties count as one threshold, as in scikit-learn."
     y, s = _binary(y_true, scores)
@@ -203,7 +203,7 @@ def calibration_summary(y_true, proba, n_bins: int = 10) -> dict:
                           "rows": int(worst["rows"])},
             "bins": int(len(table))}
 
-
+# %% ../../nbs/15a_report_checks.ipynb
 def plot_calibration(
     preds: pd.DataFrame,  # the label and one probability column per model
     models: Sequence[str],  # probability columns to draw
@@ -410,7 +410,7 @@ def shift_table(
     table["shift"] = table["shift"].astype(str)
     return table
 
-
+# %% ../../nbs/15a_report_checks.ipynb
 def importance_table(
     model,  # a fitted classifier with predict_proba
     X: pd.DataFrame,  # evaluation features
@@ -470,7 +470,7 @@ def _records(df: pd.DataFrame, index: str | None = None) -> list[dict]:
                      for k, v in r.items()})
     return recs
 
-
+# %% ../../nbs/15a_report_checks.ipynb
 def model_checks(
     models: Mapping[str, Any],  # name -> fitted classifier (the model and the baselines)
     train: pd.DataFrame,  # training rows (features and label)
