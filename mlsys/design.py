@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -280,85 +281,95 @@ class HierarchicalClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.allow_nan = get_tags(self._base()).input_tags.allow_nan
         return tags
 
-    def _groups(self, X, y) -> np.ndarray:
-        classes = self.classes_
-        if self.hierarchy is not None:
-            if not isinstance(self.hierarchy, Mapping):
-                raise ConfigError(f"hierarchy must be a mapping {{class: group}}, got {type(self.hierarchy).__name__}")
-            missing = [c for c in classes.tolist() if c not in self.hierarchy]
-            if missing:
-                raise ConfigError(f"hierarchy has no group for classes {missing[:10]!r}"
-                                  + (f" ({len(missing)} in all)" if len(missing) > 10 else ""))
-            return np.asarray([self.hierarchy[c] for c in classes], dtype=object)
-        k = self.n_groups
-        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
-            raise ConfigError(f"n_groups must be a positive integer or None, got {k!r}")
-        k = min(len(classes), int(k) if k is not None else max(1, int(round(math.sqrt(len(classes))))))
-        if k == 1:
-            return np.zeros(len(classes), dtype=object)
-        from sklearn.cluster import KMeans
-        Xf = np.nan_to_num(np.asarray(X, dtype=float))
-        centers = np.vstack([Xf[y == c].mean(axis=0) for c in classes])
-        labels = KMeans(n_clusters=k, n_init=10, random_state=self.random_state).fit_predict(centers)
-        return labels.astype(object)
+# %% ../nbs/01b_design.ipynb
+@patch
+def _groups(self: HierarchicalClassifier, X, y) -> np.ndarray:
+    classes = self.classes_
+    if self.hierarchy is not None:
+        if not isinstance(self.hierarchy, Mapping):
+            raise ConfigError(f"hierarchy must be a mapping {{class: group}}, got {type(self.hierarchy).__name__}")
+        missing = [c for c in classes.tolist() if c not in self.hierarchy]
+        if missing:
+            raise ConfigError(f"hierarchy has no group for classes {missing[:10]!r}"
+                              + (f" ({len(missing)} in all)" if len(missing) > 10 else ""))
+        return np.asarray([self.hierarchy[c] for c in classes], dtype=object)
+    k = self.n_groups
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+        raise ConfigError(f"n_groups must be a positive integer or None, got {k!r}")
+    k = min(len(classes), int(k) if k is not None else max(1, int(round(math.sqrt(len(classes))))))
+    if k == 1:
+        return np.zeros(len(classes), dtype=object)
+    from sklearn.cluster import KMeans
+    Xf = np.nan_to_num(np.asarray(X, dtype=float))
+    centers = np.vstack([Xf[y == c].mean(axis=0) for c in classes])
+    labels = KMeans(n_clusters=k, n_init=10, random_state=self.random_state).fit_predict(centers)
+    return labels.astype(object)
 
-    def fit(self, X, y):
-        "Fit the group classifier and one classifier per group of more than one class."
-        from sklearn.utils import get_tags
-        from sklearn.utils.multiclass import check_classification_targets
-        allow_nan = get_tags(self._base()).input_tags.allow_nan
-        X, y = validate_data(self, X, y, ensure_all_finite="allow-nan" if allow_nan else True)
-        try:
-            check_classification_targets(y)
-        except ValueError as e:
-            raise DataError(f"y does not fit a classification task: {e}") from e
-        self.classes_ = np.unique(y)
-        self.groups_ = self._groups(X, y)
-        self.group_of_ = dict(zip(self.classes_.tolist(), self.groups_.tolist()))
-        gy = np.asarray([self.group_of_[v] for v in y.tolist()], dtype=object)
-        names = sorted(set(self.groups_.tolist()), key=str)
-        self.group_names_ = names
-        gidx = np.asarray([names.index(g) for g in gy.tolist()])
-        self.top_ = clone(self._base()).fit(X, gidx) if len(names) > 1 else None
-        self.members_ = {}
-        for j, g in enumerate(names):
-            rows = gidx == j
-            inside = np.unique(y[rows])
-            self.members_[g] = clone(self._base()).fit(X[rows], y[rows]) if len(inside) > 1 else inside[0]
-        return self
+# %% ../nbs/01b_design.ipynb
+@patch
+def fit(self: HierarchicalClassifier, X, y):
+    "Fit the group classifier and one classifier per group of more than one class."
+    from sklearn.utils import get_tags
+    from sklearn.utils.multiclass import check_classification_targets
+    allow_nan = get_tags(self._base()).input_tags.allow_nan
+    X, y = validate_data(self, X, y, ensure_all_finite="allow-nan" if allow_nan else True)
+    try:
+        check_classification_targets(y)
+    except ValueError as e:
+        raise DataError(f"y does not fit a classification task: {e}") from e
+    self.classes_ = np.unique(y)
+    self.groups_ = self._groups(X, y)
+    self.group_of_ = dict(zip(self.classes_.tolist(), self.groups_.tolist()))
+    gy = np.asarray([self.group_of_[v] for v in y.tolist()], dtype=object)
+    names = sorted(set(self.groups_.tolist()), key=str)
+    self.group_names_ = names
+    gidx = np.asarray([names.index(g) for g in gy.tolist()])
+    self.top_ = clone(self._base()).fit(X, gidx) if len(names) > 1 else None
+    self.members_ = {}
+    for j, g in enumerate(names):
+        rows = gidx == j
+        inside = np.unique(y[rows])
+        self.members_[g] = clone(self._base()).fit(X[rows], y[rows]) if len(inside) > 1 else inside[0]
+    return self
 
-    def predict_proba(self, X):
-        "P(class) = P(group) x P(class | group), columns in the order of `classes_`."
-        check_is_fitted(self)
-        from sklearn.utils import get_tags
-        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan" if get_tags(self._base()).input_tags.allow_nan else True)
-        out = np.zeros((X.shape[0], len(self.classes_)))
-        col = {c: i for i, c in enumerate(self.classes_.tolist())}
-        if self.top_ is None:
-            pg = np.ones((X.shape[0], 1))
-            order = [0]
+# %% ../nbs/01b_design.ipynb
+@patch
+def predict_proba(self: HierarchicalClassifier, X):
+    "P(class) = P(group) x P(class | group), columns in the order of `classes_`."
+    check_is_fitted(self)
+    from sklearn.utils import get_tags
+    X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan" if get_tags(self._base()).input_tags.allow_nan else True)
+    out = np.zeros((X.shape[0], len(self.classes_)))
+    col = {c: i for i, c in enumerate(self.classes_.tolist())}
+    if self.top_ is None:
+        pg = np.ones((X.shape[0], 1))
+        order = [0]
+    else:
+        pg = self.top_.predict_proba(X)
+        order = list(self.top_.classes_)
+    for j, gi in enumerate(order):
+        member = self.members_[self.group_names_[gi]]
+        if isinstance(member, BaseEstimator):
+            pm = member.predict_proba(X)
+            for k, c in enumerate(member.classes_.tolist()):
+                out[:, col[c]] += pg[:, j] * pm[:, k]
         else:
-            pg = self.top_.predict_proba(X)
-            order = list(self.top_.classes_)
-        for j, gi in enumerate(order):
-            member = self.members_[self.group_names_[gi]]
-            if isinstance(member, BaseEstimator):
-                pm = member.predict_proba(X)
-                for k, c in enumerate(member.classes_.tolist()):
-                    out[:, col[c]] += pg[:, j] * pm[:, k]
-            else:
-                out[:, col[member.item() if hasattr(member, "item") else member]] += pg[:, j]
-        return out
+            out[:, col[member.item() if hasattr(member, "item") else member]] += pg[:, j]
+    return out
 
-    def predict(self, X):
-        "The class with the highest joint probability."
-        check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+# %% ../nbs/01b_design.ipynb
+@patch
+def predict(self: HierarchicalClassifier, X):
+    "The class with the highest joint probability."
+    check_is_fitted(self)
+    return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
-    def predict_group(self, X):
-        "The group of each row's predicted class."
-        check_is_fitted(self)
-        return np.asarray([self.group_of_[c] for c in self.predict(X).tolist()], dtype=object)
+# %% ../nbs/01b_design.ipynb
+@patch
+def predict_group(self: HierarchicalClassifier, X):
+    "The group of each row's predicted class."
+    check_is_fitted(self)
+    return np.asarray([self.group_of_[c] for c in self.predict(X).tolist()], dtype=object)
 
 # %% ../nbs/01b_design.ipynb
 def hit_rate_at_k(
