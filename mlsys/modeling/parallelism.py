@@ -37,7 +37,7 @@ def stage_bounds(depth: int, stages: int) -> list:
     bounds[-1] = (bounds[-1][0], 2 * depth + 1)
     return bounds
 
-
+# %% ../../nbs/08k_modeling_parallelism.ipynb
 def _stage_part(model, rank: int, stages: int, depth: int):
     torch = _torch()
     start, stop = stage_bounds(depth, stages)[rank]
@@ -51,7 +51,7 @@ def _global_state(part, offset: int) -> dict:
         out[f"{int(i) + offset}.{rest}"] = v.detach().cpu().clone()
     return out
 
-
+# %% ../../nbs/08k_modeling_parallelism.ipynb
 def model_parallel_train(
     rank: int,  # this process's rank: it holds the rank-th part of the layers
     world_size: int,  # number of parts (processes)
@@ -224,7 +224,7 @@ def pipeline_train(
         timings.append({"start": t0, "end": t1, "events": list(log)})
     return {"rank": rank, "state": _global_state(part, offset), "losses": losses, "timings": timings, "microbatches": m}
 
-
+# %% ../../nbs/08k_modeling_parallelism.ipynb
 def measured_bubble(
     results: list,  # the per-rank results of one `pipeline_train` run
     skip: int = 1,  # leading steps to leave out (the first one includes start-up work)
@@ -269,13 +269,13 @@ def _return_freed_memory():
     libc.mallopt(-3, 65536)  # M_MMAP_THRESHOLD (a fixed value also stops glibc from raising it on its own)
     libc.mallopt(-1, 65536)  # M_TRIM_THRESHOLD
 
-
+# %% ../../nbs/08k_modeling_parallelism.ipynb
 def _check_segments(segments, n_modules: int) -> list:
     if isinstance(segments, (str, bytes)) or not isinstance(segments, Sequence) or not segments:
         raise ConfigError("segments must be a non-empty list of segment counts (0 = no checkpointing)")
     return [_int(s, "a segment count", 0, n_modules) for s in segments]
 
-
+# %% ../../nbs/08k_modeling_parallelism.ipynb
 def checkpoint_step_cost(
     depth: int = 16,  # hidden layers of the MLP
     width: int = 256,  # units per layer (and input features)
@@ -319,7 +319,13 @@ def checkpoint_step_cost(
                      "max_grad_diff": float((grad - ref).abs().max())})
     return rows
 
+# %% ../../nbs/08k_modeling_parallelism.ipynb
+def _kept_mib(depth: int, width: int, batch: int, k: int) -> float:
+    "Activations alive at the peak, in theory: every ReLU output (backward needs them; the Linear outputs are freed), or the k - 1 segment boundaries besides the input plus one recomputed segment."
+    per_tensor = batch * width * 4 / 2**20
+    return depth * per_tensor if k == 0 else (k - 1 + math.ceil(depth / k)) * per_tensor
 
+# %% ../../nbs/08k_modeling_parallelism.ipynb
 def checkpoint_cost(
     depth: int = 16,  # hidden layers of the MLP
     width: int = 256,  # units per layer
@@ -352,9 +358,3 @@ def checkpoint_cost(
     df = pd.DataFrame(json.loads(proc.stdout.strip().splitlines()[-1]))
     df["activations at the peak (theory, MiB)"] = [_kept_mib(depth, width, batch, k) for k in df["segments"]]
     return df.set_index("segments")
-
-
-def _kept_mib(depth: int, width: int, batch: int, k: int) -> float:
-    "Activations alive at the peak, in theory: every ReLU output (backward needs them; the Linear outputs are freed), or the k - 1 segment boundaries besides the input plus one recomputed segment."
-    per_tensor = batch * width * 4 / 2**20
-    return depth * per_tensor if k == 0 else (k - 1 + math.ceil(depth / k)) * per_tensor
