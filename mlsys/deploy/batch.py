@@ -412,7 +412,7 @@ def score_table(
     out,  # a folder for the Parquet parts, or a `DuckDBTable`
     key: str | Sequence[str],  # the column(s) that identify a row (e.g. 'flight_id'), copied to the output
     chunk_rows: int = 65536,  # rows read, scored and written at a time: bounds the memory held
-    features: Sequence[str] | None = None,  # the columns the model reads (default: its feature_names_in_)
+    features: Sequence[str] | None = None,  # the columns the model reads (default: the column names it was fitted on)
     model_name: str | None = None,  # the model's name in the output (default: its class name)
     version: str | None = None,  # its version in the output (default: `model_version(model)`)
     overwrite: bool = False,  # replace an existing output (else ConfigError)
@@ -483,7 +483,7 @@ def score_table_dask(
     parquet_path,  # a Parquet file or folder of parts; each row group becomes a partition
     out,  # a folder for the partitioned Parquet output
     key: str | Sequence[str],  # the key column(s), copied to the output
-    features: Sequence[str] | None = None,  # the columns the model reads (default: its feature_names_in_)
+    features: Sequence[str] | None = None,  # the columns the model reads (default: the column names it was fitted on)
     scheduler=None,  # None: a new LocalCluster; or a scheduler address ('tcp://...'), or a distributed.Client
     n_workers: int = 2,  # workers of the LocalCluster
     memory_limit: str | int = "1GiB",  # memory cap of each LocalCluster worker
