@@ -108,7 +108,7 @@ def _use_loopback(addr: str):
                 os.environ["GLOO_SOCKET_IFNAME"] = name
                 break
 
-
+# %% ../../nbs/08h_modeling_distributed.ipynb
 def join_process_group(
     rank: int,  # this process's rank, in [0, world_size)
     world_size: int,  # how many processes the group must have
@@ -529,7 +529,7 @@ def ddp_train(
         losses.append(float(loss.detach()))
     return {"rank": rank, "state": _state(model), "losses": losses, "work_s": work_s, "step_s": step_s}
 
-
+# %% ../../nbs/08h_modeling_distributed.ipynb
 def single_process_train(
     X,  # float tensor (n, d)
     y,  # int64 tensor (n,)
@@ -560,7 +560,7 @@ def single_process_train(
         losses.append(float(loss.detach()))
     return {"state": _state(model), "losses": losses, "step_s": step_s}
 
-
+# %% ../../nbs/08h_modeling_distributed.ipynb
 def max_abs_diff(a: Mapping, b: Mapping) -> float:
     "Largest absolute difference between two state dicts with the same keys and shapes."
     if not isinstance(a, Mapping) or not isinstance(b, Mapping):
@@ -594,89 +594,64 @@ def _load_flat(model, vec):
             p.copy_(vec[i:i + p.numel()].view_as(p))
             i += p.numel()
 
+# %% ../../nbs/08h_modeling_distributed.ipynb
+def _ps_serve(flat, msg, reply, mode: str, gradients: int, n_workers: int, batch: int, lr: float, snapshot_every: int) -> dict:
+    "The server's loop (rank 0): answer pulls, apply pushed gradients (each on arrival, or averaged per round), stop the workers after `gradients`."
+    torch, dist = _torch(), _dist()
+    P = flat.numel()
+    version, stopped, discarded, t0 = 0, 0, 0, time.perf_counter()
+    staleness, who, times, pending = [], [], [], {}
+    snapshots = [(0, 0, 0.0, flat.float().numpy().copy())]
 
-def parameter_server_train(
-    rank: int,  # this process's rank: 0 is the server, the others are workers
-    world_size: int,  # number of processes (at least 2)
-    X,  # float tensor (n, d): training features
-    y,  # int64 tensor (n,): labels
-    mode: str = "async",  # 'async' (apply each gradient on arrival) or 'sync' (average one per worker)
-    gradients: int = 120,  # gradients the server applies in all (sync: a multiple of the number of workers)
-    batch: int = 32,  # rows per gradient
-    lr: float = 0.1,  # learning rate applied to each update
-    width: int = 32,  # hidden units
-    depth: int = 1,  # hidden layers
-    seed: int = 0,  # seed of the initialization; worker r draws its batches from seed + r
-    delays: Mapping | None = None,  # {rank: seconds}: extra work per gradient on that worker
-    snapshot_every: int = 10,  # the server keeps the weights every this many updates
-) -> dict:
-    "SGD with a parameter server on rank 0 and workers on the other ranks; the server records the staleness of every gradient it applies."
+    def answer(dst: int, stop: bool):
+        reply[:P], reply[P], reply[P + 1] = flat, version, float(stop)
+        dist.send(reply, dst=dst, tag=_DOWN)
+
+    def applied(n_grads: int):
+        nonlocal version
+        version += 1
+        times.append(time.perf_counter() - t0)
+        if version % snapshot_every == 0 or len(staleness) >= gradients:
+            snapshots.append((version, len(staleness) * batch, times[-1], flat.float().numpy().copy()))
+
+    while stopped < n_workers:
+        src = dist.recv(msg, tag=_UP)  # from whichever worker is ready first
+        if float(msg[0]) == _PULL:
+            answer(src, False)
+            continue
+        if len(staleness) >= gradients:  # the budget is spent: this gradient arrived too late
+            discarded += 1
+            answer(src, True)
+            stopped += 1
+            continue
+        staleness.append(version - int(msg[1]))
+        who.append(src)
+        if mode == "async":
+            flat -= lr * msg[2:]
+            applied(1)
+            done = len(staleness) >= gradients
+            answer(src, done)
+            stopped += done
+            continue
+        pending[src] = msg[2:].clone()
+        if len(pending) < n_workers:
+            continue  # answer nobody until every worker's gradient is in
+        flat -= lr * torch.stack(list(pending.values())).mean(0)
+        applied(n_workers)
+        done = len(staleness) >= gradients
+        for w in sorted(pending):
+            answer(w, done)
+        stopped += n_workers if done else 0
+        pending.clear()
+    return {"rank": 0, "mode": mode, "staleness": np.array(staleness), "worker": np.array(who), "update_s": np.array(times),
+            "updates": version, "discarded": discarded, "snapshots": snapshots}
+
+# %% ../../nbs/08h_modeling_distributed.ipynb
+def _ps_work(rank: int, model, X, y, msg, reply, batch: int, seed: int, delay: float, mode: str) -> dict:
+    "A worker's loop: pull the weights, compute a gradient on a mini-batch, push it, until the server says stop."
     torch, dist = _torch(), _dist()
     F = torch.nn.functional
-    if not isinstance(mode, str) or mode not in PS_MODES:
-        raise ConfigError(f"mode must be one of {PS_MODES}, got {mode!r}")
-    if world_size < 2:
-        raise WorldSizeError("a parameter server needs at least 2 processes: rank 0 serves, the others compute gradients")
-    if dist.is_initialized() and dist.get_backend() != "gloo":
-        raise ConfigError("the parameter server receives from whichever worker is ready (any-source receive), which only gloo "
-                          "supports; run it in a gloo group, e.g. Workers(backend='gloo')")
-    n_classes, n_workers = _check_xy(X, y), world_size - 1
-    gradients, batch, lr = _int(gradients, "gradients"), _int(batch, "batch", 1, len(X)), _float(lr, "lr")
-    if mode == "sync" and gradients % n_workers:
-        raise ConfigError(f"gradients={gradients} does not split into synchronous rounds of one gradient from each of "
-                          f"{n_workers} workers; use a multiple of {n_workers}")
-    snapshot_every, delay = _int(snapshot_every, "snapshot_every"), _delay(delays, rank, world_size)
-    model = _mlp(X.shape[1], n_classes, width, depth, seed)
-    flat = _flat(model).double()
-    P = flat.numel()
-    msg, reply = torch.zeros(P + 2, dtype=torch.float64), torch.zeros(P + 2, dtype=torch.float64)  # reply: params, version, stop
-    if rank == 0:
-        version, stopped, discarded, t0 = 0, 0, 0, time.perf_counter()
-        staleness, who, times, pending = [], [], [], {}
-        snapshots = [(0, 0, 0.0, flat.float().numpy().copy())]
-
-        def answer(dst: int, stop: bool):
-            reply[:P], reply[P], reply[P + 1] = flat, version, float(stop)
-            dist.send(reply, dst=dst, tag=_DOWN)
-
-        def applied(n_grads: int):
-            nonlocal version
-            version += 1
-            times.append(time.perf_counter() - t0)
-            if version % snapshot_every == 0 or len(staleness) >= gradients:
-                snapshots.append((version, len(staleness) * batch, times[-1], flat.float().numpy().copy()))
-
-        while stopped < n_workers:
-            src = dist.recv(msg, tag=_UP)  # from whichever worker is ready first
-            if float(msg[0]) == _PULL:
-                answer(src, False)
-                continue
-            if len(staleness) >= gradients:  # the budget is spent: this gradient arrived too late
-                discarded += 1
-                answer(src, True)
-                stopped += 1
-                continue
-            staleness.append(version - int(msg[1]))
-            who.append(src)
-            if mode == "async":
-                flat -= lr * msg[2:]
-                applied(1)
-                done = len(staleness) >= gradients
-                answer(src, done)
-                stopped += done
-                continue
-            pending[src] = msg[2:].clone()
-            if len(pending) < n_workers:
-                continue  # answer nobody until every worker's gradient is in
-            flat -= lr * torch.stack(list(pending.values())).mean(0)
-            applied(n_workers)
-            done = len(staleness) >= gradients
-            for w in sorted(pending):
-                answer(w, done)
-            stopped += n_workers if done else 0
-            pending.clear()
-        return {"rank": 0, "mode": mode, "staleness": np.array(staleness), "worker": np.array(who), "update_s": np.array(times),
-                "updates": version, "discarded": discarded, "snapshots": snapshots}
+    P = reply.numel() - 2
     rng = np.random.default_rng(seed + rank)
     compute_s, wait_s = [], []
     msg[0] = _PULL
@@ -701,6 +676,45 @@ def parameter_server_train(
         if float(reply[P + 1]):
             break
     return {"rank": rank, "mode": mode, "gradients": len(compute_s), "compute_s": compute_s, "wait_s": wait_s}
+
+# %% ../../nbs/08h_modeling_distributed.ipynb
+def parameter_server_train(
+    rank: int,  # this process's rank: 0 is the server, the others are workers
+    world_size: int,  # number of processes (at least 2)
+    X,  # float tensor (n, d): training features
+    y,  # int64 tensor (n,): labels
+    mode: str = "async",  # 'async' (apply each gradient on arrival) or 'sync' (average one per worker)
+    gradients: int = 120,  # gradients the server applies in all (sync: a multiple of the number of workers)
+    batch: int = 32,  # rows per gradient
+    lr: float = 0.1,  # learning rate applied to each update
+    width: int = 32,  # hidden units
+    depth: int = 1,  # hidden layers
+    seed: int = 0,  # seed of the initialization; worker r draws its batches from seed + r
+    delays: Mapping | None = None,  # {rank: seconds}: extra work per gradient on that worker
+    snapshot_every: int = 10,  # the server keeps the weights every this many updates
+) -> dict:
+    "SGD with a parameter server on rank 0 and workers on the other ranks; the server records the staleness of every gradient it applies."
+    torch, dist = _torch(), _dist()
+    if not isinstance(mode, str) or mode not in PS_MODES:
+        raise ConfigError(f"mode must be one of {PS_MODES}, got {mode!r}")
+    if world_size < 2:
+        raise WorldSizeError("a parameter server needs at least 2 processes: rank 0 serves, the others compute gradients")
+    if dist.is_initialized() and dist.get_backend() != "gloo":
+        raise ConfigError("the parameter server receives from whichever worker is ready (any-source receive), which only gloo "
+                          "supports; run it in a gloo group, e.g. Workers(backend='gloo')")
+    n_classes, n_workers = _check_xy(X, y), world_size - 1
+    gradients, batch, lr = _int(gradients, "gradients"), _int(batch, "batch", 1, len(X)), _float(lr, "lr")
+    if mode == "sync" and gradients % n_workers:
+        raise ConfigError(f"gradients={gradients} does not split into synchronous rounds of one gradient from each of "
+                          f"{n_workers} workers; use a multiple of {n_workers}")
+    snapshot_every, delay = _int(snapshot_every, "snapshot_every"), _delay(delays, rank, world_size)
+    model = _mlp(X.shape[1], n_classes, width, depth, seed)
+    flat = _flat(model).double()
+    P = flat.numel()
+    msg, reply = torch.zeros(P + 2, dtype=torch.float64), torch.zeros(P + 2, dtype=torch.float64)  # reply: params, version, stop
+    if rank == 0:
+        return _ps_serve(flat, msg, reply, mode, gradients, n_workers, batch, lr, snapshot_every)
+    return _ps_work(rank, model, X, y, msg, reply, batch, seed, delay, mode)
 
 # %% ../../nbs/08h_modeling_distributed.ipynb
 def snapshot_curve(
