@@ -353,7 +353,7 @@ def suite_markdown(
                 parts += ["", f"*{label}*", "", _md_table(pd.DataFrame(r[label]), max_rows)]
     return "\n".join(parts)
 
-
+# %% ../../nbs/09f_evaluation_suite.ipynb
 def _html_records(records: list[dict], max_rows: int) -> str:
     return pd.DataFrame(records).head(max_rows).to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
 
@@ -376,7 +376,7 @@ def suite_html(
                 out.append(f"<p><i>{label}</i></p>" + _html_records(r[label], max_rows))
     return "\n".join(out)
 
-
+# %% ../../nbs/09f_evaluation_suite.ipynb
 def _to_markdown(self: SuiteResult, max_rows: int = 10) -> str:
     "The result as Markdown (see `suite_markdown`)."
     return suite_markdown(self.to_dict(max_rows), max_rows)
