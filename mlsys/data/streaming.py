@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import ConfigError, DataError, optional_import, require_columns
 from .service import flight_ids
@@ -229,44 +230,54 @@ class WindowedCounts:
             return self._close(wm)
         return []
 
-    def _close(self, watermark: float) -> list[dict]:
-        out = []
-        while self._starts and self._starts[0] + self.size_s_ <= watermark:
-            start = heapq.heappop(self._starts)
-            for origin, (n, dl, c) in sorted(self._open.pop(start).items()):
-                out.append({"origin": origin, "start": start, "flights": n, "delayed": dl, "cancelled": c})
-                self.open_windows_ -= 1
-        return out
+# %% ../../nbs/02f_data_streaming.ipynb
+@patch
+def _close(self: WindowedCounts, watermark: float) -> list[dict]:
+    out = []
+    while self._starts and self._starts[0] + self.size_s_ <= watermark:
+        start = heapq.heappop(self._starts)
+        for origin, (n, dl, c) in sorted(self._open.pop(start).items()):
+            out.append({"origin": origin, "start": start, "flights": n, "delayed": dl, "cancelled": c})
+            self.open_windows_ -= 1
+    return out
 
-    def flush(self) -> list[dict]:
-        "End of stream: emit every open window (later events will all be late)."
-        return self._close(float("inf"))
+# %% ../../nbs/02f_data_streaming.ipynb
+@patch
+def flush(self: WindowedCounts) -> list[dict]:
+    "End of stream: emit every open window (later events will all be late)."
+    return self._close(float("inf"))
 
-    def pop_late_events(self) -> list[dict]:
-        "Return and clear the side output of late events."
-        out, self.late_events_ = self.late_events_, []
-        return out
 
-    def run(self, events: Iterable[dict]) -> pd.DataFrame:
-        "Feed `events` through `update`, then `flush`; return all windows as the batch job's table."
-        rows = []
-        for e in _check_events(events):
-            rows += self.update(e)
-        rows += self.flush()
-        return self.to_frame(rows)
+@patch
+def pop_late_events(self: WindowedCounts) -> list[dict]:
+    "Return and clear the side output of late events."
+    out, self.late_events_ = self.late_events_, []
+    return out
 
-    def to_frame(self, rows: list[dict]) -> pd.DataFrame:
-        "Window results returned by `update`/`flush` as the batch job's table."
-        if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
-            raise DataError(f"rows must be a list of the window dicts that update/flush return, got {type(rows).__name__}")
-        rows = list(rows)
-        for i, r in enumerate(rows):
-            if not isinstance(r, dict) or not _ROW_KEYS <= r.keys():
-                missing = sorted(_ROW_KEYS - r.keys()) if isinstance(r, dict) else None
-                raise DataError(f"rows[{i}] is not a window result of update/flush: "
-                                + (f"it lacks {missing}" if missing is not None else f"got {type(r).__name__}"))
-        df = pd.DataFrame(rows, columns=["origin", "start", "flights", "delayed", "cancelled"])
-        return _window_frame(df, self.size_s_)
+# %% ../../nbs/02f_data_streaming.ipynb
+@patch
+def run(self: WindowedCounts, events: Iterable[dict]) -> pd.DataFrame:
+    "Feed `events` through `update`, then `flush`; return all windows as the batch job's table."
+    rows = []
+    for e in _check_events(events):
+        rows += self.update(e)
+    rows += self.flush()
+    return self.to_frame(rows)
+
+
+@patch
+def to_frame(self: WindowedCounts, rows: list[dict]) -> pd.DataFrame:
+    "Window results returned by `update`/`flush` as the batch job's table."
+    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
+        raise DataError(f"rows must be a list of the window dicts that update/flush return, got {type(rows).__name__}")
+    rows = list(rows)
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or not _ROW_KEYS <= r.keys():
+            missing = sorted(_ROW_KEYS - r.keys()) if isinstance(r, dict) else None
+            raise DataError(f"rows[{i}] is not a window result of update/flush: "
+                            + (f"it lacks {missing}" if missing is not None else f"got {type(r).__name__}"))
+    df = pd.DataFrame(rows, columns=["origin", "start", "flights", "delayed", "cancelled"])
+    return _window_frame(df, self.size_s_)
 
 # %% ../../nbs/02f_data_streaming.ipynb
 class RollingCounts:
