@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import ConfigError, DataError, SchemaError
 from .online import _key_str
@@ -35,7 +36,7 @@ def _ns_scalar(ts: pd.Timestamp, what: str) -> int:
         raise DataError(f"{what}={ts!r} is outside the range of nanosecond times (1677-2262)")
     return v
 
-
+# %% ../../nbs/07h_features_windows.ipynb
 @dataclass(frozen=True)
 class WindowAggregate:
     "A sliding-window aggregate over events, computed the same way over a table and over a stream."
@@ -61,68 +62,70 @@ class WindowAggregate:
             return s
         return s / n if n else np.nan
 
-    def compute(self,
-                events: pd.DataFrame,  # events with `entity`, `value`, `timestamp` columns
-                queries: pd.DataFrame,  # query rows with `entity` and `query_time` columns
-                query_time: str,  # tz-aware column of `queries`: the as-of time of each row
-                exclude: str | None = None,  # column present in both frames: an event with the query's id is left out
-                ) -> pd.Series:
-        "The aggregate for each query row (batch execution), indexed like `queries`."
-        if not isinstance(query_time, str) or (exclude is not None and not isinstance(exclude, str)):
-            raise ConfigError(f"query_time={query_time!r} and exclude={exclude!r} must be column names")
-        cols = [self.entity, self.value, self.timestamp] + ([exclude] if exclude else [])
-        _check_columns(events, cols, "events")
-        _check_columns(queries, [self.entity, query_time] + ([exclude] if exclude else []), "queries")
-        ev = events[cols].copy()
-        ev["__t"] = _ns(_check_timestamps(ev[self.timestamp], f"events column {self.timestamp!r}"), f"events column {self.timestamp!r}")
-        ev = ev[ev[self.value].notna()]
-        missing = int(ev[self.entity].isna().sum())
-        if missing:
-            raise DataError(f"events column {self.entity!r} has {missing} missing entity keys; an event needs its entity")
-        try:
-            ev[self.value] = ev[self.value].astype("float64")
-        except (TypeError, ValueError) as e:
-            raise DataError(f"events column {self.value!r} must hold numbers: {e}") from None
-        ev["__k"] = ev[self.entity].astype("string")
-        ev = ev.sort_values(["__k", "__t"], kind="stable").reset_index(drop=True)
-        qt = _ns(_check_timestamps(queries[query_time], f"queries column {query_time!r}"), f"queries column {query_time!r}")
-        qcodes, qkeys = pd.factorize(queries[self.entity].astype("string"), use_na_sentinel=True)
-        qcode = {k: i for i, k in enumerate(qkeys)}
-        w = self.window.value
-        s_out = np.zeros(len(queries))
-        n_out = np.zeros(len(queries), dtype=np.int64)
-        for key, idx in ev.groupby("__k", sort=False).indices.items():
-            if key not in qcode:
-                continue
-            mask = qcodes == qcode[key]
-            t = ev["__t"].to_numpy()[idx]
-            v = ev[self.value].to_numpy()[idx]
-            cums = np.concatenate([[0.0], np.cumsum(v)])
-            at = qt[mask]
-            lo = np.searchsorted(t, at - w, side="left")
-            hi = np.searchsorted(t, at, side="left")
-            s = cums[hi] - cums[lo]
-            n = hi - lo
-            if exclude:
-                ids = ev[exclude].to_numpy()[idx]
-                pos = pd.Series(np.arange(len(idx)), index=ids)
-                pos = pos[~pos.index.duplicated()]
-                self_pos = pos.reindex(queries[exclude].to_numpy()[mask]).to_numpy()
-                inside = ~np.isnan(self_pos)
-                sp = np.where(inside, self_pos, 0).astype(np.int64)
-                inside &= (sp >= lo) & (sp < hi)
-                s = np.where(inside, s - v[sp], s)
-                n = np.where(inside, n - 1, n)
-            s_out[mask], n_out[mask] = s, n
-        if self.agg == "mean":  # the same IEEE division as `_finish`, for all rows at once
-            vals = np.divide(s_out, n_out, out=np.full(len(s_out), np.nan), where=n_out > 0)
-        else:
-            vals = n_out.astype(float) if self.agg == "count" else s_out
-        return pd.Series(vals, index=queries.index, name=self.name, dtype="float64")
-
     def stream(self) -> WindowState:
         "A fresh streaming state for this definition (`update(event)`, `get(entity, at)`)."
         return WindowState(self)
+
+# %% ../../nbs/07h_features_windows.ipynb
+@patch
+def compute(self: WindowAggregate,
+            events: pd.DataFrame,  # events with `entity`, `value`, `timestamp` columns
+            queries: pd.DataFrame,  # query rows with `entity` and `query_time` columns
+            query_time: str,  # tz-aware column of `queries`: the as-of time of each row
+            exclude: str | None = None,  # column present in both frames: an event with the query's id is left out
+            ) -> pd.Series:
+    "The aggregate for each query row (batch execution), indexed like `queries`."
+    if not isinstance(query_time, str) or (exclude is not None and not isinstance(exclude, str)):
+        raise ConfigError(f"query_time={query_time!r} and exclude={exclude!r} must be column names")
+    cols = [self.entity, self.value, self.timestamp] + ([exclude] if exclude else [])
+    _check_columns(events, cols, "events")
+    _check_columns(queries, [self.entity, query_time] + ([exclude] if exclude else []), "queries")
+    ev = events[cols].copy()
+    ev["__t"] = _ns(_check_timestamps(ev[self.timestamp], f"events column {self.timestamp!r}"), f"events column {self.timestamp!r}")
+    ev = ev[ev[self.value].notna()]
+    missing = int(ev[self.entity].isna().sum())
+    if missing:
+        raise DataError(f"events column {self.entity!r} has {missing} missing entity keys; an event needs its entity")
+    try:
+        ev[self.value] = ev[self.value].astype("float64")
+    except (TypeError, ValueError) as e:
+        raise DataError(f"events column {self.value!r} must hold numbers: {e}") from None
+    ev["__k"] = ev[self.entity].astype("string")
+    ev = ev.sort_values(["__k", "__t"], kind="stable").reset_index(drop=True)
+    qt = _ns(_check_timestamps(queries[query_time], f"queries column {query_time!r}"), f"queries column {query_time!r}")
+    qcodes, qkeys = pd.factorize(queries[self.entity].astype("string"), use_na_sentinel=True)
+    qcode = {k: i for i, k in enumerate(qkeys)}
+    w = self.window.value
+    s_out = np.zeros(len(queries))
+    n_out = np.zeros(len(queries), dtype=np.int64)
+    for key, idx in ev.groupby("__k", sort=False).indices.items():
+        if key not in qcode:
+            continue
+        mask = qcodes == qcode[key]
+        t = ev["__t"].to_numpy()[idx]
+        v = ev[self.value].to_numpy()[idx]
+        cums = np.concatenate([[0.0], np.cumsum(v)])
+        at = qt[mask]
+        lo = np.searchsorted(t, at - w, side="left")
+        hi = np.searchsorted(t, at, side="left")
+        s = cums[hi] - cums[lo]
+        n = hi - lo
+        if exclude:
+            ids = ev[exclude].to_numpy()[idx]
+            pos = pd.Series(np.arange(len(idx)), index=ids)
+            pos = pos[~pos.index.duplicated()]
+            self_pos = pos.reindex(queries[exclude].to_numpy()[mask]).to_numpy()
+            inside = ~np.isnan(self_pos)
+            sp = np.where(inside, self_pos, 0).astype(np.int64)
+            inside &= (sp >= lo) & (sp < hi)
+            s = np.where(inside, s - v[sp], s)
+            n = np.where(inside, n - 1, n)
+        s_out[mask], n_out[mask] = s, n
+    if self.agg == "mean":  # the same IEEE division as `_finish`, for all rows at once
+        vals = np.divide(s_out, n_out, out=np.full(len(s_out), np.nan), where=n_out > 0)
+    else:
+        vals = n_out.astype(float) if self.agg == "count" else s_out
+    return pd.Series(vals, index=queries.index, name=self.name, dtype="float64")
 
 # %% ../../nbs/07h_features_windows.ipynb
 class WindowState:
@@ -139,79 +142,85 @@ class WindowState:
         self._base: dict = {}  # entity -> number of evicted events
         self.n_events = 0
 
-    def update(self,
-               event: dict,  # mapping with the definition's entity, value and timestamp fields
-               id=None,  # optional event id, which `get` can `exclude` later
-               ) -> None:
-        "Ingest one event (events of an entity must arrive in time order)."
-        d = self.definition
-        if not isinstance(event, Mapping):
-            raise DataError(f"event must be a mapping of fields, got {type(event).__name__}")
-        try:
-            key, value, ts = event[d.entity], event[d.value], event[d.timestamp]
-        except KeyError as e:
-            raise SchemaError(f"event lacks field {e.args[0]!r}; needs {[d.entity, d.value, d.timestamp]}") from None
-        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-            return
-        if _key_str(key) is None:
-            raise DataError(f"event field {d.entity!r} is missing ({key!r}); an event needs its entity")
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise DataError(f"event field {d.value!r}={value!r} must be a number") from None
-        ts = _as_time(ts, f"event field {d.timestamp!r}")
-        key = str(key)
-        t = _ns_scalar(ts, f"event field {d.timestamp!r}")
-        times = self._t.setdefault(key, [])
-        if times and t < times[-1]:
-            raise DataError(f"event for {d.entity}={key!r} at {ts} arrived after a later one; "
-                            "events of an entity must be in time order")
-        cums = self._cums.setdefault(key, [0.0])
-        times.append(t)
-        self._vals.setdefault(key, []).append(value)
-        cums.append(cums[-1] + value)
-        if id is not None:
-            self._ids.setdefault((key, id), self._base.get(key, 0) + len(times) - 1)
-        self.n_events += 1
+# %% ../../nbs/07h_features_windows.ipynb
+@patch
+def update(self: WindowState,
+           event: dict,  # mapping with the definition's entity, value and timestamp fields
+           id=None,  # optional event id, which `get` can `exclude` later
+           ) -> None:
+    "Ingest one event (events of an entity must arrive in time order)."
+    d = self.definition
+    if not isinstance(event, Mapping):
+        raise DataError(f"event must be a mapping of fields, got {type(event).__name__}")
+    try:
+        key, value, ts = event[d.entity], event[d.value], event[d.timestamp]
+    except KeyError as e:
+        raise SchemaError(f"event lacks field {e.args[0]!r}; needs {[d.entity, d.value, d.timestamp]}") from None
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return
+    if _key_str(key) is None:
+        raise DataError(f"event field {d.entity!r} is missing ({key!r}); an event needs its entity")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"event field {d.value!r}={value!r} must be a number") from None
+    ts = _as_time(ts, f"event field {d.timestamp!r}")
+    key = str(key)
+    t = _ns_scalar(ts, f"event field {d.timestamp!r}")
+    times = self._t.setdefault(key, [])
+    if times and t < times[-1]:
+        raise DataError(f"event for {d.entity}={key!r} at {ts} arrived after a later one; "
+                        "events of an entity must be in time order")
+    cums = self._cums.setdefault(key, [0.0])
+    times.append(t)
+    self._vals.setdefault(key, []).append(value)
+    cums.append(cums[-1] + value)
+    if id is not None:
+        self._ids.setdefault((key, id), self._base.get(key, 0) + len(times) - 1)
+    self.n_events += 1
 
-    def get(self,
-            entity,  # entity key
-            at,  # tz-aware as-of time
-            exclude=None,  # optional event id to leave out
-            ) -> float:
-        "The aggregate over events of `entity` in `[at - window, at)`."
-        d = self.definition
-        at = _as_time(at, "at")
-        key = str(entity)
-        times = self._t.get(key)
-        if not times:
-            return d._finish(0.0, 0)
-        t = _ns_scalar(at, "at")
-        w = d.window.value
-        lo, hi = bisect_left(times, t - w), bisect_left(times, t)
-        cums = self._cums[key]
-        s, n = cums[hi] - cums[lo], hi - lo
-        if exclude is not None and (key, exclude) in self._ids:
-            p = self._ids[(key, exclude)] - self._base.get(key, 0)
-            if lo <= p < hi:
-                s, n = s - self._vals[key][p], n - 1
-        return d._finish(s, n)
+# %% ../../nbs/07h_features_windows.ipynb
+@patch
+def get(self: WindowState,
+        entity,  # entity key
+        at,  # tz-aware as-of time
+        exclude=None,  # optional event id to leave out
+        ) -> float:
+    "The aggregate over events of `entity` in `[at - window, at)`."
+    d = self.definition
+    at = _as_time(at, "at")
+    key = str(entity)
+    times = self._t.get(key)
+    if not times:
+        return d._finish(0.0, 0)
+    t = _ns_scalar(at, "at")
+    w = d.window.value
+    lo, hi = bisect_left(times, t - w), bisect_left(times, t)
+    cums = self._cums[key]
+    s, n = cums[hi] - cums[lo], hi - lo
+    if exclude is not None and (key, exclude) in self._ids:
+        p = self._ids[(key, exclude)] - self._base.get(key, 0)
+        if lo <= p < hi:
+            s, n = s - self._vals[key][p], n - 1
+    return d._finish(s, n)
 
-    def evict(self,
-              before,  # tz-aware time: drop events older than `before - window`
-              ) -> int:
-        "Forget events no query at or after `before` can see; return how many were dropped."
-        t = _ns_scalar(_as_time(before, "before"), "before") - self.definition.window.value
-        dropped = 0
-        for key, times in self._t.items():
-            k = bisect_left(times, t)
-            if k:
-                del times[:k]
-                del self._vals[key][:k]
-                del self._cums[key][:k]  # running sums keep their values, so differences are unchanged
-                self._base[key] = self._base.get(key, 0) + k
-                dropped += k
-        return dropped
+# %% ../../nbs/07h_features_windows.ipynb
+@patch
+def evict(self: WindowState,
+          before,  # tz-aware time: drop events older than `before - window`
+          ) -> int:
+    "Forget events no query at or after `before` can see; return how many were dropped."
+    t = _ns_scalar(_as_time(before, "before"), "before") - self.definition.window.value
+    dropped = 0
+    for key, times in self._t.items():
+        k = bisect_left(times, t)
+        if k:
+            del times[:k]
+            del self._vals[key][:k]
+            del self._cums[key][:k]  # running sums keep their values, so differences are unchanged
+            self._base[key] = self._base.get(key, 0) + k
+            dropped += k
+    return dropped
 
 # %% ../../nbs/07h_features_windows.ipynb
 def departure_events(flights: pd.DataFrame) -> pd.DataFrame:
