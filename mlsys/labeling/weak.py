@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import DataError, SchemaError, optional_import, require_columns
 
@@ -292,54 +293,58 @@ class _Translator:
             raise _Untranslatable(name)
         return _complement(_CATEGORY[base]) if "_NOT_" in name else _CATEGORY[base]
 
-    def emit(self, sub, flags: int) -> str:
-        out = []
-        for op, av in sub:
-            op = str(op)
-            if op in _SETS:
-                out.append(_emit_set(self.set_of(op, av, flags)))
-            elif op in ("MAX_REPEAT", "MIN_REPEAT"):
-                lo, hi, item = av
-                if lo > 1000 or (hi != _sre_parse.MAXREPEAT and hi > 1000):
-                    raise _Untranslatable(f"a repeat count above RE2's 1000 ({lo}, {hi})")
-                body = self.emit(item, flags)
-                if not (len(item) == 1 and str(item[0][0]) in _SETS):
-                    body = "(?:" + body + ")"
-                count = {(0, 1): "?", (0, None): "*", (1, None): "+"}.get(
-                    (lo, None if hi == _sre_parse.MAXREPEAT else hi),
-                    f"{{{lo},}}" if hi == _sre_parse.MAXREPEAT else f"{{{lo},{hi}}}")
-                out.append(body + count + ("?" if op == "MIN_REPEAT" else ""))
-            elif op == "SUBPATTERN":
-                _group, add, remove, item = av
-                out.append("(?:" + self.emit(item, (flags | add) & ~remove) + ")")
-            elif op == "BRANCH":
-                out.append("(?:" + "|".join(self.emit(alt, flags) for alt in av[1]) + ")")
-            elif op == "AT":
-                out.append(self.anchor(str(av), flags))
-            else:  # look-arounds, back-references, atomic groups, possessive repeats, conditionals
-                raise _Untranslatable(_NO_RE2.get(op, op))
-        return "".join(out)
+# %% ../../nbs/04a_labeling_weak.ipynb
+@patch
+def emit(self: _Translator, sub, flags: int) -> str:
+    out = []
+    for op, av in sub:
+        op = str(op)
+        if op in _SETS:
+            out.append(_emit_set(self.set_of(op, av, flags)))
+        elif op in ("MAX_REPEAT", "MIN_REPEAT"):
+            lo, hi, item = av
+            if lo > 1000 or (hi != _sre_parse.MAXREPEAT and hi > 1000):
+                raise _Untranslatable(f"a repeat count above RE2's 1000 ({lo}, {hi})")
+            body = self.emit(item, flags)
+            if not (len(item) == 1 and str(item[0][0]) in _SETS):
+                body = "(?:" + body + ")"
+            count = {(0, 1): "?", (0, None): "*", (1, None): "+"}.get(
+                (lo, None if hi == _sre_parse.MAXREPEAT else hi),
+                f"{{{lo},}}" if hi == _sre_parse.MAXREPEAT else f"{{{lo},{hi}}}")
+            out.append(body + count + ("?" if op == "MIN_REPEAT" else ""))
+        elif op == "SUBPATTERN":
+            _group, add, remove, item = av
+            out.append("(?:" + self.emit(item, (flags | add) & ~remove) + ")")
+        elif op == "BRANCH":
+            out.append("(?:" + "|".join(self.emit(alt, flags) for alt in av[1]) + ")")
+        elif op == "AT":
+            out.append(self.anchor(str(av), flags))
+        else:  # look-arounds, back-references, atomic groups, possessive repeats, conditionals
+            raise _Untranslatable(_NO_RE2.get(op, op))
+    return "".join(out)
 
-    def anchor(self, at: str, flags: int) -> str:
-        multiline = bool(flags & re.MULTILINE)
-        if at == "AT_BEGINNING_STRING":
-            return r"\A"
-        if at == "AT_END_STRING":
-            return r"\z"
-        if at == "AT_BOUNDARY":
-            return r"\b"
-        if at == "AT_NON_BOUNDARY":
-            self.empty = True
-            return r"\B"
-        if at in ("AT_BEGINNING", "AT_END") and multiline:
-            self.any_newline = True  # rows with a "\n" run in Python; on the others ^/$ are \A/\z
-            return r"\A" if at == "AT_BEGINNING" else r"\z"
-        if at == "AT_BEGINNING":
-            return r"\A"
-        if at == "AT_END":
-            self.final_newline = True  # rows ending in "\n" run in Python; on the others $ is \z
-            return r"\z"
-        raise _Untranslatable(at)
+# %% ../../nbs/04a_labeling_weak.ipynb
+@patch
+def anchor(self: _Translator, at: str, flags: int) -> str:
+    multiline = bool(flags & re.MULTILINE)
+    if at == "AT_BEGINNING_STRING":
+        return r"\A"
+    if at == "AT_END_STRING":
+        return r"\z"
+    if at == "AT_BOUNDARY":
+        return r"\b"
+    if at == "AT_NON_BOUNDARY":
+        self.empty = True
+        return r"\B"
+    if at in ("AT_BEGINNING", "AT_END") and multiline:
+        self.any_newline = True  # rows with a "\n" run in Python; on the others ^/$ are \A/\z
+        return r"\A" if at == "AT_BEGINNING" else r"\z"
+    if at == "AT_BEGINNING":
+        return r"\A"
+    if at == "AT_END":
+        self.final_newline = True  # rows ending in "\n" run in Python; on the others $ is \z
+        return r"\z"
+    raise _Untranslatable(at)
 
 # %% ../../nbs/04a_labeling_weak.ipynb
 @dataclass(frozen=True)
