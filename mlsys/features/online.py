@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import ConfigError, DataError, IntegrityError, MlsysError
 
@@ -98,75 +99,83 @@ class SQLiteOnlineStore:
         self.con = None
         self.con = self._call("opening the database", self._open)
 
-    def _open(self):
-        con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
-        try:
-            if self.path != ":memory:":
-                con.execute("PRAGMA journal_mode=WAL")  # readers see the last commit while a writer works
-                con.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; a crash loses no committed WAL frames
-            con.execute("CREATE TABLE IF NOT EXISTS online_v2 (view TEXT NOT NULL, entity TEXT NOT NULL, ts INTEGER NOT NULL, "
-                        "payload TEXT NOT NULL, PRIMARY KEY (view, entity)) WITHOUT ROWID")
-        except BaseException:
-            con.close()
-            raise
-        return con
-
-    def _call(self, op: str, fn):
-        "Run `fn` with bounded retries while other processes hold the database; name every failure."
-        delay = 0.02
-        for attempt in range(1, self.retries + 1):
-            self.attempts += 1
-            try:
-                with self._mutex:
-                    return fn()
-            except sqlite3.OperationalError as e:
-                msg = str(e).lower()
-                if "locked" not in msg and "busy" not in msg:
-                    raise StoreUnavailableError(f"SQLite online store {self.path}: {op} failed: {e}") from e
-                self.retried += 1
-                if attempt == self.retries:
-                    raise StoreBusyError(f"SQLite online store {self.path}: {op} found the database locked by other "
-                                         f"processes {attempt} times (waiting up to {self.timeout}s each); it did not happen") from e
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 1.0)
-            except sqlite3.DatabaseError as e:
-                raise IntegrityError(f"SQLite online store {self.path}: {op} failed, the file is not a usable database: {e}") from e
-
-    def write_rows(self, view: str, rows: list) -> int:
-        "Upsert `(entity_key, ts_ns, payload)` rows of `view`, keeping the newer value per entity."
-        rows = _check_rows(rows)
-        data = [(view, k, int(t), p) for k, t, p in rows]
-
-        def txn():
-            self.con.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlock between two readers turning writers
-            try:
-                self.con.executemany(self._UPSERT, data)
-                self.con.execute("COMMIT")
-            except BaseException:
-                if self.con.in_transaction:
-                    self.con.execute("ROLLBACK")
-                raise
-        self._call(f"writing {len(data)} rows of view {view!r}", txn)
-        return len(rows)
-
-    def read_rows(self, view: str, keys: list) -> list:
-        "`(ts_ns, payload)` or None for each entity key of `view`."
-        keys = _check_keys(keys)
-
-        def read():
-            found = {}
-            for i in range(0, len(keys), 500):
-                chunk = keys[i:i + 500]
-                q = f"SELECT entity, ts, payload FROM online_v2 WHERE view = ? AND entity IN ({','.join('?' * len(chunk))})"
-                found.update({e: (t, p) for e, t, p in self.con.execute(q, [view, *chunk])})
-            return found
-        found = self._call(f"reading {len(keys)} keys of view {view!r}", read)
-        return [found.get(k) for k in keys]
-
     def close(self) -> None:
         "Close the database connection."
         if self.con is not None:
             self.con.close()
+
+# %% ../../nbs/07g_features_online.ipynb
+@patch
+def _open(self: SQLiteOnlineStore):
+    con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+    try:
+        if self.path != ":memory:":
+            con.execute("PRAGMA journal_mode=WAL")  # readers see the last commit while a writer works
+            con.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; a crash loses no committed WAL frames
+        con.execute("CREATE TABLE IF NOT EXISTS online_v2 (view TEXT NOT NULL, entity TEXT NOT NULL, ts INTEGER NOT NULL, "
+                    "payload TEXT NOT NULL, PRIMARY KEY (view, entity)) WITHOUT ROWID")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+@patch
+def _call(self: SQLiteOnlineStore, op: str, fn):
+    "Run `fn` with bounded retries while other processes hold the database; name every failure."
+    delay = 0.02
+    for attempt in range(1, self.retries + 1):
+        self.attempts += 1
+        try:
+            with self._mutex:
+                return fn()
+        except sqlite3.OperationalError as e:
+            msg = str(e).lower()
+            if "locked" not in msg and "busy" not in msg:
+                raise StoreUnavailableError(f"SQLite online store {self.path}: {op} failed: {e}") from e
+            self.retried += 1
+            if attempt == self.retries:
+                raise StoreBusyError(f"SQLite online store {self.path}: {op} found the database locked by other "
+                                     f"processes {attempt} times (waiting up to {self.timeout}s each); it did not happen") from e
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
+        except sqlite3.DatabaseError as e:
+            raise IntegrityError(f"SQLite online store {self.path}: {op} failed, the file is not a usable database: {e}") from e
+
+# %% ../../nbs/07g_features_online.ipynb
+@patch
+def write_rows(self: SQLiteOnlineStore, view: str, rows: list) -> int:
+    "Upsert `(entity_key, ts_ns, payload)` rows of `view`, keeping the newer value per entity."
+    rows = _check_rows(rows)
+    data = [(view, k, int(t), p) for k, t, p in rows]
+
+    def txn():
+        self.con.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlock between two readers turning writers
+        try:
+            self.con.executemany(self._UPSERT, data)
+            self.con.execute("COMMIT")
+        except BaseException:
+            if self.con.in_transaction:
+                self.con.execute("ROLLBACK")
+            raise
+    self._call(f"writing {len(data)} rows of view {view!r}", txn)
+    return len(rows)
+
+# %% ../../nbs/07g_features_online.ipynb
+@patch
+def read_rows(self: SQLiteOnlineStore, view: str, keys: list) -> list:
+    "`(ts_ns, payload)` or None for each entity key of `view`."
+    keys = _check_keys(keys)
+
+    def read():
+        found = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            q = f"SELECT entity, ts, payload FROM online_v2 WHERE view = ? AND entity IN ({','.join('?' * len(chunk))})"
+            found.update({e: (t, p) for e, t, p in self.con.execute(q, [view, *chunk])})
+        return found
+    found = self._call(f"reading {len(keys)} keys of view {view!r}", read)
+    return [found.get(k) for k in keys]
 
 # %% ../../nbs/07g_features_online.ipynb
 _TS_OFFSET = 2 ** 63  # Redis keeps times as fixed-width unsigned decimals, compared as strings (Lua numbers are doubles)
