@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import ConfigError, DataError, IntegrityError, MlsysError, as_path, get_config, optional_import
 
@@ -431,6 +432,13 @@ def _take(X, idx):
     return X.iloc[idx] if hasattr(X, "iloc") else np.asarray(X)[idx]
 
 
+def _len(a, what: str) -> int:
+    try:
+        return len(a)
+    except TypeError:
+        raise DataError(f"{what} must be a table or array with rows, got {type(a).__name__}") from None
+
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def _final_step(est):
     "The estimator at the end of a Pipeline (or `est` itself), and the Pipeline prefix before it."
     steps = getattr(est, "steps", None)
@@ -439,7 +447,7 @@ def _final_step(est):
         return steps[-1][1], (Pipeline(steps[:-1]) if len(steps) > 1 else None)
     return est, None
 
-
+# %% ../../nbs/08i_modeling_hpo.ipynb
 class EstimatorObjective:
     "Score a scikit-learn estimator with the drawn hyperparameters on a validation split (time-based with `times`)."
 
@@ -499,37 +507,34 @@ class EstimatorObjective:
                 raise ConfigError(f"unknown hyperparameter {name!r} for {type(self.estimator).__name__}{hint}")
         return space
 
-    def build(self, params: Mapping):
-        "A fresh clone of the estimator with `params` set."
-        from sklearn.base import clone
-        return clone(self.estimator).set_params(**dict(params))
+# %% ../../nbs/08i_modeling_hpo.ipynb
+@patch
+def build(self: EstimatorObjective, params: Mapping):
+    "A fresh clone of the estimator with `params` set."
+    from sklearn.base import clone
+    return clone(self.estimator).set_params(**dict(params))
 
-    def __call__(self, params: Mapping, trial=None) -> float:
-        est = self.build(params)
-        if self.steps == 1:
-            est.fit(self.X_train, self.y_train)
-            return float(self.scorer(est, self.X_val, self.y_val))
-        final, pre = _final_step(est)
-        Xtr, Xva = self.X_train, self.X_val
-        if pre is not None:
-            Xtr = pre.fit_transform(Xtr, self.y_train)
-            Xva = pre.transform(Xva)
-        total = int(final.get_params()["max_iter"])
-        score = float("nan")
-        for k in range(1, self.steps + 1):
-            final.set_params(warm_start=True, max_iter=max(1, math.ceil(total * k / self.steps)))
-            final.fit(Xtr, self.y_train)
-            score = float(self.scorer(final, Xva, self.y_val))
-            if trial is not None and k < self.steps:
-                report(trial, score, k)
-        return score
-
-
-def _len(a, what: str) -> int:
-    try:
-        return len(a)
-    except TypeError:
-        raise DataError(f"{what} must be a table or array with rows, got {type(a).__name__}") from None
+# %% ../../nbs/08i_modeling_hpo.ipynb
+@patch
+def __call__(self: EstimatorObjective, params: Mapping, trial=None) -> float:
+    est = self.build(params)
+    if self.steps == 1:
+        est.fit(self.X_train, self.y_train)
+        return float(self.scorer(est, self.X_val, self.y_val))
+    final, pre = _final_step(est)
+    Xtr, Xva = self.X_train, self.X_val
+    if pre is not None:
+        Xtr = pre.fit_transform(Xtr, self.y_train)
+        Xva = pre.transform(Xva)
+    total = int(final.get_params()["max_iter"])
+    score = float("nan")
+    for k in range(1, self.steps + 1):
+        final.set_params(warm_start=True, max_iter=max(1, math.ceil(total * k / self.steps)))
+        final.fit(Xtr, self.y_train)
+        score = float(self.scorer(final, Xva, self.y_val))
+        if trial is not None and k < self.steps:
+            report(trial, score, k)
+    return score
 
 # %% ../../nbs/08i_modeling_hpo.ipynb
 _OWNER = "mlsys_worker"
@@ -766,6 +771,53 @@ def _spawn_workers(job: _Job, shares: list) -> tuple[list, list]:
                 p.join()
 
 # %% ../../nbs/08i_modeling_hpo.ipynb
+def _check_limits(timeout, catch) -> float | None:
+    "`tune`'s `timeout` in seconds (or None), after checking it and `catch`."
+    if timeout is not None:
+        timeout = _number(timeout, "timeout")
+        if timeout <= 0:
+            raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+    if not isinstance(catch, tuple) or not all(isinstance(c, type) and issubclass(c, BaseException) for c in catch):
+        raise ConfigError(f"catch must be a tuple of exception types, got {catch!r}")
+    return timeout
+
+# %% ../../nbs/08i_modeling_hpo.ipynb
+def _objective_of(objective, space: Mapping, X, y, times, validation, scoring, steps: int, direction) -> tuple:
+    "`tune`'s checked space, direction, trial function and `EstimatorObjective` (None for a function objective)."
+    if _is_estimator(objective):
+        if X is None or y is None:
+            raise ConfigError(f"tuning a {type(objective).__name__} needs the data: pass X= and y=")
+        est_obj = EstimatorObjective(objective, X, y, times=times, validation=validation, scoring=scoring, steps=steps)
+        space, direction, fn = est_obj.check_space(space), direction or "maximize", est_obj
+    elif callable(objective):
+        if X is not None or y is not None or times is not None:
+            raise ConfigError("X, y and times are for an estimator objective; a function objective reads its own data")
+        space, fn, est_obj = check_space(space), objective, None
+    else:
+        raise ConfigError(f"objective must be a function (params, trial) -> float or a scikit-learn estimator, got {type(objective).__name__}")
+    if direction not in ("maximize", "minimize"):
+        raise ConfigError(f"direction must be 'maximize' or 'minimize', got {direction!r}"
+                          + ("" if direction is not None else " (a function objective must say which)"))
+    return space, direction, fn, est_obj
+
+# %% ../../nbs/08i_modeling_hpo.ipynb
+def _run_in_workers(job: _Job, study, study_name: str, budget: int, n_workers: int, recovered: list) -> list:
+    "Run `job`'s `budget` trials in `n_workers` processes; return `recovered` with the trials of dead workers added."
+    optuna = _optuna()
+    job.threads = max(1, (os.cpu_count() or 1) // n_workers)
+    shares = [budget // n_workers + (i < budget % n_workers) for i in range(n_workers)]
+    errors, died = _spawn_workers(job, shares)
+    recovered += recover_stale_trials(study)
+    if died:
+        n_done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+        raise WorkerError(f"{len(died)} worker process(es) of study {study_name!r} died (exit codes {died}; -9 is SIGKILL); "
+                          f"trials {recovered} were running in them and are marked FAIL; the {n_done} complete trials "
+                          "are intact; run tune again with the same study_name to continue")
+    if errors:
+        raise errors[0]
+    return recovered
+
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def tune(
     objective,  # `objective(params, trial) -> float`, or a scikit-learn estimator (then give X and y)
     space: Mapping,  # name -> `Float`, `Int` or `Choice`
@@ -790,26 +842,8 @@ def tune(
     "Search `space` for the best hyperparameters of `objective` with `budget` trials; return a `TuneResult`."
     optuna = _optuna()
     budget, n_workers, seed = _count(budget, "budget"), _count(n_workers, "n_workers"), _count(seed, "seed", 0)
-    if timeout is not None:
-        timeout = _number(timeout, "timeout")
-        if timeout <= 0:
-            raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
-    if not isinstance(catch, tuple) or not all(isinstance(c, type) and issubclass(c, BaseException) for c in catch):
-        raise ConfigError(f"catch must be a tuple of exception types, got {catch!r}")
-    if _is_estimator(objective):
-        if X is None or y is None:
-            raise ConfigError(f"tuning a {type(objective).__name__} needs the data: pass X= and y=")
-        est_obj = EstimatorObjective(objective, X, y, times=times, validation=validation, scoring=scoring, steps=steps)
-        space, direction, fn = est_obj.check_space(space), direction or "maximize", est_obj
-    elif callable(objective):
-        if X is not None or y is not None or times is not None:
-            raise ConfigError("X, y and times are for an estimator objective; a function objective reads its own data")
-        space, fn, est_obj = check_space(space), objective, None
-    else:
-        raise ConfigError(f"objective must be a function (params, trial) -> float or a scikit-learn estimator, got {type(objective).__name__}")
-    if direction not in ("maximize", "minimize"):
-        raise ConfigError(f"direction must be 'maximize' or 'minimize', got {direction!r}"
-                          + ("" if direction is not None else " (a function objective must say which)"))
+    timeout = _check_limits(timeout, catch)
+    space, direction, fn, est_obj = _objective_of(objective, space, X, y, times, validation, scoring, steps, direction)
     if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
         raise ConfigError(f"study_name must be a non-empty string, got {study_name!r}")
     study_name = study_name or f"mlsys-{uuid.uuid4().hex[:12]}"
@@ -827,17 +861,7 @@ def tune(
     if n_workers == 1:
         job.run(0, budget, storage=store)
     else:
-        job.threads = max(1, (os.cpu_count() or 1) // n_workers)
-        shares = [budget // n_workers + (i < budget % n_workers) for i in range(n_workers)]
-        errors, died = _spawn_workers(job, shares)
-        recovered += recover_stale_trials(study)
-        if died:
-            n_done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-            raise WorkerError(f"{len(died)} worker process(es) of study {study_name!r} died (exit codes {died}; -9 is SIGKILL); "
-                              f"trials {recovered} were running in them and are marked FAIL; the {n_done} complete trials "
-                              "are intact; run tune again with the same study_name to continue")
-        if errors:
-            raise errors[0]
+        recovered = _run_in_workers(job, study, study_name, budget, n_workers, recovered)
     wall = time.perf_counter() - t0
     study = optuna.load_study(study_name=study_name, storage=store) if spec[0] != "memory" else study
     frame = trials_frame(study)
@@ -878,16 +902,58 @@ def plot_history(
 _EVOLUTION = None
 
 # %% ../../nbs/08i_modeling_hpo.ipynb
+class _EvolutionSteps:
+    "The population, the tournament and its bookkeeping of `RegularizedEvolution` (a mixin: its base class needs Optuna)."
+
+    def population(self, study) -> list:
+        "The newest `population_size` complete trials (in order of completion)."
+        from optuna.trial import TrialState
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        done = sorted(done, key=lambda t: (t.datetime_complete, t.number))
+        return done[-self.population_size:] if len(done) >= self.population_size else []
+
+    def before_trial(self, study, trial) -> None:
+        pop = self.population(study)
+        if not pop:
+            self._plans[(study.study_name, trial.number)] = None
+            return
+        picks = self._rng.choice(len(pop), size=self.sample_size, replace=False)
+        contenders = [pop[i] for i in picks]
+        sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
+        parent = max(contenders, key=lambda t: sign * t.value)
+        names = sorted(parent.params)
+        gene = names[self._rng.randint(len(names))] if names else None
+        self._plans[(study.study_name, trial.number)] = (parent, gene)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self._plans.pop((study.study_name, trial.number), None)
+
+# %% ../../nbs/08i_modeling_hpo.ipynb
+@patch
+def _mutate(self: _EvolutionSteps, dist, value):
+    from optuna.distributions import CategoricalDistribution
+    if isinstance(dist, CategoricalDistribution):
+        others = [c for c in dist.choices if c != value or type(c) is not type(value)]
+        return others[self._rng.randint(len(others))] if others else value
+    log = getattr(dist, "log", False)
+    lo, hi, v = (math.log(dist.low), math.log(dist.high), math.log(value)) if log else (dist.low, dist.high, value)
+    new = float(np.clip(v + self._rng.normal(0.0, 0.25 * (hi - lo)), lo, hi))
+    new = math.exp(new) if log else new
+    if type(dist).__name__ == "IntDistribution":
+        new = int(np.clip(round(new), dist.low, dist.high))
+        if new == value and dist.high > dist.low:  # an integer gene must move
+            new = value + (1 if value < dist.high and (value == dist.low or self._rng.rand() < 0.5) else -1)
+    return new
+
+# %% ../../nbs/08i_modeling_hpo.ipynb
 def _evolution_class():
     "Define `RegularizedEvolution` on first use (its base class needs Optuna)."
     global _EVOLUTION
     if _EVOLUTION is not None:
         return _EVOLUTION
     optuna = _optuna()
-    from optuna.distributions import CategoricalDistribution
-    from optuna.trial import TrialState
 
-    class RegularizedEvolution(optuna.samplers.BaseSampler):
+    class RegularizedEvolution(_EvolutionSteps, optuna.samplers.BaseSampler):
         "Aging evolution: tournament selection over the newest complete trials, one mutation per child."
 
         def __init__(self,
@@ -914,39 +980,6 @@ def _evolution_class():
         def sample_relative(self, study, trial, search_space):
             return {}
 
-        def population(self, study) -> list:
-            "The newest `population_size` complete trials (in order of completion)."
-            done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            done = sorted(done, key=lambda t: (t.datetime_complete, t.number))
-            return done[-self.population_size:] if len(done) >= self.population_size else []
-
-        def before_trial(self, study, trial) -> None:
-            pop = self.population(study)
-            if not pop:
-                self._plans[(study.study_name, trial.number)] = None
-                return
-            picks = self._rng.choice(len(pop), size=self.sample_size, replace=False)
-            contenders = [pop[i] for i in picks]
-            sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
-            parent = max(contenders, key=lambda t: sign * t.value)
-            names = sorted(parent.params)
-            gene = names[self._rng.randint(len(names))] if names else None
-            self._plans[(study.study_name, trial.number)] = (parent, gene)
-
-        def _mutate(self, dist, value):
-            if isinstance(dist, CategoricalDistribution):
-                others = [c for c in dist.choices if c != value or type(c) is not type(value)]
-                return others[self._rng.randint(len(others))] if others else value
-            log = getattr(dist, "log", False)
-            lo, hi, v = (math.log(dist.low), math.log(dist.high), math.log(value)) if log else (dist.low, dist.high, value)
-            new = float(np.clip(v + self._rng.normal(0.0, 0.25 * (hi - lo)), lo, hi))
-            new = math.exp(new) if log else new
-            if type(dist).__name__ == "IntDistribution":
-                new = int(np.clip(round(new), dist.low, dist.high))
-                if new == value and dist.high > dist.low:  # an integer gene must move
-                    new = value + (1 if value < dist.high and (value == dist.low or self._rng.rand() < 0.5) else -1)
-            return new
-
         def sample_independent(self, study, trial, param_name, param_distribution):
             plan = self._plans.get((study.study_name, trial.number))
             if plan is not None:
@@ -955,9 +988,6 @@ def _evolution_class():
                     value = parent.params[param_name]
                     return self._mutate(param_distribution, value) if param_name == gene else value
             return self._random.sample_independent(study, trial, param_name, param_distribution)
-
-        def after_trial(self, study, trial, state, values) -> None:
-            self._plans.pop((study.study_name, trial.number), None)
 
     RegularizedEvolution.__module__, RegularizedEvolution.__qualname__ = __name__, "RegularizedEvolution"  # picklable by name
     _EVOLUTION = RegularizedEvolution
