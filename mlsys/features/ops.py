@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
@@ -234,6 +235,11 @@ class DropMissingColumns(AllowsNaN, TransformerMixin, BaseEstimator):
 _STRATEGIES = ("mean", "median", "most_frequent", "constant")
 
 
+def _mode(values: np.ndarray):
+    vals, counts = np.unique(values, return_counts=True)
+    return vals[np.argmax(counts)]  # ties go to the smallest value, as in SimpleImputer
+
+# %% ../../nbs/07a_features_ops.ipynb
 class Imputer(AllowsNaN, KeepsFloat32, _OneToOne, TransformerMixin, BaseEstimator):
     "Fill missing values with a training statistic or a constant, optionally adding missing-indicator columns."
 
@@ -244,55 +250,6 @@ class Imputer(AllowsNaN, KeepsFloat32, _OneToOne, TransformerMixin, BaseEstimato
         add_indicator: bool = False,  # append a 0/1 column per feature that had missing values in fit
     ):
         self.strategy, self.fill_value, self.add_indicator = strategy, fill_value, add_indicator
-
-    def _check(self, X, reset: bool):
-        "Numeric float array (float32 kept), or (text_ mode: frames with text columns, mode/constant only) an object array."
-        if reset:
-            text = _non_numeric(X) if isinstance(X, pd.DataFrame) else []
-            if text and self.strategy in ("mean", "median"):
-                kinds = ", ".join(f"{c!r} ({X[c].dtype})" for c in text[:5])
-                raise DataError(f"X: Imputer with strategy={self.strategy!r} needs numeric columns, but {len(text)} are not: "
-                                f"{kinds}; use strategy='most_frequent' or 'constant' for text columns")
-            self.text_ = bool(text)
-        if not self.text_:
-            Xa = check_X(self, X, reset=reset, dtype=FLOAT_DTYPES)
-            return Xa, np.isnan(Xa)
-        Xo = X.astype(object) if isinstance(X, pd.DataFrame) else X
-        Xa = check_X(self, Xo, reset=reset, numeric=False)
-        return Xa, pd.isna(Xa)
-
-    def _fill_value(self):
-        if self.fill_value is None:
-            return "missing_value" if self.text_ else 0.0
-        if self.text_ and isinstance(self.fill_value, str):
-            return self.fill_value
-        return _check_real(self.fill_value, "fill_value")
-
-    def fit(self, X, y=None):
-        "Learn one fill value per column from the training data."
-        if not isinstance(self.strategy, str) or self.strategy not in _STRATEGIES:
-            raise ConfigError(f"strategy must be one of {_STRATEGIES}, got {self.strategy!r}")
-        if not isinstance(self.add_indicator, (bool, np.bool_)):
-            raise ConfigError(f"add_indicator must be True or False, got {self.add_indicator!r}")
-        if self.strategy == "constant" and self.fill_value is not None and not isinstance(self.fill_value, str):
-            _check_real(self.fill_value, "fill_value")  # before looking at X: a NaN or bool fill value is a mistake
-        Xa, mask = self._check(X, reset=True)
-        empty = mask.all(axis=0)
-        if self.strategy != "constant" and empty.any():
-            names = _check_feature_names_in(self)[empty].tolist()
-            raise DataError(f"X: column(s) {names} are entirely missing, so their {self.strategy} is undefined; "
-                            "drop them (DropMissingColumns) or use strategy='constant'")
-        if self.strategy == "mean":
-            stats = np.nanmean(Xa, axis=0)
-        elif self.strategy == "median":
-            stats = np.nanmedian(Xa, axis=0)
-        elif self.strategy == "most_frequent":
-            stats = np.array([_mode(Xa[~mask[:, j], j]) for j in range(Xa.shape[1])], dtype=Xa.dtype)
-        else:
-            stats = np.full(Xa.shape[1], self._fill_value(), dtype=Xa.dtype)
-        self.statistics_ = stats
-        self.indicator_features_ = np.flatnonzero(mask.any(axis=0)) if self.add_indicator else np.array([], dtype=int)
-        return self
 
     def transform(self, X):
         "Fill the missing values (and append indicators when asked); float32 input stays float32."
@@ -312,11 +269,60 @@ class Imputer(AllowsNaN, KeepsFloat32, _OneToOne, TransformerMixin, BaseEstimato
         extra = [f"missingindicator_{n}" for n in names[self.indicator_features_]]
         return np.asarray(list(names) + extra, dtype=object)
 
+# %% ../../nbs/07a_features_ops.ipynb
+@patch
+def _check(self: Imputer, X, reset: bool):
+    "Numeric float array (float32 kept), or (text_ mode: frames with text columns, mode/constant only) an object array."
+    if reset:
+        text = _non_numeric(X) if isinstance(X, pd.DataFrame) else []
+        if text and self.strategy in ("mean", "median"):
+            kinds = ", ".join(f"{c!r} ({X[c].dtype})" for c in text[:5])
+            raise DataError(f"X: Imputer with strategy={self.strategy!r} needs numeric columns, but {len(text)} are not: "
+                            f"{kinds}; use strategy='most_frequent' or 'constant' for text columns")
+        self.text_ = bool(text)
+    if not self.text_:
+        Xa = check_X(self, X, reset=reset, dtype=FLOAT_DTYPES)
+        return Xa, np.isnan(Xa)
+    Xo = X.astype(object) if isinstance(X, pd.DataFrame) else X
+    Xa = check_X(self, Xo, reset=reset, numeric=False)
+    return Xa, pd.isna(Xa)
 
 
-def _mode(values: np.ndarray):
-    vals, counts = np.unique(values, return_counts=True)
-    return vals[np.argmax(counts)]  # ties go to the smallest value, as in SimpleImputer
+@patch
+def _fill_value(self: Imputer):
+    if self.fill_value is None:
+        return "missing_value" if self.text_ else 0.0
+    if self.text_ and isinstance(self.fill_value, str):
+        return self.fill_value
+    return _check_real(self.fill_value, "fill_value")
+
+# %% ../../nbs/07a_features_ops.ipynb
+@patch
+def fit(self: Imputer, X, y=None):
+    "Learn one fill value per column from the training data."
+    if not isinstance(self.strategy, str) or self.strategy not in _STRATEGIES:
+        raise ConfigError(f"strategy must be one of {_STRATEGIES}, got {self.strategy!r}")
+    if not isinstance(self.add_indicator, (bool, np.bool_)):
+        raise ConfigError(f"add_indicator must be True or False, got {self.add_indicator!r}")
+    if self.strategy == "constant" and self.fill_value is not None and not isinstance(self.fill_value, str):
+        _check_real(self.fill_value, "fill_value")  # before looking at X: a NaN or bool fill value is a mistake
+    Xa, mask = self._check(X, reset=True)
+    empty = mask.all(axis=0)
+    if self.strategy != "constant" and empty.any():
+        names = _check_feature_names_in(self)[empty].tolist()
+        raise DataError(f"X: column(s) {names} are entirely missing, so their {self.strategy} is undefined; "
+                        "drop them (DropMissingColumns) or use strategy='constant'")
+    if self.strategy == "mean":
+        stats = np.nanmean(Xa, axis=0)
+    elif self.strategy == "median":
+        stats = np.nanmedian(Xa, axis=0)
+    elif self.strategy == "most_frequent":
+        stats = np.array([_mode(Xa[~mask[:, j], j]) for j in range(Xa.shape[1])], dtype=Xa.dtype)
+    else:
+        stats = np.full(Xa.shape[1], self._fill_value(), dtype=Xa.dtype)
+    self.statistics_ = stats
+    self.indicator_features_ = np.flatnonzero(mask.any(axis=0)) if self.add_indicator else np.array([], dtype=int)
+    return self
 
 # %% ../../nbs/07a_features_ops.ipynb
 class RangeScaler(AllowsNaN, KeepsFloat32, _OneToOne, TransformerMixin, BaseEstimator):
@@ -510,22 +516,6 @@ class Discretizer(AllowsNaN, KeepsFloat32, _OneToOne, TransformerMixin, BaseEsti
         self.n_bins_ = np.array([len(e) - 1 for e in edges])
         return self
 
-    def _cuts(self, name) -> np.ndarray:
-        b = self.boundaries
-        if isinstance(b, dict):
-            if name not in b:
-                raise ConfigError(f"boundaries has no entry for column {name!r} (it has {list(b)})")
-            b = b[name]
-        if b is None:
-            raise ConfigError("strategy='custom' needs boundaries=[cut points] or {column: [cut points]}")
-        values = list(b) if isinstance(b, (list, tuple, np.ndarray, pd.Series)) else None
-        if not values or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) for v in values):
-            raise ConfigError(f"boundaries for {name!r} must be a non-empty list of numbers, got {b!r}")
-        cuts = np.asarray(values, dtype=float)
-        if np.any(np.diff(cuts) <= 0) or not np.isfinite(cuts).all():
-            raise ConfigError(f"boundaries for {name!r} must be finite, strictly increasing cut points, got {b!r}")
-        return cuts
-
     def transform(self, X):
         "Replace each value by the index of its bin (NaN stays NaN); float32 input stays float32."
         check_is_fitted(self, "bin_edges_")
@@ -535,3 +525,21 @@ class Discretizer(AllowsNaN, KeepsFloat32, _OneToOne, TransformerMixin, BaseEsti
             out[:, j] = np.searchsorted(e[1:-1], out[:, j], side="right")
         out[missing] = np.nan
         return out
+
+# %% ../../nbs/07a_features_ops.ipynb
+@patch
+def _cuts(self: Discretizer, name) -> np.ndarray:
+    b = self.boundaries
+    if isinstance(b, dict):
+        if name not in b:
+            raise ConfigError(f"boundaries has no entry for column {name!r} (it has {list(b)})")
+        b = b[name]
+    if b is None:
+        raise ConfigError("strategy='custom' needs boundaries=[cut points] or {column: [cut points]}")
+    values = list(b) if isinstance(b, (list, tuple, np.ndarray, pd.Series)) else None
+    if not values or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) for v in values):
+        raise ConfigError(f"boundaries for {name!r} must be a non-empty list of numbers, got {b!r}")
+    cuts = np.asarray(values, dtype=float)
+    if np.any(np.diff(cuts) <= 0) or not np.isfinite(cuts).all():
+        raise ConfigError(f"boundaries for {name!r} must be finite, strictly increasing cut points, got {b!r}")
+    return cuts
