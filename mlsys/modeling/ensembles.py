@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (AdaBoostClassifier, BaggingClassifier, HistGradientBoostingClassifier, StackingClassifier,
@@ -103,58 +104,66 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
             raise ConfigError(f"random_state must be a non-negative integer or None, got {self.random_state!r}")
         return hidden
 
-    def _threads(self):
-        torch = optional_import("torch", extra="torch", purpose="TorchMLPClassifier")
-        before = torch.get_num_threads()
-        torch.set_num_threads(int(self.n_threads))
-        return torch, before
+# %% ../../nbs/08c_modeling_ensembles.ipynb
+@patch
+def _threads(self: TorchMLPClassifier):
+    torch = optional_import("torch", extra="torch", purpose="TorchMLPClassifier")
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(self.n_threads))
+    return torch, before
 
-    def fit(self, X, y):
-        "Standardize, encode the labels and train the network."
-        hidden = self._check_params()
-        skorch = optional_import("skorch", extra="torch", purpose="TorchMLPClassifier")
-        X, y = _validated(self, X, y)
-        kind = type_of_target(y, input_name="y")
-        if kind not in ("binary", "multiclass"):
-            raise DataError(f"Unknown label type: TorchMLPClassifier needs class labels, but y is {kind!r}")
-        self.label_encoder_ = LabelEncoder().fit(y)
-        self.classes_ = self.label_encoder_.classes_
-        if len(self.classes_) < 2:
-            raise DataError(f"TorchMLPClassifier needs at least two classes in y; got one class only ({self.classes_[0]!r})")
-        self.mean_ = X.mean(axis=0)
-        scale = X.std(axis=0)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
-        torch, before = self._threads()
-        try:
-            if self.random_state is not None:
-                torch.manual_seed(int(self.random_state))
-            self.net_ = skorch.NeuralNetClassifier(
-                _mlp_module, module__n_in=X.shape[1], module__hidden=hidden, module__n_out=len(self.classes_),
-                module__dropout=float(self.dropout), criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam,
-                lr=float(self.lr), optimizer__weight_decay=float(self.weight_decay), max_epochs=int(self.max_epochs),
-                batch_size=int(self.batch_size), train_split=None, iterator_train__shuffle=True, verbose=0, device="cpu",
-                classes=np.arange(len(self.classes_)))
-            self.net_.fit(((X - self.mean_) / self.scale_).astype("float32"), self.label_encoder_.transform(y).astype("int64"))
-        finally:
-            torch.set_num_threads(before)
-        self.n_epochs_ = len(self.net_.history)
-        self.loss_curve_ = [float(h["train_loss"]) for h in self.net_.history]
-        return self
+# %% ../../nbs/08c_modeling_ensembles.ipynb
+@patch
+def fit(self: TorchMLPClassifier, X, y):
+    "Standardize, encode the labels and train the network."
+    hidden = self._check_params()
+    skorch = optional_import("skorch", extra="torch", purpose="TorchMLPClassifier")
+    X, y = _validated(self, X, y)
+    kind = type_of_target(y, input_name="y")
+    if kind not in ("binary", "multiclass"):
+        raise DataError(f"Unknown label type: TorchMLPClassifier needs class labels, but y is {kind!r}")
+    self.label_encoder_ = LabelEncoder().fit(y)
+    self.classes_ = self.label_encoder_.classes_
+    if len(self.classes_) < 2:
+        raise DataError(f"TorchMLPClassifier needs at least two classes in y; got one class only ({self.classes_[0]!r})")
+    self.mean_ = X.mean(axis=0)
+    scale = X.std(axis=0)
+    self.scale_ = np.where(scale > 0, scale, 1.0)
+    torch, before = self._threads()
+    try:
+        if self.random_state is not None:
+            torch.manual_seed(int(self.random_state))
+        self.net_ = skorch.NeuralNetClassifier(
+            _mlp_module, module__n_in=X.shape[1], module__hidden=hidden, module__n_out=len(self.classes_),
+            module__dropout=float(self.dropout), criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam,
+            lr=float(self.lr), optimizer__weight_decay=float(self.weight_decay), max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size), train_split=None, iterator_train__shuffle=True, verbose=0, device="cpu",
+            classes=np.arange(len(self.classes_)))
+        self.net_.fit(((X - self.mean_) / self.scale_).astype("float32"), self.label_encoder_.transform(y).astype("int64"))
+    finally:
+        torch.set_num_threads(before)
+    self.n_epochs_ = len(self.net_.history)
+    self.loss_curve_ = [float(h["train_loss"]) for h in self.net_.history]
+    return self
 
-    def predict_proba(self, X) -> np.ndarray:
-        "Class probabilities (softmax of the network's outputs), columns in the order of `classes_`."
-        check_is_fitted(self)
-        X = _validated(self, X, reset=False)
-        torch, before = self._threads()
-        try:
-            return self.net_.predict_proba(((X - self.mean_) / self.scale_).astype("float32")).astype("float64")
-        finally:
-            torch.set_num_threads(before)
+# %% ../../nbs/08c_modeling_ensembles.ipynb
+@patch
+def predict_proba(self: TorchMLPClassifier, X) -> np.ndarray:
+    "Class probabilities (softmax of the network's outputs), columns in the order of `classes_`."
+    check_is_fitted(self)
+    X = _validated(self, X, reset=False)
+    torch, before = self._threads()
+    try:
+        return self.net_.predict_proba(((X - self.mean_) / self.scale_).astype("float32")).astype("float64")
+    finally:
+        torch.set_num_threads(before)
 
-    def predict(self, X) -> np.ndarray:
-        "The most probable class."
-        check_is_fitted(self)
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+# %% ../../nbs/08c_modeling_ensembles.ipynb
+@patch
+def predict(self: TorchMLPClassifier, X) -> np.ndarray:
+    "The most probable class."
+    check_is_fitted(self)
+    return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 # %% ../../nbs/08c_modeling_ensembles.ipynb
 def _encoders(categorical: Sequence[str], numeric: Sequence[str], onehot: bool):
