@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, OneToOneFeatureMixin, clone
 from sklearn.exceptions import DataConversionWarning, NotFittedError
@@ -639,7 +640,7 @@ class NearMiss(BaseResampler):
 def _estimator_has(attr: str):
     return lambda self: hasattr(self.estimator_ if hasattr(self, "estimator_") else self.estimator, attr)
 
-
+# %% ../../nbs/05b_imbalance_resample.ipynb
 class ResampledClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     "Fit `estimator` on a resampled copy of the training data; predict on data as it comes."
 
@@ -649,47 +650,6 @@ class ResampledClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                  ):
         self.sampler = sampler
         self.estimator = estimator
-
-    def fit(self, X, y):
-        "Resample `(X, y)` with a clone of `sampler`, then fit a clone of `estimator` on it."
-        if not hasattr(self.sampler, "fit_resample"):
-            raise ConfigError(f"sampler must have a fit_resample method, got {type(self.sampler).__name__}")
-        if not hasattr(self.estimator, "fit"):
-            raise ConfigError(f"estimator must have a fit method, got {type(self.estimator).__name__}")
-        if isinstance(y, np.ndarray) and y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn("A column-vector y was passed when a 1d array was expected; it is used as y.ravel()",
-                          DataConversionWarning, stacklevel=2)
-            y = y.ravel()
-        self.sampler_ = clone(self.sampler)
-        Xr, yr = self.sampler_.fit_resample(X, y)
-        validate_data(self, X, reset=True, skip_check_array=True)  # n_features_in_, feature_names_in_
-        est = clone(self.estimator)
-        self.estimator_ = _delegate(f"{type(est).__name__} refused the resampled data", est.fit, Xr, yr)
-        self.classes_ = self.estimator_.classes_
-        return self
-
-    def _checked(self, X):
-        check_is_fitted(self)
-        if X is None:
-            raise DataError("X is None; predictions need a 2-D feature matrix")
-        if not (sparse.issparse(X) or isinstance(X, pd.DataFrame)):
-            try:
-                nd = np.asarray(X).ndim
-            except ValueError as e:  # ragged rows
-                raise DataError(f"X must be 2-D (rows × features): {e}") from e
-            if nd != 2:
-                raise DataError(f"Expected 2D array, got {nd}D array instead: X must be rows × features. Reshape your "
-                                "data with X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample")
-        try:
-            validate_data(self, X, reset=False, skip_check_array=True)
-        except (TypeError, ValueError) as e:
-            raise DataError(str(e)) from e
-        return X
-
-    def predict(self, X):
-        "Predictions of the fitted estimator."
-        X = self._checked(X)
-        return _delegate(f"{type(self.estimator_).__name__}.predict", self.estimator_.predict, X)
 
     @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X):
@@ -724,3 +684,50 @@ class ResampledClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         for name in ("sparse", "allow_nan", "string"):
             setattr(tags.input_tags, name, all(getattr(p, name) for p in parts))
         return tags
+
+# %% ../../nbs/05b_imbalance_resample.ipynb
+@patch
+def fit(self: ResampledClassifier, X, y):
+    "Resample `(X, y)` with a clone of `sampler`, then fit a clone of `estimator` on it."
+    if not hasattr(self.sampler, "fit_resample"):
+        raise ConfigError(f"sampler must have a fit_resample method, got {type(self.sampler).__name__}")
+    if not hasattr(self.estimator, "fit"):
+        raise ConfigError(f"estimator must have a fit method, got {type(self.estimator).__name__}")
+    if isinstance(y, np.ndarray) and y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected; it is used as y.ravel()",
+                      DataConversionWarning, stacklevel=2)
+        y = y.ravel()
+    self.sampler_ = clone(self.sampler)
+    Xr, yr = self.sampler_.fit_resample(X, y)
+    validate_data(self, X, reset=True, skip_check_array=True)  # n_features_in_, feature_names_in_
+    est = clone(self.estimator)
+    self.estimator_ = _delegate(f"{type(est).__name__} refused the resampled data", est.fit, Xr, yr)
+    self.classes_ = self.estimator_.classes_
+    return self
+
+# %% ../../nbs/05b_imbalance_resample.ipynb
+@patch
+def _checked(self: ResampledClassifier, X):
+    check_is_fitted(self)
+    if X is None:
+        raise DataError("X is None; predictions need a 2-D feature matrix")
+    if not (sparse.issparse(X) or isinstance(X, pd.DataFrame)):
+        try:
+            nd = np.asarray(X).ndim
+        except ValueError as e:  # ragged rows
+            raise DataError(f"X must be 2-D (rows × features): {e}") from e
+        if nd != 2:
+            raise DataError(f"Expected 2D array, got {nd}D array instead: X must be rows × features. Reshape your "
+                            "data with X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample")
+    try:
+        validate_data(self, X, reset=False, skip_check_array=True)
+    except (TypeError, ValueError) as e:
+        raise DataError(str(e)) from e
+    return X
+
+
+@patch
+def predict(self: ResampledClassifier, X):
+    "Predictions of the fitted estimator."
+    X = self._checked(X)
+    return _delegate(f"{type(self.estimator_).__name__}.predict", self.estimator_.predict, X)
