@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import (ConfigError, DataError, IntegrityError, MlsysError, as_path, atomic_write_bytes, file_sha256,
                         load_json, seed_everything)
@@ -117,53 +118,63 @@ class DatasetVersion:
             raise DataError(f"dataset {self.name!r} (version {self.short}) has no file {rel!r}")
         return Path(self.root) / rel
 
-    def to_frame(self) -> pd.DataFrame:
-        "One row per file: path, size, sha256."
-        return pd.DataFrame([(e.path, e.size, e.sha256) for e in self.files], columns=["path", "size", "sha256"])
+# %% ../../nbs/08f_modeling_versioning.ipynb
+@patch
+def to_frame(self: DatasetVersion) -> pd.DataFrame:
+    "One row per file: path, size, sha256."
+    return pd.DataFrame([(e.path, e.size, e.sha256) for e in self.files], columns=["path", "size", "sha256"])
 
-    def partitions(self, depth: int = 1) -> pd.DataFrame:
-        "Files grouped by their first `depth` folders (e.g. `date=...`): files, bytes and a digest per partition."
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise ConfigError(f"depth must be a positive integer, got {depth!r}")
-        groups: dict[str, list[FileEntry]] = {}
-        for e in self.files:
-            parts = e.path.split("/")
-            groups.setdefault("/".join(parts[:depth]) if len(parts) > depth else ".", []).append(e)
-        return pd.DataFrame([(k, len(v), sum(e.size for e in v), manifest_digest(v)[:12]) for k, v in sorted(groups.items())],
-                            columns=["partition", "files", "bytes", "digest"])
 
-    def to_dict(self) -> dict:
-        "The manifest as plain JSON data."
-        return {"format": MANIFEST_FORMAT, "name": self.name, "root": self.root, "digest": self.digest,
-                "include": list(self.include), "exclude": list(self.exclude),
-                "files": [[e.path, e.size, e.sha256] for e in self.files]}
+@patch
+def partitions(self: DatasetVersion, depth: int = 1) -> pd.DataFrame:
+    "Files grouped by their first `depth` folders (e.g. `date=...`): files, bytes and a digest per partition."
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ConfigError(f"depth must be a positive integer, got {depth!r}")
+    groups: dict[str, list[FileEntry]] = {}
+    for e in self.files:
+        parts = e.path.split("/")
+        groups.setdefault("/".join(parts[:depth]) if len(parts) > depth else ".", []).append(e)
+    return pd.DataFrame([(k, len(v), sum(e.size for e in v), manifest_digest(v)[:12]) for k, v in sorted(groups.items())],
+                        columns=["partition", "files", "bytes", "digest"])
 
-    @classmethod
-    def from_dict(cls, d: Mapping) -> DatasetVersion:
-        "Rebuild a version from `to_dict` output, refusing anything malformed or edited (`IntegrityError`)."
-        if not isinstance(d, Mapping) or d.get("format") != MANIFEST_FORMAT:
-            got = d.get("format") if isinstance(d, Mapping) else type(d).__name__
-            raise IntegrityError(f"not a dataset manifest of format {MANIFEST_FORMAT!r} (got {got!r})")
-        try:
-            files = tuple(FileEntry(p, s, h) for p, s, h in d["files"])
-            root, include, exclude = d["root"], tuple(d["include"]), tuple(d["exclude"])
-            name, digest = d["name"], d["digest"]
-        except (KeyError, TypeError, ValueError) as e:
-            raise IntegrityError(f"dataset manifest is malformed: {type(e).__name__}: {e}") from e
-        if not isinstance(root, str) or not os.path.isabs(root):
-            raise IntegrityError(f"dataset manifest root must be an absolute path, got {root!r}")
-        if not all(isinstance(p, str) for p in include + exclude):
-            raise IntegrityError("dataset manifest include/exclude must be lists of glob strings")
-        return cls(name, root, tuple(sorted(files)), digest, include, exclude)
+# %% ../../nbs/08f_modeling_versioning.ipynb
+@patch
+def to_dict(self: DatasetVersion) -> dict:
+    "The manifest as plain JSON data."
+    return {"format": MANIFEST_FORMAT, "name": self.name, "root": self.root, "digest": self.digest,
+            "include": list(self.include), "exclude": list(self.exclude),
+            "files": [[e.path, e.size, e.sha256] for e in self.files]}
 
-    def save(self, path: str | Path) -> Path:
-        "Write the manifest as JSON, atomically."
-        return atomic_write_bytes(path, (json.dumps(self.to_dict(), indent=1) + "\n").encode())
 
-    @classmethod
-    def load(cls, path: str | Path) -> DatasetVersion:
-        "Read a manifest written by `save`, checking every entry and the digest."
-        return cls.from_dict(load_json(path))
+@patch(cls_method=True)
+def from_dict(cls: DatasetVersion, d: Mapping) -> DatasetVersion:
+    "Rebuild a version from `to_dict` output, refusing anything malformed or edited (`IntegrityError`)."
+    if not isinstance(d, Mapping) or d.get("format") != MANIFEST_FORMAT:
+        got = d.get("format") if isinstance(d, Mapping) else type(d).__name__
+        raise IntegrityError(f"not a dataset manifest of format {MANIFEST_FORMAT!r} (got {got!r})")
+    try:
+        files = tuple(FileEntry(p, s, h) for p, s, h in d["files"])
+        root, include, exclude = d["root"], tuple(d["include"]), tuple(d["exclude"])
+        name, digest = d["name"], d["digest"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise IntegrityError(f"dataset manifest is malformed: {type(e).__name__}: {e}") from e
+    if not isinstance(root, str) or not os.path.isabs(root):
+        raise IntegrityError(f"dataset manifest root must be an absolute path, got {root!r}")
+    if not all(isinstance(p, str) for p in include + exclude):
+        raise IntegrityError("dataset manifest include/exclude must be lists of glob strings")
+    return cls(name, root, tuple(sorted(files)), digest, include, exclude)
+
+# %% ../../nbs/08f_modeling_versioning.ipynb
+@patch
+def save(self: DatasetVersion, path: str | Path) -> Path:
+    "Write the manifest as JSON, atomically."
+    return atomic_write_bytes(path, (json.dumps(self.to_dict(), indent=1) + "\n").encode())
+
+
+@patch(cls_method=True)
+def load(cls: DatasetVersion, path: str | Path) -> DatasetVersion:
+    "Read a manifest written by `save`, checking every entry and the digest."
+    return cls.from_dict(load_json(path))
 
 # %% ../../nbs/08f_modeling_versioning.ipynb
 def _glob(rel: str, pattern: str) -> bool:
@@ -432,7 +443,7 @@ class Reproduction:
     def identical(self) -> bool:
         return bool(self.table["identical"].all())
 
-
+# %% ../../nbs/08f_modeling_versioning.ipynb
 def _histories(tracker, run_id: str, keys) -> dict[str, list[tuple[int, float]]]:
     from mlsys.modeling.tracking import _call
 
@@ -442,7 +453,24 @@ def _histories(tracker, run_id: str, keys) -> dict[str, list[tuple[int, float]]]
         out[k] = [(m.step, m.value) for m in sorted(hist, key=lambda m: (m.step, m.timestamp))]
     return out
 
+# %% ../../nbs/08f_modeling_versioning.ipynb
+def _compare(keys, a: dict, b: dict) -> tuple[list, list]:
+    "A table row per metric in `keys` of the original histories `a`, and the problems of the reproduced ones `b`."
+    rows, problems = [], []
+    for k in keys:
+        ha, hb = a[k], b.get(k, [])
+        same = ha == hb
+        rows.append({"metric": k, "steps": len(ha), "original": ha[-1][1], "reproduced": hb[-1][1] if hb else float("nan"),
+                     "identical": same})
+        if not hb:
+            problems.append(f"{k!r} was not logged")
+        elif not same:
+            i = next((i for i, (x, y) in enumerate(zip(ha, hb)) if x != y), min(len(ha), len(hb)))
+            at = f"step {ha[i][0]}: {ha[i][1]!r} vs {hb[i][1]!r}" if i < min(len(ha), len(hb)) else f"{len(ha)} vs {len(hb)} values"
+            problems.append(f"{k!r} differs first at {at}")
+    return rows, problems
 
+# %% ../../nbs/08f_modeling_versioning.ipynb
 def reproduce(
     run_id: str,  # the recorded run (made by `tracked_run`)
     train_fn: Callable,  # the same training function
@@ -485,18 +513,7 @@ def reproduce(
     keys = sorted(k for k in original.data.metrics if not k.startswith(VOLATILE_PREFIXES))
     new_keys = sorted(k for k in tracker.get_run(new.run_id).data.metrics if not k.startswith(VOLATILE_PREFIXES))
     a, b = _histories(tracker, run_id, keys), _histories(tracker, new.run_id, [k for k in new_keys if k in keys])
-    rows, problems = [], []
-    for k in keys:
-        ha, hb = a[k], b.get(k, [])
-        same = ha == hb
-        rows.append({"metric": k, "steps": len(ha), "original": ha[-1][1], "reproduced": hb[-1][1] if hb else float("nan"),
-                     "identical": same})
-        if not hb:
-            problems.append(f"{k!r} was not logged")
-        elif not same:
-            i = next((i for i, (x, y) in enumerate(zip(ha, hb)) if x != y), min(len(ha), len(hb)))
-            at = f"step {ha[i][0]}: {ha[i][1]!r} vs {hb[i][1]!r}" if i < min(len(ha), len(hb)) else f"{len(ha)} vs {len(hb)} values"
-            problems.append(f"{k!r} differs first at {at}")
+    rows, problems = _compare(keys, a, b)
     problems += [f"{k!r} is new" for k in new_keys if k not in keys]
     table = pd.DataFrame(rows, columns=["metric", "steps", "original", "reproduced", "identical"])
     new.set_tags({"mlsys.reproduced": "false" if problems else "true"})
