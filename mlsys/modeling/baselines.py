@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from fastcore.basics import patch
 from sklearn import metrics as skm
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
@@ -273,7 +274,7 @@ def _ns(times: pd.Series) -> np.ndarray:
     "Nanoseconds since the epoch of tz-aware times."
     return times.dt.tz_convert(None).astype("datetime64[ns]").to_numpy().view("int64")
 
-
+# %% ../../nbs/08a_modeling_baselines.ipynb
 def route_late_rate(
     flights: pd.DataFrame,  # flights to compute the rate for (needs `sched_dep` and `keys`)
     history: pd.DataFrame | None = None,  # labelled flights whose outcomes feed the rate (default: `flights`)
@@ -464,22 +465,26 @@ class ThresholdHeuristic(_BaselineTags, ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_class = False
         return tags
 
-    def decision_function(self, X) -> np.ndarray:
-        "How far each example's value lies above the threshold (positive means the positive class)."
-        check_is_fitted(self)
-        _check_X(self, X, reset=False)
-        v = _column(X, self.column)
-        return np.where(np.isnan(v), self.fill_, v) - self.threshold_
+# %% ../../nbs/08a_modeling_baselines.ipynb
+@patch
+def decision_function(self: ThresholdHeuristic, X) -> np.ndarray:
+    "How far each example's value lies above the threshold (positive means the positive class)."
+    check_is_fitted(self)
+    _check_X(self, X, reset=False)
+    v = _column(X, self.column)
+    return np.where(np.isnan(v), self.fill_, v) - self.threshold_
 
-    def predict(self, X) -> np.ndarray:
-        "`classes_[1]` where the value exceeds the threshold, else `classes_[0]`."
-        check_is_fitted(self)
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+
+@patch
+def predict(self: ThresholdHeuristic, X) -> np.ndarray:
+    "`classes_[1]` where the value exceeds the threshold, else `classes_[0]`."
+    check_is_fitted(self)
+    return self.classes_[(self.decision_function(X) > 0).astype(int)]
 
 # %% ../../nbs/08a_modeling_baselines.ipynb
 _FILE_READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
 
-
+# %% ../../nbs/08a_modeling_baselines.ipynb
 class ExistingSolution:
     "A solution already in use, as a baseline: a function of X, or a file with its predictions."
 
@@ -519,27 +524,6 @@ class ExistingSolution:
             table = table.set_index(key)
         self.table_ = table
 
-    def _rows(self, X) -> pd.DataFrame:
-        n = _n_rows(X)
-        if self.key is None:
-            if len(self.table_) != n:
-                raise DataError(f"predictions file has {len(self.table_):,} rows but X has {n:,}; without a key "
-                                "column they must be the same rows in the same order")
-            return self.table_
-        require_columns(X, [self.key], "X")
-        wanted = pd.Index(X[self.key])
-        missing = ~wanted.isin(self.table_.index)
-        if missing.any():
-            raise DataError(f"predictions file lacks {int(missing.sum()):,} of the {n:,} keys in X[{self.key!r}], "
-                            f"e.g. {wanted[missing][0]!r}")
-        return self.table_.loc[wanted]
-
-    def _call(self, fn, X, what: str) -> np.ndarray:
-        out = np.asarray(fn(X))
-        if out.ndim != 1 or len(out) != _n_rows(X):
-            raise DataError(f"the existing solution's {what} function returned shape {out.shape} for {_n_rows(X)} rows")
-        return out
-
     def predict(self, X) -> np.ndarray:
         "The existing solution's predicted labels for the rows of `X`."
         if callable(self.source):
@@ -558,6 +542,31 @@ class ExistingSolution:
         if callable(self.score):
             return self._call(self.score, X, "score").astype("float64")
         return self._rows(X)[self.score].to_numpy(dtype="float64")
+
+# %% ../../nbs/08a_modeling_baselines.ipynb
+@patch
+def _rows(self: ExistingSolution, X) -> pd.DataFrame:
+    n = _n_rows(X)
+    if self.key is None:
+        if len(self.table_) != n:
+            raise DataError(f"predictions file has {len(self.table_):,} rows but X has {n:,}; without a key "
+                            "column they must be the same rows in the same order")
+        return self.table_
+    require_columns(X, [self.key], "X")
+    wanted = pd.Index(X[self.key])
+    missing = ~wanted.isin(self.table_.index)
+    if missing.any():
+        raise DataError(f"predictions file lacks {int(missing.sum()):,} of the {n:,} keys in X[{self.key!r}], "
+                        f"e.g. {wanted[missing][0]!r}")
+    return self.table_.loc[wanted]
+
+
+@patch
+def _call(self: ExistingSolution, fn, X, what: str) -> np.ndarray:
+    out = np.asarray(fn(X))
+    if out.ndim != 1 or len(out) != _n_rows(X):
+        raise DataError(f"the existing solution's {what} function returned shape {out.shape} for {_n_rows(X)} rows")
+    return out
 
 # %% ../../nbs/08a_modeling_baselines.ipynb
 @dataclass(frozen=True)
@@ -729,7 +738,7 @@ def _scores_map(scores, what: str) -> dict:
         out[k] = float(v)
     return out
 
-
+# %% ../../nbs/08a_modeling_baselines.ipynb
 def compare_to_baselines(
     model_scores: Mapping | pd.Series,  # metric -> value for the model
     baseline_scores: Mapping | pd.DataFrame,  # baseline -> (metric -> value, or `ReportedScores`); or a frame with one row per baseline
