@@ -776,18 +776,9 @@ def _repair(df: pd.DataFrame, fmt: str, schema: dict | None) -> pd.DataFrame:
                 df[c] = _parse_column(df[c], schema[c], c)
     return df
 
-
-def read_table(
-    path: str | Path,  # the data file
-    format: str | None = None,  # one of `FORMATS`; None infers it from the suffix
-    columns: list[str] | None = None,  # read only these columns (None: all)
-    schema: dict | pd.DataFrame | None = None,  # the schema the caller expects; a mismatch raises `SchemaError`
-    allow_pickle: bool = False,  # pickles run code when loaded: only True for files you trust
-    verify: bool = True,  # check the data file against the SHA-256 in its sidecar
-    require_sidecar: bool = True,  # False reads a file without a sidecar (a foreign file): types from `schema` or guessed
-    reader_schema: dict | None = None,  # Avro only: a reader schema (e.g. one that adds a defaulted field)
-) -> pd.DataFrame:
-    "Read a table written by `write_table` (or, with `require_sidecar=False`, any file of a known format), restoring dtypes."
+# %% ../../nbs/02a_data_formats.ipynb
+def _read_args(path, format, columns, allow_pickle, verify, require_sidecar, reader_schema) -> tuple[Path, str, list | None]:
+    "`read_table`'s arguments checked: the path, its format and the columns as a list, or the error naming the bad one."
     path = as_path(path)
     fmt = resolve_format(path, format)
     if fmt == "pickle" and not allow_pickle:
@@ -808,6 +799,35 @@ def read_table(
     for flag, val in (("allow_pickle", allow_pickle), ("verify", verify), ("require_sidecar", require_sidecar)):
         if not isinstance(val, (bool, np.bool_)):
             raise DataError(f"{flag} must be True or False, got {val!r}")
+    return path, fmt, columns
+
+# %% ../../nbs/02a_data_formats.ipynb
+def _check_stored(where: str, df: pd.DataFrame, fmt: str, version: dict, declared: dict, names, embedded) -> None:
+    "`IntegrityError` when what the file holds disagrees with its sidecar: columns, the dtypes a binary file stores, the row count."
+    _check_consistent(where, declared, names, embedded, fmt)
+    if fmt == "pickle" or (fmt in ("parquet", "feather") and embedded is None):
+        odd = [c for c, t in df.dtypes.items() if c in declared and not _matches(t, declared[c])]
+        native = table_schema(df[odd]) if odd else {}
+        bad = [c for c in odd if not _native_ok(native[c], declared[c], fmt)]
+        if bad:
+            raise IntegrityError(f"{where} disagrees with the dtypes the {fmt} file stores: " + "; ".join(
+                f"column {c!r}: sidecar {_short(declared[c])}, file {_short(native[c])}" for c in bad))
+    if version["rows"] is not None and len(df) != version["rows"]:
+        raise IntegrityError(f"{where} records {version['rows']} rows but the file holds {len(df)}")
+
+# %% ../../nbs/02a_data_formats.ipynb
+def read_table(
+    path: str | Path,  # the data file
+    format: str | None = None,  # one of `FORMATS`; None infers it from the suffix
+    columns: list[str] | None = None,  # read only these columns (None: all)
+    schema: dict | pd.DataFrame | None = None,  # the schema the caller expects; a mismatch raises `SchemaError`
+    allow_pickle: bool = False,  # pickles run code when loaded: only True for files you trust
+    verify: bool = True,  # check the data file against the SHA-256 in its sidecar
+    require_sidecar: bool = True,  # False reads a file without a sidecar (a foreign file): types from `schema` or guessed
+    reader_schema: dict | None = None,  # Avro only: a reader schema (e.g. one that adds a defaulted field)
+) -> pd.DataFrame:
+    "Read a table written by `write_table` (or, with `require_sidecar=False`, any file of a known format), restoring dtypes."
+    path, fmt, columns = _read_args(path, format, columns, allow_pickle, verify, require_sidecar, reader_schema)
     expected = _as_schema(schema, "schema") if schema is not None else None
     evolving = reader_schema is not None
     f, version = _open_version(path, fmt, bool(verify), bool(require_sidecar))
@@ -836,16 +856,7 @@ def read_table(
                 raise IntegrityError(f"{path} matches its sidecar but cannot be read as {fmt}: {e}") from e
             raise DataError(f"cannot read {path} as {fmt}: {type(e).__name__}: {e}") from e
     if version is not None:
-        _check_consistent(where, declared, names, embedded, fmt)
-        if fmt == "pickle" or (fmt in ("parquet", "feather") and embedded is None):
-            odd = [c for c, t in df.dtypes.items() if c in declared and not _matches(t, declared[c])]
-            native = table_schema(df[odd]) if odd else {}
-            bad = [c for c in odd if not _native_ok(native[c], declared[c], fmt)]
-            if bad:
-                raise IntegrityError(f"{where} disagrees with the dtypes the {fmt} file stores: " + "; ".join(
-                    f"column {c!r}: sidecar {_short(declared[c])}, file {_short(native[c])}" for c in bad))
-        if version["rows"] is not None and len(df) != version["rows"]:
-            raise IntegrityError(f"{where} records {version['rows']} rows but the file holds {len(df)}")
+        _check_stored(where, df, fmt, version, declared, names, embedded)
     if not evolving:
         df = _repair(df, fmt, parse_with)
     if expected is not None:
