@@ -322,12 +322,9 @@ def _as_labels(y, name: str) -> np.ndarray:
     return y
 
 # %% ../../nbs/04f_labeling_active.ipynb
-def active_learning_curve(X_pool, y_pool, X_test, y_test, strategy: str = "entropy", estimator: Any = None,
-                          n_initial: int = 20, batch_size: int = 10, budget: int = 200, n_committee: int = 5,
-                          stopping: StoppingRule | None = None, stop_early: bool = False,
-                          metric: Callable[[np.ndarray, np.ndarray], float] | None = None,  # extra score(y_true, y_pred), column `metric`
-                          random_state: int | None = None) -> pd.DataFrame:
-    "Run pool-based active learning; one row per round: labels used, test accuracy, top pool score, smallest class share, stop signals."
+def _curve_inputs(X_pool, y_pool, X_test, y_test, n_initial, batch_size, budget, n_committee, stopping, stop_early,
+                  metric, random_state):
+    "The arguments of `active_learning_curve`, checked: arrays as arrays, counts as ints; an error naming the first bad one."
     X_pool, y_pool = _as_rows(X_pool, "X_pool"), _as_labels(y_pool, "y_pool")
     X_test, y_test = _as_rows(X_test, "X_test"), _as_labels(y_test, "y_test")
     if X_pool.shape[0] == 0:
@@ -353,18 +350,35 @@ def active_learning_curve(X_pool, y_pool, X_test, y_test, strategy: str = "entro
     if random_state is not None and (isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, numbers.Integral)
                                      or random_state < 0):
         raise ConfigError(f"random_state must be None or a non-negative int, got {random_state!r}")
+    return X_pool, y_pool, X_test, y_test, n_initial, batch_size, budget, n_committee
+
+# %% ../../nbs/04f_labeling_active.ipynb
+def _initial_labels(rng: np.random.Generator, y_pool: np.ndarray, n_initial: int) -> np.ndarray:
+    "Indices of `n_initial` random pool examples that hold at least two classes."
+    labeled = rng.choice(len(y_pool), n_initial, replace=False)
+    for _ in range(100):  # the initial set must hold two classes: redraw a few times ...
+        if len(np.unique(y_pool[labeled])) >= 2:
+            break
+        labeled = rng.choice(len(y_pool), n_initial, replace=False)
+    else:  # ... then swap in one example of another class (a very rare class would make redraws slow)
+        other = np.flatnonzero(y_pool != y_pool[labeled[0]])
+        labeled[-1] = rng.choice(other)
+    return labeled
+
+# %% ../../nbs/04f_labeling_active.ipynb
+def active_learning_curve(X_pool, y_pool, X_test, y_test, strategy: str = "entropy", estimator: Any = None,
+                          n_initial: int = 20, batch_size: int = 10, budget: int = 200, n_committee: int = 5,
+                          stopping: StoppingRule | None = None, stop_early: bool = False,
+                          metric: Callable[[np.ndarray, np.ndarray], float] | None = None,  # extra score(y_true, y_pred), column `metric`
+                          random_state: int | None = None) -> pd.DataFrame:
+    "Run pool-based active learning; one row per round: labels used, test accuracy, top pool score, smallest class share, stop signals."
+    X_pool, y_pool, X_test, y_test, n_initial, batch_size, budget, n_committee = _curve_inputs(
+        X_pool, y_pool, X_test, y_test, n_initial, batch_size, budget, n_committee, stopping, stop_early, metric, random_state)
     rng = np.random.default_rng(random_state)
     classes = np.unique(y_pool)
     if len(classes) < 2:
         raise DataError(f"y_pool holds only class {classes.tolist()}; active learning needs at least 2 classes in the pool")
-    labeled = rng.choice(X_pool.shape[0], n_initial, replace=False)
-    for _ in range(100):  # the initial set must hold two classes: redraw a few times ...
-        if len(np.unique(y_pool[labeled])) >= 2:
-            break
-        labeled = rng.choice(X_pool.shape[0], n_initial, replace=False)
-    else:  # ... then swap in one example of another class (a very rare class would make redraws slow)
-        other = np.flatnonzero(y_pool != y_pool[labeled[0]])
-        labeled[-1] = rng.choice(other)
+    labeled = _initial_labels(rng, y_pool, n_initial)
     is_labeled = np.zeros(X_pool.shape[0], dtype=bool)
     is_labeled[labeled] = True
     stop_set = rng.choice(X_pool.shape[0], min(500, X_pool.shape[0]), replace=False)
