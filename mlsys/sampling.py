@@ -16,6 +16,7 @@ from itertools import islice
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from .core import ConfigError, DataError, SchemaError
 
@@ -692,38 +693,40 @@ class ReservoirSampler:
             self._after_take()
         return self
 
-    def update_many(self, items: Iterable) -> ReservoirSampler:
-        "Offer every item of `items` (skip-based in Algorithm L)."
-        _check_stream(items)
-        it = iter(items)
-        if self.method == "R":
-            for x in it:
-                self.update(x)
-            return self
-        while self.n_seen_ < self.k:
-            x = next(it, _STOP)
-            if x is _STOP:
-                return self
-            self.update(x)
-        while True:
-            gap = self._next - self.n_seen_
-            while gap > 0:  # skip in C, in bounded chunks so that we can count what was skipped
-                want = min(gap, _CHUNK)
-                got = len(list(islice(it, want)))
-                self.n_seen_ += got
-                gap -= got
-                if got < want:  # the iterator ran out inside the skip
-                    return self
-            x = next(it, _STOP)
-            if x is _STOP:
-                return self
-            self.n_seen_ += 1
-            self.sample_[self._randbelow(self.k)] = x
-            self._after_take()
-
-
+# %% ../nbs/03_sampling.ipynb
 _STOP = object()
 _CHUNK = 1 << 16
+
+
+@patch
+def update_many(self: ReservoirSampler, items: Iterable) -> ReservoirSampler:
+    "Offer every item of `items` (skip-based in Algorithm L)."
+    _check_stream(items)
+    it = iter(items)
+    if self.method == "R":
+        for x in it:
+            self.update(x)
+        return self
+    while self.n_seen_ < self.k:
+        x = next(it, _STOP)
+        if x is _STOP:
+            return self
+        self.update(x)
+    while True:
+        gap = self._next - self.n_seen_
+        while gap > 0:  # skip in C, in bounded chunks so that we can count what was skipped
+            want = min(gap, _CHUNK)
+            got = len(list(islice(it, want)))
+            self.n_seen_ += got
+            gap -= got
+            if got < want:  # the iterator ran out inside the skip
+                return self
+        x = next(it, _STOP)
+        if x is _STOP:
+            return self
+        self.n_seen_ += 1
+        self.sample_[self._randbelow(self.k)] = x
+        self._after_take()
 
 # %% ../nbs/03_sampling.ipynb
 @dataclass
