@@ -331,7 +331,7 @@ def _same(a: dict, b: dict, rtol: float) -> bool:
     return a.keys() == b.keys() and all(
         a[k].shape == b[k].shape and np.allclose(a[k], b[k], rtol=rtol, atol=1e-12, equal_nan=True) for k in a)
 
-
+# %% ../../nbs/07d_features_leakage.ipynb
 def detect_fit_on_test(fitted,  # fitted transformer or Pipeline to audit
                        train: pd.DataFrame,  # the rows it should have been fitted on
                        test: pd.DataFrame | None = None,  # the test rows (to confirm they were included)
