@@ -255,7 +255,7 @@ def _children(lv: _Level, B: np.ndarray, first: np.ndarray, cnt: np.ndarray, lo:
         ok &= found
     return child[ok], pidx[ok], len(child)
 
-
+# %% ../../nbs/09e_evaluation_slicefinder.ipynb
 CUBE_FACTOR = 2.0  # evaluate a feature set by one pass over all rows when its parents' rows add up to more than this x n
 
 
@@ -279,7 +279,7 @@ def _by_parents(child, pidx, lv: _Level, codes, errors, feat_of, offsets, chunk:
             pieces.append((np.arange(a, b), np.where(ok, s, 0).astype(np.int64), r[hit & ok[seg]]))
     return stats, pieces
 
-
+# %% ../../nbs/09e_evaluation_slicefinder.ipynb
 def _by_cube(child, codes, errors, offsets, domains, fs, floor: int, rows: bool):
     "Candidates on one feature set `fs`, all at once: one bincount over every row; statistics, rows of the valid ones."
     dims = domains[fs]
@@ -300,7 +300,7 @@ def _by_cube(child, codes, errors, offsets, domains, fs, floor: int, rows: bool)
     order = np.argsort(cand[hit].astype(np.uint16 if len(child) < 2**16 else np.int64), kind="stable")  # radix sort
     return stats, [(np.arange(len(child)), np.where(ok, s, 0).astype(np.int64), hit[order])]
 
-
+# %% ../../nbs/09e_evaluation_slicefinder.ipynb
 def _evaluate(child, pidx, lv: _Level, codes, errors, feat_of, offsets, domains, chunk: int, floor: int, rows: bool):
     "(size, error sum, sum of squares, largest error) of each candidate, and (when `rows`) the rows of the valid ones in order."
     n, F = codes.shape
