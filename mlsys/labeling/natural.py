@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import ConfigError, DataError, SchemaError, require_columns, require_tz_aware
 
@@ -358,15 +359,6 @@ class LabelJoiner:
             self.orphans_ = 0  # labels that matched no waiting prediction
             self.now_ = None
 
-    def _expire(self, now) -> list[dict]:
-        out = []
-        for key in list(self.pending_):
-            rec = self.pending_[key]
-            if rec["predict_at"] + self.window_ >= now:
-                break  # pending_ is in prediction-time order
-            out.append({**self.pending_.pop(key), "label": None, "label_at": None, "status": "expired"})
-        return out
-
     def update(self, event: Mapping) -> list[dict]:
         "Take one event: {'kind': 'prediction'|'label', 'id', 'time', 'score' or 'label'}; return completed rows."
         self._init()
@@ -402,12 +394,25 @@ class LabelJoiner:
                 out.append({**rec, "label": event.get("label"), "label_at": t, "status": "available"})
         return out
 
-    def flush(self) -> list[dict]:
-        "End of stream: emit every prediction still waiting as `expired`."
-        self._init()
-        out = [{**rec, "label": None, "label_at": None, "status": "expired"} for rec in self.pending_.values()]
-        self.pending_.clear()
-        return out
+# %% ../../nbs/04c_labeling_natural.ipynb
+@patch
+def _expire(self: LabelJoiner, now) -> list[dict]:
+    out = []
+    for key in list(self.pending_):
+        rec = self.pending_[key]
+        if rec["predict_at"] + self.window_ >= now:
+            break  # pending_ is in prediction-time order
+        out.append({**self.pending_.pop(key), "label": None, "label_at": None, "status": "expired"})
+    return out
+
+
+@patch
+def flush(self: LabelJoiner) -> list[dict]:
+    "End of stream: emit every prediction still waiting as `expired`."
+    self._init()
+    out = [{**rec, "label": None, "label_at": None, "status": "expired"} for rec in self.pending_.values()]
+    self.pending_.clear()
+    return out
 
 # %% ../../nbs/04c_labeling_natural.ipynb
 def event_stream(predictions: pd.DataFrame, labels: pd.DataFrame, on: str = "flight_id", score: str = "p_late") -> list[dict]:
