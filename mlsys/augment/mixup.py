@@ -159,40 +159,23 @@ class Mixup:
         return f"Mixup(alpha={self.alpha}, num_classes={self.num_classes})"
 
 # %% ../../nbs/06d_augment_mixup.ipynb
-def mixup_tabular(
-    X,  # features: DataFrame or 2-d array, numeric
-    y,  # labels, any hashable values (N,)
-    alpha: float = 0.4,  # Beta(alpha, alpha) parameter
-    n_samples: int | None = None,  # rows to synthesize; default len(X)
-    classes: Sequence | None = None,  # class order of the soft-label columns; default sorted unique y
-    random_state: int | None = 0,  # seed
-):
-    "Synthesize mixed rows: returns (X_mixed, Y_soft) with one Y_soft column per class summing to one."
-    alpha = _check_alpha(alpha)
-    is_df = isinstance(X, pd.DataFrame)
-    if is_df:
+def _mixup_values(X) -> np.ndarray:
+    "The features of `X` as a float64 array; `DataError` for a non-numeric column or array."
+    if isinstance(X, pd.DataFrame):
         bad = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c])]
         if bad:
             raise DataError(f"column {bad[0]!r} is not numeric (dtype {X[bad[0]].dtype}); mixup blends numbers, encode it first")
-        values = X.to_numpy(dtype="float64")
-    else:
-        if isinstance(X, (str, bytes)) or np.ndim(X) != 2:
-            raise DataError(f"X must be a numeric 2-d array or DataFrame, got {type(X).__name__} of shape {np.shape(X)}")
-        values = np.asarray(X)
-        if values.ndim != 2 or values.dtype.kind not in "iuf":  # complex numbers would lose their imaginary part
-            raise DataError(f"X must be a numeric 2-d array or DataFrame, got dtype {values.dtype} shape {values.shape}")
-        values = values.astype("float64")
-    if isinstance(y, (str, bytes)) or np.ndim(y) == 0:
-        raise DataError(f"y must be a 1-d array of {len(values)} labels, got {type(y).__name__}")
-    y = np.asarray(y)
-    if y.ndim != 1 or len(y) != len(values):
-        raise DataError(f"X has {len(values)} rows but y has shape {y.shape}")
-    if len(values) < 2:
-        raise DataError(f"mixup needs at least 2 rows, got {len(values)}")
-    if np.isnan(values).any():
-        raise DataError("X contains NaN; impute missing values before mixup")
-    if np.isinf(values).any():
-        raise DataError(f"X contains {int(np.isinf(values).sum())} infinite value(s); every blend with them is infinite")
+        return X.to_numpy(dtype="float64")
+    if isinstance(X, (str, bytes)) or np.ndim(X) != 2:
+        raise DataError(f"X must be a numeric 2-d array or DataFrame, got {type(X).__name__} of shape {np.shape(X)}")
+    values = np.asarray(X)
+    if values.ndim != 2 or values.dtype.kind not in "iuf":  # complex numbers would lose their imaginary part
+        raise DataError(f"X must be a numeric 2-d array or DataFrame, got dtype {values.dtype} shape {values.shape}")
+    return values.astype("float64")
+
+# %% ../../nbs/06d_augment_mixup.ipynb
+def _mixup_classes(y: np.ndarray, classes: Sequence | None) -> list:
+    "The soft-label columns: `classes` checked (each label once), or the sorted labels of `y`; every label of `y` among them."
     if pd.isna(y).any():
         raise DataError(f"y has {int(pd.isna(y).sum())} missing labels")
     try:
@@ -210,6 +193,33 @@ def mixup_tabular(
     unknown = set(seen.tolist()) - set(classes)
     if unknown:
         raise DataError(f"y holds labels not in classes: {sorted(unknown, key=str)[:5]}")
+    return classes
+
+# %% ../../nbs/06d_augment_mixup.ipynb
+def mixup_tabular(
+    X,  # features: DataFrame or 2-d array, numeric
+    y,  # labels, any hashable values (N,)
+    alpha: float = 0.4,  # Beta(alpha, alpha) parameter
+    n_samples: int | None = None,  # rows to synthesize; default len(X)
+    classes: Sequence | None = None,  # class order of the soft-label columns; default sorted unique y
+    random_state: int | None = 0,  # seed
+):
+    "Synthesize mixed rows: returns (X_mixed, Y_soft) with one Y_soft column per class summing to one."
+    alpha = _check_alpha(alpha)
+    is_df = isinstance(X, pd.DataFrame)
+    values = _mixup_values(X)
+    if isinstance(y, (str, bytes)) or np.ndim(y) == 0:
+        raise DataError(f"y must be a 1-d array of {len(values)} labels, got {type(y).__name__}")
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != len(values):
+        raise DataError(f"X has {len(values)} rows but y has shape {y.shape}")
+    if len(values) < 2:
+        raise DataError(f"mixup needs at least 2 rows, got {len(values)}")
+    if np.isnan(values).any():
+        raise DataError("X contains NaN; impute missing values before mixup")
+    if np.isinf(values).any():
+        raise DataError(f"X contains {int(np.isinf(values).sum())} infinite value(s); every blend with them is infinite")
+    classes = _mixup_classes(y, classes)
     n = len(values) if n_samples is None else n_samples
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ConfigError(f"n_samples must be a positive int, got {n_samples!r}")
