@@ -483,7 +483,7 @@ def _validated(est, X, y="no_validation", reset: bool = True):
     except ValueError as e:
         raise DataError(f"X/y: {e}") from e
 
-
+# %% ../../nbs/05c_imbalance_losses.ipynb
 class BalancedBaggingClassifier(ClassifierMixin, BaseEstimator):
     "Bagging in which every member is fit on a class-balanced bootstrap of the training data."
 
