@@ -448,7 +448,7 @@ def _corrupt(ids, vocab_size, mask_id, rng, mask_prob, mask_frac, random_frac, s
     out[action == RANDOM] = rng.integers(0, vocab_size, n_rand)
     return out, action
 
-
+# %% ../../nbs/06b_augment_text.ipynb
 class BertMasker(_TextInput, BaseEstimator):
     "BERT-style corruption of messages: select `mask_prob` of tokens; mask, randomize or keep them."
 
