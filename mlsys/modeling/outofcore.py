@@ -9,12 +9,33 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..core import ConfigError, DataError, SchemaError, as_path, optional_import
 from .distributed import _int
 
 # %% auto 0
 __all__ = ['RunningMoments', 'parquet_chunks', 'streaming_moments', 'ParquetShuffler']
+
+# %% ../../nbs/08l_modeling_outofcore.ipynb
+def _as_matrix(chunk, what: str) -> np.ndarray:
+    if isinstance(chunk, pd.DataFrame):
+        try:
+            a = chunk.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as e:
+            raise DataError(f"{what} has non-numeric columns: {e}") from None
+    else:
+        try:
+            a = np.asarray(chunk, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise DataError(f"{what} must be numeric: {e}") from None
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2:
+        raise DataError(f"{what} must have shape (rows, columns), got {a.shape}")
+    if np.isinf(a).any():
+        raise DataError(f"{what} holds infinite values")
+    return a
 
 # %% ../../nbs/08l_modeling_outofcore.ipynb
 class RunningMoments:
@@ -69,35 +90,19 @@ class RunningMoments:
         self._fitted()
         return np.where(self.count_ > 0, self.mean_, np.nan)
 
-    def var(self, ddof: int = 1) -> np.ndarray:
-        "Variance of each column with `ddof` degrees of freedom (NaN where count <= ddof), as pandas computes it."
-        self._fitted()
-        ddof = _int(ddof, "ddof", 0)
-        return np.divide(self.m2_, self.count_ - ddof, out=np.full_like(self.m2_, np.nan), where=self.count_ > ddof)
-
-    def std(self, ddof: int = 1) -> np.ndarray:
-        "Standard deviation of each column."
-        return np.sqrt(self.var(ddof))
+# %% ../../nbs/08l_modeling_outofcore.ipynb
+@patch
+def var(self: RunningMoments, ddof: int = 1) -> np.ndarray:
+    "Variance of each column with `ddof` degrees of freedom (NaN where count <= ddof), as pandas computes it."
+    self._fitted()
+    ddof = _int(ddof, "ddof", 0)
+    return np.divide(self.m2_, self.count_ - ddof, out=np.full_like(self.m2_, np.nan), where=self.count_ > ddof)
 
 
-def _as_matrix(chunk, what: str) -> np.ndarray:
-    if isinstance(chunk, pd.DataFrame):
-        try:
-            a = chunk.to_numpy(dtype=np.float64, na_value=np.nan)
-        except (TypeError, ValueError) as e:
-            raise DataError(f"{what} has non-numeric columns: {e}") from None
-    else:
-        try:
-            a = np.asarray(chunk, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise DataError(f"{what} must be numeric: {e}") from None
-    if a.ndim == 1:
-        a = a[:, None]
-    if a.ndim != 2:
-        raise DataError(f"{what} must have shape (rows, columns), got {a.shape}")
-    if np.isinf(a).any():
-        raise DataError(f"{what} holds infinite values")
-    return a
+@patch
+def std(self: RunningMoments, ddof: int = 1) -> np.ndarray:
+    "Standard deviation of each column."
+    return np.sqrt(self.var(ddof))
 
 # %% ../../nbs/08l_modeling_outofcore.ipynb
 def _parquet(path):
@@ -211,33 +216,35 @@ class ParquetShuffler:
         order = np.random.default_rng([self.seed, _int(epoch, "epoch", 0)]).permutation(self.pf.num_row_groups)
         return [int(g) for g in order[self.rank::self.world_size]]
 
-    def batches(self, epoch: int = 0) -> Iterator[np.ndarray]:
-        "The shuffled batches of one epoch."
-        rng = np.random.default_rng([self.seed, epoch, self.rank, 1])
-        buf = np.empty((0, len(self.columns)))
-        carry = buf
+# %% ../../nbs/08l_modeling_outofcore.ipynb
+@patch
+def batches(self: ParquetShuffler, epoch: int = 0) -> Iterator[np.ndarray]:
+    "The shuffled batches of one epoch."
+    rng = np.random.default_rng([self.seed, epoch, self.rank, 1])
+    buf = np.empty((0, len(self.columns)))
+    carry = buf
 
-        def emit(rows):
-            nonlocal carry
-            rows = np.concatenate([carry, rows]) if len(carry) else rows
-            n_full = len(rows) // self.batch_size
-            for i in range(n_full):
-                batch = rows[i * self.batch_size:(i + 1) * self.batch_size]
-                yield batch if self.transform is None else self.transform(batch)
-            carry = rows[n_full * self.batch_size:]
+    def emit(rows):
+        nonlocal carry
+        rows = np.concatenate([carry, rows]) if len(carry) else rows
+        n_full = len(rows) // self.batch_size
+        for i in range(n_full):
+            batch = rows[i * self.batch_size:(i + 1) * self.batch_size]
+            yield batch if self.transform is None else self.transform(batch)
+        carry = rows[n_full * self.batch_size:]
 
-        chunk_bytes = 0
-        for chunk in parquet_chunks(self.path, self.columns, self.chunk_rows, self.row_groups(epoch)):
-            pool = np.concatenate([buf, chunk]) if len(buf) else chunk
-            buf = None  # only the pool holds the buffered rows now
-            pool = pool[rng.permutation(len(pool))]
-            chunk_bytes = chunk.nbytes
-            self.peak_bytes = max(self.peak_bytes, 2 * pool.nbytes + chunk_bytes + carry.nbytes)
-            keep = min(self.buffer_rows, len(pool))
-            buf = pool[len(pool) - keep:]
-            yield from emit(pool[:len(pool) - keep])
-        buf = buf[rng.permutation(len(buf))]
-        self.peak_bytes = max(self.peak_bytes, 2 * buf.nbytes + chunk_bytes + carry.nbytes)
-        yield from emit(buf)
-        if len(carry) and not self.drop_last:
-            yield carry if self.transform is None else self.transform(carry)
+    chunk_bytes = 0
+    for chunk in parquet_chunks(self.path, self.columns, self.chunk_rows, self.row_groups(epoch)):
+        pool = np.concatenate([buf, chunk]) if len(buf) else chunk
+        buf = None  # only the pool holds the buffered rows now
+        pool = pool[rng.permutation(len(pool))]
+        chunk_bytes = chunk.nbytes
+        self.peak_bytes = max(self.peak_bytes, 2 * pool.nbytes + chunk_bytes + carry.nbytes)
+        keep = min(self.buffer_rows, len(pool))
+        buf = pool[len(pool) - keep:]
+        yield from emit(pool[:len(pool) - keep])
+    buf = buf[rng.permutation(len(buf))]
+    self.peak_bytes = max(self.peak_bytes, 2 * buf.nbytes + chunk_bytes + carry.nbytes)
+    yield from emit(buf)
+    if len(carry) and not self.drop_last:
+        yield carry if self.transform is None else self.transform(carry)
