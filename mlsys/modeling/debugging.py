@@ -173,6 +173,39 @@ def _scalar_loss(loss_fn, model, X, y):
     return loss
 
 # %% ../../nbs/08g_modeling_debugging.ipynb
+def _check_overfit(model, X, y, loss_fn, predict, task, steps, lr, optimizer, max_loss, min_accuracy) -> tuple:
+    "`overfit_one_batch`'s arguments checked: (task, steps, lr, max_loss)."
+    _check_module(model)
+    task = _check_task(task)
+    _check_batch(X, y, task)
+    steps, lr, max_loss = _positive_int(steps, "steps"), _positive_float(lr, "lr"), _positive_float(max_loss, "max_loss")
+    if isinstance(min_accuracy, bool) or not isinstance(min_accuracy, numbers.Real) or not 0 < min_accuracy <= 1:
+        raise ConfigError(f"min_accuracy must be in (0, 1], got {min_accuracy!r}")
+    for f, name in [(loss_fn, "loss_fn"), (predict, "predict")]:
+        if f is not None and not callable(f):
+            raise ConfigError(f"{name} must be callable, got {type(f).__name__}")
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ConfigError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    return task, steps, lr, max_loss
+
+# %% ../../nbs/08g_modeling_debugging.ipynb
+def _fit_problems(losses: list, final: float, max_loss: float, accuracy, min_accuracy: float) -> list:
+    "What the loss curve and the batch accuracy say went wrong in a loop that ran without a fatal problem."
+    problems = []
+    first = losses[0]
+    if not final <= max_loss:
+        if final >= 0.9 * first:
+            problems.append(f"the loss did not fall ({first:.3g} -> {final:.3g} in {len(losses)} steps): inputs and labels may be "
+                            "misaligned (shuffled separately), the learning rate may be wrong, or the layers that matter get no gradient")
+        else:
+            problems.append(f"the loss fell ({first:.3g} -> {final:.3g}) but not to {max_loss:g} in {len(losses)} steps: the model "
+                            "cannot memorize one batch (too small, or targets that change between steps)")
+    elif accuracy is not None and accuracy < min_accuracy:
+        problems.append(f"the loss reached {final:.3g} yet the batch accuracy against the labels is only {accuracy:.0%}: the "
+                        "targets the loss trains on are not these labels (a wrong label mapping or encoding)")
+    return problems
+
+# %% ../../nbs/08g_modeling_debugging.ipynb
 def overfit_one_batch(
     model,  # the torch.nn.Module to check (its weights are trained: pass a fresh one)
     X,  # one batch of inputs, a tensor of shape (n, ...)
@@ -189,17 +222,7 @@ def overfit_one_batch(
 ) -> OverfitReport:
     "Train `model` on one batch until it memorizes it (Adam by default); a model or loop that cannot shows why in `problems`."
     torch = _torch()
-    _check_module(model)
-    task = _check_task(task)
-    _check_batch(X, y, task)
-    steps, lr, max_loss = _positive_int(steps, "steps"), _positive_float(lr, "lr"), _positive_float(max_loss, "max_loss")
-    if isinstance(min_accuracy, bool) or not isinstance(min_accuracy, numbers.Real) or not 0 < min_accuracy <= 1:
-        raise ConfigError(f"min_accuracy must be in (0, 1], got {min_accuracy!r}")
-    for f, name in [(loss_fn, "loss_fn"), (predict, "predict")]:
-        if f is not None and not callable(f):
-            raise ConfigError(f"{name} must be callable, got {type(f).__name__}")
-    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-        raise ConfigError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    task, steps, lr, max_loss = _check_overfit(model, X, y, loss_fn, predict, task, steps, lr, optimizer, max_loss, min_accuracy)
     loss_fn, predict = loss_fn or _default_loss(task), predict or _default_predict
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     if not params:
@@ -236,17 +259,7 @@ def overfit_one_batch(
                         f"{', ...' if len(unreached) > 6 else ''}): the graph is cut between them and the loss "
                         "(a .detach() or no_grad inside forward), dead ReLUs pass none back, or they are unused")
     if not fatal:
-        first = losses[0]
-        if not final <= max_loss:
-            if final >= 0.9 * first:
-                problems.append(f"the loss did not fall ({first:.3g} -> {final:.3g} in {len(losses)} steps): inputs and labels may be "
-                                "misaligned (shuffled separately), the learning rate may be wrong, or the layers that matter get no gradient")
-            else:
-                problems.append(f"the loss fell ({first:.3g} -> {final:.3g}) but not to {max_loss:g} in {len(losses)} steps: the model "
-                                "cannot memorize one batch (too small, or targets that change between steps)")
-        elif accuracy is not None and accuracy < min_accuracy:
-            problems.append(f"the loss reached {final:.3g} yet the batch accuracy against the labels is only {accuracy:.0%}: the "
-                            "targets the loss trains on are not these labels (a wrong label mapping or encoding)")
+        problems += _fit_problems(losses, final, max_loss, accuracy, min_accuracy)
     return OverfitReport(not problems, problems, losses[0] if losses else math.nan, final, accuracy, len(losses), unreached, losses)
 
 # %% ../../nbs/08g_modeling_debugging.ipynb
@@ -364,18 +377,8 @@ class GradientReport:
     problems: list  # dead units, vanishing, exploding or saturation, one sentence each
 
 # %% ../../nbs/08g_modeling_debugging.ipynb
-def gradient_report(
-    model,  # the torch.nn.Module to inspect
-    X,  # a batch of inputs
-    y,  # its targets
-    loss_fn: Callable | None = None,  # loss_fn(model, X, y) -> scalar tensor; default cross-entropy (MSE for regression)
-    task: str = "classification",  # 'classification' or 'regression'
-    dead_threshold: float = 0.5,  # flag an activation layer where at least this share of units is dead
-    vanishing_ratio: float = 1e-3,  # flag when the first layer's gradient norm is below this fraction of the last's
-    exploding_norm: float = 1e3,  # flag a gradient norm above this (or a non-finite one)
-) -> GradientReport:
-    "One forward and backward pass on a batch, with hooks that record activation and gradient statistics per layer."
-    torch = _torch()
+def _check_gradient_args(model, X, y, loss_fn, task, dead_threshold, vanishing_ratio, exploding_norm) -> tuple:
+    "`gradient_report`'s arguments checked: (task, vanishing_ratio, exploding_norm)."
     _check_module(model)
     task = _check_task(task)
     _check_batch(X, y, task)
@@ -384,20 +387,12 @@ def gradient_report(
     vanishing_ratio, exploding_norm = _positive_float(vanishing_ratio, "vanishing_ratio"), _positive_float(exploding_norm, "exploding_norm")
     if loss_fn is not None and not callable(loss_fn):
         raise ConfigError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
-    acts, hooks = [], []
-    for name, mod in model.named_modules():
-        kind = type(mod).__name__
-        if kind in _DEAD_KINDS or kind in _SATURATING:
-            hooks.append(mod.register_forward_hook(lambda m, i, o, name=name, kind=kind: acts.append((name, kind, o))))
-    model.zero_grad(set_to_none=True)
-    try:
-        loss = _scalar_loss(loss_fn or _default_loss(task), model, X, y)
-        if not loss.requires_grad:
-            raise DataError("the loss does not require grad: it is detached from the model, so there are no gradients to inspect")
-        loss.backward()
-    finally:
-        for h in hooks:
-            h.remove()
+    return task, vanishing_ratio, exploding_norm
+
+# %% ../../nbs/08g_modeling_debugging.ipynb
+def _weight_table(model) -> pd.DataFrame:
+    "One row per weighted layer with a gradient: weight norm, gradient norm and their ratio."
+    torch = _torch()
     rows = []
     for name, mod in model.named_modules():
         w = getattr(mod, "weight", None)
@@ -406,15 +401,12 @@ def gradient_report(
             rows.append({"layer": name, "type": type(mod).__name__, "weight norm": float(w.detach().norm()), "grad norm": g,
                          "grad / weight": g / max(float(w.detach().norm()), 1e-30)})
     weights = pd.DataFrame(rows, columns=["layer", "type", "weight norm", "grad norm", "grad / weight"])
-    arows = []
-    for name, kind, out in acts:
-        u = _units(out)
-        dead = float((u <= 0).all(1).double().mean()) if kind in _DEAD_KINDS else math.nan
-        lo, hi = _SATURATING.get(kind, (None, None))
-        sat = float(((u <= lo) | (u >= hi)).double().mean()) if lo is not None else math.nan
-        arows.append({"layer": name, "type": kind, "mean": float(u.mean()), "std": float(u.std()) if u.numel() > 1 else 0.0,
-                      "dead units": dead, "saturated": sat})
-    activations = pd.DataFrame(arows, columns=["layer", "type", "mean", "std", "dead units", "saturated"])
+    return weights
+
+# %% ../../nbs/08g_modeling_debugging.ipynb
+def _gradient_problems(arows: list, weights: pd.DataFrame, dead_threshold: float, vanishing_ratio: float,
+                       exploding_norm: float) -> list:
+    "Dead units, saturation, exploding and vanishing gradients in the tables, one sentence each."
     problems = []
     for r in arows:
         if r["dead units"] >= dead_threshold:
@@ -431,6 +423,48 @@ def gradient_report(
         elif len(norms) > 1 and norms[0] < vanishing_ratio * norms[-1]:
             problems.append(f"vanishing gradients: the first layer's gradient norm ({norms[0]:.2g}) is {norms[0] / max(norms[-1], 1e-300):.1e} "
                             f"of the last layer's ({norms[-1]:.2g})")
+    return problems
+
+# %% ../../nbs/08g_modeling_debugging.ipynb
+def gradient_report(
+    model,  # the torch.nn.Module to inspect
+    X,  # a batch of inputs
+    y,  # its targets
+    loss_fn: Callable | None = None,  # loss_fn(model, X, y) -> scalar tensor; default cross-entropy (MSE for regression)
+    task: str = "classification",  # 'classification' or 'regression'
+    dead_threshold: float = 0.5,  # flag an activation layer where at least this share of units is dead
+    vanishing_ratio: float = 1e-3,  # flag when the first layer's gradient norm is below this fraction of the last's
+    exploding_norm: float = 1e3,  # flag a gradient norm above this (or a non-finite one)
+) -> GradientReport:
+    "One forward and backward pass on a batch, with hooks that record activation and gradient statistics per layer."
+    _torch()  # the install hint comes before any check
+    task, vanishing_ratio, exploding_norm = _check_gradient_args(model, X, y, loss_fn, task, dead_threshold,
+                                                                 vanishing_ratio, exploding_norm)
+    acts, hooks = [], []
+    for name, mod in model.named_modules():
+        kind = type(mod).__name__
+        if kind in _DEAD_KINDS or kind in _SATURATING:
+            hooks.append(mod.register_forward_hook(lambda m, i, o, name=name, kind=kind: acts.append((name, kind, o))))
+    model.zero_grad(set_to_none=True)
+    try:
+        loss = _scalar_loss(loss_fn or _default_loss(task), model, X, y)
+        if not loss.requires_grad:
+            raise DataError("the loss does not require grad: it is detached from the model, so there are no gradients to inspect")
+        loss.backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    weights = _weight_table(model)
+    arows = []
+    for name, kind, out in acts:
+        u = _units(out)
+        dead = float((u <= 0).all(1).double().mean()) if kind in _DEAD_KINDS else math.nan
+        lo, hi = _SATURATING.get(kind, (None, None))
+        sat = float(((u <= lo) | (u >= hi)).double().mean()) if lo is not None else math.nan
+        arows.append({"layer": name, "type": kind, "mean": float(u.mean()), "std": float(u.std()) if u.numel() > 1 else 0.0,
+                      "dead units": dead, "saturated": sat})
+    activations = pd.DataFrame(arows, columns=["layer", "type", "mean", "std", "dead units", "saturated"])
+    problems = _gradient_problems(arows, weights, dead_threshold, vanishing_ratio, exploding_norm)
     return GradientReport(float(loss.detach()), weights, activations, problems)
 
 # %% ../../nbs/08g_modeling_debugging.ipynb
