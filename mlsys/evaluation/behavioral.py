@@ -595,7 +595,7 @@ def _rows_changed(X, X2, columns: Sequence[str] | None = None) -> np.ndarray:
     a, b = np.asarray(X), np.asarray(X2)
     return (a != b).reshape(len(a), -1).any(axis=1)
 
-
+# %% ../../nbs/09a_evaluation_behavioral.ipynb
 def _check_strengths(strengths, perturbation) -> list:
     if isinstance(strengths, (str, bytes)) or not hasattr(strengths, "__iter__"):
         raise ConfigError(f"strengths must be a list of numbers, got {type(strengths).__name__}")
@@ -604,7 +604,7 @@ def _check_strengths(strengths, perturbation) -> list:
         raise ConfigError("strengths must not be empty")
     return [perturbation._check_strength(s) for s in strengths]
 
-
+# %% ../../nbs/09a_evaluation_behavioral.ipynb
 def robustness_curve(
     model,  # a fitted estimator
     X,  # labelled input (table, texts or images)
