@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from scipy import stats
 from sklearn.base import BaseEstimator, TransformerMixin, clone
@@ -366,38 +367,6 @@ class UnseenValueFlagger(TransformerMixin, BaseEstimator):
     def __init__(self, tolerance: float = 0.0):  # numbers within this distance of the training range count as seen
         self.tolerance = tolerance
 
-    def fit(self, X, y=None):
-        "Learn each column's categories (non-numeric) or range (numeric)."
-        t = self.tolerance
-        if isinstance(t, bool) or not isinstance(t, (int, float, np.number)) or not 0 <= t < np.inf:
-            raise ConfigError(f"tolerance must be a non-negative finite number, got {t!r}")
-        cols = self._cols(X, reset=True)
-        self.numeric_, self.ranges_, self.categories_ = [], [], []
-        for col in cols:
-            vals = col.dropna()
-            num = _is_numeric(col)
-            self.numeric_.append(num)
-            if num:
-                self.ranges_.append((float(vals.min()), float(vals.max())) if len(vals) else (np.nan, np.nan))
-                self.categories_.append(None)
-            else:
-                self.ranges_.append(None)
-                self.categories_.append(frozenset(vals.astype(str)))
-        self.numeric_ = np.array(self.numeric_)
-        return self
-
-    def _cols(self, X, reset: bool) -> list:
-        if isinstance(X, pd.DataFrame):
-            check_X(self, X.iloc[:0].astype(object) if len(X) == 0 else X.iloc[:1].astype(object), reset=reset, numeric=False)
-            return [X.iloc[:, j] for j in range(X.shape[1])]
-        Xa = check_X(self, X, reset=reset, numeric=False)
-        cols = []
-        for j in range(Xa.shape[1]):
-            s = pd.Series(Xa[:, j])
-            num = pd.to_numeric(s, errors="coerce")
-            cols.append(num if num.notna().sum() == s.notna().sum() else s)
-        return cols
-
     def transform(self, X):
         "A 0/1 flag per feature and row: 1 where the value was not seen in training."
         check_is_fitted(self, "numeric_")
@@ -429,3 +398,39 @@ class UnseenValueFlagger(TransformerMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.categorical = True
         return tags
+
+# %% ../../nbs/07e_features_importance.ipynb
+@patch
+def _cols(self: UnseenValueFlagger, X, reset: bool) -> list:
+    if isinstance(X, pd.DataFrame):
+        check_X(self, X.iloc[:0].astype(object) if len(X) == 0 else X.iloc[:1].astype(object), reset=reset, numeric=False)
+        return [X.iloc[:, j] for j in range(X.shape[1])]
+    Xa = check_X(self, X, reset=reset, numeric=False)
+    cols = []
+    for j in range(Xa.shape[1]):
+        s = pd.Series(Xa[:, j])
+        num = pd.to_numeric(s, errors="coerce")
+        cols.append(num if num.notna().sum() == s.notna().sum() else s)
+    return cols
+
+# %% ../../nbs/07e_features_importance.ipynb
+@patch
+def fit(self: UnseenValueFlagger, X, y=None):
+    "Learn each column's categories (non-numeric) or range (numeric)."
+    t = self.tolerance
+    if isinstance(t, bool) or not isinstance(t, (int, float, np.number)) or not 0 <= t < np.inf:
+        raise ConfigError(f"tolerance must be a non-negative finite number, got {t!r}")
+    cols = self._cols(X, reset=True)
+    self.numeric_, self.ranges_, self.categories_ = [], [], []
+    for col in cols:
+        vals = col.dropna()
+        num = _is_numeric(col)
+        self.numeric_.append(num)
+        if num:
+            self.ranges_.append((float(vals.min()), float(vals.max())) if len(vals) else (np.nan, np.nan))
+            self.categories_.append(None)
+        else:
+            self.ranges_.append(None)
+            self.categories_.append(frozenset(vals.astype(str)))
+    self.numeric_ = np.array(self.numeric_)
+    return self
