@@ -238,7 +238,7 @@ def _slicing_items(slices) -> list[tuple[str, object]]:
                           f"or a DataFrame of slice keys, got {type(slices).__name__}")
     return [(s if isinstance(s, str) else getattr(s, "__name__", f"slicing_{i}"), s) for i, s in enumerate(slices)]
 
-
+# %% ../../nbs/09d_evaluation_slices.ipynb
 def _aligned(key: pd.Series, index: pd.Index, name: str) -> pd.Series:
     "A slicing's key Series in the data's row order, matched by index label (it must hold each of the data's labels once)."
     if key.index.equals(index):
@@ -254,7 +254,7 @@ def _aligned(key: pd.Series, index: pd.Index, name: str) -> pd.Series:
                         f"{lacking[0]!r}; its keys are matched by index, so pass .to_numpy() for keys in row order")
     return key.reindex(index)
 
-
+# %% ../../nbs/09d_evaluation_slices.ipynb
 def _slicings(slices, data: pd.DataFrame | None, n: int) -> dict[str, pd.Series]:
     "Each declared slicing as a Series of `n` slice keys, checked."
     items = _slicing_items(slices)
