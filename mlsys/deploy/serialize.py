@@ -142,6 +142,36 @@ def write_artifact(
 MAX_MANIFEST_BYTES = 1 << 20
 
 
+def _read(z: zipfile.ZipFile, name: str, path: Path) -> bytes:
+    "A member's bytes; a failed CRC (the zip's own checksum) is a changed file."
+    try:
+        return z.read(name)
+    except zipfile.BadZipFile as e:
+        what = f"{MANIFEST} was edited" if name in (MANIFEST, MANIFEST_SUM) else f"checksum mismatch in {name!r}"
+        raise IntegrityError(f"{path}: {what} (the zip's CRC-32 of it fails: the file changed since it was saved)") from e
+
+# %% ../../nbs/10a_deploy_serialize.ipynb
+def _parse_manifest(text: bytes, path: Path) -> dict:
+    try:
+        man = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise IntegrityError(f"{path}: {MANIFEST} is not valid JSON ({e})") from e
+    if not isinstance(man, dict) or man.get("mlsys_artifact") != ARTIFACT_VERSION:
+        raise IntegrityError(f"{path}: not an mlsys artifact of layout version {ARTIFACT_VERSION}")
+    fmt, kind = man.get("format"), man.get("kind")
+    if fmt not in FORMATS:
+        raise ConfigError(f"{path}: unknown artifact format {fmt!r}; this mlsys reads {sorted(FORMATS)}")
+    if kind not in ("sklearn", "torch") or FORMATS[fmt] not in (kind, "any"):
+        raise ConfigError(f"{path}: unknown model kind {kind!r} for format {fmt!r}")
+    files, req = man.get("files"), man.get("requires")
+    if not isinstance(files, dict) or not all(isinstance(v, dict) and isinstance(v.get("sha256"), str)
+                                              and isinstance(v.get("bytes"), int) for v in files.values()):
+        raise IntegrityError(f"{path}: the manifest's file list is malformed")
+    if not isinstance(req, dict):
+        raise IntegrityError(f"{path}: the manifest's 'requires' is malformed")
+    return man
+
+# %% ../../nbs/10a_deploy_serialize.ipynb
 def read_artifact(
     path: str | Path,  # an artifact written by `write_artifact`
     check: bool = True,  # also check the versions the format needs against the installed ones
@@ -183,36 +213,7 @@ def read_artifact(
         check_versions(man["requires"], REQUIRES[man["format"]], what=str(path))
     return man, files
 
-
-def _read(z: zipfile.ZipFile, name: str, path: Path) -> bytes:
-    "A member's bytes; a failed CRC (the zip's own checksum) is a changed file."
-    try:
-        return z.read(name)
-    except zipfile.BadZipFile as e:
-        what = f"{MANIFEST} was edited" if name in (MANIFEST, MANIFEST_SUM) else f"checksum mismatch in {name!r}"
-        raise IntegrityError(f"{path}: {what} (the zip's CRC-32 of it fails: the file changed since it was saved)") from e
-
-
-def _parse_manifest(text: bytes, path: Path) -> dict:
-    try:
-        man = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise IntegrityError(f"{path}: {MANIFEST} is not valid JSON ({e})") from e
-    if not isinstance(man, dict) or man.get("mlsys_artifact") != ARTIFACT_VERSION:
-        raise IntegrityError(f"{path}: not an mlsys artifact of layout version {ARTIFACT_VERSION}")
-    fmt, kind = man.get("format"), man.get("kind")
-    if fmt not in FORMATS:
-        raise ConfigError(f"{path}: unknown artifact format {fmt!r}; this mlsys reads {sorted(FORMATS)}")
-    if kind not in ("sklearn", "torch") or FORMATS[fmt] not in (kind, "any"):
-        raise ConfigError(f"{path}: unknown model kind {kind!r} for format {fmt!r}")
-    files, req = man.get("files"), man.get("requires")
-    if not isinstance(files, dict) or not all(isinstance(v, dict) and isinstance(v.get("sha256"), str)
-                                              and isinstance(v.get("bytes"), int) for v in files.values()):
-        raise IntegrityError(f"{path}: the manifest's file list is malformed")
-    if not isinstance(req, dict):
-        raise IntegrityError(f"{path}: the manifest's 'requires' is malformed")
-    return man
-
+# %% ../../nbs/10a_deploy_serialize.ipynb
 def _member(files: Mapping, name: str, what: str) -> bytes:
     "The payload file `name` of a read artifact; `IntegrityError` if its manifest does not list it."
     if name not in files:
