@@ -466,3 +466,25 @@ def test_store_on_redis(redis_client):
     finally:
         for k in redis_client.scan_iter(f"{prefix}:*"):
             redis_client.delete(k)
+
+
+def _child_peak(q):
+    from mlsys.deploy.batch import _peak_rss
+
+    q.put(_peak_rss())
+
+
+def test_worker_peak_memory_is_the_workers_own_not_its_parents():
+    "ru_maxrss carries a parent's maximum over fork and exec, so a spawned worker of a big process reported the parent's size."
+    import multiprocessing as mp
+
+    ballast = np.ones(500 * 2**20 // 8)  # 500 MiB resident in this (the parent) process
+    ballast += 1
+    ctx = mp.get_context("spawn")  # how distributed starts its worker processes
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_peak, args=(q,))
+    p.start()
+    peak = q.get(timeout=120)
+    p.join(60)
+    assert 0 < peak < 400 * 2**20, peak / 2**20  # a fresh interpreter with mlsys imported, far below the parent's 500 MiB
+    del ballast

@@ -450,7 +450,14 @@ def score_table(
 
 # %% ../../nbs/10b_deploy_batch.ipynb
 def _peak_rss(dask_worker=None) -> int:
-    "Peak resident set size of this process, in bytes (Linux reports KiB)."
+    "Peak resident set size of this process since it started its program, in bytes (VmHWM; ru_maxrss where /proc is missing)."
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
     import resource
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
