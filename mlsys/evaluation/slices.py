@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import ConfigError, DataError, MlsysError, require_columns
+from ..report.checks import _label_array
 from .suite import ModelTest, NothingToMeasure, TestResult, check_features, predict_scores
 
 # %% auto 0
@@ -25,21 +26,13 @@ MISSING = "(missing)"  # the slice of rows whose slice key is missing (NaN/None)
 
 
 def _labels(y, what: str = "y") -> np.ndarray:
-    "`y` as a boolean array; `DataError` naming `what` for another shape, missing labels or other values."
-    if isinstance(y, (str, bytes, Mapping)) or np.ndim(y) != 1:
-        raise DataError(f"{what} must be a 1-D sequence of 0/1 or boolean labels, got {type(y).__name__}")
-    s = pd.Series(y).reset_index(drop=True)
-    if len(s) == 0:
-        raise DataError(f"{what} is empty")
-    if s.isna().any():
-        raise DataError(f"{what} has {int(s.isna().sum())} missing labels")
-    if pd.api.types.is_bool_dtype(s):
-        return s.astype(bool).to_numpy()
-    if pd.api.types.is_numeric_dtype(s) and set(np.unique(s.to_numpy()).tolist()) <= {0, 1}:
-        return s.to_numpy() == 1
-    if s.dtype == object and all(isinstance(v, (bool, int, float, np.bool_, np.number)) and v in (0, 1) for v in s.unique()):
-        return s.to_numpy() == 1  # a mix of booleans and 0/1 numbers
-    raise DataError(f"{what} must hold only 0/1 or True/False, got values like {list(pd.unique(s))[:5]}")
+    "`y` as a boolean array (`report.checks`' label rules, plus an object column mixing booleans and 0/1 numbers)."
+    if not isinstance(y, (str, bytes, Mapping)) and np.ndim(y) == 1:
+        s = pd.Series(y).reset_index(drop=True)
+        if len(s) and s.dtype == object and s.notna().all() and all(
+                isinstance(v, (bool, int, float, np.bool_, np.number)) and v in (0, 1) for v in s.unique()):
+            return s.to_numpy() == 1  # a mix of booleans and 0/1 numbers
+    return _label_array(y, what)
 
 
 def _probs(scores, n: int, what: str = "scores") -> np.ndarray:
