@@ -275,8 +275,12 @@ def _describe(e: dict) -> str:
     return f"{where} is required" if e["type"] == "missing" else f"{where}={e['input']!r}: {e['msg']}"
 
 # %% ../../nbs/02d_data_service.ipynb
-def _add_error_handlers(app) -> None:
-    "Give every error answer of `app` the `ErrorResponse` shape: FastAPI's parameter validation, HTTP errors (unknown routes, wrong methods) and bugs."
+def _add_error_handlers(
+    app,
+    routes: str = "/health, /flights/{flight_id}, /weather",  # the routes a 404 lists
+    describe=None,  # one refused value in words (default: `_describe`)
+) -> None:
+    "Give every error answer of `app` the `ErrorResponse` shape: FastAPI's parameter validation, HTTP errors (unknown routes, wrong methods, bodies that are not UTF-8 JSON) and bugs."
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -284,13 +288,16 @@ def _add_error_handlers(app) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request, exc):
         errors = [_field_error(e) for e in exc.errors()]
-        return JSONResponse(_error_body(422, "; ".join(map(_describe, errors)), errors), status_code=422)
+        return JSONResponse(_error_body(422, "; ".join(map(describe or _describe, errors)), errors), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc):
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 400 and "parsing the body" in detail:  # bytes that are not UTF-8 JSON: as malformed JSON
+            errors = [{"loc": ["body"], "msg": "the body is not UTF-8 JSON", "type": "json_invalid", "input": None}]
+            return JSONResponse(_error_body(422, "body is not UTF-8 JSON", errors), status_code=422)
         if exc.status_code == 404 and detail == "Not Found":
-            detail = f"no route {request.method} {request.url.path}; the routes are /health, /flights/{{flight_id}}, /weather"
+            detail = f"no route {request.method} {request.url.path}; the routes are {routes}"
         elif exc.status_code == 405:
             detail = f"method {request.method} is not allowed on {request.url.path}; use {(exc.headers or {}).get('Allow', 'GET')}"
         return JSONResponse(_error_body(exc.status_code, detail), status_code=exc.status_code, headers=exc.headers)

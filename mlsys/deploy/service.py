@@ -29,8 +29,8 @@ import pandas as pd
 from fastcore.basics import patch
 
 from ..core import ConfigError, DataError, MlsysError, as_path, optional_import, require_columns
-from ..data.service import (FLIGHT_ID_PATTERN, NotFoundError, ServerProcess, ServiceUnavailableError, _describe,
-                                _error_body, _field_error, api_models, free_port)
+from ..data.service import (FLIGHT_ID_PATTERN, NotFoundError, ServerProcess, ServiceUnavailableError, _add_error_handlers,
+                                _describe, _error_body, api_models, free_port)
 
 # %% auto 0
 __all__ = ['log', 'FieldSpec', 'FeatureSpec', 'feature_spec', 'request_models', 'TTLCache', 'PredictionUnavailableError',
@@ -691,27 +691,10 @@ def _describe_field(e: dict) -> str:
 
 
 def _install_error_handlers(app, routes: str) -> None:
-    "Every error the app answers, whichever layer raised it, is an `ErrorResponse` body."
-    from fastapi.exceptions import RequestValidationError
+    "Every error the app answers, whichever layer raised it, is an `ErrorResponse` body (the data service's handlers, plus 503s)."
     from fastapi.responses import JSONResponse
-    from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request, exc):
-        errors = [_field_error(e) for e in exc.errors()]
-        return JSONResponse(_error_body(422, "; ".join(map(_describe_field, errors)), errors), status_code=422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request, exc):
-        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        if exc.status_code == 400 and "parsing the body" in detail:  # bytes that are not UTF-8 JSON: as malformed JSON
-            errors = [{"loc": ["body"], "msg": "the body is not UTF-8 JSON", "type": "json_invalid", "input": None}]
-            return JSONResponse(_error_body(422, "body is not UTF-8 JSON", errors), status_code=422)
-        if exc.status_code == 404 and detail == "Not Found":
-            detail = f"no route {request.method} {request.url.path}; the routes are {routes}"
-        elif exc.status_code == 405:
-            detail = f"method {request.method} is not allowed on {request.url.path}; use {(exc.headers or {}).get('Allow', 'GET')}"
-        return JSONResponse(_error_body(exc.status_code, detail), status_code=exc.status_code, headers=exc.headers)
+    _add_error_handlers(app, routes, _describe_field)
 
     @app.exception_handler(NotFoundError)
     async def not_found(request, exc):
@@ -722,10 +705,6 @@ def _install_error_handlers(app, routes: str) -> None:
     async def unavailable(request, exc):
         return JSONResponse(_error_body(503, str(exc)), status_code=503, headers={"Retry-After": "1"})
 
-    @app.exception_handler(Exception)
-    async def server_error(request, exc):  # a bug: still one error shape (uvicorn logs the traceback)
-        return JSONResponse(_error_body(500, f"internal error serving {request.method} {request.url.path} "
-                                             f"({type(exc).__name__})"), status_code=500)
 
 # %% ../../nbs/10c_deploy_service.ipynb
 def _responses(m, *codes: int) -> dict:
