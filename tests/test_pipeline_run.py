@@ -25,7 +25,7 @@ from mlsys.platform.workflow import load_pipeline, product_hash, run_pipeline
 ROOT = Path(__file__).resolve().parents[1]
 PIPES = ROOT / "nbs" / "pipelines"
 BIN = Path(sys.executable).parent
-STAGES = ["ingest", "features", "train", "evaluate", "report"]
+STAGES = ["ingest", "features", "train", "evaluate", "register", "deploy", "report"]
 
 
 def console_env() -> dict:
@@ -84,7 +84,7 @@ def assert_consistent(run: Path):
     assert not (run / ".staging").exists() and not list((run / ".state").glob("*.commit"))
 
 
-BAR = re.compile(r"pipeline: +\d+%\|[^|]*\| \d/5 \[[^\]]*\]")
+BAR = re.compile(r"pipeline: +\d+%\|[^|]*\| \d/7 \[[^\]]*\]")
 
 
 def test_clean_run_console_is_the_bar_the_table_and_the_summary(smoke_run):
@@ -92,15 +92,15 @@ def test_clean_run_console_is_the_bar_the_table_and_the_summary(smoke_run):
     # stderr: nothing but tqdm's redraws of one bar (no kernel warnings, no KeyboardInterrupt notices)
     frames = [f for f in re.split(r"[\r\n]", res.stderr) if f.strip()]
     assert frames and all(BAR.fullmatch(f.strip()) for f in frames), [f for f in frames if not BAR.fullmatch(f.strip())][:5]
-    assert "5/5" in frames[-1]
+    assert "7/7" in frames[-1]
     # stdout: the stage table, the total, the headline metrics and where the outputs are
     lines = res.stdout.rstrip("\n").split("\n")
     assert re.fullmatch(r"\s*stage\s+status\s+seconds\s+reason", lines[0]), lines[0]
-    for line, stage in zip(lines[1:6], STAGES):
+    for line, stage in zip(lines[1:8], STAGES):
         assert re.fullmatch(rf"\s*{stage}\s+ran\s+\d+\.\d+ no earlier successful run", line), line
-    assert re.fullmatch(r"total: \d+\.\d s", lines[6]), lines[6]
-    assert re.fullmatch(r"test PR-AUC 0\.\d{4} \(lift over zero rule [+-]0\.\d{4}\), ROC-AUC 0\.\d{4}, log loss 0\.\d{4}", lines[7]), lines[7]
-    assert lines[8:] == [f"metrics: {runs / 'smoke' / 'metrics.json'}", f"report: {runs / 'smoke' / 'report.html'}"]
+    assert re.fullmatch(r"total: \d+\.\d s", lines[8]), lines[8]
+    assert re.fullmatch(r"test PR-AUC 0\.\d{4} \(lift over zero rule [+-]0\.\d{4}\), ROC-AUC 0\.\d{4}, log loss 0\.\d{4}", lines[9]), lines[9]
+    assert lines[10:] == [f"metrics: {runs / 'smoke' / 'metrics.json'}", f"report: {runs / 'smoke' / 'report.html'}"]
     logs = {p.name: p.read_text() for p in (runs / "smoke/notebooks").glob("*.kernel.log")}
     assert sorted(logs) == sorted(f"{s}.kernel.log" for s in STAGES)  # what the kernels say goes to their logs
 
@@ -109,7 +109,7 @@ def test_smoke_run_produces_everything(smoke_run):
     runs, _ = smoke_run
     run = runs / "smoke"
     record = json.loads((run / "run.json").read_text())
-    assert record["status"] == "ok" and record["failed_stage"] is None and statuses(record) == ["ran"] * 5
+    assert record["status"] == "ok" and record["failed_stage"] is None and statuses(record) == ["ran"] * 7
     assert [r["stage"] for r in record["stages"]] == STAGES
     assert {r["reason"] for r in record["stages"]} == {"no earlier successful run"}
     for stage in load_pipeline(PIPES).stages.values():
@@ -118,8 +118,16 @@ def test_smoke_run_produces_everything(smoke_run):
         assert (run / "notebooks" / f"{stage.name}.ipynb").exists()
     assert_consistent(run)
     assert not (run / "failed").exists()
+    # register: the first run beside an empty store makes its model champion; deploy serves the champion
+    reg = json.loads((run / "register/registration.json").read_text())
+    assert reg["promotion"]["promoted"] and reg["champion"] == reg["version"] == 1
+    dep = json.loads((run / "deploy/deployment.json").read_text())
+    assert dep["version"] == 1 and dep["batch"]["rows"] == dep["batch"]["stored"] > 0
+    assert len(pd.read_parquet(run / "deploy/predictions")) == dep["batch"]["rows"]
+    assert dep["service"]["max_abs_diff"] == 0.0 and dep["service"]["flights_checked"] == 200 and dep["service"]["stopped"]
+    assert not psutil.pid_exists(dep["service"]["pid"]) or psutil.Process(dep["service"]["pid"]).status() == psutil.STATUS_ZOMBIE
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["run"]["status"] == "ok" and set(metrics) == {"run", "ingest", "features", "train", "evaluate"}
+    assert metrics["run"]["status"] == "ok" and set(metrics) == {"run", "ingest", "features", "train", "evaluate", "register", "deploy"}
     ev = metrics["evaluate"]
     chosen = metrics["train"]["model"]  # the family the HPO search chose
     assert chosen in ("hgb", "logreg") and ev["model"] == chosen
@@ -202,7 +210,7 @@ def test_failed_must_pass_behavioural_test_stops_the_run_at_evaluate_with_its_ev
     assert e.value.stage == "evaluate" and "SuiteFailure" in str(e.value) and "invariant to sched_hour" in str(e.value)
     record = json.loads((run / "run.json").read_text())
     assert (record["status"], record["failed_stage"]) == ("failed", "evaluate")
-    assert statuses(record)[-2:] == ["failed", "not run"]
+    assert statuses(record)[-4:] == ["failed", "not run", "not run", "not run"]
     kept = json.loads((run / "failed/evaluate/evaluate/suite.json").read_text())  # the failed attempt's evidence
     assert kept["passed"] is False and [r["name"] for r in kept["results"] if r["status"] == "FAIL"] == ["invariant to sched_hour"]
     assert kept["results"][0]["status"] == "pass"  # tailnum still changes nothing
@@ -212,7 +220,7 @@ def test_failed_must_pass_behavioural_test_stops_the_run_at_evaluate_with_its_ev
     # the same finding with enforcement off: the run completes and its report says what failed
     run_pipeline("smoke", planted | {"evaluate.enforce_suite": "false"}, pipelines=PIPES, runs_dir=work, progress=False)
     record = json.loads((run / "run.json").read_text())
-    assert record["status"] == "ok" and statuses(record)[-2:] == ["ran", "ran"]
+    assert record["status"] == "ok" and statuses(record)[-4:] == ["ran"] * 4
     page = (run / "report.html").read_text()
     assert "FAILED 1 must-pass test" in page and "invariant to sched_hour" in page
     assert json.loads((run / "metrics.json").read_text())["evaluate"]["suite_passed"] is False
@@ -278,9 +286,9 @@ def test_smoke_report_says_what_ran_and_what_it_means(smoke_run):
 
 def test_rerun_skips_unchanged_and_param_change_reruns_what_it_touches(work):
     again = run_pipeline("smoke", pipelines=PIPES, runs_dir=work, progress=False)
-    assert statuses(again) == ["skipped"] * 5 and set(again.stages["reason"]) == {"unchanged"}
+    assert statuses(again) == ["skipped"] * 7 and set(again.stages["reason"]) == {"unchanged"}
     changed = run_pipeline("smoke", {"title": "Late flights"}, pipelines=PIPES, runs_dir=work, progress=False)
-    assert statuses(changed) == ["skipped"] * 4 + ["ran"]
+    assert statuses(changed) == ["skipped"] * 6 + ["ran"]
     assert changed.stages["reason"].iloc[-1] == "parameters changed: title 'mlsys: will this NYC flight arrive late?' -> 'Late flights'"
     page = (work / "smoke/report.html").read_text()
     assert "<h1>Late flights</h1>" in page
@@ -322,7 +330,7 @@ def test_failed_features_stage_keeps_previous_products_and_says_so(work, tmp_pat
     record = json.loads((run / "run.json").read_text())
     assert (record["status"], record["failed_stage"]) == ("failed", "features")
     assert "planted failure" in record["error"]
-    assert statuses(record) == ["skipped", "failed", "not run", "not run", "not run"]
+    assert statuses(record) == ["skipped", "failed"] + ["not run"] * 5
     metrics = json.loads((run / "metrics.json").read_text())
     assert (metrics["run"]["status"], metrics["run"]["failed_stage"]) == ("failed", "features")
     assert set(metrics) == {"run", "ingest"}  # no stale metrics from the last success are shown as this run's
@@ -338,7 +346,7 @@ def test_failed_features_stage_keeps_previous_products_and_says_so(work, tmp_pat
     assert "<details><summary>Results of the last run that completed stage report" in page
     # the products are intact and still trusted: the real pipeline with the old parameters has nothing to do
     resumed = run_pipeline("smoke", pipelines=PIPES, runs_dir=work, progress=False)
-    assert statuses(resumed) == ["skipped"] * 5
+    assert statuses(resumed) == ["skipped"] * 7
     assert not (run / "failed").exists()  # the failed attempt is dropped once the stage is current again
     assert_consistent(run)
     assert "succeeded" in (run / "report.html").read_text() and "<details><summary>Results" not in (run / "report.html").read_text()
@@ -387,7 +395,7 @@ def test_killed_run_keeps_products_and_next_run_resumes(work):
     assert record["status"] == "running" and dict(zip([r["stage"] for r in record["stages"]], statuses(record)))["features"] == "running"
     assert json.loads((run / "metrics.json").read_text())["run"]["status"] == "running"  # it never finished: it does not claim success
     resumed = run_pipeline("smoke", {"lead": "30min"}, pipelines=PIPES, runs_dir=work, progress=False)
-    assert statuses(resumed) == ["skipped", "ran", "ran", "ran", "ran"]
+    assert statuses(resumed) == ["skipped"] + ["ran"] * 6
     reasons = dict(zip(resumed.stages["stage"], resumed.stages["reason"]))
     assert reasons["features"] == "parameters changed: lead '0min' -> '30min'"
     assert "upstream products features.features" in reasons["train"]
@@ -405,7 +413,7 @@ def test_garbage_product_makes_its_producer_rerun(work, capsys):
     assert code == 0, out
     assert "product 'models' changed since it was written" in out  # the console says why it reran
     record = json.loads((run / "run.json").read_text())
-    assert statuses(record) == ["skipped", "skipped", "ran", "ran", "ran"]
+    assert statuses(record) == ["skipped", "skipped"] + ["ran"] * 5
     reasons = {r["stage"]: r["reason"] for r in record["stages"]}
     assert reasons["train"] == "product 'models' changed since it was written"
     assert "product 'curves' is missing" in reasons["evaluate"]
@@ -480,7 +488,7 @@ def test_cli_stage_failure_exit_1(work, capsys):
     assert "FAILED at stage train" in (work / "smoke/report.html").read_text()
     record = json.loads((work / "smoke/run.json").read_text())
     assert (record["status"], record["failed_stage"]) == ("failed", "train")
-    assert statuses(record) == ["skipped", "skipped", "failed", "not run", "not run"]
+    assert statuses(record) == ["skipped", "skipped", "failed"] + ["not run"] * 4
 
 
 def test_console_script_help():

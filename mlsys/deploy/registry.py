@@ -271,7 +271,7 @@ def promote(self: ModelStore,
             higher_is_better: bool = True, # the score's direction
             min_gain: float = 0.0, # how much better the challenger must be
            ) -> Promotion:
-    "Move `alias` to the challenger when it beats the current holder by `min_gain` on the same data."
+    "Move `alias` to the challenger when it beats the current holder by more than `min_gain` on the same data."
     challenger_score = _check_metrics({"challenger_score": challenger_score})["challenger_score"]
     min_gain = _check_metrics({"min_gain": min_gain})["min_gain"]
     entry, _ = _resolve(self, self._index(), name, version)
@@ -280,10 +280,12 @@ def promote(self: ModelStore,
         raise ConfigError(f"{name!r} has a {alias} (v{before}): pass champion_score, its score on the same data")
     if before is None:
         ok, why = True, f"no {alias} yet: v{version} becomes {alias}"
+    elif int(before) == int(version):
+        ok, why = False, f"v{version} is already {alias}"
     else:
         champ = _check_metrics({"champion_score": champion_score})["champion_score"]
         gain = (challenger_score - champ) if higher_is_better else (champ - challenger_score)
-        ok = int(before) != int(version) and gain >= min_gain and gain > 0
+        ok = gain > min_gain  # strictly: a tie keeps the champion; a negative min_gain tolerates a small loss
         why = (f"v{version} scores {challenger_score:.4f} against v{before}'s {champ:.4f} on the same data "
                f"({'+' if gain >= 0 else ''}{gain:.4f}, needed more than {min_gain:g}): "
                + (f"v{version} becomes {alias}" if ok else f"v{before} stays {alias}"))

@@ -20,8 +20,8 @@ from .checks import METRICS
 # %% auto 0
 __all__ = ['shift_caveat', 'calibration_caveat', 'small_sample_caveat', 'interpret_metrics', 'interpret_calibration',
            'interpret_operating_point', 'interpret_slices', 'interpret_importance', 'interpret_shift', 'summarize',
-           'interpret_selection', 'interpret_baselines', 'interpret_suite', 'format_cell', 'html_table', 'png_img',
-           'html_paragraph', 'report_sections']
+           'interpret_selection', 'interpret_baselines', 'interpret_suite', 'interpret_deployment', 'format_cell',
+           'html_table', 'png_img', 'html_paragraph', 'report_sections']
 
 # %% ../../nbs/15b_report_text.ipynb
 _DISPLAY = {"zero_rule": "the zero rule", "random": "the random baseline", "route_rate": "the route-late-rate heuristic"}
@@ -375,6 +375,30 @@ def interpret_suite(suite: Mapping) -> str:
     return text
 
 # %% ../../nbs/15b_report_text.ipynb
+def interpret_deployment(registration: Mapping, deployment: Mapping | None = None) -> str:
+    "A paragraph on the register (and deploy) stage: the version, the champion decision, the variant, the service check."
+    if not isinstance(registration, Mapping) or not {"name", "version", "metrics", "promotion"} <= set(registration):
+        raise DataError("registration must be the register stage's registration.json (name, version, metrics, promotion)")
+    m, promo = registration["metrics"], registration["promotion"]
+    text = (f"{registration['name']} v{registration['version']} ({registration.get('family', 'model')}) was registered "
+            f"with a test PR-AUC of {m['pr_auc']:.4f}; {promo['reason']}.")
+    comp = registration.get("compressed")
+    if comp and "skipped" in comp:
+        text += f" No compressed variant was registered: {comp['skipped']}."
+    elif comp:
+        c = comp["metrics"]
+        text += (f" Its distilled variant v{comp['version']} takes {c['bytes'] / m['bytes']:.0%} of the bytes and "
+                 f"{c['ms_per_1k_rows'] / m['ms_per_1k_rows']:.0%} of the scoring time for a PR-AUC of {c['pr_auc']:.4f}.")
+    if deployment:
+        b, s = deployment["batch"], deployment["service"]
+        text += (f" The deployed {deployment['alias']} (v{deployment['version']}) scored {b['rows']:,} flights from "
+                 f"{b['from']} to {b['to']} in batch; the online service answered {s['flights_checked']} of them with "
+                 f"probabilities within {s['max_abs_diff']:.1g} of the batch scores "
+                 f"(median {s['p50_ms_per_request']:.1f} ms per request of 20 flights) and "
+                 f"{'was stopped' if s.get('stopped') else 'is still running'}.")
+    return text
+
+# %% ../../nbs/15b_report_text.ipynb
 def format_cell(v, fmt: str | None = None) -> str:
     "One table cell's text: None and NaN read 'n/a'; `fmt` is 'pct', 'int', a format spec such as '.3f', or None."
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
@@ -655,6 +679,8 @@ def report_sections(
     title: str = "mlsys run report",  # heading of the report
     selection: Mapping | None = None,  # the train stage's selection.json: HPO trials, MLflow runs, learning curves, trade-offs
     suite: Mapping | None = None,  # the evaluate stage's behavioural test results (`SuiteResult.to_dict`, suite.json)
+    registration: Mapping | None = None,  # the register stage's registration.json
+    deployment: Mapping | None = None,  # the deploy stage's deployment.json
 ) -> dict:
     "The report's model sections (HTML, with one interpretation paragraph each) and its summary, as JSON-ready data."
     if not isinstance(title, str) or not title.strip():
@@ -674,6 +700,9 @@ def report_sections(
         sections.append(_section("tests", "Behavioural tests",
                                  html_paragraph(interpret_suite(suite), "reading" if suite.get("passed") else "flag"),
                                  suite_html(suite)))
+    if registration is not None:
+        sections.append(_section("deployment", "Registry and deployment",
+                                 html_paragraph(interpret_deployment(registration, deployment))))
     if selection is not None:
         sections += [_selection_section(selection), _tradeoffs_section(selection, images)]
     sections += [_calibration_section(checks, images), _threshold_section(checks), _importance_section(checks),
