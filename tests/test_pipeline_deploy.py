@@ -101,3 +101,24 @@ def test_the_service_check_catches_answers_that_differ_from_the_batch(week, tmp_
     left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.is_running()
             and p.status() != psutil.STATUS_ZOMBIE]
     assert not left  # a failed check still stops the service
+
+
+@pytest.mark.server
+def test_a_slowed_champion_is_answered_by_the_request_feature_backup(week, tmp_path):
+    import pandas as pd
+    from mlsys.deploy.service import DelayedModel, create_app, feature_spec, serve_in_thread
+    from mlsys.pipeline_deploy import FLIGHT_BOUNDS, backup_model, check_service
+    flights, feats, train, _, hgb, _ = week
+    window = deploy_window(feats, flights, "2013-01-06", days=1)
+    deploy_batch(hgb, window, tmp_path / "pred", "m", "1")
+    scores = pd.read_parquet(tmp_path / "pred")
+    backup = backup_model(train)
+    assert backup.column == "route_late_rate" and "route_late_rate" in FEATURES  # the backup reads what requests carry
+    spec = feature_spec(train[FEATURES], bounds=FLIGHT_BOUNDS, nullable=[f for f in FEATURES if f in FLIGHT_BOUNDS])
+    slow = create_app(DelayedModel(hgb, delay=2.0), spec, backup=backup, budget=0.05)
+    with serve_in_thread(slow) as server:
+        with pytest.raises(IntegrityError, match="backup answered all 40"):
+            check_service(server.url, window, scores, n=40)
+    with serve_in_thread(create_app(hgb, spec, backup=backup, budget=5.0)) as server:
+        ok = check_service(server.url, window, scores, n=40)
+    assert ok["flights_checked"] == 40 and ok["fallback_answers"] == 0 and ok["max_abs_diff"] == 0.0
