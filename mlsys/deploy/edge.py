@@ -94,7 +94,7 @@ def _pool(keras, layer, name: str) -> list:
     return [keras.layers.MaxPool2D(_pair(layer.kernel_size, "kernel_size", layer), _pair(stride, "stride", layer),
                                    name=name)]
 
-
+# %% ../../nbs/10l_deploy_edge.ipynb
 def _torch_layer(keras, layer, name: str, channels_last: bool) -> list:
     "Keras layers (with the weights to set) computing what one torch layer computes."
     kind = type(layer).__name__
@@ -211,7 +211,7 @@ class EdgeModel:
     def sha256(self) -> str:
         return hashlib.sha256(self.content).hexdigest()
 
-
+# %% ../../nbs/10l_deploy_edge.ipynb
 def _onnx_runner(data: bytes, spec: dict, threads: int = 1) -> Callable:
     from mlsys.deploy.serialize import OnnxModel
     model = OnnxModel(data, spec["feed"], spec["outputs"], spec.get("classes"), threads=threads)
@@ -275,7 +275,7 @@ def save_edge(edge: EdgeModel, # from `export_edge`
                "route": edge.route, "max_abs_diff": edge.max_abs_diff}, _sidecar(path))
     return path
 
-
+# %% ../../nbs/10l_deploy_edge.ipynb
 def _onnx_spec(data: bytes, what: str) -> dict:
     "The feed of a graph with one array input, read from the ONNX file (its first output is the output)."
     import onnx
@@ -349,7 +349,7 @@ def _original_size(model, kind: str) -> int:
     from mlsys.deploy.compress import model_size
     return model_size(model)
 
-
+# %% ../../nbs/10l_deploy_edge.ipynb
 def edge_table(model, # the original model
                exports: dict, # `export_edge`'s result for it
                X, # rows to time on (cycled to fill a batch)
