@@ -445,7 +445,7 @@ def test_missing_upstream_product(work):
     (["--profile", "smoke", "--param", "spilt_date=2013-01-10"], "unknown parameter 'spilt_date'"),
     (["--profile", "smoke", "--param", "seed=1.5"], "parameter 'seed' of stage 'train' expects int, got '1.5'"),
     (["--profile", "smoke", "--param", "train.start=2013-01-02"], "unknown parameter 'train.start'"),
-    (["--profile", "smoke", "--from", "deploy"], "unknown stage 'deploy'"),
+    (["--profile", "smoke", "--from", "publish"], "unknown stage 'publish'"),
     (["--profile", "smoke", "--param", "run_dir=/tmp/x"], "set by the runner"),
     (["--profile", "smoke", "--param", "product={}"], "set by the runner"),
     (["--profile", "smoke", "--param", "seed=1", "--param", "seed=2"], "--param 'seed' is given twice"),
