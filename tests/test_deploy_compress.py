@@ -197,3 +197,36 @@ def test_flights_arrays_from_a_feature_table():
 def test_image_arrays_refuses_bad_sizes(n):
     with pytest.raises(ConfigError, match="n_train"):
         C.image_arrays(n_train=n)
+
+
+def test_count_parameters_reads_sparse_subclassed_and_fx_quantized_models():
+    class Net(torch.nn.Module):  # a module subclass defined outside torch is still a torch model
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(x)
+    net = Net()
+    assert C.count_parameters(net) == (15, 15) and C.model_size(net) > 0
+    assert C.predict_logits(net, np.zeros((2, 4), dtype=np.float32)).shape == (2, 3)
+
+    class Sparse(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            w = torch.zeros(5, 6)
+            w[0, 1], w[3, 2] = 1.0, -2.0
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+                self.register_buffer("w", w.to_sparse_csr())
+    assert C.count_parameters(Sparse()) == (2, 2)  # its stored values, not a raw NotImplementedError
+
+    m = C.flights_mlp(6, hidden=(8,))
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the deprecated FX path, the reference here
+        prepared = prepare_fx(m.eval(), get_default_qconfig_mapping("x86"), (torch.zeros(1, 6),))
+        prepared(torch.randn(20, 6))
+        q = convert_fx(prepared)
+    assert C.count_parameters(q)[0] == 6 * 8 + 8 + 8 * 2 + 2  # scales and zero points are not weights

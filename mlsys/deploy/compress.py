@@ -90,6 +90,11 @@ def image_arrays(n_train: int | None = 12_000, # training images drawn at random
 def _torch():
     return optional_import("torch", "torch", "the compression notebooks' models")
 
+def _is_torch(model) -> bool:
+    "Whether `model` is a torch module (checked without importing torch)."
+    import sys
+    return "torch" in sys.modules and isinstance(model, sys.modules["torch"].nn.Module)
+
 def _check_widths(widths, what: str) -> tuple:
     if isinstance(widths, int | np.integer):
         widths = (widths,)
@@ -203,7 +208,7 @@ def fit_torch(model, # a torch.nn.Module giving one row of logits per input row
 def predictor(model) -> Callable[[np.ndarray], np.ndarray]:
     "A function from a float32 array to a numpy array of logits or scores, for torch, Keras or callables."
     kind = type(model).__module__.split(".")[0]
-    if kind == "torch":
+    if _is_torch(model):
         torch = _torch()
         model.eval()
         def run(X):
@@ -254,8 +259,7 @@ def model_size(model) -> int:
         if not path.is_file():
             raise DataError(f"model file {path} does not exist")
         return path.stat().st_size
-    kind = type(model).__module__.split(".")[0]
-    if kind == "torch":
+    if _is_torch(model):
         return _torch_bytes(model)
     if hasattr(model, "get_weights") and hasattr(model, "save"):
         return _keras_bytes(model)
@@ -270,9 +274,15 @@ def _tensors(value):
     elif hasattr(value, "shape") and hasattr(value, "dtype"):
         yield value
 
+# masks and quantization parameters (eager `scale`, FX `0_input_scale_0`, PT2E `_scale_3`) are not weights
+_QPARAM = __import__("re").compile(r"(_mask|(^|[._])\w*(scale|zero_point)(_\d+)?)$")
+
 def _count(t) -> tuple[int, int]:
     if type(t).__module__.startswith("numpy"):
         return int(t.size), int(np.count_nonzero(t))
+    if getattr(t, "layout", None) is not None and str(t.layout) != "torch.strided":  # sparse: its stored values
+        values = t.values()
+        return int(values.numel()), int(values.count_nonzero())
     if getattr(t, "is_quantized", False):
         t = t.int_repr()
     elif type(t).__name__ != "Tensor" and hasattr(t, "dequantize"):  # a torchao quantized weight
@@ -284,12 +294,10 @@ def _count(t) -> tuple[int, int]:
 # %% ../../nbs/10e_deploy_compress.ipynb
 def count_parameters(model) -> tuple[int, int]:
     "(stored weights, non-zero weights) of a torch module (quantized and packed weights included) or Keras model."
-    kind = type(model).__module__.split(".")[0]
-    if kind == "torch":
+    if _is_torch(model):
         sd = model.state_dict()  # a pruned weight is stored as `<name>_orig` times `<name>_mask`
         masked = lambda k, v: v * sd[k[:-5] + "_mask"] if k.endswith("_orig") and k[:-5] + "_mask" in sd else v  # noqa: E731
-        meta = ("_mask", ".scale", ".zero_point")  # masks and quantization parameters are not weights
-        pairs = [_count(t) for k, v in sd.items() if not k.endswith(meta) for t in _tensors(masked(k, v))]
+        pairs = [_count(t) for k, v in sd.items() if not _QPARAM.search(k) for t in _tensors(masked(k, v))]
     elif hasattr(model, "get_weights"):
         pairs = [_count(np.asarray(w)) for w in model.get_weights()]
     else:
@@ -308,7 +316,7 @@ def latency(model, # anything `predictor` accepts
     if isinstance(calls, bool) or not isinstance(calls, int) or calls < 100:
         raise ConfigError(f"calls must be an integer of at least 100 (a 99th percentile needs them), got {calls!r}")
     run, out = predictor(model), {}
-    torch = _torch() if threads is not None and type(model).__module__.startswith("torch") else None
+    torch = _torch() if threads is not None and _is_torch(model) else None
     before = torch.get_num_threads() if torch else None
     try:
         if torch:
