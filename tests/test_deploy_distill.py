@@ -17,7 +17,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mlsys.core import ConfigError, DataError
 from mlsys.deploy import distill as D
-from mlsys.deploy.compress import Arrays, accuracy, fashion_cnn, flights_mlp, image_arrays, predict_logits
+from mlsys.deploy.compress import Arrays, accuracy, compression_table, fashion_cnn, flights_mlp, image_arrays, predict_logits
 
 # the instances the project-wide tests/test_estimators.py counts (no torch needed: scikit-learn teachers)
 ESTIMATORS = [
@@ -294,8 +294,10 @@ def test_compression_rows_quick(torch):
     before = predict_logits(mlp, flights.X_test)
     rows = D.compression_rows(flights, images, mlp, cnn, quick=True)
     assert [r["model"] for r in rows] == ["flights MLP"] * 2 + ["Fashion CNN"] * 2 + ["flights MLP"] * 2
-    assert [r["technique"] for r in rows] == ["student, labels only", "student, distilled"] * 2 + [
-        "tree, distilled", "tree, labels only"]
+    assert [r["technique"] for r in rows] == [
+        "student MLP 16, labels only", "student MLP 16, distilled T=2", "student CNN 8-16-32, labels only",
+        "student CNN 8-16-32, distilled T=2", "tree student (HGB depth 3), distilled", "tree (HGB depth 3), labels only"]
+    compression_table(rows)  # technique names are unique: the rows make one table
     teacher_acc = accuracy(mlp, flights.X_test, flights.y_test)
     for r in rows[:2] + rows[4:]:
         assert r["kept_of_teacher"] == pytest.approx(r["accuracy"] / teacher_acc)

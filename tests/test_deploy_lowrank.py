@@ -260,6 +260,7 @@ def test_compression_rows_quick():
     assert rows[0]["params"] < count_parameters(mlp)[0] and rows[1]["params"] < count_parameters(cnn)[0]
     assert all({"technique", "size_kb", "params", "nonzeros", "p50_b1_ms", "p99_b64_ms", "accuracy"} <= set(r) for r in rows)
     assert "auc" in rows[0]
+    assert len({r["technique"] for r in rows}) == len(rows)  # unique names: the rows make one table
     np.testing.assert_array_equal(predict_logits(cnn, images.X_test), before)  # the given models are not changed
 
 

@@ -267,14 +267,14 @@ def _kept(row: dict, base: dict) -> dict:
     return {**row, **out}
 
 # %% ../../nbs/10g_deploy_distill.ipynb
-def _student_rows(teacher, data: Arrays, student_fn, model: str, calls: int, **fit) -> list[dict]:
+def _student_rows(teacher, data: Arrays, student_fn, student: str, model: str, calls: int, **fit) -> list[dict]:
     "The student trained on labels and distilled (T=2, alpha=0.5), each with the share of the teacher it keeps."
     base = {"accuracy": accuracy(teacher, data.X_test, data.y_test)}
     hard, soft = student_fn(), student_fn()
     fit_torch(hard, data.X_train, data.y_train, **fit)
     distill(soft, teacher, data.X_train, data.y_train, **fit)
-    rows = [measure(n, m, data.X_test, data.y_test, calls=calls) for n, m in (("student, labels only", hard),
-                                                                             ("student, distilled", soft))]
+    rows = [measure(f"{student}, {how}", m, data.X_test, data.y_test, calls=calls)
+            for how, m in (("labels only", hard), ("distilled T=2", soft))]
     if "auc" in rows[0]:
         from sklearn.metrics import roc_auc_score
         s = predict_logits(teacher, data.X_test)
@@ -293,12 +293,14 @@ def compression_rows(flights: Arrays, # `flights_arrays()`
     calls, n = (100, 2000) if quick else (300, None)
     fl, im = _subset(flights, n), _subset(images, n)
     n_in = flights.X_train.shape[1]
-    rows = _student_rows(mlp, fl, lambda: flights_mlp(n_in, hidden=(16,)), "flights MLP", calls, epochs=2 if quick else 4)
-    rows += _student_rows(cnn, im, lambda: fashion_cnn(channels=(8, 16), dense=32), "Fashion CNN", calls,
-                          epochs=1 if quick else 6, batch_size=128, lr=3e-3)
+    rows = _student_rows(mlp, fl, lambda: flights_mlp(n_in, hidden=(16,)), "student MLP 16", "flights MLP", calls,
+                         epochs=2 if quick else 4)
+    rows += _student_rows(cnn, im, lambda: fashion_cnn(channels=(8, 16), dense=32), "student CNN 8-16-32", "Fashion CNN",
+                          calls, epochs=1 if quick else 6, batch_size=128, lr=3e-3)
     base = {"accuracy": rows[0]["accuracy"] / rows[0]["kept_of_teacher"], "auc": rows[0]["auc"] / rows[0]["auc_kept_of_teacher"]}
-    trees = {"tree, distilled": DistilledTree(mlp, random_state=0),
-             "tree, labels only": HistGradientBoostingClassifier(max_depth=3, max_iter=100, early_stopping=False, random_state=0)}
+    trees = {"tree student (HGB depth 3), distilled": DistilledTree(mlp, random_state=0),
+             "tree (HGB depth 3), labels only": HistGradientBoostingClassifier(max_depth=3, max_iter=100,
+                                                                               early_stopping=False, random_state=0)}
     from threadpoolctl import threadpool_limits
     for name, tree in trees.items():
         with threadpool_limits(1):
