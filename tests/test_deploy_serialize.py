@@ -66,6 +66,14 @@ def test_import_is_light():
     assert out == "[]"
 
 
+def test_environment_reads_versions_without_importing():
+    code = ("import sys; from mlsys.deploy.serialize import environment; env = environment(); "
+            "print(sorted(m for m in ('torch', 'tensorflow', 'tf_keras', 'onnxruntime') if m in sys.modules), "
+            "{'tensorflow', 'tf-keras', 'tensorflow-model-optimization', 'torch'} <= set(env))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[] True"
+
+
 def test_flights_model_round_trips(flights, tmp_path):
     X, _, hgb = flights
     skops = load_model(save_model(hgb, tmp_path / "a.zip", example=X.head(200)))
@@ -226,9 +234,13 @@ def test_tampered_artifacts_refused(flights, tmp_path):
     fmt = _rewrite(good, tmp_path / "f.zip", manifest=lambda m: m.update(format="pickle"))
     with pytest.raises(ConfigError, match="unknown artifact format 'pickle'"):
         load_model(fmt)
-    kind = _rewrite(good, tmp_path / "k.zip", manifest=lambda m: m.update(kind="keras"))
-    with pytest.raises(ConfigError, match="unknown model kind 'keras'"):
+    kind = _rewrite(good, tmp_path / "k.zip", manifest=lambda m: m.update(kind="xgboost"))
+    with pytest.raises(ConfigError, match="unknown model kind 'xgboost'"):
         load_model(kind)
+    skops = save_model(hgb, tmp_path / "s.zip")
+    mixed = _rewrite(skops, tmp_path / "ks.zip", manifest=lambda m: m.update(kind="keras"))  # a kind its format does not hold
+    with pytest.raises(ConfigError, match="format 'skops' holds sklearn models, not the keras model"):
+        load_model(mixed)
     lost = _rewrite(good, tmp_path / "l.zip", manifest=lambda m: m["requires"].pop("onnxruntime"))
     with pytest.raises(IntegrityError, match="does not record the onnxruntime version"):
         load_model(lost)

@@ -1,4 +1,5 @@
 "mlsys.deploy.tfcompress: Keras artifacts (round trips, tampering, a killed writer), tfmot pruning and QAT, TFLite conversions run by LiteRT."
+import hashlib
 import io
 import json
 import os
@@ -23,6 +24,7 @@ pytest.importorskip("tensorflow_model_optimization")
 pytest.importorskip("ai_edge_litert")
 
 from mlsys.deploy import tfcompress as T  # noqa: E402
+from mlsys.deploy.serialize import FORMATS, load_model, model_kind, read_artifact, save_model, write_artifact  # noqa: E402
 
 ESTIMATORS = []  # this module adds no estimator
 
@@ -84,6 +86,31 @@ def test_keras_round_trips(model, fmt, tmp_path):
     assert man["kind"] == "keras" and man["format"] == fmt and man["requires"]["tensorflow"] == man["environment"]["tensorflow"]
 
 
+def test_serialize_reads_and_loads_keras_artifacts(model, tmp_path):
+    "A Keras artifact is one of serialize's kinds: read_artifact checks it, load_model rebuilds it, save_model writes it."
+    assert {f for f, kind in FORMATS.items() if kind == "keras"} == set(T.KERAS_FORMATS)
+    assert model_kind(model) == "keras"
+    x = next(inputs(20, 2))
+    for fmt in sorted(T.KERAS_FORMATS):
+        path = T.save_keras(model, tmp_path / f"t_{fmt}.zip", format=fmt)
+        man, files = read_artifact(path)
+        assert (man["kind"], man["format"], set(files)) == ("keras", fmt, {T.KERAS_FORMATS[fmt]})
+        assert set(man["requires"]) == {"python", "tensorflow", "tf-keras"}
+        assert man["environment"]["tensorflow-model-optimization"] is not None
+        np.testing.assert_array_equal(load_model(path)(x, training=False).numpy(), model(x, training=False).numpy())
+        again = save_model(model, tmp_path / f"s_{fmt}.zip", format=fmt)  # save_model hands a Keras model to save_keras
+        assert T.read_keras_artifact(again)[0]["format"] == fmt
+    assert read_artifact(save_model(model, tmp_path / "d.zip"))[0]["format"] == "keras"  # the default Keras format
+    with pytest.raises(ConfigError, match="serializes scikit-learn and torch models, not a keras"):
+        save_model(model, tmp_path / "x.zip", format="onnx")
+    with pytest.raises(ConfigError, match="serializes sklearn models, not a keras"):
+        save_model(model, tmp_path / "x.zip", format="skops")
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def _rewrite(src, dst, manifest=None, files=None, rehash=True):
     "A copy of an artifact with its manifest or members changed (and, with rehash, consistent checksums)."
     with zipfile.ZipFile(src) as z:
@@ -97,14 +124,14 @@ def _rewrite(src, dst, manifest=None, files=None, rehash=True):
         else:
             members[name] = data
             if rehash:
-                man["files"][name] = {"sha256": T._sha(data), "bytes": len(data)}
+                man["files"][name] = {"sha256": _sha(data), "bytes": len(data)}
     if manifest:
         manifest(man)
     old = zipfile.ZipFile(src).read("manifest.json")
     text = old if manifest is None and not rehash else (json.dumps(man) + "\n").encode()
     with zipfile.ZipFile(dst, "w") as z:
         z.writestr("manifest.json", text)
-        z.writestr("manifest.sha256", T._sha(text if rehash else old).encode())
+        z.writestr("manifest.sha256", _sha(text if rehash else old).encode())
         for n, b in members.items():
             z.writestr(n, b)
     return dst
@@ -125,7 +152,7 @@ def test_tampered_keras_artifacts_refused(model, tmp_path):
         "changed since it was saved": tmp_path / "crc.zip",
         "was edited": _rewrite(good, tmp_path / "b.zip", manifest=lambda m: m.update(model_type="x"), rehash=False),
         "does not list": _rewrite(good, tmp_path / "c.zip", files={"evil.py": b"print(1)"}, rehash=False),
-        "missing or not the": _rewrite(good, tmp_path / "d.zip", manifest=lambda m: m["files"].update(
+        "listed in its manifest is missing": _rewrite(good, tmp_path / "d.zip", manifest=lambda m: m["files"].update(
             {"other.bin": {"sha256": "0" * 64, "bytes": 3}})),
         "not a readable zip": tmp_path / "junk.zip",
     }
@@ -134,8 +161,13 @@ def test_tampered_keras_artifacts_refused(model, tmp_path):
             T.load_keras(path)
     with pytest.raises(ConfigError, match="tensorflow 1.0.0"):
         T.load_keras(_rewrite(good, tmp_path / "v.zip", manifest=lambda m: m["requires"].update(tensorflow="1.0.0")))
-    with pytest.raises(ConfigError, match="not a Keras artifact"):
+    with pytest.raises(ConfigError, match="holds keras models, not the torch model"):
         T.load_keras(_rewrite(good, tmp_path / "k.zip", manifest=lambda m: m.update(kind="torch")))
+    with pytest.raises(ConfigError, match="unknown model kind 'xgboost'"):
+        T.load_keras(_rewrite(good, tmp_path / "u.zip", manifest=lambda m: m.update(kind="xgboost")))
+    other = write_artifact(tmp_path / "o.zip", {"model.onnx": b"\x08\x0a"}, {"format": "onnx", "kind": "sklearn"})
+    with pytest.raises(ConfigError, match="not a Keras artifact"):
+        T.load_keras(other)
     with pytest.raises(IntegrityError, match="does not record the tf-keras version"):
         T.load_keras(_rewrite(good, tmp_path / "r.zip", manifest=lambda m: m["requires"].pop("tf-keras")))
 

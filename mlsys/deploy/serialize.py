@@ -31,24 +31,32 @@ __all__ = ['ARTIFACT_VERSION', 'FORMATS', 'MANIFEST', 'MANIFEST_SUM', 'REQUIRES'
 
 # %% ../../nbs/10a_deploy_serialize.ipynb
 ARTIFACT_VERSION = 1  # the layout version of the artifact zip (manifest.json + manifest.sha256 + payload files)
-FORMATS = {  # format -> the model kind it serializes
-    "skops": "sklearn", "torch_state_dict": "torch", "torch_export": "torch", "onnx": "any"}
+FORMATS = {  # format -> the model kind it serializes ("any": scikit-learn or torch)
+    "skops": "sklearn", "torch_state_dict": "torch", "torch_export": "torch", "onnx": "any",
+    "keras": "keras", "keras_savedmodel": "keras"}  # the Keras formats' payloads: `mlsys.deploy.tfcompress`
 MANIFEST, MANIFEST_SUM = "manifest.json", "manifest.sha256"
 _PACKAGES = {"numpy": "numpy", "scikit-learn": "sklearn", "skops": "skops", "torch": "torch", "onnx": "onnx",
-             "onnxruntime": "onnxruntime", "skl2onnx": "skl2onnx", "mlsys": "mlsys"}
+             "onnxruntime": "onnxruntime", "skl2onnx": "skl2onnx", "tensorflow": "tensorflow", "tf-keras": "tf_keras",
+             "tensorflow-model-optimization": "tensorflow_model_optimization", "mlsys": "mlsys"}  # distribution -> module
+
+
+def _kinds() -> list[str]:
+    return sorted({k for k in FORMATS.values() if k != "any"})
 
 
 def model_kind(model) -> str:
-    "'sklearn' for a scikit-learn estimator, 'torch' for a `torch.nn.Module`; `ConfigError` for anything else."
+    "'sklearn' for a scikit-learn estimator, 'torch' for a `torch.nn.Module`, 'keras' for a tf_keras model; else `ConfigError`."
     import sys
-    torch = sys.modules.get("torch")  # a torch module can only exist if torch was imported
+    torch, keras = sys.modules.get("torch"), sys.modules.get("tf_keras")  # such a model exists only if its library was imported
     if torch is not None and isinstance(model, torch.nn.Module):
         return "torch"
+    if keras is not None and isinstance(model, keras.Model):
+        return "keras"
     from sklearn.base import BaseEstimator
     if isinstance(model, BaseEstimator):
         return "sklearn"
     raise ConfigError(f"cannot serialize a {type(model).__module__}.{type(model).__qualname__}: the model kinds are "
-                      f"scikit-learn estimators and torch.nn.Module")
+                      f"scikit-learn estimators, torch.nn.Module and tf_keras.Model")
 
 
 def _version(dist: str) -> str | None:
@@ -70,6 +78,7 @@ REQUIRES = {
     "torch_state_dict": {"python": "major", "torch": "major"},
     "torch_export": {"python": "major", "torch": "minor"},
     "onnx": {"python": "major", "onnxruntime": "major"},
+    **{fmt: {"python": "major", "tensorflow": "minor", "tf-keras": "minor"} for fmt in ("keras", "keras_savedmodel")},
 }
 
 
@@ -161,8 +170,10 @@ def _parse_manifest(text: bytes, path: Path) -> dict:
     fmt, kind = man.get("format"), man.get("kind")
     if fmt not in FORMATS:
         raise ConfigError(f"{path}: unknown artifact format {fmt!r}; this mlsys reads {sorted(FORMATS)}")
-    if kind not in ("sklearn", "torch") or FORMATS[fmt] not in (kind, "any"):
-        raise ConfigError(f"{path}: unknown model kind {kind!r} for format {fmt!r}")
+    if kind not in _kinds():
+        raise ConfigError(f"{path}: unknown model kind {kind!r}; this mlsys reads {_kinds()}")
+    if FORMATS[fmt] not in (kind, "any"):
+        raise ConfigError(f"{path}: format {fmt!r} holds {FORMATS[fmt]} models, not the {kind} model its manifest says")
     files, req = man.get("files"), man.get("requires")
     if not isinstance(files, dict) or not all(isinstance(v, dict) and isinstance(v.get("sha256"), str)
                                               and isinstance(v.get("bytes"), int) for v in files.values()):
@@ -649,16 +660,16 @@ def _save_onnx(model, example, tolerance) -> tuple[dict, dict]:
                                   "input_schema": schema, "source_kind": kind}
 
 # %% ../../nbs/10a_deploy_serialize.ipynb
-DEFAULT_FORMAT = {"sklearn": "skops", "torch": "torch_state_dict"}
+DEFAULT_FORMAT = {"sklearn": "skops", "torch": "torch_state_dict", "keras": "keras"}
 
 
 def save_model(
-    model,  # a fitted scikit-learn estimator or a torch.nn.Module
+    model,  # a fitted scikit-learn estimator, a torch.nn.Module or a tf_keras model
     path: str | Path,  # the artifact file (a zip; replaced atomically)
-    format: str | None = None,  # one of `FORMATS`; default skops for scikit-learn, torch_state_dict for torch
+    format: str | None = None,  # one of `FORMATS`; default skops for scikit-learn, torch_state_dict for torch, keras for Keras
     example=None,  # an example input (a DataFrame or an array/tensor batch): its schema is recorded; needed for torch_export and onnx
     trusted: Iterable[str] = (),  # more types a skops artifact may hold (beyond `trusted_types()`)
-    tolerance: float = 1e-5,  # onnx: the largest absolute difference from the model allowed on `example`
+    tolerance: float = 1e-5,  # onnx and Keras: the largest absolute difference from the model allowed on `example`
 ) -> Path:
     "Write `model` as a verified artifact: the model file(s), their SHA-256 and the versions needed to load them."
     path = as_path(path, "artifact path")
@@ -666,8 +677,9 @@ def save_model(
     fmt = DEFAULT_FORMAT[kind] if format is None else format
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; the formats are {sorted(FORMATS)}")
-    if FORMATS[fmt] not in (kind, "any"):
-        raise ConfigError(f"format {fmt!r} serializes {FORMATS[fmt]} models, not a {kind} {type(model).__name__}")
+    if FORMATS[fmt] != kind and not (FORMATS[fmt] == "any" and kind != "keras"):
+        holds = "scikit-learn and torch" if FORMATS[fmt] == "any" else FORMATS[fmt]
+        raise ConfigError(f"format {fmt!r} serializes {holds} models, not a {kind} {type(model).__name__}")
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
         raise ConfigError(f"tolerance must be a number >= 0, got {tolerance!r}")
     if kind == "sklearn":
@@ -677,6 +689,9 @@ def save_model(
             check_is_fitted(model)
         except NotFittedError as e:
             raise ConfigError(f"cannot save an unfitted {type(model).__name__}; fit it first") from e
+    if kind == "keras":
+        from mlsys.deploy.tfcompress import save_keras
+        return save_keras(model, path, format=fmt, example=example, tolerance=tolerance)
     trusted = _check_trusted(trusted)
     if fmt == "skops":
         files, meta = _save_skops(model, example, trusted)
@@ -695,10 +710,13 @@ def load_model(
     trusted: Iterable[str] = (),  # more types to accept in a skops artifact
     check_versions: bool = True,  # refuse an artifact whose needed packages differ from the installed ones
 ):
-    "Load an artifact after checking it: the model (skops, state_dict), a module (torch_export) or an `OnnxModel`."
+    "Load an artifact after checking it: the model (skops, state_dict, Keras), a module (torch_export) or an `OnnxModel`."
     trusted = _check_trusted(trusted)
     man, files = read_artifact(path, check=check_versions)
     what, fmt = str(as_path(path)), man["format"]
+    if FORMATS[fmt] == "keras":  # rebuilding a Keras model needs TensorFlow
+        from mlsys.deploy.tfcompress import load_keras
+        return load_keras(path, check_versions=check_versions)
     if fmt == "skops":
         return _load_skops(man, files, what, trusted)
     if fmt == "torch_state_dict":

@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import datetime as dt
-import hashlib
-import importlib.metadata
 import io
-import json
 import logging
 import math
 import os
@@ -27,14 +23,14 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 
-from ..core import ConfigError, DataError, IntegrityError, as_path, atomic_write_bytes, optional_import
+from ..core import ConfigError, DataError, IntegrityError, as_path, optional_import
+from .serialize import FORMATS, REQUIRES, check_versions, input_schema, read_artifact, write_artifact
 
 # %% auto 0
-__all__ = ['INFO_LINES', 'KERAS_FORMATS', 'KERAS_REQUIRES', 'MAX_UNPACKED_BYTES', 'CONVERSIONS', 'TOLERANCE', 'MODEL',
-           'native_output', 'import_tf', 'keras_mlp', 'fit_keras', 'keras_predictor', 'dense_params',
-           'keras_environment', 'write_keras_artifact', 'read_keras_artifact', 'clone_keras', 'save_keras',
-           'load_keras', 'pruning_schedule', 'kernel_sparsity', 'prune_keras', 'qat_keras', 'to_tflite', 'TFLiteModel',
-           'compare_tflite', 'layer_errors', 'keras_size', 'tf_rows', 'compression_rows']
+__all__ = ['INFO_LINES', 'KERAS_FORMATS', 'MAX_UNPACKED_BYTES', 'CONVERSIONS', 'TOLERANCE', 'MODEL', 'native_output', 'import_tf',
+           'keras_mlp', 'fit_keras', 'keras_predictor', 'dense_params', 'write_keras_artifact', 'read_keras_artifact',
+           'clone_keras', 'save_keras', 'load_keras', 'pruning_schedule', 'kernel_sparsity', 'prune_keras', 'qat_keras',
+           'to_tflite', 'TFLiteModel', 'compare_tflite', 'layer_errors', 'keras_size', 'tf_rows', 'compression_rows']
 
 # %% ../../nbs/10j_deploy_tf.ipynb
 # lines TensorFlow's and LiteRT's C++ code print on a healthy start, conversion or load (TF_CPP_MIN_LOG_LEVEL
@@ -181,113 +177,29 @@ def dense_params(model) -> tuple[int, int]:
 
 # %% ../../nbs/10j_deploy_tf.ipynb
 KERAS_FORMATS = {"keras": "model.keras", "keras_savedmodel": "savedmodel.zip"}  # format -> its payload member
-KERAS_REQUIRES = {  # as `serialize.REQUIRES`: what loading needs, and how close its version must be to the writer's
-    fmt: {"python": "major", "tensorflow": "minor", "tf-keras": "minor"} for fmt in KERAS_FORMATS}
-
-
-def keras_environment() -> dict:
-    "`serialize.environment()` plus the TensorFlow, tf-keras and tfmot versions (None for one not installed)."
-    from mlsys.deploy.serialize import environment
-
-    def version(dist):
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-    return {**environment(), **{d: version(d) for d in ("tensorflow", "tf-keras", "tensorflow-model-optimization")}}
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 # %% ../../nbs/10j_deploy_tf.ipynb
 def write_keras_artifact(path: str | Path, # the artifact file (replaced atomically)
                          files: dict, # member name -> bytes (flat names, as `serialize.write_artifact` takes)
                          manifest: dict, # format, model type, input schema, verification
                         ) -> Path:
-    "Write a Keras artifact in `serialize`'s layout (manifest.json, manifest.sha256, payload), atomically."
-    from mlsys.deploy.serialize import ARTIFACT_VERSION, MANIFEST, MANIFEST_SUM
-    path, fmt = as_path(path, "artifact path"), manifest.get("format")
+    "`serialize.write_artifact` of a Keras payload: kind 'keras', one of the `KERAS_FORMATS`, the TensorFlow versions."
+    fmt = manifest.get("format")
     if fmt not in KERAS_FORMATS:
         raise ConfigError(f"unknown Keras artifact format {fmt!r}; the formats are {sorted(KERAS_FORMATS)}")
-    bad = [n for n in files if n in (MANIFEST, MANIFEST_SUM) or not isinstance(n, str) or "/" in n or n.startswith(".")]
-    if bad:
-        raise ConfigError(f"{path}: member names {bad} are reserved or not plain file names")
-    env = keras_environment()
-    man = {"mlsys_artifact": ARTIFACT_VERSION, **manifest, "kind": "keras",
-           "created": dt.datetime.now(dt.timezone.utc).isoformat(),
-           "files": {n: {"sha256": _sha(b), "bytes": len(b)} for n, b in files.items()},
-           "requires": {p: env[p] for p in KERAS_REQUIRES[fmt]}, "environment": env}
-    text = (json.dumps(man, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        z.writestr(MANIFEST, text)
-        z.writestr(MANIFEST_SUM, _sha(text).encode())
-        for n, b in files.items():
-            z.writestr(n, b)
-    return atomic_write_bytes(path, buf.getvalue())
-
-# %% ../../nbs/10j_deploy_tf.ipynb
-def _member_bytes(z: zipfile.ZipFile, name: str, path: Path) -> bytes:
-    try:
-        return z.read(name)
-    except zipfile.BadZipFile as e:  # the zip's CRC-32 of the member fails
-        raise IntegrityError(f"{path}: {name!r} changed since it was saved (its CRC-32 fails)") from e
-
-
-def _keras_manifest(text: bytes, path: Path) -> dict:
-    from mlsys.deploy.serialize import ARTIFACT_VERSION
-    try:
-        man = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise IntegrityError(f"{path}: manifest.json is not valid JSON ({e})") from e
-    if not isinstance(man, dict) or man.get("mlsys_artifact") != ARTIFACT_VERSION:
-        raise IntegrityError(f"{path}: not an mlsys artifact of layout version {ARTIFACT_VERSION}")
-    if man.get("format") not in KERAS_FORMATS or man.get("kind") != "keras":
-        raise ConfigError(f"{path}: not a Keras artifact (format {man.get('format')!r}, kind {man.get('kind')!r}); "
-                          f"the Keras formats are {sorted(KERAS_FORMATS)}, other kinds load with serialize.load_model")
-    files, req = man.get("files"), man.get("requires")
-    if not isinstance(files, dict) or not all(isinstance(v, dict) and isinstance(v.get("sha256"), str)
-                                              and isinstance(v.get("bytes"), int) for v in files.values()):
-        raise IntegrityError(f"{path}: the manifest's file list is malformed")
-    if not isinstance(req, dict):
-        raise IntegrityError(f"{path}: the manifest's 'requires' is malformed")
-    return man
+    return write_artifact(path, files, {**manifest, "kind": "keras"})
 
 # %% ../../nbs/10j_deploy_tf.ipynb
 def read_keras_artifact(path: str | Path, # an artifact written by `write_keras_artifact`
                         check: bool = True, # also check the TensorFlow and tf-keras versions against the installed ones
                        ) -> tuple[dict, dict]:
-    "(manifest, member -> bytes) of a Keras artifact after checking its manifest, every checksum and the versions."
-    from mlsys.deploy.serialize import MANIFEST, MANIFEST_SUM, MAX_MANIFEST_BYTES, check_versions
-    path = as_path(path, "artifact path")
-    if not path.is_file():
-        raise DataError(f"model artifact not found (or not a file): {path}")
-    try:
-        with zipfile.ZipFile(path) as z:
-            infos = {i.filename: i for i in z.infolist()}
-            if MANIFEST not in infos or MANIFEST_SUM not in infos:
-                raise IntegrityError(f"{path}: no {MANIFEST} and {MANIFEST_SUM}; not an mlsys model artifact")
-            if infos[MANIFEST].file_size > MAX_MANIFEST_BYTES:
-                raise IntegrityError(f"{path}: {MANIFEST} is {infos[MANIFEST].file_size} bytes, over {MAX_MANIFEST_BYTES}")
-            text = _member_bytes(z, MANIFEST, path)
-            if _sha(text) != _member_bytes(z, MANIFEST_SUM, path).decode("ascii", "replace").strip():
-                raise IntegrityError(f"{path}: {MANIFEST} was edited (its SHA-256 does not match {MANIFEST_SUM})")
-            man = _keras_manifest(text, path)
-            extra = sorted(set(infos) - set(man["files"]) - {MANIFEST, MANIFEST_SUM})
-            if extra:
-                raise IntegrityError(f"{path}: holds files its manifest does not list: {extra}")
-            files = {}
-            for name, meta in man["files"].items():
-                if name not in infos or infos[name].file_size != meta["bytes"]:
-                    raise IntegrityError(f"{path}: {name!r} is missing or not the {meta['bytes']} bytes its manifest says")
-                files[name] = _member_bytes(z, name, path)
-                if _sha(files[name]) != meta["sha256"]:
-                    raise IntegrityError(f"{path}: checksum mismatch in {name!r}; the file changed since it was saved")
-    except zipfile.BadZipFile as e:
-        raise IntegrityError(f"{path} is not a model artifact (not a readable zip: {e})") from e
+    "(manifest, member -> bytes) of a Keras artifact: `serialize.read_artifact`, refusing other kinds before their versions."
+    man, files = read_artifact(path, check=False)
+    if FORMATS[man["format"]] != "keras":
+        raise ConfigError(f"{path}: not a Keras artifact (format {man['format']!r}, kind {man['kind']!r}); "
+                          f"the Keras formats are {sorted(KERAS_FORMATS)}, other kinds load with serialize.load_model")
     if check:
-        check_versions(man["requires"], KERAS_REQUIRES[man["format"]], installed=keras_environment(), what=str(path))
+        check_versions(man["requires"], REQUIRES[man["format"]], what=str(path))
     return man, files
 
 # %% ../../nbs/10j_deploy_tf.ipynb
@@ -380,7 +292,6 @@ def save_keras(model, # a tf_keras model
                tolerance: float = 1e-6, # the largest absolute difference from the model allowed after reloading
               ) -> Path:
     "Write a Keras model as a verified artifact: payload, SHA-256, TensorFlow/tf-keras versions; reloaded and compared first."
-    from mlsys.deploy.serialize import input_schema
     _, keras = import_tf()
     if not isinstance(model, keras.Model):
         raise ConfigError(f"save_keras saves tf_keras models, got a {type(model).__module__}.{type(model).__qualname__}")
