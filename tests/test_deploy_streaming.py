@@ -195,6 +195,15 @@ def test_a_crash_anywhere_in_the_batch_cycle_loses_nothing(bus, flights_model, p
         assert stats["duplicate_departures"] + stats["duplicate_requests"] == 15
 
 
+def test_a_restart_without_a_checkpoint_says_its_windows_restart_empty(flights_model, caplog):
+    fm, bus = flights_model, InProcessTransport()
+    replay_stream(bus, "flights", fm["events"][:40])
+    bus.queue_consumer("flights", "predictor", "dead").poll(10)
+    with caplog.at_level("WARNING", logger="mlsys.deploy.streaming"):
+        StreamingPredictor(bus, fm["model"], fm["feats"], consumer="c", claim_idle_ms=0).recover()
+    assert "took over 10 pending messages without a checkpoint" in caplog.text
+
+
 def test_a_transport_failure_leaves_the_batch_pending_and_the_next_step_recovers(flights_model):
     fm, bus = flights_model, InProcessTransport()
     events = fm["events"][:300]
@@ -485,6 +494,10 @@ def test_stream_helpers_refuse_bad_arguments(flights_model):
         replay_stream(bus, "flights", [{**flights_model["events"][0], "kind": "departed", "dep_delay": None}])
     with pytest.raises(ConfigError, match="tz-aware"):
         flight_stream(flights_model["flights"], start="2013-03-06 10:00")
+    with pytest.raises(ConfigError, match="end='soon' is not a time"):
+        flight_stream(flights_model["flights"], end="soon")
+    with pytest.raises(DataError, match="wrap a single event in a list"):
+        replay_stream(bus, "flights", flights_model["events"][0])
     with pytest.raises(DataError, match="no prediction carries both"):
         latency_table(pd.DataFrame({"published_at": [None], "received_at": [1.0], "emitted_at": [2.0]}))
     with pytest.raises(DataError, match="must be a dict"):

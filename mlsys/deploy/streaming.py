@@ -24,7 +24,8 @@ from fastcore.basics import patch
 
 from ..core import ConfigError, DataError, IntegrityError, as_path, atomic_write_bytes, require_columns
 from ..data.streaming import to_seconds
-from ..data.transport import Consumer, Message, Transport, TransportError, check_name, flight_events, validate_flight_event
+from ..data.transport import (Consumer, Message, Transport, TransportError, _check_events, check_name, flight_events,
+                                  validate_flight_event)
 from .batch import model_features, model_version, score_frame
 from ..features.windows import RECENT_DEP_DELAY, WindowAggregate, departure_events
 
@@ -36,6 +37,7 @@ __all__ = ['log', 'EVENT_KINDS', 'LATENCY_STAGES', 'recent_departure_windows', '
 
 # %% ../../nbs/10d_deploy_streaming.ipynb
 log = logging.getLogger(__name__)
+
 
 def recent_departure_windows(
     recent_window: str = "2h",  # the window of `build_features(recent_window=...)`
@@ -70,6 +72,16 @@ def check_stream_event(event: Any) -> dict:
     return event
 
 # %% ../../nbs/10d_deploy_streaming.ipynb
+def _time_arg(value, name: str) -> pd.Timestamp:
+    try:
+        t = pd.Timestamp(value)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{name}={value!r} is not a time: {e}") from None
+    if t is pd.NaT or t.tzinfo is None:
+        raise ConfigError(f"{name}={value!r} must be a tz-aware time (e.g. '2013-01-14 05:00Z')")
+    return t
+
+
 def flight_stream(
     flights: pd.DataFrame,  # rows of `load_flights`
     lead: str = "0min",  # a flight's prediction is requested this long before its scheduled departure
@@ -83,11 +95,8 @@ def flight_stream(
     sched = pd.to_datetime(base["sched_dep"], utc=True)
     at = sched - lead_td
     dep = departure_events(base.assign(sched_dep=sched, dep_delay=base["dep_delay"].astype("Float64")))
-    lo = at.min() if start is None else pd.Timestamp(start)
-    hi = None if end is None else pd.Timestamp(end)
-    for t, name in ((lo, "start"), (hi, "end")):
-        if t is not None and t.tzinfo is None:
-            raise ConfigError(f"{name}={t!r} must be a tz-aware time (e.g. '2013-01-14 05:00Z')")
+    lo = at.min() if start is None else _time_arg(start, "start")
+    hi = None if end is None else _time_arg(end, "end")
     req = base.assign(dep_delay=None, cancelled=False, kind="scheduled", __t=at.astype("int64"))
     req = req[(at >= lo) & (True if hi is None else at < hi)]
     d_at = dep["dep_actual"]
@@ -116,7 +125,7 @@ def replay_stream(
         raise ConfigError(f"rate must be a positive number of events per second or None, got {rate!r}")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= 100_000:
         raise ConfigError(f"chunk must be an integer from 1 to 100,000, got {chunk!r}")
-    events = [check_stream_event(dict(e)) for e in events]
+    events = [dict(check_stream_event(e)) for e in _check_events(events)]
     ids: list[str] = []
     t0 = time.monotonic()
     step = 1 if rate is not None else chunk
@@ -547,6 +556,9 @@ def recover(self: StreamingPredictor) -> int:
             log.warning("%d messages of group %r stay pending and were not claimed (another live consumer?)", len(pend), self.group)
             break
         time.sleep(max(0.01, min(0.5, (self.claim_idle_ms - int(pend["idle_ms"].max())) / 1000)))
+    if n and self.checkpoint is None:
+        log.warning("%s took over %d pending messages without a checkpoint: its windows restart empty, so features "
+                    "are short of the departures before the restart for one window", self, n)
     return n
 
 # %% ../../nbs/10d_deploy_streaming.ipynb
@@ -563,7 +575,7 @@ def step(self: StreamingPredictor, timeout: float = 0.0) -> int:
 
 @patch
 def run(self: StreamingPredictor,
-        max_messages: int | None = None,  # stop after about this many messages (a whole batch is finished)
+        max_messages: int | None = None,  # stop once `stats_['messages']` (all this predictor's) reaches this; a batch is finished
         idle_timeout: float | None = None,  # stop after this many seconds without a message
         stop: threading.Event | None = None,  # or when this is set
         poll_timeout: float = 0.2,  # seconds one poll waits
