@@ -124,6 +124,27 @@ def _add_deploy_commands(sub) -> None:
     v.add_argument("service_dir", help="a folder holding service.json, spec.json and models.skops")
     v.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, loopback only)")
     v.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    _add_stream_command(sub)
+
+# %% ../nbs/13b_platform_cli.ipynb
+def _add_stream_command(sub) -> None:
+    "`mlsys stream`: the streaming predictor on Redis Streams (`mlsys.deploy.streaming.run_stream`)."
+    t = sub.add_parser("stream", help="predict a stream of flight events from Redis Streams and publish the predictions",
+                       description="Consume flight events from INPUT_TOPIC in a consumer group, compute the streaming "
+                                   "features, predict with a registered model, publish to OUTPUT_TOPIC; a restarted "
+                                   "predictor claims what a dead one left unacknowledged.")
+    t.add_argument("--features", required=True, help="Parquet file of the batch features per flight (with flight_id)")
+    t.add_argument("--registry", required=True, help="the model store's folder")
+    t.add_argument("--model", default="flights-late", help="the registered model's name (default: flights-late)")
+    t.add_argument("--ref", default="champion", help="a version number or an alias (default: champion)")
+    t.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis URL (default: redis://127.0.0.1:6379/0)")
+    t.add_argument("--prefix", default="mlsys", help="key prefix of the topics (default: mlsys)")
+    t.add_argument("--input-topic", default="flights", help="topic of the flight events (default: flights)")
+    t.add_argument("--output-topic", default="predictions", help="topic of the predictions (default: predictions)")
+    t.add_argument("--group", default="predictor", help="consumer group (default: predictor)")
+    t.add_argument("--checkpoint", help="'redis' or a file for the window state, so a restart resumes it")
+    t.add_argument("--max-messages", type=int, help="stop after about this many messages")
+    t.add_argument("--idle-timeout", type=float, help="stop after this many seconds without a message")
 
 # %% ../nbs/13b_platform_cli.ipynb
 def _wide():
@@ -136,6 +157,21 @@ def _models(args) -> int:
     from mlsys.deploy.registry import ModelStore
     with _wide():
         print(ModelStore(args.registry).versions(args.model).to_string())
+    return 0
+
+
+def _stream(args) -> int:
+    from mlsys.deploy.registry import ModelStore
+    from mlsys.deploy.streaming import run_stream
+    from mlsys.pipeline import TRUSTED_MODEL_TYPES
+    store, ref = ModelStore(args.registry), int(args.ref) if args.ref.isdigit() else args.ref
+    mv = store.get(args.model, ref)
+    model = store.load(args.model, mv.version, trusted=TRUSTED_MODEL_TYPES)
+    stats = run_stream(model, Path(args.features), transport=args.redis, prefix=args.prefix, input_topic=args.input_topic,
+                       output_topic=args.output_topic, group=args.group, checkpoint=args.checkpoint,
+                       model_name=args.model, version=str(mv.version), max_messages=args.max_messages,
+                       idle_timeout=args.idle_timeout)
+    print(" ".join(f"{k}={v}" for k, v in stats.items()))
     return 0
 
 
@@ -182,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        commands = {"run": _run, "stages": _stages, "report": _report, "models": _models, "score": _score, "serve": _serve}
+        commands = {"run": _run, "stages": _stages, "report": _report, "models": _models, "score": _score, "serve": _serve,
+                    "stream": _stream}
         return commands[args.command](args)
     except PipelineError as e:
         print(f"mlsys: error: {e}", file=sys.stderr)

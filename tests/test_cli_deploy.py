@@ -84,3 +84,34 @@ def test_serve_answers_then_stops_on_ctrl_c(registered):
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     assert f"on http://127.0.0.1:{port}" in out and "Traceback" not in err
+
+
+@pytest.mark.redis
+def test_stream_predicts_events_from_redis(registered, redis_client, capsys):
+    import uuid
+
+    from mlsys.data.transport import RedisTransport
+    from mlsys.deploy.streaming import flight_stream, replay_stream
+    root, feats, model = registered
+    flights = load_flights(start="2013-01-01", end="2013-01-04")
+    day = feats[feats["local_date"] == "2013-01-03"]
+    events = flight_stream(flights, start=day["sched_dep"].min(), end=day["sched_dep"].min() + pd.Timedelta("3h"))
+    feats.to_parquet(root / "feats.parquet")
+    prefix = f"mlsys-test-{uuid.uuid4().hex[:8]}"
+    url = os.environ.get("MLSYS_REDIS_URL", "redis://127.0.0.1:6379/0")
+    bus = RedisTransport(url, prefix=prefix)
+    try:
+        replay_stream(bus, "flights", events)
+        code = main(["stream", "--features", str(root / "feats.parquet"), "--registry", str(root / "registry"),
+                     "--redis", url, "--prefix", prefix, "--max-messages", str(len(events)), "--idle-timeout", "10"])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert "model_version=1" in out
+        assert bus.length("predictions") == sum(e["kind"] == "scheduled" for e in events) > 0
+        assert main(["stream", "--features", str(root / "missing.parquet"), "--registry", str(root / "registry"),
+                     "--redis", url, "--prefix", prefix]) == 2
+        assert "features file not found" in capsys.readouterr().err
+    finally:
+        for key in redis_client.scan_iter(f"{prefix}*"):
+            redis_client.delete(key)
+        bus.close()
