@@ -14,7 +14,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from ..data.streaming import to_seconds
 from ..data.transport import (Consumer, Message, Transport, TransportError, _check_events, check_name, flight_events,
                                   validate_flight_event)
 from .batch import model_features, model_version, score_frame
-from ..features.windows import RECENT_DEP_DELAY, WindowAggregate, departure_events
+from ..features.windows import WindowAggregate, departure_events
 
 # %% auto 0
 __all__ = ['log', 'EVENT_KINDS', 'LATENCY_STAGES', 'recent_departure_windows', 'check_stream_event', 'flight_stream',
@@ -42,10 +41,9 @@ log = logging.getLogger(__name__)
 def recent_departure_windows(
     recent_window: str = "2h",  # the window of `build_features(recent_window=...)`
 ) -> tuple[WindowAggregate, WindowAggregate]:
-    "The pipeline's recent-departure features at the origin (mean delay and count), from `RECENT_DEP_DELAY`."
-    window = pd.Timedelta(seconds=to_seconds(recent_window, "recent_window"))
-    mean = replace(RECENT_DEP_DELAY, window=window)
-    return mean, replace(mean, name="origin_deps_2h", agg="count")
+    "The pipeline's recent-departure features at the origin (mean delay and count): the feature store's own definitions."
+    from mlsys.features.store import recent_departure_definitions
+    return recent_departure_definitions(pd.Timedelta(seconds=to_seconds(recent_window, "recent_window")))
 
 # %% ../../nbs/10d_deploy_streaming.ipynb
 EVENT_KINDS = ("scheduled", "departed")  # a prediction request at sched_dep - lead; a departure at sched_dep + dep_delay

@@ -40,8 +40,8 @@ def __getattr__(name: str):
 
 # %% auto 0
 __all__ = ['log', 'WEATHER_FEATURES', 'NY_TZ', 'UnknownFeatureError', 'FeatureView', 'FeatureCatalog', 'OfflineStore',
-           'FeatureStore', 'history_rates', 'flight_feature_views', 'build_flight_features', 'flight_feature_known_at',
-           'flight_feature_columns']
+           'FeatureStore', 'history_rates', 'flight_feature_views', 'recent_departure_definitions',
+           'build_flight_features', 'flight_feature_known_at', 'flight_feature_columns']
 
 # %% ../../nbs/07f_features_store.ipynb
 log = logging.getLogger(__name__)
@@ -1343,10 +1343,17 @@ def _ingest_flight_views(store: FeatureStore, weather: pd.DataFrame, planes: pd.
     return views
 
 # %% ../../nbs/07f_features_store.ipynb
+def recent_departure_definitions(recent_window="2h") -> tuple:
+    "The two recent-departure features at the origin (mean delay, count) as `WindowAggregate`s: the one definition batch and streaming share."
+    from mlsys.features.windows import WindowAggregate
+    return (WindowAggregate("origin_dep_delay_2h", "origin", "dep_delay", "dep_actual", recent_window, "mean"),
+            WindowAggregate("origin_deps_2h", "origin", "dep_delay", "dep_actual", recent_window, "count"))
+
+
 def _recent_departures(flights: pd.DataFrame, history: pd.DataFrame, base: pd.DataFrame,
                        recent_window) -> tuple[np.ndarray, np.ndarray]:
     "Mean departure delay and number of departures at the origin in the `recent_window` before each row's `as_of`."
-    from mlsys.features.windows import WindowAggregate, departure_events
+    from mlsys.features.windows import departure_events
 
     ev = departure_events(flights).assign(__fid=np.arange(len(flights))[flights["dep_delay"].notna().to_numpy()])
     if history is not flights:  # departures known only from `history` (matched on the flight's identity)
@@ -1356,8 +1363,7 @@ def _recent_departures(flights: pd.DataFrame, history: pd.DataFrame, base: pd.Da
         extra = extra[~pd.MultiIndex.from_frame(extra[ident].astype({"carrier": "string", "origin": "string"})).isin(seen)]
         ev = pd.concat([ev, extra.assign(__fid=-1 - np.arange(len(extra)))], ignore_index=True)
     q = base.reset_index(drop=True).assign(__fid=np.arange(len(base)))
-    mean_def = WindowAggregate("origin_dep_delay_2h", "origin", "dep_delay", "dep_actual", recent_window, "mean")
-    count_def = WindowAggregate("origin_deps_2h", "origin", "dep_delay", "dep_actual", recent_window, "count")
+    mean_def, count_def = recent_departure_definitions(recent_window)
     return (mean_def.compute(ev, q, "as_of", exclude="__fid").to_numpy(),
             count_def.compute(ev, q, "as_of", exclude="__fid").to_numpy())
 
