@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from mlsys.core import ConfigError, DataError, IntegrityError, import_skops_io
-from mlsys.deploy.serialize import (MANIFEST, MANIFEST_SUM, OnnxModel, hgb_to_onnx, load_model, read_artifact,
-                                    read_manifest, save_model, write_artifact)
+from mlsys.deploy.serialize import (MANIFEST, MANIFEST_SUM, MISSING_CATEGORY, UNKNOWN_CODE, OnnxModel, hgb_to_onnx, load_model,
+                                    read_artifact, read_manifest, save_model, write_artifact)
 
 ESTIMATORS = []  # this module adds no estimator
 
@@ -118,6 +118,103 @@ def test_hgb_arrays_and_regressor(tmp_path):
         Z[rng.random(Z.shape) < 0.2] = np.nan
         np.testing.assert_allclose(c.predict_proba(Z), clf.predict_proba(Z), rtol=0, atol=1e-12)
         np.testing.assert_allclose(r.predict(Z).ravel(), reg.predict(Z), rtol=0, atol=1e-12)
+
+
+CITIES = [f"c{i:03d}" for i in range(90)] + ["Zürich", "東京", "", "with space", "new\nline", "tab\t"]
+
+
+def _city_model(missing_in_training: bool, seed: int):
+    "A gradient-boosting model on a city among 96 (non-ASCII, empty and odd text) and two numbers, NaN in training or not."
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    rng = np.random.default_rng(seed)
+    n = 4000
+    df = pd.DataFrame({"city": pd.Categorical(rng.choice(CITIES, n), categories=CITIES), "x": rng.standard_normal(n),
+                       "y": rng.integers(-3, 4, n).astype(float)})  # ties in y
+    label = (df["city"].cat.codes.to_numpy() % 3 == 0) ^ (df["x"].to_numpy() > 0.3) ^ (df["y"].to_numpy() > 1)
+    if missing_in_training:
+        gone = rng.random(n) < 0.1
+        df.loc[gone, "city"] = np.nan
+        label = label ^ gone  # missing cities have a class of their own, so the trees split on them
+    df.loc[rng.random(n) < 0.15, "x"] = np.nan
+    model = HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=30, random_state=0)
+    return df, model.fit(df, label.astype(int))
+
+
+def _city_frames(df, n, seed):
+    "Random row subsets with unseen and missing cities, NaN numbers, float32 columns and single rows."
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        size = 1 if i % 7 == 0 else int(rng.integers(2, 400))
+        f = df.iloc[rng.integers(0, len(df), size)].reset_index(drop=True).astype({"city": object})
+        r = rng.random(size)
+        f.loc[r < 0.2, "city"] = "never seen" if i % 2 else "東京 "  # unseen: a new name, a known one with a trailing space
+        f.loc[(r >= 0.2) & (r < 0.35), "city"] = np.nan
+        f.loc[rng.random(size) < 0.2, "x"] = np.nan
+        if i % 3 == 0:
+            f[["x", "y"]] = f[["x", "y"]].astype("float32")
+        yield f
+
+
+def _sets(graph: bytes) -> list[list[float]]:
+    "The member sets of the TreeEnsemble's BRANCH_MEMBER nodes (NaN ends each set)."
+    import onnx
+    from onnx import numpy_helper
+    node = next(n for n in onnx.load_from_string(graph).graph.node if n.op_type == "TreeEnsemble")
+    values = numpy_helper.to_array(next(a for a in node.attribute if a.name == "membership_values").t)
+    sets, current = [], []
+    for v in values:
+        if np.isnan(v):
+            sets.append(current)
+            current = []
+        else:
+            current.append(float(v))
+    return sets
+
+
+@pytest.mark.parametrize("missing_in_training", [False, True])
+def test_hgb_unknown_and_missing_categories_equal_sklearn(missing_in_training, tmp_path):
+    df, model = _city_model(missing_in_training, seed=7 + missing_in_training)
+    graph, feed, outputs = hgb_to_onnx(model)
+    sets = _sets(graph)
+    assert any(0.0 in s and max(s) >= 64 for s in sets)  # the sets onnxruntime-web sent a NaN into, whatever its flag said
+    assert any(UNKNOWN_CODE in s for s in sets) and not all(UNKNOWN_CODE in s for s in sets)
+    onnx_model = load_model(save_model(model, tmp_path / "c.zip", format="onnx", example=df.iloc[:100]))
+    for f in _city_frames(df, 40, seed=11):
+        as_fitted = f.assign(city=f["city"].where(f["city"].isin(CITIES)).astype(df["city"].dtype))  # unseen: missing
+        np.testing.assert_allclose(onnx_model.predict_proba(f), model.predict_proba(as_fitted), rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(onnx_model.predict(f), model.predict(as_fitted))
+
+
+@pytest.mark.parametrize("category", [MISSING_CATEGORY, "a\x00b"])
+def test_a_category_an_onnx_string_cannot_carry_is_refused(category):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    cats = ["a", "b", category]
+    df = pd.DataFrame({"c": pd.Categorical(np.tile(cats, 40), categories=cats), "x": np.arange(120.0)})
+    model = HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=3).fit(df, np.arange(120) % 3 == 2)
+    with pytest.raises(ConfigError, match="column 'c' has a category that is MISSING_CATEGORY or holds a NUL"):
+        hgb_to_onnx(model)
+
+
+def test_no_nan_reaches_a_categorical_split(flights):
+    "An unseen or missing category is UNKNOWN_CODE in the coded columns the trees read; a missing number stays NaN."
+    import onnx
+    import onnxruntime as ort
+    X, _, hgb = flights
+    graph, feed, outputs = hgb_to_onnx(hgb)
+    probe = onnx.load_from_string(graph)
+    names = [f"{c}_code" for c in ("carrier", "origin", "dest")]
+    probe.graph.output.extend([onnx.helper.make_tensor_value_info(n, onnx.TensorProto.DOUBLE, [None, 1]) for n in names])
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    for f in random_frames(X, 24, seed=5):
+        known = hgb._preprocessor.named_transformers_["encoder"].categories_
+        unknown = {c: (f[c].isna() | ~f[c].isin([v for v in known[j] if not pd.isna(v)])).to_numpy()
+                   for j, c in enumerate(("carrier", "origin", "dest"))}
+        feeds = OnnxModel(graph, feed, outputs).inputs(f)
+        np.testing.assert_array_equal(np.isnan(feeds["numeric"]), f[feed[-1]["columns"]].isna().to_numpy())
+        for name, codes in zip(names, session.run(names, feeds)):
+            codes = codes.ravel()
+            assert not np.isnan(codes).any()
+            np.testing.assert_array_equal(codes == UNKNOWN_CODE, unknown[name[:-5]])
 
 
 @pytest.mark.parametrize("fmt", ["torch_state_dict", "torch_export", "onnx"])

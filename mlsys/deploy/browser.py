@@ -460,7 +460,7 @@ def _rows(native, X) -> dict:
         raise DataError(f"X must be a batch of at least one row, got {type(X).__name__}" + ("" if n is None else " with 0 rows"))
     if n > MAX_ROWS:
         raise DataError(f"X has {n:,} rows, over MAX_ROWS ({MAX_ROWS:,}) per call: send it in parts")
-    return native._inputs(X)
+    return native.inputs(X)
 
 
 def _timings(first_s: float, runs_s, rows: int) -> dict:

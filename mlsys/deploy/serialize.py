@@ -24,10 +24,10 @@ from ..core import (ConfigError, DataError, IntegrityError, as_path, atomic_writ
 
 # %% auto 0
 __all__ = ['ARTIFACT_VERSION', 'FORMATS', 'MANIFEST', 'MANIFEST_SUM', 'REQUIRES', 'MAX_MANIFEST_BYTES', 'TORCH_LAYERS',
-           'MISSING_CATEGORY', 'DEFAULT_FORMAT', 'model_kind', 'environment', 'check_versions', 'write_artifact',
-           'read_artifact', 'input_schema', 'trusted_types', 'architecture', 'build_module', 'hgb_to_onnx',
-           'onnx_unsupported', 'sklearn_to_onnx', 'torch_to_onnx', 'OnnxModel', 'save_model', 'load_model',
-           'read_manifest']
+           'UNKNOWN_CODE', 'MISSING_CATEGORY', 'DEFAULT_FORMAT', 'model_kind', 'environment', 'check_versions',
+           'write_artifact', 'read_artifact', 'input_schema', 'trusted_types', 'architecture', 'build_module',
+           'hgb_to_onnx', 'onnx_unsupported', 'sklearn_to_onnx', 'torch_to_onnx', 'OnnxModel', 'save_model',
+           'load_model', 'read_manifest']
 
 # %% ../../nbs/10a_deploy_serialize.ipynb
 ARTIFACT_VERSION = 1  # the layout version of the artifact zip (manifest.json + manifest.sha256 + payload files)
@@ -397,6 +397,9 @@ def _load_export(man, files, what):
         raise IntegrityError(f"{what}: torch.export could not load the program ({type(e).__name__}: {e})") from e
 
 # %% ../../nbs/10a_deploy_serialize.ipynb
+UNKNOWN_CODE = -1.0  # the code an unknown or missing category has in an ONNX graph (scikit-learn's codes are >= 0)
+
+
 def _bit(words, c: int) -> bool:
     return bool((int(words[c // 32]) >> (c % 32)) & 1)
 
@@ -420,16 +423,19 @@ def _hgb_trees(model):
             for side, child in (("true", int(n["left"])), ("false", int(n["right"]))):
                 is_leaf = bool(nodes[child]["is_leaf"])
                 att[side].append(lid[child] if is_leaf else nid[child]); att[side + "leaf"].append(int(is_leaf))
-            if n["is_categorical"]:  # categories whose code is in the left bitset go left
+            if n["is_categorical"]:  # categories whose code is in the left bitset go left, unknown ones as missing values do
                 words = pred.raw_left_cat_bitsets[n["bitset_idx"]]
-                members += [float(c) for c in range(32 * len(words)) if _bit(words, c)] + [np.nan]
+                unknown = [UNKNOWN_CODE] if n["missing_go_to_left"] else []
+                members += [float(c) for c in range(32 * len(words)) if _bit(words, c)] + unknown + [np.nan]  # NaN ends a set
                 att["modes"].append(6); att["splits"].append(0.0)  # BRANCH_MEMBER
             else:
                 att["modes"].append(0); att["splits"].append(float(n["num_threshold"]))  # BRANCH_LEQ
     return att, members, leaves, roots, const
 
 # %% ../../nbs/10a_deploy_serialize.ipynb
-MISSING_CATEGORY = "\x00missing"  # what a missing category is fed to an ONNX graph as (no model knows it)
+# what a missing category is fed to an ONNX graph as: a text no category has (a private-use character; not NUL, at
+# which onnxruntime cuts a numpy string, so "\x00missing" arrived as "", a real category of some models)
+MISSING_CATEGORY = "\ue000missing"
 
 
 def hgb_to_onnx(model) -> tuple[bytes, list[dict], dict]:
@@ -451,9 +457,12 @@ def hgb_to_onnx(model) -> tuple[bytes, list[dict], dict]:
         known, fmap = model._bin_mapper.make_known_categories_bitsets()
     for j, col in enumerate(cats):
         keep = [(str(v), float(k)) for k, v in enumerate(enc.categories_[j]) if not pd.isna(v) and _bit(known[fmap[j]], k)]
+        if any(k == MISSING_CATEGORY or "\x00" in k for k, _ in keep):
+            raise ConfigError(f"column {col!r} has a category that is MISSING_CATEGORY or holds a NUL character, which an "
+                              "ONNX string input cannot tell from a missing value")
         inputs.append(helper.make_tensor_value_info(col, TensorProto.STRING, [None, 1]))
         nodes += [helper.make_node("LabelEncoder", [col], [f"{col}_f"], domain="ai.onnx.ml", keys_strings=[k for k, _ in keep],
-                                   values_floats=[c for _, c in keep], default_float=float("nan")),
+                                   values_floats=[c for _, c in keep], default_float=UNKNOWN_CODE),
                   helper.make_node("Cast", [f"{col}_f"], [f"{col}_code"], to=TensorProto.DOUBLE)]
         coded.append(f"{col}_code")
     inputs.append(helper.make_tensor_value_info("numeric", TensorProto.DOUBLE, [None, model.n_features_in_ - len(cats)]))
@@ -583,7 +592,8 @@ class OnnxModel:
             raise IntegrityError(f"onnxruntime cannot load the model ({type(e).__name__}: {e})") from e
         self.feed, self.outputs, self.classes_ = feed, outputs, None if classes is None else np.asarray(classes)
 
-    def _inputs(self, X) -> dict:
+    def inputs(self, X) -> dict:
+        "The graph's input tensors for the rows of `X`, by input name, built as the feed in the manifest says."
         out = {}
         for f in self.feed:
             cols, dtype = f["columns"], f["dtype"]
@@ -613,19 +623,19 @@ class OnnxModel:
     def run(self, X) -> dict:
         "Every output of the graph for the rows of `X`, by name."
         names = [o.name for o in self.session.get_outputs()]
-        return dict(zip(names, self.session.run(None, self._inputs(X))))
+        return dict(zip(names, self.session.run(None, self.inputs(X))))
 
     def predict_proba(self, X) -> np.ndarray:
         "Class probabilities (classifiers)."
         if "probabilities" not in self.outputs:
             raise ConfigError("this ONNX model is not a classifier with probabilities")
-        return self.session.run([self.outputs["probabilities"]], self._inputs(X))[0]
+        return self.session.run([self.outputs["probabilities"]], self.inputs(X))[0]
 
     def predict(self, X) -> np.ndarray:
         "Predicted classes (argmax of the probabilities, as scikit-learn) or the model's output."
         if "probabilities" in self.outputs:
             return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-        return self.session.run([self.outputs["output"]], self._inputs(X))[0]
+        return self.session.run([self.outputs["output"]], self.inputs(X))[0]
 
     __call__ = predict
 
