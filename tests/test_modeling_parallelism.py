@@ -78,7 +78,9 @@ def test_stage_bounds_cover_the_model():
 
 
 def test_checkpointing_lowers_peak_memory_with_equal_gradients(capsys):
-    df = P.checkpoint_cost(depth=8, width=256, batch=256, segments=(0, 4), repeats=2, fresh_process=False)
+    # a fresh process: in the suite's process, memory freed by earlier tests (TensorFlow's, torch's) is reused without
+    # raising the resident size, so the in-process peaks read the same 0.25 MiB with and without checkpointing
+    df = P.checkpoint_cost(depth=8, width=256, batch=256, segments=(0, 4), repeats=2, fresh_process=True)
     assert list(df.index) == [0, 4]
     assert (df["max_grad_diff"] == 0).all()
     assert df.loc[4, "peak_mib"] < df.loc[0, "peak_mib"]

@@ -478,7 +478,7 @@ def int_in(lo: int, hi: int) -> Option:
 
 # %% ../../nbs/10k_deploy_compilers.ipynb
 class TuningTarget:
-    "What an `Autotuner` tunes: named `Option`s, the cost of a configuration, and what that cost depends on."
+    "What an `Autotuner` tunes: its named options (`Option`), the cost of a configuration, and what that cost depends on."
     name: str = "target"  # names the target in cache files and errors
     libraries: tuple = ()  # distributions whose versions key the cache (a new version can move the optimum)
 

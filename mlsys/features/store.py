@@ -1344,7 +1344,7 @@ def _ingest_flight_views(store: FeatureStore, weather: pd.DataFrame, planes: pd.
 
 # %% ../../nbs/07f_features_store.ipynb
 def recent_departure_definitions(recent_window="2h") -> tuple:
-    "The two recent-departure features at the origin (mean delay, count) as `WindowAggregate`s: the one definition batch and streaming share."
+    "The two recent-departure features at the origin (mean delay, count), each a `WindowAggregate`: the one definition batch and streaming share."
     from mlsys.features.windows import WindowAggregate
     return (WindowAggregate("origin_dep_delay_2h", "origin", "dep_delay", "dep_actual", recent_window, "mean"),
             WindowAggregate("origin_deps_2h", "origin", "dep_delay", "dep_actual", recent_window, "count"))
