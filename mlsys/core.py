@@ -69,6 +69,21 @@ class BusyError(MlsysError, TimeoutError):
     "A shared resource (a file lock, a database) stayed busy past its timeout; retrying later may succeed."
 
 # %% ../nbs/00_core.ipynb
+class _DataTypeError(DataError, TypeError):
+    "Input of a type scikit-learn refuses with a TypeError (a sparse matrix): a `DataError` that is also that TypeError."
+
+
+def _validated(est, X, y="no_validation", reset: bool = True):
+    "scikit-learn's validate_data, its refusals (NaN, 1-D X, y=None, sparse X) raised as named `DataError` errors."
+    from sklearn.utils.validation import validate_data
+    try:
+        return validate_data(est, X, y, reset=reset)
+    except TypeError as e:
+        raise _DataTypeError(f"X/y: {e}") from e
+    except ValueError as e:
+        raise DataError(f"X/y: {e}") from e
+
+# %% ../nbs/00_core.ipynb
 def _names(cols, limit: int = 20) -> str:
     names = [str(c) for c in cols]
     return repr(names) if len(names) <= limit else f"{names[:limit]!r} ... ({len(names)} in all)"

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from ..core import ConfigError, DataError, optional_import
+from ..core import ConfigError, DataError, _validated, optional_import
 from .compress import Arrays, accuracy, fashion_cnn, fit_torch, flights_mlp, measure, predict_logits
 
 # %% auto 0
@@ -122,19 +122,6 @@ def distill(student, # the torch student, trained in place
         return distillation_loss(logits, target[:, :k], target[:, k].long(), t, a)
     return fit_torch(student, X, packed, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, loss=loss,
                      validation=validation)
-
-# %% ../../nbs/10g_deploy_distill.ipynb
-class _DataTypeError(DataError, TypeError):
-    "Input of a type scikit-learn refuses with a TypeError (a sparse matrix): a `DataError` that is also that TypeError."
-
-def _validated(est, X, y="no_validation", reset: bool = True):
-    "scikit-learn's validate_data, its refusals (NaN, 1-D X, y=None, sparse X) raised as named `DataError`s."
-    try:
-        return validate_data(est, X, y, reset=reset)
-    except TypeError as e:
-        raise _DataTypeError(f"X/y: {e}") from e
-    except ValueError as e:
-        raise DataError(f"X/y: {e}") from e
 
 # %% ../../nbs/10g_deploy_distill.ipynb
 def _teacher_log_probs(teacher, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,9 +12,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from ..core import ConfigError, DataError, optional_import
+from ..core import ConfigError, DataError, _validated, optional_import
 from .resample import RandomUnderSampler, check_X_y
 
 torch = optional_import("torch", purpose="mlsys.imbalance.losses")
@@ -468,20 +468,6 @@ def dynamic_fit(
 
     fit_torch(model, Xa, ya, loss_fn=loss_fn, epochs=epochs, lr=lr, epoch_indices=indices, seed=seed)
     return model, np.array(history)
-
-# %% ../../nbs/05c_imbalance_losses.ipynb
-class _DataTypeError(DataError, TypeError):
-    "Input of a type scikit-learn refuses with a TypeError (a sparse matrix): a `DataError` that is also that TypeError."
-
-
-def _validated(est, X, y="no_validation", reset: bool = True):
-    "scikit-learn's validate_data, its refusals (NaN, 1-D X, y=None, sparse X) raised as named `DataError`s."
-    try:
-        return validate_data(est, X, y, reset=reset)
-    except TypeError as e:
-        raise _DataTypeError(f"X/y: {e}") from e
-    except ValueError as e:
-        raise DataError(f"X/y: {e}") from e
 
 # %% ../../nbs/05c_imbalance_losses.ipynb
 class BalancedBaggingClassifier(ClassifierMixin, BaseEstimator):
