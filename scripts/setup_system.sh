@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Debian packages the tests need: Fashion-MNIST data, Redis and PostgreSQL servers, Chromium for the docs check.
+# Debian packages the tests need: Fashion-MNIST data, Redis and PostgreSQL servers, Chromium for the docs check, Prometheus (+ promtool) for the monitoring tests.
 # Idempotent: installs only what is missing; needs root (CI runs as root) or passwordless sudo.
 set -euo pipefail
-pkgs=(dataset-fashion-mnist redis-server postgresql chromium chromium-driver)
+pkgs=(dataset-fashion-mnist redis-server postgresql chromium chromium-driver prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

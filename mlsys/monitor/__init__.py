@@ -1,0 +1,1 @@
+"Chapter 8: distribution shifts and monitoring (drift detectors, windows, validation, alerts, dashboard, feedback loops)."
