@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,8 +16,10 @@ import pandas as pd
 from ..core import ConfigError, DataError, SchemaError
 
 # %% auto 0
-__all__ = ['DRIFT_NUMERIC', 'DRIFT_CATEGORICAL', 'CORRECTIONS', 'flights_drift_data', 'DriftResult', 'DriftDetector',
-           'corrected_threshold', 'KSDrift']
+__all__ = ['DRIFT_NUMERIC', 'DRIFT_CATEGORICAL', 'CORRECTIONS', 'MAX_KERNEL_ROWS', 'flights_drift_data', 'DriftResult',
+           'DriftDetector', 'corrected_threshold', 'KSDrift', 'ChiSquaredDrift', 'CvMDrift', 'ADDrift',
+           'UnivariateDrift', 'PSIDrift', 'permutation_p_value', 'median_sigma', 'mmd2_permutations', 'MMDDrift',
+           'LSDDDrift', 'classifier_two_sample', 'ClassifierDrift']
 
 # %% ../../nbs/11b_monitor_drift.ipynb
 DRIFT_NUMERIC = ["dep_delay", "arr_delay", "air_time", "distance", "sched_hour", "temp", "humid", "wind_speed",
@@ -346,3 +349,403 @@ class KSDrift(_PerFeature):
 
     def _test(self, kind, ref, x, name):
         return ("ks", *_ks(ref, x, self.alternative, self.method))
+
+# %% ../../nbs/11b_monitor_drift.ipynb
+def _chi2_table(ref_counts: pd.Series, x: np.ndarray, min_expected: float) -> np.ndarray:
+    "The 2 × k table of reference/window counts per category (unseen ones pooled), sparse columns pooled."
+    got = pd.Series(x).value_counts()
+    cats = ref_counts.index
+    t = np.vstack([ref_counts.to_numpy(float), got.reindex(cats, fill_value=0).to_numpy(float)])
+    unseen = got[~got.index.isin(cats)].sum()
+    if unseen:
+        t = np.column_stack([t, [0.0, float(unseen)]])
+    if min_expected > 0 and t.shape[1] > 2:
+        expected = np.outer(t.sum(1), t.sum(0)) / t.sum()
+        sparse = expected.min(axis=0) < min_expected
+        if sparse.sum() >= 2 or (sparse.any() and t.shape[1] - sparse.sum() >= 2):
+            t = np.column_stack([t[:, ~sparse], t[:, sparse].sum(1)]) if sparse.sum() else t
+    return t
+
+
+def _chi2(table: np.ndarray) -> tuple[float, float]:
+    from scipy.stats import chi2_contingency
+    table = table[:, table.sum(0) > 0]
+    if table.shape[1] < 2:
+        return 0.0, 1.0  # one category in both samples: nothing can differ
+    r = chi2_contingency(table, correction=False)
+    return float(r.statistic), float(r.pvalue)
+
+# %% ../../nbs/11b_monitor_drift.ipynb
+class ChiSquaredDrift(_PerFeature):
+    "Pearson's chi-squared test of homogeneity per categorical feature, with a multiple-testing correction."
+    name = "chi2"
+    _kinds, _force = ("categorical",), "categorical"
+
+    def __init__(self,
+                 alpha: float = 0.05,  # the detector's level (false-positive rate)
+                 correction: str | None = "bonferroni",  # "bonferroni", "fdr" (Benjamini–Hochberg) or None
+                 unseen: str = "error",  # a category unseen in the reference: "error" (DataError) or "pool" (one column)
+                 min_expected: float = 5.0):  # pool categories whose expected count is below this (0: never)
+        self.alpha, self.correction, self.unseen, self.min_expected = alpha, correction, unseen, min_expected
+
+    def _fit(self, t: _Table) -> None:
+        self._ref = [pd.Series(c).value_counts() for c in t.columns]
+
+    def _test(self, kind, ref, x, name):
+        return ("chi2", *_chi2(_chi2_table(ref, x, self.min_expected)))
+
+# %% ../../nbs/11b_monitor_drift.ipynb
+def _cvm(ref: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    from scipy.stats import cramervonmises_2samp
+    r = cramervonmises_2samp(ref, x, method="auto")
+    return float(r.statistic), float(r.pvalue)
+
+
+def _ad(ref: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    from scipy.stats import anderson_ksamp
+    if np.ptp(np.r_[ref, x]) == 0:
+        return 0.0, 1.0  # scipy refuses a single distinct value: identical constants cannot differ
+    with warnings.catch_warnings():  # the documented cap of scipy's interpolated p-value to [0.001, 0.25]
+        warnings.filterwarnings("ignore", message="p-value (capped|floored)", category=UserWarning)
+        r = anderson_ksamp([ref, x], variant="midrank")
+    return float(r.statistic), float(r.pvalue)
+
+
+_NUMERIC_TESTS = {"ks": _ks, "cvm": _cvm, "ad": _ad}
+
+# %% ../../nbs/11b_monitor_drift.ipynb
+class CvMDrift(_PerFeature):
+    "Cramér–von Mises test per numeric feature (equal to `scipy.stats.cramervonmises_2samp`), corrected."
+    name = "cvm"
+    _min_rows = 2
+
+    def __init__(self, alpha: float = 0.05, correction: str | None = "bonferroni"):  # as `KSDrift`
+        self.alpha, self.correction = alpha, correction
+
+    def _test(self, kind, ref, x, name):
+        return ("cvm", *_cvm(ref, x))
+
+
+class ADDrift(_PerFeature):
+    "Anderson–Darling k-sample test per numeric feature (equal to `scipy.stats.anderson_ksamp`), corrected."
+    name = "ad"
+
+    def __init__(self, alpha: float = 0.05, correction: str | None = "bonferroni"):  # as `KSDrift`
+        self.alpha, self.correction = alpha, correction
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if not 0.001 < self.alpha < 0.25:
+            raise ConfigError(f"ADDrift needs 0.001 < alpha < 0.25 (scipy caps its p-value to [0.001, 0.25]), got {self.alpha}")
+
+    def _test(self, kind, ref, x, name):
+        return ("ad", *_ad(ref, x))
+
+# %% ../../nbs/11b_monitor_drift.ipynb
+class UnivariateDrift(ChiSquaredDrift):
+    "Per-feature tests of a mixed table (KS/CvM/AD for numeric, chi-squared for categorical features), corrected."
+    name = "univariate"
+    _kinds, _force = ("numeric", "categorical"), None
+
+    def __init__(self,
+                 alpha: float = 0.05,  # the detector's level (false-positive rate)
+                 correction: str | None = "bonferroni",  # "bonferroni", "fdr" (Benjamini–Hochberg) or None
+                 numeric_test: str = "ks",  # "ks", "cvm" or "ad"
+                 unseen: str = "error",  # a category unseen in the reference: "error" or "pool"
+                 min_expected: float = 5.0):  # chi-squared: pool categories whose expected count is below this
+        self.alpha, self.correction, self.numeric_test = alpha, correction, numeric_test
+        self.unseen, self.min_expected = unseen, min_expected
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if self.numeric_test not in _NUMERIC_TESTS:
+            raise ConfigError(f"numeric_test must be one of {list(_NUMERIC_TESTS)}, got {self.numeric_test!r}")
+        self._min_rows = 2 if self.numeric_test == "cvm" else 1
+
+    def _fit(self, t: _Table) -> None:
+        self._ref = [pd.Series(c).value_counts() if k == "categorical" else c for k, c in zip(t.kinds, t.columns)]
+
+    def _test(self, kind, ref, x, name):
+        if kind == "categorical":
+            return super()._test(kind, ref, x, name)
+        return (self.numeric_test, *_NUMERIC_TESTS[self.numeric_test](ref, x))
+
+# %% ../../nbs/11b_monitor_drift.ipynb
+def _psi(p: np.ndarray, q: np.ndarray, eps: float) -> float:
+    p, q = np.maximum(p / p.sum(), eps), np.maximum(q / q.sum(), eps)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+class PSIDrift(DriftDetector):
+    "Population stability index per feature (reference-decile bins; categories as bins) against a threshold."
+    name = "psi"
+    _kinds = ("numeric", "categorical")
+
+    def __init__(self,
+                 threshold: float = 0.25,  # drift when a feature's PSI exceeds this (0.1: moderate, 0.25: major)
+                 n_bins: int = 10,  # bins from the reference's quantiles, for numeric features
+                 eps: float = 1e-4,  # an empty bin's share is taken as this
+                 unseen: str = "error"):  # a category unseen in the reference: "error" or "pool" (one more bin)
+        self.threshold, self.n_bins, self.eps, self.unseen = threshold, n_bins, eps, unseen
+
+    def _validate_params(self) -> None:
+        for k, lo in [("threshold", 0), ("eps", 0)]:
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > lo:
+                raise ConfigError(f"{k} must be a positive number, got {v!r}")
+        if isinstance(self.n_bins, bool) or not isinstance(self.n_bins, (int, np.integer)) or self.n_bins < 2:
+            raise ConfigError(f"n_bins must be an integer of at least 2, got {self.n_bins!r}")
+        if self.unseen not in _UNSEEN:
+            raise ConfigError(f"unseen must be one of {_UNSEEN}, got {self.unseen!r}")
+
+    def _fit(self, t: _Table) -> None:
+        qs = np.linspace(0, 1, self.n_bins + 1)[1:-1]
+        self._edges = [np.unique(np.quantile(c, qs)) if k == "numeric" else None for k, c in zip(t.kinds, t.columns)]
+        self._ref = [self._counts(j, c) for j, c in enumerate(t.columns)]
+
+    def _counts(self, j: int, x: np.ndarray) -> np.ndarray:
+        if self._edges[j] is not None:  # bins (-inf, e1], (e1, e2], ..., (ek, inf)
+            return np.bincount(np.searchsorted(self._edges[j], x, side="left"), minlength=len(self._edges[j]) + 1)
+        cats = self.categories_[self.feature_names_in_[j]]
+        got = pd.Series(x).value_counts()
+        return np.r_[got.reindex(cats, fill_value=0).to_numpy(), got[~got.index.isin(cats)].sum()]
+
+    def _predict(self, t: _Table) -> DriftResult:
+        psi = np.array([_psi(r.astype(float), self._counts(j, x).astype(float), self.eps)
+                        for j, (r, x) in enumerate(zip(self._ref, t.columns))])
+        feats = pd.DataFrame({"feature": t.names, "test": "psi", "statistic": psi, "p_value": np.nan,
+                              "threshold": float(self.threshold), "drift": psi > self.threshold})
+        top = int(np.argmax(psi))
+        return DriftResult(self.name, float(psi[top]), None, float(self.threshold), bool(psi[top] > self.threshold),
+                           self.n_reference_, t.n, feats)
+
+# %% ../../nbs/11b_monitor_drift.ipynb
+def permutation_p_value(
+    observed: float,  # the statistic of the actual split
+    permuted,  # the statistics of the random re-splits
+) -> float:
+    "The permutation test's p-value (b + 1)/(n + 1), counting the observed split among the n permutations."
+    permuted = np.asarray(permuted, dtype="float64")
+    return float((1 + np.count_nonzero(permuted >= observed)) / (1 + permuted.size))
+
+
+def _split_indicators(n_all: int, n_ref: int, n_permutations: int, rng: np.random.Generator) -> np.ndarray:
+    "An (n_all, 1 + n_permutations) 0/1 matrix: column 0 the actual split (reference first), then random ones."
+    s = np.zeros((n_all, 1 + n_permutations))
+    s[:n_ref, 0] = 1
+    if n_permutations:
+        idx = np.argsort(rng.random((n_permutations, n_all)), axis=1)[:, :n_ref]
+        s[idx, np.arange(1, 1 + n_permutations)[:, None]] = 1
+    return s
+
+# %% ../../nbs/11b_monitor_drift.ipynb
+MAX_KERNEL_ROWS = 10_000  # the largest pooled sample a kernel matrix is built for (10,000² float64 = 800 MB)
+
+
+def _sq_dists(X: np.ndarray, Y: np.ndarray | None = None) -> np.ndarray:
+    Y = X if Y is None else Y
+    d = (X * X).sum(1)[:, None] + (Y * Y).sum(1)[None, :] - 2 * X @ Y.T
+    return np.maximum(d, 0, out=d)
+
+
+def median_sigma(
+    X: np.ndarray,  # rows × features (the pooled sample)
+    rng: np.random.Generator | None = None,  # picks 2,000 rows when there are more
+) -> float:
+    "The median heuristic: sqrt(median squared distance between distinct rows / 2); 1.0 when all rows coincide."
+    if len(X) > 2000:
+        X = X[(rng or np.random.default_rng(0)).choice(len(X), 2000, replace=False)]
+    d = _sq_dists(X)[np.triu_indices(len(X), 1)]
+    med = float(np.median(d)) if d.size else 0.0
+    return math.sqrt(med / 2) if med > 0 else 1.0
+
+
+def mmd2_permutations(
+    K: np.ndarray,  # the pooled kernel matrix, reference rows first
+    n_reference: int,  # how many of its rows are the reference
+    n_permutations: int = 100,  # random re-splits
+    rng: np.random.Generator | None = None,
+    batch: int = 256,  # permutations per matrix product
+) -> tuple[float, np.ndarray]:
+    "Unbiased MMD² of the actual split and of `n_permutations` random re-splits, all from one kernel matrix."
+    K = np.array(K, dtype="float64")
+    np.fill_diagonal(K, 0)
+    N, m = len(K), n_reference
+    n = N - m
+    r = K.sum(1)
+    tot = r.sum()
+    s = _split_indicators(N, m, n_permutations, rng or np.random.default_rng())
+    out = np.empty(s.shape[1])
+    for a in range(0, s.shape[1], batch):
+        S = s[:, a:a + batch]
+        xx = np.einsum("ij,ij->j", S, K @ S)
+        sr = r @ S
+        out[a:a + batch] = xx / (m * (m - 1)) + (tot - 2 * sr + xx) / (n * (n - 1)) - 2 * (sr - xx) / (m * n)
+    return float(out[0]), out[1:]
+
+# %% ../../nbs/11b_monitor_drift.ipynb
+class _Permutation(DriftDetector):
+    "Shared parameters and checks of the permutation-test detectors."
+    _min_rows = 2
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        n = self.n_permutations
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 100_000:
+            raise ConfigError(f"n_permutations must be an integer in [1, 100000], got {n!r}")
+        if self.sigma is not None and not (isinstance(self.sigma, (int, float)) and self.sigma > 0):
+            raise ConfigError(f"sigma must be a positive number or None (the median heuristic), got {self.sigma!r}")
+
+    def _result(self, stat: float, perms: np.ndarray, n: int) -> DriftResult:
+        p = permutation_p_value(stat, perms)
+        return DriftResult(self.name, float(stat), p, float(self.alpha), p <= self.alpha, self.n_reference_, n)
+
+# %% ../../nbs/11b_monitor_drift.ipynb
+class MMDDrift(_Permutation):
+    "Maximum mean discrepancy with a Gaussian kernel and a batched permutation test, p = (b + 1)/(n + 1)."
+    name = "mmd"
+
+    def __init__(self,
+                 alpha: float = 0.05,  # the test's level
+                 n_permutations: int = 100,  # random re-splits of the pooled sample
+                 sigma: float | None = None,  # kernel bandwidth; None: the median heuristic on the pooled sample
+                 standardize: bool = True,  # scale features by the pooled sample's mean and std first
+                 random_state: int | None = None):  # seeds the permutations (and the heuristic's subsample)
+        self.alpha, self.n_permutations, self.sigma = alpha, n_permutations, sigma
+        self.standardize, self.random_state = standardize, random_state
+
+    def _fit(self, t: _Table) -> None:
+        self._ref, self._rng = t.matrix(), np.random.default_rng(self.random_state)
+
+    def _predict(self, t: _Table) -> DriftResult:
+        Z = np.vstack([self._ref, t.matrix()])
+        if len(Z) > MAX_KERNEL_ROWS:
+            raise DataError(f"X_ref and X have {len(Z)} rows together, more than the {MAX_KERNEL_ROWS} MMDDrift builds a "
+                            "kernel matrix for: test a random sample of each (or use LSDDDrift, linear in the rows)")
+        if self.standardize:
+            sd = Z.std(0)
+            Z = (Z - Z.mean(0)) / np.where(sd > 0, sd, 1.0)
+        sigma = self.sigma or median_sigma(Z, self._rng)
+        K = np.exp(_sq_dists(Z) / (-2 * sigma**2))
+        stat, perms = mmd2_permutations(K, self.n_reference_, self.n_permutations, self._rng)
+        return self._result(stat, perms, t.n)
+
+# %% ../../nbs/11b_monitor_drift.ipynb
+def _lsdd_lambda(h: np.ndarray, H: np.ndarray, rd_max: float) -> np.ndarray:
+    "2A − AᵀHA for A = (H + λI)⁻¹ with the largest λ in 1, 1/4, ... whose mean relative difference is below `rd_max`."
+    eye = np.eye(len(H))
+    for lam in [4.0 ** -i for i in range(10)]:
+        A = np.linalg.inv(H + lam * eye)
+        om = h @ A
+        rd = float(np.mean(1 - np.einsum("bk,bk->b", om @ H, om) / np.einsum("bk,bk->b", h, om)))
+        if rd < rd_max:
+            return 2 * A - A.T @ H @ A
+    raise DataError("LSDD found no regularisation that fits the density difference (too many repeated rows in "
+                    "X_ref and X?): use MMDDrift")
+
+
+class LSDDDrift(_Permutation):
+    "Least-squares density difference with kernel centres from the reference and a batched permutation test."
+    name = "lsdd"
+
+    def __init__(self,
+                 alpha: float = 0.05,  # the test's level
+                 n_permutations: int = 100,  # random re-splits
+                 n_kernel_centers: int | None = None,  # reference rows set aside as centres (None: a twentieth, >= 2)
+                 lambda_rd_max: float = 0.2,  # the largest relative change the regularisation may cause
+                 sigma: float | None = None,  # kernel bandwidth (after standardising); None: the median heuristic
+                 random_state: int | None = None):  # seeds the centres and the permutations
+        self.alpha, self.n_permutations, self.n_kernel_centers = alpha, n_permutations, n_kernel_centers
+        self.lambda_rd_max, self.sigma, self.random_state = lambda_rd_max, sigma, random_state
+
+    def _kernel(self, X: np.ndarray) -> np.ndarray:
+        return np.exp(_sq_dists((X - self._mu) / self._sd, self.centers_) / (-2 * self.sigma_**2))
+
+    def _fit(self, t: _Table) -> None:
+        X, self._rng = t.matrix(), np.random.default_rng(self.random_state)
+        c = self.n_kernel_centers or max(2, len(X) // 20)
+        if not 1 <= c < len(X) or isinstance(c, bool) or not isinstance(c, (int, np.integer)):
+            raise ConfigError(f"n_kernel_centers must be an integer in [1, {len(X) - 1}] (X_ref has {len(X)} rows), got {c!r}")
+        perm = self._rng.permutation(len(X))
+        C = X[perm[:c]]
+        sd = C.std(0)
+        self._mu, self._sd = C.mean(0), np.where(sd > 0, sd, 1.0)
+        self.centers_ = (C - self._mu) / self._sd
+        self.sigma_ = self.sigma or median_sigma(self.centers_)
+        self._H = np.exp(_sq_dists(self.centers_) / (-4 * self.sigma_**2))  # overlap integrals, up to a constant
+        self._k_ref = self._kernel(X[perm[c:]])
+
+    def _predict(self, t: _Table) -> DriftResult:
+        k = np.vstack([self._k_ref, self._kernel(t.matrix())])
+        nx, ny = len(self._k_ref), t.n
+        s = _split_indicators(len(k), nx, self.n_permutations, self._rng)
+        h = (s.T @ k) * (1 / nx + 1 / ny) - k.sum(0) / ny  # row b: mean over b's reference minus over b's window
+        Hl = _lsdd_lambda(h[1:], self._H, self.lambda_rd_max)
+        lsdd = np.einsum("bk,bk->b", h @ Hl, h)
+        return self._result(lsdd[0], lsdd[1:], t.n)
+
+# %% ../../nbs/11b_monitor_drift.ipynb
+def _default_classifier(random_state):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    return HistGradientBoostingClassifier(max_iter=50, max_leaf_nodes=15, early_stopping=False, random_state=random_state)
+
+
+def classifier_two_sample(
+    X: np.ndarray,  # the pooled rows, numeric
+    y: np.ndarray,  # 0 for reference rows, 1 for window rows
+    model=None,  # a scikit-learn classifier with predict_proba (None: gradient-boosted trees)
+    metric: str = "auc",  # "auc" (one-sided Mann–Whitney p-value) or "accuracy" (one-sided binomial p-value)
+    n_folds: int = 5,  # stratified folds for the out-of-fold scores
+    random_state: int | None = None,  # seeds the folds and the default model
+) -> tuple[float, float]:
+    "The classifier two-sample test's statistic (out-of-fold AUC or accuracy) and p-value."
+    from scipy.stats import binomtest, mannwhitneyu
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold
+    n1 = int(y.sum())
+    n0 = len(y) - n1
+    model = _default_classifier(random_state) if model is None else model
+    score = np.empty(len(y))
+    for tr, te in StratifiedKFold(min(n_folds, n0, n1), shuffle=True, random_state=random_state).split(X, y):
+        score[te] = clone(model).fit(X[tr], y[tr]).predict_proba(X[te])[:, 1]
+    if metric == "auc":
+        u = mannwhitneyu(score[y == 1], score[y == 0], alternative="greater")
+        return float(u.statistic) / (n0 * n1), float(u.pvalue)
+    right = int(((score > 0.5) == y).sum())
+    return right / len(y), float(binomtest(right, len(y), max(n0, n1) / len(y), alternative="greater").pvalue)
+
+# %% ../../nbs/11b_monitor_drift.ipynb
+class ClassifierDrift(DriftDetector):
+    "Classifier two-sample test: out-of-fold AUC (Mann–Whitney p-value) or accuracy (binomial p-value)."
+    name = "classifier"
+    _kinds = ("numeric", "categorical")
+    _min_rows = 2
+
+    def __init__(self,
+                 alpha: float = 0.05,  # the test's level
+                 model=None,  # a scikit-learn classifier with predict_proba (None: gradient-boosted trees)
+                 metric: str = "auc",  # "auc" (Mann–Whitney p-value) or "accuracy" (binomial p-value)
+                 n_folds: int = 5,  # out-of-fold predictions from this many folds
+                 unseen: str = "pool",  # categories unseen in the reference are coded like any other by default
+                 random_state: int | None = None):  # seeds the folds and the default model
+        self.alpha, self.model, self.metric, self.n_folds = alpha, model, metric, n_folds
+        self.unseen, self.random_state = unseen, random_state
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if self.metric not in ("auc", "accuracy"):
+            raise ConfigError(f"metric must be 'auc' or 'accuracy', got {self.metric!r}")
+        if isinstance(self.n_folds, bool) or not isinstance(self.n_folds, (int, np.integer)) or self.n_folds < 2:
+            raise ConfigError(f"n_folds must be an integer of at least 2, got {self.n_folds!r}")
+        if self.model is not None and not hasattr(self.model, "predict_proba"):
+            raise ConfigError(f"model must be a scikit-learn classifier with predict_proba, got {type(self.model).__name__}")
+
+    def _fit(self, t: _Table) -> None:
+        self._ref = t
+
+    def _predict(self, t: _Table) -> DriftResult:
+        cols = [np.r_[r, x] if k == "numeric" else pd.factorize(np.r_[r, x].astype(str))[0].astype(float)
+                for k, r, x in zip(t.kinds, self._ref.columns, t.columns)]  # categories: ordinal codes of both samples
+        y = np.r_[np.zeros(self.n_reference_, dtype=int), np.ones(t.n, dtype=int)]
+        stat, p = classifier_two_sample(np.column_stack(cols), y, self.model, self.metric, self.n_folds, self.random_state)
+        return DriftResult(self.name, stat, p, float(self.alpha), p <= self.alpha, self.n_reference_, t.n)
