@@ -120,6 +120,13 @@ def test_frequencies_equal_value_counts_non_ascii_json():
         assert _json(f) == f
 
 
+def test_frequencies_of_a_categorical_count_only_seen_categories():
+    s = pd.Series(["b", None, "a", "b"], dtype=pd.CategoricalDtype(["a", "b", "unused"]))
+    f = Frequencies().update(s)
+    assert f.table == {"b": 2, "a": 1} and f.nulls == 1 and f.stats()["distinct"] == 2
+    assert Frequencies().update(s.iloc[:0]).table == {}
+
+
 def test_counts_nulls_of_every_kind():
     c = Counts().update(pd.Series([1, None, np.nan, 3], dtype="Int64"))
     assert (c.count, c.nulls) == (2, 2)
@@ -402,6 +409,14 @@ def test_bad_merges_and_dicts():
         Summary.from_dict({"count": 1})
     with pytest.raises(DataError, match="malformed"):
         Summary.from_dict({"kind": "moments", "count": 1})
+    deep = QuantileSketch().to_dict()
+    deep["levels"] = [[]] * 70
+    with pytest.raises(DataError, match="70 levels"):
+        Summary.from_dict(deep)
+    neg = Counts().to_dict()
+    neg["nulls"] = -1
+    with pytest.raises(DataError, match="negative"):
+        Summary.from_dict(neg)
     bad = QuantileSketch().update([1.0, 2.0]).to_dict()
     bad["count"] = 5
     with pytest.raises(DataError, match="weight 2 for a count of 5"):

@@ -155,6 +155,8 @@ class Counts(Summary):
     def _from_state(cls, d: dict) -> Counts:
         out = cls()
         out.count, out.nulls = int(d["count"]), int(d["nulls"])
+        if out.count < 0 or out.nulls < 0:
+            raise DataError(f"counts dict has count {out.count} and nulls {out.nulls}: neither may be negative")
         return out
 
 # %% ../../nbs/11e_monitor_windows.ipynb
@@ -372,7 +374,7 @@ class Frequencies(Summary):
             table = s[~null].value_counts(sort=False)
         except TypeError as e:  # an unhashable value (a list, a dict)
             raise DataError(f"Frequencies.update: a category must be a string, number or boolean: {e}") from e
-        for v, n in table.items():
+        for v, n in table[table > 0].items():  # a categorical's unused categories are not counts
             key = _category(v, "Frequencies.update")
             self.table[key] = self.table.get(key, 0) + int(n)
         return self
@@ -559,8 +561,12 @@ def _state(self: QuantileSketch) -> dict:
 def _from_state(cls: QuantileSketch, d: dict) -> QuantileSketch:
     out = cls(int(d["k"]), seed=int(d["seed"]))
     out._coin, out.sq_weights = int(d["coin"]) & _MASK, int(d["sq_weights"])
-    out.levels = [np.asarray(b, dtype="float64").reshape(-1) for b in d["levels"]] or [np.empty(0)]
+    if not 1 <= len(d["levels"]) <= 60 or out.sq_weights < 0:
+        raise DataError(f"sketch dict has {len(d['levels'])} levels (1 to 60 hold any stream) and sq_weights {out.sq_weights}")
+    out.levels = [np.asarray(b, dtype="float64").reshape(-1) for b in d["levels"]]
     out.count, out.nulls = int(d["count"]), int(d["nulls"])
+    if out.nulls < 0 or not all(np.isfinite(b).all() for b in out.levels):
+        raise DataError(f"sketch dict has nulls {out.nulls} or non-finite stored values")
     weight = sum(len(b) * 2**h for h, b in enumerate(out.levels))
     if weight != out.count or (out.count and d["min"] is None):
         raise DataError(f"sketch dict holds weight {weight} for a count of {out.count}")
