@@ -50,6 +50,14 @@ def _numeric(values, what: str) -> tuple[np.ndarray, int]:
         raise DataError(f"{what}: values hold {int((~np.isfinite(x)).sum())} infinite value(s); nulls are NaN, infinities are refused")
     return x, int(null.sum())
 
+
+def _category(v, what: str):
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, (str, int, float, bool)):
+        return v
+    raise DataError(f"{what}: a category must be a string, number or boolean, got {type(v).__name__} {v!r}")
+
 # %% ../../nbs/11e_monitor_windows.ipynb
 _KINDS: dict[str, type] = {}
 
@@ -349,14 +357,6 @@ def psi(reference: Histogram,  # the reference window's histogram
     return float(np.sum((q - p) * np.log(q / p)))
 
 # %% ../../nbs/11e_monitor_windows.ipynb
-def _category(v, what: str):
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, (str, int, float, bool)):
-        return v
-    raise DataError(f"{what}: a category must be a string, number or boolean, got {type(v).__name__} {v!r}")
-
-
 class Frequencies(Summary):
     "Counts per category (any mix of strings, numbers and booleans) and nulls."
     kind = "frequencies"
@@ -640,7 +640,7 @@ class Windows:
         rows = [{"start": a, "end": b, **s.stats()} for a, b, s in zip(self.start, self.end, self.summaries)]
         return pd.DataFrame(rows)
 
-
+# %% ../../nbs/11e_monitor_windows.ipynb
 def tumbling(frame: pd.DataFrame,  # rows sorted by `time`
              time: str,  # tz-aware timestamp column
              column: str,  # the column to summarize
@@ -799,7 +799,7 @@ def _as_parts(series) -> tuple[list[Moments], pd.DatetimeIndex | None]:
         raise DataError(f"change point search needs Moments per window, got {bad[0]}")
     return parts, start
 
-
+# %% ../../nbs/11e_monitor_windows.ipynb
 def _best_split(parts: Sequence[Moments], cost: str, min_size: int, floor: float) -> tuple[int, float]:
     "The split i (parts[:i] | parts[i:]) with the lowest total cost and the cost it saves; (-1, 0) if none is allowed."
     pre_n, pre_m2, suf_n, suf_m2 = _scan(parts)
