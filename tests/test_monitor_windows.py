@@ -202,6 +202,19 @@ def test_kll_reproducible_by_seed_and_distinct_per_window():
     assert a == b
     p = QuantileSketch(32, seed=1)
     assert p.empty(0).seed != p.empty(1).seed
+    c, d = QuantileSketch(32, seed=1).update(x[::-1]), QuantileSketch(32, seed=1).update(x + 1)
+    assert len({a._coin, c._coin, d._coin}) == 3  # same seed and sizes, other data: coin streams differ
+
+
+def test_kll_same_seed_sketches_merge_within_bound():
+    "Many sketches made with the default seed and the same batch sizes, merged: still within the stated bound."
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=64 * 2000)
+    parts = [QuantileSketch(16).update(x[i * 2000:(i + 1) * 2000]) for i in range(64)]
+    while len(parts) > 1:
+        parts = [parts[i].merge(parts[i + 1]) for i in range(0, len(parts), 2)]
+    qs = np.linspace(0.01, 0.99, 99)
+    assert _rank_gap(x, qs, parts[0].quantile(qs)).max() <= parts[0].rank_error()
 
 
 # ---------- windows: merged equals direct -------------------------------------------------------------------

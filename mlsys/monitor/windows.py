@@ -5,6 +5,7 @@
 # %% ../../nbs/11e_monitor_windows.ipynb 3
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 
@@ -483,6 +484,8 @@ def update(self: QuantileSketch, values) -> QuantileSketch:
         self.levels[0] = np.concatenate([self.levels[0], x])
         self.count += len(x)
         self.min, self.max = min(self.min, float(x.min())), max(self.max, float(x.max()))
+        batch = int.from_bytes(hashlib.blake2b(x.tobytes(), digest_size=8).digest(), "little")
+        self._coin = _mix64(self._coin ^ batch)  # sketches of different data never share a coin stream
         _compress(self)
     return self
 
