@@ -1,11 +1,13 @@
 """Serving bench (issue 14 item 4): throughput and p50/p99 latency of the flights prediction service on loopback.
 
 One uvicorn process serves three endpoints side by side, measured in one run at concurrency 1, 8, 32 and 128:
-(a) `/predict/naive`: one model call per request (FastAPI's thread pool), the baseline;
+(a) `/predict/naive`: one model call per request on a one-row DataFrame (FastAPI's thread pool), the baseline;
+(a') `/predict/naive-records`: the same, on the service's input path (an ONNX model reads the request dicts directly);
 (b) `/predict`: the micro-batched service (`mlsys.deploy.service`);
 (c) `/empty`: no work at all, the physical limit of the server and this load generator.
 The load generator is our own: asyncio streams, one keep-alive HTTP/1.1 connection per client, each client sending
 its next request when the previous answer arrived (closed loop), bounded by a request count and a time limit.
+Each is measured twice: the main model served as scikit-learn ("native") and as its verified ONNX export.
 Targets: (b) >= 3x (a)'s throughput with p99 < 20 ms at concurrency 32, and (b) within 2x of (c)'s request rate.
 
     python bench/bench_serving.py            # 4 s or 4000 requests per cell
@@ -25,7 +27,7 @@ import numpy as np
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def build(folder: Path) -> tuple[object, list]:
+def build(folder: Path, main_format: str = "native") -> tuple[object, list]:
     "Fit the pipeline model on the first week of January and write the service folder; returns request bodies."
     from mlsys.datasets import load_flights, load_planes, load_weather
     from mlsys.deploy.service import feature_spec, save_service
@@ -41,7 +43,7 @@ def build(folder: Path) -> tuple[object, list]:
     spec = feature_spec(train, FEATURES + [ROUTE_RATE], widen=0.5, bounds=bounds)
     save_service(folder, {"hgb": model, "route_rate": fit_baseline_models(train)["route_rate"]}, spec,
                  main_name="hgb", backup_name="route_rate", bench_endpoints=True, budget=0.25, max_batch_size=64,
-                 max_wait=0.002, max_queue=4096)
+                 max_wait=0.002, max_queue=4096, main_format=main_format, example=train)
     rows = test[spec.names].astype(object).where(test[spec.names].notna(), None).to_dict("records")
     return spec, rows
 
@@ -95,34 +97,45 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help="short cells (1.5 s or 600 requests each)")
     ap.add_argument("--concurrency", default="1,8,32,128", help="comma-separated client counts")
+    ap.add_argument("--formats", default="native,onnx",
+                    help="how the main model is served: native (scikit-learn) and/or onnx (its verified ONNX export)")
     args = ap.parse_args()
     seconds, max_requests = (1.5, 600) if args.small else (4.0, 4000)
     levels = [int(c) for c in args.concurrency.split(",")]
+    formats = [f for f in args.formats.split(",") if f]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in formats:
+            results += measure_format(Path(tmp) / fmt, fmt, levels, seconds, max_requests)
+    return report(results)
+
+
+def measure_format(folder: Path, fmt: str, levels: list, seconds: float, max_requests: int) -> list:
+    "Every endpoint at every concurrency, for one service whose main model is served as `fmt`."
     import httpx
 
     from mlsys.deploy.service import start_service
-
-    with tempfile.TemporaryDirectory() as tmp:
-        spec, rows = build(Path(tmp) / "svc")
-        with start_service(Path(tmp) / "svc") as server:
-            host, port = server.url.removeprefix("http://").split(":")
-            port = int(port)
-            bodies = rows[:1000]
-            endpoints = {"(a) naive": "/predict/naive", "(b) micro-batched": "/predict", "(c) empty": "/empty"}
-            reqs = {name: [request_bytes(host, port, path, b) for b in bodies] for name, path in endpoints.items()}
-            for name in endpoints:  # warm up every path (imports, thread pool, connection setup)
-                asyncio.run(load(host, port, reqs[name], 4, 200, 1.0))
-            results = []
-            for c in levels:
-                for name in endpoints:
-                    before = httpx.get(f"{server.url}/metrics").text
-                    r = asyncio.run(load(host, port, reqs[name], c, max_requests, seconds))
-                    after = httpx.get(f"{server.url}/metrics").text
-                    r["mean_batch"] = _mean_batch(before, after) if name.startswith("(b)") else None
-                    results.append({"endpoint": name, "concurrency": c, **r})
-                    print(f"  {name:<18} c={c:<4} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
-                          f"p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}", file=sys.stderr)
-    return report(results)
+    spec, rows = build(folder, fmt)
+    results = []
+    with start_service(folder) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        port = int(port)
+        bodies = rows[:1000]
+        endpoints = {"(a) naive": "/predict/naive", "(a') naive, no DataFrame": "/predict/naive-records",
+                     "(b) micro-batched": "/predict", "(c) empty": "/empty"}
+        reqs = {name: [request_bytes(host, port, path, b) for b in bodies] for name, path in endpoints.items()}
+        for name in endpoints:  # warm up every path (imports, thread pool, connection setup)
+            asyncio.run(load(host, port, reqs[name], 4, 200, 1.0))
+        for c in levels:
+            for name in endpoints:
+                before = httpx.get(f"{server.url}/metrics").text
+                r = asyncio.run(load(host, port, reqs[name], c, max_requests, seconds))
+                after = httpx.get(f"{server.url}/metrics").text
+                r["mean_batch"] = _mean_batch(before, after) if name.startswith("(b)") else None
+                results.append({"model": fmt, "endpoint": name, "concurrency": c, **r})
+                print(f"  {fmt:<6} {name:<18} c={c:<4} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
+                      f"p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}", file=sys.stderr)
+    return results
 
 
 def _mean_batch(before: str, after: str) -> float | None:
@@ -140,18 +153,22 @@ def report(results: list) -> int:
     import pandas as pd
     df = pd.DataFrame(results)
     print(f"\nServing bench (loopback, one uvicorn process, {os.cpu_count()} CPUs, OMP_NUM_THREADS="
-          f"{os.environ.get('OMP_NUM_THREADS')})")
+          f"{os.environ.get('OMP_NUM_THREADS')}); model: how the main model is served (scikit-learn, or its ONNX export)")
     print(df.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
-    by = df.set_index(["endpoint", "concurrency"])
     if 32 not in df["concurrency"].values:
         return 0
-    a, b, c = (by.loc[(e, 32)] for e in ("(a) naive", "(b) micro-batched", "(c) empty"))
-    t1 = b["rps"] >= 3 * a["rps"] and b["p99_ms"] < 20
-    t2 = b["rps"] >= c["rps"] / 2
-    print(f"\nTarget 1, concurrency 32: (b) {b['rps']:.0f} req/s = {b['rps'] / a['rps']:.2f}x (a) {a['rps']:.0f} req/s "
-          f"(need >= 3x), p99 {b['p99_ms']:.1f} ms (need < 20 ms): {'MET' if t1 else 'NOT MET'}")
-    print(f"Target 2, concurrency 32: (b) {b['rps']:.0f} req/s vs (c) {c['rps']:.0f} req/s = {c['rps'] / b['rps']:.2f}x "
-          f"slower (need <= 2x): {'MET' if t2 else 'NOT MET'}")
+    for fmt, part in df.groupby("model", sort=False):
+        by = part.set_index(["endpoint", "concurrency"])
+        a, a2, b, c = (by.loc[(e, 32)] for e in ("(a) naive", "(a') naive, no DataFrame", "(b) micro-batched", "(c) empty"))
+        print()
+        for name, base in (("(a)", a), ("(a')", a2)):
+            t1 = b["rps"] >= 3 * base["rps"] and b["p99_ms"] < 20
+            print(f"[{fmt}] Target 1, concurrency 32: (b) {b['rps']:.0f} req/s = {b['rps'] / base['rps']:.2f}x {name} "
+                  f"{base['rps']:.0f} req/s (need >= 3x), p99 {b['p99_ms']:.1f} ms (need < 20 ms): "
+                  f"{'MET' if t1 else 'NOT MET'}")
+        t2 = b["rps"] >= c["rps"] / 2
+        print(f"[{fmt}] Target 2, concurrency 32: (b) {b['rps']:.0f} req/s vs (c) {c['rps']:.0f} req/s = "
+              f"{c['rps'] / b['rps']:.2f}x slower (need <= 2x): {'MET' if t2 else 'NOT MET'}")
     return 0
 
 

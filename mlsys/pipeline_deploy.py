@@ -17,8 +17,8 @@ from .core import ConfigError, DataError, IntegrityError
 from .pipeline import FEATURES, TRUSTED_MODEL_TYPES, _labels
 
 # %% auto 0
-__all__ = ['FLIGHT_BOUNDS', 'distil', 'footprint', 'holdout_metrics', 'register_run', 'flight_keys', 'deploy_window',
-           'deploy_batch', 'check_service', 'backup_model', 'deploy_service']
+__all__ = ['FLIGHT_BOUNDS', 'ONNX_SERVE_TOLERANCE', 'distil', 'footprint', 'holdout_metrics', 'register_run', 'flight_keys',
+           'deploy_window', 'deploy_batch', 'check_service', 'backup_model', 'deploy_service']
 
 # %% ../nbs/15f_pipeline_deploy.ipynb
 def distil(teacher, # the fitted chosen model (predict_proba on `FEATURES`)
@@ -242,17 +242,44 @@ FLIGHT_BOUNDS = {  # the physical range of each numeric input (None: unbounded o
 }
 
 # %% ../nbs/15f_pipeline_deploy.ipynb
+ONNX_SERVE_TOLERANCE = 1e-9  # the ONNX export is served only if it equals the model this closely on training rows
+
+
+def _save_service(folder: Path, models: dict, spec, train: pd.DataFrame, serve_format: str, **kw) -> tuple[str, str | None]:
+    "Write the service folder, serving the main model as its ONNX export when that equals it; (how it is served, why not ONNX)."
+    from mlsys.core import MissingExtraError
+    from mlsys.deploy.serialize import read_manifest
+    from mlsys.deploy.service import save_service
+    why = None
+    if serve_format == "onnx":
+        try:
+            save_service(folder, models, spec, main_format="onnx", example=train[FEATURES].head(2000), **kw)
+            diff = read_manifest(folder / "main.onnx.zip")["onnx"]["verified"]["max_abs_diff"]
+            if diff <= ONNX_SERVE_TOLERANCE:
+                return "onnx", None
+            why = f"its ONNX export differs from it by {diff:.3g} on training rows (> {ONNX_SERVE_TOLERANCE:g})"
+        except (ConfigError, IntegrityError, MissingExtraError) as e:
+            why = f"it has no ONNX export ({e})"
+    (folder / "main.onnx.zip").unlink(missing_ok=True)
+    save_service(folder, models, spec, **kw)
+    return "native", why
+
+
 def deploy_service(folder: Path, model, backup, train: pd.DataFrame, window: pd.DataFrame, scores: pd.DataFrame,
-                   n_check: int = 200, budget: float = 0.5, keep_running: bool = False) -> tuple[dict, object]:
+                   n_check: int = 200, budget: float = 0.5, keep_running: bool = False,
+                   serve_format: str = "onnx") -> tuple[dict, object]:
     "Write and start the online service (main model + backup) on loopback, check it against the batch scores."
-    from mlsys.deploy.service import feature_spec, save_service, start_service
+    from mlsys.deploy.service import feature_spec, start_service
+    if serve_format not in ("onnx", "native"):
+        raise ConfigError(f"serve_format={serve_format!r} must be 'onnx' (when the export equals the model) or 'native'")
     numeric = [f for f in FEATURES if f in FLIGHT_BOUNDS]
     spec = feature_spec(train[FEATURES], bounds=FLIGHT_BOUNDS, nullable=numeric)
-    save_service(folder, {"champion": model, "route_rate": backup}, spec, main_name="champion", backup_name="route_rate",
-                 budget=budget)
-    server = start_service(folder)
+    served, why = _save_service(folder, {"champion": model, "route_rate": backup}, spec, train, serve_format,
+                                main_name="champion", backup_name="route_rate", budget=budget)
+    server = start_service(folder, detach=keep_running)  # a kept service outlives the stage's kernel
     try:
-        record = check_service(server.url, window, scores, n=n_check) | {"pid": server.process.pid}
+        record = check_service(server.url, window, scores, n=n_check) | {"pid": server.process.pid, "served_as": served,
+                                                                          "not_onnx_because": why}
     except BaseException:
         server.stop()
         raise

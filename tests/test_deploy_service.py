@@ -118,7 +118,7 @@ def test_spec_from_dict_refuses(bad):
 
 def test_service_answers_equal_the_model_on_300_rows(flights_model):
     model, backup, spec, test, rows = flights_model
-    with _client(create_app(model, spec, backup=backup, main_name="hgb", backup_name="route_rate")) as c:
+    with _client(create_app(model, spec, backup=backup, main_name="hgb", backup_name="route_rate", budget=30.0)) as c:
         got = c.post("/predict/batch", json={"flights": rows}).json()["predictions"]
         one = [c.post("/predict", json=r).json()["probability"] for r in rows[:20]]
     np.testing.assert_allclose([g["probability"] for g in got], _proba(model, test), rtol=0, atol=1e-12)
@@ -520,3 +520,132 @@ def test_save_service_round_trip_in_process(flights_model, tmp_path):
         save_service(tmp_path / "x", {"hgb": model}, spec)
     with pytest.raises(ConfigError, match="service.json"):
         app_from_folder(tmp_path / "empty")
+
+
+# ---------------------------------------------------------------- serving the ONNX export, and the batch fill rule
+
+def _onnx(model):
+    from mlsys.deploy.serialize import OnnxModel, hgb_to_onnx
+    data, feed, outputs = hgb_to_onnx(model)
+    return OnnxModel(data, feed, outputs, list(model.classes_))
+
+
+def test_onnx_record_inputs_equal_the_dataframe_path_on_random_rows(flights_model):
+    "Randomized: rows with nulls, NaN, ints for floats, unseen and non-ASCII categories give the same tensors and probabilities."
+    pytest.importorskip("onnxruntime")
+    model, backup, spec, test, rows = flights_model
+    om, rng = _onnx(model), np.random.default_rng(7)
+    cats = {f.name: list(f.categories) for f in spec.fields if f.kind == "category"}
+    for _ in range(15):
+        batch = []
+        for r in [dict(rows[i]) for i in rng.integers(0, len(rows), rng.integers(1, 20))]:
+            for name, choices in cats.items():
+                r[name] = rng.choice(choices + [None, "ünseen", "", "x\n"])
+            for f in spec.fields:
+                if f.kind != "category" and rng.random() < 0.15:
+                    r[f.name] = None if rng.random() < 0.5 else float("nan")
+                elif f.kind != "category" and r[f.name] is not None and rng.random() < 0.2:
+                    r[f.name] = int(r[f.name]) if np.isfinite(r[f.name]) else r[f.name]
+            batch.append(r)
+        frame = pd.DataFrame({f.name: pd.Categorical([r[f.name] if r[f.name] in f.categories else None for r in batch],
+                                                     categories=f.categories)
+                              if f.kind == "category" else [r[f.name] for r in batch] for f in spec.fields})
+        for f in spec.fields:
+            if f.kind != "category":
+                frame[f.name] = frame[f.name].astype("float64")
+        got, want = om.record_inputs(batch), om.inputs(frame)
+        for name in want:
+            if want[name].dtype.kind in "UO":  # an unseen category is a category the model never saw, either way
+                known = np.isin(got[name], [c for c in cats[name]])
+                assert (got[name][known] == want[name][known]).all()
+            else:
+                np.testing.assert_array_equal(got[name], want[name])
+        np.testing.assert_allclose(om.predict_proba_records(batch), om.predict_proba(frame), atol=1e-12, rtol=0)
+        np.testing.assert_allclose(om.predict_proba_records(batch)[:, 1], model.predict_proba(frame[list(model.feature_names_in_)])[:, 1],
+                                   atol=1e-9, rtol=0)
+
+
+def test_onnx_record_inputs_refuse_bad_records(flights_model):
+    pytest.importorskip("onnxruntime")
+    model, backup, spec, test, rows = flights_model
+    om = _onnx(model)
+    with pytest.raises(DataError, match="list of dicts"):
+        om.record_inputs({"a": 1})
+    with pytest.raises(DataError, match="non-numeric"):
+        om.record_inputs([{**rows[0], "temp": "12.5"}])  # a string is never read as a number
+    with pytest.raises(DataError, match="not a number"):
+        om.record_inputs([{**rows[0], "temp": [1, 2]}])
+
+
+def test_service_serves_the_onnx_export_equal_to_the_model(flights_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from mlsys.deploy.serialize import OnnxModel
+    model, backup, spec, test, rows = flights_model
+    models = {"hgb": model, "route_rate": backup}
+    with pytest.raises(ConfigError, match="needs example="):
+        save_service(tmp_path / "x", models, spec, main_format="onnx", main_name="hgb", backup_name="route_rate")
+    with pytest.raises(ConfigError, match="main_format='tflite'"):
+        save_service(tmp_path / "x", models, spec, main_format="tflite", main_name="hgb", backup_name="route_rate")
+    save_service(tmp_path / "svc", models, spec, main_format="onnx", example=test, main_name="hgb", backup_name="route_rate",
+                 bench_endpoints=True, budget=30.0)
+    app = app_from_folder(tmp_path / "svc")
+    assert isinstance(app.state.service.predictor.main, OnnxModel)
+    want = _proba(model, test)
+    with _client(app) as c:
+        got = [c.post("/predict", json=r).json() for r in rows[:20]]
+        assert {g["model"] for g in got} == {"hgb"} and all(g["fallback"] is None for g in got)
+        np.testing.assert_allclose([g["probability"] for g in got], want[:20], atol=1e-9, rtol=0)
+        batch = c.post("/predict/batch", json={"flights": rows[:50]}).json()["predictions"]
+        np.testing.assert_allclose([g["probability"] for g in batch], want[:50], atol=1e-9, rtol=0)
+        for path in ("/predict/naive", "/predict/naive-records"):
+            np.testing.assert_allclose(c.post(path, json=rows[3]).json()["probability"], want[3], atol=1e-9, rtol=0)
+        bad = c.post("/predict", json={**rows[0], "temp": "warm"})
+        assert bad.status_code == 422 and "temp" in bad.text
+    (tmp_path / "svc" / "main.onnx.zip").write_bytes(b"PK\x03\x04 not an artifact")
+    with pytest.raises(Exception, match="main.onnx.zip"):
+        app_from_folder(tmp_path / "svc")  # the export is verified on load
+
+
+def test_micro_batcher_does_not_wait_once_as_many_requests_as_last_time_are_in(flights_model):
+    "After a batch of 6 requests, the next 6 leave at once: the wait (3 s) is only for a batch that is still filling."
+    model, backup, spec, test, rows = flights_model
+
+    async def run():
+        counted, p, b = _batcher(model, spec, max_batch_size=64, max_wait=3.0)
+        await asyncio.gather(*(b.submit([r]) for r in rows[:6]))
+        t0 = asyncio.get_running_loop().time()
+        await asyncio.wait_for(asyncio.gather(*(b.submit([r]) for r in rows[6:12])), 2.5)
+        fast = asyncio.get_running_loop().time() - t0
+        t0 = asyncio.get_running_loop().time()
+        await asyncio.wait_for(asyncio.gather(*(b.submit([r]) for r in rows[12:15])), 8.0)  # 3 of 6: waits, then goes
+        slow = asyncio.get_running_loop().time() - t0
+        await b.stop()
+        p.close()
+        return counted, fast, slow
+    counted, fast, slow = asyncio.run(run())
+    assert counted.rows == [6, 6, 3], counted.rows
+    assert fast < 2.5 and slow >= 2.0  # the partial batch waited (most of) max_wait; the full one did not
+
+
+@pytest.mark.server
+def test_a_detached_service_outlives_the_process_that_started_it(flights_model, tmp_path):
+    "What the deploy stage relies on: its kernel exits, the service it started keeps answering until it is stopped."
+    import subprocess
+    import sys
+
+    import psutil
+    model, backup, spec, test, rows = flights_model
+    save_service(tmp_path / "svc", {"hgb": model, "route_rate": backup}, spec, main_name="hgb", backup_name="route_rate",
+                 budget=30.0)
+    code = ("from mlsys.deploy.service import start_service\n"
+            f"s = start_service({str(tmp_path / 'svc')!r}, detach=True)\n"
+            "print(s.url, s.process.pid)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=True)
+    url, pid = out.stdout.split()
+    try:
+        r = httpx.post(f"{url}/predict", json=rows[0], timeout=30)
+        assert r.status_code == 200 and r.json()["probability"] == pytest.approx(_proba(model, test)[0], abs=1e-12)
+    finally:
+        p = psutil.Process(int(pid))
+        p.terminate()
+        p.wait(30)

@@ -92,8 +92,14 @@ def test_the_service_check_catches_answers_that_differ_from_the_batch(week, tmp_
     scores = pd.read_parquet(tmp_path / "pred")
     backup = fit_baseline_models(train)["route_rate"]
     ok, _ = deploy_service(tmp_path / "svc", hgb, backup, train, window, scores, n_check=40)
-    assert ok["max_abs_diff"] == 0.0 and ok["stopped"] and not psutil.pid_exists(ok["pid"]) or \
-        psutil.Process(ok["pid"]).status() == psutil.STATUS_ZOMBIE
+    assert ok["served_as"] == "onnx" and ok["not_onnx_because"] is None  # the boosting model's export equals it
+    assert ok["max_abs_diff"] <= 1e-9 and ok["stopped"] and (not psutil.pid_exists(ok["pid"]) or
+                                                             psutil.Process(ok["pid"]).status() == psutil.STATUS_ZOMBIE)
+    native, _ = deploy_service(tmp_path / "svc_native", hgb, backup, train, window, scores, n_check=40, serve_format="native")
+    assert native["served_as"] == "native" and native["max_abs_diff"] == 0.0
+    assert not (tmp_path / "svc_native" / "main.onnx.zip").exists()
+    with pytest.raises(ConfigError, match="serve_format='tflite'"):
+        deploy_service(tmp_path / "svc3", hgb, backup, train, window, scores, n_check=40, serve_format="tflite")
     wrong = scores.assign(score=scores["score"] + 0.01)
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     with pytest.raises(IntegrityError, match="differ from the batch scores"):

@@ -124,8 +124,13 @@ def test_smoke_run_produces_everything(smoke_run):
     dep = json.loads((run / "deploy/deployment.json").read_text())
     assert dep["version"] == 1 and dep["batch"]["rows"] == dep["batch"]["stored"] > 0
     assert len(pd.read_parquet(run / "deploy/predictions")) == dep["batch"]["rows"]
-    assert dep["service"]["max_abs_diff"] == 0.0 and dep["service"]["flights_checked"] == 200 and dep["service"]["stopped"]
-    assert not psutil.pid_exists(dep["service"]["pid"]) or psutil.Process(dep["service"]["pid"]).status() == psutil.STATUS_ZOMBIE
+    svc = dep["service"]
+    assert svc["max_abs_diff"] <= 1e-9 and svc["flights_checked"] == 200 and svc["kept_for_later_stages"]
+    assert svc["served_as"] == "onnx" or svc["not_onnx_because"]  # the ONNX export is served when it equals the model
+    # the service outlived the deploy stage; the run stopped it at its end and says so
+    assert record["services"] == [{"name": "prediction", "url": svc["url"], "pid": svc["pid"], "stage": "deploy",
+                                   "stopped": "stopped"}]
+    assert not psutil.pid_exists(svc["pid"]) or psutil.Process(svc["pid"]).status() == psutil.STATUS_ZOMBIE
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["run"]["status"] == "ok" and set(metrics) == {"run", "ingest", "features", "train", "evaluate", "register", "deploy"}
     ev = metrics["evaluate"]

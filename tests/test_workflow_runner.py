@@ -256,3 +256,102 @@ def test_console_clean_run_prints_only_the_bar_and_table_and_a_stage_error_print
     assert bad.stdout == ""
     page = (runs / "smoke/report.html").read_text()
     assert "FAILED at stage divide" in page and 'href="failed/divide/notebooks/divide.ipynb"' in page and "return n / x" in page
+
+
+# ---------------------------------------------------------------- services a stage leaves running
+
+def _service_pipes(tmp_path: Path) -> Path:
+    "start: launches a detached process and registers it; use: finds it alive (and fails on demand); the run stops it."
+    pipes = tmp_path / "pipes"; pipes.mkdir()
+    write_stage(pipes, "start", '''
+        run_dir: str = "runs/dev"  # run folder
+        upstream: list = []  # none
+        product: dict = {"pid": "start/pid.json"}  # the service's pid
+    ''', '''
+        import subprocess, sys
+        from pathlib import Path
+        from mlsys.core import save_json
+        from mlsys.platform.workflow import register_service
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+        register_service(run_dir, "sleeper", p.pid, "http://127.0.0.1:9", stage="start")
+        save_json(p.pid, Path(run_dir) / product["pid"])
+    ''')
+    write_stage(pipes, "use", '''
+        run_dir: str = "runs/dev"  # run folder
+        fail: bool = False  # raise after checking
+        upstream: list = ["start"]  # reads start
+        product: dict = {"seen": "use/seen.json"}  # what it saw
+    ''', '''
+        import psutil
+        from pathlib import Path
+        from mlsys.core import load_json, save_json
+        from mlsys.platform.workflow import get_service
+        svc = get_service(run_dir, "sleeper")
+        assert svc["pid"] == load_json(Path(run_dir) / "start/pid.json") and psutil.pid_exists(svc["pid"])
+        save_json(svc["pid"], Path(run_dir) / product["seen"])
+        if fail:
+            raise RuntimeError("asked to fail")
+    ''')
+    (pipes / "pipeline.toml").write_text("[profiles.smoke]\n")
+    return pipes
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_service_left_by_a_stage_serves_later_stages_and_is_stopped_when_the_run_ends(tmp_path):
+    pipes, runs = _service_pipes(tmp_path), tmp_path / "runs"
+    run_pipeline("smoke", pipelines=pipes, runs_dir=runs, progress=False)
+    pid = json.loads((runs / "smoke/start/pid.json").read_text())
+    assert json.loads((runs / "smoke/use/seen.json").read_text()) == pid
+    assert _gone(pid)
+    record = json.loads((runs / "smoke/run.json").read_text())
+    assert record["services"] == [{"name": "sleeper", "url": "http://127.0.0.1:9", "pid": pid, "stage": "start",
+                                   "stopped": "stopped"}]
+    assert not list((runs / "smoke/.services").glob("*.json"))
+    # a failing later stage: the service is stopped all the same, and the record says so
+    with pytest.raises(PipelineError, match="asked to fail"):
+        run_pipeline("smoke", {"fail": True}, from_stage="start", pipelines=pipes, runs_dir=runs, progress=False)
+    pid2 = json.loads((runs / "smoke/start/pid.json").read_text())
+    assert pid2 != pid and _gone(pid2)
+    record = json.loads((runs / "smoke/run.json").read_text())
+    assert record["status"] == "failed" and [s["stopped"] for s in record["services"]] == ["stopped"]
+
+
+def test_a_service_left_by_a_killed_run_is_stopped_by_the_next_run_and_a_reused_pid_is_never_touched(tmp_path):
+    from mlsys.platform.workflow import register_service, stop_services
+    pipes, runs = _service_pipes(tmp_path), tmp_path / "runs"
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    register_service(runs / "smoke", "orphan", orphan.pid, "http://127.0.0.1:9", stage="start")  # as a killed run leaves it
+    run_pipeline("smoke", pipelines=pipes, runs_dir=runs, progress=False)
+    assert orphan.wait(timeout=30) is not None
+    # a record whose process has gone, and whose pid now names another process, stops nothing
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        register_service(tmp_path / "r2", "svc", bystander.pid, "http://127.0.0.1:9")
+        rec_file = tmp_path / "r2/.services/svc.json"
+        rec = json.loads(rec_file.read_text())
+        rec_file.write_text(json.dumps({**rec, "process_started": rec["process_started"] - 3600}))  # an older process
+        assert [s["stopped"] for s in stop_services(tmp_path / "r2")] == ["already gone"]
+        assert bystander.poll() is None
+        (tmp_path / "r2/.services").mkdir(exist_ok=True)
+        (tmp_path / "r2/.services/bad.json").write_text("{not json")  # a damaged record names nothing to stop
+        assert [s["stopped"] for s in stop_services(tmp_path / "r2")] == ["already gone"]
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+@pytest.mark.parametrize("kw, msg", [({"name": "../x"}, "service name"), ({"pid": 0}, "pid must be"),
+                                     ({"pid": True}, "pid must be"), ({"url": "ftp://x"}, "url must be"),
+                                     ({"pid": 2 ** 22 + 12345}, "no running process")])
+def test_register_service_refuses_bad_arguments(tmp_path, kw, msg):
+    from mlsys.core import ConfigError
+    from mlsys.platform.workflow import register_service
+    args = {"name": "svc", "pid": os.getpid(), "url": "http://127.0.0.1:9", **kw}
+    with pytest.raises((ConfigError, PipelineError), match=msg):
+        register_service(tmp_path, **args)

@@ -579,6 +579,11 @@ def torch_to_onnx(model, example) -> tuple[bytes, list[dict], dict]:
     return buf.getvalue(), [{"name": "input", "columns": None, "dtype": dtype}], {"output": "output"}
 
 # %% ../../nbs/10a_deploy_serialize.ipynb
+def _missing(v) -> bool:
+    "A missing value in a record: None, NaN or pandas' NA."
+    return v is None or v is pd.NA or (isinstance(v, float) and v != v)
+
+
 class OnnxModel:
     "An ONNX artifact run by onnxruntime, fed from a DataFrame or an array as the original model was."
 
@@ -619,6 +624,34 @@ class OnnxModel:
                     raise DataError(f"columns {bad} of X must be numeric for this ONNX model")
                 out[f["name"]] = part.to_numpy(dtype=dtype, na_value=np.nan)
         return out
+
+    def record_inputs(self, records: list) -> dict:
+        "The graph's input tensors for rows given as dicts (feature -> value), as `inputs` builds them from a DataFrame."
+        if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
+            raise DataError("records must be a list of dicts, one per row")
+        out = {}
+        for f in self.feed:
+            cols, dtype = f["columns"], f["dtype"]
+            if cols is None:
+                raise DataError("this ONNX model reads an array, not records")
+            if dtype == "str":
+                out[f["name"]] = np.array([[MISSING_CATEGORY if _missing(v := r.get(c)) else str(v) for c in cols]
+                                           for r in records], dtype=str).reshape(len(records), len(cols))
+                continue
+            values = [[r.get(c) for c in cols] for r in records]
+            if any(isinstance(v, (str, bytes)) for row in values for v in row):
+                raise DataError(f"records hold a non-numeric value in one of the numeric columns {cols[:5]}...")
+            try:
+                out[f["name"]] = np.array(values, dtype=dtype).reshape(len(records), len(cols))
+            except (TypeError, ValueError) as e:
+                raise DataError(f"records hold a value that is not a number in {cols[:5]}... ({e})") from e
+        return out
+
+    def predict_proba_records(self, records: list) -> np.ndarray:
+        "Class probabilities for rows given as dicts: no DataFrame is built (the prediction service's fast path)."
+        if "probabilities" not in self.outputs:
+            raise ConfigError("this ONNX model is not a classifier with probabilities")
+        return self.session.run([self.outputs["probabilities"]], self.record_inputs(records))[0]
 
     def run(self, X) -> dict:
         "Every output of the graph for the rows of `X`, by name."

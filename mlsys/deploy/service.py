@@ -34,7 +34,7 @@ from ..data.service import (FLIGHT_ID_PATTERN, NotFoundError, ServerProcess, Ser
 
 # %% auto 0
 __all__ = ['log', 'FieldSpec', 'FeatureSpec', 'feature_spec', 'request_models', 'TTLCache', 'PredictionUnavailableError',
-           'OverloadedError', 'positive_proba', 'Answer', 'FallbackPredictor', 'DelayedModel', 'MicroBatcher',
+           'OverloadedError', 'Rows', 'positive_proba', 'Answer', 'FallbackPredictor', 'DelayedModel', 'MicroBatcher',
            'ServiceMetrics', 'MetricsMiddleware', 'OnlineFeatures', 'PredictionService', 'create_app', 'ThreadServer',
            'serve_in_thread', 'save_service', 'app_from_folder', 'app_from_env', 'start_service']
 
@@ -288,8 +288,36 @@ class OverloadedError(MlsysError, RuntimeError):
     "The request queue is full; the request was not taken (HTTP 503 with Retry-After)."
 
 
-def positive_proba(model, X: pd.DataFrame, what: str = "model") -> np.ndarray:
-    "`model`'s P(class 1) for the rows of `X` (the columns it was fitted on), checked to be finite probabilities."
+class Rows:
+    "One model call's validated request rows; the DataFrame (`FeatureSpec.frame`) is built only for a model that needs one."
+
+    def __init__(self, spec: FeatureSpec, rows: list):
+        self.spec, self.rows, self._frame = spec, rows, None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        "The rows as the model's input DataFrame (built once)."
+        if self._frame is None:
+            self._frame = self.spec.frame(self.rows)
+        return self._frame
+
+
+def positive_proba(model, X, what: str = "model") -> np.ndarray:
+    """`model`'s P(class 1) for the rows of `X` (a DataFrame, or `Rows`), checked to be finite probabilities.
+
+    A model with `predict_proba_records` (an `OnnxModel`) is given `Rows` as plain dicts, with no DataFrame built."""
+    if isinstance(X, Rows):
+        fast = getattr(model, "predict_proba_records", None)
+        if callable(fast):
+            p = np.asarray(fast(X.rows), dtype="float64")
+            if p.ndim != 2 or p.shape != (len(X), 2) or not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
+                raise DataError(f"{what} returned probabilities of shape {p.shape} (or values outside [0, 1]); "
+                                f"expected ({len(X)}, 2) finite probabilities")
+            return p[:, 1]
+        X = X.frame
     names = getattr(model, "feature_names_in_", None)
     p = np.asarray(model.predict_proba(X if names is None else X[list(names)]), dtype="float64")
     if p.ndim != 2 or p.shape != (len(X), 2) or not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
@@ -407,7 +435,7 @@ class MicroBatcher:
 
     def __init__(self,
                  predict: Callable[[pd.DataFrame], Awaitable[Answer]],  # e.g. `FallbackPredictor.predict`
-                 frame: Callable[[list], pd.DataFrame],  # rows -> model input (`FeatureSpec.frame`)
+                 frame: Callable[[list], Any],  # rows -> model input (`Rows`, or `FeatureSpec.frame`)
                  max_batch_size: int = 64,  # rows per model call (a larger single request is one call of its own)
                  max_wait: float = 0.002,  # seconds to wait for a batch to fill, when the load suggests it will
                  max_queue: int = 512,  # requests waiting at most; more fail with `OverloadedError`
@@ -456,7 +484,7 @@ async def submit(self: MicroBatcher, rows: list) -> tuple[np.ndarray, Answer, in
     self._queue.append(item)
     self._rows += len(item.rows)
     self._ready.set()
-    if self._rows >= self.max_batch_size:
+    if self._filled():
         self._full.set()
     return await item.future
 
@@ -486,9 +514,13 @@ def _take(self: MicroBatcher) -> list:
     self._rows -= n
     if not self._queue:
         self._ready.clear()
-    if self._rows < self.max_batch_size:
-        self._full.clear()
     return batch
+
+
+@patch
+def _filled(self: MicroBatcher) -> bool:
+    "Whether the next batch need not wait: it holds `max_batch_size` rows, or as many requests as the previous batch had."
+    return self._rows >= self.max_batch_size or len(self._queue) >= self._last_requests
 
 
 @patch
@@ -496,11 +528,13 @@ async def _work(self: MicroBatcher) -> None:
     "The worker: wait for requests, let a batch fill while load suggests it will, predict it, hand out the answers."
     while True:
         await self._ready.wait()
-        if self.max_wait and self._rows < self.max_batch_size and (self._last_requests > 1 or len(self._queue) > 1):
+        if self.max_wait and not self._filled():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self.max_wait)
         batch = self._take()
         self._last_requests = len(batch)
+        if not self._filled():
+            self._full.clear()
         await self._run(batch)
 
 # %% ../../nbs/10c_deploy_service.ipynb
@@ -629,7 +663,8 @@ class PredictionService:
             raise ConfigError(f"features must be OnlineFeatures or None, got {type(features).__name__}")
         self.spec, self.predictor, self.features, self.threshold = spec, predictor, features, float(threshold)
         self.metrics = ServiceMetrics()
-        self.batcher = MicroBatcher(predictor.predict, spec.frame, max_batch_size, max_wait, max_queue, self.metrics.on_batch)
+        self.batcher = MicroBatcher(predictor.predict, lambda rows: Rows(spec, rows), max_batch_size, max_wait, max_queue,
+                                    self.metrics.on_batch)
         self.metrics.queue.set_function(lambda: self.batcher.queued)
         self.cache = TTLCache(cache_size, cache_ttl)
 
@@ -673,7 +708,7 @@ async def warm(self: PredictionService, keys: Iterable[str]) -> int:
     n = 0
     for i in range(0, len(found), self.batcher.max_batch_size):
         chunk = found[i:i + self.batcher.max_batch_size]
-        answer = await self.predictor.predict(self.spec.frame([r for _, r in chunk]))
+        answer = await self.predictor.predict(Rows(self.spec, [r for _, r in chunk]))
         if answer.fallback is None:
             for (k, _), p in zip(chunk, answer.proba):
                 self.cache.put(k, self._prediction(p, answer, len(chunk)))
@@ -816,12 +851,23 @@ def _add_status_routes(app, service: PredictionService, m) -> None:
 def _add_bench_routes(app, service: PredictionService, m, main, main_name: str) -> None:
     "The serving bench's references: one model call per request, and an endpoint that does nothing."
 
+    def one(row, X) -> dict:
+        p = float(positive_proba(main, X, main_name)[0])
+        return {"probability": p, "late": p >= service.threshold, "model": main_name, "fallback": None,
+                "batch_size": 1, "cached": False}
+
     @app.post("/predict/naive", response_model=m.Prediction, responses=_responses(m, 422), summary="One model call per request")
     @_typed(flight=m.Flight)
     def predict_naive(flight) -> dict:  # a plain def: FastAPI runs it in its thread pool
-        p = float(positive_proba(main, service.spec.frame([flight.model_dump()]), main_name)[0])
-        return {"probability": p, "late": p >= service.threshold, "model": main_name, "fallback": None,
-                "batch_size": 1, "cached": False}
+        row = flight.model_dump()  # the way a first service is written: a one-row DataFrame, one model call
+        return one(row, service.spec.frame([row]))
+
+    @app.post("/predict/naive-records", response_model=m.Prediction, responses=_responses(m, 422),
+              summary="One model call per request, on the service's input path (no DataFrame for an ONNX model)")
+    @_typed(flight=m.Flight)
+    def predict_naive_records(flight) -> dict:
+        row = flight.model_dump()
+        return one(row, Rows(service.spec, [row]))
 
     @app.post("/empty", summary="Does nothing: the server's own cost per request", response_model=dict[str, bool])
     async def empty() -> dict:
@@ -875,6 +921,8 @@ def save_service(
     models: Mapping,  # name -> fitted model; must hold `main_name` (and `backup_name` when given)
     spec: FeatureSpec,  # the request schema
     store: Mapping | None = None,  # {"kind": "sqlite", "path": ...} or {"kind": "redis", "url": ..., "prefix": ...}
+    main_format: str = "native",  # 'onnx': the main model is served as its ONNX export (checked against it on `example`)
+    example: pd.DataFrame | None = None,  # rows with the model's input columns; needed for main_format='onnx'
     **settings,  # `create_app` settings: main_name, backup_name, budget, max_batch_size, ...
 ) -> Path:
     "Write what `app_from_folder` needs to rebuild the service in another process."
@@ -891,10 +939,21 @@ def save_service(
         raise ConfigError(f"models must be a dict holding {names}")
     if store is not None and not (isinstance(store, Mapping) and store.get("kind") in ("sqlite", "redis")):
         raise ConfigError(f"store must be None or a dict with kind 'sqlite' (path) or 'redis' (url, prefix), got {store!r}")
+    if main_format not in ("native", "onnx"):
+        raise ConfigError(f"main_format={main_format!r} must be 'native' or 'onnx'")
     folder.mkdir(parents=True, exist_ok=True)
+    if main_format == "onnx":
+        from mlsys.deploy.serialize import save_model
+        if not isinstance(example, pd.DataFrame) or example.empty:
+            raise ConfigError("main_format='onnx' needs example=, a non-empty DataFrame of the model's input rows")
+        main = models[names[0]]
+        cols = [str(c) for c in getattr(main, "feature_names_in_", spec.names)]
+        require_columns(example, cols, "example")
+        save_model(main, folder / "main.onnx.zip", format="onnx", example=example[cols])
     save_models({n: models[n] for n in names}, folder / "models.skops")
     save_json(spec.to_dict(), folder / "spec.json")
-    save_json({"settings": settings, "store": None if store is None else dict(store)}, folder / "service.json")
+    save_json({"settings": settings, "store": None if store is None else dict(store), "main_format": main_format},
+              folder / "service.json")
     return folder
 
 # %% ../../nbs/10c_deploy_service.ipynb
@@ -919,7 +978,11 @@ def app_from_folder(folder: str | Path):
     settings = conf["settings"]
     models = load_models(folder / "models.skops")
     main_name, backup_name = settings.get("main_name", "main"), settings.get("backup_name")
-    return create_app(models[main_name], FeatureSpec.from_dict(load_json(folder / "spec.json")),
+    main = models[main_name]
+    if conf.get("main_format", "native") == "onnx":  # the export, checked against the model when it was written
+        from mlsys.deploy.serialize import load_model
+        main = load_model(folder / "main.onnx.zip")
+    return create_app(main, FeatureSpec.from_dict(load_json(folder / "spec.json")),
                       backup=None if backup_name is None else models[backup_name], store=_open_store(conf["store"]),
                       **settings)
 
@@ -936,6 +999,7 @@ def start_service(
     host: str = "127.0.0.1",  # interface to bind; keep it on loopback
     port: int | None = None,  # TCP port; None picks a free one
     startup_timeout: float = 60.0,  # seconds to wait for /ready
+    detach: bool = False,  # run it in a session of its own, so it outlives this process (a pipeline stage's kernel)
 ) -> ServerProcess:
     "Start the service of `folder` with uvicorn in a child process and wait until it is ready."
     httpx = optional_import("httpx", extra="serve", purpose="waiting for the prediction service")
@@ -949,7 +1013,7 @@ def start_service(
            "--port", str(port), "--log-level", "warning", "--no-access-log"]
     env = {**os.environ, "MLSYS_SERVICE_DIR": str(folder), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     with open(log_path, "wb") as err:
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=bool(detach))
     server = ServerProcess(url=url, process=proc, log_path=log_path)
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:

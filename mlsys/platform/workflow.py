@@ -20,7 +20,7 @@ import tokenize
 import tomllib
 import uuid
 from collections.abc import Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,17 +33,17 @@ import mlsys
 from ..core import ConfigError, DataError, PipelineError, as_path, file_sha256, get_config, load_json, save_json
 
 # %% auto 0
-__all__ = ['log', 'RESERVED', 'RUNNER_PATHS', 'Param', 'Stage', 'read_stage', 'coerce', 'Pipeline', 'load_pipeline',
+__all__ = ['log', 'RESERVED', 'RUNNER_PATHS', 'SERVICES', 'Param', 'Stage', 'read_stage', 'coerce', 'Pipeline', 'load_pipeline',
            'find_pipelines', 'log_metrics', 'collect_metrics', 'product_hash', 'RunResult', 'StageError',
-           'run_pipeline']
+           'register_service', 'get_service', 'stop_services', 'run_pipeline']
 
 # %% ../../nbs/13a_platform_workflow.ipynb
 log = logging.getLogger(__name__)
 
 RESERVED = ("run_dir", "upstream", "product")
 # what the runner itself keeps in a run folder; no product may live there
-RUNNER_PATHS = (".lock", ".state", ".staging", "failed", "metrics", "notebooks", "run.json", "metrics.json", "report.html",
-                "history.jsonl")
+RUNNER_PATHS = (".lock", ".state", ".staging", ".services", "failed", "metrics", "notebooks", "run.json", "metrics.json",
+                "report.html", "history.jsonl")
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
@@ -730,6 +730,114 @@ def _record_failure(run_dir: Path, pipe: Pipeline, name: str, e: BaseException, 
     _write_report(run_dir, head, rows, _write_records(run_dir, head, rows))
 
 # %% ../../nbs/13a_platform_workflow.ipynb
+SERVICES = ".services"  # the records of processes that stages leave running, in a run folder
+
+
+def _process_started(pid: int) -> float | None:
+    "When process `pid` started (seconds since the epoch), or None if there is no such process."
+    import psutil
+    try:
+        p = psutil.Process(pid)
+        return None if p.status() == psutil.STATUS_ZOMBIE else p.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def register_service(
+    run_dir: str | Path,  # the run folder (a stage's `run_dir` parameter)
+    name: str,  # how later stages ask for it, e.g. "prediction"
+    pid: int,  # the process to stop when the run ends
+    url: str,  # where it answers, e.g. http://127.0.0.1:8123
+    stage: str | None = None,  # the stage that started it, for the run record
+) -> Path:
+    "Leave a running process (a model service) to later stages of this run; the runner stops it when the run ends."
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(f"service name {name!r} must start with a letter and hold only letters, digits, '_' and '-'")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid < 1:
+        raise ConfigError(f"pid must be a positive process id, got {pid!r}")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(f"url must be an http(s) URL, got {url!r}")
+    started = _process_started(pid)
+    if started is None:
+        raise PipelineError(f"service {name!r}: no running process {pid}", stage=stage)
+    folder = as_path(run_dir, "run_dir") / SERVICES
+    folder.mkdir(parents=True, exist_ok=True)
+    return save_json({"name": name, "pid": pid, "url": url, "stage": stage, "process_started": started,
+                      "registered": _now()}, folder / f"{name}.json")
+
+
+def _service_records(run_dir: Path) -> list[dict]:
+    out = []
+    for f in sorted((run_dir / SERVICES).glob("*.json")):
+        try:
+            rec = load_json(f)
+        except (DataError, ConfigError, OSError) as e:  # a damaged record names nothing safe to stop
+            log.warning("ignoring the service record %s: %s", f, e)
+            rec = None
+        ok = isinstance(rec, dict) and isinstance(rec.get("pid"), int) and isinstance(rec.get("process_started"), (int, float))
+        out.append({**(rec if ok else {"name": f.stem, "pid": None, "process_started": None}), "_file": f})
+    return out
+
+
+def _ours(rec: dict) -> bool:
+    "Whether the record's process still runs and is the one registered (not a later process given the same pid)."
+    started = None if rec.get("pid") is None else _process_started(rec["pid"])
+    return started is not None and abs(started - rec["process_started"]) < 1.0
+
+
+def _gone(p, timeout: float) -> bool:
+    "Wait until process `p` has exited (a zombie whose parent has not reaped it counts as exited)."
+    import psutil
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                with suppress(psutil.Error):
+                    p.wait(0)  # reap it when it is our child
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def get_service(run_dir: str | Path, name: str) -> dict:
+    "The record (url, pid, stage) of a service an earlier stage of this run left running; `PipelineError` if there is none."
+    run_dir = as_path(run_dir, "run_dir")
+    for rec in _service_records(run_dir):
+        if rec["name"] == name:
+            if not _ours(rec):
+                raise PipelineError(f"service {name!r} (pid {rec.get('pid')}) registered in {run_dir} is no longer running")
+            return {k: v for k, v in rec.items() if k != "_file"}
+    raise PipelineError(f"no service {name!r} is registered in {run_dir / SERVICES}; run the stage that starts it")
+
+
+def stop_services(
+    run_dir: str | Path,  # the run folder
+    timeout: float = 10.0,  # seconds a service gets to exit after SIGTERM before it is killed
+) -> list[dict]:
+    "Stop every service the run's stages left running (SIGTERM, then SIGKILL), remove their records; what happened to each."
+    import psutil
+    run_dir = as_path(run_dir, "run_dir")
+    done = []
+    for rec in _service_records(run_dir):
+        how = "already gone"
+        if _ours(rec):
+            p = psutil.Process(rec["pid"])
+            with suppress(psutil.NoSuchProcess):
+                p.terminate()
+            how = "stopped"
+            if not _gone(p, timeout):
+                with suppress(psutil.NoSuchProcess):
+                    p.kill()
+                how = "killed" if _gone(p, timeout) else "still running"
+        rec["_file"].unlink(missing_ok=True)
+        done.append({"name": rec["name"], "url": rec.get("url"), "pid": rec.get("pid"), "stage": rec.get("stage"),
+                     "stopped": how})
+    return done
+
+
+# %% ../../nbs/13a_platform_workflow.ipynb
 def _run_locked(pipe: Pipeline, values: dict, sources: dict, profile: str, run_id: str, run_dir: Path, from_stage: str | None,
                 progress: bool, kernel_name: str) -> RunResult:
     import papermill  # noqa: F401  (a missing papermill fails before the run record is written)
@@ -781,10 +889,12 @@ def _run_locked(pipe: Pipeline, values: dict, sources: dict, profile: str, run_i
     except BaseException as e:
         if name is None:
             raise
+        head["services"] = stop_services(run_dir)
         _record_failure(run_dir, pipe, name, e, head, rows)
         raise
     finally:
         bar.close()
+    head["services"] = stop_services(run_dir)  # what the stages left running (the online service) ends with the run
     head.update(status="ok", finished=_now())
     metrics = _write_records(run_dir, head, rows)
     _write_report(run_dir, head, rows, metrics)
@@ -826,8 +936,14 @@ def run_pipeline(
     try:
         for name in _recover(run_dir):
             print(f"mlsys: completed the commit of stage {name!r} that an interrupted run left unfinished", file=sys.stderr)
+        for s in stop_services(run_dir):  # a killed run could not stop them
+            if s["stopped"] != "already gone":
+                print(f"mlsys: {s['stopped']} service {s['name']!r} (pid {s['pid']}) that an interrupted run left running",
+                      file=sys.stderr)
         return _run_locked(pipe, values, sources, profile, run_id, run_dir, from_stage, progress, kernel_name)
     finally:
+        with suppress(Exception):  # idempotent; _run_locked has already stopped them unless it could not start
+            stop_services(run_dir)
         for empty in (run_dir / ".staging", run_dir / "failed"):
             try:
                 empty.rmdir()  # only when empty

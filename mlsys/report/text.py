@@ -394,8 +394,9 @@ def interpret_deployment(registration: Mapping, deployment: Mapping | None = Non
         text += (f" The deployed {deployment['alias']} (v{deployment['version']}) scored {b['rows']:,} flights from "
                  f"{b['from']} to {b['to']} in batch; the online service answered {s['flights_checked']} of them with "
                  f"probabilities within {s['max_abs_diff']:.1g} of the batch scores "
-                 f"(median {s['p50_ms_per_request']:.1f} ms per request of 20 flights) and "
-                 f"{'was stopped' if s.get('stopped') else 'is still running'}.")
+                 f"(median {s['p50_ms_per_request']:.1f} ms per request of 20 flights"
+                 f"{', the model served as its ONNX export' if s.get('served_as') == 'onnx' else ''}) and "
+                 f"{'was stopped' if s.get('stopped') else 'was kept running for the later stages; the run stops it at its end'}.")
     return text
 
 # %% ../../nbs/15b_report_text.ipynb
