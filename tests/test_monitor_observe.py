@@ -243,6 +243,7 @@ def test_every_request_to_the_service_gives_exactly_one_json_line_with_its_ids(s
     assert (recs[0]["request_id"], recs[0]["trace_id"], recs[0]["parent_id"]) == ("req-1", parent.trace_id, parent.span_id)
     assert recs[7]["request_id"] != "bad id with spaces" and recs[7].get("parent_id") is None
     assert [r["model"] for r in recs[:3]] == ["hgb", "hgb", None]
+    assert all({"timestamp", "latency_ms", "status", "model_version", "prediction_id"} <= set(r) for r in recs)
     assert len({r["request_id"] for r in recs}) == len(recs) and len({r["trace_id"] for r in recs}) == len(recs)
 
 
@@ -263,7 +264,8 @@ def test_concurrent_requests_keep_their_own_ids_inside_the_app(service, capture)
 def test_model_names_from_a_batch_answered_by_both_models_and_from_headers(capture):
     async def app(scope, receive, send):
         if scope["path"] == "/both":
-            body = json.dumps({"predictions": [{"model": "hgb"}, {"model": "route_rate"}, {"model": "hgb"}]}).encode()
+            body = json.dumps({"predictions": [{"model": "hgb", "prediction_id": "f1@v"}, {"model": "route_rate"},
+                                               {"model": "hgb", "prediction_id": "f\u00e9\"2@v"}]}).encode()
             headers = [(b"content-type", b"application/json")]
         else:
             body, headers = b"ok", [(b"content-type", b"text/plain"), (b"x-model", b"m"), (b"x-model-version", b"v7"),
@@ -277,6 +279,7 @@ def test_model_names_from_a_batch_answered_by_both_models_and_from_headers(captu
     a, b = asyncio.run(go())
     recs = [_strict(x) for x in capture.getvalue().splitlines()]
     assert recs[0]["model"] == ["hgb", "route_rate"] and (recs[1]["model"], recs[1]["model_version"]) == ("m", "v7")
+    assert recs[0]["prediction_id"] == ["f1@v", 'f\u00e9"2@v'] and recs[1]["prediction_id"] is None
     assert b.headers.get_list("x-request-id") == [recs[1]["request_id"]]  # the app's own is replaced, not duplicated
     with pytest.raises(ConfigError, match="sniff_bytes"):
         RequestLogMiddleware(app, sniff_bytes=-1)

@@ -193,6 +193,7 @@ def json_handler(
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _MODEL_FIELD = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.){1,256})"')
 _VERSION_FIELD = re.compile(rb'"model_version"\s*:\s*"((?:[^"\\]|\\.){1,256})"')
+_PREDICTION_FIELD = re.compile(rb'"prediction_id"\s*:\s*"((?:[^"\\]|\\.){1,256})"')
 
 
 def _found(pattern: re.Pattern, body: bytes) -> list[str]:
@@ -258,9 +259,11 @@ class RequestLogMiddleware:
         body = bytes(seen["body"])
         model = seen["model"] or _one_or_list(_found(_MODEL_FIELD, body))
         version = seen["version"] or _one_or_list(_found(_VERSION_FIELD, body))
+        prediction = _one_or_list(_found(_PREDICTION_FIELD, body))
         route = getattr(scope.get("route"), "path", None) or "unmatched"
         fields = {"method": scope.get("method"), "path": scope.get("path"), "route": route, "status": seen["status"],
-                  "latency_ms": round(ms, 3), **ctx.fields(), "model": model, "model_version": version}
+                  "latency_ms": round(ms, 3), **ctx.fields(), "model": model, "model_version": version,
+                  "prediction_id": prediction}
         self.log.log(level, "%s %s %d", fields["method"], fields["path"], seen["status"], extra=fields)
 
 # %% ../../nbs/11h_monitor_observe.ipynb
