@@ -281,6 +281,21 @@ def test_qat_converts_to_int8_within_tolerance(model, data):
         T.to_tflite(qat, "dynamic")
 
 
+def test_a_qat_model_is_saved_as_a_verified_artifact(model, data, tmp_path):
+    "A QAT model round-trips (SavedModel: .keras cannot rebuild tfmot's QuantizeLayer, model-optimization#1123), fake quantizers included."
+    X, y, X_test, _ = data
+    qat = T.qat_keras(model, X, y, epochs=1, batch_size=64)
+    with pytest.raises(ConfigError, match="model-optimization#1123"):
+        T.save_keras(qat, tmp_path / "q.zip", format="keras")
+    assert not (tmp_path / "q.zip").exists()
+    for path in (T.save_keras(qat, tmp_path / "q1.zip", example=X_test[:64]), save_model(qat, tmp_path / "q2.zip")):
+        assert read_artifact(path)[0]["format"] == "keras_savedmodel"
+        back = load_model(path)
+        assert T._quantization_aware(back)
+        np.testing.assert_allclose(np.asarray(back(X_test[:64], training=False)), np.asarray(qat(X_test[:64], training=False)),
+                                   atol=1e-6, rtol=0)
+
+
 # ---- TFLite ----
 
 @pytest.mark.parametrize("mode", ["float32", "float16", "dynamic", "int8"])

@@ -734,7 +734,7 @@ def save_model(
             raise ConfigError(f"cannot save an unfitted {type(model).__name__}; fit it first") from e
     if kind == "keras":
         from mlsys.deploy.tfcompress import save_keras
-        return save_keras(model, path, format=fmt, example=example, tolerance=tolerance)
+        return save_keras(model, path, format=format, example=example, tolerance=tolerance)  # None: its own default
     trusted = _check_trusted(trusted)
     if fmt == "skops":
         files, meta = _save_skops(model, example, trusted)
