@@ -176,7 +176,7 @@ def test_multivariate_bad_points(small_mmd, rain_pre):
         small_mmd.update(np.where(np.arange(8) == 2, np.nan, x))
     with pytest.raises(DataError, match="one row"):
         small_mmd.update(rain_pre[:2])
-    with pytest.raises(DataError, match="not numeric"):
+    with pytest.raises(DataError, match="not a numeric row"):
         small_mmd.update(["a"] * 8)
     n = small_mmd.n_seen_
     small_mmd.update(x)
@@ -214,3 +214,29 @@ def test_bad_reference():
 def test_bad_parameters(make, match):
     with pytest.raises(ConfigError, match=match):
         make()
+
+
+def test_dataframe_reference_checks_names_of_rows_and_series():
+    import pandas as pd
+    rng = np.random.default_rng(1)
+    ref = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"]).assign(flag=rng.random(200) < 0.5)
+    det = LSDDDriftOnline(ert=10, window_size=5, n_bootstraps=100).fit(ref)  # a bool column is a number
+    assert det.feature_names_in_ == ["a", "b", "c", "flag"]
+    det.update(ref.iloc[0])
+    det.update(ref.iloc[[1]])
+    with pytest.raises(DataError, match="fields"):
+        det.update(ref.iloc[0].rename({"a": "z"}))
+    with pytest.raises(DataError, match="columns"):
+        det.update(ref.iloc[[1]].rename(columns={"b": "y"}))
+    with pytest.raises(DataError, match="non-numeric"):
+        LSDDDriftOnline(ert=10, window_size=5, n_bootstraps=100).fit(ref.assign(s="x"))
+    with pytest.raises(DataError, match="not a numeric row"):
+        det.update([[1.0, 2.0], [3.0]])
+    assert det.n_seen_ == 2
+
+
+def test_one_feature_detector_takes_scalars():
+    x = np.random.default_rng(2).normal(size=(300, 1))
+    det = MMDDriftOnline(ert=20, window_size=5, n_bootstraps=200).fit(x)
+    assert isinstance(det.update(0.3), bool) and isinstance(det.update(np.float32(0.1)), bool)
+    assert det.n_seen_ == 2

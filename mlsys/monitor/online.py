@@ -306,7 +306,7 @@ def _as_matrix(X, what: str, n_features: int | None = None, names=None) -> np.nd
     if isinstance(X, pd.DataFrame):
         if names is not None and list(X.columns) != list(names):
             raise DataError(f"{what} has columns {list(X.columns)[:10]}, the reference had {list(names)[:10]}")
-        bad = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c])]
+        bad = [c for c in X.columns if not (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))]
         if bad:
             raise DataError(f"{what} has non-numeric column(s) {bad[:10]}: encode them before an online detector")
         X = X.to_numpy(dtype=np.float64)
@@ -414,8 +414,14 @@ class _OnlineKernelDetector(StreamDetector):
             if self.feature_names_in_ is not None and list(x.index) != self.feature_names_in_:
                 raise DataError(f"{where} has fields {list(x.index)[:10]}, the reference had {self.feature_names_in_[:10]}")
             x = x.to_numpy()
-        v = _as_matrix(np.atleast_1d(np.asarray(x, dtype=object)).reshape(1, -1) if np.ndim(x) <= 1 else x,
-                       where, self.n_features_in_)
+        if isinstance(x, pd.DataFrame):
+            v = _as_matrix(x, where, self.n_features_in_, self.feature_names_in_)
+        else:
+            try:
+                a = np.asarray(x, dtype=np.float64)
+            except (TypeError, ValueError) as e:
+                raise DataError(f"{where} is not a numeric row: {e}") from e
+            v = _as_matrix(a.reshape(1, -1) if a.ndim <= 1 else a, where, self.n_features_in_)
         if len(v) != 1:
             raise DataError(f"{where} must be one row, got {len(v)}: call update once per point")
         return (v - self.mean_) / self.scale_
