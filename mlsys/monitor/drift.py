@@ -19,7 +19,7 @@ from ..core import ConfigError, DataError, SchemaError
 __all__ = ['DRIFT_NUMERIC', 'DRIFT_CATEGORICAL', 'CORRECTIONS', 'MAX_KERNEL_ROWS', 'flights_drift_data', 'DriftResult',
            'DriftDetector', 'corrected_threshold', 'KSDrift', 'ChiSquaredDrift', 'CvMDrift', 'ADDrift',
            'UnivariateDrift', 'PSIDrift', 'permutation_p_value', 'median_sigma', 'mmd2_permutations', 'MMDDrift',
-           'LSDDDrift', 'classifier_two_sample', 'ClassifierDrift']
+           'LSDDDrift', 'classifier_two_sample', 'ClassifierDrift', 'rejection_rate', 'study_detectors']
 
 # %% ../../nbs/11b_monitor_drift.ipynb
 DRIFT_NUMERIC = ["dep_delay", "arr_delay", "air_time", "distance", "sched_hour", "temp", "humid", "wind_speed",
@@ -305,7 +305,9 @@ def _per_feature_result(detector: str, names, tests, statistics, p_values, alpha
 # %% ../../nbs/11b_monitor_drift.ipynb
 def _ks(ref: np.ndarray, x: np.ndarray, alternative: str = "two-sided", method: str = "auto") -> tuple[float, float]:
     from scipy.stats import ks_2samp
-    r = ks_2samp(ref, x, alternative=alternative, method=method)
+    with warnings.catch_warnings():  # scipy's documented fallback from the exact to the asymptotic p-value
+        warnings.filterwarnings("ignore", message="ks_2samp: Exact calculation unsuccessful", category=RuntimeWarning)
+        r = ks_2samp(ref, x, alternative=alternative, method=method)
     return float(r.statistic), float(r.pvalue)
 
 
@@ -401,13 +403,14 @@ def _cvm(ref: np.ndarray, x: np.ndarray) -> tuple[float, float]:
     return float(r.statistic), float(r.pvalue)
 
 
-def _ad(ref: np.ndarray, x: np.ndarray) -> tuple[float, float]:
-    from scipy.stats import anderson_ksamp
+def _ad(ref: np.ndarray, x: np.ndarray, n_permutations: int | None = None, rng=None) -> tuple[float, float]:
+    from scipy.stats import PermutationMethod, anderson_ksamp
     if np.ptp(np.r_[ref, x]) == 0:
         return 0.0, 1.0  # scipy refuses a single distinct value: identical constants cannot differ
+    method = None if n_permutations is None else PermutationMethod(n_resamples=n_permutations, rng=rng)
     with warnings.catch_warnings():  # the documented cap of scipy's interpolated p-value to [0.001, 0.25]
         warnings.filterwarnings("ignore", message="p-value (capped|floored)", category=UserWarning)
-        r = anderson_ksamp([ref, x], variant="midrank")
+        r = anderson_ksamp([ref, x], variant="midrank", method=method)
     return float(r.statistic), float(r.pvalue)
 
 
@@ -430,16 +433,31 @@ class ADDrift(_PerFeature):
     "Anderson–Darling k-sample test per numeric feature (equal to `scipy.stats.anderson_ksamp`), corrected."
     name = "ad"
 
-    def __init__(self, alpha: float = 0.05, correction: str | None = "bonferroni"):  # as `KSDrift`
-        self.alpha, self.correction = alpha, correction
+    def __init__(self,
+                 alpha: float = 0.05,  # the detector's level (false-positive rate)
+                 correction: str | None = "bonferroni",  # "bonferroni", "fdr" (Benjamini–Hochberg) or None
+                 n_permutations: int | None = None,  # None: scipy's interpolated p-value; else a permutation p-value
+                 random_state: int | None = None):  # seeds the permutations
+        self.alpha, self.correction, self.n_permutations, self.random_state = alpha, correction, n_permutations, random_state
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if not 0.001 < self.alpha < 0.25:
+        n = self.n_permutations
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+            raise ConfigError(f"n_permutations must be a positive integer or None, got {n!r}")
+        if n is None and not 0.001 < self.alpha < 0.25:
             raise ConfigError(f"ADDrift needs 0.001 < alpha < 0.25 (scipy caps its p-value to [0.001, 0.25]), got {self.alpha}")
 
+    def _fit(self, t: _Table) -> None:
+        self._ref, self._rng = t.columns, np.random.default_rng(self.random_state)
+        n, k = self.n_permutations, len(t.columns)
+        level = self.alpha / k if self.correction and k > 1 else self.alpha  # the smallest level a feature may face
+        if n is not None and 1 / (n + 1) > level:
+            raise ConfigError(f"n_permutations={n} can never give a p-value <= {level:.3g} (alpha={self.alpha} over {k} "
+                              f"features with {self.correction}): use at least {math.ceil(1 / level) - 1}")
+
     def _test(self, kind, ref, x, name):
-        return ("ad", *_ad(ref, x))
+        return ("ad", *_ad(ref, x, self.n_permutations, self._rng))
 
 # %% ../../nbs/11b_monitor_drift.ipynb
 class UnivariateDrift(ChiSquaredDrift):
@@ -593,6 +611,9 @@ class _Permutation(DriftDetector):
         n = self.n_permutations
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 100_000:
             raise ConfigError(f"n_permutations must be an integer in [1, 100000], got {n!r}")
+        if 1 / (n + 1) > self.alpha:
+            raise ConfigError(f"n_permutations={n} can never give a p-value <= alpha={self.alpha} (the smallest is "
+                              f"1/(n_permutations + 1)): use at least {math.ceil(1 / self.alpha) - 1}")
         if self.sigma is not None and not (isinstance(self.sigma, (int, float)) and self.sigma > 0):
             raise ConfigError(f"sigma must be a positive number or None (the median heuristic), got {self.sigma!r}")
 
@@ -695,19 +716,27 @@ def classifier_two_sample(
     y: np.ndarray,  # 0 for reference rows, 1 for window rows
     model=None,  # a scikit-learn classifier with predict_proba (None: gradient-boosted trees)
     metric: str = "auc",  # "auc" (one-sided Mann–Whitney p-value) or "accuracy" (one-sided binomial p-value)
-    n_folds: int = 5,  # stratified folds for the out-of-fold scores
-    random_state: int | None = None,  # seeds the folds and the default model
+    n_folds: int | None = None,  # None: train on `train_size` of the rows, score the rest; k: out-of-fold over k folds
+    train_size: float = 0.5,  # the training share of the single split
+    random_state: int | None = None,  # seeds the split(s) and the default model
 ) -> tuple[float, float]:
-    "The classifier two-sample test's statistic (out-of-fold AUC or accuracy) and p-value."
+    "The classifier two-sample test's statistic (held-out or out-of-fold AUC or accuracy) and p-value."
     from scipy.stats import binomtest, mannwhitneyu
     from sklearn.base import clone
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
+    model = _default_classifier(random_state) if model is None else model
+    if n_folds is None:
+        splits = StratifiedShuffleSplit(1, train_size=train_size, random_state=random_state).split(X, y)
+    else:
+        splits = StratifiedKFold(min(n_folds, int(y.sum()), int(len(y) - y.sum())), shuffle=True,
+                                 random_state=random_state).split(X, y)
+    score = np.full(len(y), np.nan)
+    for tr, te in splits:
+        score[te] = clone(model).fit(X[tr], y[tr]).predict_proba(X[te])[:, 1]
+    keep = ~np.isnan(score)
+    score, y = score[keep], y[keep]
     n1 = int(y.sum())
     n0 = len(y) - n1
-    model = _default_classifier(random_state) if model is None else model
-    score = np.empty(len(y))
-    for tr, te in StratifiedKFold(min(n_folds, n0, n1), shuffle=True, random_state=random_state).split(X, y):
-        score[te] = clone(model).fit(X[tr], y[tr]).predict_proba(X[te])[:, 1]
     if metric == "auc":
         u = mannwhitneyu(score[y == 1], score[y == 0], alternative="greater")
         return float(u.statistic) / (n0 * n1), float(u.pvalue)
@@ -725,18 +754,22 @@ class ClassifierDrift(DriftDetector):
                  alpha: float = 0.05,  # the test's level
                  model=None,  # a scikit-learn classifier with predict_proba (None: gradient-boosted trees)
                  metric: str = "auc",  # "auc" (Mann–Whitney p-value) or "accuracy" (binomial p-value)
-                 n_folds: int = 5,  # out-of-fold predictions from this many folds
+                 n_folds: int | None = None,  # None: one held-out split (exact p-value); k: out-of-fold (approximate)
+                 train_size: float = 0.5,  # the training share of the held-out split
                  unseen: str = "pool",  # categories unseen in the reference are coded like any other by default
-                 random_state: int | None = None):  # seeds the folds and the default model
-        self.alpha, self.model, self.metric, self.n_folds = alpha, model, metric, n_folds
+                 random_state: int | None = None):  # seeds the split and the default model
+        self.alpha, self.model, self.metric, self.n_folds, self.train_size = alpha, model, metric, n_folds, train_size
         self.unseen, self.random_state = unseen, random_state
 
     def _validate_params(self) -> None:
         super()._validate_params()
         if self.metric not in ("auc", "accuracy"):
             raise ConfigError(f"metric must be 'auc' or 'accuracy', got {self.metric!r}")
-        if isinstance(self.n_folds, bool) or not isinstance(self.n_folds, (int, np.integer)) or self.n_folds < 2:
-            raise ConfigError(f"n_folds must be an integer of at least 2, got {self.n_folds!r}")
+        k = self.n_folds
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2):
+            raise ConfigError(f"n_folds must be None (one held-out split) or an integer of at least 2, got {k!r}")
+        if not isinstance(self.train_size, float) or not 0 < self.train_size < 1:
+            raise ConfigError(f"train_size must be a float in (0, 1), got {self.train_size!r}")
         if self.model is not None and not hasattr(self.model, "predict_proba"):
             raise ConfigError(f"model must be a scikit-learn classifier with predict_proba, got {type(self.model).__name__}")
 
@@ -747,5 +780,51 @@ class ClassifierDrift(DriftDetector):
         cols = [np.r_[r, x] if k == "numeric" else pd.factorize(np.r_[r, x].astype(str))[0].astype(float)
                 for k, r, x in zip(t.kinds, self._ref.columns, t.columns)]  # categories: ordinal codes of both samples
         y = np.r_[np.zeros(self.n_reference_, dtype=int), np.ones(t.n, dtype=int)]
-        stat, p = classifier_two_sample(np.column_stack(cols), y, self.model, self.metric, self.n_folds, self.random_state)
+        stat, p = classifier_two_sample(np.column_stack(cols), y, self.model, self.metric, self.n_folds, self.train_size,
+                                        self.random_state)
         return DriftResult(self.name, stat, p, float(self.alpha), p <= self.alpha, self.n_reference_, t.n)
+
+# %% ../../nbs/11b_monitor_drift.ipynb
+def _clone(det: DriftDetector, seed: int | None = None) -> DriftDetector:
+    params = det.get_params()
+    if "random_state" in params and seed is not None:
+        params["random_state"] = seed
+    return type(det)(**params)
+
+
+def rejection_rate(
+    detector: DriftDetector,  # a detector (cloned, unfitted, for each draw)
+    pool: pd.DataFrame,  # the data the reference is drawn from (and the window, when `shifted` is None)
+    n: int = 200,  # rows in each reference and each window
+    n_draws: int = 200,  # independent draws
+    shifted: pd.DataFrame | None = None,  # draw the window from here instead: the rate is then the power
+    random_state: int = 0,  # seeds the draws (and each draw's detector, as random_state + draw)
+) -> dict:
+    "The share of draws in which `detector` flagged drift, with its Clopper–Pearson 95% interval."
+    from scipy.stats import binomtest
+    need = n if shifted is not None else 2 * n
+    if len(pool) < need or (shifted is not None and len(shifted) < n):
+        raise DataError(f"pool has {len(pool)} rows (shifted: {None if shifted is None else len(shifted)}); "
+                        f"drawing n={n} rows each needs {need} (and {n} shifted)")
+    rng = np.random.default_rng(random_state)
+    hits = 0
+    for i in range(n_draws):
+        idx = rng.choice(len(pool), need, replace=False)
+        ref = pool.iloc[idx[:n]]
+        x = pool.iloc[idx[n:]] if shifted is None else shifted.iloc[rng.choice(len(shifted), n, replace=False)]
+        hits += bool(_clone(detector, random_state + i).fit(ref).predict(x).drift)
+    ci = binomtest(hits, n_draws).proportion_ci(0.95, method="exact")
+    return {"detector": detector.name, "n": n, "draws": n_draws, "flagged": hits, "rate": hits / n_draws,
+            "ci_low": float(ci.low), "ci_high": float(ci.high)}
+
+# %% ../../nbs/11b_monitor_drift.ipynb
+def study_detectors(n_permutations: int = 50) -> dict:
+    "The detectors of the calibration study, name -> (detector, uses the categorical columns)."
+    return {
+        "KS (Bonferroni)": (KSDrift(), False), "KS (BH)": (KSDrift(correction="fdr"), False),
+        "CvM": (CvMDrift(), False), "AD (scipy table)": (ADDrift(), False),
+        "chi-squared": (ChiSquaredDrift(unseen="pool"), True), "univariate, mixed": (UnivariateDrift(unseen="pool"), True),
+        "PSI > 0.25": (PSIDrift(unseen="pool"), True), "PSI > 0.1": (PSIDrift(threshold=0.1, unseen="pool"), True),
+        "MMD": (MMDDrift(n_permutations=n_permutations), False), "LSDD": (LSDDDrift(n_permutations=n_permutations), False),
+        "classifier (AUC)": (ClassifierDrift(), True),
+    }
