@@ -205,6 +205,8 @@ def test_bad_reference():
     (lambda: LSDDDriftOnline(ert=-10), "ert"),
     (lambda: MMDDriftOnline(ert=float("nan")), "ert"),
     (lambda: MMDDriftOnline(ert=1000, n_bootstraps=500), "n_bootstraps"),
+    (lambda: MMDDriftOnline(window_size=50, n_reference=100), "n_reference"),
+    (lambda: LSDDDriftOnline(lambda_rd_max=0), "lambda_rd_max"),
     (lambda: ADWIN(delta=0), "delta"),
     (lambda: ADWIN(clock=0), "clock"),
     (lambda: PageHinkley(mode="sideways"), "mode"),

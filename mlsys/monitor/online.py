@@ -454,7 +454,7 @@ class MMDDriftOnline(_OnlineKernelDetector):
                  seed: int = 0, # seed of the reference split and the bootstraps
                 ):
         super().__init__(ert, window_size, n_bootstraps, sigma, seed)
-        self.n_reference = None if n_reference is None else _int_param(n_reference, "n_reference", 2)
+        self.n_reference = None if n_reference is None else _int_param(n_reference, "n_reference", 3 * self.window_size)
 
     def fit(self, X_ref) -> MMDDriftOnline:
         "Standardize on `X_ref`, calibrate the thresholds for the target ERT, start with a window of reference rows."
