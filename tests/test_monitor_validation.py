@@ -190,3 +190,20 @@ def test_duplicate_index_labels_do_not_undercount():
     suite = ExpectationSuite(["x"], [Expectation("range", ["x"], {"min": 0, "max": 2})])
     rep = validate(df.set_axis([0, 0, 0, 0]), suite)
     assert rep.loc[0, "failing"] == 2
+
+
+def test_tolerance_scales_with_the_window():
+    "One novel row in a window of 800 is within mostly=0.999 (it failed under a fixed-fraction rule); 5% is not."
+    from mlsys.monitor.validation import allowed_failures
+    suite = ExpectationSuite(["c"], [Expectation("allowed", ["c"], {"values": ["a"]}, mostly=0.999)])
+    small = pd.DataFrame({"c": ["a"] * 799 + ["new"]})
+    rep = validate(small, suite)
+    assert rep.loc[0, "failing"] == 1 and rep.loc[0, "allowed"] == 3 and rep.loc[0, "passed"]
+    big = pd.DataFrame({"c": ["a"] * 9500 + ["new"] * 500})
+    assert not validate(big, suite).loc[0, "passed"]
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n, mostly = int(rng.integers(0, 10**6)), float(rng.choice([1.0, 0.999, 0.99, 0.5]))
+        p = 1 - mostly
+        k = allowed_failures(mostly, n)
+        assert k == int(np.floor(n * p + 3 * np.sqrt(n * p * (1 - p)) + 1e-9)) and 0 <= k <= n

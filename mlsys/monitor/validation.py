@@ -18,9 +18,9 @@ import pandas as pd
 from ..core import ConfigError, DataError, SchemaError, load_json, save_json
 
 # %% auto 0
-__all__ = ['CHECKS', 'REPORT_COLUMNS', 'Expectation', 'clock_minutes', 'failing_rows', 'dtype_name', 'null_limit', 'infer_format',
-           'infer_column', 'infer_keys', 'infer_relations', 'ExpectationSuite', 'load_suite', 'infer_suite', 'validate',
-           'time_validation']
+__all__ = ['CHECKS', 'REPORT_COLUMNS', 'Expectation', 'allowed_failures', 'clock_minutes', 'failing_rows', 'dtype_name',
+           'null_limit', 'infer_format', 'infer_column', 'infer_keys', 'infer_relations', 'ExpectationSuite',
+           'load_suite', 'infer_suite', 'validate', 'time_validation']
 
 # %% ../../nbs/11g_monitor_validation.ipynb
 CHECKS = ("column_present", "no_extra_columns", "dtype", "null_fraction", "range", "allowed", "format", "clock",
@@ -52,6 +52,12 @@ class Expectation:
     @property
     def column(self) -> str:
         return ", ".join(self.columns)
+
+# %% ../../nbs/11g_monitor_validation.ipynb
+def allowed_failures(mostly: float, n: int) -> int:
+    "The most failing rows a window of `n` rows may have at a novelty rate of `1 - mostly` (mean + 3 sd, binomial)."
+    p = 1 - mostly
+    return int(np.floor(n * p + 3 * np.sqrt(n * p * (1 - p)) + 1e-9))
 
 # %% ../../nbs/11g_monitor_validation.ipynb
 def clock_minutes(s: pd.Series) -> pd.Series:
@@ -384,13 +390,13 @@ def infer_suite(df: pd.DataFrame,
     return ExpectationSuite(list(data.columns), exps, bool(allow_extra), len(df), exclude)
 
 # %% ../../nbs/11g_monitor_validation.ipynb
-def _aggregate_ok(e: Expectation, s: pd.Series, n: int) -> tuple[bool, int, list]:
-    "(passed, failing rows, examples) of an aggregate check on column `s`."
+def _aggregate_ok(e: Expectation, s: pd.Series, n: int) -> tuple[int, int, list]:
+    "(allowed, failing rows, examples) of an aggregate check on column `s`."
     if e.check == "dtype":
         got = dtype_name(s.dtype)
-        return got == e.params["dtype"], (0 if got == e.params["dtype"] else n), [got]
+        return 0, (0 if got == e.params["dtype"] else n), [got]
     nulls = int(s.isna().sum())
-    return nulls <= null_limit(e.params, n) * n, nulls, [round(nulls / max(n, 1), 4)]
+    return int(np.floor(null_limit(e.params, n) * n + 1e-9)), nulls, [round(nulls / max(n, 1), 4)]
 
 
 def _examples(values, k: int = 5) -> list:
@@ -405,21 +411,20 @@ def _examples(values, k: int = 5) -> list:
     return out
 
 # %% ../../nbs/11g_monitor_validation.ipynb
-def _row(e: Expectation, failing: int, n: int, examples: list, passed: bool | None = None) -> dict:
-    frac = failing / n if n else 0.0
-    if passed is None:
-        passed = frac <= 1 - e.mostly + 1e-12
-    return {"check": e.name, "kind": e.check, "column": e.column, "failing": int(failing), "fraction": float(frac),
-            "examples": examples, "passed": bool(passed)}
+def _row(e: Expectation, failing: int, n: int, examples: list, allowed: int | None = None) -> dict:
+    allowed = allowed_failures(e.mostly, n) if allowed is None else allowed
+    return {"check": e.name, "kind": e.check, "column": e.column, "failing": int(failing),
+            "fraction": float(failing / n if n else 0.0), "allowed": int(allowed), "examples": examples,
+            "passed": bool(failing <= allowed)}
 
 
 def _schema_rows(suite: ExpectationSuite, df: pd.DataFrame) -> tuple[list[dict], set]:
     "Rows for missing and unexpected columns, and the names of the missing ones (checks on them are skipped)."
     missing = [c for c in suite.columns if c not in df.columns]
-    rows = [_row(Expectation("column_present", [c]), len(df), len(df), [], False) for c in missing]
+    rows = [_row(Expectation("column_present", [c]), len(df), len(df), [], 0) for c in missing]
     extra = [str(c) for c in df.columns if c not in suite.columns and c not in suite.ignored]
     if extra and not suite.allow_extra:
-        rows.append(_row(Expectation("no_extra_columns", extra), len(df), len(df), extra[:5], False))
+        rows.append(_row(Expectation("no_extra_columns", extra), len(df), len(df), extra[:5], 0))
     return rows, set(missing)
 
 # %% ../../nbs/11g_monitor_validation.ipynb
@@ -430,8 +435,8 @@ def _validate_pandas(suite: ExpectationSuite, df: pd.DataFrame) -> list[dict]:
         if set(e.columns) & missing:
             continue
         if e.check in ("dtype", "null_fraction"):
-            ok, k, ex = _aggregate_ok(e, df[e.columns[0]], n)
-            rows.append(_row(e, k, n, ex, ok))
+            allowed, k, ex = _aggregate_ok(e, df[e.columns[0]], n)
+            rows.append(_row(e, k, n, ex, allowed))
         else:
             mask = failing_rows(e, df)
             bad = df.loc[mask.to_numpy(), e.columns]
@@ -444,9 +449,9 @@ def _pandera_checks(e: Expectation, n: int, stash: dict):
     import pandera.pandas as pa
 
     def agg(s, e=e):
-        ok, k, ex = _aggregate_ok(e, s, n)
-        stash[id(e)] = (ok, k, ex)
-        return ok
+        allowed, k, ex = _aggregate_ok(e, s, n)
+        stash[id(e)] = (allowed, k, ex)
+        return k <= allowed
 
     def rows(data, e=e):
         frame = data if isinstance(data, pd.DataFrame) else data.to_frame(e.columns[0])
@@ -486,8 +491,8 @@ def _validate_pandera(suite: ExpectationSuite, df: pd.DataFrame) -> list[dict]:
     by_check = dict(tuple(failures.groupby("check", sort=False))) if failures is not None else {}
     for e in live:
         if id(e) in stash:
-            ok, k, ex = stash[id(e)]
-            rows.append(_row(e, k, n, ex, ok))
+            allowed, k, ex = stash[id(e)]
+            rows.append(_row(e, k, n, ex, allowed))
             continue
         fc = by_check.get(str(id(e)))
         if fc is None:
@@ -500,7 +505,7 @@ def _validate_pandera(suite: ExpectationSuite, df: pd.DataFrame) -> list[dict]:
     return rows
 
 # %% ../../nbs/11g_monitor_validation.ipynb
-REPORT_COLUMNS = ["check", "kind", "column", "failing", "fraction", "examples", "passed"]
+REPORT_COLUMNS = ["check", "kind", "column", "failing", "fraction", "allowed", "examples", "passed"]
 
 
 def validate(df: pd.DataFrame,
