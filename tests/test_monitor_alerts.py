@@ -397,3 +397,33 @@ def test_a_numeric_repeat_interval_with_time_windows_is_a_config_error():
                     "", "", "") for d in range(3)]
     with pytest.raises(ConfigError, match="a duration for times"):
         AlertManager([Memory()], repeat_interval=2).process_windows(alerts)
+
+
+def test_snoozes_are_checked():
+    m = AlertManager([Memory()])
+    for until, msg in [("whenever", "not a time"), (None, "needs a time"), (float("nan"), "needs a time")]:
+        with pytest.raises(ConfigError, match=msg):
+            m.snooze("A", until)
+    with pytest.raises(ConfigError, match="labels must map"):
+        m.snooze("A", 3, {"origin": 1})
+    m.snooze("A", "2013-07-20")
+    aware = Alert("A", (), "info", pd.Timestamp("2013-07-19", tz="UTC"), pd.Timestamp("2013-07-19", tz="UTC"), 1.0, 0.0,
+                  "", "", "")
+    with pytest.raises(ConfigError, match="cannot be compared"):
+        m.process([aware])
+
+
+def test_request_logs_to_metrics_to_alerts(tmp_path):
+    "The chain of the chapter: JSON request logs, metrics per window computed from them, and an error-rate alert."
+    from mlsys.monitor.observe import read_json_logs, request_metrics
+    t0 = pd.Timestamp("2013-07-01", tz="UTC")
+    recs = [{"timestamp": (t0 + pd.Timedelta(seconds=s)).isoformat(), "level": "INFO", "logger": "mlsys.requests",
+             "message": "POST /predict", "route": "/predict", "status": 503 if (60 <= s < 240 and s % 4 == 0) else 200,
+             "latency_ms": 10.0} for s in range(0, 300)]
+    (tmp_path / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    metrics = request_metrics(read_json_logs(tmp_path / "requests.jsonl"), window="1min").reset_index()
+    assert metrics["error_rate"].round(2).tolist() == [0.0, 0.25, 0.25, 0.25, 0.0]
+    p = Policy("HighErrorRate", "error_rate", 0.05, for_windows=2, severity="critical", owner="ml-platform")
+    ch = Memory()
+    AlertManager([ch], repeat_interval="10min").process_windows(evaluate(p, metrics))
+    assert [(n.window.minute, len(n.alerts), n.alerts[0].starts_at.minute) for n in ch.sent] == [(2, 1, 2)]

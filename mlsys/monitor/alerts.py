@@ -381,7 +381,13 @@ class Silence:
     labels: dict = field(default_factory=dict)
 
     def matches(self, a: Alert, now) -> bool:
-        return a.name == self.name and now < self.until and all(a.label(k) == v for k, v in self.labels.items())
+        "Whether this silence holds `a` back at `now`."
+        if a.name != self.name or not all(a.label(k) == v for k, v in self.labels.items()):
+            return False
+        try:
+            return bool(now < self.until)
+        except TypeError as e:
+            raise ConfigError(f"the snooze of {self.name!r} until {self.until!r} cannot be compared with the window {now!r}") from e
 
 # %% ../../nbs/11i_monitor_alerts.ipynb
 class AlertManager:
@@ -407,6 +413,16 @@ class AlertManager:
         "Do not send alerts `name` (with these labels) before `until`."
         if not isinstance(name, str) or not name:
             raise ConfigError(f"snooze needs an alert name, got {name!r}")
+        if isinstance(until, str):
+            try:
+                until = pd.Timestamp(until)
+            except ValueError as e:
+                raise ConfigError(f"snooze of {name!r}: until={until!r} is not a time ({e})") from e
+        if until is None or (isinstance(until, float) and math.isnan(until)) or until is pd.NaT:
+            raise ConfigError(f"snooze of {name!r} needs a time to end, got {until!r}")
+        if labels is not None and (not isinstance(labels, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                                              for k, v in labels.items())):
+            raise ConfigError(f"snooze of {name!r}: labels must map label names to strings, got {labels!r}")
         s = Silence(name, until, dict(labels or {}))
         self.silences.append(s)
         return s
