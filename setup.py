@@ -38,6 +38,7 @@ setuptools.setup(
     ],
     packages=setuptools.find_packages(include=["mlsys", "mlsys.*"]),
     include_package_data=True,
+    package_data={"mlsys.monitor": ["prometheus_rules.yml"]},  # the alerting rules promtool checks
     install_requires=cfg["requirements"].split(),
     extras_require=extras,
     python_requires=">=" + cfg["min_python"],

@@ -649,3 +649,18 @@ def test_a_detached_service_outlives_the_process_that_started_it(flights_model, 
         p = psutil.Process(int(pid))
         p.terminate()
         p.wait(30)
+
+
+def test_request_log_writes_one_json_line_per_request_with_its_ids(flights_model, tmp_path):
+    from mlsys.monitor.observe import read_json_logs
+    model, backup, spec, test, rows = flights_model
+    log = tmp_path / "requests.jsonl"
+    with _client(create_app(model, spec, main_name="hgb", budget=30.0, request_log=str(log))) as c:
+        ok = c.post("/predict", json=rows[0], headers={"x-request-id": "abc123def456"})
+        bad = c.post("/predict", json={**rows[0], "temp": "warm"})
+        c.get("/health")
+    assert ok.headers["x-request-id"] == "abc123def456" and "traceparent" in bad.headers
+    got = read_json_logs(log)
+    assert len(got) == 3 and list(got["status"]) == [200, 422, 200]
+    assert got["request_id"].iloc[0] == "abc123def456" and got["model"].iloc[0] == "hgb"
+    assert got["trace_id"].notna().all() and got["trace_id"].nunique() == 3

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -787,6 +788,7 @@ def create_app(
     max_rows: int = 1000,  # flights per batch request at most
     bench_endpoints: bool = False,  # also serve /predict/naive and /empty (the serving bench's references)
     example_key: str = "20130108-UA1545-EWR",  # a stored flight id, shown as the lookup route's example
+    request_log: str | None = None,  # a file to append one JSON line per request to (ids, route, status, latency, model)
 ):
     "The online prediction service as a FastAPI app, with an exact OpenAPI spec."
     fastapi = optional_import("fastapi", extra="serve", purpose="the prediction service")
@@ -822,6 +824,13 @@ def create_app(
         _add_bench_routes(app, service, m, main, main_name)
     app.state.service = service
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    if request_log is not None:  # outermost, so it sees every answer, the metrics middleware's included
+        from mlsys.monitor.observe import RequestLogMiddleware, json_handler
+        logger = logging.getLogger(f"mlsys.requests.{uuid.uuid4().hex[:8]}")  # this app's own, never the root's
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        logger.addHandler(json_handler(request_log))
+        app.add_middleware(RequestLogMiddleware, logger=logger)
     return app
 
 # %% ../../nbs/10c_deploy_service.ipynb
@@ -913,7 +922,7 @@ def serve_in_thread(app, host: str = "127.0.0.1", port: int | None = None, start
 
 # %% ../../nbs/10c_deploy_service.ipynb
 _SETTINGS = ("main_name", "backup_name", "view", "budget", "max_batch_size", "max_wait", "max_queue", "cache_size",
-             "cache_ttl", "threshold", "max_rows", "bench_endpoints", "example_key")
+             "cache_ttl", "threshold", "max_rows", "bench_endpoints", "example_key", "request_log")
 
 
 def save_service(
