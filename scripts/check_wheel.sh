@@ -19,6 +19,9 @@ assert "torch" not in sys.modules and "tensorflow" not in sys.modules
 assert len(load_airlines()) == 16
 jan1 = load_flights("2013-01-01", "2013-01-01", cache=False)
 assert len(jan1) == 842, len(jan1)
+import importlib.resources
+rules = importlib.resources.files("mlsys.monitor") / "prometheus_rules.yml"  # package data, not Python
+assert rules.is_file() and "groups:" in rules.read_text(), "the wheel lacks mlsys/monitor/prometheus_rules.yml"
 print(f"wheel OK: mlsys {mlsys.__version__} from {mlsys.__file__}; {len(jan1)} flights on 2013-01-01")
 PY
 "$work/venv/bin/mlsys" --help >/dev/null
