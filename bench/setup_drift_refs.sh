@@ -19,8 +19,9 @@ mk() {  # mk NAME PACKAGES...: a fresh venv under bench/.venvs/NAME with PACKAGE
 want=${1:-all}
 if [ "$want" = all ] || [ "$want" = alibi ]; then
   # torch 2.13 CPU is the torch wheel on this machine's disk (other versions pull CUDA); its wheels run on numpy 1.x
-  IMPORT=alibi_detect mk alibi "alibi-detect[torch]==0.13.0" "numpy<2" "torch==2.13.0"
+  IMPORT=alibi_detect mk alibi "alibi-detect[torch]==0.13.0" "numpy<2" "torch==2.13.0" "pandas<3"
 fi
 if [ "$want" = all ] || [ "$want" = evidently ]; then
-  IMPORT=evidently mk evidently "evidently>=0.7,<0.8" "psutil"
+  # Evidently 0.7 imports a pandas internal that pandas 3 removed
+  IMPORT=evidently mk evidently "evidently>=0.7,<0.8" "pandas<3" "pyarrow"
 fi
