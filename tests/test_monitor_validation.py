@@ -131,8 +131,19 @@ def test_hostile_suite_files_are_refused(tmp_path):
     p = tmp_path / "s.json"
     p.write_text(json.dumps({"format": "mlsys.expectation_suite/1", "columns": ["a"], "allow_extra": False,
                              "n_rows": 3, "ignored": [], "expectations": [{"check": "rm -rf", "columns": ["a"]}]}))
-    with pytest.raises(ConfigError, match="unknown check"):
+    with pytest.raises(DataError, match="unknown check"):
         load_suite(p)
+    good = infer_suite(random_frame(np.random.default_rng(8), 50)).to_dict()
+    hostile = [("format", {"regex": "(a+)+$"}, "quantified groups"), ("format", {"regex": "[unclosed"}, "not a regular"),
+               ("format", {"regex": 5}, "without quantified"), ("range", {"min": 1, "max": "INF"}, "finite"),
+               ("range", {"min": 3, "max": 1}, "min <= max"), ("allowed", {"values": "abc"}, "list of strings"),
+               ("null_fraction", {"fraction": 2, "tolerance": 0}, "fraction in"), ("relation", {"kind": "eval"}, "relation is")]
+    for check, params, msg in hostile:
+        d = json.loads(json.dumps(good))
+        d["expectations"].append({"check": check, "columns": ["x", "f"] if check == "relation" else ["x"], "params": params})
+        p.write_text(json.dumps(d).replace('"INF"', "1e999"))  # JSON reads 1e999 as infinity
+        with pytest.raises(DataError, match=msg):
+            load_suite(p)
     p.write_text(json.dumps({"format": "mlsys.expectation_suite/1", "columns": ["a"]}))
     with pytest.raises(DataError, match="malformed"):
         load_suite(p)

@@ -43,6 +43,9 @@ class Expectation:
         self.columns = [str(c) for c in self.columns]
         if isinstance(self.mostly, bool) or not isinstance(self.mostly, (int, float)) or not 0 < self.mostly <= 1:
             raise ConfigError(f"{self.check} on {self.columns}: mostly must be in (0, 1], got {self.mostly!r}")
+        if not isinstance(self.params, dict):
+            raise ConfigError(f"{self.check} on {self.columns}: params must be a dict, got {type(self.params).__name__}")
+        _check_params(self)
 
     @property
     def name(self) -> str:
@@ -52,6 +55,38 @@ class Expectation:
     @property
     def column(self) -> str:
         return ", ".join(self.columns)
+
+# %% ../../nbs/11g_monitor_validation.ipynb
+_NESTED = re.compile(r"\)[*+?{]")  # a quantified group: (a+)+ backtracks exponentially
+
+
+def _number(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and bool(np.isfinite(v))
+
+
+def _check_params(e: Expectation) -> None:
+    "`ConfigError` unless `e.params` are what `e.check` reads."
+    p, where = e.params, f"{e.check} on {e.columns}"
+    if e.check == "range" and not (_number(p.get("min")) and _number(p.get("max")) and p["min"] <= p["max"]):
+        raise ConfigError(f"{where}: a range needs finite numbers min <= max, got {p}")
+    if e.check == "allowed" and not (isinstance(p.get("values"), list) and all(isinstance(v, str) for v in p["values"])):
+        raise ConfigError(f"{where}: allowed values must be a list of strings")
+    if e.check == "null_fraction" and not (_number(p.get("fraction")) and 0 <= p["fraction"] <= 1
+                                           and _number(p.get("tolerance")) and p["tolerance"] >= 0):
+        raise ConfigError(f"{where}: a null fraction needs fraction in [0, 1] and tolerance >= 0, got {p}")
+    if e.check == "format":
+        rx = p.get("regex")
+        if not isinstance(rx, str) or _NESTED.search(rx):
+            raise ConfigError(f"{where}: the format must be a regex without quantified groups, got {rx!r}")
+        try:
+            re.compile(rx)
+        except re.error as err:
+            raise ConfigError(f"{where}: the format {rx!r} is not a regular expression ({err})") from err
+    if e.check == "relation":
+        kind, n = p.get("kind"), len(e.columns)
+        if not ((kind == "clock_difference" and n == 3) or (kind == "order" and n == 2 and p.get("op") in ("<=", "=="))):
+            raise ConfigError(f"{where}: a relation is an 'order' of 2 columns (op '<=' or '==') or a 'clock_difference' "
+                              f"of 3, got {p}")
 
 # %% ../../nbs/11g_monitor_validation.ipynb
 def allowed_failures(mostly: float, n: int) -> int:
@@ -329,7 +364,7 @@ class ExpectationSuite:
         try:
             exps = [Expectation(**e) for e in d["expectations"]]
             return cls(list(d["columns"]), exps, bool(d["allow_extra"]), int(d["n_rows"]), list(d["ignored"]))
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, ValueError) as e:  # ConfigError is a ValueError: a bad expectation in the file
             raise DataError(f"malformed expectation suite: {e}") from e
 
     def save(self, path: str | Path) -> Path:
