@@ -292,3 +292,33 @@ def test_other_bad_input(truth):
         fit_ground_truth(pd.DataFrame({"user_id": [1, 2], "movie_id": [1, 1], "rating": [4.0, 3.0]}), min_ratings=1)
     with pytest.raises(DataError, match="results is empty"):
         compare_loops({})
+
+
+def test_wrong_types_are_named_errors(truth):
+    "Strings, None and objects where numbers belong: a named mlsys error, never a raw TypeError/ValueError."
+    cases = [
+        (lambda: gini(["a", "b"]), DataError, "exposure must be numbers"),
+        (lambda: gini(None), DataError, "exposure"),
+        (lambda: top_k([["x", "y"]], 1), DataError, "scores must be"),
+        (lambda: examination(3, eta="fast"), ConfigError, "eta must be a number"),
+        (lambda: FeedbackLoop(truth, exploration="epsilon", epsilon="0.1").run(1), ConfigError, "epsilon must be"),
+        (lambda: FeedbackLoop(truth, warmup_rounds=1.5).run(1), DataError, "warmup_rounds"),
+        (lambda: FeedbackLoop(truth).run("3"), DataError, "rounds must be a positive integer"),
+        (lambda: fit_ground_truth(pd.DataFrame({"user_id": [1], "movie_id": [1], "rating": [4.0]}), scale="x"),
+         ConfigError, "scale must be a number"),
+        (lambda: fit_ground_truth(pd.DataFrame({"user_id": [1], "movie_id": [1], "rating": [4.0]}), n_factors=2.5),
+         DataError, "n_factors must be a positive integer"),
+        (lambda: fit_ground_truth([1, 2, 3]), DataError, "ratings must be a pandas DataFrame"),
+        (lambda: encode_log("log", 3, 3), DataError, "log must be a pandas DataFrame"),
+        (lambda: ClickFM(l2="big").fit(np.eye(4), [0, 1, 0, 1]), ConfigError, "l2 must be a number"),
+        (lambda: ClickFM(n_factors=1.5).fit(np.eye(4), [0, 1, 0, 1]), ConfigError, "n_factors must be an integer"),
+        (lambda: ClickFM().fit(np.array([["a", "b"], ["c", "d"]]), [0, 1]), DataError, "X"),
+        (lambda: aggregate_diversity(np.array([[0.5, 1.5]]), 3), DataError, "integer item ids"),
+        (lambda: mean_jaccard(np.array([[0, 1]]), 3), DataError, "at least 2 users"),
+        (lambda: homogenization(np.array([[0], [1]]), np.array([[0]]), 3), DataError, "same users"),
+        (lambda: round_metrics(truth, ideal_slates(truth, 3), np.zeros((2, 3)), ideal_slates(truth, 3)), DataError,
+         "clicks has shape"),
+    ]
+    for call, kind, msg in cases:
+        with pytest.raises(kind, match=msg):
+            call()

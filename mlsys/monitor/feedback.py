@@ -31,6 +31,13 @@ def _positive_int(k, what: str) -> int:
     return int(k)
 
 
+def _number(x, what: str) -> float:
+    "`x` as a float if it is a real number (not a bool); else `ConfigError` naming `what`."
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{what} must be a number, got {type(x).__name__} {x!r}")
+    return float(x)
+
+
 def _id_array(ids, n: int, what: str) -> np.ndarray:
     "`ids` as a 1-D int array of ids in 0 .. n-1; `DataError` naming `what` for anything else."
     a = np.asarray(ids)
@@ -105,10 +112,15 @@ def fit_ground_truth(
     r = pd.to_numeric(ratings["rating"], errors="coerce").to_numpy(float)
     if not np.isfinite(r).all():
         raise DataError(f"ratings['rating'] has {int((~np.isfinite(r)).sum())} missing or non-numeric value(s)")
+    for name, v in (("min_ratings", min_ratings), ("n_factors", n_factors), ("n_iter", n_iter)):
+        _positive_int(v, name)
+    for name, v in (("l2", l2), ("midpoint", midpoint), ("scale", scale), ("head_share", head_share),
+                    ("tail_share", tail_share)):
+        _number(v, name)
     ok = (min(min_ratings, n_factors, n_iter) >= 1 and scale > 0 and 0 < head_share < 1 and 0 < tail_share < 1
-          and head_share + tail_share <= 1)
+          and head_share + tail_share <= 1 and l2 >= 0)
     if not ok:
-        raise ConfigError("fit_ground_truth needs min_ratings, n_factors, n_iter >= 1, scale > 0 and head_share, "
+        raise ConfigError("fit_ground_truth needs min_ratings, n_factors, n_iter >= 1, l2 >= 0, scale > 0, head_share, "
                           f"tail_share in (0, 1) summing to at most 1; got {min_ratings}, {n_factors}, {n_iter}, "
                           f"{scale}, {head_share}, {tail_share}")
     counts = ratings["movie_id"].value_counts()
@@ -136,7 +148,7 @@ def examination(
 ) -> np.ndarray:
     "The position-based model's examination probabilities 1 / (1 + rank) ** eta for ranks 0 .. k-1."
     k = _positive_int(k, "k")
-    if not np.isfinite(eta) or eta < 0:
+    if not np.isfinite(_number(eta, "eta")) or eta < 0:
         raise ConfigError(f"eta must be a finite number >= 0, got {eta!r}")
     return 1.0 / (1.0 + np.arange(k)) ** eta
 
@@ -232,7 +244,8 @@ def _fm_init(est, click, n_features: int, n_positions: int) -> dict:
                         ("serve_position", est.serve_position, 0)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ConfigError(f"{name} must be an integer >= {lo}, got {v!r}")
-    if not (est.l2 >= 0 and est.l2_factors >= 0 and est.learning_rate > 0):
+    if not (_number(est.l2, "l2") >= 0 and _number(est.l2_factors, "l2_factors") >= 0
+            and _number(est.learning_rate, "learning_rate") > 0):
         raise ConfigError(f"l2 and l2_factors must be >= 0 and learning_rate > 0, got {est.l2!r}, {est.l2_factors!r}, "
                           f"{est.learning_rate!r}")
     shapes = {"b": (1,), "w": (n_features,), "V": (n_features, est.n_factors), "a": (n_positions - 1,)}
@@ -355,7 +368,10 @@ def gini(
     exposure,  # non-negative exposure (impressions) of every catalog item, zeros included
 ) -> float:
     "Gini coefficient of item exposure: 0 when every item is shown equally, (n-1)/n when one item gets it all."
-    x = np.asarray(exposure, dtype=float).ravel()
+    try:
+        x = np.asarray(exposure, dtype=float).ravel()
+    except (TypeError, ValueError) as e:
+        raise DataError(f"exposure must be numbers, one per item: {e}") from e
     if x.size == 0:
         raise DataError("exposure is empty: the Gini coefficient needs at least one item")
     if not np.isfinite(x).all() or (x < 0).any():
@@ -425,7 +441,10 @@ def top_k(
 ) -> np.ndarray:
     "Each row's k best items, best first: an (n_users, k) array of item ids."
     k = _positive_int(k, "k")
-    scores = np.asarray(scores, dtype=float)
+    try:
+        scores = np.asarray(scores, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"scores must be an (n_users, n_items) array of numbers: {e}") from e
     if scores.ndim != 2 or k > scores.shape[1]:
         raise DataError(f"scores must be (n_users, n_items) with n_items >= k = {k}, got shape {scores.shape}")
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
@@ -516,7 +535,7 @@ def _check_loop(loop) -> tuple[int, ClickFM]:
         raise DataError(f"k = {k} is more than the catalog's {loop.truth.n_items} items")
     if loop.exploration not in EXPLORATION:
         raise ConfigError(f"exploration must be one of {EXPLORATION}, got {loop.exploration!r}")
-    if not 0 <= loop.epsilon <= 1:
+    if not 0 <= _number(loop.epsilon, "epsilon") <= 1:
         raise ConfigError(f"epsilon must be in [0, 1], got {loop.epsilon!r}")
     w = loop.warmup_rounds
     if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 0:
