@@ -186,6 +186,10 @@ def test_bad_input_is_named():
         infer_suite(df, exclude=["nope"])
     with pytest.raises(ConfigError, match="mostly"):
         infer_suite(df, mostly=0)
+    with pytest.raises(DataError, match="'f' holds infinite"):
+        infer_suite(df.assign(f=np.where(np.arange(len(df)) == 2, np.inf, 1.0)))
+    rep = validate(df.assign(f=np.where(np.arange(len(df)) == 2, -np.inf, df["f"])), suite)
+    assert rep.loc[(rep["column"] == "f") & (rep["kind"] == "range"), "failing"].item() == 1
     with pytest.raises(ConfigError, match="range_margin"):
         infer_suite(df, range_margin=-1)
     with pytest.raises(SchemaError, match="key"):

@@ -237,6 +237,8 @@ def infer_column(s: pd.Series, null_tolerance: float = 0.02, range_margin: float
         return out + [Expectation("clock", c, {}, mostly)]
     if pd.api.types.is_numeric_dtype(s.dtype):
         lo, hi = float(x.min()), float(x.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise DataError(f"column {c[0]!r} holds infinite values (range {lo} to {hi}); a training table needs finite numbers")
         pad = range_margin * (hi - lo)
         return out + [Expectation("range", c, {"min": lo - pad, "max": hi + pad}, mostly)]
     if _is_text(s):
