@@ -176,6 +176,25 @@ def test_shift_report_quiet_without_shift_and_concept_shift_seen_only_with_label
     con = S.concept_shift(X["pool"], y["pool"], ewr, "shuffle", n=3000, random_state=7)
     rep = S.shift_report(model, X["val"], y["val"], con.take(X["pool"]), con.y)
     assert rep["drift"].tolist() == [False, False, False, True]
+    with pytest.raises(DataError, match="X: .*distance"):  # a window without a model input
+        S.shift_report(model, X["val"], y["val"], con.take(X["pool"]).drop(columns="distance"), con.y)
+    with pytest.raises(DataError, match="y has 2999 labels for 3000 rows"):
+        S.shift_report(model, X["val"], y["val"], con.take(X["pool"]), con.y[1:])
+
+
+def test_retraining_table_refuses_bad_input():
+    X, y = _toy(300)
+    Xn = X[["a", "b"]]
+    fit = lambda: LogisticRegression(max_iter=200)
+    m = fit().fit(Xn, y)
+    out = S.retraining_table(m, fit, Xn, y, Xn, 1 - y, Xn, 1 - y, mask=np.ones(300, bool))
+    assert out.loc["retrain on target", "log-loss"] < out.loc["nothing", "log-loss"]  # flipped labels: retraining wins
+    with pytest.raises(DataError, match="one value per test row"):
+        S.retraining_table(m, fit, Xn, y, Xn, y, Xn, y, mask=np.ones(10, bool))
+    with pytest.raises(DataError, match="both classes"):
+        S.retraining_table(m, fit, Xn, y, Xn, np.zeros(300, int), Xn, y)
+    with pytest.raises(ConfigError, match="make must be"):
+        S.retraining_table(m, None, Xn, y, Xn, y, Xn, y)
 
 
 def test_breadth_curve_on_flights():
@@ -192,6 +211,9 @@ def test_breadth_curve_on_flights():
         S.breadth_curve(feats, FEATURES, LABEL, "sched_dep_local", "2013-03-01", "2013-03-11", make_model, months=(0,))
     with pytest.raises(DataError, match="no rows"):
         S.breadth_curve(feats, FEATURES, LABEL, "sched_dep_local", "2014-03-01", "2014-03-11", make_model)
+    for start, end in [("2013-13-01", "2014-01-01"), ("2013-03-11", "2013-03-01"), ("2013-03-01T00:00Z", "2013-03-11")]:
+        with pytest.raises(DataError, match="test_start"):
+            S.breadth_curve(feats, FEATURES, LABEL, "sched_dep_local", start, end, make_model)
 
 
 # ---- bad input ------------------------------------------------------------------------------------------------------

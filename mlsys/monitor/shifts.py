@@ -224,6 +224,16 @@ def true_weights(self: Shift, X: pd.DataFrame, y=None) -> np.ndarray:
     return np.ones(len(X))
 
 # %% ../../nbs/11f_monitor_shifts.ipynb
+def _inner(fn, X, what: str):
+    "Call a scikit-learn method; its refusals become `DataError` (`_DataTypeError` for its TypeErrors)."
+    try:
+        return fn(X)
+    except TypeError as e:
+        raise _DataTypeError(f"{what}: {e}") from e
+    except ValueError as e:
+        raise DataError(f"{what}: {e}") from e
+
+
 def _result(detector, statistic, p, alpha, n_ref, n):
     from mlsys.monitor.drift import DriftResult
     return DriftResult(detector, float(statistic), float(p), float(alpha), bool(p < alpha), int(n_ref), int(n))
@@ -279,7 +289,7 @@ def shift_report(
         if not isinstance(A, pd.DataFrame) or len(A) < 2:
             raise DataError(f"{what} must be a DataFrame with at least 2 rows, got {type(A).__name__}")
     y_ref, y = _labels(y_ref, len(X_ref), "y_ref"), _labels(y, len(X), "y")
-    p_ref, p = model.predict_proba(X_ref)[:, 1], model.predict_proba(X)[:, 1]
+    p_ref, p = _inner(model.predict_proba, X_ref, "X_ref")[:, 1], _inner(model.predict_proba, X, "X")[:, 1]
     feats = KSDrift(alpha).fit(_numeric_view(X_ref, X_ref)).predict(_numeric_view(X, X_ref))
     preds = KSDrift(alpha).fit(pd.DataFrame({"p": p_ref})).predict(pd.DataFrame({"p": p}))
     rows = [("features (KS)", False, feats), ("predictions (KS)", False, preds),
@@ -307,16 +317,6 @@ def _targets(y, what: str = "y") -> np.ndarray:
     except ValueError as e:
         raise DataError(f"{what}: {e}") from e
     return y
-
-
-def _inner(fn, X, what: str):
-    "Call a scikit-learn method; its refusals become `DataError` (`_DataTypeError` for its TypeErrors)."
-    try:
-        return fn(X)
-    except TypeError as e:
-        raise _DataTypeError(f"{what}: {e}") from e
-    except ValueError as e:
-        raise DataError(f"{what}: {e}") from e
 
 
 def _default_classifier(random_state):
@@ -566,7 +566,9 @@ def retraining_table(
         raise DataError("the target rows to retrain on and to test on need both classes")
     both = make().fit(pd.concat([X_source, X_new], ignore_index=True), np.r_[y_source, y_new])
     models = {"nothing": model, "retrain on target": make().fit(X_new, y_new), "retrain on source + target": both}
-    m = np.ones(len(X_test), bool) if mask is None else np.asarray(mask, dtype=bool)
+    m = np.ones(len(X_test), bool) if mask is None else np.asarray(mask)
+    if m.shape != (len(X_test),) or m.dtype != bool:
+        raise DataError(f"mask must be a boolean array with one value per test row ({len(X_test)}), got {m.dtype} {m.shape}")
     out = {}
     for name, est in models.items():
         p = est.predict_proba(X_test)[:, 1]
@@ -597,7 +599,12 @@ def breadth_curve(
     if not ms or any(isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 1 <= m <= 120 for m in ms):
         raise ConfigError(f"months must be a non-empty list of ints between 1 and 120, got {months!r}")
     t = df[time_col].dt.tz_localize(None) if isinstance(df[time_col].dtype, pd.DatetimeTZDtype) else df[time_col]
-    start, end = pd.Timestamp(test_start), pd.Timestamp(test_end)
+    try:
+        start, end = pd.Timestamp(test_start), pd.Timestamp(test_end)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"test_start={test_start!r} and test_end={test_end!r} must be dates like '2013-12-01': {e}") from e
+    if start is pd.NaT or end is pd.NaT or start.tzinfo is not None or end.tzinfo is not None or not start < end:
+        raise DataError(f"test_start={test_start!r} must be a local date before test_end={test_end!r}")
     test = df[(t >= start) & (t < end)]
     y_test = _labels(test[label].astype("float64"), what=f"test {label}")
     windows = {m: df[(t >= start - pd.DateOffset(months=m)) & (t < start)] for m in sorted(ms)}
