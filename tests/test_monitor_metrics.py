@@ -174,6 +174,11 @@ def test_bad_input_is_named():
         join_labels(preds, labels.assign(label=7))
     with pytest.raises(DataError, match="missing"):
         join_labels(preds, labels.assign(label=np.nan))
+    for bad in (["late"] * 50, [0.5] * 50, [2] * 50):
+        with pytest.raises(DataError, match="0/1"):
+            labels_after(preds, bad, "1h")
+    got = labels_after(preds, pd.Series([True, False] * 24 + [pd.NA, pd.NA], dtype="boolean"), "1h")
+    assert len(got) == 48 and set(got["label"]) == {0, 1}
     with pytest.raises(DataError, match="one value per prediction"):
         labels_after(preds, np.ones(3), "1h")
     with pytest.raises(DataError, match="multiple"):

@@ -208,7 +208,12 @@ def labels_after(predictions: pd.DataFrame,  # predictions (`PREDICTION_COLUMNS`
                  ) -> pd.DataFrame:
     "A labels table (`LABEL_COLUMNS`) whose labels arrive `delay` after their predictions; negative delays are refused."
     require_columns(predictions, ["prediction_id", "timestamp"], "predictions")
-    y = pd.Series(np.asarray(label, dtype="float64") if not isinstance(label, pd.Series) else label.astype("float64").to_numpy())
+    try:
+        y = pd.Series(pd.to_numeric(pd.Series(label).astype(object).where(pd.Series(label).notna(), np.nan)).astype("float64").to_numpy())
+    except (ValueError, TypeError) as e:
+        raise DataError(f"label must hold 0/1 outcomes (or booleans, NaN where none arrives): {e}") from e
+    if (y.notna() & ~y.isin([0.0, 1.0])).any():
+        raise DataError(f"label must hold 0/1 outcomes, got e.g. {float(y[y.notna() & ~y.isin([0.0, 1.0])].iloc[0])!r}")
     d = pd.Series(pd.to_timedelta(delay)) if np.ndim(delay) else pd.Series([pd.Timedelta(delay)] * len(predictions))
     if len(y) != len(predictions) or len(d) != len(predictions):
         raise DataError(f"label ({len(y)}) and delay ({len(d)}) must have one value per prediction ({len(predictions)})")
