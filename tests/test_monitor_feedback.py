@@ -10,9 +10,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from mlsys.core import ConfigError, DataError
 from mlsys.datasets import load_movielens
 from mlsys.monitor.feedback import (
-    ClickFM, FeedbackLoop, GroundTruth, aggregate_diversity, compare_loops, encode_log, examination, fit_ground_truth,
-    gini, homogenization, ideal_slates, item_exposure, long_tail_share, mean_jaccard, relevance_logits, round_metrics,
-    top_k,
+    ClickFM, FeedbackLoop, GroundTruth, aggregate_diversity, chaney_measures, compare_loops, encode_log, examination,
+    fit_ground_truth, gini, homogenization, ideal_slates, item_exposure, long_tail_share, mean_jaccard, mean_set_jaccard,
+    relevance_logits, round_metrics, top_k,
 )
 
 ESTIMATORS = [ClickFM(max_iter=40), ClickFM(n_factors=0, max_iter=40, l2=0.0)]
@@ -322,3 +322,31 @@ def test_wrong_types_are_named_errors(truth):
     for call, kind, msg in cases:
         with pytest.raises(kind, match=msg):
             call()
+
+
+def test_mean_set_jaccard_against_python_sets():
+    rng = np.random.default_rng(8)
+    for _ in range(100):
+        n_users, n_items = int(rng.integers(2, 10)), int(rng.integers(1, 15))
+        M = rng.random((n_users, n_items)) < rng.random()
+        sets = [set(np.flatnonzero(row)) for row in M]
+        pairs = [(a, b) for a, b in itertools.combinations(sets, 2) if a | b]
+        want = np.mean([len(a & b) / len(a | b) for a, b in pairs]) if pairs else 0.0
+        assert mean_set_jaccard(M) == pytest.approx(want)
+    with pytest.raises(DataError, match="at least 2 users"):
+        mean_set_jaccard(np.ones((1, 3), bool))
+
+
+def test_ideal_run_and_chaney_measures(truth, runs):
+    ideal = FeedbackLoop(truth, model=ClickFM(max_iter=40), ideal=True, random_state=0).run(4)
+    m = ideal.metrics
+    assert (m.loc[1:, "homogenization"] == 0).all()
+    assert (m.loc[1:, "expected_clicks"] >= runs["none"].metrics.loc[1:, "expected_clicks"]).all()
+    pd.testing.assert_frame_equal(m.loc[:0], runs["none"].metrics.loc[:0])  # the same warm-up
+    assert m["consumed_jaccard"].is_monotonic_increasing  # the ideal's users keep consuming the same favourites
+    own = chaney_measures(ideal, ideal)
+    assert (own["jaccard_change"] == 0).all() and np.allclose(own["utility_vs_ideal"], 1.0)
+    c = chaney_measures(runs["none"], ideal)
+    assert (c.loc[1:, "utility_vs_ideal"] < 1).all()
+    with pytest.raises(DataError, match="same warmup_rounds and rounds"):
+        chaney_measures(runs["none"], FeedbackLoop(truth, model=ClickFM(max_iter=5), ideal=True).run(2))

@@ -19,9 +19,9 @@ from ..core import ConfigError, DataError, _DataTypeError, require_columns
 
 # %% auto 0
 __all__ = ['LOG_COLUMNS', 'EXPLORATION', 'SUMMARY', 'GroundTruth', 'fit_ground_truth', 'examination', 'ClickFM', 'encode_log',
-           'gini', 'item_exposure', 'aggregate_diversity', 'long_tail_share', 'mean_jaccard', 'homogenization', 'top_k',
-           'ideal_slates', 'relevance_logits', 'round_metrics', 'LoopResult', 'FeedbackLoop', 'compare_loops',
-           'plot_loops']
+           'gini', 'item_exposure', 'aggregate_diversity', 'long_tail_share', 'mean_jaccard', 'homogenization',
+           'mean_set_jaccard', 'top_k', 'ideal_slates', 'relevance_logits', 'round_metrics', 'LoopResult',
+           'FeedbackLoop', 'compare_loops', 'plot_loops', 'chaney_measures']
 
 # %% ../../nbs/11l_monitor_feedback.ipynb
 def _positive_int(k, what: str) -> int:
@@ -435,6 +435,21 @@ def homogenization(
     return mean_jaccard(s, n_items) - mean_jaccard(o, n_items)
 
 # %% ../../nbs/11l_monitor_feedback.ipynb
+def mean_set_jaccard(
+    sets,  # (n_users, n_items) boolean matrix (dense or sparse): row u marks the items in user u's set
+) -> float:
+    "Mean Jaccard similarity of all pairs of users' item sets of any size; pairs of two empty sets are left out."
+    M = sparse.csr_matrix(sets, dtype=float)
+    if M.shape[0] < 2:
+        raise DataError("mean_set_jaccard needs the sets of at least 2 users")
+    M.data[:] = 1.0
+    size = np.asarray(M.sum(1)).ravel()
+    iu = np.triu_indices(M.shape[0], 1)
+    inter = (M @ M.T).toarray()[iu]
+    union = size[iu[0]] + size[iu[1]] - inter
+    return float(np.mean(inter[union > 0] / union[union > 0])) if (union > 0).any() else 0.0
+
+# %% ../../nbs/11l_monitor_feedback.ipynb
 def top_k(
     scores,  # (n_users, n_items) scores, higher is better
     k: int,  # slate length
@@ -563,10 +578,12 @@ class FeedbackLoop:
         eta: float = 1.0,  # position bias: an item at rank r is examined with probability 1 / (1 + r) ** eta
         warmup_rounds: int = 3,  # rounds of random slates that start the log (0: start from `initial_log` only)
         initial_log: pd.DataFrame | None = None,  # a logged history (`LOG_COLUMNS`) to start from
+        ideal: bool = False,  # after the warm-up show the ideal recommender's slates (no model): the reference run
         random_state: int = 0,  # seed: runs with the same seed share the warm-up slates and the click draws
     ):
         self.truth, self.model, self.k, self.exploration, self.epsilon = truth, model, k, exploration, epsilon
         self.eta, self.warmup_rounds, self.initial_log, self.random_state = eta, warmup_rounds, initial_log, random_state
+        self.ideal = ideal
 
     def run(
         self,
@@ -581,9 +598,12 @@ class FeedbackLoop:
         position = model.position_column is not None
         logs = [] if self.initial_log is None else [self.initial_log[list(LOG_COLUMNS)].assign(round=-warm)]
         slates, metrics, exposure = [], [], []
+        consumed = np.zeros((t.n_users, t.n_items), bool)  # every item each user has clicked so far
         for rnd in range(1 - warm, rounds + 1):
             if rnd <= 0:  # no model yet: random slates
                 s = top_k(rng_start.random((t.n_users, t.n_items)), k)
+            elif self.ideal:
+                s = ideal
             else:  # retrain on the whole log so far, then recommend
                 X, y = encode_log(pd.concat(logs, ignore_index=True), t.n_users, t.n_items, position)
                 model.fit(X, y)
@@ -594,8 +614,10 @@ class FeedbackLoop:
                                       "rank": np.tile(np.arange(k), len(users)), "click": c.ravel()}))
             slates.append(s)
             exposure.append(item_exposure(s, t.n_items))
-            metrics.append({"round": rnd, **round_metrics(t, s, c, ideal, self.eta)})
-        self.model_ = model
+            np.put_along_axis(consumed, s, np.take_along_axis(consumed, s, 1) | (c == 1), axis=1)
+            metrics.append({"round": rnd, **round_metrics(t, s, c, ideal, self.eta),
+                            "consumed_jaccard": mean_set_jaccard(consumed)})
+        self.model_ = None if self.ideal else model
         return LoopResult(pd.DataFrame(metrics).set_index("round"), pd.concat(logs, ignore_index=True), slates,
                           np.array(exposure))
 
@@ -640,3 +662,17 @@ def plot_loops(
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+# %% ../../nbs/11l_monitor_feedback.ipynb
+def chaney_measures(
+    result: LoopResult,  # a run of `FeedbackLoop`
+    ideal: LoopResult,  # the run with `ideal=True` and the same seed, warm-up and rounds
+) -> pd.DataFrame:
+    "Per round, as Chaney et al. (2018): change in Jaccard index of users' consumed items and utility relative to ideal."
+    a, b = result.metrics, ideal.metrics
+    if not a.index.equals(b.index):
+        raise DataError(f"result has rounds {list(a.index)} but ideal has {list(b.index)}: run both with the same "
+                        "warmup_rounds and rounds")
+    return pd.DataFrame({"jaccard_change": a["consumed_jaccard"] - b["consumed_jaccard"],
+                         "slate_homogenization": a["homogenization"],
+                         "utility_vs_ideal": a["expected_clicks"] / b["expected_clicks"]})
