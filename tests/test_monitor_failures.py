@@ -63,6 +63,7 @@ def test_killed_worker_job_still_completes():
     assert obs.happened and obs.detected, obs.summary
     assert obs.details["result_ok"]
     assert obs.details["task_starts"] > obs.details["tasks"]  # the killed task started again elsewhere
+    assert obs.details["new_worker"] and obs.details["workers_after"] == 2  # the nanny replaced the process
 
 
 def test_data_drift_seen_between_months_and_not_within_one():
