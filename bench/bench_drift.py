@@ -57,33 +57,41 @@ ALIBI_WORKER = textwrap.dedent('''
 ''')
 
 EVIDENTLY_WORKER = textwrap.dedent('''
-    import json, resource, sys, time, warnings
+    import json, resource, sys, time, tracemalloc, warnings
     import pandas as pd
     warnings.simplefilter("ignore")
     ref, cur = pd.read_parquet(sys.argv[1]), pd.read_parquet(sys.argv[2])
     from evidently import Report
     from evidently.presets import DataDriftPreset
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if sys.argv[4] == '1':
+        tracemalloc.start()
     t = time.perf_counter()
     snap = Report([DataDriftPreset()]).run(cur, ref)
     d = snap.dict()
     took = time.perf_counter() - t
+    traced = tracemalloc.get_traced_memory()[1] / 2**20
     drifted = d["metrics"][0]["value"]["count"]
     json.dump({"time": took, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-               "before_mib": base / 1024, "drifted": drifted}, open(sys.argv[3], "w"))
+               "before_mib": base / 1024, "traced_mib": traced, "drifted": drifted}, open(sys.argv[3], "w"))
 ''')
 
 OURS_WORKER = textwrap.dedent('''
-    import json, resource, sys, time
+    import json, resource, sys, time, tracemalloc
     import pandas as pd
     ref, cur = pd.read_parquet(sys.argv[1]), pd.read_parquet(sys.argv[2])
     from mlsys.monitor.drift import UnivariateDrift
+    import scipy.stats  # noqa: F401 (imported before timing, as Evidently's imports are)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if sys.argv[4] == '1':
+        tracemalloc.start()
     t = time.perf_counter()
     r = UnivariateDrift(unseen="pool").fit(ref).predict(cur)
     took = time.perf_counter() - t
+    traced = tracemalloc.get_traced_memory()[1] / 2**20
     json.dump({"time": took, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-               "before_mib": base / 1024, "drifted": int(r.features.drift.sum())}, open(sys.argv[3], "w"))
+               "before_mib": base / 1024, "traced_mib": traced,
+               "drifted": int(r.features.drift.sum())}, open(sys.argv[3], "w"))
 ''')
 
 
@@ -163,13 +171,17 @@ def bench_evidently(env: dict) -> list[dict]:
         for name, py, script in [("mlsys", sys.executable, OURS_WORKER), ("evidently", _python("evidently"), EVIDENTLY_WORKER)]:
             src, out = Path(tmp) / f"worker_{name}.py", Path(tmp) / f"{name}.json"
             src.write_text(script)
-            subprocess.run([str(py), str(src), str(ref), str(cur), str(out)], check=True, env=env, cwd=ROOT)
-            res[name] = json.loads(out.read_text())
+            for trace in ["0", "1"]:  # timed without tracemalloc (it slows Python code), then traced for memory
+                subprocess.run([str(py), str(src), str(ref), str(cur), str(out), trace], check=True, env=env, cwd=ROOT)
+                got = json.loads(out.read_text())
+                res.setdefault(name, got)
+                res[name]["traced_mib"] = got["traced_mib"]
     m, e = res["mlsys"], res["evidently"]
     return [{"test": f"full year {len(year):,} rows x {year.shape[1]} columns", "mlsys s": m["time"],
              "Evidently s": e["time"], "speed-up": e["time"] / m["time"],
              "peak RSS MiB mlsys/Evidently": f"{m['peak_rss_mib']:.0f}/{e['peak_rss_mib']:.0f}",
              "RSS before test MiB": f"{m['before_mib']:.0f}/{e['before_mib']:.0f}",
+             "peak traced MiB mlsys/Evidently": f"{m['traced_mib']:.0f}/{e['traced_mib']:.0f}",
              "drifted columns mlsys/Evidently": f"{m['drifted']}/{e['drifted']}"}]
 
 
@@ -187,7 +199,7 @@ def main(argv=None) -> None:
     if not args.skip_alibi:
         print(f"## mlsys vs alibi-detect 0.13 (PyTorch, CPU), {args.draws} paired draws, {args.threads} thread(s); "
               "median time per test")
-        print(pd.DataFrame(bench_alibi(args.draws, args.threads, env)).round(4).to_string(index=False))
+        print(pd.DataFrame(bench_alibi(args.draws, args.threads, env)).round(4).fillna("-").to_string(index=False))
     if not args.skip_evidently:
         print("\n## mlsys UnivariateDrift vs Evidently 0.7 DataDriftPreset (Jan-Jun reference, Jul-Dec current), "
               "each in a fresh process")
