@@ -25,7 +25,7 @@ from mlsys.platform.workflow import load_pipeline, product_hash, run_pipeline
 ROOT = Path(__file__).resolve().parents[1]
 PIPES = ROOT / "nbs" / "pipelines"
 BIN = Path(sys.executable).parent
-STAGES = ["ingest", "features", "train", "evaluate", "register", "deploy", "report"]
+STAGES = ["ingest", "features", "train", "evaluate", "register", "deploy", "monitor", "report"]
 
 
 def console_env() -> dict:
@@ -92,15 +92,15 @@ def test_clean_run_console_is_the_bar_the_table_and_the_summary(smoke_run):
     # stderr: nothing but tqdm's redraws of one bar (no kernel warnings, no KeyboardInterrupt notices)
     frames = [f for f in re.split(r"[\r\n]", res.stderr) if f.strip()]
     assert frames and all(BAR.fullmatch(f.strip()) for f in frames), [f for f in frames if not BAR.fullmatch(f.strip())][:5]
-    assert "7/7" in frames[-1]
+    assert "8/8" in frames[-1]
     # stdout: the stage table, the total, the headline metrics and where the outputs are
     lines = res.stdout.rstrip("\n").split("\n")
     assert re.fullmatch(r"\s*stage\s+status\s+seconds\s+reason", lines[0]), lines[0]
-    for line, stage in zip(lines[1:8], STAGES):
+    for line, stage in zip(lines[1:9], STAGES):
         assert re.fullmatch(rf"\s*{stage}\s+ran\s+\d+\.\d+ no earlier successful run", line), line
-    assert re.fullmatch(r"total: \d+\.\d s", lines[8]), lines[8]
-    assert re.fullmatch(r"test PR-AUC 0\.\d{4} \(lift over zero rule [+-]0\.\d{4}\), ROC-AUC 0\.\d{4}, log loss 0\.\d{4}", lines[9]), lines[9]
-    assert lines[10:] == [f"metrics: {runs / 'smoke' / 'metrics.json'}", f"report: {runs / 'smoke' / 'report.html'}"]
+    assert re.fullmatch(r"total: \d+\.\d s", lines[9]), lines[9]
+    assert re.fullmatch(r"test PR-AUC 0\.\d{4} \(lift over zero rule [+-]0\.\d{4}\), ROC-AUC 0\.\d{4}, log loss 0\.\d{4}", lines[10]), lines[10]
+    assert lines[11:] == [f"metrics: {runs / 'smoke' / 'metrics.json'}", f"report: {runs / 'smoke' / 'report.html'}"]
     logs = {p.name: p.read_text() for p in (runs / "smoke/notebooks").glob("*.kernel.log")}
     assert sorted(logs) == sorted(f"{s}.kernel.log" for s in STAGES)  # what the kernels say goes to their logs
 
@@ -109,7 +109,7 @@ def test_smoke_run_produces_everything(smoke_run):
     runs, _ = smoke_run
     run = runs / "smoke"
     record = json.loads((run / "run.json").read_text())
-    assert record["status"] == "ok" and record["failed_stage"] is None and statuses(record) == ["ran"] * 7
+    assert record["status"] == "ok" and record["failed_stage"] is None and statuses(record) == ["ran"] * 8
     assert [r["stage"] for r in record["stages"]] == STAGES
     assert {r["reason"] for r in record["stages"]} == {"no earlier successful run"}
     for stage in load_pipeline(PIPES).stages.values():
@@ -131,8 +131,19 @@ def test_smoke_run_produces_everything(smoke_run):
     assert record["services"] == [{"name": "prediction", "url": svc["url"], "pid": svc["pid"], "stage": "deploy",
                                    "stopped": "stopped"}]
     assert not psutil.pid_exists(svc["pid"]) or psutil.Process(svc["pid"]).status() == psutil.STATUS_ZOMBIE
+    # monitor: the flights after the split replayed through that service, labels joined as they land, alerts, dashboard
+    mon = json.loads((run / "monitor/monitor.json").read_text())
+    assert mon["predictions"] == mon["flights"] > 0 and mon["error_rate"] == 0.0 and mon["labels"] < mon["flights"]
+    assert mon["dashboard"]["errors"] == [] and mon["dashboard"]["blocked"] == []
+    assert 0 < mon["alerts"]["sent"] <= mon["alerts"]["fired"]
+    windows = pd.read_parquet(run / "monitor/windows.parquet")
+    assert len(windows) == mon["windows"] and windows["coverage"].between(0, 1).all() and windows["accuracy"].between(0, 1).all()
+    preds = pd.read_parquet(run / "monitor/predictions.parquet").set_index("prediction_id")["score"]
+    batch_scores = pd.read_parquet(run / "deploy/predictions").set_index("flight_id")["score"]
+    both = preds.index.intersection(batch_scores.index)
+    assert len(both) > 0 and (preds[both] - batch_scores[both]).abs().max() <= 1e-9  # the service answered the batch scores
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["run"]["status"] == "ok" and set(metrics) == {"run", "ingest", "features", "train", "evaluate", "register", "deploy"}
+    assert metrics["run"]["status"] == "ok" and set(metrics) == {"run", "ingest", "features", "train", "evaluate", "register", "deploy", "monitor"}
     ev = metrics["evaluate"]
     chosen = metrics["train"]["model"]  # the family the HPO search chose
     assert chosen in ("hgb", "logreg") and ev["model"] == chosen
@@ -291,12 +302,19 @@ def test_smoke_report_says_what_ran_and_what_it_means(smoke_run):
 
 def test_rerun_skips_unchanged_and_param_change_reruns_what_it_touches(work):
     again = run_pipeline("smoke", pipelines=PIPES, runs_dir=work, progress=False)
-    assert statuses(again) == ["skipped"] * 7 and set(again.stages["reason"]) == {"unchanged"}
+    assert statuses(again) == ["skipped"] * 8 and set(again.stages["reason"]) == {"unchanged"}
     changed = run_pipeline("smoke", {"title": "Late flights"}, pipelines=PIPES, runs_dir=work, progress=False)
-    assert statuses(changed) == ["skipped"] * 6 + ["ran"]
+    assert statuses(changed) == ["skipped"] * 7 + ["ran"]
     assert changed.stages["reason"].iloc[-1] == "parameters changed: title 'mlsys: will this NYC flight arrive late?' -> 'Late flights'"
     page = (work / "smoke/report.html").read_text()
     assert "<h1>Late flights</h1>" in page
+    assert_consistent(work / "smoke")
+    # the monitor stage alone: the deploy stage is kept, so there is no service left running; monitor starts it from the
+    # deploy stage's folder, and the run stops it at its end
+    again = run_pipeline("smoke", {"title": "Late flights"}, from_stage="monitor", pipelines=PIPES, runs_dir=work, progress=False)
+    assert statuses(again) == ["kept"] * 6 + ["ran", "skipped"]
+    record = json.loads((work / "smoke/run.json").read_text())
+    assert [(s["stage"], s["stopped"]) for s in record["services"]] == [("monitor", "stopped")]
     assert_consistent(work / "smoke")
     # three runs of this folder in the history, newest first; the two earlier ones differ in the title
     history = [json.loads(line) for line in (work / "smoke/history.jsonl").read_text().splitlines()]
@@ -351,7 +369,7 @@ def test_failed_features_stage_keeps_previous_products_and_says_so(work, tmp_pat
     assert "<details><summary>Results of the last run that completed stage report" in page
     # the products are intact and still trusted: the real pipeline with the old parameters has nothing to do
     resumed = run_pipeline("smoke", pipelines=PIPES, runs_dir=work, progress=False)
-    assert statuses(resumed) == ["skipped"] * 7
+    assert statuses(resumed) == ["skipped"] * 8
     assert not (run / "failed").exists()  # the failed attempt is dropped once the stage is current again
     assert_consistent(run)
     assert "succeeded" in (run / "report.html").read_text() and "<details><summary>Results" not in (run / "report.html").read_text()
