@@ -170,7 +170,7 @@ def test_shift_report_quiet_without_shift_and_concept_shift_seen_only_with_label
     X, y, model = flights
     none = S.no_shift(X["pool"], y["pool"], n=3000, random_state=7)
     rep = S.shift_report(model, X["val"], y["val"], none.take(X["pool"]), none.y)
-    assert list(rep.index) == ["features (KS)", "predictions (KS)", "labels (chi2)", "log-loss (Welch)"]
+    assert list(rep.index) == ["features (KS, chi2)", "predictions (KS)", "labels (chi2)", "log-loss (Welch)"]
     assert not rep["drift"].any()
     ewr = (X["pool"]["origin"] == "EWR").to_numpy()
     con = S.concept_shift(X["pool"], y["pool"], ewr, "shuffle", n=3000, random_state=7)
@@ -243,6 +243,10 @@ def test_simulators_refuse_bad_input():
         (lambda: S.concept_shift(X, y, np.ones(100, bool), kind="swap"), ConfigError, "kind"),
         (lambda: S.no_shift(X, y).take(X.iloc[:10]), DataError, "pool DataFrame of 100 rows"),
         (lambda: S.label_shift(X, y, 0.3).true_weights(X), DataError, "pass y"),
+        (lambda: S.covariate_shift(X, y, "a").true_weights(X.drop(columns="a")), DataError, "tilted feature 'a'"),
+        (lambda: S.tilt_weights([1.0, np.nan], 1.0), DataError, "finite values"),
+        (lambda: S.tilt_weights([], 1.0), DataError, "non-empty"),
+        (lambda: S.tilt_weights([1.0, 2.0], 1.0, scale=0.0), DataError, "constant"),
     ]
     for fn, err, words in cases:
         with pytest.raises(err, match=words):
@@ -280,3 +284,19 @@ def test_corrections_refuse_bad_input():
         S.loss_test([1], [0.5], [0, 1], [0.2, 0.3])
     with pytest.raises(DataError, match="probabilities"):
         S.loss_test([0, 1], [0.5, 1.5], [0, 1], [0.2, 0.3])
+
+
+def test_label_and_loss_tests_against_scipy():
+    from scipy.stats import chi2_contingency, ttest_ind
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        a, b = rng.random(int(rng.integers(20, 200))) < rng.random(), rng.random(int(rng.integers(20, 200))) < rng.random()
+        t = np.array([np.bincount(a, minlength=2), np.bincount(b, minlength=2)])
+        if (t.sum(axis=0) == 0).any():
+            continue
+        r = S.label_test(a.astype(int), b.astype(int))
+        assert r.p_value == pytest.approx(chi2_contingency(t, correction=False).pvalue, rel=1e-9, abs=1e-300)
+        pa, pb = rng.random(len(a)), rng.random(len(b))
+        ll = lambda y, p: -np.log(np.where(y, p, 1 - p))
+        want = ttest_ind(ll(b, pb), ll(a, pa), equal_var=False, alternative="greater").pvalue
+        assert S.loss_test(a.astype(int), pa, b.astype(int), pb).p_value == pytest.approx(want, rel=1e-9)

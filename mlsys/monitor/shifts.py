@@ -259,22 +259,19 @@ def loss_test(y_ref, p_ref, y, p, alpha: float = 0.05):
 
 
 def label_test(y_ref, y, alpha: float = 0.05):
-    "Two-sided test that the positive rate of `y` differs from the reference's (chi-squared, 2 x 2): a `DriftResult`."
-    from scipy.stats import chi2_contingency
+    "Whether the label distribution of `y` differs from the reference's: `ChiSquaredDrift` on the labels as categories."
+    from mlsys.monitor.drift import ChiSquaredDrift
     y_ref, y = _labels(y_ref, what="y_ref"), _labels(y, what="y")
-    if len(y_ref) == 0 or len(y) == 0:
-        raise DataError("the label test needs labels on both sides")
-    t = np.array([np.bincount(y_ref, minlength=2), np.bincount(y, minlength=2)], dtype=float)
-    if (t.sum(axis=0) == 0).any():
-        return _result("labels", 0.0, 1.0, alpha, len(y_ref), len(y))  # one class on both sides: nothing differs
-    r = chi2_contingency(t, correction=False)
-    return _result("labels", r.statistic, r.pvalue, _finite(alpha, "alpha", 0, 1), len(y_ref), len(y))
+    if len(y_ref) < 2 or len(y) == 0:
+        raise DataError(f"the label test needs at least 2 reference labels and 1 window label, got {len(y_ref)} and {len(y)}")
+    return ChiSquaredDrift(alpha, unseen="pool").fit(pd.DataFrame({"label": y_ref})).predict(pd.DataFrame({"label": y}))
 
 # %% ../../nbs/11f_monitor_shifts.ipynb
-def _numeric_view(X: pd.DataFrame, ref: pd.DataFrame, max_missing: float = 0.05) -> pd.DataFrame:
-    "The numeric columns of X with at most `max_missing` NaN in `ref`, rows with a NaN among them dropped."
-    cols = [c for c in ref.columns if pd.api.types.is_numeric_dtype(ref[c].dtype) and ref[c].isna().mean() <= max_missing]
-    return X[cols].dropna().astype("float64")
+def _monitored(X: pd.DataFrame, ref: pd.DataFrame, max_missing: float = 0.05) -> pd.DataFrame:
+    "The columns of X with at most `max_missing` missing values in `ref` (numbers as floats), rows with a missing value dropped."
+    cols = [c for c in ref.columns if ref[c].isna().mean() <= max_missing]
+    num = [c for c in cols if pd.api.types.is_numeric_dtype(ref[c].dtype) and not pd.api.types.is_bool_dtype(ref[c].dtype)]
+    return X[cols].dropna().astype({c: "float64" for c in num})
 
 
 def shift_report(
@@ -283,16 +280,16 @@ def shift_report(
     X: pd.DataFrame, y,  # the window and its labels (as they arrive)
     alpha: float = 0.05,  # each monitor's level
 ) -> pd.DataFrame:
-    "Which monitor flags the window: feature drift (KS, Bonferroni), prediction drift (KS), label drift and a log-loss test."
-    from mlsys.monitor.drift import KSDrift
+    "Which monitor flags the window: feature drift (KS / chi2, Bonferroni), prediction drift (KS), label drift and a log-loss test."
+    from mlsys.monitor.drift import KSDrift, UnivariateDrift
     for what, A in (("X_ref", X_ref), ("X", X)):
         if not isinstance(A, pd.DataFrame) or len(A) < 2:
             raise DataError(f"{what} must be a DataFrame with at least 2 rows, got {type(A).__name__}")
     y_ref, y = _labels(y_ref, len(X_ref), "y_ref"), _labels(y, len(X), "y")
     p_ref, p = _inner(model.predict_proba, X_ref, "X_ref")[:, 1], _inner(model.predict_proba, X, "X")[:, 1]
-    feats = KSDrift(alpha).fit(_numeric_view(X_ref, X_ref)).predict(_numeric_view(X, X_ref))
+    feats = UnivariateDrift(alpha, unseen="pool").fit(_monitored(X_ref, X_ref)).predict(_monitored(X, X_ref))
     preds = KSDrift(alpha).fit(pd.DataFrame({"p": p_ref})).predict(pd.DataFrame({"p": p}))
-    rows = [("features (KS)", False, feats), ("predictions (KS)", False, preds),
+    rows = [("features (KS, chi2)", False, feats), ("predictions (KS)", False, preds),
             ("labels (chi2)", True, label_test(y_ref, y, alpha)), ("log-loss (Welch)", True, loss_test(y_ref, p_ref, y, p, alpha))]
     return pd.DataFrame([{"monitor": m, "needs labels": lab, "statistic": r.statistic, "p_value": r.p_value,
                           "threshold": r.threshold, "drift": r.drift} for m, lab, r in rows]).set_index("monitor")
