@@ -254,13 +254,14 @@ def test_learned_kernel_bad_input():
 
 # ---- calibration: false positives under no drift, over repeated draws from one real month --------------------------
 
-@pytest.mark.parametrize("make", [lambda: PCAReducer(4), lambda: RandomProjectionReducer(4, random_state=None)]
-                         + ([lambda: AutoencoderReducer(4, random_state=None)] if HAS_TORCH else []),
+@pytest.mark.parametrize("make", [lambda i: PCAReducer(4), lambda i: RandomProjectionReducer(4, random_state=i)]
+                         + ([lambda i: AutoencoderReducer(4, random_state=i)] if HAS_TORCH else []),
                          ids=["pca", "rp", "ae"][:2 + HAS_TORCH])
 def test_reduced_ks_calibrated_under_no_drift(make, flights):
+    "Each draw: a new reference and window from the same rows, a new projection/encoder seed, a new reference split."
     jan = flights[0]
     reps, alpha = 100, 0.05
-    fp = sum(ReducedDrift(make(), KSDrift(alpha=alpha), random_state=i).fit(jan[ref]).predict(jan[x]).drift
+    fp = sum(ReducedDrift(make(i), KSDrift(alpha=alpha), random_state=i).fit(jan[ref]).predict(jan[x]).drift
              for i, (ref, x) in enumerate(_draws(len(jan), 100, reps, seed=1)))
     assert fp <= _fpr_bound(reps, alpha), f"{fp} false positives in {reps} tests at alpha={alpha}"
 
