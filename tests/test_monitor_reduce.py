@@ -142,7 +142,7 @@ def test_bbsd_prefit_model_reads_raw_features(hgb, flights):
     from mlsys.pipeline import FEATURES
     jan, jul = flights[3][FEATURES], flights[4][FEATURES]
     assert jan.isna().any().any() and (jan.dtypes == "category").any()  # categories and NaN go to the model as they are
-    r = BBSDReducer(hgb).set_output(transform="pandas").fit(jan.iloc[2000:])
+    r = BBSDReducer(hgb, unseen="model").set_output(transform="pandas").fit(jan.iloc[2000:])
     out = r.transform(jul.iloc[:200])
     assert list(out.columns) == ["proba_True"] and out.shape == (200, 1)
     np.testing.assert_allclose(out["proba_True"], hgb.predict_proba(jul.iloc[:200])[:, 1])
@@ -212,6 +212,13 @@ def test_bbsd_prefit_bad_input(hgb, flights):
         BBSDReducer(hgb).fit(jan.iloc[:1])
     with pytest.raises(ConfigError, match="predict_proba"):
         BBSDReducer(object()).fit(jan.iloc[:10])
+    few = jan[jan["dest"].isin(["ATL", "ORD"])].iloc[:50]  # a reference with two destinations
+    with pytest.raises(DataError, match="column '(carrier|dest)' has .* unseen in the reference"):
+        BBSDReducer(hgb).fit(few).transform(jan.iloc[:100])
+    out = BBSDReducer(hgb, unseen="model").fit(few).transform(jan.iloc[:100])  # left to the model's own handling
+    np.testing.assert_allclose(out[:, 0], hgb.predict_proba(jan.iloc[:100])[:, 1])
+    with pytest.raises(ConfigError, match="unseen"):
+        BBSDReducer(hgb, unseen="pool").fit(few)
 
 
 @pytest.mark.parametrize("det", _all_detectors(), ids=lambda d: repr(d)[:40])
@@ -311,7 +318,7 @@ def test_reduced_ks_detects_january_vs_july(make, flights):
 def test_bbsd_detects_january_vs_july(hgb, flights):
     from mlsys.pipeline import FEATURES
     jan, jul = flights[3][FEATURES], flights[4][FEATURES]
-    det = ReducedDrift(BBSDReducer(hgb), KSDrift()).fit(jan.iloc[2000:2600])
+    det = ReducedDrift(BBSDReducer(hgb, unseen="model"), KSDrift()).fit(jan.iloc[2000:2600])  # July has new carriers
     assert det.fit_fraction_ == 0.0  # a prefit model learns nothing from the reference
     assert det.predict(jul.iloc[:300]).drift and det.predict(jul.iloc[:300]).detector == "bbsd+ks"
 

@@ -195,6 +195,7 @@ def _record_input(self, X):
     self.n_features_in_ = X.shape[1]
     if isinstance(X, pd.DataFrame):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.categories_ = {c: pd.unique(X[c].astype(object)) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])}
 
 def _check_input(self, X):
     "Refuse an input whose width or column names differ from the reference's (prefit models get `X` unchanged)."
@@ -206,6 +207,11 @@ def _check_input(self, X):
     if names is not None and (not isinstance(X, pd.DataFrame) or list(X.columns) != list(names)):
         got = list(X.columns) if isinstance(X, pd.DataFrame) else "an array without names"
         raise DataError(f"X's columns {got} differ from the reference's {list(names)}")
+    for c, seen in (getattr(self, "categories_", {}) if self.unseen == "error" else {}).items():
+        new = pd.unique(X[c].astype(object)[~X[c].astype(object).isin(seen)])
+        if len(new):
+            raise DataError(f"X column {c!r} has {len(new)} categor{'y' if len(new) == 1 else 'ies'} unseen in the reference: "
+                            f"{list(new[:10])!r}; pass unseen='model' to leave them to the model's own handling")
 
 # %% ../../nbs/11c_monitor_reduce.ipynb
 def _bbsd_fit(self, X, y=None):
@@ -222,6 +228,8 @@ def _bbsd_fit(self, X, y=None):
         raise ConfigError(f"model must be a classifier with predict_proba or a torch module, got {type(m).__name__}")
     if self.layer is not None:
         raise ConfigError("layer applies to torch models only; a scikit-learn model gives its predicted probabilities")
+    if self.unseen not in ("error", "model"):
+        raise ConfigError(f"unseen must be 'error' or 'model', got {self.unseen!r}")
     if _fitted(m):
         self.model_, self.kind_ = m, "prefit"
         _record_input(self, X)
@@ -265,8 +273,9 @@ class BBSDReducer(TransformerMixin, BaseEstimator):
     def __init__(self,
                  model=None, # a fitted classifier with predict_proba, an unfitted one (fitted on the reference), or a torch module
                  layer: str | None = None, # torch only: the sub-module whose output is the representation (None: softmax)
+                 unseen: str = "error", # a prefit model's categories unseen in the reference: "error" (DataError) or "model"
                 ):
-        self.model, self.layer = model, layer
+        self.model, self.layer, self.unseen = model, layer, unseen
 
     def fit(self, X, y=None):
         "Use a fitted model as it is (or fit a clone of an unfitted one on `X`, `y`); remember the input's width."
