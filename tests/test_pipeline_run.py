@@ -84,7 +84,7 @@ def assert_consistent(run: Path):
     assert not (run / ".staging").exists() and not list((run / ".state").glob("*.commit"))
 
 
-BAR = re.compile(r"pipeline: +\d+%\|[^|]*\| \d/7 \[[^\]]*\]")
+BAR = re.compile(r"pipeline: +\d+%\|[^|]*\| \d/8 \[[^\]]*\]")
 
 
 def test_clean_run_console_is_the_bar_the_table_and_the_summary(smoke_run):
@@ -226,7 +226,7 @@ def test_failed_must_pass_behavioural_test_stops_the_run_at_evaluate_with_its_ev
     assert e.value.stage == "evaluate" and "SuiteFailure" in str(e.value) and "invariant to sched_hour" in str(e.value)
     record = json.loads((run / "run.json").read_text())
     assert (record["status"], record["failed_stage"]) == ("failed", "evaluate")
-    assert statuses(record)[-4:] == ["failed", "not run", "not run", "not run"]
+    assert statuses(record)[-5:] == ["failed", "not run", "not run", "not run", "not run"]
     kept = json.loads((run / "failed/evaluate/evaluate/suite.json").read_text())  # the failed attempt's evidence
     assert kept["passed"] is False and [r["name"] for r in kept["results"] if r["status"] == "FAIL"] == ["invariant to sched_hour"]
     assert kept["results"][0]["status"] == "pass"  # tailnum still changes nothing
@@ -236,7 +236,7 @@ def test_failed_must_pass_behavioural_test_stops_the_run_at_evaluate_with_its_ev
     # the same finding with enforcement off: the run completes and its report says what failed
     run_pipeline("smoke", planted | {"evaluate.enforce_suite": "false"}, pipelines=PIPES, runs_dir=work, progress=False)
     record = json.loads((run / "run.json").read_text())
-    assert record["status"] == "ok" and statuses(record)[-4:] == ["ran"] * 4
+    assert record["status"] == "ok" and statuses(record)[-5:] == ["ran"] * 5
     page = (run / "report.html").read_text()
     assert "FAILED 1 must-pass test" in page and "invariant to sched_hour" in page
     assert json.loads((run / "metrics.json").read_text())["evaluate"]["suite_passed"] is False
@@ -309,13 +309,6 @@ def test_rerun_skips_unchanged_and_param_change_reruns_what_it_touches(work):
     page = (work / "smoke/report.html").read_text()
     assert "<h1>Late flights</h1>" in page
     assert_consistent(work / "smoke")
-    # the monitor stage alone: the deploy stage is kept, so there is no service left running; monitor starts it from the
-    # deploy stage's folder, and the run stops it at its end
-    again = run_pipeline("smoke", {"title": "Late flights"}, from_stage="monitor", pipelines=PIPES, runs_dir=work, progress=False)
-    assert statuses(again) == ["kept"] * 6 + ["ran", "skipped"]
-    record = json.loads((work / "smoke/run.json").read_text())
-    assert [(s["stage"], s["stopped"]) for s in record["services"]] == [("monitor", "stopped")]
-    assert_consistent(work / "smoke")
     # three runs of this folder in the history, newest first; the two earlier ones differ in the title
     history = [json.loads(line) for line in (work / "smoke/history.jsonl").read_text().splitlines()]
     assert [h["status"] for h in history] == ["ok"] * 3
@@ -327,6 +320,13 @@ def test_rerun_skips_unchanged_and_param_change_reruns_what_it_touches(work):
     # skipped stages say when their outputs were made
     made = json.loads((work / "smoke/.state/train.json").read_text())["finished"]
     assert datetime.fromisoformat(made).astimezone().strftime("%Y-%m-%d %H:%M") in page
+    # the monitor stage alone: the deploy stage is kept, so there is no service left running; monitor starts it from the
+    # deploy stage's folder, and the run stops it at its end
+    again = run_pipeline("smoke", {"title": "Late flights"}, from_stage="monitor", pipelines=PIPES, runs_dir=work, progress=False)
+    assert statuses(again) == ["kept"] * 6 + ["ran", "skipped"]
+    record = json.loads((work / "smoke/run.json").read_text())
+    assert [(s["stage"], s["stopped"]) for s in record["services"]] == [("monitor", "stopped")]
+    assert_consistent(work / "smoke")
 
 
 def planted_pipelines(tmp_path: Path) -> Path:
@@ -353,7 +353,7 @@ def test_failed_features_stage_keeps_previous_products_and_says_so(work, tmp_pat
     record = json.loads((run / "run.json").read_text())
     assert (record["status"], record["failed_stage"]) == ("failed", "features")
     assert "planted failure" in record["error"]
-    assert statuses(record) == ["skipped", "failed"] + ["not run"] * 5
+    assert statuses(record) == ["skipped", "failed"] + ["not run"] * 6
     metrics = json.loads((run / "metrics.json").read_text())
     assert (metrics["run"]["status"], metrics["run"]["failed_stage"]) == ("failed", "features")
     assert set(metrics) == {"run", "ingest"}  # no stale metrics from the last success are shown as this run's
@@ -418,7 +418,7 @@ def test_killed_run_keeps_products_and_next_run_resumes(work):
     assert record["status"] == "running" and dict(zip([r["stage"] for r in record["stages"]], statuses(record)))["features"] == "running"
     assert json.loads((run / "metrics.json").read_text())["run"]["status"] == "running"  # it never finished: it does not claim success
     resumed = run_pipeline("smoke", {"lead": "30min"}, pipelines=PIPES, runs_dir=work, progress=False)
-    assert statuses(resumed) == ["skipped"] + ["ran"] * 6
+    assert statuses(resumed) == ["skipped"] + ["ran"] * 7
     reasons = dict(zip(resumed.stages["stage"], resumed.stages["reason"]))
     assert reasons["features"] == "parameters changed: lead '0min' -> '30min'"
     assert "upstream products features.features" in reasons["train"]
@@ -436,7 +436,7 @@ def test_garbage_product_makes_its_producer_rerun(work, capsys):
     assert code == 0, out
     assert "product 'models' changed since it was written" in out  # the console says why it reran
     record = json.loads((run / "run.json").read_text())
-    assert statuses(record) == ["skipped", "skipped"] + ["ran"] * 5
+    assert statuses(record) == ["skipped", "skipped"] + ["ran"] * 6
     reasons = {r["stage"]: r["reason"] for r in record["stages"]}
     assert reasons["train"] == "product 'models' changed since it was written"
     assert "product 'curves' is missing" in reasons["evaluate"]
@@ -511,7 +511,7 @@ def test_cli_stage_failure_exit_1(work, capsys):
     assert "FAILED at stage train" in (work / "smoke/report.html").read_text()
     record = json.loads((work / "smoke/run.json").read_text())
     assert (record["status"], record["failed_stage"]) == ("failed", "train")
-    assert statuses(record) == ["skipped", "skipped", "failed"] + ["not run"] * 4
+    assert statuses(record) == ["skipped", "skipped", "failed"] + ["not run"] * 5
 
 
 def test_console_script_help():
