@@ -243,6 +243,11 @@ def clone_keras(model):
     return copy
 
 
+def _quantization_aware(model) -> bool:
+    "Whether tfmot's quantize_model wrapped `model` (its layers are QuantizeLayer/QuantizeWrapper)."
+    return any(type(layer).__name__.startswith("Quantize") for layer in model.layers)
+
+
 def _keras_scope() -> contextlib.ExitStack:
     "The custom objects Keras needs to copy, save and rebuild tfmot's layers (quantization-aware wrappers, quantizers, pruning)."
     stack = contextlib.ExitStack()
@@ -420,10 +425,6 @@ CONVERSIONS = {  # mode -> what the converter does
     "int8": "full-integer int8: weights and activations int8 (ranges from a representative dataset or QAT), int8 input and output",
     "sparse": "float32 with pruned kernels stored in TFLite's sparse tensor format (densified at load)",
 }
-
-
-def _quantization_aware(model) -> bool:
-    return any(type(layer).__name__.startswith("Quantize") for layer in model.layers)
 
 
 def _representative(rows: np.ndarray, n: int = 500):
