@@ -55,7 +55,7 @@ def test_schemathesis_all_checks_find_no_violation(server, tmp_path):
     result = json.loads(report.read_text())
     failures = [(f["code"], f["title"], f["operations"]) for f in result["failures"]]
     assert run.returncode == 0 and failures == [] and result["errors"] == [], (failures, run.stdout[-8000:])
-    assert result["operations"]["tested"] == result["operations"]["total"] == 8
+    assert result["operations"]["tested"] == result["operations"]["total"] == 9
     assert result["test_cases"]["generated"] >= 2 * MAX_EXAMPLES and result["test_cases"]["errored"] == 0
     # the server kept serving through every bad request, and none of them was a server error
     assert server.alive()

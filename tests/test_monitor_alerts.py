@@ -292,11 +292,29 @@ def test_alert_log_lines_stay_whole_when_concurrent_writers_are_killed(tmp_path)
             p.join(30)
             assert p.exitcode == -signal.SIGKILL
     data = path.read_bytes()
-    assert data.endswith(b"\n") and data.count(b"\n") > 9
-    df = read_alert_log(path)  # raises on any torn or interleaved line
+    assert data.count(b"\n") > 9
+    df = read_alert_log(path, errors="count")
+    # a writer killed in the middle of a multi-page write can leave its own last line torn (at most one per writer, 9
+    # here); the lock and the next writer's newline keep it from spoiling any other line
+    assert len(df.attrs["malformed_lines"]) <= 9 and len(df) > 9
     seq = df.assign(w=df["labels"].map(lambda d: d["w"]), i=df["labels"].map(lambda d: int(d["i"])))
     for _, g in seq.groupby("w"):  # each writer's notifications arrive whole and in order
         assert g.groupby("i").size().index.tolist() == list(range(g["i"].max() + 1))
+
+
+def test_a_torn_last_line_is_ended_before_the_next_notification(tmp_path):
+    "What a writer killed mid-line leaves: the next send ends the fragment, so only the torn line is malformed."
+    path = tmp_path / "alerts.jsonl"
+    ch = LogFileChannel(path, fsync=False)
+    note = Notification('alertname="A"', 0, (Alert("A", (), "info", 0, 0, 1.0, 0.0, "", "", ""),))
+    ch.send(note)
+    with open(path, "ab") as f:
+        f.write(b'{"version":"4","groupKey":"torn')  # no newline: the writer died here
+    ch.send(note)
+    df = read_alert_log(path, errors="count")
+    assert len(df) == 2 and df.attrs["malformed_lines"] == [2]
+    with pytest.raises(DataError, match="line 2 is malformed"):
+        read_alert_log(path)
 
 
 def test_read_alert_log_names_a_malformed_line(tmp_path):

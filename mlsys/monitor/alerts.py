@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import math
@@ -248,7 +249,11 @@ class Channel:
 
 
 class LogFileChannel(Channel):
-    "Append each notification as one JSON line to a file: one O_APPEND write, so lines never tear or interleave."
+    """Append each notification as one JSON line to a file, under an exclusive lock, so lines never interleave.
+
+    A writer killed in the middle of a long line (a write of several pages can stop part way on SIGKILL) leaves only
+    that line torn: the next writer ends it with a newline before its own, so it never spoils another line, and
+    `read_alert_log` names it (or counts it with errors='count')."""
     kind = "log"
 
     def __init__(self, path: str | Path, fsync: bool = True, name: str | None = None):  # the file; fsync each line
@@ -258,8 +263,12 @@ class LogFileChannel(Channel):
     def send(self, notification: Notification) -> None:
         line = (json.dumps(notification.to_dict(self.name), separators=(",", ":"), allow_nan=False) + "\n").encode()
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # released by close, or by the kernel when a writer dies
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":  # a killed writer's torn line: end it first
+                    os.write(fd, b"\n")
                 n = os.write(fd, line)
                 if self.fsync:
                     os.fsync(fd)
