@@ -19,6 +19,12 @@ __all__ = ['natural_labels', 'replay', 'window_key', 'window_drift', 'window_val
            'raise_alerts', 'monitor_run']
 
 # %% ../nbs/15g_pipeline_monitor.ipynb
+def _duration(value, name: str) -> pd.Timedelta:
+    "A non-negative duration like '15min' (the stream module's parser: bare numbers and garbage are a `ConfigError`)."
+    from mlsys.data.streaming import to_seconds
+    return pd.Timedelta(seconds=to_seconds(value, name, allow_zero=True))
+
+
 def natural_labels(window: pd.DataFrame,  # monitored rows: flight_id and the label column
                    flights: pd.DataFrame,  # the ingested flights (flight ids, sched_dep, dep_delay, air_time)
                    report_delay: str = "15min",  # from landing until the label is in the monitor's hands
@@ -27,9 +33,7 @@ def natural_labels(window: pd.DataFrame,  # monitored rows: flight_id and the la
     from mlsys.data.service import flight_ids
     require_columns(window, ["flight_id", LABEL], "window")
     require_columns(flights, ["sched_dep", "dep_delay", "air_time"], "flights")
-    delay = pd.Timedelta(report_delay)
-    if delay < pd.Timedelta(0):
-        raise DataError(f"report_delay={report_delay!r} must not be negative")
+    delay = _duration(report_delay, "report_delay")
     by_id = flights.assign(flight_id=flight_ids(flights).to_numpy()).set_index("flight_id")
     missing = ~window["flight_id"].isin(by_id.index)
     if missing.any():
@@ -58,7 +62,7 @@ def replay(url: str,  # the service's base URL (the deploy stage's, from `get_se
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"batch must be a positive integer, got {batch!r}")
     rows = window.sort_values(["sched_dep", "flight_id"], kind="stable").reset_index(drop=True)
-    stamps = rows["sched_dep"] - pd.Timedelta(lead)
+    stamps = rows["sched_dep"] - _duration(lead, "lead")
     preds, reqs = [], []
     with httpx.Client(base_url=url, timeout=timeout) as client:
         for i in range(0, len(rows), batch):
@@ -194,7 +198,7 @@ def monitor_run(url: str, window: pd.DataFrame, flights: pd.DataFrame, train: pd
     if predictions.empty:
         raise IntegrityError(f"the service at {url} answered none of the {len(requests)} replayed requests")
     labels = natural_labels(window, flights)
-    frame = window.assign(timestamp=window["sched_dep"] - pd.Timedelta(lead))
+    frame = window.assign(timestamp=window["sched_dep"] - _duration(lead, "lead"))
     drift = window_drift(train, frame, window_size)
     suite = infer_suite(train[FEATURES])
     suite.save(out / "suite.json")

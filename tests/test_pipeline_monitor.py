@@ -35,8 +35,9 @@ def test_natural_labels_arrive_when_the_flight_lands_and_never_for_a_cancelled_o
     assert (labels["label"].to_numpy() == window.set_index("flight_id").loc[labels["prediction_id"], LABEL].astype(float)).all()
     never = set(window["flight_id"]) - set(labels["prediction_id"])
     assert never and by_id.loc[sorted(never), "air_time"].isna().all()  # cancelled or diverted: no arrival, no label
-    with pytest.raises(DataError, match="must not be negative"):
-        natural_labels(window, flights, report_delay="-5min")
+    for bad, msg in (("-5min", "non-negative"), ("soon", "not a duration"), (15, "bare number")):
+        with pytest.raises(ConfigError, match=f"report_delay=.*{msg}"):
+            natural_labels(window, flights, report_delay=bad)
     with pytest.raises(DataError, match="not among the ingested flights"):
         natural_labels(window.assign(flight_id="20130101-XX1-EWR"), flights)
 
@@ -62,6 +63,8 @@ def test_replay_through_a_real_service_equals_the_model_and_records_failures(wee
     assert preds.empty and reqs["status"].tolist() == [503, 503, 503]  # recorded, not raised: the monitor sees the errors
     with pytest.raises(ConfigError, match="batch must be"):
         replay("http://127.0.0.1:9", part, batch=0)
+    with pytest.raises(ConfigError, match="lead=.*not a duration"):
+        replay("http://127.0.0.1:9", part, lead="two hours")
     with pytest.raises(DataError, match="sched_dep"):
         replay("http://127.0.0.1:9", part.drop(columns="sched_dep"))
 
