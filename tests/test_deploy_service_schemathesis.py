@@ -15,7 +15,7 @@ import httpx
 from mlsys.deploy.service import OnlineFeatures, feature_spec, save_service, start_service
 from mlsys.features.online import SQLiteOnlineStore
 
-MAX_EXAMPLES = 60  # per operation and phase: a few hundred requests over 7 operations on a loaded 2-core machine
+MAX_EXAMPLES = 60  # per operation and phase: a few hundred requests over 11 operations on a loaded 2-core machine
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +34,12 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("svc")
     store = {"kind": "sqlite", "path": str(tmp / "online.sqlite")}
     OnlineFeatures(SQLiteOnlineStore(store["path"]), spec).publish(test)
-    folder = save_service(tmp / "svc", {"hgb": model, "route_rate": fit_baseline_models(train)["route_rate"]}, spec,
+    # with a shadow and a canary challenger: every route, the admin ones (GET /admin/rollout, PUT /admin/canary) included
+    folder = save_service(tmp / "svc", {"hgb": model, "route_rate": fit_baseline_models(train)["route_rate"],
+                                        "hgb_shadow": model, "hgb_canary": model}, spec,
                           store=store, main_name="hgb", backup_name="route_rate", bench_endpoints=True,
-                          example_key=str(test["flight_id"].iloc[0]))
+                          example_key=str(test["flight_id"].iloc[0]), shadow_name="hgb_shadow", challenger_name="hgb_canary",
+                          canary_fraction=0.5)
     s = start_service(folder)
     yield s
     s.stop()
@@ -55,7 +58,7 @@ def test_schemathesis_all_checks_find_no_violation(server, tmp_path):
     result = json.loads(report.read_text())
     failures = [(f["code"], f["title"], f["operations"]) for f in result["failures"]]
     assert run.returncode == 0 and failures == [] and result["errors"] == [], (failures, run.stdout[-8000:])
-    assert result["operations"]["tested"] == result["operations"]["total"] == 9
+    assert result["operations"]["tested"] == result["operations"]["total"] == 11
     assert result["test_cases"]["generated"] >= 2 * MAX_EXAMPLES and result["test_cases"]["errored"] == 0
     # the server kept serving through every bad request, and none of them was a server error
     assert server.alive()

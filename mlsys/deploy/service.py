@@ -9,10 +9,12 @@ import asyncio
 import collections
 import contextlib
 import gc
+import hashlib
 import json
 import logging
 import math
 import os
+import queue
 import subprocess
 import sys
 import tempfile
@@ -37,8 +39,9 @@ from ..data.service import (FLIGHT_ID_PATTERN, NotFoundError, ServerProcess, Ser
 # %% auto 0
 __all__ = ['log', 'FieldSpec', 'FeatureSpec', 'feature_spec', 'request_models', 'TTLCache', 'PredictionUnavailableError',
            'OverloadedError', 'Rows', 'positive_proba', 'Answer', 'FallbackPredictor', 'DelayedModel', 'MicroBatcher',
-           'ServiceMetrics', 'MetricsMiddleware', 'OnlineFeatures', 'PredictionService', 'create_app', 'ThreadServer',
-           'serve_in_thread', 'save_service', 'app_from_folder', 'app_from_env', 'start_service']
+           'ServiceMetrics', 'MetricsMiddleware', 'OnlineFeatures', 'sticky_bucket', 'check_fraction', 'ShadowScorer',
+           'CanaryRouter', 'PredictionService', 'create_app', 'ThreadServer', 'serve_in_thread', 'save_service',
+           'app_from_folder', 'app_from_env', 'start_service']
 
 # %% ../../nbs/10c_deploy_service.ipynb
 @dataclass(frozen=True)
@@ -653,12 +656,227 @@ class OnlineFeatures:
         return None if got is None else json.loads(got[1])
 
 # %% ../../nbs/10c_deploy_service.ipynb
+def sticky_bucket(key: str) -> float:
+    "Where stable id `key` falls in [0, 1), the same on every call and in every process (BLAKE2b of its UTF-8 bytes)."
+    if not isinstance(key, str) or not key:
+        raise ConfigError(f"a stable id must be a non-empty string, got {key!r}")
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
+def check_fraction(fraction, what: str = "fraction") -> float:
+    "`fraction` as a float in [0, 1]; `ConfigError` naming `what` for anything else (NaN, a bool, a string)."
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        raise ConfigError(f"{what}={fraction!r} must be a number in [0, 1]")
+    return float(fraction)
+
+
+def _request_ids(key: str | None, n: int) -> list[str]:
+    "One id per row of a request: the stable id (with ':i' per row of a batch), or a fresh random one."
+    base = key if key is not None else uuid.uuid4().hex
+    return [base] if n == 1 else [f"{base}:{i}" for i in range(n)]
+
+
+# %% ../../nbs/10c_deploy_service.ipynb
+class ShadowScorer:
+    "Score the champion's answered requests with a shadow model in a thread of its own, behind a bounded queue: logged and compared, never served."
+
+    def __init__(self,
+                 model,  # the shadow model (predict_proba)
+                 spec: FeatureSpec,  # the request schema, to build the shadow's input
+                 name: str = "shadow",  # how the log names it
+                 log: str | Path | None = None,  # a JSON-lines file: one record per row scored (or per failed call)
+                 max_queue: int = 256,  # answered requests waiting for the shadow at most; more are dropped (counted)
+                 max_batch_size: int = 256,  # rows per shadow call at most (it batches what waited)
+                 threshold: float = 0.5,  # the decision threshold, for the agreement rate
+                 keep: int = 100_000):  # recent records kept in memory (`records`)
+        if not callable(getattr(model, "predict_proba", None)):
+            raise ConfigError(f"shadow model {type(model).__name__} has no predict_proba")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"shadow name must be a non-empty string, got {name!r}")
+        for k, v in (("shadow max_queue", max_queue), ("shadow max_batch_size", max_batch_size), ("shadow keep", keep)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{k}={v!r} must be a positive integer")
+        self.model, self.spec, self.name, self.threshold = model, spec, name, check_fraction(threshold, "threshold")
+        self.log_path = None if log is None else as_path(log, "shadow log")
+        self.max_batch_size = max_batch_size
+        self._queue: queue.Queue = queue.Queue(max_queue)
+        self.records: collections.deque = collections.deque(maxlen=keep)
+        self.counts = collections.Counter()  # offered/dropped (requests), scored/failed (rows), calls, errors (calls)
+        self.agree = 0  # rows whose late/not-late decision the shadow shares with the answer served
+        self.abs_diff = 0.0  # the sum of |shadow - served| over the rows scored
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        "Start the shadow's thread (a daemon: a hung shadow never holds the process)."
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._work, name=f"mlsys-shadow-{self.name}", daemon=True)
+            self._thread.start()
+
+
+# %% ../../nbs/10c_deploy_service.ipynb
+@patch
+def offer(self: ShadowScorer, ids: list, rows: list, proba: np.ndarray, answer: Answer) -> bool:
+    "Hand one answered request to the shadow without waiting; False (counted as dropped) when its queue is full."
+    try:
+        self._queue.put_nowait((time.time(), ids, rows, proba, answer))
+    except queue.Full:
+        self.counts["dropped"] += 1
+        return False
+    self.counts["offered"] += 1
+    return True
+
+
+@patch
+def close(self: ShadowScorer, timeout: float = 1.0) -> None:
+    "Ask the thread to finish what is queued and stop; a hung shadow is left behind (it is a daemon)."
+    if self._thread is not None:
+        with contextlib.suppress(queue.Full):
+            self._queue.put((None,) * 5, timeout=timeout)
+        self._thread.join(timeout)
+
+
+# %% ../../nbs/10c_deploy_service.ipynb
+@patch
+def _work(self: ShadowScorer) -> None:
+    "The thread: take what waits (up to `max_batch_size` rows), score it in one call, log and compare."
+    while True:
+        batch = [self._queue.get()]
+        n = len(batch[0][1] or ())
+        while batch[-1][0] is not None and n < self.max_batch_size:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+            n += len(batch[-1][1] or ())
+        live = [b for b in batch if b[0] is not None]
+        if live:
+            self._score(live)
+        if len(live) < len(batch):
+            return
+
+
+@patch
+def _score(self: ShadowScorer, batch: list) -> None:
+    rows = [r for b in batch for r in b[2]]
+    t0 = time.perf_counter()
+    try:
+        q = positive_proba(self.model, Rows(self.spec, rows), f"shadow model {self.name!r}")
+    except Exception as e:  # the shadow's failure is its own: counted and logged, never seen by a client
+        self.counts["errors"] += 1
+        self.counts["failed"] += len(rows)
+        self._write([{"time": _iso(batch[0][0]), "shadow_model": self.name, "ids": [i for b in batch for i in b[1]],
+                      "error": f"{type(e).__name__}: {e}"}])
+        return
+    ms = (time.perf_counter() - t0) * 1000
+    self.counts["calls"] += 1
+    out, k = [], 0
+    for t, ids, _, proba, answer in batch:
+        for i, p in zip(ids, proba):
+            s = float(q[k])
+            k += 1
+            self.agree += (s >= self.threshold) == (p >= self.threshold)
+            self.abs_diff += abs(s - float(p))
+            out.append({"id": i, "time": _iso(t), "served_model": answer.model, "served": float(p), "shadow_model": self.name,
+                        "shadow": s, "served_ms": answer.seconds * 1000, "shadow_ms": ms, "shadow_rows": len(rows)})
+    self.records.extend(out)
+    self.counts["scored"] += len(rows)
+    self._write(out)
+
+
+def _iso(t: float) -> str:
+    return pd.Timestamp(t, unit="s", tz="UTC").isoformat()
+
+
+@patch
+def _write(self: ShadowScorer, records: list) -> None:
+    if self.log_path is not None:
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write("".join(json.dumps(r, allow_nan=False) + "\n" for r in records))
+
+
+# %% ../../nbs/10c_deploy_service.ipynb
+@patch
+def summary(self: ShadowScorer) -> dict:
+    "The shadow's counts and how it compares with the answers served so far (JSON-ready)."
+    n = self.counts["scored"]
+    lat = np.array([r["shadow_ms"] for r in list(self.records)[-10_000:]], dtype="float64")
+    return {"shadow_model": self.name, "offered": self.counts["offered"], "dropped": self.counts["dropped"],
+            "scored": n, "failed": self.counts["failed"], "errors": self.counts["errors"],
+            "queued": self._queue.qsize(), "agreement": self.agree / n if n else None,
+            "mean_abs_diff": self.abs_diff / n if n else None,
+            "shadow_p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
+            "shadow_p99_ms": float(np.percentile(lat, 99)) if len(lat) else None}
+
+
+# %% ../../nbs/10c_deploy_service.ipynb
+class _Side:
+    "What one side of a canary saw since the fraction was last set."
+
+    def __init__(self, keep: int):
+        self.requests = self.errors = 0
+        self.seconds: collections.deque = collections.deque(maxlen=keep)  # per request, in the service
+        self.records: collections.deque = collections.deque(maxlen=keep)  # (id, P(late), model, time) per row answered
+
+    def to_dict(self) -> dict:
+        s = np.array(self.seconds, dtype="float64") * 1000
+        return {"requests": self.requests, "errors": self.errors,
+                "error_rate": self.errors / self.requests if self.requests else None,
+                "p50_ms": float(np.percentile(s, 50)) if len(s) else None,
+                "p99_ms": float(np.percentile(s, 99)) if len(s) else None}
+
+
+class CanaryRouter:
+    "Send the requests whose stable id falls below `fraction` (`sticky_bucket`) to the challenger, the rest to the champion; count each side."
+
+    def __init__(self,
+                 fraction: float = 0.0,  # the challenger's share of the ids, in [0, 1]
+                 keep: int = 100_000):  # latencies and records kept per side
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ConfigError(f"keep={keep!r} must be a positive integer")
+        self.keep, self.fraction, self.step = keep, check_fraction(fraction, "canary fraction"), 0
+        self.sides = {"champion": _Side(keep), "challenger": _Side(keep)}
+
+    def side(self, key: str | None) -> str:
+        "'challenger' or 'champion' for stable id `key` (a request without one stays with the champion)."
+        return "challenger" if key is not None and self.fraction > 0 and sticky_bucket(key) < self.fraction else "champion"
+
+    def set_fraction(self, fraction: float) -> dict:
+        "Move the canary to `fraction` and start a new step (each side's counts start again); returns the new status."
+        self.fraction, self.step = check_fraction(fraction, "canary fraction"), self.step + 1
+        self.sides = {"champion": _Side(self.keep), "challenger": _Side(self.keep)}
+        return self.status()
+
+    def record(self, side: str, ids: list, proba, seconds: float, answer: Answer | None, own: str) -> None:
+        "Count one request: an error unless model `own` (the side's own) answered it."
+        s = self.sides[side]
+        s.requests += 1
+        s.seconds.append(seconds)
+        if answer is None or answer.model != own:
+            s.errors += 1
+        if answer is not None:
+            now = time.time()
+            s.records.extend((i, float(p), answer.model, now) for i, p in zip(ids, proba))
+
+    def status(self) -> dict:
+        "The fraction, the step and each side's requests, errors, error rate and latency p50/p99 (JSON-ready)."
+        return {"fraction": self.fraction, "step": self.step, **{k: v.to_dict() for k, v in self.sides.items()}}
+
+    def records(self, side: str) -> pd.DataFrame:
+        "The rows `side` answered in this step: prediction_id, timestamp, score (P(late)) and the model that answered."
+        out = pd.DataFrame(list(self.sides[side].records), columns=["prediction_id", "score", "model", "timestamp"])
+        out["timestamp"] = pd.to_datetime(out["timestamp"], unit="s", utc=True)
+        return out[["prediction_id", "timestamp", "score", "model"]]
+
+
+# %% ../../nbs/10c_deploy_service.ipynb
 class PredictionService:
     "The parts of the online prediction service, usable without HTTP."
 
     def __init__(self, spec: FeatureSpec, predictor: FallbackPredictor, features: OnlineFeatures | None = None,
                  threshold: float = 0.5, max_batch_size: int = 64, max_wait: float = 0.002, max_queue: int = 512,
-                 cache_size: int = 10_000, cache_ttl: float = 300.0):
+                 cache_size: int = 10_000, cache_ttl: float = 300.0, shadow: ShadowScorer | None = None,
+                 challenger: FallbackPredictor | None = None, router: CanaryRouter | None = None):
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
             raise ConfigError(f"threshold={threshold!r} must be a probability in [0, 1]")
         if features is not None and not isinstance(features, OnlineFeatures):
@@ -669,13 +887,24 @@ class PredictionService:
                                     self.metrics.on_batch)
         self.metrics.queue.set_function(lambda: self.batcher.queued)
         self.cache = TTLCache(cache_size, cache_ttl)
+        if shadow is not None and not isinstance(shadow, ShadowScorer):
+            raise ConfigError(f"shadow must be a ShadowScorer or None, got {type(shadow).__name__}")
+        if (challenger is None) != (router is None) or not isinstance(challenger, (FallbackPredictor, type(None))) \
+                or not isinstance(router, (CanaryRouter, type(None))):
+            raise ConfigError("a canary needs both a challenger (FallbackPredictor) and a router (CanaryRouter), or neither")
+        self.shadow, self.challenger, self.router = shadow, challenger, router
+        self.rollout = shadow is not None or router is not None  # False: the plain path, untouched
+        self.challenger_batcher = None if challenger is None else MicroBatcher(
+            challenger.predict, lambda rows: Rows(spec, rows), max_batch_size, max_wait, max_queue, self.metrics.on_batch)
 
     def _prediction(self, p: float, answer: Answer, n: int, cached: bool = False) -> dict:
         return {"probability": float(p), "late": bool(p >= self.threshold), "model": answer.model,
                 "fallback": answer.fallback, "batch_size": n, "cached": cached}
 
-    async def predict_rows(self, rows: list) -> list[dict]:
-        "Predictions for validated request rows, through the micro-batcher."
+    async def predict_rows(self, rows: list, key: str | None = None) -> list[dict]:
+        "Predictions for validated request rows, through the micro-batcher; `key`: the caller's stable id (canary, shadow log)."
+        if self.rollout:
+            return await self._predict_rollout(rows, key)
         try:
             proba, answer, n = await self.batcher.submit(rows)
         except OverloadedError:
@@ -685,7 +914,8 @@ class PredictionService:
 
     async def predict_key(self, key: str) -> dict:
         "The prediction for a flight id: from the cache, else from its stored features; `NotFoundError` if unknown."
-        hit = self.cache.get(key)
+        canary = self.router is not None and self.router.side(key) == "challenger"
+        hit = None if canary else self.cache.get(key)  # the cache holds the champion's answers
         self.metrics.cache.labels("hit" if hit is not None else "miss").inc()
         if hit is not None:
             return {**hit, "cached": True, "batch_size": 0}
@@ -694,10 +924,34 @@ class PredictionService:
         row = await asyncio.to_thread(self.features.get, key)
         if row is None:
             raise NotFoundError(f"no features stored for flight_id={key!r} in view {self.features.view!r}")
-        (out,) = await self.predict_rows([row])
-        if out["fallback"] is None:
+        (out,) = await self.predict_rows([row], key)
+        if out["fallback"] is None and not canary:
             self.cache.put(key, out)
         return out
+
+# %% ../../nbs/10c_deploy_service.ipynb
+@patch
+async def _predict_rollout(self: PredictionService, rows: list, key: str | None) -> list[dict]:
+    "The path with a canary or a shadow: route by `key`, count the side, hand the champion's answer to the shadow."
+    side = "champion" if self.router is None else self.router.side(key)
+    own = self.predictor.main_name if side == "champion" else self.challenger.main_name
+    t0 = time.perf_counter()
+    try:
+        proba, answer, n = await (self.batcher if side == "champion" else self.challenger_batcher).submit(rows)
+    except OverloadedError:
+        self.metrics.shed.inc()
+        raise
+    except Exception:
+        if self.router is not None:
+            self.router.record(side, [], (), time.perf_counter() - t0, None, own)
+        raise
+    ids = _request_ids(key, len(rows))
+    if self.router is not None:
+        self.router.record(side, ids, proba, time.perf_counter() - t0, answer, own)
+    if self.shadow is not None and side == "champion":  # after the answer is known; never waits
+        self.shadow.offer(ids, rows, proba, answer)
+    return [self._prediction(p, answer, n) for p in proba]
+
 
 # %% ../../nbs/10c_deploy_service.ipynb
 @patch
@@ -766,11 +1020,20 @@ def _lifespan(service: PredictionService):
     @contextlib.asynccontextmanager
     async def lifespan(app):
         service.batcher.start()
+        if service.challenger_batcher is not None:
+            service.challenger_batcher.start()
+        if service.shadow is not None:
+            service.shadow.start()
         try:
             yield
         finally:
             await service.batcher.stop()
             service.predictor.close()
+            if service.challenger_batcher is not None:
+                await service.challenger_batcher.stop()
+                service.challenger.close()
+            if service.shadow is not None:
+                await asyncio.to_thread(service.shadow.close)
     return lifespan
 
 # %% ../../nbs/10c_deploy_service.ipynb
@@ -790,37 +1053,33 @@ def create_app(
     bench_endpoints: bool = False,  # also serve /predict/naive and /empty (the serving bench's references)
     example_key: str = "20130108-UA1545-EWR",  # a stored flight id, shown as the lookup route's example
     request_log: str | None = None,  # a file to append one JSON line per request to (ids, route, status, latency, model)
+    shadow=None,  # a model that scores the champion's requests off the response path: logged and compared, never served
+    shadow_name: str = "shadow",  # how the shadow log names it
+    shadow_log: str | None = None,  # a JSON-lines file of the shadow's comparisons (`ShadowScorer`)
+    shadow_queue: int = 256,  # answered requests waiting for the shadow at most; more are dropped (counted), never waited for
+    challenger=None,  # a model to canary: requests whose X-Stable-Id falls below canary_fraction go to it
+    challenger_name: str = "challenger",  # how answers name it
+    canary_fraction: float = 0.0,  # the challenger's share of stable ids at start (PUT /admin/canary moves it)
 ):
     "The online prediction service as a FastAPI app, with an exact OpenAPI spec."
     fastapi = optional_import("fastapi", extra="serve", purpose="the prediction service")
-    from fastapi import Path as PathParam
     predictor = FallbackPredictor(main, backup, main_name, backup_name, budget)
     features = None if store is None else OnlineFeatures(store, spec, view)
-    service = PredictionService(spec, predictor, features, threshold, max_batch_size, max_wait, max_queue, cache_size, cache_ttl)
-    m, err = request_models(spec, [main_name, backup_name], max_rows), api_models()
+    extra = _rollout_parts(spec, main, main_name, backup_name, budget, threshold, shadow, shadow_name, shadow_log,
+                           shadow_queue, challenger, challenger_name, canary_fraction)
+    service = PredictionService(spec, predictor, features, threshold, max_batch_size, max_wait, max_queue, cache_size, cache_ttl,
+                                **extra)
+    names = [main_name, backup_name] + ([challenger_name] if challenger is not None else [])
+    m, err = request_models(spec, names, max_rows), api_models()
     m.ErrorResponse = err.ErrorResponse
     app = fastapi.FastAPI(title="mlsys flight delay predictions", version="1", lifespan=_lifespan(service),
                           description="P(arrival more than 15 min late) for flights. Every error answer is an `ErrorResponse`.")
     routes = "/predict, /predict/batch, /flights/{flight_id}/prediction, /health, /ready, /metrics"
-    _install_error_handlers(app, routes)
-
-    @app.post("/predict", response_model=m.Prediction, responses=_responses(m, 422, 503), summary="Predict one flight")
-    @_typed(flight=m.Flight)
-    async def predict(flight) -> dict:
-        return (await service.predict_rows([flight.model_dump()]))[0]
-
-    @app.post("/predict/batch", response_model=m.PredictionBatch, responses=_responses(m, 422, 503), summary="Predict flights")
-    @_typed(batch=m.FlightBatch)
-    async def predict_batch(batch) -> dict:
-        return {"predictions": await service.predict_rows([f.model_dump() for f in batch.flights])}
-
-    if features is not None:
-        @app.get("/flights/{flight_id}/prediction", response_model=m.Prediction, responses=_responses(m, 404, 422, 503),
-                 summary="Predict a flight from its stored features")
-        async def predict_flight(flight_id: str = PathParam(pattern=FLIGHT_ID_PATTERN, examples=[example_key])) -> dict:
-            return await service.predict_key(flight_id)
-
+    _install_error_handlers(app, routes + (", /admin/rollout, /admin/canary" if service.rollout else ""))
+    _add_predict_routes(app, service, m, example_key)
     _add_status_routes(app, service, m)
+    if service.rollout:
+        _add_rollout_routes(app, service, m)
     if bench_endpoints:
         _add_bench_routes(app, service, m, main, main_name)
     app.state.service = service
@@ -833,6 +1092,69 @@ def create_app(
         logger.addHandler(json_handler(request_log))
         app.add_middleware(RequestLogMiddleware, logger=logger)
     return app
+
+
+# %% ../../nbs/10c_deploy_service.ipynb
+def _rollout_parts(spec, main, main_name, backup_name, budget, threshold, shadow, shadow_name, shadow_log, shadow_queue,
+                   challenger, challenger_name, canary_fraction) -> dict:
+    "The shadow scorer, the challenger's predictor (the champion backs it up) and the canary router, when asked for."
+    out = {}
+    if shadow is not None:
+        if shadow_name in (main_name, backup_name):
+            raise ConfigError(f"shadow_name={shadow_name!r} must differ from the main and backup names")
+        out["shadow"] = ShadowScorer(shadow, spec, shadow_name, shadow_log, shadow_queue, threshold=threshold)
+    if challenger is None:
+        if check_fraction(canary_fraction, "canary_fraction") > 0:
+            raise ConfigError(f"canary_fraction={canary_fraction!r} needs a challenger model")
+        return out
+    if not isinstance(challenger_name, str) or not challenger_name or challenger_name in (main_name, backup_name):
+        raise ConfigError(f"challenger_name={challenger_name!r} must be a non-empty name other than the main and backup names")
+    # a challenger that fails or is late is answered by the champion, and counted as the challenger's error
+    out["challenger"] = FallbackPredictor(challenger, main, challenger_name, main_name, budget)
+    out["router"] = CanaryRouter(canary_fraction)
+    return out
+
+
+# %% ../../nbs/10c_deploy_service.ipynb
+_STABLE_ID = "^[A-Za-z0-9._:@-]{1,128}$"
+
+
+def _add_predict_routes(app, service: PredictionService, m, example_key: str) -> None:
+    "The prediction routes; with a canary or a shadow they read the caller's stable id from the X-Stable-Id header."
+    from fastapi import Header
+    from fastapi import Path as PathParam
+    if not service.rollout:
+        @app.post("/predict", response_model=m.Prediction, responses=_responses(m, 422, 503), summary="Predict one flight")
+        @_typed(flight=m.Flight)
+        async def predict(flight) -> dict:
+            return (await service.predict_rows([flight.model_dump()]))[0]
+
+        @app.post("/predict/batch", response_model=m.PredictionBatch, responses=_responses(m, 422, 503),
+                  summary="Predict flights")
+        @_typed(batch=m.FlightBatch)
+        async def predict_batch(batch) -> dict:
+            return {"predictions": await service.predict_rows([f.model_dump() for f in batch.flights])}
+    else:
+        stable = Header(None, alias="X-Stable-Id", pattern=_STABLE_ID, examples=["user-42"],
+                        description="a stable id of the caller (user, flight): the same id always gets the same model")
+
+        @app.post("/predict", response_model=m.Prediction, responses=_responses(m, 422, 503), summary="Predict one flight")
+        @_typed(flight=m.Flight)
+        async def predict(flight, x_stable_id: str | None = stable) -> dict:
+            return (await service.predict_rows([flight.model_dump()], x_stable_id))[0]
+
+        @app.post("/predict/batch", response_model=m.PredictionBatch, responses=_responses(m, 422, 503),
+                  summary="Predict flights")
+        @_typed(batch=m.FlightBatch)
+        async def predict_batch(batch, x_stable_id: str | None = stable) -> dict:
+            return {"predictions": await service.predict_rows([f.model_dump() for f in batch.flights], x_stable_id)}
+
+    if service.features is not None:
+        @app.get("/flights/{flight_id}/prediction", response_model=m.Prediction, responses=_responses(m, 404, 422, 503),
+                 summary="Predict a flight from its stored features")
+        async def predict_flight(flight_id: str = PathParam(pattern=FLIGHT_ID_PATTERN, examples=[example_key])) -> dict:
+            return await service.predict_key(flight_id)
+
 
 # %% ../../nbs/10c_deploy_service.ipynb
 def _add_status_routes(app, service: PredictionService, m) -> None:
@@ -856,6 +1178,56 @@ def _add_status_routes(app, service: PredictionService, m) -> None:
     async def metrics():
         body, content_type = service.metrics.render()
         return Response(body, media_type=content_type)
+
+# %% ../../nbs/10c_deploy_service.ipynb
+def _rollout_models():
+    "The pydantic models of the admin routes."
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class CanaryShare(BaseModel):
+        "The challenger's new share of stable ids."
+        model_config = ConfigDict(extra="forbid")
+        fraction: float = Field(ge=0, le=1, strict=True, allow_inf_nan=False, description="in [0, 1]")
+
+    class SideStatus(BaseModel):
+        "What one side of the canary saw since the fraction was last set."
+        requests: int = Field(ge=0)
+        errors: int = Field(ge=0, description="requests its own model did not answer (late, raised, or 503)")
+        error_rate: float | None
+        p50_ms: float | None
+        p99_ms: float | None
+
+    class CanaryStatus(BaseModel):
+        "The canary's fraction, step and sides."
+        fraction: float = Field(ge=0, le=1)
+        step: int = Field(ge=0, description="how many times the fraction was set")
+        champion: SideStatus
+        challenger: SideStatus
+
+    class RolloutStatus(BaseModel):
+        "The canary (null without a challenger) and the shadow's counts (null without a shadow)."
+        canary: CanaryStatus | None
+        shadow: dict[str, float | int | str | None] | None
+
+    return CanaryShare, CanaryStatus, RolloutStatus
+
+
+def _add_rollout_routes(app, service: PredictionService, m) -> None:
+    "GET /admin/rollout (the canary's and the shadow's status) and, with a challenger, PUT /admin/canary (its fraction)."
+    CanaryShare, CanaryStatus, RolloutStatus = _rollout_models()
+
+    @app.get("/admin/rollout", response_model=RolloutStatus, summary="The canary's sides and the shadow's comparison")
+    async def rollout_status() -> dict:
+        return {"canary": None if service.router is None else service.router.status(),
+                "shadow": None if service.shadow is None else service.shadow.summary()}
+
+    if service.router is not None:
+        @app.put("/admin/canary", response_model=CanaryStatus, responses=_responses(m, 422),
+                 summary="Set the challenger's share of stable ids (a new step: each side's counts start again)")
+        @_typed(share=CanaryShare)
+        async def set_canary(share) -> dict:
+            return service.router.set_fraction(share.fraction)
+
 
 # %% ../../nbs/10c_deploy_service.ipynb
 def _add_bench_routes(app, service: PredictionService, m, main, main_name: str) -> None:
@@ -923,12 +1295,13 @@ def serve_in_thread(app, host: str = "127.0.0.1", port: int | None = None, start
 
 # %% ../../nbs/10c_deploy_service.ipynb
 _SETTINGS = ("main_name", "backup_name", "view", "budget", "max_batch_size", "max_wait", "max_queue", "cache_size",
-             "cache_ttl", "threshold", "max_rows", "bench_endpoints", "example_key", "request_log")
+             "cache_ttl", "threshold", "max_rows", "bench_endpoints", "example_key", "request_log",
+             "shadow_name", "shadow_log", "shadow_queue", "challenger_name", "canary_fraction")
 
 
 def save_service(
     folder: str | Path,  # where to write models.skops, spec.json and service.json
-    models: Mapping,  # name -> fitted model; must hold `main_name` (and `backup_name` when given)
+    models: Mapping,  # name -> fitted model; must hold `main_name` (and `backup_name`, `shadow_name`, `challenger_name` when given)
     spec: FeatureSpec,  # the request schema
     store: Mapping | None = None,  # {"kind": "sqlite", "path": ...} or {"kind": "redis", "url": ..., "prefix": ...}
     main_format: str = "native",  # 'onnx': the main model is served as its ONNX export (checked against it on `example`)
@@ -944,7 +1317,8 @@ def save_service(
         raise ConfigError(f"unknown service settings {unknown}; they are {list(_SETTINGS)}")
     if not isinstance(spec, FeatureSpec):
         raise ConfigError(f"spec must be a FeatureSpec, got {type(spec).__name__}")
-    names = [settings.get("main_name", "main")] + ([settings["backup_name"]] if "backup_name" in settings else [])
+    names = [settings.get("main_name", "main")] + [settings[k] for k in ("backup_name", "shadow_name", "challenger_name")
+                                                   if k in settings]  # a shadow or a challenger is named to be carried
     if not isinstance(models, Mapping) or any(n not in models for n in names):
         raise ConfigError(f"models must be a dict holding {names}")
     if store is not None and not (isinstance(store, Mapping) and store.get("kind") in ("sqlite", "redis")):
@@ -994,6 +1368,8 @@ def app_from_folder(folder: str | Path):
         main = load_model(folder / "main.onnx.zip")
     return create_app(main, FeatureSpec.from_dict(load_json(folder / "spec.json")),
                       backup=None if backup_name is None else models[backup_name], store=_open_store(conf["store"]),
+                      shadow=models.get(settings["shadow_name"]) if "shadow_name" in settings else None,
+                      challenger=models.get(settings["challenger_name"]) if "challenger_name" in settings else None,
                       **settings)
 
 
