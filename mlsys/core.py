@@ -24,9 +24,9 @@ import numpy as np
 
 # %% auto 0
 __all__ = ['logger', 'EXTRAS', 'MlsysError', 'ConfigError', 'DataError', 'SchemaError', 'MissingExtraError', 'PipelineError',
-           'IntegrityError', 'BusyError', 'require_columns', 'require_tz_aware', 'as_path', 'Config', 'get_config',
-           'seed_everything', 'install_hint', 'optional_import', 'import_skops_io', 'atomic_write_bytes', 'save_json',
-           'load_json', 'file_sha256', 'enable_logging']
+           'IntegrityError', 'BusyError', 'require_columns', 'require_tz_aware', 'as_path', 'as_duration', 'Config',
+           'get_config', 'seed_everything', 'install_hint', 'optional_import', 'import_skops_io', 'atomic_write_bytes',
+           'save_json', 'load_json', 'file_sha256', 'enable_logging']
 
 # %% ../nbs/00_core.ipynb
 logger = logging.getLogger("mlsys")
@@ -145,6 +145,38 @@ def as_path(
             raise DataError(f"{what} must be a non-empty file path without NUL bytes, got {path!r}")
         return Path(text)
     raise DataError(f"{what} must be a str or os.PathLike, got {type(path).__name__}")
+
+# %% ../nbs/00_core.ipynb
+def as_duration(
+    value,  # '30min', '1h', '7D', a pd.Timedelta or a datetime.timedelta
+    name: str = "duration",  # how the error names `value` (the parameter)
+    allow_zero: bool = False,  # is a zero length meaningful here (e.g. no lateness)?
+    error: type[Exception] = ConfigError,  # ConfigError for a parameter; DataError where it comes with the data
+    whole_seconds: bool = False,  # refuse fractions of a second (windows counted in whole seconds)
+):
+    "`value` as a non-negative `pd.Timedelta`, or `error` naming `name` (bare numbers, NaN, NaT, negative, zero unless allowed)."
+    import pandas as pd
+
+    hint = "give a duration with a unit, like '30min', '1h' or '7D'"
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        raise error(f"{name}={value!r} is not a duration; {hint}")
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        raise error(f"{name}={value!r} is not a duration; {hint}")
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        raise error(f"{name}={value!r} is a bare number (pandas would read it as nanoseconds); {hint}")
+    if not isinstance(value, (str, pd.Timedelta, dt.timedelta, np.timedelta64)):
+        raise error(f"{name}={value!r} is not a duration ({type(value).__name__}); {hint}")
+    try:
+        td = pd.Timedelta(value.strip() if isinstance(value, str) else value)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise error(f"{name}={value!r} is not a duration; {hint}") from e
+    if td is pd.NaT:
+        raise error(f"{name}={value!r} is not a duration (NaT); {hint}")
+    if td < pd.Timedelta(0) or (td == pd.Timedelta(0) and not allow_zero):
+        raise error(f"{name}={value!r} must be a {'non-negative' if allow_zero else 'positive'} duration")
+    if whole_seconds and td % pd.Timedelta(seconds=1):
+        raise error(f"{name}={value!r} must be a whole number of seconds")
+    return td
 
 # %% ../nbs/00_core.ipynb
 @dataclass(frozen=True)

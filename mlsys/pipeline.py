@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import (ConfigError, DataError, IntegrityError, as_path, atomic_write_bytes, file_sha256, import_skops_io,
+from .core import (ConfigError, DataError, IntegrityError, as_duration, as_path, atomic_write_bytes, file_sha256, import_skops_io,
                         require_columns, require_tz_aware)
 from .datasets import load_airlines, load_airports, load_flights, load_planes, load_weather
 from .features.store import flight_feature_columns
@@ -152,15 +152,7 @@ LABEL = "is_late"
 
 
 def _duration(value, name: str, allow_zero: bool) -> pd.Timedelta:
-    if not isinstance(value, (str, pd.Timedelta, dt.timedelta)):
-        raise DataError(f"{name} must be a duration like '2h' or '30min', got {type(value).__name__}")
-    try:
-        td = pd.Timedelta(value)
-    except ValueError as e:
-        raise DataError(f"{name}={value!r} is not a duration (use a pandas offset such as '2h' or '30min')") from e
-    if td is pd.NaT or td < pd.Timedelta(0) or (td == pd.Timedelta(0) and not allow_zero):
-        raise DataError(f"{name}={value!r} must be {'zero or more' if allow_zero else 'more than zero'}")
-    return td
+    return as_duration(value, name, allow_zero=allow_zero, error=DataError)  # core's one duration reader
 
 
 def build_features(

@@ -233,7 +233,7 @@ def test_a_failed_delivery_is_retried_and_does_not_affect_other_channels():
     assert m.counts["failed"] == 2
 
 
-@pytest.mark.parametrize("kw, msg", [({"repeat_interval": "-1D"}, "repeat_interval='-1D' must be a duration >= 0"),
+@pytest.mark.parametrize("kw, msg", [({"repeat_interval": "-1D"}, "repeat_interval='-1D' must be a non-negative duration"),
                                      ({"repeat_interval": "often"}, "not a duration"),
                                      ({"repeat_interval": -2}, "repeat_interval=-2"),
                                      ({"group_by": "origin"}, "group_by"),

@@ -104,10 +104,10 @@ def test_ingest(kw, err, needle, tmp_path):
     (dict(flights=flights_frame().iloc[:0]), "flights is empty"),
     (dict(flights=flights_frame().assign(sched_dep=pd.NaT)), "every flight needs a 'sched_dep' timestamp"),
     (dict(lead="not-a-duration"), "lead='not-a-duration' is not a duration"),
-    (dict(lead=None), "lead must be a duration like '2h' or '30min', got NoneType"),
-    (dict(lead="-1h"), "lead='-1h' must be zero or more"),
-    (dict(recent_window="0min"), "recent_window='0min' must be more than zero"),
-    (dict(recent_window=2), "recent_window must be a duration"),
+    (dict(lead=None), "lead=None is not a duration"),
+    (dict(lead="-1h"), "lead='-1h' must be a non-negative duration"),
+    (dict(recent_window="0min"), "recent_window='0min' must be a positive duration"),
+    (dict(recent_window=2), "recent_window=2 is a bare number"),
     (dict(store_path=""), "store_path must be a non-empty file path"),
 ])
 def test_build_features(kw, needle):

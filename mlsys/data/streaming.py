@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 
-from ..core import ConfigError, DataError, optional_import, require_columns
+from ..core import ConfigError, DataError, as_duration, optional_import, require_columns
 from .service import flight_ids
 from .transport import _check_events, _flight_columns, validate_flight_event
 
@@ -35,19 +35,7 @@ MAX_WINDOWS_PER_EVENT = 1_000  # size / slide: how many sliding windows one even
 
 def to_seconds(value: Any, name: str, allow_zero: bool = False) -> int:
     "Parse a duration (`'1h'`, `'30min'`, `pd.Timedelta`) into whole seconds, naming `name` on error."
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.timedelta64)):
-        if not math.isfinite(value):
-            raise ConfigError(f"{name}={value!r} is not a duration like '1h' or '30min'")
-        raise ConfigError(f"{name}={value!r} is a bare number; give a duration with a unit, like '{value}s' or '1h'")
-    try:
-        td = pd.Timedelta(value)
-    except (ValueError, TypeError, OverflowError) as e:
-        raise ConfigError(f"{name}={value!r} is not a duration like '1h' or '30min'") from e
-    if td is pd.NaT:
-        raise ConfigError(f"{name}={value!r} is not a duration like '1h' or '30min'")
-    s = td.total_seconds()
-    if s != int(s) or s < 0 or (s == 0 and not allow_zero):
-        raise ConfigError(f"{name}={value!r} must be a {'non-negative' if allow_zero else 'positive'} whole number of seconds")
+    s = as_duration(value, name, allow_zero=allow_zero, whole_seconds=True).total_seconds()  # core's one duration reader
     if s > MAX_DURATION_S:
         raise ConfigError(f"{name}={value!r} is longer than {MAX_DURATION_S // 86_400} days")
     return int(s)

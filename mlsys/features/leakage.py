@@ -20,7 +20,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from ..core import ConfigError, DataError, SchemaError, save_json
+from ..core import ConfigError, DataError, SchemaError, as_duration, save_json
 
 # %% auto 0
 __all__ = ['log', 'SEVERITIES', 'FLIGHT_AVAILABILITY', 'Finding', 'LeakageReport', 'time_split', 'group_split', 'split_then_fit',
@@ -187,18 +187,7 @@ def _number(v, name: str, lo: float = 0.0) -> float:
 # %% ../../nbs/07d_features_leakage.ipynb
 def _duration(v, name: str) -> pd.Timedelta:
     "A non-negative duration: a Timedelta, timedelta or string such as '1D'; a bare number (read as nanoseconds) is refused."
-    if v is None:
-        return pd.Timedelta(0)
-    if not isinstance(v, (str, pd.Timedelta, np.timedelta64)) and not hasattr(v, "total_seconds"):
-        raise ConfigError(f"{name} must be a duration such as '1D' or pd.Timedelta(hours=2), got {v!r}"
-                          + ("; a bare number would be read as nanoseconds" if isinstance(v, (int, float)) else ""))
-    try:
-        d = pd.Timedelta(v)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{name}={v!r} is not a duration: {e}") from e
-    if pd.isna(d) or d < pd.Timedelta(0):
-        raise ConfigError(f"{name} must be a non-negative duration, got {v!r}")
-    return d
+    return pd.Timedelta(0) if v is None else as_duration(v, name, allow_zero=True)  # core's one duration reader
 
 
 def _seed(v, name: str = "random_state"):

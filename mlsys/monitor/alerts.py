@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ..core import ConfigError, DataError, MlsysError, as_path, require_columns
+from ..core import ConfigError, DataError, MlsysError, as_duration, as_path, require_columns
 from .observe import read_json_lines
 
 # %% auto 0
@@ -373,13 +373,7 @@ def _duration(v, what: str):
         if not math.isfinite(v) or v < 0:
             raise ConfigError(f"{what}={v!r} must be a duration >= 0")
         return v
-    try:
-        td = pd.Timedelta(v)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"{what}={v!r} is not a duration ({e})") from e
-    if pd.isna(td) or td < pd.Timedelta(0):
-        raise ConfigError(f"{what}={v!r} must be a duration >= 0")
-    return td
+    return as_duration(v, what, allow_zero=True)  # times: core's one duration reader
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..core import ConfigError, DataError, require_columns, require_tz_aware
+from ..core import ConfigError, DataError, as_duration, require_columns, require_tz_aware
 
 # %% auto 0
 __all__ = ['REQUEST_COLUMNS', 'PREDICTION_COLUMNS', 'LABEL_COLUMNS', 'window_width', 'check_requests', 'operational_metrics',
@@ -25,11 +25,10 @@ REQUEST_COLUMNS = ["timestamp", "latency_ms", "status", "model_version", "predic
 
 def window_width(window, what: str = "window") -> pd.Timedelta:
     "`window` as a positive `Timedelta`; `DataError` for a zero-length, negative or unreadable window."
-    try:
-        width = pd.Timedelta(window)
-    except (ValueError, TypeError) as e:
-        raise DataError(f"{what}={window!r} is not a duration such as '1h' ({e})") from e
-    if width is pd.NaT or not width > pd.Timedelta(0):
+    if isinstance(window, str) and window.strip().startswith("-"):
+        raise DataError(f"{what}={window!r} is a window of zero or negative length; use a positive duration such as '1h'")
+    width = as_duration(window, what, allow_zero=True, error=DataError)  # core's reader: a bare 5 is not 5 ns
+    if width == pd.Timedelta(0):
         raise DataError(f"{what}={window!r} is a window of zero or negative length; use a positive duration such as '1h'")
     return width
 
@@ -214,7 +213,12 @@ def labels_after(predictions: pd.DataFrame,  # predictions (`PREDICTION_COLUMNS`
         raise DataError(f"label must hold 0/1 outcomes (or booleans, NaN where none arrives): {e}") from e
     if (y.notna() & ~y.isin([0.0, 1.0])).any():
         raise DataError(f"label must hold 0/1 outcomes, got e.g. {float(y[y.notna() & ~y.isin([0.0, 1.0])].iloc[0])!r}")
-    d = pd.Series(pd.to_timedelta(delay)) if np.ndim(delay) else pd.Series([pd.Timedelta(delay)] * len(predictions))
+    if np.ndim(delay):
+        d = pd.Series(pd.to_timedelta(delay))
+    elif delay is pd.NaT:
+        d = pd.Series([pd.NaT] * len(predictions), dtype="timedelta64[ns]")
+    else:  # one delay for every row: core's reader (a bare number is not nanoseconds)
+        d = pd.Series([as_duration(delay, "delay", allow_zero=True, error=DataError)] * len(predictions))
     if len(y) != len(predictions) or len(d) != len(predictions):
         raise DataError(f"label ({len(y)}) and delay ({len(d)}) must have one value per prediction ({len(predictions)})")
     neg = d < pd.Timedelta(0)
@@ -252,12 +256,9 @@ def accuracy_by_window(predictions: pd.DataFrame,  # predictions (`PREDICTION_CO
                        ) -> pd.DataFrame:
     "Per window: predictions, labels arrived by its evaluation time, coverage, accuracy, Brier score, label rate."
     width = window_width(window)
-    try:
-        lag = pd.Timedelta(lag)
-    except (ValueError, TypeError) as e:
-        raise DataError(f"lag={lag!r} is not a duration ({e})") from e
-    if lag is pd.NaT or lag < pd.Timedelta(0):
+    if isinstance(lag, str) and lag.strip().startswith("-"):
         raise DataError(f"lag={lag!r} is negative: a window cannot be evaluated before it ends")
+    lag = as_duration(lag, "lag", allow_zero=True, error=DataError)
     j = join_labels(predictions, labels, score)
     j["window"] = _windows(j["timestamp"], width)
     arrived = j["label_time"] <= j["window"] + width + lag

@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ..core import ConfigError, DataError, as_path
+from ..core import ConfigError, DataError, as_duration, as_path
 from ..data.service import ServiceUnavailableError, free_port
 
 # %% auto 0
@@ -408,12 +408,7 @@ def request_metrics(
     logger: str | None = "mlsys.requests",  # the middleware's logger; None: every record with a status
 ) -> pd.DataFrame:
     "Per window: requests, 4xx and 5xx counts, error rate (5xx share), latency mean and percentiles (ms)."
-    try:
-        width = pd.Timedelta(window)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"window={window!r} is not a duration ({e})") from e
-    if not width > pd.Timedelta(0):
-        raise ConfigError(f"window={window!r} must be a positive duration")
+    width = as_duration(window, "window")  # core's reader: a bare 60 is not 60 ns
     qs = [float(q) for q in percentiles]
     if not qs or not all(0 <= q <= 100 for q in qs):
         raise ConfigError(f"percentiles={percentiles!r} must be numbers in [0, 100]")
