@@ -160,6 +160,8 @@ def as_duration(
     hint = "give a duration with a unit, like '30min', '1h' or '7D'"
     if isinstance(value, (bool, np.bool_)) or value is None:
         raise error(f"{name}={value!r} is not a duration; {hint}")
+    if isinstance(value, np.timedelta64):  # a NumPy integer subclass: test it before the bare numbers
+        value = pd.Timedelta(value)
     if isinstance(value, (float, np.floating)) and not np.isfinite(value):
         raise error(f"{name}={value!r} is not a duration; {hint}")
     if isinstance(value, (int, float, np.integer, np.floating)):
