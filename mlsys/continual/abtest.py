@@ -67,7 +67,7 @@ def unit_hash(
     ids = pd.Series(ids) if not isinstance(ids, pd.Series) else ids
     if ids.isna().any():
         raise DataError(f"{int(ids.isna().sum())} unit id(s) are missing: every unit needs a stable id to be assigned")
-    key = salt.encode()[:64]
+    key = hashlib.blake2b(salt.encode(), digest_size=32).digest()  # any length of salt, all of it counts
     h = [int.from_bytes(hashlib.blake2b(str(i).encode(), digest_size=8, key=key).digest(), "big") for i in ids]
     return np.array(h, dtype=np.uint64).astype(np.float64) / 2.0**64
 
@@ -170,12 +170,12 @@ def _t_power(d, n_c, ratio, alpha, alternative):
     n_t = n_c * ratio
     df, nc = n_c + n_t - 2, d * math.sqrt(1 / (1 / n_c + 1 / n_t))
     a = alpha / 2 if alternative == "two-sided" else alpha
-    out = 0.0
-    if alternative in ("two-sided", "larger"):
-        out += stats.nct.sf(stats.t.isf(a, df), df, nc)
-    if alternative in ("two-sided", "smaller"):
-        out += stats.nct.cdf(stats.t.ppf(a, df), df, nc)
-    return float(out)
+    upper = stats.nct.sf(stats.t.isf(a, df), df, nc) if alternative in ("two-sided", "larger") else 0.0
+    lower = stats.nct.cdf(stats.t.ppf(a, df), df, nc) if alternative in ("two-sided", "smaller") else 0.0
+    # scipy's noncentral t underflows to NaN in the far tail (|nc| > ~37): that tail is below 1e-300
+    upper = 0.0 if np.isnan(upper) and nc < 0 else upper
+    lower = 0.0 if np.isnan(lower) and nc > 0 else lower
+    return float(upper + lower)
 
 # %% ../../nbs/12e_continual_abtest.ipynb
 def power_proportions(
@@ -473,7 +473,7 @@ def msprt_pvalues(
     x_treatment,  # cumulative successes in the treatment arm at each look
     n_treatment,  # cumulative units in the treatment arm at each look
     tau: float,  # sd of the normal mixture over the difference of rates (about the effect you expect)
-) -> np.ndarray:
+) -> np.ndarray | float:
     "Always-valid p-values of the two-proportion mSPRT at each look (running minimum of 1 / Lambda_n)."
     tau = _real(tau, "tau")
     if not (math.isfinite(tau) and tau > 0):
@@ -490,7 +490,8 @@ def msprt_pvalues(
     with np.errstate(divide="ignore", invalid="ignore"):
         log_lr = 0.5 * np.log(s2 / (s2 + t2)) + t2 * z * z / (2 * s2 * (s2 + t2))
     log_lr = np.where(s2 > 0, log_lr, 0.0)
-    return np.minimum.accumulate(np.minimum(1.0, np.exp(-log_lr)), axis=-1)
+    p_values = np.minimum(1.0, np.exp(-log_lr))
+    return np.minimum.accumulate(p_values, axis=-1) if p_values.ndim else p_values.item()
 
 # %% ../../nbs/12e_continual_abtest.ipynb
 def peeking_simulation(
