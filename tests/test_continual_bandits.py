@@ -1,5 +1,6 @@
 "Bandits (mlsys.continual.bandits): sublinear regret, UCB1's log bound, Thompson's convergence, epsilon=1 uniformity, seeds, bad input, off-policy unbiasedness, and river as a reference."
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -9,14 +10,18 @@ from mlsys.continual.bandits import (
     EpsilonGreedy,
     LinearThompson,
     LinUCB,
+    PopularityPolicy,
     RandomPolicy,
+    RecommendationProblem,
     ReplayProblem,
     ThompsonBeta,
     ThompsonGaussian,
     check_log,
     doubly_robust,
     ips,
+    policy_value,
     regret_curves,
+    run_contextual,
     run_bandit,
     snips,
 )
@@ -279,3 +284,30 @@ def test_regret_matches_rivers_bandits_over_seeds(which):
     se = np.sqrt(ours.var(ddof=1) / len(ours) + theirs.var(ddof=1) / len(theirs))
     assert abs(ours.mean() - theirs.mean()) < 4 * se + 2.0, (ours.mean(), theirs.mean(), se)
     assert stats.mannwhitneyu(ours, theirs).pvalue > 0.001
+
+
+def _tiny_problem():
+    cands = [np.array([10, 11]), np.array([10, 11, 12, 13])]
+    return RecommendationProblem(
+        users=np.array([1, 2]), candidates=cands, rewards=[np.array([1.0, 0.0]), np.array([0.0, 1.0, 0.0, 1.0])],
+        user_features=np.ones((2, 2)), joint=[np.ones((2, 4)), np.ones((4, 4))], score=[np.full(2, 0.5), np.full(4, 0.5)],
+        popularity={10: 0.9, 11: 0.5, 12: 0.1, 13: 0.2}, joint_names=["a", "b", "c", "d"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_a_uniform_log_is_uniform_when_policy_and_arrivals_share_a_seed(seed):
+    "Regression: the arrivals used a generator seeded like the policy's, so (user, shown position) were correlated."
+    df = run_contextual(RandomPolicy(seed), _tiny_problem(), 6000, learn=False, random_state=seed)
+    counts = df.groupby(["user", "position"]).size().reindex(pd.MultiIndex.from_tuples(
+        [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (1, 3)]), fill_value=0).to_numpy()
+    expected = 6000 * np.array([1 / 4, 1 / 4, 1 / 8, 1 / 8, 1 / 8, 1 / 8])
+    assert stats.chisquare(counts, expected).pvalue > 0.001, counts
+    w = (df["movie"].to_numpy() == 11).astype(float)  # target: always show movie 11 (both users have it)
+    est = ips(df["reward"], df["propensity"], w)
+    assert abs(est.value - 0.5) < 4 * est.se  # true value: user 1 dislikes 11, user 2 likes it
+
+
+def test_policy_value_and_popularity():
+    p = _tiny_problem()
+    assert policy_value(PopularityPolicy(p.popularity), p) == 0.5  # shows movie 10 to both
+    assert p.best_value() == 1.0

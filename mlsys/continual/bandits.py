@@ -13,19 +13,22 @@ import pandas as pd
 from ..core import ConfigError, DataError, require_columns
 
 # %% auto 0
-__all__ = ['Bandit', 'EpsilonGreedy', 'UCB1', 'ThompsonBeta', 'ThompsonGaussian', 'BernoulliProblem', 'ReplayProblem',
-           'run_bandit', 'regret_curves', 'regret_table', 'plot_regret', 'LinUCB', 'LinearThompson', 'RandomPolicy',
-           'PopularityPolicy', 'RecommendationProblem', 'movielens_problem', 'run_contextual', 'policy_choices',
-           'policy_value', 'OPEEstimate', 'check_log', 'ips', 'snips', 'doubly_robust']
+__all__ = ['ENVIRONMENT_STREAM', 'Bandit', 'EpsilonGreedy', 'UCB1', 'ThompsonBeta', 'ThompsonGaussian', 'BernoulliProblem',
+           'ReplayProblem', 'run_bandit', 'regret_curves', 'regret_table', 'plot_regret', 'LinUCB', 'LinearThompson',
+           'RandomPolicy', 'PopularityPolicy', 'RecommendationProblem', 'movielens_problem', 'run_contextual',
+           'policy_choices', 'policy_value', 'OPEEstimate', 'check_log', 'ips', 'snips', 'doubly_robust']
 
 # %% ../../nbs/12g_continual_bandits.ipynb
-def _rng(random_state) -> np.random.Generator:
+ENVIRONMENT_STREAM = 1  # the environment's draws use seed sequence [seed, 1]: never the stream of a policy seeded `seed`
+
+
+def _rng(random_state, stream: int | None = None) -> np.random.Generator:
     "A numpy Generator from an int seed (or a Generator, passed through); `ConfigError` for anything else."
     if isinstance(random_state, np.random.Generator):
         return random_state
     if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
         raise ConfigError(f"random_state must be a non-negative int seed, got {random_state!r}")
-    return np.random.default_rng(int(random_state))
+    return np.random.default_rng(int(random_state) if stream is None else [int(random_state), stream])
 
 
 def _real(x, what: str, low: float | None = None, high: float | None = None, open_low: bool = False) -> float:
@@ -47,6 +50,7 @@ def _positive_int(k, what: str) -> int:
     return int(k)
 
 
+
 def _arm_names(arms) -> tuple:
     "The arms as a tuple of distinct hashable names (an int n means arms 0 .. n-1); `ConfigError` otherwise."
     if isinstance(arms, (int, np.integer)) and not isinstance(arms, bool):
@@ -65,6 +69,28 @@ def _arm_names(arms) -> tuple:
     if dup:
         raise ConfigError(f"duplicate arm name(s) {sorted(set(map(repr, dup)))}: each arm needs its own name")
     return names
+
+# %% ../../nbs/12g_continual_bandits.ipynb
+def _reward(reward, arm, reward_range: tuple | None = None, policy: str = "") -> float:
+    "`reward` as a float if it is finite (and within `reward_range`); else `DataError` naming the arm."
+    if isinstance(reward, bool) or not isinstance(reward, (int, float, np.integer, np.floating)) or not np.isfinite(reward):
+        raise DataError(f"reward for arm {arm!r} must be a finite number, got {reward!r}")
+    lo, hi = reward_range or (-np.inf, np.inf)
+    if not lo <= reward <= hi:
+        raise DataError(f"reward {reward!r} for arm {arm!r} is outside [{lo:g}, {hi:g}], the range {policy} assumes")
+    return float(reward)
+
+
+def _check_contexts(X, arms, n_features: int) -> tuple[np.ndarray, list]:
+    "The available `arms` as a list and their contexts as a (arms, n_features) array; `DataError` otherwise."
+    arms = list(arms)
+    if len(arms) == 0:
+        raise DataError("no arm is available to choose from")
+    X = np.asarray(X, dtype=float)
+    X = np.broadcast_to(X, (len(arms), X.shape[-1])) if X.ndim == 1 else X
+    if X.ndim != 2 or X.shape != (len(arms), n_features) or not np.isfinite(X).all():
+        raise DataError(f"contexts must be finite, of shape ({len(arms)}, {n_features}) or ({n_features},); got {np.shape(X)}")
+    return X, arms
 
 # %% ../../nbs/12g_continual_bandits.ipynb
 class Bandit:
@@ -106,19 +132,10 @@ class Bandit:
         "Record `reward` for `arm`; returns self."
         if arm not in self._index:
             raise DataError(f"unknown arm {arm!r}: the arms are {list(self.arms)}")
-        if isinstance(reward, bool) or not isinstance(reward, (int, float, np.integer, np.floating)) or not np.isfinite(reward):
-            raise DataError(f"reward for arm {arm!r} must be a finite number, got {reward!r}")
-        lo, hi = self.reward_range or (-np.inf, np.inf)
-        if not lo <= reward <= hi:
-            raise DataError(f"reward {reward!r} for arm {arm!r} is outside [{lo:g}, {hi:g}], the range "
-                            f"{type(self).__name__} assumes")
+        reward = _reward(reward, arm, self.reward_range, type(self).__name__)
         i = self._index[arm]
         self.n_[i] += 1; self.sum_[i] += float(reward); self.t_ += 1
-        self._learn(i, float(reward))
         return self
-
-    def _learn(self, i: int, reward: float):
-        pass
 
     def state(self) -> dict:
         "A JSON-ready summary: the policy, its parameters, and each arm's pulls and mean reward."
@@ -131,9 +148,6 @@ class Bandit:
 
     def _params(self) -> dict:
         return {"random_state": self.random_state if not isinstance(self.random_state, np.random.Generator) else None}
-
-    def __repr__(self):
-        return f"{type(self).__name__}({len(self.arms)} arms, t={self.t_})"
 
 # %% ../../nbs/12g_continual_bandits.ipynb
 class EpsilonGreedy(Bandit):
@@ -260,7 +274,7 @@ def run_bandit(
     horizon = _positive_int(horizon, "horizon")
     if tuple(bandit.arms) != tuple(problem.arms):
         raise ConfigError(f"the bandit's arms {list(bandit.arms)} are not the problem's {list(problem.arms)}")
-    rng, best = _rng(random_state), problem.means.max()
+    rng, best = _rng(random_state, ENVIRONMENT_STREAM), problem.means.max()
     chosen, rewards = np.empty(horizon, np.int64), np.empty(horizon)
     for t in range(horizon):
         r = problem.draw(rng)
@@ -335,15 +349,7 @@ class LinUCB:
         return self._A[k], self._b[k]
 
     def _contexts(self, X, arms) -> tuple[np.ndarray, list]:
-        arms = list(arms)
-        if len(arms) == 0:
-            raise DataError("no arm is available to choose from")
-        X = np.asarray(X, dtype=float)
-        X = np.broadcast_to(X, (len(arms), X.shape[-1])) if X.ndim == 1 else X
-        if X.ndim != 2 or X.shape != (len(arms), self.n_features) or not np.isfinite(X).all():
-            raise DataError(f"contexts must be finite, of shape ({len(arms)}, {self.n_features}) or "
-                            f"({self.n_features},); got {np.shape(X)}")
-        return X, arms
+        return _check_contexts(X, arms, self.n_features)
 
     def scores(self, X, arms, explore: bool = True) -> np.ndarray:
         "Each available arm's upper confidence bound theta'x + alpha * sqrt(x' A^-1 x) (theta'x if not `explore`)."
@@ -366,8 +372,7 @@ class LinUCB:
         x = np.asarray(x, dtype=float)
         if x.shape != (self.n_features,) or not np.isfinite(x).all():
             raise DataError(f"context for arm {arm!r} must be {self.n_features} finite numbers, got shape {x.shape}")
-        if isinstance(reward, bool) or not isinstance(reward, (int, float, np.integer, np.floating)) or not np.isfinite(reward):
-            raise DataError(f"reward for arm {arm!r} must be a finite number, got {reward!r}")
+        reward = _reward(reward, arm)
         A, b = self._stats(arm)
         A += np.outer(x, x); b += reward * x
         self.t_ += 1
@@ -526,7 +531,7 @@ def run_contextual(
     "Play the recommendation bandit: one row per round with user, shown movie, reward and the uniform propensity 1/candidates."
     if features not in ("joint", "user"):
         raise ConfigError(f"features must be 'joint' or 'user', got {features!r}")
-    horizon, rng = _positive_int(horizon, "horizon"), _rng(random_state)
+    horizon, rng = _positive_int(horizon, "horizon"), _rng(random_state, ENVIRONMENT_STREAM)
     rows = np.empty((horizon, 5))
     for t in range(horizon):
         k = problem.draw(rng)
