@@ -529,3 +529,182 @@ def test_redis_checkpoint_names_an_unreachable_server():
         ck.save(b"{}")
     with pytest.raises(ConfigError, match="client must be a redis.Redis"):
         RedisCheckpoint(object(), "k")
+
+
+# --- JSON logs and trace context through the stream (issue 15) ---
+
+def json_logger(path, level=None):
+    "A logger of its own (unique name) writing JSON lines to `path`; the caller closes it with `close_logger`."
+    import logging
+
+    from mlsys.monitor.observe import json_handler
+    lg = logging.getLogger(f"test.stream.{uuid.uuid4().hex[:8]}")
+    lg.setLevel(level or logging.INFO)
+    lg.propagate = False
+    lg.addHandler(json_handler(path, level=level or logging.INFO))
+    return lg
+
+
+def close_logger(lg):
+    for h in list(lg.handlers):
+        lg.removeHandler(h)
+        h.close()
+
+
+# malformed traceparents: the W3C rules (version ff, all-zero ids, upper case, extra fields after version 00, wrong
+# lengths), non-strings, and a long string; each is ignored and the event gets its flight's trace
+MALFORMED = ["", "garbage", "00-" + "0" * 32 + "-" + "a" * 16 + "-01", "00-" + "a" * 32 + "-" + "0" * 16 + "-01",
+             "ff-" + "a" * 32 + "-" + "b" * 16 + "-01", "00-" + "A" * 32 + "-" + "b" * 16 + "-01",
+             "00-" + "a" * 32 + "-" + "b" * 16 + "-01-extra", "00-" + "a" * 31 + "-" + "b" * 16 + "-01",
+             "00-" + "a" * 32 + "-" + "b" * 16, 12, 1.5, True, ["00"], {"t": 1}, "00-" + "a" * 32 + "-" + "b" * 16 + "-01" + "x" * 5000,
+             "00-" + "é" * 32 + "-" + "b" * 16 + "-01", "00-" + "a" * 32 + "-" + "b" * 16 + "-01\n"]
+
+
+def traced_run(tmp_path, fm, events, level=None, batch_size=50, raw=()):
+    "Stream `events` (then the malformed `raw` ones, published as they are) with a JSON log; the run's products."
+    from mlsys.monitor.observe import read_json_logs
+    bus = InProcessTransport()
+    replay_stream(bus, "flights", events)
+    for e in raw:
+        bus.publish("flights", e)
+    events = [*events, *raw]
+    lg = json_logger(tmp_path / "stream.jsonl", level)
+    try:
+        p = StreamingPredictor(bus, fm["model"], fm["feats"], consumer="traced", batch_size=batch_size, log=lg)
+        stats = p.run(max_messages=len(events), idle_timeout=10)
+    finally:
+        close_logger(lg)
+    return p, stats, read_topic(bus, "predictions"), read_topic(bus, "flights-rejected"), read_json_logs(tmp_path / "stream.jsonl"), lg.name
+
+
+def test_traceparent_flows_from_event_to_prediction_and_every_log_line(tmp_path, flights_model):
+    import logging
+
+    from mlsys.monitor.observe import key_trace_id, parse_traceparent, start_trace
+    fm = flights_model
+    rng = np.random.default_rng(3)
+    events = fm["events"][:300]
+    producer = {}
+    traced = []
+    for i, e in enumerate(events):
+        r = rng.random()
+        if r < 0.6:  # a producer's span
+            s = start_trace()
+            producer[i] = s
+            traced.append({**e, "traceparent": s.traceparent})
+        elif r < 0.8:
+            traced.append(dict(e))  # no traceparent: the flight's own trace
+        else:
+            traced.append({**e, "traceparent": MALFORMED[int(rng.integers(len(MALFORMED)))]})
+    p, stats, preds, rejected, logs, name = traced_run(tmp_path, fm, traced, level=logging.DEBUG)
+    assert len(rejected) == 0 and stats["predictions"] == sum(e["kind"] == "scheduled" for e in events)  # none refused
+    bad = [i for i, e in enumerate(traced) if "traceparent" in e and i not in producer]
+    assert stats.get("invalid_traceparent", 0) == len(bad) > 0
+    cons = logs[logs["stage"] == "consume"].set_index("message_id")
+    assert cons["traceparent_invalid"].notna().sum() == len(bad)
+    by_flight = {e["flight_id"]: i for i, e in enumerate(traced) if e["kind"] == "scheduled"}
+    assert len(preds) == len(by_flight)
+    for _, pr in preds.iterrows():
+        i = by_flight[pr["key"]]
+        trace, span, _ = parse_traceparent(pr["traceparent"])
+        assert trace == pr["trace_id"]
+        want = producer[i].trace_id if i in producer else key_trace_id(pr["key"])
+        assert trace == want, (i, traced[i].get("traceparent"))
+        lines = logs[logs["message_id"] == pr["input_id"]]
+        assert list(lines["stage"]) == ["consume", "features", "predict", "publish"]
+        assert set(lines["trace_id"]) == {trace}
+        c = lines.iloc[0]
+        if i in producer:
+            assert c["parent_id"] == producer[i].span_id
+        else:
+            assert pd.isna(c["parent_id"])  # the root span of the flight's trace
+        assert (lines.iloc[1:]["parent_id"] == c["span_id"]).all() and lines["span_id"].nunique() == 4
+        assert lines.iloc[3]["span_id"] == span  # the prediction's traceparent is the publish span
+
+
+def test_metrics_from_the_logs_match_the_predictors_counters(tmp_path, flights_model):
+    import time
+
+    from mlsys.deploy.streaming import stream_log_metrics
+    fm = flights_model
+    events = list(fm["events"][:400])
+    events.append(dict(events[20]))  # a duplicate
+    raw = [{**events[5], "origin": None}, {**events[9], "kind": "arrived"}]  # two dead letters
+    t0 = time.time()
+    p, stats, preds, rejected, logs, name = traced_run(tmp_path, fm, events, batch_size=37, raw=raw)
+    events += raw
+    wall = time.time() - t0
+    m = stream_log_metrics(logs, logger=name)
+    assert (m["events"], m["predictions"], m["dead letters"], m["batches"]) == (
+        stats["messages"], stats["predictions"], stats["dead_letters"], stats["batches"]) == (
+        len(events), len(preds), len(rejected), stats["batches"])
+    assert set(logs["stage"]) == {"consume", "publish", "dead_letter"}  # INFO: no step lines
+    assert m["departed events"] == sum(isinstance(e, dict) and e.get("kind") == "departed" for e in events)
+    assert m["predict s total"] == pytest.approx(stats["seconds_scoring"], abs=1e-3)
+    assert m["events/s"] >= len(events) / wall  # the log's span of consume times is within the run
+    # the lag in the log equals the lag the predictions carry (received_at - published_at)
+    lag = logs[logs["stage"] == "consume"].set_index("message_id")["lag_ms"]
+    want = (preds["received_at"] - preds["published_at"]) * 1000
+    np.testing.assert_allclose(lag.loc[preds["input_id"]].to_numpy(float), want.to_numpy(float), atol=1e-6)
+    assert m["lag p50 ms"] == pytest.approx(np.percentile(lag.dropna().astype(float), 50))  # raw events carry no published_at
+    pub = logs[logs["stage"] == "publish"].set_index("message_id").loc[preds["input_id"]]
+    np.testing.assert_allclose(pub["end_to_end_ms"].to_numpy(float),
+                               ((preds["emitted_at"] - preds["published_at"]) * 1000).to_numpy(float), atol=1e-6)
+    assert (pub["prediction_id"].to_numpy() == preds["prediction_id"].to_numpy()).all()
+    with pytest.raises(DataError, match="no consume lines"):
+        stream_log_metrics(logs, logger="somebody.else")
+
+
+def test_without_a_handler_no_line_is_written_and_predictions_still_carry_traces(flights_model, caplog):
+    import logging
+
+    from mlsys.monitor.observe import key_trace_id
+    fm = flights_model
+    bus = InProcessTransport()
+    replay_stream(bus, "flights", fm["events"][:120])
+    with caplog.at_level(logging.WARNING, logger="mlsys.stream"):
+        p = StreamingPredictor(bus, fm["model"], fm["feats"], consumer="quiet")
+        p.run(max_messages=120, idle_timeout=10)
+    assert not [r for r in caplog.records if r.name == "mlsys.stream"]
+    preds = read_topic(bus, "predictions")
+    assert (preds["trace_id"] == preds["key"].map(key_trace_id)).all()
+    assert StreamingPredictor(InProcessTransport(), fm["model"], fm["feats"], log=None).log is None
+    with pytest.raises(ConfigError, match="log must be a logger name"):
+        StreamingPredictor(InProcessTransport(), fm["model"], fm["feats"], log=42)
+
+
+def test_a_failed_batch_logs_one_error_line_and_its_redelivery_is_counted_once(tmp_path, flights_model):
+    from mlsys.deploy.streaming import stream_log_metrics
+    from mlsys.monitor.observe import read_json_logs
+    fm = flights_model
+    events = fm["events"][:200]
+    bus = InProcessTransport()
+    replay_stream(bus, "flights", events)
+    lg = json_logger(tmp_path / "s.jsonl")
+    ck = MemoryCheckpoint()
+    try:
+        p = StreamingPredictor(bus, fm["model"], fm["feats"], consumer="a", batch_size=50, checkpoint=ck, log=lg,
+                               claim_idle_ms=0)
+        real = p.transport.publish_many
+        calls = {"n": 0}
+
+        def flaky(topic, evs):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise RuntimeError("publish failed")
+            return real(topic, evs)
+        p.transport.publish_many = flaky
+        with pytest.raises(RuntimeError):
+            p.run(max_messages=len(events), idle_timeout=10)
+        p.transport.publish_many = real
+        q = StreamingPredictor(bus, fm["model"], fm["feats"], consumer="b", batch_size=50, checkpoint=ck, log=lg,
+                               claim_idle_ms=0)
+        q.run(max_messages=len(events) - p.stats_["messages"], idle_timeout=10)
+    finally:
+        close_logger(lg)
+    logs = read_json_logs(tmp_path / "s.jsonl")
+    failed = logs[logs["stage"] == "batch_failed"]
+    assert len(failed) == 1 and failed["level"].item() == "ERROR" and "publish failed" in failed["error"].item()
+    m = stream_log_metrics(logs, logger=lg.name)
+    assert m["events"] == p.stats_["messages"] + q.stats_["messages"] == len(events)
+    assert m["predictions"] == p.stats_["predictions"] + q.stats_["predictions"]

@@ -27,12 +27,13 @@ from ..data.transport import (Consumer, Message, Transport, TransportError, _che
                                   validate_flight_event)
 from .batch import model_features, model_version, score_frame
 from ..features.windows import WindowAggregate, departure_events
+from ..monitor.observe import TraceContext, parse_traceparent, start_trace, stream_trace
 
 # %% auto 0
 __all__ = ['log', 'EVENT_KINDS', 'LATENCY_STAGES', 'recent_departure_windows', 'check_stream_event', 'flight_stream',
            'replay_stream', 'RecentDepartures', 'MemoryCheckpoint', 'FileCheckpoint', 'RedisCheckpoint',
            'TableFeatures', 'StoreFeatures', 'StreamingPredictor', 'read_topic', 'audit_predictions', 'latency_table',
-           'artifact_version', 'run_stream']
+           'stream_log_metrics', 'artifact_version', 'run_stream']
 
 # %% ../../nbs/10d_deploy_streaming.ipynb
 log = logging.getLogger(__name__)
@@ -453,7 +454,8 @@ class StreamingPredictor:
                  model_name: str = "main",  # how predictions name the model
                  version: str | None = None,  # the model version; None: `mlsys.deploy.batch.model_version(model)`
                  feature_names: Sequence[str] | None = None,  # the model's inputs; None: its `feature_names_in_`
-                 threads: int | None = 1):  # OpenMP/BLAS threads while scoring (small batches lose to thread start-up); None: as is
+                 threads: int | None = 1,  # OpenMP/BLAS threads while scoring (small batches lose to thread start-up); None: as is
+                 log: str | logging.Logger | None = "mlsys.stream"):  # logger of the per-event JSON lines (written when it has an INFO handler); None: none
         if not isinstance(transport, Transport):
             raise ConfigError(f"transport must be a Transport (InProcessTransport or RedisTransport), got {type(transport).__name__}")
         if not any(callable(getattr(model, m, None)) for m in ("predict_proba", "decision_function", "predict")):
@@ -483,6 +485,9 @@ class StreamingPredictor:
         self.model_name, self.version = model_name, model_version(model) if version is None else version
         self.feature_names = model_features(model, feature_names)
         self.threads = None if threads is None else _int_arg(threads, "threads", 1, 1024)
+        if log is not None and not isinstance(log, (str, logging.Logger)):
+            raise ConfigError(f"log must be a logger name, a logging.Logger or None, got {type(log).__name__}")
+        self.log = logging.getLogger(log) if isinstance(log, str) else log
         self._check_inputs()
         self.stats_: Counter = Counter()
         self.state_: RecentDepartures | None = None  # loaded by `recover`
@@ -710,17 +715,36 @@ def _jsonable(v: float) -> float | None:
     return None if v is None or not math.isfinite(v) else float(v)
 
 # %% ../../nbs/10d_deploy_streaming.ipynb
+def _event_trace(e: dict, counts: Counter) -> TraceContext:
+    "The consume span of event `e`: continuing its `traceparent` if valid; else (none, or malformed: counted) its flight's trace."
+    tp = e.get("traceparent")
+    if tp is not None and parse_traceparent(tp) is None:
+        counts["invalid_traceparent"] += 1
+    return stream_trace(e)
+
+
+@patch
+def _emit(self: StreamingPredictor, stage: str, ctx: TraceContext, at: float, level: int = logging.INFO, **fields) -> None:
+    "One JSON-ready log record of `stage` under span `ctx`, stamped with the time `at` the step happened."
+    rec = self.log.makeRecord(self.log.name, level, "", 0, "stream %s %s", (stage, fields.get("flight_id")), None,
+                              extra={"stage": stage, **fields, **ctx.fields()})
+    rec.created, rec.msecs = at, (at % 1) * 1000  # the step's time, not the time the line is written
+    self.log.handle(rec)
+
+# %% ../../nbs/10d_deploy_streaming.ipynb
 @patch
 def _process(self: StreamingPredictor, msgs: list[Message]) -> None:
     "One batch: parse, update the state, predict, publish predictions and dead letters, checkpoint, then acknowledge."
     received, counts, t0 = time.time(), Counter(), time.perf_counter()
+    logged = self.log is not None and self.log.isEnabledFor(logging.INFO)
     try:
         items, dead = self._parse(msgs)
+        traces = {m.id: _event_trace(e, counts) for m, e, _ in items}
         kept, X = self._inputs(self._features(items, dead, counts), dead)
-        t1 = time.perf_counter()
+        t1, featured = time.perf_counter(), time.time()
         scores, errors = self._score(X) if kept else (np.empty(0), {})
-        counts["seconds_scoring"] += time.perf_counter() - t1
-        out, done = [], set()
+        counts["seconds_scoring"] += (scoring := time.perf_counter() - t1)
+        out, done, spans = [], set(), {}
         emitted = time.time()
         for i, (m, e, t, f) in enumerate(kept):
             if i in errors:
@@ -730,13 +754,16 @@ def _process(self: StreamingPredictor, msgs: list[Message]) -> None:
                 counts["duplicate_requests"] += 1
                 continue
             done.add(e["flight_id"])
+            spans[m.id] = span = traces[m.id].child()  # the publish span: the monitor's work on it continues this trace
             out.append({"key": e["flight_id"], "prediction_id": f"{e['flight_id']}@{self.version}", "score": float(scores[i]),
                         "model": self.model_name, "model_version": self.version, "event_time": _iso(t),
                         "sched_dep": e["sched_dep"], "origin": e["origin"], "input_id": m.id, "deliveries": m.deliveries,
                         "published_at": e.get("published_at"), "received_at": received, "emitted_at": emitted,
+                        "traceparent": span.traceparent, "trace_id": span.trace_id,
                         **{k: _jsonable(v) for k, v in f.items()}})
         if out:
             self.transport.publish_many(self.output_topic, out)
+        published = time.time()
         if dead:
             self.transport.publish_many(self.dead_letter_topic, [
                 {"input_id": m.id, "input_topic": self.input_topic, "reason": why, "event": m.event,
@@ -748,12 +775,57 @@ def _process(self: StreamingPredictor, msgs: list[Message]) -> None:
         if self.checkpoint is not None:
             self.checkpoint.save(json.dumps(self.state_.snapshot(), separators=(",", ":")).encode())
         self._open().ack(msgs)
-    except BaseException:
+    except BaseException as err:
         self.state_ = None  # the state may hold part of this batch: reload it from the checkpoint before the next one
+        if logged:
+            self._emit("batch_failed", start_trace(), time.time(), logging.ERROR, batch=msgs[0].id,
+                       messages=len(msgs), error=f"{type(err).__name__}: {err}"[:500])
         raise
     counts.update(messages=len(msgs), predictions=len(out), dead_letters=len(dead), batches=1,
                   redelivered=sum(m.deliveries > 1 for m in msgs), seconds_processing=time.perf_counter() - t0)
     self.stats_.update(counts)
+    if logged:  # after the acknowledgement: the lines are the batch's committed work, so they add up to `stats_`
+        self._log_batch(msgs, items, dead, out, traces, spans, len(X), {
+            "received": received, "featured": featured, "scored": emitted, "published": published,
+            "features_ms": (t1 - t0) * 1000, "predict_ms": scoring * 1000})
+
+# %% ../../nbs/10d_deploy_streaming.ipynb
+def _cut(v, n: int = 64):
+    return v if v is None or isinstance(v, (int, float)) else str(v)[:n]
+
+
+@patch
+def _log_batch(self: StreamingPredictor, msgs: list, items: list, dead: list, out: list, traces: dict, spans: dict,
+               rows: int, at: dict) -> None:
+    "The batch's lines: consume per message and publish per prediction (INFO), dead letters (WARNING), the features and predict steps (DEBUG)."
+    batch, dead_ids, steps = msgs[0].id, {m.id: why for m, why in dead}, self.log.isEnabledFor(logging.DEBUG)
+    preds = {p["input_id"]: p for p in out}
+    for m in msgs:
+        e = m.event if isinstance(m.event, dict) else {}
+        fid = e.get("flight_id") if isinstance(e.get("flight_id"), str) and e.get("flight_id") else None
+        ctx = traces.get(m.id) or (stream_trace(e) if fid else start_trace())
+        pub = e.get("published_at") if isinstance(e.get("published_at"), (int, float)) else None
+        tp, bad = e.get("traceparent"), {}
+        if tp is not None and parse_traceparent(tp) is None:
+            bad = {"traceparent_invalid": _cut(tp)}
+        self._emit("consume", ctx, at["received"], flight_id=fid, kind=_cut(e.get("kind")), message_id=m.id, batch=batch,
+                   deliveries=m.deliveries, lag_ms=None if pub is None else (at["received"] - pub) * 1000, **bad)
+        if m.id in dead_ids:
+            self._emit("dead_letter", ctx.child(), at["published"], logging.WARNING, flight_id=fid, message_id=m.id,
+                       topic=self.dead_letter_topic, batch=batch, reason=dead_ids[m.id][:500])
+            continue
+        p = preds.get(m.id)
+        if steps and m.id in traces:
+            self._emit("features" if p is not None or e.get("kind") == "departed" else "duplicate", ctx.child(),
+                       at["featured"], logging.DEBUG, flight_id=fid, message_id=m.id, batch=batch, batch_ms=at["features_ms"])
+            if p is not None:
+                self._emit("predict", ctx.child(), at["scored"], logging.DEBUG, flight_id=fid, message_id=m.id,
+                           batch=batch, batch_rows=rows, batch_ms=at["predict_ms"])
+        if p is not None:
+            self._emit("publish", spans[m.id], at["published"], flight_id=fid, message_id=m.id, batch=batch,
+                       prediction_id=p["prediction_id"], score=p["score"], model_version=self.version, batch_rows=rows,
+                       predict_ms=at["predict_ms"], latency_ms=(at["scored"] - at["received"]) * 1000,
+                       end_to_end_ms=None if pub is None else (at["scored"] - pub) * 1000)
 
 # %% ../../nbs/10d_deploy_streaming.ipynb
 def read_topic(
@@ -816,6 +888,31 @@ def latency_table(
             raise DataError(f"no prediction carries both {a} and {b}: publish events with replay_stream (it stamps published_at)")
         rows[stage] = {"n": len(ms), "mean": ms.mean(), **{f"p{q:g}": np.percentile(ms, q) for q in percentiles}, "max": ms.max()}
     return pd.DataFrame(rows).T.astype({"n": int})
+
+# %% ../../nbs/10d_deploy_streaming.ipynb
+def stream_log_metrics(
+    logs: pd.DataFrame,  # `mlsys.monitor.observe.read_json_logs` of the predictor's log
+    logger: str | None = "mlsys.stream",  # the predictor's logger; None: every record with a `stage`
+) -> pd.Series:
+    "Counts, events per second, lag and latencies of a streaming predictor, computed from its JSON log lines alone."
+    if not isinstance(logs, pd.DataFrame):
+        raise DataError(f"logs must be a DataFrame from read_json_logs, got {type(logs).__name__}")
+    lines = logs if logger is None or "logger" not in logs else logs[logs["logger"] == logger]
+    if "stage" not in lines or not (lines["stage"] == "consume").any():
+        raise DataError(f"logs hold no consume lines of logger {logger!r}: give the predictor a JSON handler (json_handler)")
+    by = {s: lines[lines["stage"] == s] for s in ("consume", "publish", "dead_letter")}
+    c, p = by["consume"], by["publish"]
+    span = (c["timestamp"].max() - c["timestamp"].min()).total_seconds()
+    per_batch = p.drop_duplicates("batch")["predict_ms"].astype(float) if len(p) else pd.Series(dtype=float)
+    q = lambda s, k: float(np.percentile(s.dropna().astype(float), k)) if s.notna().any() else float("nan")
+    bad = int(c["traceparent_invalid"].notna().sum()) if "traceparent_invalid" in c else 0
+    return pd.Series({"events": len(c), "departed events": int((c["kind"] == "departed").sum()), "predictions": len(p),
+                      "dead letters": len(by["dead_letter"]), "batches": c["batch"].nunique(), "invalid traceparents": bad,
+                      "traces": c["trace_id"].nunique(), "events/s": len(c) / span if span > 0 else float("nan"),
+                      "lag p50 ms": q(c["lag_ms"], 50), "lag p99 ms": q(c["lag_ms"], 99),
+                      "predict ms per batch p50": q(per_batch, 50), "predict s total": float(per_batch.sum()) / 1000,
+                      "latency p50 ms": q(p["latency_ms"], 50) if len(p) else float("nan"),
+                      "end to end p99 ms": q(p["end_to_end_ms"], 99) if len(p) else float("nan")})
 
 # %% ../../nbs/10d_deploy_streaming.ipynb
 def artifact_version(path: str | Path) -> str:
