@@ -311,3 +311,18 @@ def test_policy_value_and_popularity():
     p = _tiny_problem()
     assert policy_value(PopularityPolicy(p.popularity), p) == 0.5  # shows movie 10 to both
     assert p.best_value() == 1.0
+
+
+@pytest.mark.parametrize("kwargs, err, match", [
+    ({"test_size": 0.0}, ConfigError, "test_size must be > 0"),
+    ({"test_size": 1.5}, ConfigError, "test_size must be <= 1"),
+    ({"min_candidates": 0}, ConfigError, "min_candidates must be a positive integer"),
+    ({"good": "4"}, ConfigError, "good must be a finite number"),
+])
+def test_movielens_problem_refuses_bad_parameters(kwargs, err, match):
+    from mlsys.continual.bandits import movielens_problem
+    ratings = pd.DataFrame({"user_id": [1, 2], "movie_id": [10, 11], "rating": [4.0, 3.0], "genres": ["Drama", "Comedy"]})
+    with pytest.raises(err, match=match):
+        movielens_problem(ratings, **kwargs)
+    with pytest.raises(DataError, match="genres"):
+        movielens_problem(ratings.drop(columns="genres"))

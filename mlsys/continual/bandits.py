@@ -477,7 +477,8 @@ def movielens_problem(
     "Split the ratings, derive user/movie features from the training part, and pose the held-out part as a bandit."
     from mlsys.monitor.feedback import fit_ground_truth
     require_columns(ratings, ["user_id", "movie_id", "rating", "genres"], "ratings")
-    _real(test_size, "test_size", 0, 1, open_low=True)
+    _real(test_size, "test_size", 0, 1, open_low=True); _real(good, "good")
+    min_candidates = _positive_int(min_candidates, "min_candidates")
     rng = _rng(random_state)
     held = rng.random(len(ratings)) < test_size
     train, test = ratings[~held], ratings[held]
