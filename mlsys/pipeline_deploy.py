@@ -267,19 +267,26 @@ def _save_service(folder: Path, models: dict, spec, train: pd.DataFrame, serve_f
 
 def deploy_service(folder: Path, model, backup, train: pd.DataFrame, window: pd.DataFrame, scores: pd.DataFrame,
                    n_check: int = 200, budget: float = 0.5, keep_running: bool = False,
-                   serve_format: str = "onnx") -> tuple[dict, object]:
+                   serve_format: str = "onnx",
+                   request_log: str | Path | None = None,  # the service appends one JSON line per request here (a new file)
+                  ) -> tuple[dict, object]:
     "Write and start the online service (main model + backup) on loopback, check it against the batch scores."
     from mlsys.deploy.service import feature_spec, start_service
     if serve_format not in ("onnx", "native"):
         raise ConfigError(f"serve_format={serve_format!r} must be 'onnx' (when the export equals the model) or 'native'")
     numeric = [f for f in FEATURES if f in FLIGHT_BOUNDS]
     spec = feature_spec(train[FEATURES], bounds=FLIGHT_BOUNDS, nullable=numeric)
+    log = {}
+    if request_log is not None:  # an absolute path: the service process resolves it, whatever its working folder
+        log = {"request_log": str(Path(request_log).resolve())}
+        Path(log["request_log"]).parent.mkdir(parents=True, exist_ok=True)
+        Path(log["request_log"]).unlink(missing_ok=True)  # a new service, a new log
     served, why = _save_service(folder, {"champion": model, "route_rate": backup}, spec, train, serve_format,
-                                main_name="champion", backup_name="route_rate", budget=budget)
+                                main_name="champion", backup_name="route_rate", budget=budget, **log)
     server = start_service(folder, detach=keep_running)  # a kept service outlives the stage's kernel
     try:
         record = check_service(server.url, window, scores, n=n_check) | {"pid": server.process.pid, "served_as": served,
-                                                                          "not_onnx_because": why}
+                                                                          "not_onnx_because": why, **log}
     except BaseException:
         server.stop()
         raise

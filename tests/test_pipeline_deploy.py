@@ -95,8 +95,20 @@ def test_the_service_check_catches_answers_that_differ_from_the_batch(week, tmp_
     assert ok["served_as"] == "onnx" and ok["not_onnx_because"] is None  # the boosting model's export equals it
     assert ok["max_abs_diff"] <= 1e-9 and ok["stopped"] and (not psutil.pid_exists(ok["pid"]) or
                                                              psutil.Process(ok["pid"]).status() == psutil.STATUS_ZOMBIE)
-    native, _ = deploy_service(tmp_path / "svc_native", hgb, backup, train, window, scores, n_check=40, serve_format="native")
+    log = tmp_path / "logs" / "requests.jsonl"
+    log.parent.mkdir()
+    log.write_text("a stale line of an earlier service\n")
+    native, _ = deploy_service(tmp_path / "svc_native", hgb, backup, train, window, scores, n_check=40, serve_format="native",
+                               request_log=log)
     assert native["served_as"] == "native" and native["max_abs_diff"] == 0.0
+    # the service logged every request as JSON (a new log: the stale line is gone), outside its folder, whose hash is its own
+    from mlsys.core import load_json
+    from mlsys.monitor.observe import read_json_logs
+    records = read_json_logs(log)
+    batch_calls = records[records["route"] == "/predict/batch"]
+    assert len(batch_calls) == 1 + 40 // 20 and set(batch_calls["status"]) == {200}  # the warm-up and two checks
+    assert load_json(tmp_path / "svc_native" / "service.json")["settings"]["request_log"] == str(log.resolve())
+    assert native["request_log"] == str(log.resolve()) and not list((tmp_path / "svc_native").rglob("*.jsonl"))
     assert not (tmp_path / "svc_native" / "main.onnx.zip").exists()
     with pytest.raises(ConfigError, match="serve_format='tflite'"):
         deploy_service(tmp_path / "svc3", hgb, backup, train, window, scores, n_check=40, serve_format="tflite")
