@@ -59,6 +59,15 @@ def test_micro_batches_cover_every_row_once_in_order(n, size):
     assert got.equals(df)
 
 
+def test_micro_batches_of_a_sparse_matrix():
+    # one-hot preprocessing hands partial_fit a scipy sparse matrix: it is cut like an array
+    import scipy.sparse as sp
+    X = sp.random(10, 3, density=0.5, format="csr", random_state=0)
+    batches = list(micro_batches(X, np.arange(10), 4))
+    assert [b.shape[0] for b, _ in batches] == [4, 4, 2]
+    assert (sp.vstack([b for b, _ in batches]) != X).nnz == 0
+
+
 @pytest.mark.parametrize("size", [0, -1, -512, 1.0, 512.5, True, False, "512", None])
 def test_micro_batch_size_refused(size):
     with pytest.raises(ConfigError, match="size must be a positive integer"):
@@ -238,3 +247,61 @@ def test_torch_finetune_never_mutates_the_champion():
         r.retrain(champion, X.astype(np.float64), y)
     with pytest.raises(DataError, match="integer class labels"):
         r.retrain(champion, X, y.astype(float))
+
+
+# --- replay --------------------------------------------------------------------------------------------------------
+
+def _task(center, sign, n, seed):
+    g = np.random.default_rng(seed)
+    X = np.c_[g.normal(center, 1, n), g.normal(0, 1, n)]
+    return X, (sign * X[:, 1] > 0).astype(int)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_replay_keeps_the_old_task_on_a_planted_forgetting_problem():
+    # task A (around x0=-3: label x1 > 0) then task B (around x0=+3: label x1 < 0): fine-tuning on B alone forgets A
+    from mlsys.continual.retrain import ReplayBuffer
+    XA, yA = _task(-3, 1, 1000, 1)
+    XB, yB = _task(3, -1, 4000, 2)
+    XT, yT = _task(-3, 1, 500, 3)
+
+    def mlp():
+        return MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=100, random_state=0)
+
+    acc = {}
+    for name, buffer in (("plain", None), ("replay", ReplayBuffer(300, random_state=0))):
+        r = StatefulRetrainer(mlp, batch_size=32, replay=buffer)
+        model_a, _ = r.initial(XA, yA)
+        model_b, cost = r.retrain(model_a, XB, yB)
+        assert (model_a.predict(XT) == yT).mean() > 0.98
+        acc[name] = (model_b.predict(XT) == yT).mean()
+        assert cost.rows == 4000 + (300 if buffer is not None else 0)  # replayed rows are counted
+    assert acc["plain"] < 0.85 and acc["replay"] > acc["plain"] + 0.15
+
+
+def test_replay_buffer_mixes_new_rows_and_the_reservoir():
+    from mlsys.continual.retrain import ReplayBuffer
+    buf = ReplayBuffer(50, random_state=0)
+    X_new, y_new = np.arange(20, dtype=float).reshape(10, 2), np.arange(10)
+    X, y = buf.mix(X_new, y_new)
+    assert X is X_new and y is y_new  # nothing to replay yet
+    buf.add(np.full((500, 2), -1.0), np.full(500, -1))
+    assert (len(buf), buf.n_seen_) == (50, 500)
+    X, y = buf.mix(X_new, y_new)
+    assert len(X) == 60 and sorted(y[y >= 0].tolist()) == list(range(10)) and (y == -1).sum() == 50
+    assert {tuple(r) for r in X[y >= 0]} == {tuple(r) for r in X_new}
+    df = pd.DataFrame({"c": pd.Categorical(["a", "b"] * 50), "x": np.arange(100.0)})
+    dbuf = ReplayBuffer(10, random_state=1).add(df, np.zeros(100))
+    Xd, _ = dbuf.mix(df.iloc[:5], np.ones(5))
+    assert list(Xd.dtypes) == list(df.dtypes) and len(Xd) == 15
+    with pytest.raises(DataError, match="buffer holds DataFrame rows"):
+        dbuf.add(np.zeros((2, 2)), np.zeros(2))
+    with pytest.raises(DataError, match="but the buffer holds rows of"):
+        dbuf.add(df.rename(columns={"x": "z"}), np.zeros(100))
+    with pytest.raises(DataError, match="buffer holds DataFrame rows"):
+        ReplayBuffer(5).add(df, np.zeros(100)).add(np.zeros((2, 2)), np.zeros(2))
+    for bad in (0, -3, True, 2.5):
+        with pytest.raises(ConfigError, match="k must be a positive integer"):
+            ReplayBuffer(bad)
+    with pytest.raises(ConfigError, match="replay must be a ReplayBuffer"):
+        StatefulRetrainer(SGDClassifier, replay=[1, 2])

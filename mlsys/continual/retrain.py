@@ -18,7 +18,7 @@ from fastcore.basics import patch
 from ..core import ConfigError, DataError, IntegrityError
 
 # %% auto 0
-__all__ = ['micro_batches', 'RetrainCost', 'Retrainer', 'StatelessRetrainer', 'StatefulRetrainer']
+__all__ = ['micro_batches', 'RetrainCost', 'Retrainer', 'StatelessRetrainer', 'StatefulRetrainer', 'ReplayBuffer']
 
 # %% ../../nbs/12a_continual_retrain.ipynb
 def _n_rows(X, name: str) -> int:
@@ -27,8 +27,8 @@ def _n_rows(X, name: str) -> int:
         return len(X)
     if isinstance(X, np.ndarray) and X.ndim >= 1:
         return X.shape[0]
-    if type(X).__module__.split(".")[0] == "torch" and getattr(X, "ndim", 0) >= 1:
-        return int(X.shape[0])
+    if type(X).__module__.split(".")[0] in ("torch", "scipy") and getattr(X, "ndim", 0) >= 1:
+        return int(X.shape[0])  # a torch tensor, or a scipy sparse matrix (one-hot preprocessing's output)
     raise DataError(f"{name} must be a DataFrame or an array with one row per example, got {type(X).__name__}")
 
 
@@ -256,12 +256,15 @@ class StatefulRetrainer(Retrainer):
         make_model: Callable,  # make_model() -> an unfitted model that can continue training
         method: str = "auto",  # 'auto', 'partial_fit', 'warm_start' (HistGradientBoosting) or 'finetune' (torch)
         step: int = 20,  # warm_start only: boosting iterations added per update
+        replay=None,  # a `ReplayBuffer`: mix a reservoir sample of past rows into every update (see `ReplayBuffer`)
         **kwargs,  # epochs, batch_size, lr, seed (see `Retrainer`)
     ):
         super().__init__(make_model, **kwargs)
         if not isinstance(method, str) or method not in self.METHODS:
             raise ConfigError(f"method must be one of {self.METHODS}, got {method!r}")
-        self.method, self.step = method, _check_size(step, "step")
+        if replay is not None and not (hasattr(replay, "mix") and hasattr(replay, "add")):
+            raise ConfigError(f"replay must be a ReplayBuffer or None, got {type(replay).__name__}")
+        self.method, self.step, self.replay = method, _check_size(step, "step"), replay
 
     def _resolve(self, est) -> str:
         found = _method_of(est)
@@ -293,14 +296,93 @@ def _continue(self: StatefulRetrainer, est, method: str, X, y) -> None:
 
 @patch
 def retrain(self: StatefulRetrainer, model, X_new, y_new, X_window=None, y_window=None) -> tuple:
-    "A deep copy of `model` continued on `(X_new, y_new)` only (the window is not used); `model` is untouched."
+    "A deep copy of `model` continued on `(X_new, y_new)` (plus the replayed rows) only; `model` is untouched."
     _check_fitted(model)
-    n = _check_xy(X_new, y_new, "new")
+    _check_xy(X_new, y_new, "new")
     pre, final = _split_pipeline(model)
     method = self._resolve(final)
     with _Meter() as m:
+        X_fit, y_fit = self.replay.mix(X_new, y_new) if self.replay is not None else (X_new, y_new)
         new = copy.deepcopy(model)
         new_pre, new_final = _split_pipeline(new)
-        X = new_pre.transform(X_new) if new_pre is not None else X_new  # preprocessing frozen from the champion
-        self._continue(new_final, method, X, y_new)
-    return new, m.cost(n)
+        X = new_pre.transform(X_fit) if new_pre is not None else X_fit  # preprocessing frozen from the champion
+        self._continue(new_final, method, X, y_fit)
+    if self.replay is not None:
+        self.replay.add(X_new, y_new)
+    return new, m.cost(_n_rows(X_fit, "X_new"))
+
+
+@patch
+def initial(self: StatefulRetrainer, X, y) -> tuple:
+    "Train the first model on `(X, y)` (and offer its rows to the replay buffer): `(model, RetrainCost)`."
+    model, cost = Retrainer.initial(self, X, y)
+    if self.replay is not None:
+        self.replay.add(X, y)
+    return model, cost
+
+# %% ../../nbs/12a_continual_retrain.ipynb
+class ReplayBuffer:
+    "A uniform reservoir sample of every row offered so far (`mlsys.sampling.ReservoirSampler`), mixed into updates."
+
+    def __init__(
+        self,
+        k: int,  # rows kept (the reservoir size)
+        random_state: int | None = None,  # seed of the reservoir and of the shuffling
+    ):
+        from mlsys.sampling import ReservoirSampler
+        self.k = _check_size(k, "k")
+        self.sampler = ReservoirSampler(self.k, method="L", random_state=random_state)
+        self._rng = np.random.default_rng(random_state)
+        self._columns = self._dtypes = None  # a DataFrame buffer remembers its columns and dtypes
+
+    def __len__(self) -> int:
+        return len(self.sampler.sample_)
+
+    @property
+    def n_seen_(self) -> int:
+        "Rows offered so far."
+        return self.sampler.n_seen_
+
+    def add(self, X, y) -> ReplayBuffer:
+        "Offer every row of `(X, y)` to the reservoir."
+        n = _check_xy(X, y, "")
+        y = np.asarray(y)
+        if isinstance(X, pd.DataFrame):
+            if self._columns is None and self.n_seen_ == 0:
+                self._columns, self._dtypes = list(X.columns), X.dtypes
+            if self._columns is None or list(X.columns) != self._columns:
+                raise DataError(f"X has columns {list(X.columns)} but the buffer holds rows of {self._columns or 'an array'}")
+            rows = X.itertuples(index=False, name=None)
+        else:
+            if self._columns is not None:
+                raise DataError(f"X is an array but the buffer holds DataFrame rows of {self._columns}")
+            X = np.asarray(X)
+            rows = (X[i].copy() for i in range(n))  # copies: a kept row must not pin its whole batch in memory
+        self.sampler.update_many(zip(rows, y))
+        return self
+
+    def sample(self) -> tuple:
+        "The reservoir as `(X, y)` (empty before any row was offered)."
+        items = self.sampler.sample_
+        y = np.array([t for _, t in items])
+        if self._columns is not None:
+            X = pd.DataFrame([r for r, _ in items], columns=self._columns).astype(self._dtypes.to_dict())
+        else:
+            X = np.stack([r for r, _ in items]) if items else np.empty((0,))
+        return X, y
+
+# %% ../../nbs/12a_continual_retrain.ipynb
+@patch
+def mix(self: ReplayBuffer, X_new, y_new) -> tuple:
+    "The new rows plus the reservoir (as it was before they are offered), shuffled: `(X, y)`."
+    n = _check_xy(X_new, y_new, "new")
+    if len(self) == 0:
+        return X_new, y_new
+    X_old, y_old = self.sample()
+    if isinstance(X_new, pd.DataFrame):
+        X = pd.concat([X_new.reset_index(drop=True), X_old.astype(X_new.dtypes.to_dict())], ignore_index=True)
+    else:
+        X = np.concatenate([np.asarray(X_new), X_old.astype(np.asarray(X_new).dtype, copy=False)])
+    y = np.concatenate([np.asarray(y_new), y_old.astype(np.asarray(y_new).dtype, copy=False)])
+    order = self._rng.permutation(n + len(y_old))
+    return (X.iloc[order].reset_index(drop=True) if isinstance(X, pd.DataFrame) else X[order]), y[order]
