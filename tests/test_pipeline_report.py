@@ -507,3 +507,17 @@ def test_cli_report_rewrites_the_page_of_a_run_folder(tmp_path, capsys):
     assert "Run smoke succeeded" in (tmp_path / "smoke/report.html").read_text()
     assert main(["report", "--run-id", "nope", "--runs-dir", str(tmp_path)]) == 2
     assert "no run folder" in capsys.readouterr().err
+
+
+def test_data_section_shows_the_training_validation_hard_failures_first():
+    from mlsys.report.text import _data_section
+
+    report = [{"column": "temp", "check": "range", "severity": "soft", "fraction": 0.4, "passed": False, "examples": [51.1, 52.0]},
+              {"column": "carrier", "check": "regex", "severity": "hard", "fraction": 0.1, "passed": False, "examples": ["ua"]},
+              {"column": "dep_hour", "check": "dtype", "severity": "", "fraction": 0.0, "passed": True, "examples": []}]
+    v = {"mode": "warn", "checks": 3, "checked_rows": 600, "rows": 1200, "hard": 1, "soft": 1,
+         "reference": {"kind": "champion"}, "report": report}
+    html = _data_section({}, None, v)["html"]
+    assert "against the suite of the rows the champion was trained on" in html and "1 hard and 1 soft failure(s)" in html
+    assert '<p class="flag">' in html  # a hard failure is flagged
+    assert html.index(">carrier<") < html.index(">temp<") and ">dep_hour<" not in html  # failed checks only, hard first

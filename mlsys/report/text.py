@@ -655,8 +655,29 @@ def _shift_section(checks: Mapping) -> dict:
                                {"psi": ".3f", "ks_stat": ".3f", "unseen_share": "pct", "missing_reference": "pct", "missing_current": "pct"}))
 
 # %% ../../nbs/15b_report_text.ipynb
-def _data_section(metrics: Mapping, leakage: Mapping | None) -> dict | None:
-    "The data stages' scalar measures and the leakage verdict with its findings, or None when there is neither."
+def _validation_parts(validation: Mapping) -> list[str]:
+    "A paragraph on the training rows' validation (the train stage's validation.json) and a table of its failed checks, hard first."
+    ref = validation.get("reference") or {}
+    where = {"champion": "the suite of the rows the champion was trained on",
+             "earliest": f"a suite inferred from the earliest {ref.get('rows', '?'):,} training rows" if isinstance(ref.get("rows"), int)
+             else "a suite inferred from the earliest training rows"}.get(ref.get("kind"), "a reference suite")
+    hard, soft = int(validation.get("hard", 0)), int(validation.get("soft", 0))
+    text = (f"Feature validation before training ({validation.get('mode', '?')} mode): {validation.get('checks', 0)} checks of "
+            f"{validation.get('checked_rows', 0):,} rows against {where}, plus type and physical-range checks on all "
+            f"{validation.get('rows', 0):,}; {hard} hard and {soft} soft failure(s).")
+    parts = [html_paragraph(text, "flag" if hard else "reading")]
+    failed = [r for r in validation.get("report", []) if not r.get("passed", True)]
+    if failed:
+        t = pd.DataFrame(failed)
+        t["examples"] = t.get("examples", pd.Series([[]] * len(t))).map(lambda v: ", ".join(map(str, (v or [])[:3])))
+        t = t.assign(_hard=t["severity"].eq("hard")).sort_values(["_hard", "fraction"], ascending=False)
+        parts.append(html_table(t.head(12), {"column": "feature", "check": "check", "severity": "severity", "fraction": "failing share",
+                                             "examples": "examples"}, {"fraction": "pct"}, wrap=["examples"]))
+    return parts
+
+
+def _data_section(metrics: Mapping, leakage: Mapping | None, validation: Mapping | None = None) -> dict | None:
+    "The data stages' scalar measures, the training rows' validation and the leakage verdict with its findings, or None when there is none."
     data_rows = []
     for stage in ("ingest", "features", "train"):
         for k, v in metrics.get(stage, {}).items():
@@ -669,7 +690,9 @@ def _data_section(metrics: Mapping, leakage: Mapping | None) -> dict | None:
         if leakage.get("findings"):
             parts.append(html_table(pd.DataFrame(leakage["findings"]), {"check": "check", "severity": "severity", "feature": "feature",
                                                                           "message": "message"}, wrap=["message"]))
-    return _section("data", "Data, split and leakage checks", *parts) if parts else None
+    if validation:
+        parts[:0] = _validation_parts(validation)
+    return _section("data", "Data, validation, split and leakage checks", *parts) if parts else None
 
 # %% ../../nbs/15b_report_text.ipynb
 def report_sections(
@@ -682,6 +705,7 @@ def report_sections(
     suite: Mapping | None = None,  # the evaluate stage's behavioural test results (`SuiteResult.to_dict`, suite.json)
     registration: Mapping | None = None,  # the register stage's registration.json
     deployment: Mapping | None = None,  # the deploy stage's deployment.json
+    validation: Mapping | None = None,  # the train stage's validation.json (the training rows checked before fitting)
 ) -> dict:
     "The report's model sections (HTML, with one interpretation paragraph each) and its summary, as JSON-ready data."
     if not isinstance(title, str) or not title.strip():
@@ -707,7 +731,7 @@ def report_sections(
     if selection is not None:
         sections += [_selection_section(selection), _tradeoffs_section(selection, images)]
     sections += [_calibration_section(checks, images), _threshold_section(checks), _importance_section(checks),
-                 _slices_section(checks), _shift_section(checks), _data_section(metrics, leakage)]
+                 _slices_section(checks), _shift_section(checks), _data_section(metrics, leakage, validation)]
     sections = [s for s in sections if s is not None]
     summary = summarize(checks) + (" " + interpret_suite(suite).split(". ")[0] + "." if suite is not None else "")
     return {"title": title, "summary": summary, "sections": sections}
