@@ -104,3 +104,20 @@ def test_bad_input_is_named(tmp_path):
     with pytest.raises(ConfigError, match="no Chromium"):
         (tmp_path / "p.html").write_text("<html></html>")
         check_page(tmp_path / "p.html", executable=str(tmp_path / "no-chromium"))
+
+
+def test_detections_and_extra_tables_are_sections_of_their_own():
+    f = frames(np.random.default_rng(4))
+    t = pd.Timestamp("2013-07-01", tz="UTC") + pd.to_timedelta([5, 1, 3], unit="h")
+    det = pd.DataFrame({"time": t, "detector": ["ddm", HOSTILE, "ddm"], "watched": "errors"})
+    page = render_dashboard(**f, detections=det, tables={"Client <vs> server": pd.DataFrame({"x": [HOSTILE]})})
+    assert "Online detectors" in page and "Client &lt;vs&gt; server" in page and "<script" not in page
+    assert page.count('<img class="chart"') == 5 and "online detections" in page  # its raster and its card
+    assert render_dashboard(**f).count("Online detectors") == 0  # left out, not shown as missing, when not given
+    assert "No stream detector fired" in render_dashboard(detections=det.head(0))
+    with pytest.raises(DataError, match="detections lacks column"):
+        render_dashboard(detections=det.drop(columns="detector"))
+    with pytest.raises(DataError, match="tz-aware"):
+        render_dashboard(detections=det.assign(time=t.tz_localize(None)))
+    with pytest.raises(DataError, match="tables must map"):
+        render_dashboard(tables={"x": [1]})

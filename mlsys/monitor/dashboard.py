@@ -10,7 +10,7 @@ import concurrent.futures
 import datetime as dt
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +20,11 @@ from ..core import ConfigError, DataError, as_path, atomic_write_bytes, optional
 
 # %% auto 0
 __all__ = ['SECTIONS', 'CSS', 'CSP', 'CHROMIUM', 'svg_image', 'html_table', 'operational_section', 'accuracy_section',
-           'drift_section', 'validation_section', 'render_dashboard', 'write_dashboard', 'check_page']
+           'drift_section', 'validation_section', 'detections_section', 'render_dashboard', 'write_dashboard',
+           'check_page']
 
 # %% ../../nbs/11k_monitor_dashboard.ipynb
-SECTIONS = ("operational", "accuracy", "drift", "validation", "alerts")
+SECTIONS = ("operational", "accuracy", "drift", "validation", "alerts", "detections", "tables")
 
 
 def _frame(df, section: str, needs: Sequence[str] = ()) -> pd.DataFrame | None:
@@ -167,6 +168,46 @@ def validation_section(val: pd.DataFrame) -> str:
     return svg_image(fig, "validation checks per window")
 
 # %% ../../nbs/11k_monitor_dashboard.ipynb
+def _detections(df) -> pd.DataFrame | None:
+    "`df` sorted by time, checked: a DataFrame with tz-aware `time` and a `detector` column; None stays None."
+    if df is None:
+        return None
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"detections must be a pandas DataFrame (or None), got {type(df).__name__}")
+    missing = [c for c in ("time", "detector") if c not in df.columns]
+    if missing:
+        raise DataError(f"detections lacks column(s) {missing}; it has {list(df.columns)[:15]}")
+    if not isinstance(df["time"].dtype, pd.DatetimeTZDtype):
+        raise DataError(f"detections['time'] must hold tz-aware timestamps, got dtype {df['time'].dtype}")
+    return df.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _tables(tables) -> dict:
+    if tables is None:
+        return {}
+    if not isinstance(tables, Mapping) or not all(isinstance(k, str) and isinstance(v, pd.DataFrame) for k, v in tables.items()):
+        raise DataError("tables must map section titles (strings) to pandas DataFrames")
+    return dict(tables)
+
+
+def detections_section(det: pd.DataFrame, max_rows: int = 50) -> str:
+    "A raster of detections over time (a row per detector), the count per detector and the detections."
+    if not len(det):
+        return '<p class="note">No stream detector fired.</p>'
+    names = list(dict.fromkeys(det["detector"].astype(str)))
+    fig, (ax,) = _figure(height=0.4 * len(names) + 1.3)
+    for i, n in enumerate(names):
+        t = det.loc[det["detector"].astype(str) == n, "time"]
+        ax.scatter(t, np.full(len(t), i), marker="|", s=140, color="tab:purple")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(-0.6, len(names) - 0.4)
+    ax.grid(alpha=0.3, axis="x")
+    ax.set(title="Online detections (a mark per detection)", xlabel="time (UTC)")
+    counts = det.groupby("detector", sort=False).size().rename("detections").reset_index()
+    return svg_image(fig, "online detections over time") + html_table(counts, max_rows) + html_table(det[::-1], max_rows)
+
+
+# %% ../../nbs/11k_monitor_dashboard.ipynb
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
 header{background:#1d2330;color:#fff;padding:14px 24px}header h1{margin:0;font-size:20px}header p{margin:4px 0 0;opacity:.75;font-size:13px}
@@ -186,7 +227,7 @@ def _card(label: str, value, good: bool | None = None) -> str:
     return f'<div class="{css}"><b>{html.escape(_cell(value) if not isinstance(value, str) else value)}</b><span>{html.escape(label)}</span></div>'
 
 
-def _cards(ops, acc, drift, val, alerts) -> str:
+def _cards(ops, acc, drift, val, alerts, det=None) -> str:
     cards = []
     if ops is not None and len(ops):
         last = ops.iloc[-1]
@@ -207,6 +248,8 @@ def _cards(ops, acc, drift, val, alerts) -> str:
         last = val[val["window"] == val["window"].max()]
         n = int((~last["passed"].astype(bool)).sum())
         cards.append(_card("validation checks failed, last window", str(n), n == 0))
+    if det is not None:
+        cards.append(_card("online detections", str(len(det)), len(det) == 0))
     if alerts is not None:
         cards.append(_card("alerts", str(len(alerts)), len(alerts) == 0))
     return f'<div class="cards">{"".join(cards)}</div>'
@@ -225,6 +268,8 @@ def render_dashboard(operational: pd.DataFrame | None = None,  # per window: lat
                      drift: pd.DataFrame | None = None,  # per window and feature: feature, statistic, drift
                      validation: pd.DataFrame | None = None,  # per window and check: check, column, failing, passed
                      alerts: pd.DataFrame | None = None,  # one row per alert (a window column and any others)
+                     detections: pd.DataFrame | None = None,  # one row per stream detection: time, detector (and any others)
+                     tables: Mapping[str, pd.DataFrame] | None = None,  # further sections: title -> a table to show
                      title: str = "Model monitoring",  # the page's title
                      subtitle: str = "",  # a line under it (the run, the model, the period)
                      metric: str = "accuracy",  # the accuracy frame's metric column
@@ -236,8 +281,8 @@ def render_dashboard(operational: pd.DataFrame | None = None,  # per window: lat
     ops, acc = _frame(operational, "operational"), _frame(accuracy, "accuracy", [metric, "coverage"])
     dri = _frame(drift, "drift", ["feature", "statistic", "drift"])
     val = _frame(validation, "validation", ["check", "column", "passed"])
-    ale = _frame(alerts, "alerts")
-    parts = [_cards(ops, acc, dri, val, ale)]
+    ale, det, extra = _frame(alerts, "alerts"), _detections(detections), _tables(tables)
+    parts = [_cards(ops, acc, dri, val, ale, det)]
     if ops is None or not len(ops):
         parts.append(_missing("Operational metrics"))
     else:
@@ -250,6 +295,9 @@ def render_dashboard(operational: pd.DataFrame | None = None,  # per window: lat
                  _section("Validation", validation_section(val) + html_table(val[~val["passed"].astype(bool)][::-1], max_rows)))
     parts.append(_missing("Alerts") if ale is None else
                  _section("Alerts", html_table(ale[::-1], max_rows) if len(ale) else '<p class="note">No alert fired.</p>'))
+    if det is not None:  # sections given only by some callers are left out, not shown as missing
+        parts.append(_section("Online detectors", detections_section(det, max_rows)))
+    parts += [_section(t, html_table(df, max_rows)) for t, df in extra.items()]
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
