@@ -5,18 +5,24 @@
 # %% ../nbs/15g_pipeline_monitor.ipynb 3
 from __future__ import annotations
 
+import math
+import shutil
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .core import ConfigError, DataError, IntegrityError, require_columns
 from .pipeline import CATEGORICAL_FEATURES, FEATURES, LABEL, NUMERIC_FEATURES
 
 # %% auto 0
-__all__ = ['natural_labels', 'replay', 'window_key', 'window_drift', 'window_validation', 'monitor_table', 'monitor_policies',
-           'raise_alerts', 'monitor_run']
+__all__ = ['ONLINE_DEFAULTS', 'SUMMARIES', 'LOG_COLUMNS', 'ONLINE_COLUMNS', 'natural_labels', 'replay', 'window_key',
+           'window_drift', 'window_validation', 'read_request_log', 'log_requests', 'start_scrape', 'bucket_quantile',
+           'scrape_totals', 'error_stream', 'feature_detector', 'online_detections', 'online_by_window',
+           'window_summaries', 'merge_check', 'monitor_table', 'monitor_policies', 'raise_alerts', 'monitor_run']
 
 # %% ../nbs/15g_pipeline_monitor.ipynb
 def _duration(value, name: str) -> pd.Timedelta:
@@ -132,10 +138,316 @@ def window_validation(suite, frame: pd.DataFrame, window: str = "1D") -> pd.Data
                       for w, g in frame.groupby(window_key(frame["timestamp"], window))], ignore_index=True)
 
 # %% ../nbs/15g_pipeline_monitor.ipynb
+def read_request_log(path: str | Path,  # the service's JSON request log (`create_app(request_log=...)`)
+                     request_ids,  # the request ids to find (the replay's)
+                     timeout: float = 10.0,  # seconds to wait for the service to write the last lines
+                    ) -> pd.DataFrame:
+    "The log's records of `request_ids` (request_id, route, status, latency_ms, model, ...); `attrs` count lines, malformed and missing ones."
+    from mlsys.monitor.observe import read_json_logs
+    path, want = Path(path), set(request_ids)
+    deadline = time.monotonic() + timeout
+    while True:  # the service writes a request's line once its answer has gone out: the last ones may lag a little
+        logs = read_json_logs(path, errors="count") if path.is_file() else pd.DataFrame(columns=["request_id"])
+        ids = logs["request_id"] if "request_id" in logs else pd.Series(dtype=object)
+        found = ids[ids.isin(want)]
+        if set(found) >= want or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    mine = logs[ids.isin(want).to_numpy()]
+    if mine["request_id"].duplicated().any():
+        raise IntegrityError(f"{path}: request ids {mine['request_id'][mine['request_id'].duplicated()].iloc[:3].tolist()} "
+                             "are logged twice; the replay's ids are unique")
+    mine = mine.reset_index(drop=True)
+    mine.attrs = {"lines": len(logs), "malformed": len(logs.attrs.get("malformed_lines", [])),
+                  "missing": sorted(want - set(mine["request_id"]))}
+    return mine
+
+
+def log_requests(log: pd.DataFrame,  # `read_request_log`
+                 requests: pd.DataFrame,  # the replay's request log (its clock: the replay time of each request)
+                ) -> pd.DataFrame:
+    "The service's own records of the replay's requests on the replay clock: timestamp, latency_ms and status as the service logged them."
+    require_columns(log, ["request_id", "status", "latency_ms"], "request log")
+    j = requests[["request_id", "timestamp", "model_version", "prediction_id"]].merge(
+        log[["request_id", "status", "latency_ms"]], on="request_id", how="inner", validate="one_to_one")
+    return j.astype({"status": "int64", "latency_ms": "float64"})
+
+# %% ../nbs/15g_pipeline_monitor.ipynb
+def _counter(route: str, status: str | None = None) -> str:
+    sel = f'route="{route}"' + (f', status=~"{status}"' if status else "")
+    return f"sum(mlsys_requests_total{{{sel}}}) or vector(0)"
+
+
+def _service_count(url: str, route: str) -> float:
+    "The service's own count of requests to `route`, read from its /metrics page."
+    import httpx
+
+    from mlsys.monitor.observe import prometheus_samples
+    s = prometheus_samples(httpx.get(f"{url}/metrics", timeout=10).text, "mlsys_requests_total")
+    return float(s.loc[s["route"] == route, "value"].sum()) if len(s) and "route" in s else 0.0
+
+
+def _scraped(server, route: str) -> dict:
+    "What Prometheus holds now: the route's requests, its 5xx answers and its latency histogram's cumulative buckets."
+    one = lambda expr: float(server.query(expr)["value"].iloc[0])  # noqa: E731  (a `vector(0)` fallback: always one series)
+    b = server.query(f'sum by (le) (mlsys_request_seconds_bucket{{route="{route}"}})')
+    buckets = dict(zip(b["le"].astype(float), b["value"])) if len(b) else {}
+    return {"requests": one(_counter(route)), "errors_5xx": one(_counter(route, "5..")), "buckets": buckets}
+
+
+def _scraped_at_least(server, route: str, count: float, timeout: float) -> dict:
+    "`_scraped` once Prometheus holds `count` requests or more, the histogram's total agreeing (a failed scrape empties both)."
+    from mlsys.data.service import ServiceUnavailableError
+    deadline = time.monotonic() + timeout
+    while (now := _scraped(server, route))["requests"] < count or now["buckets"].get(math.inf, 0.0) != now["requests"]:
+        if time.monotonic() > deadline:
+            raise ServiceUnavailableError(f"Prometheus at {server.url} holds {now['requests']:g} requests to {route}, "
+                                          f"not the service's {count:g}, after {timeout} s", url=server.url, attempts=0)
+        time.sleep(0.1)
+    return now
+
+
+def start_scrape(service_url: str,  # the prediction service (its /metrics is scraped)
+                 folder: str | Path,  # Prometheus' configuration, database and log
+                 scrape_interval: str = "1s",  # a Prometheus duration
+                 route: str = "/predict/batch",  # the route whose requests are counted
+                 timeout: float = 60.0,  # seconds to wait for the server and its first scrapes
+                ) -> tuple:
+    "Start a real Prometheus scraping the service; once it has scraped the service's current count: (server, what it holds then)."
+    from mlsys.monitor.observe import start_prometheus
+    hostport = service_url.split("://", 1)[-1].rstrip("/")
+    server = start_prometheus({"prediction": [hostport]}, folder, scrape_interval=scrape_interval, startup_timeout=timeout)
+    try:
+        server.wait_until_up(timeout)
+        # before any request to subtract: the baseline is Prometheus' own
+        return server, _scraped_at_least(server, route, _service_count(service_url, route), timeout)
+    except BaseException:
+        server.stop()
+        raise
+
+# %% ../nbs/15g_pipeline_monitor.ipynb
+def bucket_quantile(buckets: dict, q: float) -> tuple[float, float, float]:
+    "Prometheus' `histogram_quantile` of cumulative buckets {upper bound: count}: (estimate, bucket lower, upper bound)."
+    le = sorted(buckets)
+    cum = np.array([buckets[b] for b in le], dtype="float64")
+    if not len(le) or cum[-1] <= 0:
+        return math.nan, math.nan, math.nan
+    i = int(np.searchsorted(cum, q * cum[-1], side="left"))
+    lo, hi = (le[i - 1] if i else 0.0), le[i]
+    if math.isinf(hi):  # the +Inf bucket: Prometheus answers the largest finite bound
+        return float(lo), float(lo), float(hi)
+    before = cum[i - 1] if i else 0.0
+    return float(lo + (hi - lo) * (q * cum[-1] - before) / (cum[i] - before)), float(lo), float(hi)
+
+
+def scrape_totals(server,  # the `PrometheusServer` of `start_scrape`
+                  service_url: str,
+                  baseline: dict,  # what `start_scrape` returned beside it: subtracted
+                  expect: int | None = None,  # requests sent since (the service counts a request just after answering it)
+                  route: str = "/predict/batch",
+                  quantiles: tuple = (0.5, 0.99),  # latency quantiles estimated from the histogram
+                  timeout: float = 60.0,
+                 ) -> dict:
+    "After the scrape that holds the service's final count: requests, 5xx answers and latency quantiles since the baseline, from Prometheus."
+    count, deadline = _service_count(service_url, route), time.monotonic() + min(timeout, 10.0)
+    while expect is not None and count < baseline["requests"] + expect and time.monotonic() < deadline:
+        time.sleep(0.05)  # its counter moves after the answer has gone out: the last ones may lag a little
+        count = _service_count(service_url, route)
+    now = _scraped_at_least(server, route, count, timeout)
+    out = {"requests": now["requests"] - baseline["requests"], "errors_5xx": now["errors_5xx"] - baseline["errors_5xx"]}
+    delta = {le: n - baseline["buckets"].get(le, 0.0) for le, n in now["buckets"].items()}
+    for q in quantiles:
+        est, lo, hi = bucket_quantile(delta, q)
+        out[f"latency_p{100 * q:g}_ms"] = 1e3 * est
+        out[f"latency_p{100 * q:g}_bucket_ms"] = [1e3 * lo, 1e3 * hi]
+    return out
+
+# %% ../nbs/15g_pipeline_monitor.ipynb
+def error_stream(predictions: pd.DataFrame,  # prediction_id, score
+                 labels: pd.DataFrame,  # prediction_id, label, label_time (`natural_labels`)
+                 threshold: float = 0.5,  # a flight is predicted late from this probability
+                 horizon=None,  # labels arriving after this time are not seen (None: all)
+                ) -> pd.DataFrame:
+    "The 0/1 errors of the labelled predictions in the order their labels arrive (`time`: the label's arrival)."
+    require_columns(predictions, ["prediction_id", "score"], "predictions")
+    require_columns(labels, ["prediction_id", "label", "label_time"], "labels")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+        raise ConfigError(f"threshold must be a probability in (0, 1), got {threshold!r}")
+    j = labels.merge(predictions[["prediction_id", "score"]], on="prediction_id", how="inner", validate="one_to_one")
+    if horizon is not None:
+        j = j[j["label_time"] <= horizon]
+    j = j.sort_values(["label_time", "prediction_id"], kind="stable").reset_index(drop=True)
+    wrong = (j["score"].to_numpy() >= threshold) != (j["label"].to_numpy() >= 0.5)
+    return pd.DataFrame({"time": j["label_time"], "prediction_id": j["prediction_id"], "error": wrong.astype("int64")})
+
+# %% ../nbs/15g_pipeline_monitor.ipynb
+ONLINE_DEFAULTS = {"features": ("distance", "route_late_rate"), "ert": 500.0, "window_size": 30, "n_bootstraps": 2000,
+                   "n_reference": 500, "seed": 0}
+
+
+def feature_detector(reference: pd.DataFrame,  # training rows: the detector's reference
+                     features: tuple = ("distance", "route_late_rate"),  # numeric features it watches
+                     ert: float = 500.0,  # expected run length (points) between false alarms under no drift
+                     window_size: int = 30,  # points in its sliding window
+                     n_bootstraps: int = 2000,  # simulated no-drift streams that calibrate its thresholds
+                     n_reference: int = 500,  # training rows it keeps
+                     seed: int = 0):
+    "A sliding-window MMD on `features`, calibrated on the training rows for the target ERT."
+    from mlsys.monitor.online import MMDDriftOnline
+    features = list(features)
+    bad = [f for f in features if f not in NUMERIC_FEATURES]
+    if not features or bad:
+        raise ConfigError(f"online features must be numeric model features, got {bad or features}; they are {NUMERIC_FEATURES}")
+    require_columns(reference, features, "reference")
+    mmd = MMDDriftOnline(ert=ert, window_size=window_size, n_bootstraps=n_bootstraps, n_reference=n_reference, seed=seed)
+    return mmd.fit(reference[features].dropna())
+
+
+def online_detections(errors: pd.DataFrame,  # `error_stream`: time, error
+                      frame: pd.DataFrame,  # monitored rows: `timestamp` (the request time) and the detector's features
+                      detector,  # `feature_detector`: a fitted sliding-window MMD
+                     ) -> tuple[pd.DataFrame, dict]:
+    "DDM, Page-Hinkley and ADWIN over the error stream, the sliding MMD over its features in request order; (detections, per detector)."
+    from mlsys.monitor.online import ADWIN, DDM, PageHinkley
+    require_columns(errors, ["time", "error"], "errors")
+    features = list(getattr(detector, "feature_names_in_", None) or [])
+    if not features:
+        raise ConfigError("detector must be a sliding-window detector fitted on named features (feature_detector)")
+    require_columns(frame, ["timestamp", *features], "frame")
+    rows, stats = [], {}
+    for det in (DDM(), PageHinkley(), ADWIN()):
+        pos = det.run(errors["error"].to_numpy())
+        stats[det.name] = {"watched": "prediction errors, in label arrival order", "points": len(errors), "detections": len(pos)}
+        rows += [{"time": errors["time"].iloc[p], "detector": det.name, "stream": "errors", "position": int(p)} for p in pos]
+    x = frame.sort_values("timestamp", kind="stable")
+    x = x[x[features].notna().all(axis=1)]
+    pos = detector.run(x[features].to_numpy(dtype="float64"))
+    stats[detector.name] = {"watched": "features " + ", ".join(features), "points": len(x), "detections": len(pos),
+                            "expected_false_alarms": len(x) / detector.ert, "skipped_rows_with_nulls": int(len(frame) - len(x))}
+    rows += [{"time": x["timestamp"].iloc[p], "detector": detector.name, "stream": "features", "position": int(p)} for p in pos]
+    out = pd.DataFrame(rows, columns=["time", "detector", "stream", "position"])
+    out["watched"] = out["detector"].map({k: v["watched"] for k, v in stats.items()})
+    out = out.sort_values(["time", "detector"], kind="stable", ignore_index=True)
+    out.attrs["feature_times"] = x["timestamp"]  # what `online_by_window` divides by (popped before the frame is saved)
+    return out, stats
+
+# %% ../nbs/15g_pipeline_monitor.ipynb
+def online_by_window(detections: pd.DataFrame,  # `online_detections`
+                     windows: pd.Index,  # the monitor table's windows (UTC starts)
+                     window: str = "1D",
+                     feature_times: pd.Series | None = None,  # request times of the points the feature detector read
+                     ert: float = 500.0,  # its expected run length
+                    ) -> pd.DataFrame:
+    "Per window: detections on the error stream, on the feature stream, and the feature stream's over the number its ERT allows."
+    lo, hi = windows.min(), windows.max()
+    w = window_key(detections["time"], window).clip(lo, hi)  # a label landing after the last window is seen while it is evaluated
+    out = pd.DataFrame(index=windows)
+    for stream in ("errors", "features"):
+        mine = (detections["stream"] == stream).to_numpy()
+        out[f"{stream[:-1]}_detections"] = detections[mine].groupby(w[mine]).size().reindex(windows).fillna(0)
+    if feature_times is not None:
+        points = window_key(feature_times, window).value_counts().reindex(windows).fillna(0)
+        out["feature_detection_ratio"] = out["feature_detections"] / (points / ert).where(points > 0)
+    return out
+
+# %% ../nbs/15g_pipeline_monitor.ipynb
+SUMMARIES = (  # (table, column, kinds): what the stage summarizes per fine window and merges into the monitoring windows
+    ("predictions", "score", ("moments", "histogram", "kll")),
+    ("requests", "latency_ms", ("moments", "kll")),
+    ("frame", "distance", ("moments",)),
+    ("frame", "route_late_rate", ("counts", "histogram")),
+    ("frame", "carrier", ("frequencies",)),
+)
+
+
+def _empty_summary(kind: str, reference: pd.Series | None):
+    from mlsys.monitor.windows import Counts, Frequencies, Histogram, Moments, QuantileSketch
+    if kind == "histogram":  # bins fixed once: probabilities in twentieths, a feature's on its training quantiles
+        return Histogram(np.linspace(0, 1, 21)) if reference is None else Histogram.from_reference(reference, bins=20)
+    makers = {"counts": Counts, "moments": Moments, "kll": QuantileSketch, "frequencies": Frequencies}
+    if kind not in makers:
+        raise ConfigError(f"summary kind {kind!r} is not one of {sorted([*makers, 'histogram'])}")
+    return makers[kind]()
+
+
+def window_summaries(tables: dict,  # name -> rows with a tz-aware `timestamp` ("predictions", "requests", "frame")
+                     reference: pd.DataFrame,  # training rows: fix a feature histogram's bins
+                     fine: str = "1h",  # the windows summarized from the rows
+                     coarse: str = "1D",  # the monitoring window they merge into
+                     spec=SUMMARIES,
+                    ) -> dict:
+    "Per (table, column, kind): the fine windows' summaries, those merged into coarse windows, and the coarse ones computed directly."
+    from mlsys.monitor.windows import tumbling
+    out = {}
+    for table, column, kinds in spec:
+        if table not in tables:
+            raise ConfigError(f"no table {table!r} to summarize; tables are {sorted(tables)}")
+        rows = tables[table].sort_values("timestamp", kind="stable")
+        require_columns(rows, ["timestamp", column], table)
+        for kind in kinds:
+            ref = reference[column] if kind == "histogram" and table == "frame" else None
+            empty = _empty_summary(kind, ref)
+            hourly = tumbling(rows, "timestamp", column, empty, fine)
+            out[(table, column, kind)] = {"fine": hourly, "merged": hourly.coarsen(coarse),
+                                          "direct": tumbling(rows, "timestamp", column, empty, coarse),
+                                          "values": rows[["timestamp", column]]}
+    return out
+
+# %% ../nbs/15g_pipeline_monitor.ipynb
+def _rank_gap(values: np.ndarray, x: float, q: float) -> float:
+    "How far `q` lies outside the normalized rank interval of `x` among `values` (0 when `x` is an exact q-quantile)."
+    v = np.sort(values)
+    lo, hi = np.searchsorted(v, x, side="left") / len(v), np.searchsorted(v, x, side="right") / len(v)
+    return float(max(lo - q, q - hi, 0.0))
+
+
+def _compare(kind: str, merged, direct, values: np.ndarray, quantiles=(0.5, 0.9, 0.99)) -> list[dict]:
+    "Rows (statistic, merged, direct, difference, bound, ok) comparing one window's merged summary with the direct one."
+    if kind == "kll":
+        bound = merged.rank_error(0.01)
+        if not len(values):
+            return [{"statistic": "count", "merged": merged.count, "direct": 0, "difference": merged.count, "bound": 0.0}]
+        return [{"statistic": f"q{q:g} rank", "merged": float(merged.quantile(q)), "direct": float(direct.quantile(q)),
+                 "difference": _rank_gap(values, float(merged.quantile(q)), q), "bound": bound} for q in quantiles]
+    if kind == "moments":
+        a, b = merged.stats(), direct.stats()
+        return [{"statistic": k, "merged": a[k], "direct": b[k], "bound": 0.0 if k in ("count", "nulls") else 1e-9,
+                 "difference": 0.0 if (np.isnan(a[k]) and np.isnan(b[k])) else abs(a[k] - b[k]) / max(1.0, abs(b[k]))}
+                for k in ("count", "nulls", "mean", "std", "min", "max")]
+    same = merged.to_dict() == direct.to_dict()  # counts, histograms, frequency tables: exactly equal
+    return [{"statistic": "state", "merged": merged.count, "direct": direct.count, "difference": 0.0 if same else 1.0,
+             "bound": 0.0}]
+
+
+def merge_check(summaries: dict) -> pd.DataFrame:
+    "Every merged coarse window against the direct computation: moments to 1e-9, exact states, sketch quantiles within their rank bound."
+    rows = []
+    for (table, column, kind), s in summaries.items():
+        if list(s["merged"].start) != list(s["direct"].start):
+            raise IntegrityError(f"{table}.{column} {kind}: the merged windows start at {list(s['merged'].start)[:3]}..., "
+                                 f"the direct ones at {list(s['direct'].start)[:3]}...")
+        t = pd.to_datetime(s["values"]["timestamp"], utc=True)
+        for a, b, m, d in zip(s["direct"].start, s["direct"].end, s["merged"].summaries, s["direct"].summaries):
+            v = s["values"].loc[((t >= a) & (t < b)).to_numpy(), column]
+            v = v.dropna().to_numpy(dtype="float64") if kind == "kll" else v
+            for r in _compare(kind, m, d, v):
+                rows.append({"table": table, "column": column, "summary": kind, "window": a, **r})
+    out = pd.DataFrame(rows)
+    out["ok"] = out["difference"] <= out["bound"]
+    return out
+
+# %% ../nbs/15g_pipeline_monitor.ipynb
+LOG_COLUMNS = ("log_requests", "log_error_rate", "log_latency_p50_ms", "log_latency_p99_ms")
+ONLINE_COLUMNS = ("error_detections", "feature_detections", "feature_detection_ratio")
+
+
 def monitor_table(requests: pd.DataFrame, predictions: pd.DataFrame, labels: pd.DataFrame, drift: pd.DataFrame,
                   validation: pd.DataFrame, window: str = "1D", label_lag: str = "6h",
-                  slo_objective: float = 0.995, slo_latency_ms: float = 1000.0) -> pd.DataFrame:
-    "One row per window: operational metrics, error budget, accuracy and coverage, prediction mean, drifted share, failed checks."
+                  slo_objective: float = 0.995, slo_latency_ms: float = 1000.0,
+                  server: pd.DataFrame | None = None,  # `log_requests`: the service's own records of the requests
+                  online: pd.DataFrame | None = None,  # `online_by_window`: the stream detectors' detections per window
+                 ) -> pd.DataFrame:
+    "One row per window: operational metrics (client and server side), error budget, accuracy, prediction mean, drift, checks, stream detections."
     from mlsys.monitor.metrics import SLO, accuracy_by_window, error_budget, operational_metrics, prediction_distribution
     slo = SLO(objective=slo_objective, latency_ms=slo_latency_ms)
     req = requests[["timestamp", "latency_ms", "status", "model_version", "prediction_id"]]
@@ -146,13 +458,24 @@ def monitor_table(requests: pd.DataFrame, predictions: pd.DataFrame, labels: pd.
     table = table.join(dist[["mean"]].rename(columns={"mean": "mean_score"}), how="left")
     table["drifted_share"] = drift.groupby("window")["drift"].mean()
     table["failed_checks"] = validation.groupby("window")["passed"].apply(lambda s: int((~s.astype(bool)).sum()))
+    if server is not None and len(server):
+        srv = operational_metrics(server[["timestamp", "latency_ms", "status", "model_version", "prediction_id"]], window)
+        table = table.join(srv[["requests", "error_rate", "latency_p50_ms", "latency_p99_ms"]].add_prefix("log_"), how="left")
+    for c in ONLINE_COLUMNS if online is None else ():
+        table[c] = np.nan  # not computed: a policy on it never fires
+    if online is not None:
+        table = table.join(online.reindex(columns=list(ONLINE_COLUMNS)), how="left")
+    for c in LOG_COLUMNS:
+        if c not in table:
+            table[c] = np.nan
     return table.rename_axis("window")
 
 # %% ../nbs/15g_pipeline_monitor.ipynb
 def monitor_policies(min_accuracy: float = 0.7,  # accuracy below this for two windows pages the model's owner
                      max_error_rate: float = 0.01,  # 5xx share of requests
                      max_p99_ms: float = 1000.0,  # request latency
-                     max_drifted_share: float = 0.3):  # share of features whose test flags drift
+                     max_drifted_share: float = 0.3,  # share of features whose test flags drift
+                     max_detection_ratio: float = 3.0):  # the sliding MMD's detections over the number its ERT allows
     "The monitor stage's alert policies, each with a severity, an owner and a runbook."
     from mlsys.monitor.alerts import Policy
     book = "https://mlsys.invalid/runbooks/"  # the runbooks' home (a placeholder: nothing is fetched)
@@ -167,6 +490,13 @@ def monitor_policies(min_accuracy: float = 0.7,  # accuracy below this for two w
                runbook=book + "feature-drift", description="{value:.0%} of the features drifted (threshold {threshold:.0%})"),
         Policy("ValidationFailed", "failed_checks", 0, severity="warning", owner="data-owner",
                runbook=book + "validation", description="{value:.0f} validation checks failed"),
+        Policy("ErrorStreamChange", "error_detections", 0, severity="warning", owner="model-owner",
+               runbook=book + "error-stream-change",
+               description="{value:.0f} change(s) in the error rate detected as labels arrived (DDM, Page-Hinkley, ADWIN)"),
+        Policy("FeatureStreamShift", "feature_detection_ratio", max_detection_ratio, severity="warning", owner="data-owner",
+               runbook=book + "feature-stream-shift",
+               description="the sliding MMD fired {value:.1f}x as often as its run length allows without drift "
+                           "(threshold {threshold:g}x)"),
     ]
 
 
@@ -182,41 +512,171 @@ def raise_alerts(table: pd.DataFrame, log_path: str | Path, policies=None, repea
     return sent, {"fired": len(fired), **{k: int(v) for k, v in manager.counts.items()}}
 
 # %% ../nbs/15g_pipeline_monitor.ipynb
-def monitor_run(url: str, window: pd.DataFrame, flights: pd.DataFrame, train: pd.DataFrame, out: Path,
-                version: str = "", window_size: str = "1D", lead: str = "0min", label_lag: str = "6h", batch: int = 50,
-                repeat: str = "3D", policies=None, check_page: bool = True) -> dict:
-    "Replay `window` through the service at `url` and write the monitoring products into `out`; returns the summary."
+def _scrape_start(prometheus: str, url: str, scrape_interval: str) -> tuple:
+    "(server, baseline, folder, why not): a Prometheus scraping the service, or the reason there is none."
+    from mlsys.monitor.observe import find_binary
+    if prometheus not in ("auto", "on", "off"):
+        raise ConfigError(f"prometheus={prometheus!r} must be 'auto' (when the binary exists), 'on' or 'off'")
+    if prometheus == "off":
+        return None, None, None, "prometheus='off'"
+    try:
+        find_binary("prometheus")
+    except ConfigError as e:
+        if prometheus == "on":
+            raise
+        return None, None, None, f"skipped: {e}"
+    folder = Path(tempfile.mkdtemp(prefix="mlsys-prometheus-"))  # its database is scratch; the config is kept
+    server, baseline = start_scrape(url, folder, scrape_interval)
+    return server, baseline, folder, None
+
+
+def _scrape_result(prom: dict, requests: pd.DataFrame, server: pd.DataFrame | None) -> dict:
+    "Prometheus' totals beside the replay's own counts and the request log's."
+    client_5xx = int(((requests["status"] >= 500) & (requests["status"] < 599)).sum())  # 599: no answer, never counted server-side
+    out = {**prom, "client_requests": len(requests), "client_errors_5xx": client_5xx,
+           "requests_equal": prom["requests"] == len(requests) - int((requests["status"] == 599).sum()),
+           "errors_equal": prom["errors_5xx"] == client_5xx}
+    if server is not None and len(server):
+        p99 = float(server["latency_ms"].quantile(0.99))
+        lo, hi = prom["latency_p99_bucket_ms"]
+        out |= {"log_latency_p99_ms": p99, "log_p99_in_bucket": bool(lo <= p99 <= hi)}
+    for k in [k for k in out if k.endswith("_bucket_ms")]:
+        out[k] = [v if np.isfinite(v) else None for v in out[k]]  # the +Inf bucket's bound
+    return out
+
+# %% ../nbs/15g_pipeline_monitor.ipynb
+def _summary_products(summaries: dict, check: pd.DataFrame, out: Path, fine: str, coarse: str) -> dict:
+    "Write the merged windows' summaries (JSON, mergeable further) and the merge check (Parquet); the check's headline."
     from mlsys.core import save_json
-    from mlsys.monitor.dashboard import check_page as check
-    from mlsys.monitor.dashboard import write_dashboard
+    series = [{"table": t, "column": c, "summary": k, "windows": [{"start": a.isoformat(), "end": b.isoformat(), "state": s.to_dict()}
+                                                                  for a, b, s in zip(v["merged"].start, v["merged"].end, v["merged"].summaries)]}
+              for (t, c, k), v in summaries.items()]
+    save_json({"fine": fine, "coarse": coarse, "series": series}, out / "summaries.json")
+    check.to_parquet(out / "summaries.parquet", index=False)
+    kll, mom = check[check["summary"] == "kll"], check[check["summary"] == "moments"]
+    return {"fine": fine, "coarse": coarse, "series": len(series), "fine_windows": int(sum(len(v["fine"]) for v in summaries.values())),
+            "checks": len(check), "passed": bool(check["ok"].all()), "max_moment_difference": float(mom["difference"].max()),
+            "max_quantile_rank_gap": float(kll["difference"].max()), "min_rank_bound": float(kll["bound"].min())}
+
+
+def _check_table(check: pd.DataFrame) -> pd.DataFrame:
+    "The merge check per series for the dashboard: windows, largest difference, its bound, passed."
+    g = check.groupby(["table", "column", "summary"], sort=False)
+    return g.agg(windows=("window", "nunique"), checks=("ok", "size"), max_difference=("difference", "max"),
+                 bound=("bound", "max"), passed=("ok", "all")).reset_index()
+
+# %% ../nbs/15g_pipeline_monitor.ipynb
+def _observe(url, window, flights, train, out, version, window_size, lead, label_lag, batch, request_log, started,
+             online, summary_window) -> dict:
+    "The stage's computations; the reference-side ones run while Prometheus starts (`started`, a future), the replay once it scrapes."
     from mlsys.monitor.validation import infer_suite
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    predictions, requests = replay(url, window, lead=lead, batch=batch, version=version)
-    replay_s = time.perf_counter() - t0
-    if predictions.empty:
-        raise IntegrityError(f"the service at {url} answered none of the {len(requests)} replayed requests")
     labels = natural_labels(window, flights)
     frame = window.assign(timestamp=window["sched_dep"] - _duration(lead, "lead"))
     drift = window_drift(train, frame, window_size)
     suite = infer_suite(train[FEATURES])
     suite.save(out / "suite.json")
     validation = window_validation(suite, frame, window_size)
-    table = monitor_table(requests, predictions, labels, drift, validation, window_size, label_lag)
+    detector = feature_detector(train, **online)
+    server_p, baseline, _, _ = started.result()
+    t0 = time.perf_counter()
+    predictions, requests = replay(url, window, lead=lead, batch=batch, version=version)
+    replay_s = time.perf_counter() - t0
+    if predictions.empty:
+        raise IntegrityError(f"the service at {url} answered none of the {len(requests)} replayed requests")
+    log = read_request_log(request_log, requests["request_id"]) if request_log is not None else None
+    server = log_requests(log, requests) if log is not None else None
+    end = window_key(frame["timestamp"], window_size).max() + _duration(window_size, "window_size")
+    errors = error_stream(predictions, labels, horizon=end + _duration(label_lag, "label_lag"))  # the labels in when it is evaluated
+    detections, online_stats = online_detections(errors, frame, detector)
+    feature_times = detections.attrs.pop("feature_times")
+    table = monitor_table(requests, predictions, labels, drift, validation, window_size, label_lag, server=server)
+    per = online_by_window(detections, table.index, window_size, feature_times, detector.ert)
+    table = table.drop(columns=list(ONLINE_COLUMNS)).join(per)
+    summaries = window_summaries({"predictions": predictions, "requests": requests, "frame": frame}, train, summary_window,
+                                 window_size)
+    check = merge_check(summaries)
+    answered = int((requests["status"] != 599).sum())  # 599: the client's code for no answer at all
+    prom = scrape_totals(server_p, url, baseline, expect=answered) if server_p is not None else None
+    return dict(predictions=predictions, requests=requests, replay_s=replay_s, log=log, server=server, labels=labels,
+                drift=drift, validation=validation, detections=detections, online=online_stats, table=table,
+                summaries=summaries, check=check, prometheus=prom, request_log=request_log)
+
+# %% ../nbs/15g_pipeline_monitor.ipynb
+def _log_summary(r: dict, request_log) -> dict:
+    if r["log"] is None:
+        return {"status": "no request log given"}
+    s, req = r["server"], r["requests"]
+    return {"path": str(request_log), "lines": r["log"].attrs["lines"], "malformed": r["log"].attrs["malformed"],
+            "replayed_requests_logged": len(s), "missing": len(r["log"].attrs["missing"]),
+            "statuses_equal": bool((s["status"].to_numpy() == req.set_index("request_id").loc[s["request_id"], "status"].to_numpy()).all()),
+            "latency_p50_ms": float(s["latency_ms"].median()), "client_latency_p50_ms": float(req["latency_ms"].median())}
+
+
+def _write_products(r: dict, out: Path, version, window_size, repeat, policies, check_page, prom, summary_window, window) -> dict:
+    "Alerts, the dashboard, the tables and monitor.json."
+    from mlsys.core import save_json
+    from mlsys.monitor.dashboard import check_page as check
+    from mlsys.monitor.dashboard import write_dashboard
+    table, requests, predictions = r["table"], r["requests"], r["predictions"]
     sent, counts = raise_alerts(table, out / "alerts.jsonl", policies, repeat)
-    page = write_dashboard(out / "dashboard.html", operational=table, accuracy=table, drift=drift, validation=validation,
-                           alerts=sent, title="flights-late monitoring", subtitle=f"model v{version}, windows of {window_size}")
+    merged = _summary_products(r["summaries"], r["check"], out, summary_window, window_size)
+    log = _log_summary(r, r["request_log"])
+    sides = table[["requests", "log_requests", "error_rate", "log_error_rate", "latency_p50_ms", "log_latency_p50_ms",
+                   "latency_p99_ms", "log_latency_p99_ms"]].reset_index()
+    extra = {"Client and server side (the service's request log)": sides,
+             "Prometheus (scraped during the replay)": pd.DataFrame([{k: v for k, v in prom.items()}]),
+             f"Summaries of {summary_window} merged into {window_size} windows": _check_table(r["check"])}
+    page = write_dashboard(out / "dashboard.html", operational=table, accuracy=table, drift=r["drift"], validation=r["validation"],
+                           alerts=sent, detections=r["detections"], tables=extra, title="flights-late monitoring",
+                           subtitle=f"model v{version}, windows of {window_size}")
     checked = check(page, screenshot=out / "dashboard.png") if check_page else None
-    for name, df in (("windows", table.reset_index()), ("drift", drift), ("requests", requests), ("predictions", predictions)):
+    for name, df in (("windows", table.reset_index()), ("drift", r["drift"]), ("requests", requests), ("predictions", predictions),
+                     ("detections", r["detections"])):
         df.to_parquet(out / f"{name}.parquet", index=False)
-    validation.astype({"examples": str} if "examples" in validation else {}).to_parquet(out / "validation.parquet", index=False)
+    v = r["validation"]
+    v.astype({"examples": str} if "examples" in v else {}).to_parquet(out / "validation.parquet", index=False)
     summary = {"windows": len(table), "requests": len(requests), "flights": len(window), "predictions": len(predictions),
-               "labels": len(labels), "replay_s": round(replay_s, 2), "fallback_answers": int(predictions["fallback"].notna().sum()),
+               "labels": len(r["labels"]), "replay_s": round(r["replay_s"], 2), "fallback_answers": int(predictions["fallback"].notna().sum()),
                "error_rate": float((requests["status"] >= 500).mean()), "mean_accuracy": float(table["accuracy"].mean()),
                "mean_coverage": float(table["coverage"].mean()), "drifted_windows": int((table["drifted_share"] > 0).sum()),
-               "failed_checks": int(table["failed_checks"].sum()), "alerts": counts,
+               "failed_checks": int(table["failed_checks"].sum()), "alerts": counts, "online": r["online"],
+               "summaries": merged, "request_log": log, "prometheus": prom,
                "dashboard": {"bytes": page.stat().st_size, **({k: checked[k] for k in ("errors", "blocked", "images")
                                                                if k in checked} if checked else {})}}
     save_json(summary, out / "monitor.json")
     return summary
+
+# %% ../nbs/15g_pipeline_monitor.ipynb
+def monitor_run(url: str, window: pd.DataFrame, flights: pd.DataFrame, train: pd.DataFrame, out: Path,
+                version: str = "", window_size: str = "1D", lead: str = "0min", label_lag: str = "6h", batch: int = 50,
+                repeat: str = "3D", policies=None, check_page: bool = True,
+                request_log: str | Path | None = None,  # the service's JSON request log (None: no server-side numbers)
+                prometheus: str = "auto",  # 'auto': a real Prometheus scrapes the service when the binary exists; 'on'; 'off'
+                scrape_interval: str = "1s",  # its scrape interval
+                online: dict | None = None,  # `feature_detector` settings over `ONLINE_DEFAULTS`
+                summary_window: str = "1h",  # the fine windows of the mergeable summaries
+               ) -> dict:
+    "Replay `window` through the service at `url` and write the monitoring products into `out`; returns the summary."
+    import concurrent.futures
+    out = Path(out)
+    online = {**ONLINE_DEFAULTS, **(online or {})}
+    unknown = sorted(set(online) - set(ONLINE_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown online detector setting(s) {unknown}; they are {sorted(ONLINE_DEFAULTS)}")
+    if prometheus not in ("auto", "on", "off"):
+        raise ConfigError(f"prometheus={prometheus!r} must be 'auto' (when the binary exists), 'on' or 'off'")
+    out.mkdir(parents=True, exist_ok=True)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mlsys-prometheus") as pool:
+        started = pool.submit(_scrape_start, prometheus, url, scrape_interval)  # it starts while the reference-side work runs
+        try:
+            r = _observe(url, window, flights, train, out, version, window_size, lead, label_lag, batch, request_log, started,
+                         online, summary_window)
+        finally:  # stopped in every case (a failed start has stopped itself)
+            server_p, _, folder, why = started.result() if started.exception() is None else (None, None, None, None)
+            if server_p is not None:
+                code = server_p.stop()
+                shutil.copyfile(folder / "prometheus.yml", out / "prometheus.yml")
+                shutil.rmtree(folder, ignore_errors=True)
+    prom = {"status": why} if r["prometheus"] is None else {"status": "scraped", "scrape_interval": scrape_interval,
+                                                            "exit_code": code, **_scrape_result(r["prometheus"], r["requests"], r["server"])}
+    return _write_products(r, out, version, window_size, repeat, policies, check_page, prom, summary_window, window)
