@@ -305,3 +305,24 @@ def test_replay_buffer_mixes_new_rows_and_the_reservoir():
             ReplayBuffer(bad)
     with pytest.raises(ConfigError, match="replay must be a ReplayBuffer"):
         StatefulRetrainer(SGDClassifier, replay=[1, 2])
+
+
+def test_warm_start_passes_weights_only_when_rows_were_padded():
+    # zero-weight rows freeze the category encoding; without them no weights are passed, because scikit-learn's
+    # weighted binning is several times slower than its unweighted one
+    seen = []
+
+    class Spy(HistGradientBoostingClassifier):
+        def fit(self, X, y, sample_weight=None, **kw):
+            seen.append(None if sample_weight is None else float(np.min(sample_weight)))
+            return super().fit(X, y, sample_weight=sample_weight, **kw)
+
+    X, y = blobs(800)
+    numeric = Spy(max_iter=5, early_stopping=False).fit(X, y)
+    StatefulRetrainer(Spy, step=2).retrain(numeric, X[:300], y[:300])
+    Xc, yc = planted_categories()
+    cats = Spy(categorical_features="from_dtype", max_iter=5, early_stopping=False).fit(Xc, yc)
+    StatefulRetrainer(Spy, step=2).retrain(cats, Xc[:500], yc[:500])  # every category present: no padding
+    lacks_a = ~Xc["c"].eq("a").to_numpy()
+    StatefulRetrainer(Spy, step=2).retrain(cats, Xc[lacks_a], yc[lacks_a])  # 'a' absent: one zero-weight row
+    assert seen == [None, None, None, None, 0.0]
