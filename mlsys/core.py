@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import re
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -169,7 +170,9 @@ def as_duration(
     if not isinstance(value, (str, pd.Timedelta, dt.timedelta, np.timedelta64)):
         raise error(f"{name}={value!r} is not a duration ({type(value).__name__}); {hint}")
     try:
-        td = pd.Timedelta(value.strip() if isinstance(value, str) else value)
+        if isinstance(value, str):  # '7d' and '1H' mean what they say; pandas 3 warns about the case of those two units
+            value = re.sub(r"(\d)\s*H(?![A-Za-z])", r"\1h", re.sub(r"(\d)\s*d(?![A-Za-z])", r"\1D", value.strip()))
+        td = pd.Timedelta(value)
     except (ValueError, TypeError, OverflowError) as e:
         raise error(f"{name}={value!r} is not a duration; {hint}") from e
     if td is pd.NaT:

@@ -57,3 +57,9 @@ def test_bare_numbers_are_no_longer_nanosecond_windows():
     assert labels_after(preds, [1, 0], "15min")["label_time"].iloc[0] == pd.Timestamp("2013-01-01 00:15", tz="UTC")
     with pytest.raises(ConfigError, match="window=60 is a bare number"):
         request_metrics(pd.DataFrame(), window=60)
+
+
+@pytest.mark.parametrize("value, expected", [("7d", "7D"), ("1H", "1h"), ("1d12h", "1D12h"), ("2 days", "2 days"), (" 3 d ", "3D")])
+def test_lower_case_days_and_upper_case_hours_read_without_a_pandas_warning(value, expected, recwarn):
+    assert as_duration(value, "period") == pd.Timedelta(expected)
+    assert not [w for w in recwarn if "deprecated" in str(w.message)]
