@@ -326,3 +326,19 @@ def test_warm_start_passes_weights_only_when_rows_were_padded():
     lacks_a = ~Xc["c"].eq("a").to_numpy()
     StatefulRetrainer(Spy, step=2).retrain(cats, Xc[lacks_a], yc[lacks_a])  # 'a' absent: one zero-weight row
     assert seen == [None, None, None, None, 0.0]
+
+
+def test_warm_start_names_a_numeric_column_without_values_in_the_new_rows():
+    "scikit-learn re-bins the new rows and raised a raw ValueError ('window shape cannot be larger than input array shape')."
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from mlsys.continual.retrain import StatefulRetrainer
+    from mlsys.core import DataError
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=300), "wind_gust": rng.normal(size=300)})
+    y = (X["a"] > 0).astype(int)
+    r = StatefulRetrainer(lambda: HistGradientBoostingClassifier(max_iter=5))
+    model, _ = r.initial(X, y)
+    new = X.iloc[:80].assign(wind_gust=np.nan)
+    with pytest.raises(DataError, match=r"\['wind_gust'\] have no value in the new rows"):
+        r.retrain(model, new, y.iloc[:80])

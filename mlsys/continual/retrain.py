@@ -234,6 +234,11 @@ def _freeze_categories(est, X, y):
             df[col] = df[col].where(df[col].isin(col_cats))
         present = set(df[col].dropna().tolist())
         pads += [(col, c) for c in col_cats if c not in present]
+    categorical = set(np.flatnonzero(mask).tolist()) if mask is not None else set()
+    empty = [col for j, col in enumerate(df.columns) if j not in categorical and len(df) and df[col].isna().all()]
+    if empty:  # warm start re-bins the new rows; scikit-learn fails with a raw ValueError on a column without values
+        raise DataError(f"numeric column(s) {empty} have no value in the new rows: a warm-started HistGradientBoosting cannot "
+                        "bin them; wait for more rows or retrain from scratch (StatelessRetrainer)")
     pad_y = [c for c in (classes if classes is not None else []) if c not in set(y.tolist())]
     n_pad = max(len(pads), len(pad_y))
     if n_pad:
