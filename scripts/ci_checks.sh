@@ -35,11 +35,16 @@ run "chapter notebooks open with the idea and end with what we measured" python 
 run "ruff check (library, tests, benches, scripts)" ruff check mlsys tests bench scripts --output-format concise
 run "README generated from nbs/index.ipynb is current" python scripts/make_readme.py --check
 run "nbdev_test over all notebooks" nbdev_test --flags "torch redis" --n_workers 2 --timing
-run "pytest tests/" python -m pytest tests/ -q -p no:cacheprovider --durations=15
+# two workers, one per core (each test is single-threaded); a file stays on one worker, so its module fixtures run once
+SMOKE_RUNS=$(mktemp -d)
+export MLSYS_SMOKE_RUNS_DIR=$SMOKE_RUNS  # the smoke run of tests/test_pipeline_run.py is written here: the main-job check
+run "pytest tests/ (2 workers)" python -m pytest tests/ -q -p no:cacheprovider -n 2 --dist loadfile --durations=15
 run "wheel installs in a clean venv" bash scripts/check_wheel.sh "$VENV"
 run "docs site builds offline" python scripts/build_docs.py
-SMOKE_RUNS=$(mktemp -d)
-run "main job: mlsys run --profile smoke (what make smoke runs)" mlsys run --profile smoke --runs-dir "$SMOKE_RUNS" --no-progress
+smoke_ran() {  # `mlsys run --profile smoke`, run by the pytest step's smoke_run fixture into $SMOKE_RUNS
+  python -c "import json, sys; r = json.load(open(sys.argv[1])); print('smoke run:', r.get('status')); sys.exit(r.get('status') != 'ok')" "$SMOKE_RUNS/smoke/run.json"
+}
+run "main job: mlsys run --profile smoke (what make smoke runs; run by the pytest step)" smoke_ran
 report=()  # the smoke run's report.html (written for failed runs too) is photographed with the site
 [ -f "$SMOKE_RUNS/smoke/report.html" ] && report=(--report "$SMOKE_RUNS/smoke/report.html")
 run "docs site passes the headless-Chromium check" python scripts/check_site.py "${report[@]}"

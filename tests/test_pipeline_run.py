@@ -25,7 +25,7 @@ from mlsys.platform.workflow import load_pipeline, product_hash, run_pipeline
 ROOT = Path(__file__).resolve().parents[1]
 PIPES = ROOT / "nbs" / "pipelines"
 BIN = Path(sys.executable).parent
-STAGES = ["ingest", "features", "train", "evaluate", "register", "deploy", "monitor", "report"]
+STAGES = ["ingest", "features", "train", "evaluate", "register", "deploy", "monitor", "continual", "report"]
 
 
 def console_env() -> dict:
@@ -36,7 +36,10 @@ def console_env() -> dict:
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     "One smoke run of the real pipeline through the console script, progress bar on, stdout and stderr captured; shared by this module's tests."
-    runs = tmp_path_factory.mktemp("runs")
+    # CI (scripts/ci_checks.sh) names a folder in MLSYS_SMOKE_RUNS_DIR: this run is then its smoke check too,
+    # and its report.html is the one the docs-site check photographs (one smoke run instead of two)
+    keep = os.environ.get("MLSYS_SMOKE_RUNS_DIR")
+    runs = Path(keep) if keep else tmp_path_factory.mktemp("runs")
     res = subprocess.run([str(BIN / "mlsys"), "run", "--profile", "smoke", "--pipelines", str(PIPES), "--runs-dir", str(runs)],
                          capture_output=True, text=True, timeout=1800, env=console_env())
     assert res.returncode == 0, res.stderr[-3000:]
@@ -84,7 +87,7 @@ def assert_consistent(run: Path):
     assert not (run / ".staging").exists() and not list((run / ".state").glob("*.commit"))
 
 
-BAR = re.compile(r"pipeline: +\d+%\|[^|]*\| \d/8 \[[^\]]*\]")
+BAR = re.compile(r"pipeline: +\d+%\|[^|]*\| \d/9 \[[^\]]*\]")
 
 
 def test_clean_run_console_is_the_bar_the_table_and_the_summary(smoke_run):
@@ -92,11 +95,11 @@ def test_clean_run_console_is_the_bar_the_table_and_the_summary(smoke_run):
     # stderr: nothing but tqdm's redraws of one bar (no kernel warnings, no KeyboardInterrupt notices)
     frames = [f for f in re.split(r"[\r\n]", res.stderr) if f.strip()]
     assert frames and all(BAR.fullmatch(f.strip()) for f in frames), [f for f in frames if not BAR.fullmatch(f.strip())][:5]
-    assert "8/8" in frames[-1]
+    assert "9/9" in frames[-1]
     # stdout: the stage table, the total, the headline metrics and where the outputs are
     lines = res.stdout.rstrip("\n").split("\n")
     assert re.fullmatch(r"\s*stage\s+status\s+seconds\s+reason", lines[0]), lines[0]
-    for line, stage in zip(lines[1:9], STAGES):
+    for line, stage in zip(lines[1:10], STAGES):
         assert re.fullmatch(rf"\s*{stage}\s+ran\s+\d+\.\d+ no earlier successful run", line), line
     assert re.fullmatch(r"total: \d+\.\d s", lines[9]), lines[9]
     assert re.fullmatch(r"test PR-AUC 0\.\d{4} \(lift over zero rule [+-]0\.\d{4}\), ROC-AUC 0\.\d{4}, log loss 0\.\d{4}", lines[10]), lines[10]
@@ -109,7 +112,7 @@ def test_smoke_run_produces_everything(smoke_run):
     runs, _ = smoke_run
     run = runs / "smoke"
     record = json.loads((run / "run.json").read_text())
-    assert record["status"] == "ok" and record["failed_stage"] is None and statuses(record) == ["ran"] * 8
+    assert record["status"] == "ok" and record["failed_stage"] is None and statuses(record) == ["ran"] * 9
     assert [r["stage"] for r in record["stages"]] == STAGES
     assert {r["reason"] for r in record["stages"]} == {"no earlier successful run"}
     for stage in load_pipeline(PIPES).stages.values():
@@ -142,8 +145,19 @@ def test_smoke_run_produces_everything(smoke_run):
     batch_scores = pd.read_parquet(run / "deploy/predictions").set_index("flight_id")["score"]
     both = preds.index.intersection(batch_scores.index)
     assert len(both) > 0 and (preds[both] - batch_scores[both]).abs().max() <= 1e-9  # the service answered the batch scores
+    # continual: two policies over the test days; the first daily retrain trained, compared, shadowed, canaried, decided
+    cont = json.loads((run / "continual/continual.json").read_text())
+    pol = pd.read_parquet(run / "continual/policies.parquet").set_index("policy")
+    assert list(pol.index) == ["never", "daily"] and pol.loc["never", "retrains"] == 0 < pol.loc["daily", "retrains"]
+    assert pol.loc["daily", "retrains"] == len(cont["retrain_days"]) and pol.loc["daily", "cpu_seconds"] > 0
+    rel = pd.read_parquet(run / "continual/releases.parquet")
+    assert len(rel) == cont["released"] == 1 and rel["version"].iloc[0] == 3  # v1 champion and v2 compressed came first
+    assert rel["canary"].iloc[0] in {"promoted", "rolled_back", "not run (lost offline)"}
+    assert cont["champion_after"] == (3 if rel["promoted"].iloc[0] else 1)
+    events = [json.loads(line)["event"] for line in (runs / "registry/continual/flights-late.history.jsonl").read_text().splitlines()]
+    assert events[0] == "challenger" and events[-1] in {"promote", "archive"}
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["run"]["status"] == "ok" and set(metrics) == {"run", "ingest", "features", "train", "evaluate", "register", "deploy", "monitor"}
+    assert metrics["run"]["status"] == "ok" and set(metrics) == {"run", "ingest", "features", "train", "evaluate", "register", "deploy", "monitor", "continual"}
     ev = metrics["evaluate"]
     chosen = metrics["train"]["model"]  # the family the HPO search chose
     assert chosen in ("hgb", "logreg") and ev["model"] == chosen
@@ -226,7 +240,7 @@ def test_failed_must_pass_behavioural_test_stops_the_run_at_evaluate_with_its_ev
     assert e.value.stage == "evaluate" and "SuiteFailure" in str(e.value) and "invariant to sched_hour" in str(e.value)
     record = json.loads((run / "run.json").read_text())
     assert (record["status"], record["failed_stage"]) == ("failed", "evaluate")
-    assert statuses(record)[-5:] == ["failed", "not run", "not run", "not run", "not run"]
+    assert statuses(record)[3:] == ["failed"] + ["not run"] * 5
     kept = json.loads((run / "failed/evaluate/evaluate/suite.json").read_text())  # the failed attempt's evidence
     assert kept["passed"] is False and [r["name"] for r in kept["results"] if r["status"] == "FAIL"] == ["invariant to sched_hour"]
     assert kept["results"][0]["status"] == "pass"  # tailnum still changes nothing
@@ -236,7 +250,7 @@ def test_failed_must_pass_behavioural_test_stops_the_run_at_evaluate_with_its_ev
     # the same finding with enforcement off: the run completes and its report says what failed
     run_pipeline("smoke", planted | {"evaluate.enforce_suite": "false"}, pipelines=PIPES, runs_dir=work, progress=False)
     record = json.loads((run / "run.json").read_text())
-    assert record["status"] == "ok" and statuses(record)[-5:] == ["ran"] * 5
+    assert record["status"] == "ok" and statuses(record)[3:] == ["ran"] * 6
     page = (run / "report.html").read_text()
     assert "FAILED 1 must-pass test" in page and "invariant to sched_hour" in page
     assert json.loads((run / "metrics.json").read_text())["evaluate"]["suite_passed"] is False
@@ -302,9 +316,9 @@ def test_smoke_report_says_what_ran_and_what_it_means(smoke_run):
 
 def test_rerun_skips_unchanged_and_param_change_reruns_what_it_touches(work):
     again = run_pipeline("smoke", pipelines=PIPES, runs_dir=work, progress=False)
-    assert statuses(again) == ["skipped"] * 8 and set(again.stages["reason"]) == {"unchanged"}
+    assert statuses(again) == ["skipped"] * 9 and set(again.stages["reason"]) == {"unchanged"}
     changed = run_pipeline("smoke", {"title": "Late flights"}, pipelines=PIPES, runs_dir=work, progress=False)
-    assert statuses(changed) == ["skipped"] * 7 + ["ran"]
+    assert statuses(changed) == ["skipped"] * 8 + ["ran"]
     assert changed.stages["reason"].iloc[-1] == "parameters changed: title 'mlsys: will this NYC flight arrive late?' -> 'Late flights'"
     page = (work / "smoke/report.html").read_text()
     assert "<h1>Late flights</h1>" in page
@@ -323,7 +337,7 @@ def test_rerun_skips_unchanged_and_param_change_reruns_what_it_touches(work):
     # the monitor stage alone: the deploy stage is kept, so there is no service left running; monitor starts it from the
     # deploy stage's folder, and the run stops it at its end
     again = run_pipeline("smoke", {"title": "Late flights"}, from_stage="monitor", pipelines=PIPES, runs_dir=work, progress=False)
-    assert statuses(again) == ["kept"] * 6 + ["ran", "skipped"]
+    assert statuses(again) == ["kept"] * 6 + ["ran"] * 3  # continual follows monitor, and the report reads continual
     record = json.loads((work / "smoke/run.json").read_text())
     assert [(s["stage"], s["stopped"]) for s in record["services"]] == [("monitor", "stopped")]
     assert_consistent(work / "smoke")
@@ -353,7 +367,7 @@ def test_failed_features_stage_keeps_previous_products_and_says_so(work, tmp_pat
     record = json.loads((run / "run.json").read_text())
     assert (record["status"], record["failed_stage"]) == ("failed", "features")
     assert "planted failure" in record["error"]
-    assert statuses(record) == ["skipped", "failed"] + ["not run"] * 6
+    assert statuses(record) == ["skipped", "failed"] + ["not run"] * 7
     metrics = json.loads((run / "metrics.json").read_text())
     assert (metrics["run"]["status"], metrics["run"]["failed_stage"]) == ("failed", "features")
     assert set(metrics) == {"run", "ingest"}  # no stale metrics from the last success are shown as this run's
@@ -369,7 +383,7 @@ def test_failed_features_stage_keeps_previous_products_and_says_so(work, tmp_pat
     assert "<details><summary>Results of the last run that completed stage report" in page
     # the products are intact and still trusted: the real pipeline with the old parameters has nothing to do
     resumed = run_pipeline("smoke", pipelines=PIPES, runs_dir=work, progress=False)
-    assert statuses(resumed) == ["skipped"] * 8
+    assert statuses(resumed) == ["skipped"] * 9
     assert not (run / "failed").exists()  # the failed attempt is dropped once the stage is current again
     assert_consistent(run)
     assert "succeeded" in (run / "report.html").read_text() and "<details><summary>Results" not in (run / "report.html").read_text()
@@ -418,7 +432,7 @@ def test_killed_run_keeps_products_and_next_run_resumes(work):
     assert record["status"] == "running" and dict(zip([r["stage"] for r in record["stages"]], statuses(record)))["features"] == "running"
     assert json.loads((run / "metrics.json").read_text())["run"]["status"] == "running"  # it never finished: it does not claim success
     resumed = run_pipeline("smoke", {"lead": "30min"}, pipelines=PIPES, runs_dir=work, progress=False)
-    assert statuses(resumed) == ["skipped"] + ["ran"] * 7
+    assert statuses(resumed) == ["skipped"] + ["ran"] * 8
     reasons = dict(zip(resumed.stages["stage"], resumed.stages["reason"]))
     assert reasons["features"] == "parameters changed: lead '0min' -> '30min'"
     assert "upstream products features.features" in reasons["train"]
@@ -436,7 +450,7 @@ def test_garbage_product_makes_its_producer_rerun(work, capsys):
     assert code == 0, out
     assert "product 'models' changed since it was written" in out  # the console says why it reran
     record = json.loads((run / "run.json").read_text())
-    assert statuses(record) == ["skipped", "skipped"] + ["ran"] * 6
+    assert statuses(record) == ["skipped", "skipped"] + ["ran"] * 7
     reasons = {r["stage"]: r["reason"] for r in record["stages"]}
     assert reasons["train"] == "product 'models' changed since it was written"
     assert "product 'curves' is missing" in reasons["evaluate"]
@@ -511,7 +525,7 @@ def test_cli_stage_failure_exit_1(work, capsys):
     assert "FAILED at stage train" in (work / "smoke/report.html").read_text()
     record = json.loads((work / "smoke/run.json").read_text())
     assert (record["status"], record["failed_stage"]) == ("failed", "train")
-    assert statuses(record) == ["skipped", "skipped", "failed"] + ["not run"] * 5
+    assert statuses(record) == ["skipped", "skipped", "failed"] + ["not run"] * 6
 
 
 def test_console_script_help():

@@ -655,6 +655,28 @@ def _shift_section(checks: Mapping) -> dict:
                                {"psi": ".3f", "ks_stat": ".3f", "unseen_share": "pct", "missing_reference": "pct", "missing_current": "pct"}))
 
 # %% ../../nbs/15b_report_text.ipynb
+def _continual_section(continual: Mapping) -> dict:
+    "The continual-learning stage: the policy comparison and what happened to each challenger released (continual.json)."
+    pol = pd.DataFrame(continual.get("policies", []))
+    rel = pd.DataFrame(continual.get("releases", []))
+    days = continual.get("days", ["?", "?"])
+    text = (f"Retraining policies replayed over {days[0]} to {days[-1]}; the chosen one, {continual.get('chosen', '?')}, "
+            f"retrained on {len(continual.get('retrain_days', []))} day(s); {continual.get('released', 0)} challenger(s) were "
+            f"trained and compared offline with the champion, a winner then shadowed and canaried through the service; "
+            f"{continual.get('promoted', 0)} promoted. The champion is now "
+            f"v{continual.get('champion_after', '?')}.")
+    parts = [html_paragraph(text)]
+    if len(pol):
+        parts.append(html_table(pol, {"policy": "policy", "mode": "mode", "retrains": "retrains", "cpu_seconds": "CPU s",
+                                      "accuracy": "accuracy", "mean_daily_auc": "mean daily AUC"},
+                                {"cpu_seconds": ".1f", "accuracy": ".4f", "mean_daily_auc": ".4f"}))
+    if len(rel):
+        parts.append(html_table(rel, {"day": "day", "version": "version", "promoted": "promoted", "canary": "canary",
+                                      "shadow_agreement": "shadow agreement", "requests": "requests", "reason": "reason"},
+                                {"shadow_agreement": ".3f"}, wrap=["reason"]))
+    return _section("continual", "Continual learning", *parts)
+
+
 def _validation_parts(validation: Mapping) -> list[str]:
     "A paragraph on the training rows' validation (the train stage's validation.json) and a table of its failed checks, hard first."
     ref = validation.get("reference") or {}
@@ -706,6 +728,7 @@ def report_sections(
     registration: Mapping | None = None,  # the register stage's registration.json
     deployment: Mapping | None = None,  # the deploy stage's deployment.json
     validation: Mapping | None = None,  # the train stage's validation.json (the training rows checked before fitting)
+    continual: Mapping | None = None,  # the continual stage's continual.json (policies compared, challengers released)
 ) -> dict:
     "The report's model sections (HTML, with one interpretation paragraph each) and its summary, as JSON-ready data."
     if not isinstance(title, str) or not title.strip():
@@ -728,6 +751,8 @@ def report_sections(
     if registration is not None:
         sections.append(_section("deployment", "Registry and deployment",
                                  html_paragraph(interpret_deployment(registration, deployment))))
+    if continual is not None:
+        sections.append(_continual_section(continual))
     if selection is not None:
         sections += [_selection_section(selection), _tradeoffs_section(selection, images)]
     sections += [_calibration_section(checks, images), _threshold_section(checks), _importance_section(checks),

@@ -1,0 +1,97 @@
+"""The continual-learning stage's pieces (`mlsys.pipeline_continual`) on three days of real flights: policies, the
+table, a release through a real HTTP service (shadow then canary), and the update loop on a model store."""
+import copy
+
+import pandas as pd
+import pytest
+
+from mlsys.core import ConfigError, DataError, IntegrityError
+from mlsys.pipeline import FEATURES, LABEL, ROUTE_RATE, build_features, make_model, time_split
+from mlsys.pipeline_continual import continual_loop, continual_table, make_policies, release
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def days():
+    from mlsys.datasets import load_flights, load_planes, load_weather
+    from mlsys.deploy.service import feature_spec
+    from mlsys.pipeline_deploy import backup_model
+    flights = load_flights("2013-01-01", "2013-01-04")
+    table = continual_table(build_features(flights, load_weather("2013-01-01", "2013-01-04"), load_planes()), flights)
+    train, later = time_split(table, "2013-01-04")
+    champion = make_model("hgb", params={"max_iter": 20}).fit(train[FEATURES], train[LABEL].astype(int))
+    return table, flights, train, later, champion, feature_spec(train, FEATURES + [ROUTE_RATE], widen=0.5), backup_model(train)
+
+
+def test_table_keys_and_label_times(days):
+    table, flights, *_ = days
+    assert table["flight_id"].is_unique and len(table) == len(flights)
+    landed = table["label_time"].notna()
+    assert (table.loc[landed, "label_time"] > table.loc[landed, "sched_dep"]).all()
+    assert table.loc[~landed, LABEL].isna().all() or (~landed).sum() < len(table) * 0.05  # cancelled flights: no label
+    with pytest.raises(IntegrityError, match="rows"):
+        continual_table(table.iloc[1:], flights)
+
+
+@pytest.mark.parametrize("names, modes, needle", [
+    (["hourly"], ("stateless",), "unknown policy 'hourly'"), ("weekly", ("stateless",), "non-empty list"),
+    ([], ("stateless",), "non-empty list"), (["weekly", "weekly"], ("stateless",), "repeat"),
+    (["weekly"], ("sometimes",), "modes must be"), (["weekly"], "stateless", "modes must be"), ([3], ("stateless",), "non-empty list"),
+])
+def test_policy_names_are_checked(names, modes, needle):
+    with pytest.raises(ConfigError, match=needle):
+        make_policies(names, modes)
+
+
+def test_policies_per_mode():
+    got = make_policies(["never", "drift"], ["stateless", "stateful"])
+    assert [(p.name, p.stateful) for p in got] == [("never", False), ("drift", False), ("never", True), ("drift", True)]
+
+
+def _budgets():
+    from mlsys.continual.rollout import Budgets
+    return Budgets(min_requests=60, min_labels=40, max_latency_ratio=4.0, latency_slack_ms=50.0)
+
+
+def test_a_flaky_challenger_is_rolled_back_and_the_shadow_never_answers(days, tmp_path):
+    from mlsys.continual.rollout import FlakyModel
+    _, _, _, later, champion, spec, backup = days
+    r = release(champion, FlakyModel(champion, rate=0.3, seed=1), spec, backup, later, tmp_path, steps=(0.5,),
+                budgets=_budgets(), shadow_requests=120, slice_size=150)
+    assert r["state"] == "rolled_back" and not r["passed"] and "error rate" in r["reason"]
+    assert r["served_by_during_shadow"] == ["champion"]  # every answer of the shadow phase came from the champion
+    assert r["shadow"]["rows"] + r["shadow"]["failed"] == 120
+    assert (tmp_path / "shadow.jsonl").stat().st_size > 0
+
+
+def test_a_replica_is_promoted_after_every_step(days, tmp_path):
+    _, _, _, later, champion, spec, backup = days
+    r = release(champion, copy.deepcopy(champion), spec, backup, later, tmp_path, steps=(0.25, 0.5), budgets=_budgets(),
+                shadow_requests=100, slice_size=150)
+    assert r["state"] == "promoted" and r["passed"] and r["shadow"]["agreement"] == 1.0
+    assert list(r["canary"]["fraction"]) == [0.25, 0.5] and set(r["canary"]["decision"]) == {"pass"}
+
+
+def test_release_needs_servable_rows(days, tmp_path):
+    _, _, _, later, champion, spec, backup = days
+    with pytest.raises(DataError, match="valid requests"):
+        release(champion, champion, spec, backup, later.iloc[:1], tmp_path)
+
+
+def test_the_loop_records_each_update_in_the_store(days, tmp_path):
+    from mlsys.continual.triggers import history
+    from mlsys.deploy.registry import ModelStore
+    table, _, _, _, champion, spec, backup = days
+    store = ModelStore(tmp_path / "store")
+    store.set_alias("f", "champion", store.register("f", champion).version)
+    with pytest.raises(ConfigError, match="max_challengers"):
+        continual_loop(table, ["2013-01-04"], store, "f", spec, backup, tmp_path, max_challengers=-1)
+    out = continual_loop(table, ["2013-01-04", "2013-01-05"], store, "f", spec, backup, tmp_path / "rel", window_days=3,
+                         max_challengers=1, steps=(0.5,), budgets=_budgets(), max_iter=20)
+    assert len(out) == 1 and out["version"].iloc[0] == 2  # one challenger, registered as v2
+    events = history(store, "f")["event"].tolist()
+    assert events[0] == "challenger" and events[-1] in {"promote", "archive"}
+    assert store.get("f", "champion").version == (2 if out["promoted"].iloc[0] else 1)
+    if not out["promoted"].iloc[0]:
+        assert out["reason"].iloc[0]  # archived with its reason
