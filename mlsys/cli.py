@@ -145,6 +145,21 @@ def _add_stream_command(sub) -> None:
     t.add_argument("--checkpoint", help="'redis' or a file for the window state, so a restart resumes it")
     t.add_argument("--max-messages", type=int, help="stop after about this many messages")
     t.add_argument("--idle-timeout", type=float, help="stop after this many seconds without a message")
+    c = sub.add_parser("canary", help="ramp a running service's challenger through canary steps; roll back on a breached budget",
+                       description="Drive the canary of the service at URL (started with a challenger: mlsys serve of a "
+                                   "folder saved with challenger_name) through its admin routes: each step's live traffic "
+                                   "is judged against the champion's error rate and p99 latency on the same step; a breach "
+                                   "sends every request back to the champion (exit 1), the last step passed promotes the "
+                                   "challenger (exit 0; with --registry, the alias moves too).")
+    c.add_argument("url", help="the service's base URL, e.g. http://127.0.0.1:8000")
+    c.add_argument("--steps", default="0.05,0.25,0.5", help="the challenger's shares of stable ids, comma-separated (default: 0.05,0.25,0.5)")
+    c.add_argument("--min-requests", type=int, default=200, help="challenger requests a step needs before it is judged (default: 200)")
+    c.add_argument("--interval", type=float, default=2.0, help="seconds between checks (default: 2)")
+    c.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds without a verdict (default: 600)")
+    c.add_argument("--registry", help="a model store: on promotion, move --alias to the version --challenger names")
+    c.add_argument("--model", default="flights-late", help="the registered model's name (default: flights-late)")
+    c.add_argument("--challenger", default="challenger", help="the challenger's alias or version in the store (default: challenger)")
+    c.add_argument("--alias", default="champion", help="the alias a promoted challenger takes (default: champion)")
 
 # %% ../nbs/13b_platform_cli.ipynb
 def _wide():
@@ -190,6 +205,29 @@ def _score(args) -> int:
     return 0
 
 # %% ../nbs/13b_platform_cli.ipynb
+def _canary(args) -> int:
+    import time
+
+    from mlsys.continual.rollout import Budgets, CanaryRelease, HttpCanary
+    from mlsys.deploy.registry import ModelStore
+    try:
+        steps = [float(s) for s in args.steps.split(",")]
+    except ValueError as e:
+        raise ConfigError(f"--steps must be comma-separated fractions like 0.05,0.25,0.5, got {args.steps!r}") from e
+    for name, v in (("--interval", args.interval), ("--timeout", args.timeout)):
+        if not (v > 0 and v < float("inf")):
+            raise ConfigError(f"{name} must be a positive number of seconds, got {v}")
+    store = ModelStore(args.registry) if args.registry else None
+    release = CanaryRelease(HttpCanary(args.url), store, args.model if store else None, challenger=args.challenger,
+                            alias=args.alias, steps=steps, budgets=Budgets(min_requests=args.min_requests), use_labels=False)
+    release.router.status()  # an unreachable service, or one without a challenger, fails here with its URL
+    state = release.run(lambda: time.sleep(args.interval), max_rounds=max(1, int(args.timeout / args.interval)))
+    with _wide():
+        print(release.report().to_string(index=False))
+    print(f"{state}: {release.reason}")
+    return 0 if state == "promoted" else 1
+
+
 def _serve(args) -> int:
     from mlsys.core import optional_import
     from mlsys.deploy.service import app_from_folder
@@ -219,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         commands = {"run": _run, "stages": _stages, "report": _report, "models": _models, "score": _score, "serve": _serve,
-                    "stream": _stream}
+                    "stream": _stream, "canary": _canary}
         return commands[args.command](args)
     except PipelineError as e:
         print(f"mlsys: error: {e}", file=sys.stderr)

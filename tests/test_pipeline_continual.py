@@ -95,3 +95,50 @@ def test_the_loop_records_each_update_in_the_store(days, tmp_path):
     assert store.get("f", "champion").version == (2 if out["promoted"].iloc[0] else 1)
     if not out["promoted"].iloc[0]:
         assert out["reason"].iloc[0]  # archived with its reason
+
+
+def _traffic(url: str, bodies: dict, stop) -> None:
+    "Live requests with stable ids until `stop` is set (what a canary judges)."
+    import itertools
+
+    import httpx
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for k in itertools.cycle(list(bodies)):
+            if stop.is_set():
+                return
+            client.post("/predict", json=bodies[k], headers={"X-Stable-Id": k})
+
+
+@pytest.mark.parametrize("kind, code, word", [("replica", 0, "promoted"), ("flaky", 1, "rolled_back")])
+def test_mlsys_canary_drives_a_running_service(days, kind, code, word, capsys):
+    import threading
+
+    from mlsys.cli import main
+    from mlsys.continual.rollout import FlakyModel
+    from mlsys.deploy.service import create_app, serve_in_thread
+    from mlsys.pipeline_continual import request_bodies
+    _, _, _, later, champion, spec, backup = days
+    challenger = copy.deepcopy(champion) if kind == "replica" else FlakyModel(champion, rate=0.5, seed=3)
+    app = create_app(champion, spec, backup=backup, budget=2.0, challenger=challenger)
+    stop = threading.Event()
+    with serve_in_thread(app) as srv:
+        t = threading.Thread(target=_traffic, args=(srv.url, request_bodies(later, spec), stop), daemon=True)
+        t.start()
+        try:
+            got = main(["canary", srv.url, "--steps", "0.5", "--min-requests", "40", "--interval", "0.2", "--timeout", "120"])
+        finally:
+            stop.set()
+            t.join(30)
+        fraction = app.state.service.router.fraction
+    out = capsys.readouterr().out
+    assert got == code and out.strip().splitlines()[-1].startswith(word), out
+    assert fraction == (1.0 if kind == "replica" else 0.0)  # promoted: all traffic to it; rolled back: none
+
+
+def test_mlsys_canary_names_a_service_without_a_challenger(days, capsys):
+    from mlsys.cli import main
+    from mlsys.deploy.service import create_app, serve_in_thread
+    _, _, _, _, champion, spec, backup = days
+    with serve_in_thread(create_app(champion, spec, backup=backup)) as srv:
+        assert main(["canary", srv.url]) == 2
+    assert "has no /admin/rollout" in capsys.readouterr().err

@@ -332,15 +332,28 @@ class HttpCanary:
         self.httpx = optional_import("httpx", extra="serve", purpose="talking to the service's admin routes")
         self.url, self.timeout = url.rstrip("/"), timeout
 
+    def _call(self, method: str, route: str, **kw):
+        try:
+            return getattr(self.httpx, method)(f"{self.url}{route}", timeout=self.timeout, **kw)
+        except self.httpx.HTTPError as e:  # refused, timed out, not HTTP: name the service, not httpx's internals
+            raise ConfigError(f"cannot reach the service at {self.url}: {type(e).__name__}: {e}") from e
+
     def set_fraction(self, fraction: float) -> dict:
-        r = self.httpx.put(f"{self.url}/admin/canary", json={"fraction": check_fraction(fraction, "canary fraction")},
-                           timeout=self.timeout)
+        r = self._call("put", "/admin/canary", json={"fraction": check_fraction(fraction, "canary fraction")})
         if r.status_code != 200:
             raise ConfigError(f"{self.url}/admin/canary refused fraction={fraction!r}: {r.status_code} {r.text[:300]}")
         return r.json()
 
     def status(self) -> dict:
-        canary = self.httpx.get(f"{self.url}/admin/rollout", timeout=self.timeout).json()["canary"]
+        r = self._call("get", "/admin/rollout")
+        if r.status_code == 404:
+            raise ConfigError(f"the service at {self.url} has no /admin/rollout: it was started without a shadow or challenger")
+        if r.status_code != 200:
+            raise ConfigError(f"{self.url}/admin/rollout answered {r.status_code}: {r.text[:200]!r}")
+        try:
+            canary = r.json()["canary"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"{self.url}/admin/rollout did not answer a rollout status: {r.text[:200]!r}") from e
         if canary is None:
             raise ConfigError(f"the service at {self.url} has no challenger to canary")
         return canary
