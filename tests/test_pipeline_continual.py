@@ -2,7 +2,6 @@
 table, a release through a real HTTP service (shadow then canary), and the update loop on a model store."""
 import copy
 
-import pandas as pd
 import pytest
 
 from mlsys.core import ConfigError, DataError, IntegrityError
