@@ -5,6 +5,7 @@
 # %% ../nbs/15f_pipeline_deploy.ipynb 3
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -277,10 +278,11 @@ def deploy_service(folder: Path, model, backup, train: pd.DataFrame, window: pd.
     numeric = [f for f in FEATURES if f in FLIGHT_BOUNDS]
     spec = feature_spec(train[FEATURES], bounds=FLIGHT_BOUNDS, nullable=numeric)
     log = {}
-    if request_log is not None:  # an absolute path: the service process resolves it, whatever its working folder
-        log = {"request_log": str(Path(request_log).resolve())}
-        Path(log["request_log"]).parent.mkdir(parents=True, exist_ok=True)
-        Path(log["request_log"]).unlink(missing_ok=True)  # a new service, a new log
+    if request_log is not None:  # kept relative to the service folder, so a moved or copied run folder logs into itself
+        path = Path(request_log).resolve()
+        log = {"request_log": os.path.relpath(path, Path(folder).resolve())}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)  # a new service, a new log
     served, why = _save_service(folder, {"champion": model, "route_rate": backup}, spec, train, serve_format,
                                 main_name="champion", backup_name="route_rate", budget=budget, **log)
     server = start_service(folder, detach=keep_running)  # a kept service outlives the stage's kernel

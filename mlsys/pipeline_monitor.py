@@ -609,7 +609,12 @@ def _log_summary(r: dict, request_log) -> dict:
     return {"path": str(request_log), "lines": r["log"].attrs["lines"], "malformed": r["log"].attrs["malformed"],
             "replayed_requests_logged": len(s), "missing": len(r["log"].attrs["missing"]),
             "statuses_equal": bool((s["status"].to_numpy() == req.set_index("request_id").loc[s["request_id"], "status"].to_numpy()).all()),
-            "latency_p50_ms": float(s["latency_ms"].median()), "client_latency_p50_ms": float(req["latency_ms"].median())}
+            "latency_p50_ms": _median_or_none(s["latency_ms"]), "client_latency_p50_ms": _median_or_none(req["latency_ms"])}
+
+
+def _median_or_none(values: pd.Series) -> float | None:
+    "The median, or None when nothing was logged (JSON has no NaN)."
+    return float(values.median()) if len(values) else None
 
 
 def _write_products(r: dict, out: Path, version, window_size, repeat, policies, check_page, prom, summary_window, window) -> dict:

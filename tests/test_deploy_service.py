@@ -664,3 +664,17 @@ def test_request_log_writes_one_json_line_per_request_with_its_ids(flights_model
     assert len(got) == 3 and list(got["status"]) == [200, 422, 200]
     assert got["request_id"].iloc[0] == "abc123def456" and got["model"].iloc[0] == "hgb"
     assert got["trace_id"].notna().all() and got["trace_id"].nunique() == 3
+
+
+
+def test_a_relative_request_log_in_a_saved_service_belongs_to_its_folder(flights_model, tmp_path):
+    "A copied or moved run folder's restarted service logs into its own copy, not into the folder it was saved in."
+    import shutil
+    model, backup, spec, test, rows = flights_model
+    save_service(tmp_path / "a" / "deploy" / "service", {"hgb": model, "route_rate": backup}, spec, main_name="hgb",
+                 backup_name="route_rate", budget=1.0, request_log="../../logs/requests.jsonl")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    with _client(app_from_folder(tmp_path / "b" / "deploy" / "service")) as c:
+        assert c.post("/predict", json=rows[3]).status_code == 200
+    assert (tmp_path / "b" / "logs" / "requests.jsonl").read_text().count("\n") == 1
+    assert not (tmp_path / "a" / "logs").exists()

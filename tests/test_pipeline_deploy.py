@@ -1,4 +1,6 @@
 "The main job's register and deploy logic (mlsys.pipeline_deploy) on one real week of flights."
+import os
+
 import numpy as np
 import psutil
 import pytest
@@ -107,8 +109,9 @@ def test_the_service_check_catches_answers_that_differ_from_the_batch(week, tmp_
     records = read_json_logs(log)
     batch_calls = records[records["route"] == "/predict/batch"]
     assert len(batch_calls) == 1 + 40 // 20 and set(batch_calls["status"]) == {200}  # the warm-up and two checks
-    assert load_json(tmp_path / "svc_native" / "service.json")["settings"]["request_log"] == str(log.resolve())
-    assert native["request_log"] == str(log.resolve()) and not list((tmp_path / "svc_native").rglob("*.jsonl"))
+    rel = os.path.relpath(log.resolve(), (tmp_path / "svc_native").resolve())  # relative: a copied run folder logs into itself
+    assert load_json(tmp_path / "svc_native" / "service.json")["settings"]["request_log"] == rel == "../logs/requests.jsonl"
+    assert native["request_log"] == rel and not list((tmp_path / "svc_native").rglob("*.jsonl"))
     assert not (tmp_path / "svc_native" / "main.onnx.zip").exists()
     with pytest.raises(ConfigError, match="serve_format='tflite'"):
         deploy_service(tmp_path / "svc3", hgb, backup, train, window, scores, n_check=40, serve_format="tflite")

@@ -1359,7 +1359,11 @@ def app_from_folder(folder: str | Path):
     if not (folder / "service.json").is_file():
         raise ConfigError(f"{folder} has no service.json; write it with save_service")
     conf = load_json(folder / "service.json")
-    settings = conf["settings"]
+    settings = dict(conf["settings"])
+    for key in ("request_log", "shadow_log"):  # a relative log path belongs to the folder, wherever the folder now is
+        if settings.get(key) and not Path(settings[key]).is_absolute():
+            settings[key] = str((folder / settings[key]).resolve())
+            Path(settings[key]).parent.mkdir(parents=True, exist_ok=True)
     models = load_models(folder / "models.skops")
     main_name, backup_name = settings.get("main_name", "main"), settings.get("backup_name")
     main = models[main_name]
