@@ -1,0 +1,64 @@
+#!/usr/bin/env python
+"""Write or check the pinned lock files requirements/lock-<set>.txt (logic in mlsys.platform.devenv).
+
+    python scripts/lock.py --write   regenerate every lock from the installed venv (after bash scripts/setup_env.sh)
+    python scripts/lock.py --check   exit 1 when a lock is stale against settings.ini or scripts/setup_env.sh, or when
+                                     the Dockerfile's pip steps drifted from setup_env.sh's; offline, under a second
+
+The sets: `core` (settings.ini's requirements) and `ci` (every extra and explicit install of setup_env.sh). A lock
+pins the installed closure of its set and records the SHA-256 of the requirement lines it was made from.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from mlsys.core import ConfigError, atomic_write_bytes
+from mlsys.platform.devenv import check_lock, compare_install_steps, format_lock, lock_sets, make_lock
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lock.py", description=__doc__.splitlines()[0])
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="regenerate the locks from this Python's installed packages")
+    mode.add_argument("--check", action="store_true", help="verify that the locks and the Dockerfile are current")
+    p.add_argument("--root", type=Path, default=ROOT, help="the repository root (default: this script's)")
+    args = p.parse_args(argv)
+    root, t0 = args.root, time.perf_counter()
+    settings, setup_env, folder = root / "settings.ini", root / "scripts" / "setup_env.sh", root / "requirements"
+    problems = []
+    try:
+        for name, lock_set in lock_sets(setup_env).items():
+            path = folder / f"lock-{name}.txt"
+            if args.write:
+                lock = make_lock(lock_set, settings)
+                folder.mkdir(exist_ok=True)
+                atomic_write_bytes(path, format_lock(lock).encode())
+                print(f"wrote {path.relative_to(root)}: {len(lock.pins)} packages")
+                continue
+            try:
+                status = check_lock(path, settings, lock_set)
+                print(f"{path.relative_to(root)}: current ({len(status.table)} requirements of "
+                      f"{1 + len(lock_set.groups)} groups pinned within their specifiers)")
+            except ConfigError as e:
+                problems.append(str(e))
+        if args.check:
+            try:
+                steps = compare_install_steps(root / "Dockerfile", setup_env)
+                print(f"Dockerfile: the same {len(steps)} pip steps as scripts/setup_env.sh")
+            except ConfigError as e:
+                problems.append(str(e))
+    except ConfigError as e:
+        problems.append(str(e))
+    for problem in problems:
+        print(f"lock.py: error: {problem}", file=sys.stderr)
+    print(f"{'write' if args.write else 'check'}: {time.perf_counter() - t0:.2f} s")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
