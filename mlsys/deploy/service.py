@@ -278,6 +278,13 @@ class TTLCache:
                 self._data.popitem(last=False)
                 self.evicted += 1
 
+    def clear(self) -> int:
+        "Drop every entry (the model behind them changed); returns how many were dropped."
+        with self._lock:
+            n = len(self._data)
+            self._data.clear()
+            return n
+
     def __len__(self) -> int:
         return len(self._data)
 
@@ -401,6 +408,15 @@ async def predict(self: FallbackPredictor, X: pd.DataFrame) -> Answer:
                                          f"({type(e).__name__}: {e}) both failed") from e
     self.calls[(self.backup_name, "ok")] += 1
     return Answer(proba, self.backup_name, reason, time.perf_counter() - t0)
+
+# %% ../../nbs/10c_deploy_service.ipynb
+@patch
+def swap(self: FallbackPredictor, main) -> object:
+    "Serve `main` (same name) from the next model call on; a call already running finishes on the model it started with. Returns the old model."
+    if not callable(getattr(main, "predict_proba", None)):
+        raise ConfigError(f"the new main model {type(main).__name__} has no predict_proba")
+    old, self.main = self.main, main  # `_call` reads `self.main` once per call: a batch is answered wholly by one model
+    return old
 
 # %% ../../nbs/10c_deploy_service.ipynb
 class DelayedModel:
@@ -894,6 +910,7 @@ class PredictionService:
             raise ConfigError("a canary needs both a challenger (FallbackPredictor) and a router (CanaryRouter), or neither")
         self.shadow, self.challenger, self.router = shadow, challenger, router
         self.rollout = shadow is not None or router is not None  # False: the plain path, untouched
+        self.generation = 0  # bumped by `swap_model`: a cached answer of an older model is never stored or served
         self.challenger_batcher = None if challenger is None else MicroBatcher(
             challenger.predict, lambda rows: Rows(spec, rows), max_batch_size, max_wait, max_queue, self.metrics.on_batch)
 
@@ -921,11 +938,12 @@ class PredictionService:
             return {**hit, "cached": True, "batch_size": 0}
         if self.features is None:
             raise NotFoundError("this service has no online feature store to look flights up in")
+        generation = self.generation
         row = await asyncio.to_thread(self.features.get, key)
         if row is None:
             raise NotFoundError(f"no features stored for flight_id={key!r} in view {self.features.view!r}")
         (out,) = await self.predict_rows([row], key)
-        if out["fallback"] is None and not canary:
+        if out["fallback"] is None and not canary and generation == self.generation:  # not if the model was swapped meanwhile
             self.cache.put(key, out)
         return out
 
@@ -970,6 +988,18 @@ async def warm(self: PredictionService, keys: Iterable[str]) -> int:
                 self.cache.put(k, self._prediction(p, answer, len(chunk)))
                 n += 1
     return n
+
+# %% ../../nbs/10c_deploy_service.ipynb
+@patch
+def swap_model(self: PredictionService, main) -> object:
+    "Replace the served model with `main` while serving (a stateful update every few hundred labels); clears the cache. Returns the old model."
+    if self.rollout:
+        raise ConfigError("this service compares a challenger with its champion (shadow or canary): finish that release "
+                          "before swapping the champion, or the comparison would mix two champions")
+    old = self.predictor.swap(main)
+    self.generation += 1  # a lookup that started before the swap does not store its old answer
+    self.cache.clear()
+    return old
 
 # %% ../../nbs/10c_deploy_service.ipynb
 def _describe_field(e: dict) -> str:
