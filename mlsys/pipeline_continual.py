@@ -166,7 +166,7 @@ def continual_loop(table: pd.DataFrame,  # `continual_table` rows (training days
                    stateful: bool = False,  # continue the champion (warm-started boosting) instead of refitting on the window
                    window_days: int = 28,  # a stateless retrain fits on the labelled rows of this many days
                    eval_days: int = 1,  # the latest labelled days held out for the offline comparison (same rows for both)
-                   max_challengers: int = 2,  # challengers taken through shadow and canary, at most
+                   max_challengers: int | None = None,  # challengers taken through shadow and canary, at most (None: every retrain)
                    steps=(0.05, 0.25, 0.5), budgets=None, tz: str = "America/New_York", seed: int = 0,
                    max_iter: int = 100,  # boosting iterations of a retrained model (the pipeline's `make_model('hgb')`)
                    trusted=()) -> pd.DataFrame:
@@ -174,11 +174,12 @@ def continual_loop(table: pd.DataFrame,  # `continual_table` rows (training days
     from mlsys.continual.retrain import StatefulRetrainer, StatelessRetrainer
     from mlsys.continual.triggers import update
     from mlsys.pipeline import make_model
-    if isinstance(max_challengers, bool) or not isinstance(max_challengers, int) or max_challengers < 0:
-        raise ConfigError(f"max_challengers must be a non-negative integer, got {max_challengers!r}")
+    if max_challengers is not None and (isinstance(max_challengers, bool) or not isinstance(max_challengers, int)
+                                        or max_challengers < 0):
+        raise ConfigError(f"max_challengers must be None (every retrain) or a non-negative integer, got {max_challengers!r}")
     retrainer = (StatefulRetrainer if stateful else StatelessRetrainer)(lambda: make_model("hgb", params={"max_iter": max_iter}))
     rows, last = [], None
-    for day in list(retrain_days)[:max_challengers]:
+    for day in list(retrain_days)[:max_challengers]:  # [:None] is every one
         now = pd.Timestamp(str(day)).tz_localize(tz).tz_convert("UTC")
         labelled = _window(table, now, window_days)
         cut = now - pd.Timedelta(days=eval_days)

@@ -144,3 +144,15 @@ def test_mlsys_canary_names_a_service_without_a_challenger(days, capsys):
     with serve_in_thread(create_app(champion, spec, backup=backup)) as srv:
         assert main(["canary", srv.url]) == 2
     assert "has no /admin/rollout" in capsys.readouterr().err
+
+
+def test_every_retrain_goes_through_when_max_challengers_is_none(days, tmp_path):
+    "None (the stage's 0) takes every retrain day: here days with no flights, each recorded as not released."
+    from mlsys.deploy.registry import ModelStore
+    table, _, _, _, champion, spec, backup = days
+    store = ModelStore(tmp_path / "store")
+    store.set_alias("f", "champion", store.register("f", champion).version)
+    empty = ["2013-03-01", "2013-03-02", "2013-03-03"]
+    out = continual_loop(table, empty, store, "f", spec, backup, tmp_path / "rel", max_challengers=None)
+    assert out["day"].tolist() == empty and not out["promoted"].any()
+    assert len(continual_loop(table, empty, store, "f", spec, backup, tmp_path / "rel", max_challengers=2)) == 2
