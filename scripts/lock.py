@@ -4,6 +4,7 @@
     python scripts/lock.py --write   regenerate every lock from the installed venv (after bash scripts/setup_env.sh)
     python scripts/lock.py --check   exit 1 when a lock is stale against settings.ini or scripts/setup_env.sh, or when
                                      the Dockerfile's pip steps drifted from setup_env.sh's; offline, under a second
+    python scripts/lock.py --check --env   the same, and exit 1 when this venv's packages differ from lock-ci.txt
 
 The sets: `core` (settings.ini's requirements) and `ci` (every extra and explicit install of setup_env.sh). A lock
 pins the installed closure of its set and records the SHA-256 of the requirement lines it was made from.
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 
 from mlsys.core import ConfigError, atomic_write_bytes
-from mlsys.platform.devenv import check_lock, compare_install_steps, format_lock, lock_sets, make_lock
+from mlsys.platform.devenv import check_lock, compare_install_steps, format_lock, lock_drift, lock_sets, make_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help="regenerate the locks from this Python's installed packages")
     mode.add_argument("--check", action="store_true", help="verify that the locks and the Dockerfile are current")
+    p.add_argument("--env", action="store_true", help="with --check: also fail when this venv differs from the CI lock")
     p.add_argument("--root", type=Path, default=ROOT, help="the repository root (default: this script's)")
     args = p.parse_args(argv)
     root, t0 = args.root, time.perf_counter()
@@ -42,8 +44,15 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             try:
                 status = check_lock(path, settings, lock_set)
-                print(f"{path.relative_to(root)}: current ({len(status.table)} requirements of "
-                      f"{1 + len(lock_set.groups)} groups pinned within their specifiers)")
+                print(f"{path.relative_to(root)}: current ({len(status.table)} requirements of core"
+                      f"{f' and {len(lock_set.groups)} extras' if lock_set.groups else ''} pinned within their specifiers)")
+                if args.env and name == "ci":
+                    drift = lock_drift(path)
+                    if len(drift):
+                        problems.append(f"this venv differs from {path.relative_to(root)} in {len(drift)} package(s):\n  "
+                                        + drift.head(20).to_string(index=False).replace("\n", "\n  "))
+                    else:
+                        print(f"{sys.prefix}: every pin of {path.relative_to(root)} is installed at its version")
             except ConfigError as e:
                 problems.append(str(e))
         if args.check:

@@ -185,6 +185,13 @@ def test_lock_script_check(tmp_path, capsys):
     for part in ("scripts", "requirements"):
         shutil.copytree(ROOT / part, tmp_path / part)
     shutil.copy(DOCKERFILE, tmp_path / "Dockerfile")
+    shutil.copy(SETTINGS, tmp_path / "settings.ini")
+    lock = tmp_path / "requirements" / "lock-ci.txt"
+    numpy = read_lock(lock).pins["numpy"]
+    lock.write_text(lock.read_text().replace(f"\nnumpy=={numpy}\n", "\nnumpy==1.26.0\n"))  # still within numpy>=1.26
+    assert script.main(["--check", "--root", str(tmp_path)]) == 0
+    assert script.main(["--check", "--env", "--root", str(tmp_path)]) == 1
+    assert f"numpy 1.26.0 {numpy}" in " ".join(capsys.readouterr().err.split())
     edited(tmp_path, "scipy>=1.11", "scipy>=1.12")
     assert script.main(["--check", "--root", str(tmp_path)]) == 1
     assert capsys.readouterr().err.count("requirement lines changed") == 2  # core and ci
