@@ -1,4 +1,4 @@
-"""The scheduler: cron in a time zone (DST), missed-run policies, data and alert triggers, backoff under a retry budget,
+"""The scheduler (mlsys.platform.scheduler) and its events (mlsys.platform.events): cron in a time zone (DST), missed-run policies, data and alert triggers, backoff under a retry budget,
 the resource queue, the history under several appending processes, and scheduled and triggered pipeline runs on a fake clock."""
 import argparse
 import json
@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from mlsys.core import ConfigError, load_json
-from mlsys.platform.scheduler import (AlertTrigger, Backoff, CronError, CronSchedule, DataTrigger, Event, FakeClock, History, Job,
-                                      Resources, ResourceQueue, RetryBudget, Scheduler, _schedule, add_schedule_command,
-                                      pipeline_job)
+from mlsys.platform.events import AlertTrigger, DataTrigger, Event, History
+from mlsys.platform.scheduler import (Backoff, CronError, CronSchedule, FakeClock, Job, Resources, ResourceQueue, RetryBudget,
+                                      Scheduler, _schedule, add_schedule_command, pipeline_job)
 
 T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)  # a Monday
 

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import fcntl
 import math
 import os
 import random
@@ -22,13 +21,15 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
+from fastcore.basics import patch
 
-from ..core import ConfigError, DataError, MlsysError, as_duration, as_path, file_sha256, require_tz_aware
+from ..core import ConfigError, MlsysError, as_duration, require_tz_aware
+from .events import AlertTrigger, DataTrigger, Event, EventTrigger, History
 
 # %% auto 0
-__all__ = ['SystemClock', 'FakeClock', 'CronError', 'CronSchedule', 'Event', 'EventTrigger', 'DataTrigger', 'AlertTrigger',
-           'Backoff', 'RetryBudget', 'Resources', 'machine_resources', 'as_resources', 'Queued', 'ResourceQueue',
-           'append_json_line', 'History', 'RunContext', 'Job', 'pipeline_job', 'Scheduler', 'add_schedule_command']
+__all__ = ['SystemClock', 'FakeClock', 'CronError', 'CronSchedule', 'Backoff', 'RetryBudget', 'Resources', 'machine_resources',
+           'as_resources', 'Queued', 'ResourceQueue', 'RunContext', 'Job', 'pipeline_job', 'Scheduler',
+           'add_schedule_command']
 
 # %% ../../nbs/13d_platform_scheduler.ipynb
 def _aware(value: Any, what: str) -> datetime:
@@ -130,113 +131,6 @@ class CronSchedule:
         return out
 
 # %% ../../nbs/13d_platform_scheduler.ipynb
-@dataclass(frozen=True)
-class Event:
-    "What made a run: a cron fire time, new data, an alert or a manual request."
-    kind: str  # 'cron', 'data', 'alert' or 'manual'
-    source: str  # the cron expression, the watched path or the alert log
-    at: datetime  # the fire time, or when a poll saw the event
-    detail: str = ""  # what changed, e.g. '1 new: day=2026-01-06'
-
-
-class EventTrigger:
-    "Base class: `poll(now)` returns the events seen since the previous poll."
-    kind = "event"
-
-    def poll(self, now: datetime) -> list[Event]:
-        raise NotImplementedError
-
-
-def _listing(names: Sequence[str], n: int = 3) -> str:
-    return ", ".join(names[:n]) + (f" (+{len(names) - n})" if len(names) > n else "")
-
-
-class DataTrigger(EventTrigger):
-    "New data arrived: a watched file or folder whose content hash or mtime changed, or new Parquet partitions."
-    kind = "data"
-
-    def __init__(self,
-                 path: str | Path,  # a file, or a folder watched recursively
-                 mode: Literal["hash", "mtime", "partitions"] = "hash",  # what counts as new data
-                 fire_on_start: bool = False):  # fire on the first poll if there is data already
-        if mode not in ("hash", "mtime", "partitions"):
-            raise ConfigError(f"DataTrigger mode={mode!r} must be 'hash', 'mtime' or 'partitions'")
-        self.path, self.mode, self.fire_on_start = as_path(path, "watched path"), mode, bool(fire_on_start)
-        self._last: dict | None = None
-        self._hashes: dict[str, tuple] = {}  # file -> (size, mtime_ns, sha256)
-
-    def _files(self) -> list[Path]:
-        if self.path.is_file():
-            return [self.path]
-        if not self.path.is_dir():
-            return []
-        return sorted(f for f in self.path.rglob("*") if f.is_file()
-                      and not any(p.startswith((".", "_")) for p in f.relative_to(self.path).parts))
-
-    def snapshot(self) -> dict[str, Any]:
-        "What is there now: file -> hash or (size, mtime), or partition -> None."
-        out = {}
-        for f in self._files():
-            rel = f.name if f == self.path else f.relative_to(self.path).as_posix()
-            if self.mode == "partitions":
-                if f.suffix == ".parquet" and f.parent != self.path:
-                    out[f.parent.relative_to(self.path).as_posix()] = None
-                continue
-            try:
-                st = f.stat()
-            except FileNotFoundError:  # removed between the listing and now
-                continue
-            if self.mode == "mtime":
-                out[rel] = (st.st_size, st.st_mtime_ns)
-                continue
-            old = self._hashes.get(rel)
-            if old is None or old[:2] != (st.st_size, st.st_mtime_ns):
-                old = self._hashes[rel] = (st.st_size, st.st_mtime_ns, file_sha256(f))
-            out[rel] = old[2]
-        return out
-
-    def poll(self, now: datetime) -> list[Event]:
-        snap, last = self.snapshot(), self._last
-        self._last = snap
-        if last is None:
-            return [Event("data", str(self.path), now, f"{len(snap)} present at start")] if self.fire_on_start and snap else []
-        new = sorted(set(snap) - set(last))
-        changed = [] if self.mode == "partitions" else sorted(k for k in set(snap) & set(last) if snap[k] != last[k])
-        if not new and not changed:
-            return []
-        parts = ([f"{len(new)} new: {_listing(new)}"] if new else []) + ([f"{len(changed)} changed: {_listing(changed)}"] if changed else [])
-        return [Event("data", str(self.path), now, "; ".join(parts))]
-
-# %% ../../nbs/13d_platform_scheduler.ipynb
-class AlertTrigger(EventTrigger):
-    "A drift alert raised: new alerts in chapter 8's alert log (written by `LogFileChannel`), filtered by name and severity."
-    kind = "alert"
-
-    def __init__(self,
-                 path: str | Path,  # the alert log (JSON lines of Alertmanager-style notifications)
-                 alerts: Sequence[str] | None = None,  # alert names that count, e.g. ['FeatureDrift']; None: any
-                 min_severity: str = "warning",  # the lowest severity that counts: 'info', 'warning' or 'critical'
-                 fire_on_start: bool = False):  # fire on the first poll for alerts already in the log
-        from mlsys.monitor.alerts import SEVERITIES
-        if min_severity not in SEVERITIES:
-            raise ConfigError(f"min_severity={min_severity!r} must be one of {list(SEVERITIES)}")
-        if alerts is not None and (isinstance(alerts, str) or not all(isinstance(a, str) and a for a in alerts)):
-            raise ConfigError(f"alerts must be a list of alert names, got {alerts!r}")
-        self.path, self.alerts, self.fire_on_start = as_path(path, "alert log"), None if alerts is None else set(alerts), fire_on_start
-        self._levels = {s: i for i, s in enumerate(SEVERITIES)}
-        self.min_level, self._seen = self._levels[min_severity], None
-
-    def poll(self, now: datetime) -> list[Event]:
-        from mlsys.monitor.alerts import read_alert_log
-        rows = read_alert_log(self.path, errors="count") if self.path.exists() else pd.DataFrame(columns=["alert", "severity"])
-        start = (0 if self.fire_on_start else len(rows)) if self._seen is None else self._seen
-        start = 0 if start > len(rows) else start  # the log was rotated: all of it is new
-        self._seen = len(rows)
-        names = [f"{a} ({s})" for a, s in zip(rows["alert"].iloc[start:], rows["severity"].iloc[start:])
-                 if self._levels.get(s, -1) >= self.min_level and (self.alerts is None or a in self.alerts)]
-        return [Event("alert", str(self.path), now, f"{len(names)} alert(s): {_listing(names)}")] if names else []
-
-# %% ../../nbs/13d_platform_scheduler.ipynb
 @dataclass
 class Backoff:
     "Exponential backoff: `base * factor**(retry-1)` seconds, capped at `max_delay`, optionally jittered with a seed."
@@ -336,11 +230,15 @@ class ResourceQueue:
         self.reserve_after = as_duration(reserve_after, "reserve_after").to_pytimedelta()
         self.free, self.waiting, self._seq = self.capacity, [], 0
 
-    def push(self, name: str, need: Resources, priority: int, now: datetime, payload: Any = None) -> Queued:
-        "Queue a run; `ConfigError` if it needs more than the whole capacity."
+    def check(self, name: str, need: Resources) -> None:
+        "`ConfigError` if `need` is more than the whole capacity: such a job could never run."
         if not need.fits(self.capacity):
             raise ConfigError(f"job {name!r} asks for {need.cores:g} cores and {need.memory_gb:g} GiB, more than the whole "
                               f"capacity ({self.capacity.cores:g} cores, {self.capacity.memory_gb:g} GiB): it could never run")
+
+    def push(self, name: str, need: Resources, priority: int, now: datetime, payload: Any = None) -> Queued:
+        "Queue a run; `ConfigError` if it needs more than the whole capacity."
+        self.check(name, need)
         self._seq += 1
         item = Queued(name, need, int(priority), now, self._seq, payload=payload)
         self.waiting.append(item)
@@ -371,65 +269,6 @@ class ResourceQueue:
         "Give back what an admitted run held."
         self.free = Resources(min(self.capacity.cores, self.free.cores + q.need.cores),
                               min(self.capacity.memory_gb, self.free.memory_gb + q.need.memory_gb))
-
-# %% ../../nbs/13d_platform_scheduler.ipynb
-def append_json_line(path: Path, record: Mapping, fsync: bool = True) -> None:
-    "Append one JSON object as a line under an exclusive lock; end a torn last line first; fsync."
-    import json
-    line = (json.dumps(dict(record), separators=(",", ":"), allow_nan=False, default=str) + "\n").encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            os.write(fd, b"\n")
-        if os.write(fd, line) != len(line):
-            raise DataError(f"history {path}: short write (disk full?)")
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_COLUMNS = ["run_id", "job", "trigger", "detail", "fired", "started", "ended", "attempts", "status", "run_dir", "error"]
-
-
-class History:
-    "An append-only JSON-lines record of every scheduled or triggered run, safe under several appending processes."
-    def __init__(self, path: str | Path, fsync: bool = True):  # the history file; fsync every line
-        self.path, self.fsync = as_path(path, "history"), bool(fsync)
-
-    def append(self, **record: Any) -> None:
-        "Add one line: `run_id`, `job`, `status` and whatever else describes the change."
-        missing = [k for k in ("run_id", "job", "status") if k not in record]
-        if missing:
-            raise ConfigError(f"a history record needs {missing}")
-        append_json_line(self.path, record, self.fsync)
-
-    def records(self) -> pd.DataFrame:
-        "Every line, in order; malformed (torn) lines skipped and counted in `attrs['malformed_lines']`."
-        from mlsys.monitor.observe import read_json_lines
-        rows, bad = read_json_lines(self.path, ["run_id", "job", "status"], "count", f"history {self.path}") if self.path.exists() else ([], [])
-        df = pd.DataFrame(rows)
-        df.attrs["malformed_lines"] = bad
-        return df
-
-    def frame(self) -> pd.DataFrame:
-        "One row per run: trigger, fire time, start, end, attempts, the last status, run folder and error; times in UTC."
-        lines = self.records()
-        if lines.empty:
-            return pd.DataFrame(columns=_COLUMNS)
-        lines = lines.reindex(columns=sorted(set(lines.columns) | set(_COLUMNS) | {"at", "attempt"}))
-        g = lines.groupby("run_id", sort=False)
-        out = g.last()[["job", "trigger", "detail", "fired", "status", "run_dir", "error"]]
-        out["started"] = lines[lines["status"] == "running"].groupby("run_id")["at"].first()
-        out["ended"] = lines[lines["status"].isin(["ok", "failed", "skipped"])].groupby("run_id")["at"].last()
-        out["attempts"] = g["attempt"].max().fillna(0).astype(int)
-        out = out.reset_index()[_COLUMNS]
-        for c in ("fired", "started", "ended"):
-            out[c] = pd.to_datetime(out[c], utc=True, format="ISO8601")
-        return out
 
 # %% ../../nbs/13d_platform_scheduler.ipynb
 @dataclass
@@ -523,8 +362,7 @@ class Scheduler:
         self.history = history if isinstance(history, History) else History(history)
         self.queue = ResourceQueue(capacity, reserve_after)
         for j in jobs:  # a job that could never fit is a configuration error now, not at its first fire
-            if not j.resources.fits(self.queue.capacity):
-                self.queue.push(j.name, j.resources, j.priority, datetime.now(timezone.utc))
+            self.queue.check(j.name, j.resources)
         self.budget, self.poll = budget or RetryBudget(), as_duration(poll, "poll").to_pytimedelta()
         self.workers = workers or max(1, int(self.queue.capacity.cores))
         self._running: dict[Future, Queued] = {}
@@ -623,12 +461,13 @@ def _next_wake(self: Scheduler, now: datetime, until: datetime | None) -> dateti
     return min(cands, key=lambda t: t.timestamp()) if cands else now
 
 # %% ../../nbs/13d_platform_scheduler.ipynb
-def _run(self: Scheduler,
+@patch
+def run(self: Scheduler,
          until: Any = None,  # stop polling at this time (runs already queued still finish)
          max_runs: int | None = None,  # stop after this many runs have finished (ok or failed)
          since: Any = None,  # catch up cron fires after this time (default: the history's last, else now)
          ) -> pd.DataFrame:
-    "Run the loop until `until` or `max_runs`; the history of this session's runs as a table."
+    "Run the loop until `until` or `max_runs`; this session's runs from the history (runs still queued then stay 'queued')."
     if max_runs is not None and (isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1):
         raise ConfigError(f"max_runs={max_runs!r} must be an int >= 1")
     if until is None and max_runs is None:
@@ -660,8 +499,6 @@ def _run(self: Scheduler,
             self.clock.sleep(max(0.0, wake.timestamp() - now.timestamp()))
     frame = self.history.frame()
     return frame[frame["run_id"].isin(self._ids)].reset_index(drop=True)
-
-Scheduler.run = _run
 
 # %% ../../nbs/13d_platform_scheduler.ipynb
 def add_schedule_command(sub) -> argparse.ArgumentParser:
