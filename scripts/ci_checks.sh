@@ -34,6 +34,7 @@ run "stored notebook outputs: no warnings, tracebacks or kernel chatter" python 
 run "chapter notebooks open with the idea and end with what we measured" python scripts/check_notebooks.py
 run "ruff check (library, tests, benches, scripts)" ruff check mlsys tests bench scripts --output-format concise
 run "README generated from nbs/index.ipynb is current" python scripts/make_readme.py --check
+run "lock files current (settings.ini, setup_env.sh, Dockerfile) and this venv is the lock" python scripts/lock.py --check --env
 run "nbdev_test over all notebooks" nbdev_test --flags "torch redis" --n_workers 2 --timing
 # two workers, one per core (each test is single-threaded); a file stays on one worker, so its module fixtures run once
 SMOKE_RUNS=$(mktemp -d)
