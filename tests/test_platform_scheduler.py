@@ -276,3 +276,26 @@ def test_bad_inputs():
     with pytest.raises(ConfigError, match="finite"):
         FakeClock().sleep(float("inf"))
     assert Event("manual", "x", T0).detail == ""
+    with pytest.raises(ConfigError, match="start with a letter"):
+        Job("1st", lambda c: None)
+
+
+def test_faults_do_not_stop_the_loop(tmp_path):
+    from mlsys.core import DataError
+    sched = Scheduler([Job("j", lambda c: None)], tmp_path / "h.jsonl", clock=FakeClock(), capacity=Resources(1, 1))
+    with pytest.raises(ConfigError, match="unknown job"):
+        sched.submit("nope", Event("manual", "x", T0))
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(DataError, match="cannot append"):
+        History(tmp_path / "adir").append(run_id="r", job="j", status="ok")
+
+    class Broken(DataTrigger):
+        def poll(self, now):
+            raise PermissionError("no access")
+    def exits(ctx):
+        raise SystemExit(3)
+    jobs = [Job("exits", exits, schedule=CronSchedule("0 6 * * *"), max_attempts=1),
+            Job("watch", lambda c: None, triggers=[Broken(tmp_path)])]
+    out = Scheduler(jobs, tmp_path / "h2.jsonl", clock=FakeClock("2026-01-05T05:00:00+00:00"), capacity=Resources(2, 2)).run(
+        until="2026-01-05T07:00:00+00:00")
+    assert out[["job", "status"]].values.tolist() == [["exits", "failed"]] and "SystemExit" in out["error"].item()

@@ -132,15 +132,18 @@ def append_json_line(path: Path, record: Mapping, fsync: bool = True) -> None:
     "Append one JSON object as a line under an exclusive lock; end a torn last line first; fsync."
     import json
     line = (json.dumps(dict(record), separators=(",", ":"), allow_nan=False, default=str) + "\n").encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise DataError(f"cannot append to {path}: {e}") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # several processes: one line at a time
         size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # end a line a killed writer left torn
             os.write(fd, b"\n")
         if os.write(fd, line) != len(line):
-            raise DataError(f"history {path}: short write (disk full?)")
+            raise DataError(f"{path}: short write (disk full?)")
         if fsync:
             os.fsync(fd)
     finally:

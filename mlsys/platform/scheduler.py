@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -26,10 +28,12 @@ from fastcore.basics import patch
 from ..core import ConfigError, MlsysError, as_duration, require_tz_aware
 from .events import AlertTrigger, DataTrigger, Event, EventTrigger, History
 
+log = logging.getLogger(__name__)
+
 # %% auto 0
-__all__ = ['SystemClock', 'FakeClock', 'CronError', 'CronSchedule', 'Backoff', 'RetryBudget', 'Resources', 'machine_resources',
-           'as_resources', 'Queued', 'ResourceQueue', 'RunContext', 'Job', 'pipeline_job', 'Scheduler',
-           'add_schedule_command']
+__all__ = ['log', 'SystemClock', 'FakeClock', 'CronError', 'CronSchedule', 'Backoff', 'RetryBudget', 'Resources',
+           'machine_resources', 'as_resources', 'Queued', 'ResourceQueue', 'RunContext', 'Job', 'pipeline_job',
+           'Scheduler', 'add_schedule_command']
 
 # %% ../../nbs/13d_platform_scheduler.ipynb
 def _aware(value: Any, what: str) -> datetime:
@@ -294,8 +298,8 @@ class Job:
     backoff: Backoff = field(default_factory=Backoff)
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(f"job name {self.name!r} must be letters, digits, '-' and '_'")
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", self.name):
+            raise ConfigError(f"job name {self.name!r} must start with a letter and hold only letters, digits, '-' and '_'")
         if not callable(self.fn):
             raise ConfigError(f"job {self.name!r}: fn must be callable, got {type(self.fn).__name__}")
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 1:
@@ -384,6 +388,8 @@ class Scheduler:
 
     def submit(self, job: str, event: Event, status: str = "queued") -> Queued:
         "Queue a run of `job` for `event` (status 'skipped' records it without running it)."
+        if job not in self.jobs:
+            raise ConfigError(f"unknown job {job!r}; jobs are {sorted(self.jobs)}")
         j, now = self.jobs[job], self.clock.now()
         base = f"{job}-{event.kind}-{event.at.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
         run_id, k = base, 1
@@ -411,14 +417,19 @@ def _poll(self: Scheduler, now: datetime) -> None:
                 for t in due:
                     self.submit(name, Event("cron", j.schedule.expr, t), "skipped" if t in skip else "queued")
         for trig in j.triggers:
-            for ev in trig.poll(now):
+            try:
+                events = trig.poll(now)
+            except (OSError, MlsysError) as e:  # an unreadable path or log: say so, and poll again next turn
+                log.warning("job %s: %s trigger on %s failed: %s", name, trig.kind, getattr(trig, "path", "?"), e)
+                continue
+            for ev in events:
                 self.submit(name, ev)
 
 
 def _attempt(job: Job, ctx: RunContext) -> tuple[str, Any, str | None]:
     try:
         return "ok", job.fn(ctx), None
-    except Exception as e:  # a job's failure, whatever it is, is recorded and retried, never raised in the loop
+    except (Exception, SystemExit) as e:  # a job's failure, whatever it is, is recorded and retried, never raised in the loop
         return "failed", None, f"{type(e).__name__}: {e}"
 
 
