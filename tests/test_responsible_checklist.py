@@ -12,7 +12,14 @@ from sklearn.metrics import mutual_info_score
 
 from mlsys.core import ConfigError, DataError, SchemaError
 from mlsys.evaluation.slices import slice_report
-from mlsys.responsible.checklist import Checklist, ChecklistItem, build_checklist, cramers_v, proxy_table
+from mlsys.responsible.checklist import (
+    Checklist,
+    ChecklistItem,
+    build_checklist,
+    cramers_v,
+    proxy_table,
+    slices_from_suite,
+)
 from mlsys.responsible.fairness import group_report
 
 
@@ -120,6 +127,26 @@ def test_renderings_carry_every_item_and_escape():
     assert "a\\|b" in md and "<script>" not in page and "&lt;script&gt;" in page
     assert page.count("<tr class=") == len(c.items)
     assert sum(c.counts().values()) == len(c.items) == len(c.to_frame())
+
+
+def test_slices_from_a_suite_json_file(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from mlsys.core import save_json
+    from mlsys.evaluation.slices import SliceTest
+    rng = np.random.default_rng(8)
+    X = pd.DataFrame({"x": rng.normal(size=2000), "carrier": rng.choice(["AA", "EV", "UA"], 2000)})
+    y = rng.random(2000) < 1 / (1 + np.exp(-2 * X["x"]))
+    model = LogisticRegression().fit(X[["x"]], y)
+    res = SliceTest("slices", ["carrier"], metric="roc_auc", max_gap=0.1, min_size=100, n_boot=20, features=["x"]).run(model, X, y)
+    path = save_json({"model": "m", "results": [res.to_dict()]}, tmp_path / "suite.json")
+    table = slices_from_suite(path)
+    assert list(table["slice"]) == ["(all)", *sorted(table["slice"].iloc[1:], key=lambda k: -int((X["carrier"] == k).sum()))]
+    c = build_checklist("t", SOURCES, {"subjectivity": "low"}, slices=table)
+    item = next(i for i in c.items if i.area == "slices")
+    assert item.value == pytest.approx(table["roc_auc_gap"].iloc[1:].min())
+    check_named(lambda: slices_from_suite(tmp_path / "absent.json"), DataError, "absent.json")
+    check_named(lambda: build_checklist("t", SOURCES, {"subjectivity": "low"}, slices=table.iloc[1:]), DataError, "(all)")
 
 
 @pytest.mark.parametrize("call,error,fragment", [

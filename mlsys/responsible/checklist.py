@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..core import ConfigError, DataError, require_columns
+from ..core import ConfigError, DataError, as_path, load_json, require_columns
 
 # %% auto 0
-__all__ = ['STATUSES', 'SUBJECTIVITY', 'cramers_v', 'proxy_table', 'ChecklistItem', 'Checklist', 'build_checklist']
+__all__ = ['STATUSES', 'SUBJECTIVITY', 'cramers_v', 'proxy_table', 'ChecklistItem', 'Checklist', 'build_checklist',
+           'slices_from_suite']
 
 # %% ../../nbs/14e_responsible_checklist.ipynb
 def _codes(s: pd.Series, n_bins: int) -> tuple[np.ndarray, str]:
@@ -220,7 +221,10 @@ def _slice_item(slices, metric, max_gap) -> ChecklistItem:
     if judged.empty:
         return ChecklistItem("slices", q, "attention", f"No slice has a defined {metric}.")
     worst = judged.loc[judged[gap].astype(float).idxmin()]
-    overall = float(slices[metric].iloc[0])
+    everything = slices[slices["slicing"] == "(all)"]
+    if everything.empty:
+        raise DataError("slices has no '(all)' row: pass a slice_report table, whose first row is all rows")
+    overall = float(everything[metric].iloc[0])
     bad = int((judged[gap] < -max_gap).sum())
     ev = (f"{len(judged)} slices over {judged['slicing'].nunique()} slicings; the worst is {worst['slicing']}="
           f"{worst['slice']} ({int(worst['rows'])} rows): {metric} {worst[metric]:.3f} against {overall:.3f} on all "
@@ -289,3 +293,24 @@ def build_checklist(
              _slice_item(slices, slice_metric, max_slice_gap), *_fairness_items(fairness, max_difference, bool(proxies)),
              *_tradeoff_items(tradeoffs)]
     return Checklist(title, items)
+
+# %% ../../nbs/14e_responsible_checklist.ipynb
+def slices_from_suite(
+    suite,  # a suite result as a dict (`load_json` of evaluate/suite.json) or the path of that JSON file
+    name: str = "slices",  # the slice test's name in the suite
+) -> pd.DataFrame:
+    "The slice table of a suite result's slice test (its `details` rows), ready for `build_checklist(slices=...)`."
+    if not isinstance(suite, Mapping):
+        path = as_path(suite, "suite")
+        try:
+            suite = load_json(path)
+        except FileNotFoundError as e:
+            raise DataError(f"suite {str(path)!r} does not exist: pass the run's evaluate/suite.json") from e
+    results = suite.get("results") if isinstance(suite, Mapping) else None
+    if not isinstance(results, list):
+        raise DataError("suite must be a suite result with a 'results' list (evaluate/suite.json)")
+    found = [r for r in results if isinstance(r, Mapping) and r.get("name") == name]
+    if not found or not found[0].get("details"):
+        names = [r.get("name") for r in results if isinstance(r, Mapping)]
+        raise DataError(f"the suite has no test {name!r} with a slice table; its tests are {names}")
+    return pd.DataFrame(found[0]["details"])
