@@ -505,7 +505,7 @@ def book_table(self: MlflowModelStore, name: str, ref: int | str | None = None) 
             ("data", data or "not recorded"),
             ("generation code", f"commit {(g['commit'] or 'none')[:10]}, dirty={g['dirty']}, notebook {g['notebook']}"),
             ("experiment artifacts", f"run {r['experiment']['run_id'][:12]}; "
-             + ", ".join(f"{k}={v:.4f}" for k, v in r["experiment"]["metrics"].items())),
+             + ", ".join(f"{k}={v:.4g}" for k, v in r["experiment"]["metrics"].items())),
             ("tags", ", ".join(f"{k}={v}" for k, v in r["tags"].items()))]
     return pd.DataFrame(rows, columns=["field", "value"]).set_index("field")
 
