@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--pipelines", help="folder of stage notebooks (default: nbs/pipelines)")
     r.add_argument("--runs-dir", help="parent folder of runs (default: $MLSYS_RUNS_DIR or ./runs)")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    r.add_argument("--engine", default="default", help="what runs the stages: default (this process, in DAG order) or prefect "
+                   "(a Prefect flow; a local ephemeral API unless PREFECT_API_URL is set)")
+    r.add_argument("--retries", type=int, default=0, metavar="N", help="retry a stage whose notebook raised up to N times (default: 0)")
+    r.add_argument("--retry-delay", type=float, default=0.0, metavar="SECONDS", help="seconds between a failed attempt and the next")
     s = sub.add_parser("stages", help="list the pipeline's stages, their upstream stages and parameters")
     s.add_argument("--pipelines", help="folder of stage notebooks (default: nbs/pipelines)")
     w = sub.add_parser("report", help="write report.html of a run folder again (mlsys run writes it after every run)")
@@ -58,7 +62,8 @@ def _run(args) -> int:
     from mlsys.platform.workflow import run_pipeline
     try:
         result = run_pipeline(args.profile, _parse_params(args.param), from_stage=args.from_stage, run_id=args.run_id,
-                              pipelines=args.pipelines, runs_dir=args.runs_dir, progress=not args.no_progress)
+                              pipelines=args.pipelines, runs_dir=args.runs_dir, progress=not args.no_progress,
+                              engine=args.engine, retries=args.retries, retry_delay=args.retry_delay)
     except PipelineError as e:
         run_dir = Path(args.runs_dir or get_config().runs_dir).absolute() / (args.run_id or args.profile)
         if getattr(e, "traceback", ""):  # a stage raised: its traceback, in full, then what failed

@@ -33,9 +33,9 @@ import mlsys
 from ..core import ConfigError, DataError, PipelineError, as_path, file_sha256, get_config, load_json, save_json
 
 # %% auto 0
-__all__ = ['log', 'RESERVED', 'RUNNER_PATHS', 'SERVICES', 'Param', 'Stage', 'read_stage', 'coerce', 'Pipeline', 'load_pipeline',
-           'find_pipelines', 'log_metrics', 'collect_metrics', 'product_hash', 'RunResult', 'StageError',
-           'register_service', 'get_service', 'stop_services', 'run_pipeline']
+__all__ = ['log', 'RESERVED', 'RUNNER_PATHS', 'SERVICES', 'ENGINES', 'RETRYABLE', 'Param', 'Stage', 'read_stage', 'coerce',
+           'Pipeline', 'load_pipeline', 'find_pipelines', 'log_metrics', 'collect_metrics', 'product_hash', 'RunResult',
+           'StageError', 'register_service', 'get_service', 'stop_services', 'RunContext', 'run_stage', 'run_pipeline']
 
 # %% ../../nbs/13a_platform_workflow.ipynb
 log = logging.getLogger(__name__)
@@ -838,59 +838,122 @@ def stop_services(
 
 
 # %% ../../nbs/13a_platform_workflow.ipynb
+ENGINES = ("default", "prefect")  # what runs the stages: this process in DAG order, or a Prefect flow (`mlsys.platform.orchestrator`)
+RETRYABLE = (StageError,)  # failures worth another attempt: the stage's notebook raised (a flaky source, a dropped connection)
+
+
+@dataclass
+class RunContext:
+    "What the stages of one run share: the pipeline, the run folder, the parameters, the run record being written and the product hashes seen so far."
+    pipe: Pipeline
+    run_dir: Path
+    values: dict[str, dict[str, Any]]
+    head: dict
+    rows: list[dict]
+    from_stage: str | None = None
+    kernel_name: str = "python3"
+    current: dict[str, dict] = field(default_factory=dict)  # stage -> hashes of its products as they are now
+    active: str | None = None  # the stage being checked or run now (the one a failure is recorded against)
+    forced: set = field(init=False)
+    before: set = field(init=False)
+    owners: list = field(init=False)
+
+    def __post_init__(self):
+        pipe, f = self.pipe, self.from_stage
+        self.forced = set(pipe.downstream(f)) if f else set()
+        self.before = set(pipe.order[: pipe.order.index(f)]) if f else set()
+        self.owners = [(s, k, rel) for s, st in pipe.stages.items() for k, rel in st.product.items()]
+
+
+def run_stage(
+    ctx: RunContext,  # the run's shared state; every upstream stage of `name` has been run or checked in it already
+    name: str,  # the stage
+    attempt: int = 1,  # which attempt this is; a retry first drops what the failed attempt staged
+    values: dict | None = None,  # the stage's parameters (default: `ctx.values[name]`)
+) -> str:
+    "Check one stage; skip it when unchanged, else run it with papermill into staging and commit its products. Its row's status."
+    pipe, run_dir, rows = ctx.pipe, ctx.run_dir, ctx.rows
+    i, st = pipe.order.index(name), pipe.stages[name]
+    values = ctx.values[name] if values is None else values
+    ctx.active = name
+    if attempt > 1:
+        for old in (run_dir / ".staging").glob(f"{name}-*"):
+            if re.fullmatch(re.escape(name) + r"-[0-9a-f]{8}", old.name):
+                shutil.rmtree(old, ignore_errors=True)
+        rows[i]["attempts"] = attempt
+    prev = _read_state(run_dir, name)
+    ctx.current[name] = _product_hashes(run_dir, st)
+    if name in ctx.before:
+        rows[i].update(status="kept", reason=f"before --from {ctx.from_stage}")
+        return "kept"
+    inputs = _stage_inputs(pipe, run_dir, name, ctx.current, ctx.before)
+    fp = {"notebook": st.source_hash(), "params": {k: v for k, v in values.items() if k != "run_dir"}, "library": _library_hash(st.code()), "inputs": inputs}
+    reasons = _stale_reasons(prev, fp, ctx.current[name], ctx.from_stage if name in ctx.forced else None)
+    if not reasons:
+        rows[i].update(status="skipped", reason="unchanged")
+        shutil.rmtree(run_dir / "failed" / name, ignore_errors=True)  # an old failed attempt is no longer news
+        _write_records(run_dir, ctx.head, rows)
+        return "skipped"
+    reason = "; ".join(reasons)
+    rows[i].update(status="running", reason=reason, started=_now())
+    _write_records(run_dir, ctx.head, rows)
+    log.info("running stage %s: %s", name, reason)
+    staging, started, secs = _execute_stage(st, run_dir, values, ctx.kernel_name, rows[i])
+    staged = _product_hashes(staging, st)
+    missing = [k for k, h in staged.items() if h is None]
+    if missing:
+        raise PipelineError(f"finished but did not write declared products {missing}", stage=name)
+    record = {"stage": name, "status": "ok", "started": started, "finished": _now(), "seconds": secs,
+              "reason": reason, "fingerprint": fp, "products": staged}
+    _commit(run_dir, name, _moves(st, staging, run_dir, ctx.owners), record)
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(run_dir / "failed" / name, ignore_errors=True)
+    ctx.current[name] = staged
+    rows[i].update(status="ran")
+    _write_records(run_dir, ctx.head, rows)
+    return "ran"
+
+# %% ../../nbs/13a_platform_workflow.ipynb
+def _run_in_order(ctx: RunContext, bar, retries: int = 0, retry_delay: float = 0.0) -> None:
+    "The default engine: every stage in DAG order in this process; a stage whose notebook raised gets up to `retries` more attempts."
+    for name in ctx.pipe.order:
+        bar.set_postfix_str(name)
+        for attempt in range(1, retries + 2):
+            try:
+                run_stage(ctx, name, attempt)
+                break
+            except RETRYABLE as e:
+                if attempt > retries:
+                    raise
+                log.warning("stage %s failed (attempt %d of %d); retrying in %g s: %s", name, attempt, retries + 1, retry_delay, e)
+                time.sleep(retry_delay)
+        bar.update()
+
+
 def _run_locked(pipe: Pipeline, values: dict, sources: dict, profile: str, run_id: str, run_dir: Path, from_stage: str | None,
-                progress: bool, kernel_name: str) -> RunResult:
+                progress: bool, kernel_name: str, engine: str = "default", retries: int = 0, retry_delay: float = 0.0) -> RunResult:
     import papermill  # noqa: F401  (a missing papermill fails before the run record is written)
     from tqdm.std import tqdm
 
-    forced = set(pipe.downstream(from_stage)) if from_stage else set()
-    before = set(pipe.order[: pipe.order.index(from_stage)]) if from_stage else set()
-    owners = [(s, k, rel) for s, st in pipe.stages.items() for k, rel in st.product.items()]
     head, rows = _run_head(pipe, values, sources, profile, run_id), _pending_rows(pipe)
+    head["engine"] = {"name": engine, "retries": retries, "retry_delay": retry_delay}
     _write_records(run_dir, head, rows)
     _write_report(run_dir, head, rows)
-    current: dict[str, dict] = {}  # stage -> hashes of its products as they are now
-    bar = tqdm(pipe.order, desc="pipeline", unit="stage", disable=not progress)
-    name = None
+    ctx = RunContext(pipe, run_dir, values, head, rows, from_stage, kernel_name)
+    bar = tqdm(total=len(pipe.order), desc="pipeline", unit="stage", disable=not progress)
     try:
-        for i, name in enumerate(bar):
-            st = pipe.stages[name]
-            bar.set_postfix_str(name)
-            prev = _read_state(run_dir, name)
-            current[name] = _product_hashes(run_dir, st)
-            if name in before:
-                rows[i].update(status="kept", reason=f"before --from {from_stage}")
-                continue
-            inputs = _stage_inputs(pipe, run_dir, name, current, before)
-            fp = {"notebook": st.source_hash(), "params": {k: v for k, v in values[name].items() if k != "run_dir"}, "library": _library_hash(st.code()), "inputs": inputs}
-            reasons = _stale_reasons(prev, fp, current[name], from_stage if name in forced else None)
-            if not reasons:
-                rows[i].update(status="skipped", reason="unchanged")
-                shutil.rmtree(run_dir / "failed" / name, ignore_errors=True)  # an old failed attempt is no longer news
-                _write_records(run_dir, head, rows)
-                continue
-            reason = "; ".join(reasons)
-            rows[i].update(status="running", reason=reason, started=_now())
-            _write_records(run_dir, head, rows)
-            log.info("running stage %s: %s", name, reason)
-            staging, started, secs = _execute_stage(st, run_dir, values[name], kernel_name, rows[i])
-            staged = _product_hashes(staging, st)
-            missing = [k for k, h in staged.items() if h is None]
-            if missing:
-                raise PipelineError(f"finished but did not write declared products {missing}", stage=name)
-            record = {"stage": name, "status": "ok", "started": started, "finished": _now(), "seconds": secs,
-                      "reason": reason, "fingerprint": fp, "products": staged}
-            _commit(run_dir, name, _moves(st, staging, run_dir, owners), record)
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.rmtree(run_dir / "failed" / name, ignore_errors=True)
-            current[name] = staged
-            rows[i].update(status="ran")
-            _write_records(run_dir, head, rows)
+        if engine == "prefect":
+            from .orchestrator import run_in_prefect
+            run_in_prefect(ctx, bar, retries, retry_delay)
+        else:
+            _run_in_order(ctx, bar, retries, retry_delay)
     except BaseException as e:
-        if name is None:
+        if ctx.active is None:  # no stage began (the engine could not start): the record says so, then the error goes up
+            head.update(status="failed", error=f"{type(e).__name__}: {e}", finished=_now())
+            _write_records(run_dir, head, rows)
             raise
         head["services"] = stop_services(run_dir)
-        _record_failure(run_dir, pipe, name, e, head, rows)
+        _record_failure(run_dir, pipe, ctx.active, e, head, rows)
         raise
     finally:
         bar.close()
@@ -899,6 +962,15 @@ def _run_locked(pipe: Pipeline, values: dict, sources: dict, profile: str, run_i
     metrics = _write_records(run_dir, head, rows)
     _write_report(run_dir, head, rows, metrics)
     return RunResult(run_dir, pd.DataFrame(rows, columns=["stage", "status", "seconds", "reason"]), metrics)
+
+# %% ../../nbs/13a_platform_workflow.ipynb
+def _check_engine(engine: Any, retries: Any, retry_delay: Any) -> None:
+    if not isinstance(engine, str) or engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; engines are {list(ENGINES)}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"retries must be a whole number >= 0, got {retries!r}")
+    if isinstance(retry_delay, bool) or not isinstance(retry_delay, (int, float)) or not math.isfinite(retry_delay) or retry_delay < 0:
+        raise ConfigError(f"retry_delay must be a number of seconds >= 0, got {retry_delay!r}")
 
 # %% ../../nbs/13a_platform_workflow.ipynb
 def run_pipeline(
@@ -910,11 +982,15 @@ def run_pipeline(
     runs_dir: str | Path | None = None,  # parent of run folders (default: `get_config().runs_dir`)
     progress: bool = True,  # show a progress bar over stages (on stderr)
     kernel_name: str = "python3",  # Jupyter kernel that executes the stages
+    engine: str = "default",  # what runs the stages: "default" (this process, in DAG order) or "prefect" (a Prefect flow)
+    retries: int = 0,  # more attempts for a stage whose notebook raised (`StageError`), in either engine
+    retry_delay: float = 0.0,  # seconds between a failed attempt and the next
 ) -> RunResult:
     "Run the pipeline's stages with papermill into `runs/<run_id>/`, skipping stages whose inputs and products are unchanged; then write `report.html`."
     from filelock import FileLock, Timeout
 
     _check_run_args(profile, params, from_stage, run_id, progress)
+    _check_engine(engine, retries, retry_delay)
     pipe = load_pipeline(pipelines)
     values, sources = pipe.resolve_sources(profile, params)
     if from_stage is not None and from_stage not in pipe.stages:
@@ -940,7 +1016,8 @@ def run_pipeline(
             if s["stopped"] != "already gone":
                 print(f"mlsys: {s['stopped']} service {s['name']!r} (pid {s['pid']}) that an interrupted run left running",
                       file=sys.stderr)
-        return _run_locked(pipe, values, sources, profile, run_id, run_dir, from_stage, progress, kernel_name)
+        return _run_locked(pipe, values, sources, profile, run_id, run_dir, from_stage, progress, kernel_name,
+                           engine, retries, retry_delay)
     finally:
         with suppress(Exception):  # idempotent; _run_locked has already stopped them unless it could not start
             stop_services(run_dir)
