@@ -271,8 +271,20 @@ def test_smoke_report_says_what_ran_and_what_it_means(smoke_run):
     assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", page.split('<h2 id="history">')[0])
     # the sections, the metrics table once, and readings computed from the run's own numbers
     for sid in ["summary", "metrics", "baselines", "selection", "tradeoffs", "calibration", "threshold", "importance", "slices", "shift",
-                "data", "run", "history"]:
+                "data", "run", "history", "card", "fairness", "checklist"]:
         assert f'<h2 id="{sid}">' in page, sid
+    # the model card: its own self-contained page beside the report, linked from it, and its fairness section and checklist
+    card_page = (run / "report/model_card.html").read_text()
+    assert (run / "report/model_card.md").read_text().startswith("# Model card: flights-late v")
+    assert not re.search(r'(src|href)="(https?:)?//', card_page)
+    for rel in set(re.findall(r"not available: ([\w/.]+)", card_page)):  # a gap in the card is a product this run lacks
+        assert not (run / rel).exists(), rel
+    card_part = page.split('<h2 id="card">')[1].split("<h2 ")[0]
+    assert 'href="report/model_card.html"' in card_part and "weakest slice is" in card_part
+    fair_part = page.split('<h2 id="fairness">')[1].split("<h2 ")[0]
+    assert "service-quality groups" in fair_part and "By origin:" in fair_part and "By carrier:" in fair_part and "Largest gap:" in fair_part
+    check_part = page.split('<h2 id="checklist">')[1].split("<h2 ")[0]
+    assert re.search(r"\d+ done, \d+ attention", check_part) and "Does the model hold up on every evaluation slice?" in check_part
     # how the model was chosen: the MLflow store, the runs, every trial, the learning curves and the trade-off plot
     sel = json.loads((run / "train/selection.json").read_text())
     chosen_part = page.split('<h2 id="selection">')[1].split("<h2 ")[0]

@@ -717,6 +717,40 @@ def _data_section(metrics: Mapping, leakage: Mapping | None, validation: Mapping
     return _section("data", "Data, validation, split and leakage checks", *parts) if parts else None
 
 # %% ../../nbs/15b_report_text.ipynb
+def _card_summary(card: Mapping) -> str:
+    "One paragraph from the card's key numbers: the model, its worst slice, its largest service-group gap, the checklist's counts."
+    f = card.get("facts", {})
+    text = f"Model card of {card['name']} v{card['version']}"
+    aliases = list(f.get("aliases", []))
+    text += f" ({', '.join(aliases)})." if aliases else "."
+    if w := f.get("worst_slice"):
+        text += (f" Its weakest slice is {w['slicing']} {w['slice']}: ROC-AUC {w['roc_auc']:.3f} (95% interval {w['low']:.3f} to "
+                 f"{w['high']:.3f}), {w['gap']:+.3f} from all flights.")
+    if g := f.get("largest_group_gap"):
+        text += (f" Its largest service-group gap is {g['rate']} by {g['by']}, {g['gap']:.3f} (95% interval {g['low']:.3f} to "
+                 f"{g['high']:.3f}), {g['lowest']} against {g['highest']}.")
+    if c := f.get("checklist"):
+        text += " Checklist: " + ", ".join(f"{n} {s}" for s, n in c.items()) + "."
+    if card.get("missing"):
+        text += f" {len(card['missing'])} optional product(s) were not available to it: {_join(card['missing'])}."
+    return text
+
+
+def _card_sections(card: Mapping, href: str = "report/model_card.html") -> list[dict]:
+    "The model card's summary with a link to its page, its fairness section and its responsible-AI checklist (from `ModelCard.to_dict`)."
+    from mlsys.responsible.cards import blocks_html
+    if not isinstance(card, Mapping):
+        raise DataError(f"card must be a dict (ModelCard.to_dict()), got {type(card).__name__}")
+    lacking = [k for k in ("name", "version", "fairness", "checklist", "facts", "missing") if k not in card]
+    if lacking:
+        raise DataError(f"card lacks {lacking}; pass ModelCard.to_dict()")
+    link = f'<p>The whole card, with its intended use, data, metrics, monitoring and limitations: <a href="{html.escape(href)}">model_card.html</a>.</p>'
+    return [_section("card", "Model card", html_paragraph(_card_summary(card)), link),
+            _section("fairness", "Fairness by group", blocks_html(card["fairness"])),
+            _section("checklist", "Responsible-AI checklist", blocks_html(card["checklist"]))]
+
+
+# %% ../../nbs/15b_report_text.ipynb
 def report_sections(
     metrics: Mapping,  # the run's metrics by stage (`collect_metrics`)
     checks: Mapping,  # what `model_checks` returned
@@ -729,6 +763,7 @@ def report_sections(
     deployment: Mapping | None = None,  # the deploy stage's deployment.json
     validation: Mapping | None = None,  # the train stage's validation.json (the training rows checked before fitting)
     continual: Mapping | None = None,  # the continual stage's continual.json (policies compared, challengers released)
+    card: Mapping | None = None,  # the run's model card (`ModelCard.to_dict`): its summary and link, its fairness section, its checklist
 ) -> dict:
     "The report's model sections (HTML, with one interpretation paragraph each) and its summary, as JSON-ready data."
     if not isinstance(title, str) or not title.strip():
@@ -753,6 +788,8 @@ def report_sections(
                                  html_paragraph(interpret_deployment(registration, deployment))))
     if continual is not None:
         sections.append(_continual_section(continual))
+    if card is not None:
+        sections += _card_sections(card)
     if selection is not None:
         sections += [_selection_section(selection), _tradeoffs_section(selection, images)]
     sections += [_calibration_section(checks, images), _threshold_section(checks), _importance_section(checks),
