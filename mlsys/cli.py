@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--run-id", default="default", help="the run folder's name (default: default)")
     w.add_argument("--runs-dir", help="parent folder of runs (default: $MLSYS_RUNS_DIR or ./runs)")
     _add_deploy_commands(sub)
+    from mlsys.platform.scheduler import add_schedule_command  # light: croniter loads only when a schedule is parsed
+    add_schedule_command(sub)
     return p
 
 # %% ../nbs/13b_platform_cli.ipynb
@@ -248,6 +250,11 @@ def _serve(args) -> int:
     return 0
 
 # %% ../nbs/13b_platform_cli.ipynb
+def _schedule_command(args) -> int:
+    from mlsys.platform.scheduler import _schedule
+    return _schedule(args)
+
+# %% ../nbs/13b_platform_cli.ipynb
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `mlsys` console script; returns the exit code (0 ok, 1 a stage failed, 2 bad usage, 130 interrupted)."
     if argv is not None and (not isinstance(argv, (list, tuple)) or not all(isinstance(a, str) for a in argv)):
@@ -265,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         commands = {"run": _run, "stages": _stages, "report": _report, "models": _models, "score": _score, "serve": _serve,
-                    "stream": _stream, "canary": _canary}
+                    "stream": _stream, "canary": _canary, "schedule": _schedule_command}
         return commands[args.command](args)
     except PipelineError as e:
         print(f"mlsys: error: {e}", file=sys.stderr)

@@ -299,3 +299,12 @@ def test_faults_do_not_stop_the_loop(tmp_path):
     out = Scheduler(jobs, tmp_path / "h2.jsonl", clock=FakeClock("2026-01-05T05:00:00+00:00"), capacity=Resources(2, 2)).run(
         until="2026-01-05T07:00:00+00:00")
     assert out[["job", "status"]].values.tolist() == [["exits", "failed"]] and "SystemExit" in out["error"].item()
+
+
+def test_mlsys_schedule_is_a_subcommand(capsys):
+    "`mlsys schedule` is wired into the console script: bad input exits 2 with a named error, --help documents it."
+    from mlsys.cli import main
+    assert main(["schedule", "--cron", "not a cron", "--max-runs", "1"]) == 2
+    assert "cron expression 'not a cron'" in capsys.readouterr().err
+    assert main(["schedule", "--help"]) == 0
+    assert "--cron" in capsys.readouterr().out
