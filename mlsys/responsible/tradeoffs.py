@@ -100,18 +100,18 @@ def group_scores(y_true: np.ndarray, # 0/1 labels
                  y_pred: np.ndarray, # 0/1 predictions
                  groups, # one group label per row (a Series named after the attribute)
                 ) -> pd.DataFrame:
-    "Per group: rows, accuracy, true-positive rate and false-positive rate (NaN only where a group lacks that class)."
+    "Per group: rows, accuracy, and TPR and FPR from `fairness.group_rates` (NaN only where a group lacks that class)."
+    from mlsys.responsible.fairness import group_rates
     y, p = np.asarray(y_true), np.asarray(y_pred)
     if y.shape != p.shape or y.ndim != 1 or len(y) == 0:
         raise DataError(f"y_true {y.shape} and y_pred {p.shape} must be the same non-empty 1-D shape")
     if not set(np.unique(y)) | set(np.unique(p)) <= {0, 1}:
         raise DataError("group_scores takes binary labels and predictions (0/1)")
     g = _check_groups(groups, len(y))
-    f = pd.DataFrame({"g": g.to_numpy(), "ok": y == p, "tp": (y == 1) & (p == 1), "pos": y == 1,
-                      "fp": (y == 0) & (p == 1), "neg": y == 0})
-    s = f.groupby("g", sort=True).sum()
-    out = pd.DataFrame({"n": f.groupby("g", sort=True).size(), "accuracy": s["ok"] / f.groupby("g").size(),
-                        "tpr": s["tp"] / s["pos"].where(s["pos"] > 0), "fpr": s["fp"] / s["neg"].where(s["neg"] > 0)})
+    rates = group_rates(y, p, g, undefined="omit")
+    hits = pd.Series(y == p).groupby(g.to_numpy()).mean()
+    out = pd.DataFrame({"n": rates["rows"], "accuracy": hits.reindex(rates.index), "tpr": rates["tpr"],
+                        "fpr": rates["fpr"]})
     out.index.name = g.name
     return out
 
