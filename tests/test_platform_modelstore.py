@@ -16,6 +16,8 @@ from mlsys.core import ConfigError, DataError, IntegrityError, file_sha256
 from mlsys.deploy.registry import UnknownModelError
 from mlsys.deploy.serialize import save_model
 from mlsys.modeling.tracking import git_info
+from test_modeling_tracking import postgres_database  # noqa: F401  (the fixture: a fresh database on the real server)
+
 from mlsys.platform.modelstore import (ENTRY_FILE, TAG_ENTRY_SHA, TAG_SHA, DanglingAliasError, MlflowModelStore,
                                        data_pointer, dependencies)
 
@@ -279,3 +281,19 @@ def test_a_copied_store_registers_into_its_own_folder(filled, tmp_path):
     np.testing.assert_array_equal(copy.load("copied", v.version).predict_proba(X), m1.predict_proba(X))
     with pytest.raises(UnknownModelError):
         store.get("copied")
+
+
+@pytest.mark.postgres
+def test_a_postgres_registry_checks_the_same_hashes(postgres_database, tmp_path):  # noqa: F811
+    store = MlflowModelStore(postgres_database, artifact_location=tmp_path / "artifacts")
+    X, _, m = toy(0)
+    store.register("pg", m, task="pg", owner="o", metrics={"auc": 0.7}, alias="champion", featurize=featurize, log_code=False)
+    assert store.root is None and store.tracker.kind == "database"
+    np.testing.assert_array_equal(store.load("pg", "champion").predict_proba(X), m.predict_proba(X))
+    assert store.record("pg", 1)["code"]["featurize"]["object"].endswith(".featurize")
+    assert store.search(task="pg", metric="auc")["version"].tolist() == [1]
+    with pytest.raises(ConfigError, match="not a local store"):
+        store.artifact_path("pg", 1)
+    next((tmp_path / "artifacts").rglob("model.zip")).write_bytes(b"tampered")  # the artifact root, not the database
+    with pytest.raises(IntegrityError, match="SHA-256 in the registry"):
+        store.load("pg", 1)

@@ -170,6 +170,7 @@ class MlflowModelStore:
         self,
         store: str | Path | None = None,  # a folder (a local SQLite store), or any tracking URI `Tracker` accepts
         experiment: str = "mlsys-modelstore",  # the MLflow experiment that holds the registration runs
+        artifact_location: str | Path | None = None,  # artifact root of a database store (a local store keeps them inside its folder)
         lock_timeout: float = 60.0,  # seconds to wait for another process registering into a local store
     ):
         if isinstance(store, (str, Path)) and "://" not in str(store):
@@ -178,7 +179,7 @@ class MlflowModelStore:
                 raise ConfigError(f"model store folder {p} exists and is not a folder")
         if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or not lock_timeout > 0:
             raise ConfigError(f"lock_timeout must be a positive number of seconds, got {lock_timeout!r}")
-        self.tracker = Tracker(store, experiment=experiment)
+        self.tracker = Tracker(store, experiment=experiment, artifact_location=artifact_location)
         self.client, self.lock_timeout = self.tracker.client, float(lock_timeout)
         self.root = Path(self.tracker.uri[len("sqlite:///"):]).parent if self.tracker.kind == "local" else None
 
