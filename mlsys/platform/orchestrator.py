@@ -15,7 +15,7 @@ from unittest.mock import patch
 import pandas as pd
 
 from ..core import ConfigError, PipelineError, as_path, load_json, optional_import
-from .workflow import RETRYABLE, RunContext, run_pipeline, run_stage
+from .workflow import RETRYABLE, PipelineRun, run_pipeline, run_stage
 
 # %% auto 0
 __all__ = ['OFFLINE_SETTINGS', 'prefect_settings', 'prefect_offline', 'run_in_prefect', 'flow_run_states', 'mlsys_run',
@@ -87,7 +87,7 @@ def _retryable(task, task_run, state) -> bool:
     return isinstance(state.result(raise_on_failure=False), RETRYABLE)
 
 
-def _stage_flow(ctx: RunContext, bar, retries: int, retry_delay: float):
+def _stage_flow(ctx: PipelineRun, bar, retries: int, retry_delay: float):
     "The flow of one run: a task per stage, called in DAG order with its upstream stages' final states as `wait_for`."
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
@@ -126,7 +126,7 @@ _EPHEMERAL_HOME: str | None = None  # one ephemeral API per process: its databas
 
 
 def run_in_prefect(
-    ctx: RunContext,  # the run `run_pipeline` has prepared (locked folder, run record)
+    ctx: PipelineRun,  # the run `run_pipeline` has prepared (locked folder, run record)
     bar,  # the progress bar over stages
     retries: int = 0,  # the tasks' `retries`: more attempts for a stage whose notebook raised
     retry_delay: float = 0.0,  # the tasks' `retry_delay_seconds`

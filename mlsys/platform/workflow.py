@@ -35,7 +35,7 @@ from ..core import ConfigError, DataError, PipelineError, as_path, file_sha256, 
 # %% auto 0
 __all__ = ['log', 'RESERVED', 'RUNNER_PATHS', 'SERVICES', 'ENGINES', 'RETRYABLE', 'Param', 'Stage', 'read_stage', 'coerce',
            'Pipeline', 'load_pipeline', 'find_pipelines', 'log_metrics', 'collect_metrics', 'product_hash', 'RunResult',
-           'StageError', 'register_service', 'get_service', 'stop_services', 'RunContext', 'run_stage', 'run_pipeline']
+           'StageError', 'register_service', 'get_service', 'stop_services', 'PipelineRun', 'run_stage', 'run_pipeline']
 
 # %% ../../nbs/13a_platform_workflow.ipynb
 log = logging.getLogger(__name__)
@@ -843,7 +843,7 @@ RETRYABLE = (StageError,)  # failures worth another attempt: the stage's noteboo
 
 
 @dataclass
-class RunContext:
+class PipelineRun:
     "What the stages of one run share: the pipeline, the run folder, the parameters, the run record being written and the product hashes seen so far."
     pipe: Pipeline
     run_dir: Path
@@ -866,7 +866,7 @@ class RunContext:
 
 
 def run_stage(
-    ctx: RunContext,  # the run's shared state; every upstream stage of `name` has been run or checked in it already
+    ctx: PipelineRun,  # the run's shared state; every upstream stage of `name` has been run or checked in it already
     name: str,  # the stage
     attempt: int = 1,  # which attempt this is; a retry first drops what the failed attempt staged
     values: dict | None = None,  # the stage's parameters (default: `ctx.values[name]`)
@@ -914,7 +914,7 @@ def run_stage(
     return "ran"
 
 # %% ../../nbs/13a_platform_workflow.ipynb
-def _run_in_order(ctx: RunContext, bar, retries: int = 0, retry_delay: float = 0.0) -> None:
+def _run_in_order(ctx: PipelineRun, bar, retries: int = 0, retry_delay: float = 0.0) -> None:
     "The default engine: every stage in DAG order in this process; a stage whose notebook raised gets up to `retries` more attempts."
     for name in ctx.pipe.order:
         bar.set_postfix_str(name)
@@ -939,7 +939,7 @@ def _run_locked(pipe: Pipeline, values: dict, sources: dict, profile: str, run_i
     head["engine"] = {"name": engine, "retries": retries, "retry_delay": retry_delay}
     _write_records(run_dir, head, rows)
     _write_report(run_dir, head, rows)
-    ctx = RunContext(pipe, run_dir, values, head, rows, from_stage, kernel_name)
+    ctx = PipelineRun(pipe, run_dir, values, head, rows, from_stage, kernel_name)
     bar = tqdm(total=len(pipe.order), desc="pipeline", unit="stage", disable=not progress)
     try:
         if engine == "prefect":
