@@ -144,3 +144,16 @@ def test_a_single_group_is_refused_with_the_column_named(run, tmp_path):
         flight_fairness(feats.assign(score=0.5), min_rows=0)
     with pytest.raises(DataError, match="version must be a positive integer"):
         ModelCard("m", True)
+
+
+def test_without_skops_the_own_template_renders_the_same_card(monkeypatch):
+    import sys
+
+    from mlsys.core import MissingExtraError
+    c = ModelCard("m", 2, ethics=[{"items": ["a", "b"]}])
+    with_skops = c.to_markdown()
+    monkeypatch.setitem(sys.modules, "skops.card", None)  # `from skops.card import Card` now raises ImportError
+    assert c.to_markdown() == c.to_markdown(engine="plain")
+    assert [x for x in with_skops.splitlines() if x.startswith("#")] == [x for x in c.to_markdown().splitlines() if x.startswith("#")]
+    with pytest.raises(MissingExtraError, match="pip install skops"):
+        c.to_markdown(engine="skops")

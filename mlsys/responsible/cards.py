@@ -172,7 +172,7 @@ def to_markdown(self: ModelCard, engine: str = "auto") -> str:
         if out is not None:
             return out
         if engine == "skops":
-            optional_import("skops", "core")
+            optional_import("skops.card", purpose="rendering the card through skops")
     return _plain_markdown(self)
 
 
