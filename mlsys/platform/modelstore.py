@@ -21,6 +21,8 @@ import pandas as pd
 
 import mlsys
 from ..core import ConfigError, DataError, IntegrityError, _jsonable, as_path, file_sha256
+from fastcore.basics import patch
+
 from ..deploy.registry import UnknownModelError, _check_name
 from ..deploy.registry import _check_metrics as _folder_metrics
 from ..modeling.tracking import (STORE_ARTIFACTS, Tracker, TrackingError, _call, _check_key, _library_versions,
@@ -28,9 +30,7 @@ from ..modeling.tracking import (STORE_ARTIFACTS, Tracker, TrackingError, _call,
 
 # %% auto 0
 __all__ = ['LOCK_PATTERNS', 'ALIASES', 'MODEL_FILE', 'ENTRY_FILE', 'TAG_SHA', 'TAG_ENTRY_SHA', 'DataPointer', 'data_pointer',
-           'code_record', 'dependencies', 'model_definition', 'DanglingAliasError', 'ModelEntry', 'MlflowModelStore',
-           'get', 'set_alias', 'delete_alias', 'register', 'register_once', 'load', 'record', 'artifact_path',
-           'book_table', 'promote', 'rollback', 'search']
+           'code_record', 'dependencies', 'model_definition', 'DanglingAliasError', 'ModelEntry', 'MlflowModelStore']
 
 # %% ../../nbs/13f_platform_modelstore.ipynb
 @dataclass(frozen=True)
@@ -190,6 +190,7 @@ class MlflowModelStore:
         return _call(self.tracker, what, fn, *args, **kwargs)
 
 # %% ../../nbs/13f_platform_modelstore.ipynb
+@patch
 def _model(self: MlflowModelStore, name: str):
     "The MLflow RegisteredModel `name`; `UnknownModelError` when there is none."
     from mlflow.exceptions import MlflowException
@@ -202,7 +203,7 @@ def _model(self: MlflowModelStore, name: str):
             raise UnknownModelError(f"{self} has no model {name!r}; it has {sorted(known)}") from e
         raise TrackingError(f"get_registered_model {name!r} failed on {self}: {e.message}") from e
 
-MlflowModelStore._model = _model
+@patch
 def _version(self: MlflowModelStore, name: str, ref=None):
     "The MLflow ModelVersion that `ref` names (a number, an alias, or None for the latest); named errors otherwise."
     model = self._model(name)
@@ -229,6 +230,7 @@ def _version(self: MlflowModelStore, name: str, ref=None):
         raise TrackingError(f"get_model_version {name!r} v{version} failed on {self}: {e.message}") from e
 
 
+@patch
 def get(self: MlflowModelStore, name: str, ref: int | str | None = None) -> ModelEntry:
     "The version `ref` (a number or an alias; None: the latest) of model `name`."
     mv = self._version(name, ref)
@@ -240,9 +242,8 @@ def get(self: MlflowModelStore, name: str, ref: int | str | None = None) -> Mode
     created = dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.timezone.utc).isoformat(timespec="seconds")
     return ModelEntry(mv.name, int(mv.version), mv.run_id, mv.tags[TAG_SHA], aliases, tags, metrics, created)
 
-MlflowModelStore._version, MlflowModelStore.get = _version, get
-
 # %% ../../nbs/13f_platform_modelstore.ipynb
+@patch
 def set_alias(self: MlflowModelStore, name: str, alias: str, version: int) -> ModelEntry:
     "Point `alias` of `name` at `version`, remembering where it pointed before (for `rollback`)."
     alias = _check_name(alias, "alias")
@@ -259,11 +260,13 @@ def set_alias(self: MlflowModelStore, name: str, alias: str, version: int) -> Mo
     return self.get(name, int(mv.version))
 
 
+@patch
 def _history(self: MlflowModelStore, name: str, alias: str) -> list[int]:
     tags = self._model(name).tags
     return json.loads(tags.get(f"{_HISTORY}{alias}", "[]"))
 
 
+@patch
 def delete_alias(self: MlflowModelStore, name: str, alias: str) -> bool:
     "Remove `alias` of `name`; False when it did not exist."
     alias = _check_name(alias, "alias")
@@ -271,8 +274,6 @@ def delete_alias(self: MlflowModelStore, name: str, alias: str) -> bool:
         return False
     self._call("delete_registered_model_alias", self.client.delete_registered_model_alias, name, alias)
     return True
-
-MlflowModelStore.set_alias, MlflowModelStore._history, MlflowModelStore.delete_alias = set_alias, _history, delete_alias
 
 # %% ../../nbs/13f_platform_modelstore.ipynb
 class _Lock:
@@ -316,6 +317,7 @@ def _check_text(value, what: str) -> str:
     return value
 
 # %% ../../nbs/13f_platform_modelstore.ipynb
+@patch
 def register(
     self: MlflowModelStore,
     name: str,  # the registered model's name
@@ -398,11 +400,13 @@ def register(
         self.set_alias(name, alias, int(mv.version))
     return self.get(name, int(mv.version))
 
+@patch
 def _run_dir(self: MlflowModelStore, run_id: str) -> Path:
     "The artifact folder of a run inside a local store's own folder (MLflow's layout: experiment, run, artifacts)."
     return self.root / STORE_ARTIFACTS / _slug(self.tracker.experiment) / run_id / "artifacts"
 
 
+@patch
 def _log(self: MlflowModelStore, run, local: Path) -> None:
     "Store one file or folder of a version: in a local store, copied straight into the store's own folder."
     if self.root is None:
@@ -415,9 +419,8 @@ def _log(self: MlflowModelStore, run, local: Path) -> None:
     else:
         shutil.copyfile(local, dest)
 
-MlflowModelStore.register, MlflowModelStore._run_dir, MlflowModelStore._log = register, _run_dir, _log
-
 # %% ../../nbs/13f_platform_modelstore.ipynb
+@patch
 def register_once(
     self: MlflowModelStore,
     name: str,  # the registered model's name
@@ -439,9 +442,8 @@ def register_once(
         self.set_alias(name, alias, int(found[0].version))
     return self.get(name, int(found[0].version))
 
-MlflowModelStore.register_once = register_once
-
 # %% ../../nbs/13f_platform_modelstore.ipynb
+@patch
 def _artifact(self: MlflowModelStore, entry: ModelEntry, rel: str, tmp: Path) -> Path:
     "A local copy of one artifact of a version: in a local store, the file inside the store's own folder."
     if self.root is not None:  # MLflow keeps absolute paths; the store's folder is the truth, so a moved store still loads
@@ -452,6 +454,7 @@ def _artifact(self: MlflowModelStore, entry: ModelEntry, rel: str, tmp: Path) ->
     return Path(self._call("download_artifacts", self.client.download_artifacts, entry.run_id, rel, str(tmp)))
 
 
+@patch
 def _verified(self: MlflowModelStore, entry: ModelEntry, rel: str, want: str, tmp: Path) -> Path:
     path = self._artifact(entry, rel, tmp)
     if file_sha256(path) != want:
@@ -460,6 +463,7 @@ def _verified(self: MlflowModelStore, entry: ModelEntry, rel: str, want: str, tm
     return path
 
 
+@patch
 def load(self: MlflowModelStore, name: str, ref: int | str | None = None, trusted: Iterable[str] = ()):
     "The model of version `ref`, after checking its artifact against the SHA-256 the registry holds."
     from mlsys.deploy.serialize import load_model
@@ -468,6 +472,7 @@ def load(self: MlflowModelStore, name: str, ref: int | str | None = None, truste
         return load_model(self._verified(entry, MODEL_FILE, entry.sha256, Path(tmp)), trusted=trusted)
 
 
+@patch
 def record(self: MlflowModelStore, name: str, ref: int | str | None = None) -> dict:
     "The book's table of version `ref` (entry.json, checked against the registry), with the version and aliases."
     entry, mv = self.get(name, ref), self._version(name, ref)
@@ -479,16 +484,15 @@ def record(self: MlflowModelStore, name: str, ref: int | str | None = None) -> d
                 raise IntegrityError(f"code/{role}.py of {name} v{entry.version} changed after registration")
     return {"name": entry.name, "version": entry.version, "aliases": entry.aliases, **rec}
 
+@patch
 def artifact_path(self: MlflowModelStore, name: str, ref: int | str | None = None, rel: str = MODEL_FILE) -> Path:
     "Where an artifact of a version lies in a local store (to inspect it, or to see what tampering does)."
     if self.root is None:
         raise ConfigError(f"{self} is not a local store: its artifacts have no file of their own here")
     return self._artifact(self.get(name, ref), rel, Path(tempfile.gettempdir()))
 
-MlflowModelStore._artifact, MlflowModelStore._verified, MlflowModelStore.artifact_path = _artifact, _verified, artifact_path
-MlflowModelStore.load, MlflowModelStore.record = load, record
-
 # %% ../../nbs/13f_platform_modelstore.ipynb
+@patch
 def book_table(self: MlflowModelStore, name: str, ref: int | str | None = None) -> pd.DataFrame:
     "The book's model-store table for one version: one row per field, with what the entry records."
     r = self.record(name, ref)
@@ -510,9 +514,8 @@ def book_table(self: MlflowModelStore, name: str, ref: int | str | None = None) 
             ("tags", ", ".join(f"{k}={v}" for k, v in r["tags"].items()))]
     return pd.DataFrame(rows, columns=["field", "value"]).set_index("field")
 
-MlflowModelStore.book_table = book_table
-
 # %% ../../nbs/13f_platform_modelstore.ipynb
+@patch
 def promote(self: MlflowModelStore, name: str, ref: int | str = "challenger", alias: str = "champion") -> ModelEntry:
     "Move `alias` to the version `ref` names (by default the challenger), and drop the `challenger` alias it held."
     entry = self.get(name, ref)
@@ -522,6 +525,7 @@ def promote(self: MlflowModelStore, name: str, ref: int | str = "challenger", al
     return self.get(name, entry.version)
 
 
+@patch
 def rollback(self: MlflowModelStore, name: str, alias: str = "champion") -> ModelEntry:
     "Point `alias` back at the version it named before its last move."
     alias = _check_name(alias, "alias")
@@ -542,9 +546,8 @@ def rollback(self: MlflowModelStore, name: str, alias: str = "champion") -> Mode
                    json.dumps(hist))
     return self.get(name, before)
 
-MlflowModelStore.promote, MlflowModelStore.rollback = promote, rollback
-
 # %% ../../nbs/13f_platform_modelstore.ipynb
+@patch
 def search(
     self: MlflowModelStore,
     task: str | None = None,  # only versions with this task tag
@@ -590,5 +593,3 @@ def search(
     df = pd.DataFrame(rows, columns=cols)
     by, asc = ([metric, "name", "version"], [not higher_is_better, True, True]) if metric else (["name", "version"], [True, True])
     return df.sort_values(by, ascending=asc, kind="stable").reset_index(drop=True)
-
-MlflowModelStore.search = search
