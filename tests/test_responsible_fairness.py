@@ -157,6 +157,10 @@ def test_mitigation_lowers_parity_on_held_out(method):
     t = mitigation_table(yt, {"unmitigated": base.predict(Xt), "mitigated": predict_mitigated(m, Xt, at)}, at)
     assert t.loc["mitigated", "dp_difference"] < t.loc["unmitigated", "dp_difference"] / 2
     assert t.loc["mitigated", "accuracy_cost"] > -0.02  # no free lunch beyond noise
+    if method == "reduction":  # a Pipeline's fit takes no sample_weight: named, not scikit-learn's raw ValueError
+        from sklearn.pipeline import make_pipeline
+        check_named(lambda: mitigate(make_pipeline(LogisticRegression()), X, y, a, "reduction", max_iter=2),
+                    ConfigError, "sample_weight")
     eo = mitigate(base, X, y, a, "threshold", "equalized_odds", prefit=True)
     t = mitigation_table(yt, {"unmitigated": base.predict(Xt), "eo": predict_mitigated(eo, Xt, at)}, at)
     assert t.loc["eo", "eo_difference"] < t.loc["unmitigated", "eo_difference"]

@@ -383,7 +383,13 @@ def mitigate(
     moment = DemographicParity() if constraint == "demographic_parity" else EqualizedOdds()
     np.random.seed(seed)  # fairlearn's reductions draw from numpy's global generator
     m = ExponentiatedGradient(clone(estimator), constraints=moment, eps=eps, max_iter=max_iter)
-    return m.fit(X, yy.astype(int), sensitive_features=np.asarray(sensitive))
+    try:
+        return m.fit(X, yy.astype(int), sensitive_features=np.asarray(sensitive))
+    except (TypeError, ValueError) as e:
+        if "sample_weight" not in str(e):
+            raise
+        raise ConfigError(f"method='reduction' refits {type(estimator).__name__} with sample_weight, which its fit does "
+                          "not accept (a Pipeline does not): pass the final estimator on encoded features") from e
 
 
 def predict_mitigated(
