@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import io
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -39,7 +40,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--infer-requirements", action="store_true", help="also time log_model inferring its requirements")
     args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-modelstore-"))
+    try:
+        _bench(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
+
+def _bench(args, tmp: Path) -> None:
+    "The measurements, with every store in `tmp`."
     import mlflow
     from mlflow.models import infer_signature
 
@@ -51,7 +60,6 @@ def main() -> None:
     from mlsys.pipeline_deploy import holdout_metrics
     from mlsys.platform.modelstore import ENTRY_FILE, MlflowModelStore, data_pointer
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-modelstore-"))
     feats = build_features(load_flights(start="2013-01-01", end="2013-01-09"), load_weather(), load_planes())
     feats.to_parquet(tmp / "features.parquet")
     train, test = time_split(feats, "2013-01-06")
