@@ -54,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("report", help="write report.html of a run folder again (mlsys run writes it after every run)")
     w.add_argument("--run-id", default="default", help="the run folder's name (default: default)")
     w.add_argument("--runs-dir", help="parent folder of runs (default: $MLSYS_RUNS_DIR or ./runs)")
+    k = sub.add_parser("card", help="write the model card of a run folder (Markdown and HTML) from its products",
+                       description="Build the model card of a run (model store entry, evaluation by slice, service-group "
+                                   "fairness, monitoring, continual learning, the responsible-AI checklist) and write "
+                                   "model_card.md and model_card.html; the report stage writes the same into report/.")
+    k.add_argument("--run-id", default="default", help="the run folder's name (default: default)")
+    k.add_argument("--runs-dir", help="parent folder of runs (default: $MLSYS_RUNS_DIR or ./runs)")
+    k.add_argument("--out", help="folder to write the card into (default: RUN/report)")
+    k.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples of the fairness intervals (default: 200)")
     _add_deploy_commands(sub)
     from mlsys.platform.scheduler import add_schedule_command  # light: croniter loads only when a schedule is parsed
     add_schedule_command(sub)
@@ -93,6 +101,19 @@ def _report(args) -> int:
     if not run_dir.is_dir():
         raise ConfigError(f"no run folder {run_dir}; run `mlsys run` first or pass --run-id/--runs-dir")
     print(f"report: {write_run_report(run_dir)}")
+    return 0
+
+
+def _card(args) -> int:
+    from mlsys.responsible.cards import card_from_run
+    run_dir = Path(args.runs_dir or get_config().runs_dir).absolute() / args.run_id
+    if not run_dir.is_dir():
+        raise ConfigError(f"no run folder {run_dir}; run `mlsys run` first or pass --run-id/--runs-dir")
+    if isinstance(args.n_boot, bool) or args.n_boot < 1:
+        raise ConfigError(f"--n-boot must be a positive number of resamples, got {args.n_boot}")
+    paths = card_from_run(run_dir, n_boot=args.n_boot).save(Path(args.out) if args.out else run_dir / "report")
+    for kind, path in paths.items():
+        print(f"model card ({kind}): {path}")
     return 0
 
 
@@ -272,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         commands = {"run": _run, "stages": _stages, "report": _report, "models": _models, "score": _score, "serve": _serve,
-                    "stream": _stream, "canary": _canary, "schedule": _schedule_command}
+                    "stream": _stream, "canary": _canary, "schedule": _schedule_command, "card": _card}
         return commands[args.command](args)
     except PipelineError as e:
         print(f"mlsys: error: {e}", file=sys.stderr)

@@ -157,3 +157,14 @@ def test_without_skops_the_own_template_renders_the_same_card(monkeypatch):
     assert [x for x in with_skops.splitlines() if x.startswith("#")] == [x for x in c.to_markdown().splitlines() if x.startswith("#")]
     with pytest.raises(MissingExtraError, match="pip install skops"):
         c.to_markdown(engine="skops")
+
+
+def test_mlsys_card_command(tmp_path, capsys):
+    "`mlsys card` writes the card of a run folder; a missing folder or a bad --n-boot exits 2 with a named error."
+    from mlsys.cli import main
+    run = example_run(tmp_path / "runs" / "r1", n=800, seed=2)
+    assert main(["card", "--runs-dir", str(run.parent), "--run-id", "r1", "--n-boot", "20", "--out", str(tmp_path / "c")]) == 0
+    assert (tmp_path / "c" / "model_card.md").read_text().strip() and (tmp_path / "c" / "model_card.html").is_file()
+    assert main(["card", "--runs-dir", str(tmp_path / "runs"), "--run-id", "nope"]) == 2
+    assert "no run folder" in capsys.readouterr().err
+    assert main(["card", "--runs-dir", str(run.parent), "--run-id", "r1", "--n-boot", "0"]) == 2
