@@ -133,13 +133,17 @@ def test_bad_run_folders_name_the_file(run, tmp_path):
         card_from_run(bad)
 
 
-def test_a_single_group_is_refused_with_the_column_named(run, tmp_path):
+def test_a_single_group_is_named_in_the_card_and_refused_by_flight_fairness(run, tmp_path):
     bad = tmp_path / "onegroup"
     shutil.copytree(run, bad)
     feats = pd.read_parquet(bad / "features/features.parquet")
     feats.assign(origin="EWR").to_parquet(bad / "features/features.parquet")
+    card = card_from_run(bad, n_boot=0)  # a run with one origin still gets its card, and the card says why
+    assert any("not compared by origin" in str(b) for b in card.fairness)
+    assert not any("not compared by carrier" in str(b) for b in card.fairness)
+    scored = feats.assign(origin="EWR", score=0.5, is_late=feats.index % 2)
     with pytest.raises(DataError, match=r"fairness by 'origin' .*single group 'EWR'"):
-        card_from_run(bad, n_boot=0)
+        flight_fairness(scored, by=("origin",))
     with pytest.raises(DataError, match="min_rows must be a positive integer"):
         flight_fairness(feats.assign(score=0.5), min_rows=0)
     with pytest.raises(DataError, match="version must be a positive integer"):

@@ -619,9 +619,13 @@ def card_from_run(
             raise DataError(f"{r.dir / REQUIRED['predictions']} is not row for row the test flights of {OPTIONAL['features']} "
                             f"split at {split['split_date']}")
         frame = test[["origin", "carrier"]].assign(is_late=preds["is_late"].to_numpy(), score=preds[model].to_numpy())
-        reports = flight_fairness(frame, threshold=threshold, n_boot=n_boot, min_rows=min_rows, seed=seed)
+        usable = [c for c in ("origin", "carrier") if int((frame[c].astype(str).value_counts() >= min_rows).sum()) >= 2]
+        reports = flight_fairness(frame, by=tuple(usable), threshold=threshold, n_boot=n_boot, min_rows=min_rows,
+                                  seed=seed) if usable else {}
         gaps = fairness_gaps(reports)
         fair = _fairness_blocks(reports, gaps, n_boot, min_rows)
+        fair += [f"not compared by {c}: fewer than two {c} groups have {min_rows} test flights in this run"
+                 for c in ("origin", "carrier") if c not in usable]  # a small run still gets its card
         if len(gaps):
             w = gaps.loc[gaps["gap"].idxmax()]
             facts["largest_group_gap"] = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in w.items()}
