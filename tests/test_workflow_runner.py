@@ -355,3 +355,19 @@ def test_register_service_refuses_bad_arguments(tmp_path, kw, msg):
     args = {"name": "svc", "pid": os.getpid(), "url": "http://127.0.0.1:9", **kw}
     with pytest.raises((ConfigError, PipelineError), match=msg):
         register_service(tmp_path, **args)
+
+
+@pytest.mark.parametrize("engine", ["default", "prefect"])
+def test_a_cycle_in_the_dag_is_refused_before_any_stage_runs(tmp_path, engine):
+    "a -> b -> c -> a: a ConfigError that names the stages of the cycle, on both engines, and no run folder content."
+    from mlsys.core import ConfigError
+    pipes = tmp_path / "pipes"; pipes.mkdir()
+    for name, up in (("a", "c"), ("b", "a"), ("c", "b")):
+        write_stage(pipes, name, f'''
+            run_dir: str = "runs/dev"  # run folder
+            upstream: list = ["{up}"]  # reads {up}
+            product: dict = {{"x": "{name}/x.json"}}  # x
+        ''', "pass")
+    with pytest.raises(ConfigError, match=r"stages \['a', 'b', 'c'\] form a dependency cycle"):
+        run_pipeline("smoke", pipelines=pipes, runs_dir=tmp_path / "runs", progress=False, engine=engine)
+    assert not (tmp_path / "runs" / "smoke" / "a").exists()
