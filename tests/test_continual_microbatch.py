@@ -129,3 +129,55 @@ def test_swap_under_concurrent_traffic():
             t.join()
     assert statuses and set(statuses) == {200}
     assert all(min(abs(p - w) for w in want) < 1e-12 for p in probs)  # every answer came wholly from one of the models
+
+
+def test_one_class_batches_and_tiny_batches_do_not_break_the_loop(tmp_path):
+    "A window whose held-out labels are one class (a quiet hour, size=2) is compared by log loss with both classes named."
+    X, y = _stream(600, flip=600)
+    store, r = _start(tmp_path, X.iloc[:300], y[:300])
+    ones = np.ones(256, dtype=int)
+    log = MicroBatchDeployment(store, "m", r, size=256).run(X.iloc[300:556], ones)
+    assert len(log) == 1 and np.isfinite(log["challenger_score"]).all()
+    log2 = MicroBatchDeployment(store, "m", r, size=2).run(X.iloc[300:310], y[300:310])
+    assert len(log2) == 5
+
+
+def test_a_failed_deploy_moves_the_alias_back(tmp_path):
+    "The service still serves the old model when deploy() raises: the store's champion is rolled back and recorded."
+    from mlsys.continual.triggers import history
+    from mlsys.core import PipelineError
+    X, y = _stream(3000, flip=1000)
+    store, r = _start(tmp_path, X.iloc[:500], y[:500])
+
+    def broken(model):
+        raise RuntimeError("service unreachable")
+    with pytest.raises(PipelineError, match="back on v1"):
+        MicroBatchDeployment(store, "m", r, size=256, min_gain=-1e9).run(X.iloc[500:], y[500:], deploy=broken)
+    assert store.get("m", "champion").version == 1
+    assert history(store, "m")["event"].tolist()[-1] == "rollback"
+
+
+def test_warm_does_not_cache_the_old_models_answers_across_a_swap():
+    "A warm() running while the model is swapped must not refill the cache the swap cleared."
+    import asyncio
+
+    from mlsys.deploy.service import DelayedModel, FallbackPredictor, PredictionService, feature_spec
+    X, y = _stream(200, flip=200)
+    a, b = _model().fit(X, y), _model().fit(X, 1 - y)
+    svc = PredictionService(feature_spec(X), FallbackPredictor(DelayedModel(a, delay=0.5), main_name="champion"))
+    rows = {str(i): {"a": float(X["a"].iloc[i]), "b": float(X["b"].iloc[i])} for i in range(3)}
+
+    class Features:  # the online store's one method warm() uses
+        view = "v"
+
+        def get(self, key):
+            return rows.get(key)
+    svc.features = Features()
+
+    async def scenario():
+        task = asyncio.ensure_future(svc.warm(list(rows)))
+        await asyncio.sleep(0.2)
+        svc.swap_model(b)
+        return await task
+    assert asyncio.run(scenario()) == 0
+    assert len(svc.cache) == 0

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 
-from ..core import ConfigError, DataError
+from ..core import ConfigError, DataError, PipelineError
 
 # %% auto 0
 __all__ = ['linear_flights_model', 'MicroBatchDeployment']
@@ -138,10 +138,16 @@ def run(self: MicroBatchDeployment,
         swap_ms = None
         if o.promoted:
             t0 = time.perf_counter()
-            champion = self.store.load(self.name, "champion", trusted=self.trusted)
+            new = self.store.load(self.name, "champion", trusted=self.trusted)
             if deploy is not None:
-                deploy(champion)
-            swap_ms, serving = (time.perf_counter() - t0) * 1000, o.version
+                try:
+                    deploy(new)
+                except Exception as e:  # the service still serves the old model: the store must say so too
+                    from mlsys.continual.triggers import rollback
+                    rollback(self.store, self.name, reason=f"deploy failed: {type(e).__name__}: {e}")
+                    raise PipelineError(f"deploying v{o.version} of {self.name!r} failed ({type(e).__name__}: {e}); "
+                                        f"the champion alias is back on v{serving}, which still serves") from e
+            champion, swap_ms, serving = new, (time.perf_counter() - t0) * 1000, o.version
         rows.append({**row, "challenger": o.version, "promoted": o.promoted, "challenger_score": o.challenger_score,
                      "champion_score": o.champion_score, "train_rows": int(o.cost.get("rows", 0)),
                      "cpu_seconds": o.cost.get("cpu_seconds"), "swap_ms": swap_ms, "reason": o.reason})

@@ -331,7 +331,9 @@ def score(model, X, y, metric: str = "roc_auc") -> float:
     if metric == "roc_auc" and (y.all() or not y.any()):
         raise DataError("the evaluation labels are all one class: roc_auc is undefined; use more recent rows")
     s = predict_scores(model, X)
-    fn = {"roc_auc": roc_auc_score, "log_loss": log_loss, "brier": brier_score_loss}.get(metric)
+    if metric == "log_loss":  # both classes named: a recent window may hold only one (a quiet hour, a tiny batch)
+        return float(log_loss(y, s, labels=[False, True]))
+    fn = {"roc_auc": roc_auc_score, "brier": lambda t, p: brier_score_loss(t, p, pos_label=True)}.get(metric)
     return float(accuracy_score(y, s >= 0.5) if fn is None else fn(y, s))
 
 # %% ../../nbs/12c_continual_triggers.ipynb

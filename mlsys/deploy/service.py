@@ -982,8 +982,9 @@ async def warm(self: PredictionService, keys: Iterable[str]) -> int:
     n = 0
     for i in range(0, len(found), self.batcher.max_batch_size):
         chunk = found[i:i + self.batcher.max_batch_size]
+        generation = self.generation
         answer = await self.predictor.predict(Rows(self.spec, [r for _, r in chunk]))
-        if answer.fallback is None:
+        if answer.fallback is None and generation == self.generation:  # a swap meanwhile: these are the old model's answers
             for (k, _), p in zip(chunk, answer.proba):
                 self.cache.put(k, self._prediction(p, answer, len(chunk)))
                 n += 1
