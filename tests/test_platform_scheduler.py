@@ -308,3 +308,65 @@ def test_mlsys_schedule_is_a_subcommand(capsys):
     assert "cron expression 'not a cron'" in capsys.readouterr().err
     assert main(["schedule", "--help"]) == 0
     assert "--cron" in capsys.readouterr().out
+
+
+def test_max_runs_starts_no_more_than_it_needs(tmp_path):
+    "With catch-up after a 1 h gap, max_runs=1 runs one of the 6 missed */10 fires; the others stay 'queued'."
+    seen = []
+    job = Job("tick", lambda ctx: seen.append(ctx.event.at), schedule=CronSchedule("*/10 * * * *", missed="catchup"))
+    out = Scheduler([job], tmp_path / "h.jsonl", clock=FakeClock("2026-01-05T01:00:00+00:00"), capacity=Resources(4, 4),
+                    workers=4).run(max_runs=1, since="2026-01-05T00:00:00+00:00")
+    assert len(seen) == 1 and len(out) == 6
+    assert sorted(out["status"].tolist()) == ["ok"] + ["queued"] * 5
+    out2 = Scheduler([job], tmp_path / "h2.jsonl", clock=FakeClock("2026-01-05T01:00:00+00:00"), capacity=Resources(4, 4),
+                     workers=4).run(max_runs=2, since="2026-01-05T00:00:00+00:00")
+    assert len(seen) == 3 and (out2["status"] == "ok").sum() == 2 and (out2["status"] == "queued").sum() == 4
+
+
+def test_history_frame_reports_the_last_line_whole(tmp_path):
+    "An 'ok' run after a failed attempt shows no stale error; a later line without run_dir does not keep an old one."
+    h = History(tmp_path / "h.jsonl")
+    h.append(run_id="r", job="j", status="running", at="2026-01-05T00:00:00+00:00", attempt=1, trigger="cron")
+    h.append(run_id="r", job="j", status="retrying", at="2026-01-05T00:00:01+00:00", attempt=1, trigger="cron",
+             error="RuntimeError: flaky source", run_dir="runs/old")
+    h.append(run_id="r", job="j", status="running", at="2026-01-05T00:00:02+00:00", attempt=2, trigger="cron")
+    h.append(run_id="r", job="j", status="ok", at="2026-01-05T00:00:03+00:00", attempt=2, trigger="cron")
+    row = h.frame().iloc[0]
+    assert row["status"] == "ok" and row["attempts"] == 2 and row["trigger"] == "cron"
+    assert pd.isna(row["error"]) and pd.isna(row["run_dir"])
+
+
+def test_cli_rejects_empty_and_unusable_paths(solo, tmp_path, capsys):
+    pipes = solo
+    base = ["schedule", "--pipelines", str(pipes), "--cron", "0 6 * * *"]
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    for flag in ("--watch", "--on-alert"):
+        assert _schedule(_parser().parse_args(["schedule", "--pipelines", str(pipes)] + runs + [flag, ""])) == 2
+        assert f"{flag} is empty" in capsys.readouterr().err
+    for flag in ("--runs-dir", "--history"):
+        assert _schedule(_parser().parse_args(base + runs + [flag, ""])) == 2
+        assert f"{flag} is empty" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert _schedule(_parser().parse_args(base + ["--runs-dir", str(tmp_path / "afile")])) == 2
+    assert "--runs-dir" in (err := capsys.readouterr().err) and "is a file, not a folder" in err
+    (tmp_path / "hdir").mkdir()
+    assert _schedule(_parser().parse_args(base + runs + ["--history", str(tmp_path / "hdir")])) == 2
+    assert "--history" in (err := capsys.readouterr().err) and "is a folder" in err
+    assert _schedule(_parser().parse_args(base + runs + ["--history", str(tmp_path / "afile" / "h.jsonl")])) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_bad_fields_are_named_config_errors():
+    f = lambda c: None  # noqa: E731
+    with pytest.raises(ConfigError, match="priority='high'"):
+        Job("j", f, priority="high")
+    with pytest.raises(ConfigError, match="schedule='0 6"):
+        Job("j", f, schedule="0 6 * * *")
+    with pytest.raises(ConfigError, match="backoff='fast'"):
+        Job("j", f, backoff="fast")
+    for w in (-1, 0, "2", True):
+        with pytest.raises(ConfigError, match="workers="):
+            Scheduler([Job("j", f)], "h.jsonl", capacity=Resources(1, 1), workers=w)
+    with pytest.raises(ConfigError, match="limit=-1"):
+        CronSchedule("0 6 * * *").fires(T0, T0 + timedelta(days=2), limit=-1)
+    assert len(CronSchedule("0 6 * * *").fires(T0, T0 + timedelta(days=2), limit=1)) == 1

@@ -180,7 +180,9 @@ class History:
             return pd.DataFrame(columns=_COLUMNS)
         lines = lines.reindex(columns=sorted(set(lines.columns) | set(_COLUMNS) | {"at", "attempt"}))
         g = lines.groupby("run_id", sort=False)
-        out = g.last()[["job", "trigger", "detail", "fired", "status", "run_dir", "error"]]
+        out = g.last()[["job", "trigger", "detail", "fired"]]  # the same on every line of a run
+        last = lines.drop_duplicates("run_id", keep="last").set_index("run_id")  # the last line whole: no stale error or folder
+        out[["status", "run_dir", "error"]] = last[["status", "run_dir", "error"]]
         out["started"] = lines[lines["status"] == "running"].groupby("run_id")["at"].first()
         out["ended"] = lines[lines["status"].isin(["ok", "failed", "skipped"])].groupby("run_id")["at"].last()
         out["attempts"] = g["attempt"].max().fillna(0).astype(int)

@@ -129,6 +129,8 @@ class CronSchedule:
 
     def fires(self, after: Any, until: Any, limit: int = 100_000) -> list[datetime]:
         "Fire times in (`after`, `until`], at most `limit` of them."
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"fires limit={limit!r} must be an int >= 1")
         out, t, until = [], _aware(after, "after"), _aware(until, "until")
         while len(out) < limit and (t := self.next_after(t)).timestamp() <= until.timestamp():
             out.append(t)
@@ -255,10 +257,12 @@ class ResourceQueue:
             return (0, q.seq, 0) if reserved else (1, -q.priority, q.seq)
         return sorted(self.waiting, key=key)
 
-    def admit(self, now: datetime) -> list[Queued]:
-        "Take every run that fits now, in order; stop behind a reserved run that does not fit."
+    def admit(self, now: datetime, limit: int | None = None) -> list[Queued]:  # limit: take at most this many (None: no cap)
+        "Take every run that fits now, in order, at most `limit`; stop behind a reserved run that does not fit."
         out = []
         for q in self.order(now):
+            if limit is not None and len(out) >= limit:
+                break
             if q.not_before is not None and q.not_before > now:
                 continue
             if q.need.fits(self.free):
@@ -304,6 +308,12 @@ class Job:
             raise ConfigError(f"job {self.name!r}: fn must be callable, got {type(self.fn).__name__}")
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 1:
             raise ConfigError(f"job {self.name!r}: max_attempts={self.max_attempts!r} must be an int >= 1")
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+            raise ConfigError(f"job {self.name!r}: priority={self.priority!r} must be an int (higher runs first)")
+        if self.schedule is not None and not isinstance(self.schedule, CronSchedule):
+            raise ConfigError(f"job {self.name!r}: schedule={self.schedule!r} must be a CronSchedule, e.g. CronSchedule('0 6 * * *'), or None")
+        if not isinstance(self.backoff, Backoff):
+            raise ConfigError(f"job {self.name!r}: backoff={self.backoff!r} must be a Backoff, e.g. Backoff(base=1.0)")
         if not all(isinstance(t, EventTrigger) for t in self.triggers):
             raise ConfigError(f"job {self.name!r}: triggers must be EventTrigger objects")
         self.resources = as_resources(self.resources, f"job {self.name!r} resources")
@@ -368,6 +378,8 @@ class Scheduler:
         for j in jobs:  # a job that could never fit is a configuration error now, not at its first fire
             self.queue.check(j.name, j.resources)
         self.budget, self.poll = budget or RetryBudget(), as_duration(poll, "poll").to_pytimedelta()
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise ConfigError(f"workers={workers!r} must be an int >= 1, or None for the capacity's cores")
         self.workers = workers or max(1, int(self.queue.capacity.cores))
         self._running: dict[Future, Queued] = {}
         self._ids: set[str] = set()
@@ -455,8 +467,8 @@ def _reap(self: Scheduler, futures) -> None:
         self.finished += 1
 
 
-def _start(self: Scheduler, pool: ThreadPoolExecutor, now: datetime) -> None:
-    for q in self.queue.admit(now):
+def _start(self: Scheduler, pool: ThreadPoolExecutor, now: datetime, limit: int | None = None) -> None:
+    for q in self.queue.admit(now, limit):
         q.payload.attempt += 1
         self._record(q, "running")
         self._running[pool.submit(_attempt, self.jobs[q.name], q.payload)] = q
@@ -497,7 +509,10 @@ def run(self: Scheduler,
             if not stopping:
                 _poll(self, now)
                 polled_past = past  # the poll at `until` itself is the last one
-            _start(self, pool, now)
+            if max_runs is None:
+                _start(self, pool, now)
+            elif self.finished < max_runs:  # never start more runs than max_runs still needs; the rest stay queued
+                _start(self, pool, now, max_runs - self.finished - len(self._running))
             if stopping and not self._running and (max_runs is not None or not self.queue.waiting):
                 break
             if self._running:
@@ -536,6 +551,17 @@ def add_schedule_command(sub) -> argparse.ArgumentParser:
     return s
 
 
+def _usable_folder(p: Path, what: str) -> None:
+    "`ConfigError` unless `p` is a folder, or can be made one, that this process may write into."
+    anc = p
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise ConfigError(f"{what} {str(p)!r} is not usable: {str(anc)!r} is a file, not a folder")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {str(p)!r} is not usable: {str(anc)!r} is not writable")
+
+
 def _schedule(args) -> int:
     "Run `mlsys schedule`: 0 all runs ok, 1 a run failed, 2 bad input."
     from mlsys.core import get_config
@@ -545,15 +571,22 @@ def _schedule(args) -> int:
             raise ConfigError("give --cron, --watch or --on-alert: nothing would ever start a run")
         if args.max_runs < 1 or args.retries < 0:
             raise ConfigError(f"--max-runs must be >= 1 and --retries >= 0, got {args.max_runs} and {args.retries}")
-        triggers = ([DataTrigger(args.watch, args.watch_mode)] if args.watch else []) + \
-                   ([AlertTrigger(args.on_alert, alerts=args.alert)] if args.on_alert else [])
-        if args.watch and not Path(args.watch).exists():
+        for flag, v in (("--watch", args.watch), ("--on-alert", args.on_alert), ("--runs-dir", args.runs_dir), ("--history", args.history)):
+            if v is not None and not v.strip():
+                raise ConfigError(f"{flag} is empty; give a path or leave the option out")
+        if args.watch is not None and not Path(args.watch).exists():
             raise ConfigError(f"--watch {args.watch!r} does not exist")
+        triggers = ([DataTrigger(args.watch, args.watch_mode)] if args.watch is not None else []) + \
+                   ([AlertTrigger(args.on_alert, alerts=args.alert)] if args.on_alert is not None else [])
         schedule = CronSchedule(args.cron, args.tz, args.missed) if args.cron is not None else None
-        runs = Path(args.runs_dir) if args.runs_dir else get_config().runs_dir
+        runs = Path(args.runs_dir) if args.runs_dir is not None else get_config().runs_dir
+        history = Path(args.history) if args.history is not None else runs / "schedule.jsonl"
+        _usable_folder(runs, "--runs-dir")
+        if history.is_dir():
+            raise ConfigError(f"--history {str(history)!r} is a folder; give the history's file, e.g. {str(history / 'schedule.jsonl')!r}")
+        _usable_folder(history.parent, "the --history file's folder")
         job = pipeline_job(args.name, args.profile, _parse_params(args.param), args.pipelines, runs, schedule=schedule,
                            triggers=triggers, max_attempts=args.retries + 1)
-        history = Path(args.history) if args.history else runs / "schedule.jsonl"
         sched = Scheduler([job], history, clock=getattr(args, "clock", None), poll=args.poll)
         print(f"scheduling {args.name!r}: {schedule or '-'}; triggers {[t.kind for t in triggers]}; history {history}", flush=True)
         done = sched.run(max_runs=args.max_runs)
