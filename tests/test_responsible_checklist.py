@@ -71,6 +71,32 @@ def test_missing_values_are_a_category():
 SOURCES = {"src": {"description": "d", "biases": ["b"], "rows": 10}}
 
 
+
+@pytest.mark.parametrize("col,fragment", [
+    (np.r_[np.inf, np.zeros(299)], "'bad' has 1 infinite"),
+    (np.r_[-np.inf, np.arange(299.0)], "'bad' has 1 infinite"),
+    (np.full(300, np.nan), "'bad' is missing in all 300 rows"),
+    ([f"id{i}" for i in range(300)], "'bad' has 300 levels in 300 rows"),
+    (np.arange(300).astype(str), "looks like an identifier"),
+])
+def test_unusable_features_are_refused_by_name(col, fragment):
+    df = _frame(0, 300).assign(bad=col)
+    check_named(lambda: proxy_table(df, "attr", ["bad", "independent"]), DataError, fragment)
+    check_named(lambda: proxy_table(df, "attr"), DataError, fragment)  # also among the default features
+
+
+def test_datetime_is_numeric_and_nmi_is_at_most_one():
+    rng = np.random.default_rng(3)
+    df = _frame(3, 400)
+    codes = pd.factorize(df["attr"])[0]
+    df = df.assign(when=pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.permutation(400), unit="h"),
+                   near_copy=codes + rng.normal(0, 1e-6, 400))
+    t = proxy_table(df, "attr", ["when", "near_copy", "independent"]).set_index("feature")
+    assert t.loc["when", "kind"] == "numeric" and t.loc["when", "levels"] <= 10
+    assert not t.loc["when", "proxy"]  # unique timestamps unrelated to the attribute are no proxy
+    assert t.loc["near_copy", "nmi"] == 1.0 and t.loc["near_copy", "proxy"]
+    assert t["nmi"].between(0, 1).all() and t["cramers_v"].between(0, 1).all()
+
 def _slices(weak: bool):
     rng = np.random.default_rng(5)
     n = 4000

@@ -93,6 +93,51 @@ def test_equals_fairlearn(kind):
         assert refused == CASES[kind]  # every such case has an undefined rate
 
 
+
+KEYS = ["x & y", "x", "y & z", "z", "y", "Ørsted & co"]  # keys that collide when joined with " & "
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_multi_column_groups_equal_fairlearn(seed):
+    "A frame of key columns is grouped by its tuples, as fairlearn does: joined strings must not merge groups."
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(20, 200))
+    g = pd.DataFrame({"a": rng.choice(KEYS, n), "b": rng.choice(KEYS, n)}, index=rng.permutation(n) + 7)
+    if seed == 0:  # the reviewer's case: 'x & y' + 'z' and 'x' + 'y & z' print alike
+        g.iloc[:4] = [["x & y", "z"], ["x", "y & z"], ["x & y", "z"], ["x", "y & z"]]
+        g = g.iloc[:4]
+    y = rng.random(len(g)) < 0.5
+    p = rng.random(len(g)) < 0.5
+    if seed == 0:
+        y, p = np.array([1, 0, 0, 1], bool), np.array([1, 1, 1, 0], bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mf = fl.MetricFrame(metrics={"selection_rate": fl.selection_rate, "tpr": fl.true_positive_rate,
+                                     "fpr": fl.false_positive_rate}, y_true=y, y_pred=p, sensitive_features=g)
+        dpd = fl.demographic_parity_difference(y, p, sensitive_features=g)
+        eod = fl.equalized_odds_difference(y, p, sensitive_features=g)
+    r = group_rates(y, p, g, undefined="fairlearn")
+    want = mf.by_group.dropna(how="all")  # fairlearn lists absent combinations as NaN rows
+    assert len(r) == len(want) == len(set(map(tuple, g.to_numpy())))
+    assert r.index.is_unique
+    np.testing.assert_allclose(r[["selection_rate", "tpr", "fpr"]].to_numpy(), want.to_numpy(float), atol=1e-12)
+    m = fairness_metrics(y, p, g, undefined="fairlearn")
+    assert m["demographic_parity_difference"] == pytest.approx(dpd, abs=1e-12)
+    assert m["equalized_odds_difference"] == pytest.approx(eod, abs=1e-12)
+    if seed == 0:
+        assert dpd == pytest.approx(0.5)
+
+
+def test_multi_column_groups_keep_key_types_apart():
+    "1 and '1' are different keys, as in fairlearn's tuples; the display names stay unique."
+    y, p = np.array([1, 0, 0, 1]), np.array([1, 1, 1, 0])
+    r = group_rates(y, p, pd.DataFrame({"a": [1, "1", 1, "1"], "b": [0, 0, 0, 0]}), undefined="fairlearn")
+    assert len(r) == 2 and r.index.is_unique
+    assert sorted(r["selection_rate"]) == [0.5, 1.0]
+    check_named(lambda: group_rates(y, p, pd.DataFrame({"a": ["u"] * 4, "b": [0] * 4})), DataError, "single group")
+    check_named(lambda: group_rates(y, p, pd.DataFrame({"a": ["u", None, "v", "v"], "b": [0] * 4})), DataError, "missing")
+    check_named(lambda: group_rates(y, p, pd.DataFrame({"a": ["u", "v"], "b": [0, 0]})), DataError, "aligned")
+
 def test_omit_leaves_undefined_groups_out_and_says_so():
     y = np.array([1, 0, 1, 0, 0, 0, 1, 1, 0, 1])
     p = np.array([1, 0, 0, 1, 0, 1, 1, 0, 0, 1])

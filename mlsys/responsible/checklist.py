@@ -20,6 +20,21 @@ __all__ = ['STATUSES', 'SUBJECTIVITY', 'cramers_v', 'proxy_table', 'ChecklistIte
            'slices_from_suite']
 
 # %% ../../nbs/14e_responsible_checklist.ipynb
+def _feature(col: pd.Series, name: str, n: int) -> pd.Series:
+    "A feature ready for `_codes`: datetimes as float seconds; `DataError` for an all-missing or non-finite column."
+    if col.isna().all():
+        raise DataError(f"feature {name!r} is missing in all {n} rows: it carries no information; drop it")
+    if pd.api.types.is_datetime64_any_dtype(col):
+        col = (col - col.min()) / pd.Timedelta(1, "s")
+    elif pd.api.types.is_timedelta64_dtype(col):
+        col = col / pd.Timedelta(1, "s")
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        bad = np.isinf(col.to_numpy(np.float64, na_value=np.nan))
+        if bad.any():
+            raise DataError(f"feature {name!r} has {int(bad.sum())} infinite values: replace or drop them")
+    return col
+
+
 def _codes(s: pd.Series, n_bins: int) -> tuple[np.ndarray, str]:
     "Integer codes of a column (a missing value is its own code) and its kind: 'categorical' or 'numeric'."
     numeric = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
@@ -87,14 +102,17 @@ def proxy_table(
         raise DataError(f"the protected attribute {protected!r} holds a single group {a.iloc[0]!r}")
     rows = []
     for c in features:
-        codes, kind = _codes(df[c], n_bins)
-        col = df[c]
+        col = _feature(df[c], c, len(df))
+        codes, kind = _codes(col, n_bins)
+        if kind == "categorical" and codes.max() + 1 > max(len(df) / 2, 2):
+            raise DataError(f"feature {c!r} has {codes.max() + 1} levels in {len(df)} rows: it looks like an "
+                            "identifier, whose plug-in MI and V are biased to 1; drop it or leave it out of features")
         if kind == "numeric" and not col.isna().any():
             mi = mutual_info_classif(col.to_numpy(float)[:, None], a_codes, discrete_features=False, random_state=seed)[0]
         else:
             mi = mutual_info_classif(codes[:, None], a_codes, discrete_features=True)[0]
         rows.append({"feature": c, "kind": kind, "levels": int(codes.max() + 1),
-                     "nmi": max(float(mi), 0.0) / entropy, "cramers_v": cramers_v(codes, a_codes)})
+                     "nmi": min(max(float(mi), 0.0) / entropy, 1.0), "cramers_v": cramers_v(codes, a_codes)})
     out = pd.DataFrame(rows).sort_values(["nmi", "cramers_v"], ascending=False, kind="stable").reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     out["proxy"] = (out["nmi"] >= mi_threshold) | (out["cramers_v"] >= v_threshold)

@@ -50,12 +50,39 @@ def _labels(v, name: str, n: int | None = None) -> np.ndarray:
     return a.astype(bool)
 
 
+def _names(tuples: list) -> list:
+    "Unique display names for multi-column keys: 'a & b', or the reprs where two keys print alike."
+    for fmt in (str, repr):
+        names = [" & ".join(fmt(v) for v in t) for t in tuples]
+        if len(set(names)) == len(names):
+            return names
+    return [f"{x} #{i}" for i, x in enumerate(names)]
+
+
 def _groups(groups, n: int) -> tuple[np.ndarray, list]:
     "Group codes 0..G-1 and the group names; `DataError` for missing keys, a length mismatch or a single group."
     if isinstance(groups, pd.DataFrame):
         if groups.shape[1] == 0:
             raise DataError("groups is a frame without columns: give one group key per row")
-        groups = groups.astype(str).agg(" & ".join, axis=1) if groups.shape[1] > 1 else groups.iloc[:, 0]
+        if groups.shape[1] > 1:
+            if len(groups) != n:
+                raise DataError(f"groups has {len(groups)} rows but y_true has {n}: they must be aligned row by row")
+            if groups.isna().any(axis=None):
+                raise DataError(f"groups has {int(groups.isna().any(axis=1).sum())} rows with missing keys: "
+                                "name them (e.g. 'unknown') or drop those rows")
+            keys = [groups.iloc[:, i].reset_index(drop=True) for i in range(groups.shape[1])]
+            try:  # one code per distinct tuple of keys, so 'x & y'+'z' and 'x'+'y & z' stay apart
+                codes = pd.DataFrame(dict(enumerate(keys))).groupby(list(range(len(keys))), sort=True).ngroup()
+            except TypeError:  # keys of mixed types do not sort
+                codes = pd.DataFrame(dict(enumerate(keys))).groupby(list(range(len(keys))), sort=False).ngroup()
+            codes = codes.to_numpy(np.int64)
+            first = np.unique(codes, return_index=True)[1]
+            vals = [k.to_numpy(dtype=object) for k in keys]  # numpy scalars become Python ones, for the names
+            tuples = [tuple(v[i] for v in vals) for i in first]
+            if len(tuples) < 2:
+                raise DataError(f"groups holds the single group {tuples[0]!r}: a group comparison needs at least two groups")
+            return codes, _names(tuples)
+        groups = groups.iloc[:, 0]
     a = groups.to_numpy() if isinstance(groups, pd.Series) else np.asarray(groups, dtype=object)
     if a.ndim != 1:
         raise DataError(f"groups must be a 1-d vector of group keys (or a frame of key columns), got shape {a.shape}")
