@@ -241,18 +241,24 @@ def _worker(root: str, seed: int, barrier, out) -> None:
              for _ in range(3)])
 
 
-def test_two_processes_register_at_once(tmp_path):
+def _race(root: Path, worker) -> list:
+    "Run `worker(root, i, barrier, out)` in two forked processes at once; what each put on `out`."
     import multiprocessing as mp
     ctx = mp.get_context("fork")  # the children share the parent's imports: seconds instead of a fresh interpreter each
-    MlflowModelStore(tmp_path / "s")  # the store exists; both workers then race on the registry
+    MlflowModelStore(root)  # the store exists; both workers then race on the registry
     barrier, out = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(str(tmp_path / "s"), i, barrier, out)) for i in range(2)]
+    procs = [ctx.Process(target=worker, args=(str(root), i, barrier, out)) for i in range(2)]
     for p in procs:
         p.start()
     got = [out.get(timeout=300) for _ in procs]
     for p in procs:
         p.join(timeout=60)
     assert [p.exitcode for p in procs] == [0, 0]
+    return got
+
+
+def test_two_processes_register_at_once(tmp_path):
+    got = _race(tmp_path / "s", _worker)
     assert sorted(v for g in got for v in g) == [1, 2, 3, 4, 5, 6]
     store = MlflowModelStore(tmp_path / "s")
     owners = {int(r.version): r.owner for r in store.search(task="race").itertuples()}
@@ -297,3 +303,50 @@ def test_a_postgres_registry_checks_the_same_hashes(postgres_database, tmp_path)
     next((tmp_path / "artifacts").rglob("model.zip")).write_bytes(b"tampered")  # the artifact root, not the database
     with pytest.raises(IntegrityError, match="SHA-256 in the registry"):
         store.load("pg", 1)
+
+
+def _once_worker(root: str, seed: int, barrier, out) -> None:
+    "Call register_once with the same key as the other process, at the same moment."
+    store = MlflowModelStore(root)
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    model = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    barrier.wait(timeout=120)
+    out.put(store.register_once("m", model, {"run": "r1", "digest": "abc"}, alias="champion", task="race", owner="o",
+                                metrics={"auc": 0.5}, log_code=False).version)
+
+
+def test_two_processes_register_once_get_one_version(tmp_path):
+    got = _race(tmp_path / "s", _once_worker)
+    assert got == [1, 1]  # both processes get the one version; the second found it under the lock
+    store = MlflowModelStore(tmp_path / "s")
+    assert store.search(name="m")["version"].tolist() == [1] and store.get("m", "champion").version == 1
+
+
+def test_a_rewritten_registry_tag_with_the_model_is_refused(filled):
+    store, X, m1, *_ = filled
+    path, before = store.artifact_path("toy", 1), store.get("toy", 1).sha256
+    original = path.read_bytes()
+    try:  # the attacker replaces the model and rewrites its tag in mlflow.db, beside it; entry.json still disagrees
+        save_model(LogisticRegression().fit(X, 1 - (X["a"] > 0).astype(int)), path)
+        store.client.set_model_version_tag("toy", "1", TAG_SHA, file_sha256(path))
+        with pytest.raises(IntegrityError, match="that entry.json recorded"):
+            store.load("toy", 1)
+        with pytest.raises(IntegrityError, match="that entry.json recorded"):
+            store.book_table("toy", 1)  # the table no longer reports the original hash as if all were well
+        with pytest.raises(IntegrityError, match="is not the expected"):
+            store.load("toy", 1, expected_sha256=before)
+    finally:
+        store.client.set_model_version_tag("toy", "1", TAG_SHA, before)
+        path.write_bytes(original)
+    np.testing.assert_array_equal(store.load("toy", 1, expected_sha256=before).predict_proba(X), m1.predict_proba(X))
+
+
+def test_load_checks_an_expected_hash(filled):
+    store, X, m1, m2, v1, v2, *_ = filled
+    with pytest.raises(IntegrityError, match="is not the expected"):
+        store.load("toy", 1, expected_sha256=v2.sha256)
+    for bad in ("abc", v1.sha256.upper(), 7):
+        with pytest.raises(ConfigError, match="64 lowercase hex"):
+            store.load("toy", 1, expected_sha256=bad)
+    np.testing.assert_array_equal(store.load("toy", "champion", expected_sha256=v1.sha256).predict_proba(X),
+                                  m1.predict_proba(X))

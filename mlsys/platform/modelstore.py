@@ -283,7 +283,9 @@ class _Lock:
         self.store, self.lock = store, None
         if store.root is not None:
             from filelock import FileLock
-            self.lock = FileLock(str(store.root / ".modelstore.lock"), timeout=store.lock_timeout)
+            if store.__dict__.get("_file_lock") is None:  # one per store: reentrant, so `register_once` may nest
+                store._file_lock = FileLock(str(store.root / ".modelstore.lock"), timeout=store.lock_timeout)
+            self.lock = store._file_lock
 
     def __enter__(self):
         if self.lock is not None:
@@ -434,10 +436,15 @@ def register_once(
     if not key:
         raise ConfigError("key must name at least one tag")
     clause = " AND ".join([f"name = '{_check_name(name, 'model name')}'", *(f"tags.`{k}` = '{v}'" for k, v in key.items())])
-    found = self._call("search_model_versions", self.client.search_model_versions, clause,
-                       order_by=["version_number DESC"], max_results=1)
+    def find():
+        return self._call("search_model_versions", self.client.search_model_versions, clause,
+                          order_by=["version_number DESC"], max_results=1)
+    found = find()
     if not found:
-        return self.register(name, model, tags={**kwargs.pop("tags", {}), **key}, alias=alias, **kwargs)
+        with _Lock(self):  # another process may have registered it since: search again, holding the lock
+            found = find()
+            if not found:
+                return self.register(name, model, tags={**kwargs.pop("tags", {}), **key}, alias=alias, **kwargs)
     if alias is not None:
         self.set_alias(name, alias, int(found[0].version))
     return self.get(name, int(found[0].version))
@@ -464,20 +471,44 @@ def _verified(self: MlflowModelStore, entry: ModelEntry, rel: str, want: str, tm
 
 
 @patch
-def load(self: MlflowModelStore, name: str, ref: int | str | None = None, trusted: Iterable[str] = ()):
-    "The model of version `ref`, after checking its artifact against the SHA-256 the registry holds."
+def _entry_record(self: MlflowModelStore, entry: ModelEntry, tmp: Path) -> dict:
+    "entry.json of a version, checked against its own tag; the model hash it records must equal the model's tag."
+    mv = self._version(entry.name, entry.version)
+    rec = json.loads(self._verified(entry, ENTRY_FILE, mv.tags.get(TAG_ENTRY_SHA, ""), tmp).read_text())
+    if rec["parameters"]["sha256"] != entry.sha256:
+        raise IntegrityError(f"{entry.name} v{entry.version}: its {TAG_SHA} tag {entry.sha256[:12]} is not the model hash "
+                             f"{rec['parameters']['sha256'][:12]} that entry.json recorded; refusing to load it")
+    return rec
+
+
+@patch
+def load(
+    self: MlflowModelStore,
+    name: str,  # the registered model
+    ref: int | str | None = None,  # a version number or an alias (None: the latest)
+    trusted: Iterable[str] = (),  # more types the model's skops file may hold
+    expected_sha256: str | None = None,  # the model's SHA-256 from a record kept elsewhere (e.g. register/mlflow_entry.json)
+):
+    "The model of version `ref`, after checking entry.json, the registry's tags and the artifact agree on its SHA-256."
     from mlsys.deploy.serialize import load_model
+    if expected_sha256 is not None and (not isinstance(expected_sha256, str)
+                                        or len(expected_sha256) != 64 or expected_sha256.strip("0123456789abcdef")):
+        raise ConfigError(f"expected_sha256 must be 64 lowercase hex digits, got {expected_sha256!r}")
     entry = self.get(name, ref)
+    if expected_sha256 is not None and expected_sha256 != entry.sha256:
+        raise IntegrityError(f"{name} v{entry.version}: the registry's model hash {entry.sha256[:12]} is not the "
+                             f"expected {expected_sha256[:12]}; refusing to load it")
     with tempfile.TemporaryDirectory(prefix="mlsys-modelstore-") as tmp:
+        self._entry_record(entry, Path(tmp))
         return load_model(self._verified(entry, MODEL_FILE, entry.sha256, Path(tmp)), trusted=trusted)
 
 
 @patch
 def record(self: MlflowModelStore, name: str, ref: int | str | None = None) -> dict:
     "The book's table of version `ref` (entry.json, checked against the registry), with the version and aliases."
-    entry, mv = self.get(name, ref), self._version(name, ref)
+    entry = self.get(name, ref)
     with tempfile.TemporaryDirectory(prefix="mlsys-modelstore-") as tmp:
-        rec = json.loads(self._verified(entry, ENTRY_FILE, mv.tags[TAG_ENTRY_SHA], Path(tmp)).read_text())
+        rec = self._entry_record(entry, Path(tmp))
         for role, c in rec["code"].items():  # the stored code must still be what was hashed
             path = self._artifact(entry, f"code/{role}.py", Path(tmp))
             if hashlib.sha256(path.read_text().encode()).hexdigest() != c["sha256"]:
