@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlsys.core import DataError, PipelineError
+from mlsys.core import ConfigError, DataError, PipelineError
 from mlsys.report.text import _card_sections
 from mlsys.responsible.cards import (OPTIONAL, SECTIONS, ModelCard, card_from_run, example_run, fairness_gaps,
                                      flight_fairness)
@@ -21,7 +21,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def card(run):
-    return card_from_run(run, n_boot=20)
+    return card_from_run(run, n_boot=100)
 
 
 def test_card_has_every_section_and_says_what_it_could_not_read(card):
@@ -88,7 +88,7 @@ def test_renderings_escape_and_stay_self_contained(tmp_path):
     assert not re.search(r'(src|href)="(https?:)?//', page) and "@import" not in page and "<link" not in page and "url(" not in page
     sk, plain = evil.to_markdown(engine="skops"), evil.to_markdown(engine="plain")
     heads = lambda m: [line for line in m.splitlines() if line.startswith("#")]  # noqa: E731
-    assert heads(sk) == heads(plain) == ["# Model card: m<x> v1"] + [f"## {h}" for h in SECTIONS]
+    assert heads(sk) == heads(plain) == ["# Model card: m&lt;x&gt; v1"] + [f"## {h}" for h in SECTIONS]
     assert "0.5 \\| 0.6" in sk and "0.5 \\| 0.6" in plain  # a pipe in a cell does not split the Markdown table
     out = evil.save(tmp_path / "c")
     assert out["markdown"].read_text() == evil.to_markdown() and out["html"].read_text() == page
@@ -167,8 +167,96 @@ def test_mlsys_card_command(tmp_path, capsys):
     "`mlsys card` writes the card of a run folder; a missing folder or a bad --n-boot exits 2 with a named error."
     from mlsys.cli import main
     run = example_run(tmp_path / "runs" / "r1", n=800, seed=2)
-    assert main(["card", "--runs-dir", str(run.parent), "--run-id", "r1", "--n-boot", "20", "--out", str(tmp_path / "c")]) == 0
+    assert main(["card", "--runs-dir", str(run.parent), "--run-id", "r1", "--n-boot", "100", "--out", str(tmp_path / "c")]) == 0
     assert (tmp_path / "c" / "model_card.md").read_text().strip() and (tmp_path / "c" / "model_card.html").is_file()
     assert main(["card", "--runs-dir", str(tmp_path / "runs"), "--run-id", "nope"]) == 2
     assert "no run folder" in capsys.readouterr().err
-    assert main(["card", "--runs-dir", str(run.parent), "--run-id", "r1", "--n-boot", "0"]) == 2
+    assert main(["card", "--runs-dir", str(run.parent), "--run-id", "r1", "--n-boot", "50"]) == 2  # 1..99 resamples are refused
+
+
+def _write(run, rel, doc):
+    (run / rel).write_text(json.dumps(doc))
+
+
+def _load(run, rel):
+    return json.loads((run / rel).read_text())
+
+
+@pytest.mark.parametrize("rel, change, message", [
+    ("register/registration.json", lambda d: [], r"registration.json must hold a JSON object, got list"),
+    ("evaluate/checks.json", lambda d: [1], r"checks.json must hold a JSON object, got list"),
+    ("evaluate/checks.json", lambda d: {**d, "costs": None}, r"checks.json: 'costs' must be a JSON object, got NoneType"),
+    ("evaluate/checks.json", lambda d: {**d, "costs": {"threshold": "abc"}}, r"costs.threshold must be a number in \[0, 1\], got 'abc'"),
+    ("evaluate/checks.json", lambda d: {**d, "costs": {"threshold": 1.5}}, r"costs.threshold must be a number in \[0, 1\]"),
+    ("evaluate/checks.json", lambda d: {**d, "operating_points": {d["model"]: {"recall": "x"}}}, r"operating_points.logreg must be an object"),
+    ("evaluate/checks.json", lambda d: {**d, "label_shift": {"z": 1}}, r"label_shift must hold numeric"),
+    ("evaluate/checks.json", lambda d: {**d, "comparison": [{"baseline": "zero_rule"}]}, r"'comparison' must be a list of objects"),
+    ("evaluate/checks.json", lambda d: {k: v for k, v in d.items() if k != "rows"}, r"'rows' must be an integer count"),
+    ("register/registration.json", lambda d: {**d, "promotion": "yes"}, r"registration.json: 'promotion' must be a JSON object"),
+    ("train/split.json", lambda d: {k: v for k, v in d.items() if k != "split_date"}, r"split.json must hold 'split_date'"),
+    ("train/split.json", lambda d: {**d, "split_date": "soon"}, r"split.json must hold 'split_date', a date"),
+    ("evaluate/suite.json", lambda d: {**d, "results": [1]}, r"suite.json: 'results' must be a list of objects"),
+])
+def test_malformed_json_products_are_named_data_errors(run, tmp_path, rel, change, message):
+    "A product that parses as JSON but has the wrong shape is a DataError naming the file, never a raw Python error."
+    bad = tmp_path / "bad"
+    shutil.copytree(run, bad)
+    _write(bad, rel, change(_load(bad, rel)))
+    with pytest.raises(DataError, match=message):
+        card_from_run(bad, n_boot=0)
+
+
+def test_malformed_optional_products_are_named_data_errors(run, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(run, bad)
+    (bad / "monitor").mkdir()
+    (bad / "continual").mkdir()
+    for rel, doc, message in [("monitor/monitor.json", {"online": {"adwin": 3}}, "each 'online' detector"),
+                              ("monitor/monitor.json", {"alerts": None}, "'alerts' must be a JSON object"),
+                              ("continual/continual.json", {"days": []}, "'days' must be a non-empty list"),
+                              ("continual/continual.json", {"policies": [None]}, "'policies' must be a list of objects"),
+                              ("train/selection.json", {"params": [1]}, "'params' must be a JSON object"),
+                              ("metrics.json", {"ingest": {"cancelled": "3"}}, "integer counts")]:
+        _write(bad, rel, doc)
+        with pytest.raises(DataError, match=re.escape(message)):
+            card_from_run(bad, n_boot=0)
+        (bad / rel).unlink()
+    (bad / "monitor/alerts.jsonl").write_text("[1]\n")
+    with pytest.raises(DataError, match="alerts.jsonl line 1 must hold a JSON object, got list"):
+        card_from_run(bad, n_boot=0)
+
+
+@pytest.mark.parametrize("engine", ["skops", "plain"])
+def test_markdown_escapes_html_in_title_cells_items_and_paragraphs(engine):
+    evil = "<script>alert(1)</script>"
+    c = ModelCard(evil, 1, details=[{"table": [{"fact": "type", "value": "a & <b>b</b>"}], "columns": ["fact", "value"]}],
+                  limitations=[f"para {evil}", {"items": [f"item {evil}"]}])
+    md = c.to_markdown(engine=engine)
+    assert "<" not in md and ">" not in md
+    assert md.startswith("# Model card: &lt;script&gt;alert(1)&lt;/script&gt; v1\n")
+    assert "| type | a &amp; &lt;b&gt;b&lt;/b&gt; |" in md
+    assert "para &lt;script&gt;" in md and "- item &lt;script&gt;" in md
+    assert "&amp;lt;" not in md  # escaped once, whichever engine renders it
+
+
+@pytest.mark.parametrize("n_boot", [1, 20, 99, -1, True, 100.0, "200", None])
+def test_n_boot_is_zero_or_at_least_100(run, n_boot):
+    with pytest.raises(ConfigError, match="n_boot must be 0"):
+        card_from_run(run, n_boot=n_boot)
+
+
+def test_n_boot_zero_gives_point_estimates_and_says_so(run, card):
+    c = card_from_run(run, n_boot=0)
+    text = " ".join(str(b) for b in c.fairness)
+    assert "point estimates only: no intervals were computed (n_boot=0)" in text
+    assert "95%" not in text and "[95% CI]" not in text
+    tables = [b for b in c.fairness if isinstance(b, dict) and "table" in b]
+    assert tables and all("[" not in v for t in tables for row in t["table"] for v in row.values())
+    # with intervals (n_boot=100 in the fixture) each interval holds its estimate
+    for t in (b for b in card.fairness if isinstance(b, dict) and "TPR [95% CI]" in b.get("columns", [])):
+        for row in t["table"]:
+            for col in ("TPR [95% CI]", "FPR [95% CI]", "precision [95% CI]"):
+                m = re.fullmatch(r"([\d.]+) \[([\d.]+), ([\d.]+)\]", row[col])
+                if m:
+                    v, lo, hi = map(float, m.groups())
+                    assert lo <= v <= hi and hi > lo

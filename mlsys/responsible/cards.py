@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 
-from ..core import DataError, PipelineError, as_path, atomic_write_bytes, load_json, optional_import, save_json
+from ..core import ConfigError, DataError, MlsysError, PipelineError, as_path, atomic_write_bytes, load_json, optional_import, save_json
 
 # %% auto 0
 __all__ = ['SECTIONS', 'FIELDS', 'GAP_RATES', 'REQUIRED', 'OPTIONAL', 'ModelCard', 'blocks_html', 'card_html_body',
@@ -94,16 +94,21 @@ class ModelCard:
         return asdict(self)
 
 # %% ../../nbs/14f_responsible_cards.ipynb
+def _md_text(s) -> str:
+    "Text for Markdown with `&`, `<` and `>` escaped: no HTML in a card's data reaches a Markdown renderer raw."
+    return html.escape(str(s), quote=False)
+
+
 def _md_cell(s: str) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
+    return _md_text(s).replace("|", "\\|").replace("\n", " ")
 
 
 def _md_block(b) -> str:
     "One block as Markdown."
     if isinstance(b, str):
-        return b
+        return _md_text(b)
     if "items" in b:
-        return "\n".join(f"- {i}" for i in b["items"])
+        return "\n".join(f"- {_md_text(i)}" for i in b["items"])
     cols = b["columns"]
     lines = ["| " + " | ".join(map(_md_cell, cols)) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_md_cell(r.get(c, "")) for c in cols) + " |" for r in b["table"]]
@@ -116,7 +121,7 @@ def _md_body(blocks: list) -> str:
 
 def _plain_markdown(card: ModelCard) -> str:
     "The card with this module's own template: a title, then one H2 per section."
-    parts = [f"# Model card: {card.name} v{card.version}"]
+    parts = [f"# Model card: {_md_text(card.name)} v{card.version}"]
     parts += [f"## {h}\n\n{_md_body(blocks)}" for h, blocks in card.sections()]
     return "\n\n".join(parts) + "\n"
 
@@ -131,7 +136,7 @@ def _skops_markdown(card: ModelCard) -> str | None:
     sk.add(**{h: _md_body(blocks) for h, blocks in card.sections()})
     # skops renders its top-level sections as H1s: the card's title goes above them and they become H2s
     body = "\n".join(("#" + line) if line.startswith("# ") else line for line in sk.render().strip().splitlines())
-    return f"# Model card: {card.name} v{card.version}\n\n{body}\n"
+    return f"# Model card: {_md_text(card.name)} v{card.version}\n\n{body}\n"
 
 # %% ../../nbs/14f_responsible_cards.ipynb
 def _html_block(b) -> str:
@@ -259,8 +264,10 @@ def _fairness_blocks(reports: dict[str, pd.DataFrame], gaps: pd.DataFrame, n_boo
               "here. What users can be treated unequally by is the service: a model that catches late flights well at one "
               "airport or carrier and poorly at another serves those travellers worse. The groups below are service-quality "
               "groups, origin airport and carrier, not protected attributes; a gap here is a quality-of-service gap.",
-              f"Per-group rates at the operating threshold, with {n_boot}-resample bootstrap 95% intervals (groups with at "
-              f"least {min_rows} test flights)."]
+              (f"Per-group rates at the operating threshold, with {n_boot}-resample bootstrap 95% intervals" if n_boot else
+               "Per-group rates at the operating threshold, point estimates only: no intervals were computed (n_boot=0)")
+              + f" (groups with at least {min_rows} test flights)."]
+    ci = " [95% CI]" if n_boot else ""
     for col, rep in reports.items():
         t = rep[rep["metric"].isin(["tpr", "fpr", "ppv"])].pivot_table(index="group", columns="metric", values=["value", "low", "high"],
                                                                           aggfunc="first")
@@ -272,18 +279,19 @@ def _fairness_blocks(reports: dict[str, pd.DataFrame], gaps: pd.DataFrame, n_boo
                 row[name] = "n/a" if not np.isfinite(v) else (f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else ""))
             rows.append(row)
         blocks.append(f"By {col}:")
-        blocks.append(_table(rows, {"group": col, "rows": "flights", "TPR": "TPR [95% CI]", "FPR": "FPR [95% CI]",
-                                    "precision": "precision [95% CI]"}))
+        blocks.append(_table(rows, {"group": col, "rows": "flights", "TPR": f"TPR{ci}", "FPR": f"FPR{ci}",
+                                    "precision": f"precision{ci}"}))
         if rep.attrs.get("left_out"):
             left = rep.attrs["left_out"]
             blocks.append(f"Left out of the {col} comparison, fewer than {min_rows} test flights: {', '.join(map(str, left[:10]))}"
                           f"{', ...' if len(left) > 10 else ''}.")
     if len(gaps):
         w = gaps.loc[gaps["gap"].idxmax()]
-        blocks.append(f"Largest gap: {w['rate']} by {w['by']}, {w['gap']:.3f} (95% interval {w['low']:.3f} to {w['high']:.3f}), "
-                      f"between {w['lowest']} and {w['highest']}.")
+        blocks.append(f"Largest gap: {w['rate']} by {w['by']}, {w['gap']:.3f}"
+                      + (f" (95% interval {w['low']:.3f} to {w['high']:.3f})" if n_boot else "")
+                      + f", between {w['lowest']} and {w['highest']}.")
         blocks.append(_table(gaps, {"by": "by", "rate": "rate", "lowest": "lowest group", "highest": "highest group", "gap": "gap",
-                                    "low": "low", "high": "high"}))
+                                    **({"low": "low", "high": "high"} if n_boot else {})}))
     return blocks
 
 # %% ../../nbs/14f_responsible_cards.ipynb
@@ -366,7 +374,10 @@ class _Run:
         if not (self.dir / rel).is_file():
             self.missing.append(_not_available(rel))
             return None
-        return load_json(self.dir / rel)
+        doc = load_json(self.dir / rel)
+        if not isinstance(doc, dict):
+            raise DataError(f"{self.dir / rel} must hold a JSON object, got {type(doc).__name__}")
+        return doc
 
     def parquet(self, key: str, required: bool = False) -> pd.DataFrame | None:
         rel = (REQUIRED if required else OPTIONAL)[key]
@@ -390,6 +401,8 @@ class _Run:
                     out.append(json.loads(line))
                 except json.JSONDecodeError as e:
                     raise DataError(f"{self.dir / rel} line {i} is not JSON: {e}") from e
+                if not isinstance(out[-1], dict):
+                    raise DataError(f"{self.dir / rel} line {i} must hold a JSON object, got {type(out[-1]).__name__}")
         return out
 
 # %% ../../nbs/14f_responsible_cards.ipynb
@@ -586,26 +599,113 @@ def _checklist(name: str, facts: dict, suite: dict | None, reports: dict | None,
              _table(f, {"area": "area", "question": "question", "status": "status", "evidence": "evidence"})], cl.counts())
 
 # %% ../../nbs/14f_responsible_cards.ipynb
+def _mapping(doc: dict, key: str, path) -> dict:
+    "doc[key] as a mapping ({} when absent); null or any other value there is a DataError naming the file."
+    v = doc.get(key, {})
+    if not isinstance(v, dict):
+        raise DataError(f"{path}: {key!r} must be a JSON object, got {type(v).__name__}")
+    return v
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) and bool(np.isfinite(v))
+
+
+def _check_products(r: _Run, reg: dict, checks: dict, products: dict) -> float:
+    "Check the shapes the card's sections read, each failure a DataError naming the file; returns the operating threshold."
+    pc, pr = r.dir / REQUIRED["checks"], r.dir / REQUIRED["registration"]
+    model = checks.get("model")
+    if not isinstance(model, str) or not model:
+        raise DataError(f"{pc} has no model name ('model'): got {model!r}")
+    for k in ("rows", "positives"):
+        if isinstance(checks.get(k), bool) or not isinstance(checks.get(k), int):
+            raise DataError(f"{pc}: {k!r} must be an integer count, got {checks.get(k)!r}")
+    th = _mapping(checks, "costs", pc).get("threshold", 0.5)
+    if not _number(th) or not 0 <= th <= 1:
+        raise DataError(f"{pc}: costs.threshold must be a number in [0, 1], got {th!r}")
+    comp = checks.get("comparison", [])
+    if not isinstance(comp, list) or not all(isinstance(c, dict) and ("metric" in c or c.get("baseline") != "zero_rule") for c in comp):
+        raise DataError(f"{pc}: 'comparison' must be a list of objects, each zero-rule one with a 'metric'")
+    op = _mapping(checks, "operating_points", pc).get(model)
+    if op is not None and not (isinstance(op, dict) and all(_number(op.get(k)) for k in ("flagged_share", "recall", "precision"))):
+        raise DataError(f"{pc}: operating_points.{model} must be an object with numeric flagged_share, recall and precision")
+    ls = _mapping(checks, "label_shift", pc)
+    if ls and not all(_number(ls.get(k)) for k in ("reference_rate", "current_rate", "change", "z", "p_value")):
+        raise DataError(f"{pc}: label_shift must hold numeric reference_rate, current_rate, change, z and p_value")
+    for k in ("metrics", "promotion", "compressed"):
+        _mapping(reg, k, pr)
+    paths = {k: r.dir / OPTIONAL[k] for k in products}
+    if products.get("mlflow_entry") is not None:
+        e = products["mlflow_entry"]
+        _mapping(e, "tags", paths["mlflow_entry"])
+        if not isinstance(e.get("aliases", []), list):
+            raise DataError(f"{paths['mlflow_entry']}: 'aliases' must be a list, got {type(e['aliases']).__name__}")
+    if products.get("selection") is not None:
+        _mapping(products["selection"], "params", paths["selection"])
+    split = products.get("split")
+    if split is not None:
+        try:
+            pd.Timestamp(split["split_date"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"{paths['split']} must hold 'split_date', a date: got {split.get('split_date')!r}") from e
+    if products.get("metrics") is not None:
+        ing = _mapping(products["metrics"], "ingest", paths["metrics"])
+        if ing.get("cancelled") is not None and not all(isinstance(ing.get(k, 0), int) for k in ("cancelled", "rows")):
+            raise DataError(f"{paths['metrics']}: ingest.cancelled and ingest.rows must be integer counts")
+    if products.get("suite") is not None:
+        res = products["suite"].get("results", [])
+        if not isinstance(res, list) or not all(isinstance(t, dict) for t in res):
+            raise DataError(f"{paths['suite']}: 'results' must be a list of objects")
+        _mapping(products["suite"], "counts", paths["suite"])
+    if products.get("monitor") is not None:
+        on = _mapping(products["monitor"], "online", paths["monitor"])
+        _mapping(products["monitor"], "alerts", paths["monitor"])
+        if not all(isinstance(v, dict) for v in on.values()):
+            raise DataError(f"{paths['monitor']}: each 'online' detector must be a JSON object")
+    if products.get("continual") is not None:
+        c = products["continual"]
+        if not isinstance(c.get("days", ["?"]), list) or not c.get("days", ["?"]) or not isinstance(c.get("retrain_days", []), list):
+            raise DataError(f"{paths['continual']}: 'days' must be a non-empty list and 'retrain_days' a list")
+        if not isinstance(c.get("policies", []), list) or not all(isinstance(p, dict) for p in c.get("policies", [])):
+            raise DataError(f"{paths['continual']}: 'policies' must be a list of objects")
+    return float(th)
+
+
 def card_from_run(
     run_dir: str | Path,  # a run folder written by `mlsys run`
-    n_boot: int = 200,  # bootstrap resamples of the fairness intervals (small in smoke runs)
+    n_boot: int = 200,  # bootstrap resamples of the fairness intervals: 0 (point estimates only, and the card says so) or at least 100
     min_rows: int = 100,  # service groups with fewer test flights are left out of the fairness comparison
     max_slice_rows: int = 8,  # slices shown in the metrics table, weakest first
     owner: str = "mlsys-pipeline",  # the owner named when the MLflow entry names none
     seed: int = 0,  # seed of the fairness resamples
 ) -> ModelCard:
     "The model card of one run, read only from the run folder's products; absent optional products become 'not available' lines."
+    if isinstance(n_boot, (bool, np.bool_)) or not isinstance(n_boot, (int, np.integer)) or 0 < n_boot < 100 or n_boot < 0:
+        raise ConfigError(f"n_boot must be 0 (point estimates, no intervals) or an integer of at least 100, got {n_boot!r}: "
+                          "fewer resamples give 95% intervals too narrow to publish")
     r = _Run(run_dir)
     reg, checks = r.json("registration", True), r.json("checks", True)
     preds = r.parquet("predictions", True)
     entry, selection, split = r.json("mlflow_entry"), r.json("selection"), r.json("split")
     suite, metrics, feats = r.json("suite"), r.json("metrics"), r.parquet("features")
     mon, alerts, cont = r.json("monitor"), r.alerts(), r.json("continual")
+    threshold = _check_products(r, reg, checks, {"mlflow_entry": entry, "selection": selection, "split": split, "suite": suite,
+                                                 "metrics": metrics, "monitor": mon, "continual": cont})
+    try:
+        return _card(r, reg, checks, preds, entry, selection, split, suite, metrics, feats, mon, alerts, cont, threshold,
+                     n_boot, min_rows, max_slice_rows, owner, seed)
+    except MlsysError:
+        raise
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:  # a shape not checked above: still named
+        raise DataError(f"run folder {r.dir} holds a malformed product ({type(e).__name__}: {e})") from e
+
+
+def _card(r, reg, checks, preds, entry, selection, split, suite, metrics, feats, mon, alerts, cont, threshold,
+          n_boot, min_rows, max_slice_rows, owner, seed) -> ModelCard:
     details, who = _details(r, reg, entry, selection, owner)
     model = checks.get("model")
     if model not in preds.columns:
         raise DataError(f"{r.dir / REQUIRED['predictions']} has no score column for the model {model!r}; it has {list(preds.columns)}")
-    threshold = float(checks.get("costs", {}).get("threshold", 0.5))
     data, facts = _training_data(split, checks, feats, metrics)
     mets, mfacts = _metrics(checks, suite, max_slice_rows)
     facts |= mfacts | {"threshold": threshold, "aliases": who["aliases"], "family": reg.get("family")}
