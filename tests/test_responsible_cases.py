@@ -218,3 +218,28 @@ def test_utility_compares_the_same_rows(adult):
     assert u["rows"].tolist() == [len(a.table)] * 2 and (u["auc"] > 0.8).all()
     with pytest.raises(DataError, match="not in original"):
         utility(table, a.table.set_axis(a.table.index + 10**6), feats)
+
+
+def test_unreachable_k_is_a_named_error_not_a_crash(adult):
+    t = adult.head(300)
+    n_male = int((t["sex"] == "Male").sum())
+    with pytest.raises(DataError, match=r"k=150 cannot be reached within max_suppression=0.01 \(3 row\(s\)\): at the top "
+                                        r"generalization levels \{'sex': 0\}, (\d+) row\(s\) still violate") as e:
+        k_anonymize(t, 150, qis=["sex"], hierarchies={"sex": [lambda s: s]})  # was a TypeError (unpack None)
+    assert 0 < min(n_male, 300 - n_male) < 150 and f"{min(n_male, 300 - n_male)} row(s) still violate" in str(e.value)
+
+
+def test_a_missing_age_stays_missing_in_the_bands():
+    bands = age_bands(10)(pd.Series([39.0, np.nan, 17.0]))  # was an IntCastingNaNError
+    assert bands.iloc[0] == "30-39" and pd.isna(bands.iloc[1]) and bands.iloc[2] == "10-19"
+    assert str(bands.dtype) == "string"
+    ages = pd.Series([30, 31, None, 45, None], dtype="Int64")
+    np.testing.assert_array_equal(class_sizes(generalize(pd.DataFrame({"age": ages}), {"age": 2}), ["age"]),
+                                  [2, 2, 2, 1, 2])  # the missing ages form their own class
+
+
+def test_a_missing_value_is_not_merged_into_other():
+    race = ADULT_HIERARCHIES["race"][1](pd.Series(["White", None, "Asian-Pac-Islander", "Black"], dtype="category"))
+    assert race.iloc[0] == "White" and pd.isna(race.iloc[1]) and race.iloc[2] == "Other" and race.iloc[3] == "Black"
+    country = ADULT_HIERARCHIES["native_country"][2](pd.Series(["Peru", None, "United-States"]))
+    assert country.iloc[0] == "Elsewhere" and pd.isna(country.iloc[1]) and country.iloc[2] == "United-States"

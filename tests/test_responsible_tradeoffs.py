@@ -229,3 +229,20 @@ def test_opacus_clipping_matches_row_by_row(seed, small, torch):
         assert np.linalg.norm(clipped, axis=1).max() <= C
         np.testing.assert_allclose(T.opacus_clipped_sum(model, X, y, C), clipped.sum(0), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(T.clip_rows(raw, 10 * norms.max()), raw, rtol=1e-5)  # a large C clips nothing
+
+
+@pytest.mark.parametrize("sigma, q, steps, message", [
+    (float("inf"), 0.01, 10, "noise_multiplier must be a finite real"),  # used to hang in the accountant
+    ("1.0", 0.01, 10, "noise_multiplier must be a finite real"),
+    (True, 0.01, 10, "noise_multiplier must be a finite real"),
+    (1.0, "0.01", 10, r"sample_rate must be a real in \(0, 1\]"),
+    (1.0, float("nan"), 10, r"sample_rate must be a real in \(0, 1\]"),
+    (1.0, 0.01, 2.5, "steps must be an integer >= 1"),  # used to become 2
+    (1.0, 0.01, True, "steps must be an integer >= 1"),  # used to count as 1
+    (1.0, 0.01, "10", "steps must be an integer >= 1"),  # used to be a raw TypeError
+    (1.0, 0.01, 0, "steps must be an integer >= 1"),
+])
+def test_recompute_epsilon_checks_its_inputs(sigma, q, steps, message):
+    with pytest.raises(ConfigError, match=message):
+        T.recompute_epsilon(sigma, q, steps, 1e-5)
+    assert T.recompute_epsilon(1.0, 0.01, np.int64(10), 1e-5) == T.recompute_epsilon(1.0, 0.01, 10, 1e-5)

@@ -92,6 +92,54 @@ def test_consistent_top_k_bad_input(call, exc, msg):
         call(np.arange(5.0))
 
 
+S5 = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    ({"previous": [4, 4, 4], "previous_scores": S5, "m": 3}, "previous repeats an item"),  # was the slate [4 4 4]
+    ({"previous": [-1], "previous_scores": S5, "m": 1}, r"previous has positions outside \[0, 5\)"),  # was shown
+    ({"previous": [7], "previous_scores": S5, "m": 1}, r"previous has positions outside \[0, 5\): \[7\]"),
+    ({"previous": [1.7], "previous_scores": S5, "m": 1}, "previous must be a list of integer catalog positions"),
+    ({"previous": [0], "m": 1}, "previous_scores is required when previous is given"),
+    ({"previous": [0], "previous_scores": S5[:3], "m": 1}, r"previous_scores must have shape \(5,\)"),
+    ({"previous": [0], "previous_scores": [np.nan] * 5, "m": 1}, "previous_scores has 5 non-finite"),
+    ({"exclude": [-1]}, r"exclude has positions outside \[0, 5\): \[-1\]"),  # was the last item excluded
+    ({"exclude": [9]}, r"exclude has positions outside \[0, 5\): \[9\]"),
+    ({"exclude": [1.7]}, "exclude must be a list of integer catalog positions"),  # was item 1
+    ({"exclude": [True]}, "exclude must be a list of integer catalog positions"),
+    ({"exclude": [2, 2]}, "exclude repeats an item"),
+])
+def test_consistent_top_k_refuses_bad_positions(kwargs, msg):
+    with pytest.raises(DataError, match=msg):
+        consistent_top_k(S5, 3, **kwargs)
+
+
+@pytest.mark.parametrize("scores, msg", [
+    (np.r_[S5[:4], np.nan], r"scores has 1 non-finite value\(s\) \(NaN or inf\), at items \[4\]"),  # was never shown
+    (np.r_[S5[:4], np.inf], "scores has 1 non-finite"),
+    (np.eye(5), r"scores must have shape \(n_items,\), got shape \(5, 5\)"),
+    (["a"] * 5, "scores must be numbers"),
+])
+def test_both_rankers_refuse_non_finite_or_non_1d_scores(scores, msg):
+    with pytest.raises(DataError, match=msg):
+        consistent_top_k(scores, 2)
+    with pytest.raises(DataError, match=msg):
+        mmr_top_k(scores, np.eye(5), 2)
+
+
+def test_mmr_refuses_nan_score_and_bad_exclude():
+    with pytest.raises(DataError, match=r"scores has 1 non-finite value\(s\)"):  # was a raw ValueError
+        mmr_top_k([np.nan, 1, 2], np.eye(3), 2)
+    with pytest.raises(DataError, match="exclude has positions outside"):
+        mmr_top_k([0.0, 1, 2], np.eye(3), 2, exclude=[3])
+
+
+def test_valid_positions_are_unchanged():
+    np.testing.assert_array_equal(consistent_top_k(S5, 3, previous=np.array([4, 3]), previous_scores=S5, m=2,
+                                                   exclude=[]), [0, 3, 4])
+    np.testing.assert_array_equal(consistent_top_k(S5, 2, exclude=np.array([0], dtype=np.int32)), [1, 2])
+
+
 # ---------------------------------------------------------------- MMR
 
 @pytest.mark.parametrize("seed", range(10))

@@ -191,11 +191,12 @@ def _star(s: pd.Series) -> pd.Series:
 
 
 def _mapper(groups: Mapping, other: str | None = None) -> Callable:
-    "A level that merges categories: `groups` maps each merged name to its members; the rest keep their value (or become `other`)."
+    "A level that merges categories: `groups` maps each merged name to its members; the rest keep their value (or become `other`); a missing value stays missing."
     member = {v: name for name, values in groups.items() for v in values}
 
     def level(s: pd.Series) -> pd.Series:
-        return s.astype("string").map(lambda v: member.get(v, v if other is None else other)).astype("string")
+        return s.astype("string").map(lambda v: member.get(v, v if other is None else other),
+                                      na_action="ignore").astype("string")
 
     return level
 
@@ -206,9 +207,9 @@ def age_bands(width: int) -> Callable:
     if width < 1:
         raise ConfigError(f"width={width!r} must be a positive number of years")
 
-    def level(s: pd.Series) -> pd.Series:
-        lo = (pd.to_numeric(s).astype("int64") // width) * width
-        return (lo.astype(str) + "-" + (lo + width - 1).astype(str)).astype("string")
+    def level(s: pd.Series) -> pd.Series:  # a missing age stays missing (its own value, as at level 0)
+        lo = ((pd.to_numeric(s) // width) * width).astype("Int64")
+        return lo.astype("string") + "-" + (lo + width - 1).astype("string")
 
     return level
 
@@ -323,6 +324,9 @@ def k_anonymize(
                 value = ((bad - b) / (l - cost + 1e-9), -l)
                 if best is None or value > best[0]:
                     best = (value, c, lv, s, b, l)
+        if best is None:
+            raise DataError(f"k={k} cannot be reached within max_suppression={max_suppression} ({allowed} row(s)): at the "
+                            f"top generalization levels {levels}, {bad} row(s) still violate")
         _, c, levels, sizes, bad, cost = best
         steps.append({"step": f"raise {c} to {levels[c]}", "violating": bad, "loss": cost})
     while True:  # the greedy path may overshoot: lower any level the target still allows, cheapest result first

@@ -409,9 +409,14 @@ def recompute_epsilon(noise_multiplier: float, # σ, the noise's standard deviat
                      ) -> float:
     "ε of `steps` subsampled Gaussian steps, from the accountant's analysis alone (no training, no engine)."
     delta, accountant = _check_delta(delta), _check_accountant(accountant)
-    if not (noise_multiplier > 0 and 0 < sample_rate <= 1 and steps >= 1):
-        raise ConfigError(f"need noise_multiplier > 0, sample_rate in (0, 1] and steps >= 1, got "
-                          f"{noise_multiplier!r}, {sample_rate!r}, {steps!r}")
+    real = (int, float, np.integer, np.floating)
+    if isinstance(noise_multiplier, bool) or not isinstance(noise_multiplier, real) or \
+            not 0 < noise_multiplier < math.inf:  # σ = inf (ε = 0) is refused: no accountant handles it
+        raise ConfigError(f"noise_multiplier must be a finite real, noise_multiplier > 0, got {noise_multiplier!r}")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, real) or not 0 < sample_rate <= 1:
+        raise ConfigError(f"sample_rate must be a real in (0, 1], got {sample_rate!r}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ConfigError(f"steps must be an integer >= 1 (not a bool or a float), got {steps!r}")
     opacus = optional_import("opacus", "responsible", "differential privacy")
     with _opacus_quiet():
         if accountant == "rdp":

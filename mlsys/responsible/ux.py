@@ -117,10 +117,38 @@ def fit_item_factors(
     return ItemFactors(truth.item_ids, mean, factors, genres, names, pop, float(fold_l2))
 
 # %% ../../nbs/14a_responsible_ux.ipynb
+def _item_scores(scores, what: str = "scores", n: int | None = None) -> np.ndarray:
+    "`scores` as a finite 1-d float array (of length `n` if given), or a DataError naming `what`."
+    try:
+        s = np.asarray(scores, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{what} must be numbers, one per catalog item: {e}") from None
+    if s.ndim != 1 or (n is not None and len(s) != n):
+        raise DataError(f"{what} must have shape ({'n_items' if n is None else n},), got shape {s.shape}")
+    bad = np.flatnonzero(~np.isfinite(s))
+    if len(bad):
+        raise DataError(f"{what} has {len(bad)} non-finite value(s) (NaN or inf), at items {bad[:5].tolist()}")
+    return s
+
+
+def _positions(items, n: int, what: str) -> np.ndarray:
+    "`items` as unique integer catalog positions in [0, n), or a DataError naming `what`."
+    a = np.asarray(items)
+    if a.size == 0:
+        return np.array([], int)
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise DataError(f"{what} must be a list of integer catalog positions, got {items!r}")
+    if a.min() < 0 or a.max() >= n:
+        raise DataError(f"{what} has positions outside [0, {n}): {a[(a < 0) | (a >= n)][:5].tolist()}")
+    if len(np.unique(a)) != len(a):
+        raise DataError(f"{what} repeats an item: {items!r}")
+    return a.astype(int)
+
+
 def _eligible(n: int, exclude) -> np.ndarray:
     ok = np.ones(n, bool)
     if exclude is not None:
-        ok[np.asarray(exclude, dtype=int)] = False
+        ok[_positions(exclude, n, "exclude")] = False
     return ok
 
 
@@ -134,7 +162,7 @@ def consistent_top_k(
     exclude=None,  # items that may not be shown (the ones the user has rated already)
 ) -> np.ndarray:
     "The k best eligible items, except that at least `m` still-eligible previous items stay unless their score fell by more than `margin`."
-    k, scores = _positive_int(k, "k"), np.asarray(scores, dtype=float)
+    k, scores = _positive_int(k, "k"), _item_scores(scores)
     if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 0 <= m <= k:
         raise ConfigError(f"consistency m={m!r} must be an integer in [0, k] with k={k}")
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0:
@@ -143,9 +171,12 @@ def consistent_top_k(
     if ok.sum() < k:
         raise DataError(f"only {int(ok.sum())} eligible item(s) for a slate of k={k}")
     keep = np.array([], int)
+    if previous is not None:
+        prev = _positions(previous, len(scores), "previous")
+        if previous_scores is None:
+            raise DataError("previous_scores is required when previous is given (the scores it was shown with)")
+        before = _item_scores(previous_scores, "previous_scores", len(scores))
     if previous is not None and m > 0:
-        prev = np.asarray(previous, dtype=int)
-        before = np.asarray(previous_scores, dtype=float)
         prev = prev[ok[prev] & (before[prev] - scores[prev] <= margin)]
         keep = prev[np.argsort(-scores[prev], kind="stable")][:m]
     rest = np.where(ok)[0]
@@ -215,7 +246,7 @@ def mmr_top_k(
 ) -> np.ndarray:
     "Maximal marginal relevance: pick greedily the item of best (1 - diversity) x relevance - diversity x max similarity to the picked."
     k, lam = _positive_int(k, "k"), _unit(diversity, "diversity")
-    scores, X = np.asarray(scores, dtype=float), np.asarray(features, dtype=float)
+    scores, X = _item_scores(scores), np.asarray(features, dtype=float)
     if X.ndim != 2 or len(X) != len(scores):
         raise DataError(f"features must be (n_items, n_features) with n_items = {len(scores)}, got shape {X.shape}")
     cand = np.where(_eligible(len(scores), exclude))[0]
