@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "model_card.md and model_card.html; the report stage writes the same into report/.")
     k.add_argument("--run-id", default="default", help="the run folder's name (default: default)")
     k.add_argument("--runs-dir", help="parent folder of runs (default: $MLSYS_RUNS_DIR or ./runs)")
-    k.add_argument("--out", help="folder to write the card into (default: RUN/report)")
-    k.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples of the fairness intervals (default: 200)")
+    k.add_argument("--out", help="folder to write the card into (default: RUN/card; the report stage's copy is RUN/report)")
+    k.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples of the fairness intervals, 0 (none) or >= 100 (default: 200)")
     _add_deploy_commands(sub)
     from mlsys.platform.scheduler import add_schedule_command  # light: croniter loads only when a schedule is parsed
     add_schedule_command(sub)
@@ -95,23 +95,37 @@ def _run(args) -> int:
     return 0
 
 # %% ../nbs/13b_platform_cli.ipynb
-def _report(args) -> int:
-    from mlsys.report.run import write_run_report
+def _run_folder(args) -> Path:
+    "The run folder named by --run-id under --runs-dir: a plain folder name that exists (`ConfigError` otherwise)."
+    from mlsys.platform.workflow import _RUN_ID
+    if not _RUN_ID.fullmatch(args.run_id or ""):
+        raise ConfigError(f"--run-id {args.run_id!r} must be a plain folder name (letters, digits, '.', '_', '-'; not starting with '.')")
+    if args.runs_dir is not None and not args.runs_dir.strip():
+        raise ConfigError("--runs-dir is empty: give a folder, or leave it out for $MLSYS_RUNS_DIR or ./runs")
     run_dir = Path(args.runs_dir or get_config().runs_dir).absolute() / args.run_id
     if not run_dir.is_dir():
         raise ConfigError(f"no run folder {run_dir}; run `mlsys run` first or pass --run-id/--runs-dir")
+    return run_dir
+
+
+def _report(args) -> int:
+    from mlsys.report.run import write_run_report
+    run_dir = _run_folder(args)
     print(f"report: {write_run_report(run_dir)}")
     return 0
 
 
 def _card(args) -> int:
     from mlsys.responsible.cards import card_from_run
-    run_dir = Path(args.runs_dir or get_config().runs_dir).absolute() / args.run_id
-    if not run_dir.is_dir():
-        raise ConfigError(f"no run folder {run_dir}; run `mlsys run` first or pass --run-id/--runs-dir")
-    if isinstance(args.n_boot, bool) or args.n_boot < 1:
-        raise ConfigError(f"--n-boot must be a positive number of resamples, got {args.n_boot}")
-    paths = card_from_run(run_dir, n_boot=args.n_boot).save(Path(args.out) if args.out else run_dir / "report")
+    run_dir = _run_folder(args)
+    if isinstance(args.n_boot, bool) or not (args.n_boot == 0 or args.n_boot >= 100):
+        raise ConfigError(f"--n-boot must be 0 (no intervals) or at least 100 resamples, got {args.n_boot}")
+    try:
+        card = card_from_run(run_dir, n_boot=args.n_boot)
+    except PipelineError as e:  # the folder lacks a stage's products: the input is wrong, not a stage
+        raise ConfigError(str(e)) from e
+    # not into report/: those files are the report stage's products, which the runner checks on the next resume
+    paths = card.save(Path(args.out) if args.out else run_dir / "card")
     for kind, path in paths.items():
         print(f"model card ({kind}): {path}")
     return 0

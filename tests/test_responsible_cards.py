@@ -171,7 +171,15 @@ def test_mlsys_card_command(tmp_path, capsys):
     assert (tmp_path / "c" / "model_card.md").read_text().strip() and (tmp_path / "c" / "model_card.html").is_file()
     assert main(["card", "--runs-dir", str(tmp_path / "runs"), "--run-id", "nope"]) == 2
     assert "no run folder" in capsys.readouterr().err
-    assert main(["card", "--runs-dir", str(run.parent), "--run-id", "r1", "--n-boot", "50"]) == 2  # 1..99 resamples are refused
+    assert main(["card", "--runs-dir", str(run.parent), "--run-id", "r1", "--n-boot", "0"]) == 0  # point estimates only
+    assert (run / "card" / "model_card.md").is_file() and not (run / "report" / "model_card.md").exists()  # not the stage's
+    base = ["card", "--runs-dir", str(run.parent), "--run-id", "r1"]
+    for bad in (base + ["--n-boot", "50"], base[:3] + ["--run-id", ""], base[:3] + ["--run-id", "../r1"],
+                ["card", "--runs-dir", " ", "--run-id", "r1"]):
+        assert main(bad) == 2, bad  # 1..99 resamples, a run id that is not a plain name, an empty runs folder
+    (run / "register" / "registration.json").unlink()
+    assert main(base) == 2  # a folder without its products is bad input, not a failed stage
+    assert "registration.json" in capsys.readouterr().err
 
 
 def _write(run, rel, doc):
