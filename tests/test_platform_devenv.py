@@ -480,3 +480,15 @@ def test_compose_service_that_is_a_list(tmp_path):
     (tmp_path / "compose.yaml").write_text("services:\n  web: [a, b]\n")
     with pytest.raises(ConfigError, match="web: the service is a list, not a mapping"):
         check_compose(tmp_path / "compose.yaml", ["run"])
+
+
+def test_lock_drift_reads_site_packages_not_sys_path():
+    "Importing setuptools puts its _vendor folder on sys.path; its vendored dist-infos are not installed packages."
+    import sys
+
+    import setuptools  # noqa: F401
+
+    from mlsys.platform.devenv import lock_drift
+    vendored = [p for p in sys.path if p.endswith("_vendor")]
+    drift = lock_drift(ROOT / "requirements" / "lock-ci.txt")
+    assert not drift["package"].isin(["autocommand", "jaraco-context", "more-itertools"]).any(), (vendored, drift)

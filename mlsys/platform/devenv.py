@@ -265,9 +265,15 @@ def lock_sets(
     return {"core": LockSet("core", ()), "ci": LockSet("ci", extras, tuple(pins), tuple(no_deps))}
 
 # %% ../../nbs/13g_platform_devenv.ipynb
+def _site_paths() -> list[str]:
+    "This interpreter's site-packages folders: what is installed, not what sys.path happens to hold now."
+    import sysconfig
+    return list(dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib")))
+
+
 def _dists(path: list[str] | None) -> dict[str, md.Distribution]:
-    out = {}
-    for d in md.distributions(path=path) if path is not None else md.distributions():
+    out = {}  # None: the site-packages folders; a process that imported setuptools has its _vendor folder on sys.path too
+    for d in md.distributions(path=path if path is not None else _site_paths()):
         name = d.metadata["Name"]
         if name:
             out.setdefault(canonicalize_name(name), d)
