@@ -323,7 +323,9 @@ def test_load_plus_compute_is_the_total(jobdir, model):
     assert j.load_s > 0 and j.compute_s > 0
     startup = j.timer.seconds("startup")
     assert (startup > 0) == (model == "mlp")
-    assert j.load_s + startup + j.compute_s == pytest.approx(j.timer.total_s, abs=max(5e-3, 0.01 * j.timer.total_s))
+    covered = j.load_s + startup + j.compute_s  # phases never overlap nor exceed the job; 'other' is the rest
+    other = j.timer.table().set_index("phase").loc["other", "wall_s"]  # rounded to ms
+    assert j.timer.total_s - covered >= 0 and other == pytest.approx(j.timer.total_s - covered, abs=1e-3)
     row = j.row()
     assert row["threads"] == 1 and 0 < row["load share"] < 1 and j.rows > 1000
     if model == "mlp":
