@@ -97,7 +97,7 @@ def _localize(wall: datetime, tz: ZoneInfo) -> datetime:
 class CronSchedule:
     "A cron expression in a time zone: its fire times as tz-aware datetimes, DST-safe."
     def __init__(self,
-                 expr: str,  # five fields, e.g. '0 6 * * *', or an alias like '@daily'
+                 expr: str,  # five fields, e.g. `0 6 * * *`, or an alias like `@daily`
                  tz: str = "UTC",  # IANA zone whose wall clock the expression reads
                  missed: Literal["catchup", "latest"] = "latest"):  # fire times that passed unseen: run all, or the newest
         from croniter import croniter
