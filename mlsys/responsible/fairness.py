@@ -12,14 +12,12 @@ import numpy as np
 import pandas as pd
 
 from ..core import ConfigError, DataError, optional_import
-from ..datasets import ADULT_CATEGORICAL, ADULT_NUMERIC, load_adult
-
-_all_ = ["ADULT_NUMERIC", "ADULT_CATEGORICAL", "load_adult"]  # re-exported: fairness.load_adult still works
+from ..datasets import ADULT_CATEGORICAL, ADULT_NUMERIC, load_adult  # noqa: F401 (fairness.load_adult still works)
 
 # %% auto 0
 __all__ = ['PROTECTED', 'UNDEFINED', 'RATES', 'CONSTRAINTS', 'METHODS', 'group_rates', 'fairness_metrics', 'group_ece',
            'group_reliability', 'plot_group_reliability', 'group_report', 'mitigate', 'predict_mitigated',
-           'mitigation_table', 'impossibility_table', 'ADULT_NUMERIC', 'ADULT_CATEGORICAL', 'load_adult']
+           'mitigation_table', 'impossibility_table']
 
 # %% ../../nbs/14b_responsible_fairness.ipynb
 PROTECTED = ("sex", "race")  # the protected attributes Adult records
