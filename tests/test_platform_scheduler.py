@@ -3,11 +3,9 @@ the resource queue, the history under several appending processes, and scheduled
 import argparse
 import json
 import multiprocessing as mp
-import textwrap
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import pytest
 
@@ -16,15 +14,11 @@ from mlsys.platform.events import AlertTrigger, DataTrigger, Event, History
 from mlsys.platform.scheduler import (Backoff, CronError, CronSchedule, FakeClock, Job, Resources, ResourceQueue, RetryBudget,
                                       Scheduler, _schedule, add_schedule_command, pipeline_job)
 
+from test_workflow_runner import write_stage  # noqa: E402  (the runner tests' stage-notebook writer)
+
 T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)  # a Monday
 
 
-def write_stage(folder: Path, name: str, params: str, body: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(textwrap.dedent(params).strip(), metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(textwrap.dedent(body).strip())]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, folder / f"{name}.ipynb")
 
 
 @pytest.fixture
