@@ -94,18 +94,67 @@ def request_bodies(rows: pd.DataFrame, spec) -> dict:
     return out
 
 # %% ../nbs/15i_pipeline_continual.ipynb
+class _ThreadService:
+    "`create_app` in a thread of this process: for challengers that cannot leave it (a planted fault, an unsaveable wrapper)."
+
+    def __init__(self, app):
+        from mlsys.deploy.service import serve_in_thread
+        self.app, self._ctx = app, serve_in_thread(app)
+        self.url = self._ctx.__enter__().url
+
+    def shadow_summary(self) -> dict:
+        return self.app.state.service.shadow.summary()
+
+    def stop(self) -> None:
+        self._ctx.__exit__(None, None, None)
+
+
+class _ProcessService:
+    "The service of a folder written by `save_service`, in a child process, as the deploy stage runs one; read over HTTP."
+
+    def __init__(self, folder: Path):
+        from mlsys.deploy.service import start_service
+        self.server = start_service(folder)
+        self.url = self.server.url
+
+    def shadow_summary(self) -> dict:
+        import httpx
+        r = httpx.get(f"{self.url}/admin/rollout", timeout=30)
+        if r.status_code != 200:
+            raise DataError(f"{self.url}/admin/rollout answered {r.status_code}: {r.text[:200]!r}")
+        return r.json()["shadow"]
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def _start(transport: str, champion, challenger, spec, backup, out: Path):
+    from mlsys.deploy.service import create_app, save_service
+    settings = {"main_name": "champion", "budget": 2.0, "shadow_name": "challenger", "challenger_name": "challenger"}
+    if transport == "thread":
+        return _ThreadService(create_app(champion, spec, backup=backup, shadow=challenger, challenger=challenger,
+                                         shadow_log=str(out / "shadow.jsonl"), **settings))
+    models = {"champion": champion, "challenger": challenger} | ({} if backup is None else {"backup": backup})
+    folder = save_service(out / "service", models, spec, shadow_log="shadow.jsonl",
+                          **settings | ({} if backup is None else {"backup_name": "backup"}))
+    return _ProcessService(folder)
+
+
 def release(champion, challenger,  # the serving model and the retrained replica
             spec, backup,  # the service's request schema and backup model (the deploy stage's)
             rows: pd.DataFrame,  # the day's requests: feature rows with flight_id and LABEL
-            out: str | Path,  # folder for the shadow log
+            out: str | Path,  # folder for the service, its shadow log and its canary
             steps=(0.05, 0.25, 0.5),  # the canary's shares of stable ids
             budgets=None,  # `mlsys.continual.rollout.Budgets` (default: 100 requests and 50 labels per step)
             shadow_requests: int = 300,  # requests served while the challenger only shadows
             slice_size: int = 200,  # requests per canary round
-            seed: int = 0) -> dict:
+            seed: int = 0,
+            transport: str = "process",  # 'process': a saved service folder run by uvicorn in a child process; 'thread': in this one
+            ) -> dict:
     "Shadow, then canary, the challenger in a real HTTP service beside the champion: passed, why, and what each phase measured."
-    from mlsys.continual.rollout import Budgets, CanaryRelease, compare_shadow
-    from mlsys.deploy.service import create_app, serve_in_thread
+    from mlsys.continual.rollout import Budgets, CanaryRelease, HttpCanary, compare_shadow, read_shadow_log
+    if transport not in ("process", "thread"):
+        raise ConfigError(f"transport={transport!r} must be 'process' (a service in a child process, as deployed) or 'thread'")
     bodies = request_bodies(rows, spec)
     if len(bodies) < 2:
         raise DataError(f"only {len(bodies)} of the day's {len(rows)} flights are valid requests: nothing to release on")
@@ -115,8 +164,6 @@ def release(champion, challenger,  # the serving model and the retrained replica
     budgets = budgets or Budgets(min_requests=100, min_labels=50, max_latency_ratio=3.0, latency_slack_ms=25.0)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    app = create_app(champion, spec, backup=backup, main_name="champion", budget=2.0, shadow=challenger, shadow_name="challenger",
-                     shadow_log=str(out / "shadow.jsonl"), challenger=challenger, challenger_name="challenger")
     seen: list = []
 
     def labels_for(ids) -> pd.DataFrame:  # the replay compresses the hours until landing: served flights' labels are in
@@ -124,20 +171,20 @@ def release(champion, challenger,  # the serving model and the retrained replica
         return pd.DataFrame({"prediction_id": ids, "label": [truth[k] for k in ids],
                              "label_time": pd.Timestamp.now(tz="UTC") + pd.Timedelta("1s")})
 
-    with serve_in_thread(app) as srv:
+    srv = _start(transport, champion, challenger, spec, backup, out)
+    try:
         shadow_ids = list(rng.choice(keys, min(shadow_requests, len(keys)), replace=False))
         answers = _in_thread(_post(srv.url, bodies, shadow_ids))
         served_by = {a.get("model") for _, s, a in answers if s == 200}
-        service = app.state.service
         waited = time.monotonic() + 60  # the shadow scores off the response path, in its own thread: let it catch up
-        while (service.shadow.counts["scored"] + service.shadow.counts["failed"] < service.shadow.counts["offered"]
-               and time.monotonic() < waited):
+        while (s := srv.shadow_summary())["scored"] + s["failed"] < s["offered"] and time.monotonic() < waited:
             time.sleep(0.05)
-        scored = pd.DataFrame(list(service.shadow.records))
-        scored["time"] = pd.to_datetime(scored["time"], utc=True)  # the records keep ISO times, as the log does
-        shadow = compare_shadow(scored, labels_for(shadow_ids),
-                                failed=service.shadow.counts.get("failed", 0))
-        canary = CanaryRelease(service.router, steps=steps, budgets=budgets)
+        log = out / ("shadow.jsonl" if transport == "thread" else "service/shadow.jsonl")
+        scored = read_shadow_log(log)[0] if log.is_file() else pd.DataFrame()  # the log the service wrote, as a reader gets it
+        if scored.empty:
+            raise DataError(f"the shadow scored none of the {len(shadow_ids)} requests ({s}); nothing to compare")
+        shadow = compare_shadow(scored, labels_for(shadow_ids), failed=s["failed"])
+        canary = CanaryRelease(HttpCanary(srv.url), steps=steps, budgets=budgets)  # through the admin routes, as an operator would
 
         def drive():
             ids = list(rng.choice(keys, slice_size))
@@ -148,8 +195,10 @@ def release(champion, challenger,  # the serving model and the retrained replica
             seen.extend(ids)
             return labels_for(seen)
         state = canary.run(drive, max_rounds=40)
+    finally:
+        srv.stop()
     return {"passed": state == "promoted", "reason": canary.reason, "state": state, "served_by_during_shadow": sorted(served_by),
-            "shadow": shadow, "canary": canary.report(), "requests": len(shadow_ids) + len(seen)}
+            "shadow": shadow, "canary": canary.report(), "requests": len(shadow_ids) + len(seen), "transport": transport}
 
 # %% ../nbs/15i_pipeline_continual.ipynb
 def _window(table: pd.DataFrame, now: pd.Timestamp, days: int) -> pd.DataFrame:

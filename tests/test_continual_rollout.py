@@ -243,6 +243,45 @@ def test_admin_routes(toy):
         assert "parameters" not in paths["/predict"]["post"]
 
 
+def test_canary_records_route_gives_the_routers_rows(toy):
+    "GET /admin/canary/records: what a canary judged on labels reads from a service in another process, step by step."
+    good, flipped, *_, rows, ids, truth = toy
+    app = app_of(toy, challenger=flipped, challenger_name="chall", canary_fraction=0.5)
+    router = app.state.service.router
+    with serve_in_thread(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        for i in range(120):
+            assert c.post("/predict", json=rows[i], headers={"X-Stable-Id": ids[i]}).status_code == 200
+        remote = HttpCanary(srv.url)
+        for side in ("champion", "challenger"):
+            got, want = remote.records(side), router.records(side)
+            assert len(got) > 0 and got["prediction_id"].tolist() == want["prediction_id"].tolist()
+            np.testing.assert_array_equal(got["score"].to_numpy(), want["score"].to_numpy())  # floats survive JSON exactly
+            assert (got["timestamp"] - want["timestamp"]).abs().max() < pd.Timedelta("1ms")
+            assert list(got.columns) == list(want.columns) and str(got["timestamp"].dtype) == str(want["timestamp"].dtype)
+        assert set(remote.records("challenger")["model"]) == {"chall"}
+        for bad in ({"side": "both"}, {}, {"side": ""}):
+            r = c.get("/admin/canary/records", params=bad)
+            assert r.status_code == 422 and r.json()["error"] == "invalid_request", (bad, r.text)
+        with pytest.raises(ConfigError, match="side"):
+            remote.records("both")
+        remote.set_fraction(0.25)  # a new step: each side's rows start again
+        assert len(remote.records("challenger")) == 0 and c.get("/admin/canary/records?side=champion").json()["step"] == 1
+        # judged on labels through HTTP: the flipped challenger loses on accuracy
+        release = CanaryRelease(remote, steps=(0.5,), budgets=Budgets(min_requests=40, min_labels=30, latency_slack_ms=500.0))
+        seen = []
+
+        def drive():
+            for i in np.random.default_rng(len(seen)).integers(0, len(ids), 150):
+                assert c.post("/predict", json=rows[i], headers={"X-Stable-Id": ids[i]}).status_code == 200
+                seen.append(ids[i])
+            return labels_for(truth, seen)
+        assert release.run(drive) == "rolled_back" and "accuracy" in release.reason, release.reason
+    with serve_in_thread(app_of(toy, shadow=flipped)) as srv:  # a shadow but no challenger: no canary to read
+        assert httpx.get(f"{srv.url}/admin/canary/records?side=champion").status_code == 404
+        with pytest.raises(ConfigError, match="without a challenger"):
+            HttpCanary(srv.url).records("champion")
+
+
 def test_http_canary_rolls_back_without_labels(toy):
     good, *_, rows, ids, _ = toy
     app = app_of(toy, challenger=FlakyModel(good, rate=0.5, seed=5), challenger_name="chall")

@@ -34,7 +34,8 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("svc")
     store = {"kind": "sqlite", "path": str(tmp / "online.sqlite")}
     OnlineFeatures(SQLiteOnlineStore(store["path"]), spec).publish(test)
-    # with a shadow and a canary challenger: every route, the admin ones (GET /admin/rollout, PUT /admin/canary) included
+    # with a shadow and a canary challenger: every route, the admin ones (GET /admin/rollout, PUT /admin/canary,
+    # GET /admin/canary/records) included
     folder = save_service(tmp / "svc", {"hgb": model, "route_rate": fit_baseline_models(train)["route_rate"],
                                         "hgb_shadow": model, "hgb_canary": model}, spec,
                           store=store, main_name="hgb", backup_name="route_rate", bench_endpoints=True,
@@ -58,7 +59,7 @@ def test_schemathesis_all_checks_find_no_violation(server, tmp_path):
     result = json.loads(report.read_text())
     failures = [(f["code"], f["title"], f["operations"]) for f in result["failures"]]
     assert run.returncode == 0 and failures == [] and result["errors"] == [], (failures, run.stdout[-8000:])
-    assert result["operations"]["tested"] == result["operations"]["total"] == 11
+    assert result["operations"]["tested"] == result["operations"]["total"] == 12
     assert result["test_cases"]["generated"] >= 2 * MAX_EXAMPLES and result["test_cases"]["errored"] == 0
     # the server kept serving through every bad request, and none of them was a server error
     assert server.alive()

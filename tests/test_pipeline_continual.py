@@ -58,8 +58,9 @@ def _budgets():
 def test_a_flaky_challenger_is_rolled_back_and_the_shadow_never_answers(days, tmp_path):
     from mlsys.continual.rollout import FlakyModel
     _, _, _, later, champion, spec, backup = days
+    # a planted fault is an object of this process (skops will not rebuild it elsewhere): the thread transport
     r = release(champion, FlakyModel(champion, rate=0.3, seed=1), spec, backup, later, tmp_path, steps=(0.5,),
-                budgets=_budgets(), shadow_requests=120, slice_size=150)
+                budgets=_budgets(), shadow_requests=120, slice_size=150, transport="thread")
     assert r["state"] == "rolled_back" and not r["passed"] and "error rate" in r["reason"]
     assert r["served_by_during_shadow"] == ["champion"]  # every answer of the shadow phase came from the champion
     assert r["shadow"]["rows"] + r["shadow"]["failed"] == 120
@@ -70,8 +71,36 @@ def test_a_replica_is_promoted_after_every_step(days, tmp_path):
     _, _, _, later, champion, spec, backup = days
     r = release(champion, copy.deepcopy(champion), spec, backup, later, tmp_path, steps=(0.25, 0.5), budgets=_budgets(),
                 shadow_requests=100, slice_size=150)
-    assert r["state"] == "promoted" and r["passed"] and r["shadow"]["agreement"] == 1.0, r["reason"]
+    assert r["transport"] == "process" and r["state"] == "promoted" and r["passed"], r["reason"]
+    assert r["shadow"]["agreement"] == 1.0 and r["served_by_during_shadow"] == ["champion"]
     assert list(r["canary"]["fraction"]) == [0.25, 0.5] and set(r["canary"]["decision"]) == {"pass"}
+    assert "accuracy" in r["reason"]  # judged on labels: the per-row records came over GET /admin/canary/records
+    assert (tmp_path / "service" / "service.json").is_file() and (tmp_path / "service" / "shadow.jsonl").stat().st_size > 0
+
+
+def _worse(champion, train):
+    "A planted worse challenger that is still a plain HGB model (so the service process can load it): fitted on flipped labels."
+    return make_model("hgb", params={"max_iter": 20}).fit(train[FEATURES], 1 - train[LABEL].astype(int))
+
+
+def test_a_worse_challenger_is_rolled_back_by_the_canary_of_a_service_process(days, tmp_path):
+    import psutil
+    _, _, train, later, champion, spec, backup = days
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    r = release(champion, _worse(champion, train), spec, backup, later, tmp_path, steps=(0.5,), budgets=_budgets(),
+                shadow_requests=120, slice_size=150)
+    assert r["state"] == "rolled_back" and not r["passed"] and "accuracy" in r["reason"], r["reason"]
+    assert r["served_by_during_shadow"] == ["champion"]
+    assert r["shadow"]["agreement"] < 0.5  # the flipped model disagrees with the champion on most flights
+    assert r["canary"]["challenger_accuracy"].iloc[-1] < r["canary"]["champion_accuracy"].iloc[-1]
+    after = {p.pid for p in psutil.Process().children(recursive=True) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE}
+    assert after <= before  # the service process was stopped
+
+
+def test_release_refuses_an_unknown_transport(days, tmp_path):
+    _, _, _, later, champion, spec, backup = days
+    with pytest.raises(ConfigError, match="transport"):
+        release(champion, champion, spec, backup, later, tmp_path, transport="carrier pigeon")
 
 
 def test_release_needs_servable_rows(days, tmp_path):

@@ -326,7 +326,7 @@ def report(self: CanaryRelease) -> pd.DataFrame:
 
 # %% ../../nbs/12h_continual_rollout.ipynb
 class HttpCanary:
-    "The canary of a service in another process, through its admin routes (no per-row records: use `use_labels=False`)."
+    "The canary of a service in another process, through its admin routes (the per-row records through GET /admin/canary/records)."
 
     def __init__(self, url: str, timeout: float = 10.0):
         self.httpx = optional_import("httpx", extra="serve", purpose="talking to the service's admin routes")
@@ -344,19 +344,31 @@ class HttpCanary:
             raise ConfigError(f"{self.url}/admin/canary refused fraction={fraction!r}: {r.status_code} {r.text[:300]}")
         return r.json()
 
-    def status(self) -> dict:
-        r = self._call("get", "/admin/rollout")
+    def _get(self, route: str, key: str, missing: str, **kw):
+        "GET `route` and the `key` of its JSON answer; a named ConfigError for 404 (`missing`), other codes and non-JSON."
+        r = self._call("get", route, **kw)
         if r.status_code == 404:
-            raise ConfigError(f"the service at {self.url} has no /admin/rollout: it was started without a shadow or challenger")
+            raise ConfigError(f"the service at {self.url} has no {route}: {missing}")
         if r.status_code != 200:
-            raise ConfigError(f"{self.url}/admin/rollout answered {r.status_code}: {r.text[:200]!r}")
+            raise ConfigError(f"{self.url}{route} answered {r.status_code}: {r.text[:200]!r}")
         try:
-            canary = r.json()["canary"]
+            return r.json()[key]
         except (ValueError, KeyError, TypeError) as e:
-            raise ConfigError(f"{self.url}/admin/rollout did not answer a rollout status: {r.text[:200]!r}") from e
+            raise ConfigError(f"{self.url}{route} did not answer a {key!r} field: {r.text[:200]!r}") from e
+
+    def status(self) -> dict:
+        canary = self._get("/admin/rollout", "canary", "it was started without a shadow or challenger")
         if canary is None:
             raise ConfigError(f"the service at {self.url} has no challenger to canary")
         return canary
 
     def records(self, side: str) -> pd.DataFrame:
-        raise ConfigError("a service in another process keeps its per-row records to itself: pass use_labels=False")
+        "The rows `side` answered in this step, as `CanaryRouter.records` gives them."
+        if side not in ("champion", "challenger"):
+            raise ConfigError(f"side must be 'champion' or 'challenger', got {side!r}")
+        rows = self._get("/admin/canary/records", "records", "it was started without a challenger "
+                         "(or is an older service: judge it with use_labels=False)", params={"side": side})
+        out = pd.DataFrame(rows, columns=["prediction_id", "score", "model", "timestamp"])
+        out["score"] = out["score"].astype("float64")
+        out["timestamp"] = pd.to_datetime(out["timestamp"].astype("float64"), unit="s", utc=True)
+        return out[["prediction_id", "timestamp", "score", "model"]]

@@ -778,11 +778,11 @@ def _score(self: ShadowScorer, batch: list) -> None:
     t0 = time.perf_counter()
     try:
         q = positive_proba(self.model, Rows(self.spec, rows), f"shadow model {self.name!r}")
-    except Exception as e:  # the shadow's failure is its own: counted and logged, never seen by a client
-        self.counts["errors"] += 1
-        self.counts["failed"] += len(rows)
+    except Exception as e:  # the shadow's failure is its own: logged and counted, never seen by a client
         self._write([{"time": _iso(batch[0][0]), "shadow_model": self.name, "ids": [i for b in batch for i in b[1]],
                       "error": f"{type(e).__name__}: {e}"}])
+        self.counts["errors"] += 1
+        self.counts["failed"] += len(rows)
         return
     ms = (time.perf_counter() - t0) * 1000
     self.counts["calls"] += 1
@@ -795,9 +795,9 @@ def _score(self: ShadowScorer, batch: list) -> None:
             self.abs_diff += abs(s - float(p))
             out.append({"id": i, "time": _iso(t), "served_model": answer.model, "served": float(p), "shadow_model": self.name,
                         "shadow": s, "served_ms": answer.seconds * 1000, "shadow_ms": ms, "shadow_rows": len(rows)})
+    self._write(out)  # the log first: once the counts say a row is scored, a reader of the log finds it
     self.records.extend(out)
     self.counts["scored"] += len(rows)
-    self._write(out)
 
 
 def _iso(t: float) -> str:
@@ -1106,7 +1106,7 @@ def create_app(
     app = fastapi.FastAPI(title="mlsys flight delay predictions", version="1", lifespan=_lifespan(service),
                           description="P(arrival more than 15 min late) for flights. Every error answer is an `ErrorResponse`.")
     routes = "/predict, /predict/batch, /flights/{flight_id}/prediction, /health, /ready, /metrics"
-    _install_error_handlers(app, routes + (", /admin/rollout, /admin/canary" if service.rollout else ""))
+    _install_error_handlers(app, routes + (", /admin/rollout, /admin/canary, /admin/canary/records" if service.rollout else ""))
     _add_predict_routes(app, service, m, example_key)
     _add_status_routes(app, service, m)
     if service.rollout:
@@ -1240,12 +1240,27 @@ def _rollout_models():
         canary: CanaryStatus | None
         shadow: dict[str, float | int | str | None] | None
 
-    return CanaryShare, CanaryStatus, RolloutStatus
+    class CanaryRecord(BaseModel):
+        "One row a side answered: its stable id, P(late), the model that answered (the champion when a challenger fell back) and when."
+        prediction_id: str
+        score: float
+        model: str
+        timestamp: float = Field(description="seconds since the epoch")
+
+    class CanaryRecords(BaseModel):
+        "The rows one side answered in this step, newest last (at most the router's `keep`)."
+        step: int = Field(ge=0)
+        fraction: float = Field(ge=0, le=1)
+        side: Literal["champion", "challenger"]
+        records: list[CanaryRecord]
+
+    return CanaryShare, CanaryStatus, RolloutStatus, CanaryRecords
 
 
 def _add_rollout_routes(app, service: PredictionService, m) -> None:
-    "GET /admin/rollout (the canary's and the shadow's status) and, with a challenger, PUT /admin/canary (its fraction)."
-    CanaryShare, CanaryStatus, RolloutStatus = _rollout_models()
+    "GET /admin/rollout (the canary's and the shadow's status) and, with a challenger, PUT /admin/canary (its fraction) and GET /admin/canary/records (each side's rows)."
+    from fastapi import Query
+    CanaryShare, CanaryStatus, RolloutStatus, CanaryRecords = _rollout_models()
 
     @app.get("/admin/rollout", response_model=RolloutStatus, summary="The canary's sides and the shadow's comparison")
     async def rollout_status() -> dict:
@@ -1258,6 +1273,14 @@ def _add_rollout_routes(app, service: PredictionService, m) -> None:
         @_typed(share=CanaryShare)
         async def set_canary(share) -> dict:
             return service.router.set_fraction(share.fraction)
+
+        @app.get("/admin/canary/records", response_model=CanaryRecords, responses=_responses(m, 422),
+                 summary="The rows one side answered in this step: what a canary judged on labels needs from another process")
+        async def canary_records(side: Literal["champion", "challenger"] = Query(description="which side of the canary")) -> dict:
+            router = service.router
+            rows = [{"prediction_id": str(i), "score": p, "model": mdl, "timestamp": t}
+                    for i, p, mdl, t in list(router.sides[side].records)]
+            return {"step": router.step, "fraction": router.fraction, "side": side, "records": rows}
 
 
 # %% ../../nbs/10c_deploy_service.ipynb
