@@ -139,3 +139,25 @@ def test_bad_input_is_named():
         replay_policy(f.assign(label_time=f["label_time"].dt.tz_localize(None)), Policy("a", NeverTrigger()), days(f, 1), days(f, 2))
     with pytest.raises(DataError, match="lacks column"):
         replay_policy(f.drop(columns="label_time"), Policy("a", NeverTrigger()), days(f, 1), days(f, 2))
+
+
+def test_a_rare_stateful_update_trains_only_on_the_window_unless_asked_for_all():
+    "After a quiet spell, 'window' continues on the new rows of the window only; 'all' on every row since the last update."
+    f = synthetic(days=20)
+    kw = dict(window="3D", **SMALL)
+    got = {}
+    for rows in ("window", "all"):
+        r = replay_policy(f, Policy("weekly", TimeTrigger("7D"), stateful=True), days(f, 4), days(f, 19), stateful_rows=rows, **kw)
+        d = r.daily[r.daily["retrained"]]
+        assert len(d) == 2 and (d["train_rows"] > 0).all()
+        got[rows] = d["train_rows"].tolist()
+        t = policy_table([r])
+        assert t.loc[0, "train_rows"] == sum(got[rows])
+    # each update sees about 3 of the 7 days with 'window', 7 with 'all' (plus the flights before the last update whose labels
+    # arrived after it)
+    for w, a in zip(got["window"], got["all"]):
+        assert 2 * 150 <= w <= 3 * 150 < 6 * 150 <= a <= 8 * 150  # "all" also takes the labels that arrived late
+    stateless = replay_policy(f, Policy("weekly", TimeTrigger("7D")), days(f, 4), days(f, 19), stateful_rows="window", **kw)
+    assert (stateless.daily.loc[stateless.daily["retrained"], "train_rows"] > 2 * 150).all()  # the window, from scratch
+    with pytest.raises(ConfigError, match="stateful_rows"):
+        replay_policy(f, Policy("w", TimeTrigger("7D"), stateful=True), days(f, 4), days(f, 5), stateful_rows="some", **kw)

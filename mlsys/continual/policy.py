@@ -76,7 +76,7 @@ class PolicyRun:
     "One policy replayed: a row per day (accuracy, AUC, flights, retrained, reason) and the compute of its retrains."
     policy: str
     stateful: bool
-    daily: pd.DataFrame  # date, n, accuracy, auc, retrained, reason, cpu_seconds
+    daily: pd.DataFrame  # date, n, accuracy, auc, retrained, reason, cpu_seconds, train_rows
     initial_cost: dict  # the first model's `RetrainCost.to_dict()`
 
 
@@ -127,6 +127,7 @@ def replay_policy(features: pd.DataFrame,  # the feature table: FEATURES, LABEL,
                   recent: str = "7D",  # the recent requests the drift trigger tests
                   step: int = 20,  # boosting iterations a stateful update adds
                   tz: str = "America/New_York",  # the days' time zone: decisions every 24 h from the first day's midnight
+                  stateful_rows: str = "window",  # a stateful update's rows: 'window' (those since the last update within `window`) or 'all'
                  ) -> PolicyRun:
     "Serve the flights day by day from `start` to `end` under `policy`; labels arrive at their `label_time`."
     from mlsys.continual.retrain import StatefulRetrainer, StatelessRetrainer
@@ -134,6 +135,9 @@ def replay_policy(features: pd.DataFrame,  # the feature table: FEATURES, LABEL,
     from mlsys.evaluation.suite import predict_scores
     if not isinstance(policy, Policy):
         raise ConfigError(f"policy must be a Policy, got {type(policy).__name__}")
+    if stateful_rows not in ("window", "all"):
+        raise ConfigError(f"stateful_rows={stateful_rows!r} must be 'window' (the rows since the last update within the window) "
+                          "or 'all' (every row since the last update)")
     make = make_model or (lambda: _default_model())
     win, rec = (pd.Timedelta(seconds=to_seconds(v, k)) for k, v in [("window", window), ("recent", recent)])
     s = _Stream(features, FEATURES)
@@ -156,13 +160,16 @@ def replay_policy(features: pd.DataFrame,  # the feature table: FEATURES, LABEL,
                              recent=s.X.iloc[s.pos(now - rec):k],
                              reference=reference, baseline=baseline)
         d = policy.trigger.should_retrain(state)
-        cpu, fired = 0.0, False
+        cpu, fired, used = 0.0, False, 0
         failed = None
-        if d.fire and len(new) > 0:
+        # a stateful update continues on the rows since the last one; with 'window', like the stage's loop, only those of the
+        # window (after a long quiet spell the oldest of them describe a past the window already left)
+        upd = new[s.t[new] >= (now - win).value] if policy.stateful and stateful_rows == "window" else new
+        if d.fire and len(upd) > 0:
             rows = s.labelled(now - win, now)
             try:
-                model, c = fit.retrain(model, s.X.iloc[new], s.y[new].astype(bool), s.X.iloc[rows], s.y[rows].astype(bool))
-                cpu, fired, last, reference = float(c.cpu_seconds), True, now, s.X.iloc[rows]
+                model, c = fit.retrain(model, s.X.iloc[upd], s.y[upd].astype(bool), s.X.iloc[rows], s.y[rows].astype(bool))
+                cpu, fired, used, last, reference = float(c.cpu_seconds), True, int(c.rows), now, s.X.iloc[rows]
             except ValueError as e:  # a failed retrain never replaces the champion; it is counted and the reason kept
                 failed = f"{type(e).__name__}: {e}"
         a, b = k, s.pos(now + pd.Timedelta(hours=24))
@@ -170,6 +177,7 @@ def replay_policy(features: pd.DataFrame,  # the feature table: FEATURES, LABEL,
             s.score[a:b] = predict_scores(model, s.X.iloc[a:b])
         n, acc, auc = _day_metrics(s.y[a:b], s.score[a:b])
         out.append({"date": day, "n": n, "accuracy": acc, "auc": auc, "retrained": fired, "reason": d.reason, "cpu_seconds": cpu,
+                    "train_rows": used,
                     "failed": failed})
     return PolicyRun(policy.name, policy.stateful, pd.DataFrame(out), cost.to_dict())
 
@@ -177,7 +185,7 @@ def replay_policy(features: pd.DataFrame,  # the feature table: FEATURES, LABEL,
 def policy_table(runs: Iterable[PolicyRun],  # replayed policies
                  eval_start: str | None = None,  # count only days from this local date (None: every served day)
                 ) -> pd.DataFrame:
-    "One row per policy: retrains, CPU-seconds of retraining, accuracy over the flights and mean daily AUC, from `eval_start`."
+    "One row per policy: retrains, their CPU-seconds and training rows, accuracy over the flights and mean daily AUC, from `eval_start`."
     rows = []
     for r in runs:
         d = r.daily if eval_start is None else r.daily[r.daily["date"] >= str(eval_start)]
@@ -185,6 +193,7 @@ def policy_table(runs: Iterable[PolicyRun],  # replayed policies
         rows.append({"policy": r.policy, "mode": "stateful" if r.stateful else "stateless", "days": len(d),
                      "retrains": int(d["retrained"].sum()),
                      "failed_retrains": int(d["failed"].notna().sum()), "cpu_seconds": float(d["cpu_seconds"].sum()),
+                     "train_rows": int(d["train_rows"].sum()),
                      "accuracy": float((d["accuracy"] * d["n"]).sum() / n) if n else float("nan"),
                      "mean_daily_auc": float(d["auc"].mean())})
     return pd.DataFrame(rows)

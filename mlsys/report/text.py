@@ -667,9 +667,10 @@ def _continual_section(continual: Mapping) -> dict:
             f"v{continual.get('champion_after', '?')}.")
     parts = [html_paragraph(text)]
     if len(pol):
-        parts.append(html_table(pol, {"policy": "policy", "mode": "mode", "retrains": "retrains", "cpu_seconds": "CPU s",
-                                      "accuracy": "accuracy", "mean_daily_auc": "mean daily AUC"},
-                                {"cpu_seconds": ".1f", "accuracy": ".4f", "mean_daily_auc": ".4f"}))
+        heads = {"policy": "policy", "mode": "mode", "retrains": "retrains", "cpu_seconds": "CPU s", "train_rows": "training rows",
+                 "accuracy": "accuracy", "mean_daily_auc": "mean daily AUC"}  # a run from before train_rows lacks that column
+        parts.append(html_table(pol, {k: h for k, h in heads.items() if k in pol.columns},
+                                {"cpu_seconds": ".1f", "train_rows": "int", "accuracy": ".4f", "mean_daily_auc": ".4f"}))
     if len(rel):
         parts.append(html_table(rel, {"day": "day", "version": "version", "promoted": "promoted", "canary": "canary",
                                       "shadow_agreement": "shadow agreement", "requests": "requests", "reason": "reason"},
