@@ -21,9 +21,9 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
+import os
 import sys
 import threading
-from collections import deque
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
@@ -145,32 +145,12 @@ def modules() -> list[str]:
             for p in sorted(lib.rglob("*.py")) if not p.name.startswith("_")]
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--site", default=str(ROOT / "_docs"))
-    ap.add_argument("--chromium", default="/usr/bin/chromium")
-    ap.add_argument("--phone-all", action="store_true", help="count 390 px overflows on every page, not only the photographed ones")
-    ap.add_argument("--report", default=None, help="a run's report.html to photograph and check (default: newest under runs/)")
-    args = ap.parse_args(argv)
-    report = Path(args.report) if args.report else newest_report()
-    if report is not None and not report.exists():
-        print(f"no report at {report}", file=sys.stderr)
-        return 1
-    site = Path(args.site)
-    if not (site / "index.html").exists():
-        print(f"no site at {site}: build it with scripts/build_docs.py", file=sys.stderr)
-        return 1
+def visit(base: str, urls: list[str], chromium: str) -> dict:
+    "Load each page at 1,280 px in a browser of this process: what `main` judges (status, errors, markup, overflow, ids, links)."
     from playwright.sync_api import sync_playwright
-
-    httpd, base = serve(site)
-    problems: list[str] = []
-    external: set[str] = set()
-    ids: dict[str, set[str]] = {}
-    anchors: list[tuple[str, str, str]] = []
-    seen, queue = set(), deque([base + "index.html"])
-    overflow = 0
+    out, external = {}, set()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
 
         def route(r):
@@ -185,39 +165,102 @@ def main(argv=None) -> int:
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(f"JS error: {e}"))
         page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        while queue:
-            url = queue.popleft()
-            if url in seen:
-                continue
-            seen.add(url)
+        for url in urls:
             errors.clear()
             resp = page.goto(url, wait_until="load")
             if resp is None or resp.status != 200:
-                problems.append(f"{url}: HTTP {resp.status if resp else 'no response'}")
+                out[url] = {"status": resp.status if resp else "no response"}
                 continue
-            problems += [f"{url}: {e}" for e in errors]
-            bad_markup = page.eval_on_selector_all(".problematic, .system-message", "els => els.map(e => e.textContent.slice(0, 80))")
-            problems += [f"{url}: docstring markup error near {t!r}" for t in bad_markup]
-            n_overflow = page.evaluate(OVERFLOW_JS, ARTICLE)
-            overflow += len(n_overflow)
-            problems += [f"{url[len(base):]}: at 1280 px, {o}" for o in n_overflow]
-            ids[url] = set(page.eval_on_selector_all("[id]", "els => els.map(e => e.id)"))
-            hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
-            for href in hrefs:
-                if href.startswith(("mailto:", "javascript:")):
-                    continue
-                full = urljoin(url, href)
-                target, frag = urldefrag(full)
-                if not target.startswith(base):
-                    continue  # links to other sites are not followed (and never requested)
-                if frag:
-                    anchors.append((url, target, frag))
-                if target.endswith("/"):
-                    target += "index.html"
-                if target.endswith(".html"):
-                    queue.append(target)
-                elif not (site / target[len(base):]).exists():
-                    problems.append(f"{url}: broken link to {href}")
+            out[url] = {"status": 200, "errors": list(errors),
+                        "markup": page.eval_on_selector_all(".problematic, .system-message",
+                                                            "els => els.map(e => e.textContent.slice(0, 80))"),
+                        "overflow": page.evaluate(OVERFLOW_JS, ARTICLE),
+                        "ids": page.eval_on_selector_all("[id]", "els => els.map(e => e.id)"),
+                        "hrefs": page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")}
+        browser.close()
+    return {"pages": out, "external": sorted(external)}
+
+
+def crawl(site: Path, base: str, chromium: str, workers: int) -> tuple[dict, set]:
+    """Every page reachable from index.html, loaded by `workers` browsers side by side: (url -> what `visit` saw, external).
+
+    Each round loads the pages found and not yet loaded, split among the workers, and follows their links: the
+    pages loaded are exactly those a one-page breadth-first crawl reaches."""
+    from concurrent.futures import ProcessPoolExecutor
+    seen: dict = {}
+    external: set = set()
+    todo = [base + "index.html"]
+    with ProcessPoolExecutor(max(1, workers)) as pool:
+        while todo:
+            parts = [todo[i::workers] for i in range(workers) if todo[i::workers]]
+            for got in pool.map(visit, [base] * len(parts), parts, [chromium] * len(parts)):
+                seen.update(got["pages"])
+                external.update(got["external"])
+            found = []
+            for url in todo:
+                for href in seen[url].get("hrefs", []):
+                    if href.startswith(("mailto:", "javascript:")):
+                        continue
+                    target = urldefrag(urljoin(url, href))[0]
+                    if target.startswith(base) and target.endswith("/"):
+                        target += "index.html"
+                    if target.startswith(base) and target.endswith(".html") and target not in seen and target not in found:
+                        found.append(target)
+            todo = found
+    return seen, external
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--site", default=str(ROOT / "_docs"))
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--phone-all", action="store_true", help="count 390 px overflows on every page, not only the photographed ones")
+    ap.add_argument("--report", default=None, help="a run's report.html to photograph and check (default: newest under runs/)")
+    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="browsers loading pages side by side")
+    args = ap.parse_args(argv)
+    report = Path(args.report) if args.report else newest_report()
+    if report is not None and not report.exists():
+        print(f"no report at {report}", file=sys.stderr)
+        return 1
+    site = Path(args.site)
+    if not (site / "index.html").exists():
+        print(f"no site at {site}: build it with scripts/build_docs.py", file=sys.stderr)
+        return 1
+    if args.workers < 1:
+        print(f"--workers must be at least 1, got {args.workers}", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    httpd, base = serve(site)
+    problems: list[str] = []
+    ids: dict[str, set[str]] = {}
+    anchors: list[tuple[str, str, str]] = []
+    overflow = 0
+    pages, external = crawl(site, base, args.chromium, args.workers)
+    seen = set(pages)
+    for url, got in pages.items():
+        if got["status"] != 200:
+            problems.append(f"{url}: HTTP {got['status']}")
+            continue
+        problems += [f"{url}: {e}" for e in got["errors"]]
+        problems += [f"{url}: docstring markup error near {t!r}" for t in got["markup"]]
+        overflow += len(got["overflow"])
+        problems += [f"{url[len(base):]}: at 1280 px, {o}" for o in got["overflow"]]
+        ids[url] = set(got["ids"])
+        for href in got["hrefs"]:
+            if href.startswith(("mailto:", "javascript:")):
+                continue
+            target, frag = urldefrag(urljoin(url, href))
+            if not target.startswith(base):
+                continue  # links to other sites are not followed (and never requested)
+            if frag:
+                anchors.append((url, target, frag))
+            if target.endswith("/"):
+                target += "index.html"
+            if not target.endswith(".html") and not (site / target[len(base):]).exists():
+                problems.append(f"{url}: broken link to {href}")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
         for src, target, frag in anchors:
             if target.endswith("/"):
                 target += "index.html"
