@@ -140,6 +140,18 @@ def _start(transport: str, champion, challenger, spec, backup, out: Path):
     return _ProcessService(folder)
 
 
+def _check_traffic(keys: list, truth: dict, steps: tuple, budgets) -> None:
+    "Refuse a release whose canary cannot finish: a step whose sticky share holds fewer labelled flights than a side needs."
+    from mlsys.deploy.service import sticky_bucket
+    bucket = np.array([sticky_bucket(k) for k in keys if k in truth])
+    for s in steps:
+        n_ch, n_cp = int((bucket < s).sum()), int((bucket >= s).sum())
+        if budgets.min_labels and min(n_ch, n_cp) < budgets.min_labels:
+            raise DataError(f"the canary step {s:.0%} puts {n_ch} of the {len(bucket)} labelled flights of the traffic on the "
+                            f"challenger and {n_cp} on the champion; each side needs {budgets.min_labels} labelled flights: "
+                            "release on more days of traffic (release_days), or start the steps higher")
+
+
 def release(champion, challenger,  # the serving model and the retrained replica
             spec, backup,  # the service's request schema and backup model (the deploy stage's)
             rows: pd.DataFrame,  # the day's requests: feature rows with flight_id and LABEL
@@ -152,7 +164,7 @@ def release(champion, challenger,  # the serving model and the retrained replica
             transport: str = "process",  # 'process': a saved service folder run by uvicorn in a child process; 'thread': in this one
             ) -> dict:
     "Shadow, then canary, the challenger in a real HTTP service beside the champion: passed, why, and what each phase measured."
-    from mlsys.continual.rollout import Budgets, CanaryRelease, HttpCanary, compare_shadow, read_shadow_log
+    from mlsys.continual.rollout import Budgets, CanaryRelease, HttpCanary, check_steps, compare_shadow, read_shadow_log
     if transport not in ("process", "thread"):
         raise ConfigError(f"transport={transport!r} must be 'process' (a service in a child process, as deployed) or 'thread'")
     bodies = request_bodies(rows, spec)
@@ -162,6 +174,7 @@ def release(champion, challenger,  # the serving model and the retrained replica
     truth = dict(zip(landed["flight_id"], landed[LABEL].astype(int)))
     keys, rng = list(bodies), np.random.default_rng(seed)
     budgets = budgets or Budgets(min_requests=100, min_labels=50, max_latency_ratio=3.0, latency_slack_ms=25.0)
+    _check_traffic(keys, truth, check_steps(steps), budgets)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seen: list = []
@@ -216,6 +229,7 @@ def continual_loop(table: pd.DataFrame,  # `continual_table` rows (training days
                    window_days: int = 28,  # a stateless retrain fits on the labelled rows of this many days
                    eval_days: int = 1,  # the latest labelled days held out for the offline comparison (same rows for both)
                    max_challengers: int | None = None,  # challengers taken through shadow and canary, at most (None: every retrain)
+                   release_days: int = 7,  # a release's traffic: the flights of this many days from the retrain day
                    steps=(0.05, 0.25, 0.5), budgets=None, tz: str = "America/New_York", seed: int = 0,
                    max_iter: int = 100,  # boosting iterations of a retrained model (the pipeline's `make_model('hgb')`)
                    trusted=()) -> pd.DataFrame:
@@ -226,6 +240,8 @@ def continual_loop(table: pd.DataFrame,  # `continual_table` rows (training days
     if max_challengers is not None and (isinstance(max_challengers, bool) or not isinstance(max_challengers, int)
                                         or max_challengers < 0):
         raise ConfigError(f"max_challengers must be None (every retrain) or a non-negative integer, got {max_challengers!r}")
+    if isinstance(release_days, bool) or not isinstance(release_days, int) or release_days < 1:
+        raise ConfigError(f"release_days must be a positive integer, got {release_days!r}")
     retrainer = (StatefulRetrainer if stateful else StatelessRetrainer)(lambda: make_model("hgb", params={"max_iter": max_iter}))
     rows, last = [], None
     for day in list(retrain_days)[:max_challengers]:  # [:None] is every one
@@ -234,7 +250,7 @@ def continual_loop(table: pd.DataFrame,  # `continual_table` rows (training days
         cut = now - pd.Timedelta(days=eval_days)
         fit, held = labelled[labelled["sched_dep"] < cut], labelled[labelled["sched_dep"] >= cut]
         new = fit if last is None else fit[fit["label_time"] > last]
-        served = table[(table["sched_dep"] >= now) & (table["sched_dep"] < now + pd.Timedelta(days=1))]
+        served = table[(table["sched_dep"] >= now) & (table["sched_dep"] < now + pd.Timedelta(days=release_days))]
         if len(fit) == 0 or len(held) == 0 or len(served) == 0 or len(new) == 0:
             rows.append({"day": str(day), "promoted": False, "reason": "too few labelled or served rows", "version": None})
             continue

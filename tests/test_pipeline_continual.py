@@ -97,6 +97,15 @@ def test_a_worse_challenger_is_rolled_back_by_the_canary_of_a_service_process(da
     assert after <= before  # the service process was stopped
 
 
+def test_release_refuses_a_canary_its_traffic_cannot_finish(days, tmp_path):
+    "A 1% first step on one day of flights holds too few labelled flights: refused before any service starts, naming the fix."
+    from mlsys.continual.rollout import Budgets
+    _, _, _, later, champion, spec, backup = days
+    with pytest.raises(DataError, match=r"canary step 1% puts \d+ of the \d+ labelled flights.*release_days"):
+        release(champion, champion, spec, backup, later, tmp_path, steps=(0.01, 0.5), budgets=Budgets(min_labels=50))
+    assert not (tmp_path / "service").exists()
+
+
 def test_release_refuses_an_unknown_transport(days, tmp_path):
     _, _, _, later, champion, spec, backup = days
     with pytest.raises(ConfigError, match="transport"):
@@ -117,6 +126,9 @@ def test_the_loop_records_each_update_in_the_store(days, tmp_path):
     store.set_alias("f", "champion", store.register("f", champion).version)
     with pytest.raises(ConfigError, match="max_challengers"):
         continual_loop(table, ["2013-01-04"], store, "f", spec, backup, tmp_path, max_challengers=-1)
+    for bad in (0, -1, 1.5, True, "7"):
+        with pytest.raises(ConfigError, match="release_days"):
+            continual_loop(table, ["2013-01-04"], store, "f", spec, backup, tmp_path, release_days=bad)
     out = continual_loop(table, ["2013-01-04", "2013-01-05"], store, "f", spec, backup, tmp_path / "rel", window_days=3,
                          max_challengers=1, steps=(0.5,), budgets=_budgets(), max_iter=20)
     assert len(out) == 1 and out["version"].iloc[0] == 2  # one challenger, registered as v2
