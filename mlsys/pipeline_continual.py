@@ -135,7 +135,7 @@ def _start(transport: str, champion, challenger, spec, backup, out: Path):
         return _ThreadService(create_app(champion, spec, backup=backup, shadow=challenger, challenger=challenger,
                                          shadow_log=str(out / "shadow.jsonl"), **settings))
     models = {"champion": champion, "challenger": challenger} | ({} if backup is None else {"backup": backup})
-    folder = save_service(out / "service", models, spec, shadow_log="shadow.jsonl",
+    folder = save_service(out / "service", models, spec, shadow_log="shadow.jsonl", request_log="requests.jsonl",
                           **settings | ({} if backup is None else {"backup_name": "backup"}))
     return _ProcessService(folder)
 

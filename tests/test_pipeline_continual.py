@@ -76,6 +76,10 @@ def test_a_replica_is_promoted_after_every_step(days, tmp_path):
     assert list(r["canary"]["fraction"]) == [0.25, 0.5] and set(r["canary"]["decision"]) == {"pass"}
     assert "accuracy" in r["reason"]  # judged on labels: the per-row records came over GET /admin/canary/records
     assert (tmp_path / "service" / "service.json").is_file() and (tmp_path / "service" / "shadow.jsonl").stat().st_size > 0
+    import json
+    logged = [json.loads(line) for line in (tmp_path / "service" / "requests.jsonl").read_text().splitlines()]
+    predicts = [rec for rec in logged if rec.get("route") == "/predict"]
+    assert len(predicts) == r["requests"] and {p["status"] for p in predicts} == {200}  # the service's own request log
 
 
 def _worse(champion, train):
