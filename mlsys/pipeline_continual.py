@@ -7,6 +7,7 @@ __all__ = ['POLICY_NAMES', 'SCHEDULE_FEATURES', 'continual_table', 'make_policie
 
 # %% ../nbs/15i_pipeline_continual.ipynb
 import asyncio
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -105,6 +106,9 @@ class _ThreadService:
     def shadow_summary(self) -> dict:
         return self.app.state.service.shadow.summary()
 
+    def down(self, e: Exception) -> Exception:
+        return e
+
     def stop(self) -> None:
         self._ctx.__exit__(None, None, None)
 
@@ -114,7 +118,7 @@ class _ProcessService:
 
     def __init__(self, folder: Path):
         from mlsys.deploy.service import start_service
-        self.server = start_service(folder)
+        self.server = start_service(folder, log=folder / "server.log")  # its stderr stays with the release, not in /tmp
         self.url = self.server.url
 
     def shadow_summary(self) -> dict:
@@ -124,12 +128,26 @@ class _ProcessService:
             raise DataError(f"{self.url}/admin/rollout answered {r.status_code}: {r.text[:200]!r}")
         return r.json()["shadow"]
 
+    def down(self, e: Exception) -> Exception:
+        "The error to raise for a failed HTTP exchange: the service's own, with the end of its log."
+        from mlsys.data.service import ServiceUnavailableError
+        state = "is running" if self.server.alive() else f"exited with code {self.server.process.returncode}"
+        tail = self.server.log_path.read_text(errors="replace")[-800:] if self.server.log_path.is_file() else ""
+        return ServiceUnavailableError(f"the release's service at {self.url} did not answer ({type(e).__name__}: {e}); "
+                                       f"its process {state}" + (f"; its log ends:\n{tail}" if tail else ""),
+                                       url=self.url, attempts=1)
+
     def stop(self) -> None:
         self.server.stop()
 
 
 def _start(transport: str, champion, challenger, spec, backup, out: Path):
+    import shutil
+
     from mlsys.deploy.service import create_app, save_service
+    # an earlier attempt of this release left its logs here: a new service starts with new ones (the logs are appended to)
+    shutil.rmtree(out / "service", ignore_errors=True)
+    (out / "shadow.jsonl").unlink(missing_ok=True)
     settings = {"main_name": "champion", "budget": 2.0, "shadow_name": "challenger", "challenger_name": "challenger"}
     if transport == "thread":
         return _ThreadService(create_app(champion, spec, backup=backup, shadow=challenger, challenger=challenger,
@@ -140,22 +158,36 @@ def _start(transport: str, champion, challenger, spec, backup, out: Path):
     return _ProcessService(folder)
 
 
-def _check_traffic(keys: list, truth: dict, steps: tuple, budgets) -> None:
-    "Refuse a release whose canary cannot finish: a step whose sticky share holds fewer labelled flights than a side needs."
+def _plan_traffic(keys: list, truth: dict, steps: tuple, budgets, slice_size: int) -> int:
+    """The rounds the canary may take. Traffic cycles through the flights, each cycle in a new shuffled order, so requests
+    never run out and two cycles' worth of requests reach every flight; a step can then fail to finish only for want of
+    labelled flights on a side, which is refused here, before any service starts."""
     from mlsys.deploy.service import sticky_bucket
-    bucket = np.array([sticky_bucket(k) for k in keys if k in truth])
+    bucket = np.array([sticky_bucket(k) for k in keys])
+    labelled = np.array([k in truth for k in keys])
+    need = 0
     for s in steps:
-        n_ch, n_cp = int((bucket < s).sum()), int((bucket >= s).sum())
+        ch = bucket < s
+        n_ch, n_cp = int((ch & labelled).sum()), int((~ch & labelled).sum())
         if budgets.min_labels and min(n_ch, n_cp) < budgets.min_labels:
-            raise DataError(f"the canary step {s:.0%} puts {n_ch} of the {len(bucket)} labelled flights of the traffic on the "
-                            f"challenger and {n_cp} on the champion; each side needs {budgets.min_labels} labelled flights: "
-                            "release on more days of traffic (release_days), or start the steps higher")
+            raise DataError(f"the canary step {s:.0%} puts {n_ch} of the {int(labelled.sum())} labelled flights of the traffic "
+                            f"on the challenger and {n_cp} on the champion; each side needs {budgets.min_labels} labelled "
+                            "flights: release on more days of traffic (release_days), or start the steps higher")
+        # two cycles reach every flight; more when the challenger's flights are fewer than the requests it needs
+        need += math.ceil(2 * len(keys) * max(1.0, budgets.min_requests / max(int(ch.sum()), 1)))
+    return math.ceil(need / slice_size) + 2 * len(steps)
+
+
+def _count(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def release(champion, challenger,  # the serving model and the retrained replica
             spec, backup,  # the service's request schema and backup model (the deploy stage's)
-            rows: pd.DataFrame,  # the day's requests: feature rows with flight_id and LABEL
-            out: str | Path,  # folder for the service, its shadow log and its canary
+            rows: pd.DataFrame,  # the release's traffic: feature rows with flight_id and LABEL (a day or more of flights)
+            out: str | Path,  # folder for the service, its logs and its canary (an earlier attempt's are replaced)
             steps=(0.05, 0.25, 0.5),  # the canary's shares of stable ids
             budgets=None,  # `mlsys.continual.rollout.Budgets` (default: 100 requests and 50 labels per step)
             shadow_requests: int = 300,  # requests served while the challenger only shadows
@@ -164,34 +196,54 @@ def release(champion, challenger,  # the serving model and the retrained replica
             transport: str = "process",  # 'process': a saved service folder run by uvicorn in a child process; 'thread': in this one
             ) -> dict:
     "Shadow, then canary, the challenger in a real HTTP service beside the champion: passed, why, and what each phase measured."
+    import httpx
+
     from mlsys.continual.rollout import Budgets, CanaryRelease, HttpCanary, check_steps, compare_shadow, read_shadow_log
     if transport not in ("process", "thread"):
         raise ConfigError(f"transport={transport!r} must be 'process' (a service in a child process, as deployed) or 'thread'")
+    shadow_requests, slice_size = _count(shadow_requests, "shadow_requests"), _count(slice_size, "slice_size")
+    budgets = budgets or Budgets(min_requests=100, min_labels=50, max_latency_ratio=3.0, latency_slack_ms=25.0)
+    if not isinstance(budgets, Budgets):
+        raise ConfigError(f"budgets must be mlsys.continual.rollout.Budgets or None, got {type(budgets).__name__}")
     bodies = request_bodies(rows, spec)
     if len(bodies) < 2:
-        raise DataError(f"only {len(bodies)} of the day's {len(rows)} flights are valid requests: nothing to release on")
+        raise DataError(f"only {len(bodies)} of the traffic's {len(rows)} flights are valid requests: nothing to release on")
     landed = rows[rows[LABEL].notna()]  # a cancelled flight is served but never gets a label
     truth = dict(zip(landed["flight_id"], landed[LABEL].astype(int)))
     keys, rng = list(bodies), np.random.default_rng(seed)
-    budgets = budgets or Budgets(min_requests=100, min_labels=50, max_latency_ratio=3.0, latency_slack_ms=25.0)
-    _check_traffic(keys, truth, check_steps(steps), budgets)
+    max_rounds = _plan_traffic(keys, truth, check_steps(steps), budgets, slice_size)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seen: list = []
+    order = iter(())
 
     def labels_for(ids) -> pd.DataFrame:  # the replay compresses the hours until landing: served flights' labels are in
         ids = [k for k in dict.fromkeys(ids) if k in truth]
         return pd.DataFrame({"prediction_id": ids, "label": [truth[k] for k in ids],
                              "label_time": pd.Timestamp.now(tz="UTC") + pd.Timedelta("1s")})
 
+    def next_ids(n: int) -> list:  # the flights in a shuffled order, again and again
+        nonlocal order
+        ids = []
+        while len(ids) < n:
+            k = next(order, None)
+            if k is None:
+                order = iter(rng.permutation(keys).tolist())
+                continue
+            ids.append(k)
+        return ids
+
     srv = _start(transport, champion, challenger, spec, backup, out)
     try:
-        shadow_ids = list(rng.choice(keys, min(shadow_requests, len(keys)), replace=False))
-        answers = _in_thread(_post(srv.url, bodies, shadow_ids))
-        served_by = {a.get("model") for _, s, a in answers if s == 200}
-        waited = time.monotonic() + 60  # the shadow scores off the response path, in its own thread: let it catch up
-        while (s := srv.shadow_summary())["scored"] + s["failed"] < s["offered"] and time.monotonic() < waited:
-            time.sleep(0.05)
+        try:
+            shadow_ids = list(rng.choice(keys, min(shadow_requests, len(keys)), replace=False))
+            answers = _in_thread(_post(srv.url, bodies, shadow_ids))
+            served_by = {a.get("model") for _, s, a in answers if s == 200}
+            waited = time.monotonic() + 60  # the shadow scores off the response path, in its own thread: let it catch up
+            while (s := srv.shadow_summary())["scored"] + s["failed"] < s["offered"] and time.monotonic() < waited:
+                time.sleep(0.05)
+        except httpx.HTTPError as e:
+            raise srv.down(e) from e
         log = out / ("shadow.jsonl" if transport == "thread" else "service/shadow.jsonl")
         scored = read_shadow_log(log)[0] if log.is_file() else pd.DataFrame()  # the log the service wrote, as a reader gets it
         if scored.empty:
@@ -200,14 +252,22 @@ def release(champion, challenger,  # the serving model and the retrained replica
         canary = CanaryRelease(HttpCanary(srv.url), steps=steps, budgets=budgets)  # through the admin routes, as an operator would
 
         def drive():
-            ids = list(rng.choice(keys, slice_size))
-            got = _in_thread(_post(srv.url, bodies, ids))
+            ids = next_ids(slice_size)
+            try:
+                got = _in_thread(_post(srv.url, bodies, ids))
+            except httpx.HTTPError as e:
+                raise srv.down(e) from e
             bad = {s for _, s, _ in got if s != 200}
             if bad:
                 raise DataError(f"the service answered {sorted(bad)} to valid requests during the canary")
             seen.extend(ids)
             return labels_for(seen)
-        state = canary.run(drive, max_rounds=40)
+        try:
+            state = canary.run(drive, max_rounds=max_rounds)
+        except ConfigError as e:
+            if transport == "process" and not srv.server.alive():  # the admin routes failed because the service died
+                raise srv.down(e) from e
+            raise
     finally:
         srv.stop()
     return {"passed": state == "promoted", "reason": canary.reason, "state": state, "served_by_during_shadow": sorted(served_by),

@@ -15,6 +15,7 @@ block or table) of the home page, a chapter page, a notebook page, an API page a
 <site>/screenshots/; the report gets the same overflow check.
 
 Usage: python scripts/check_site.py [--site _docs] [--chromium /usr/bin/chromium] [--report PATH] [--phone-all]
+                                    [--workers N]
 """
 from __future__ import annotations
 
@@ -193,9 +194,11 @@ def crawl(site: Path, base: str, chromium: str, workers: int) -> tuple[dict, set
     with ProcessPoolExecutor(max(1, workers)) as pool:
         while todo:
             parts = [todo[i::workers] for i in range(workers) if todo[i::workers]]
+            loaded = {}
             for got in pool.map(visit, [base] * len(parts), parts, [chromium] * len(parts)):
-                seen.update(got["pages"])
+                loaded.update(got["pages"])
                 external.update(got["external"])
+            seen.update((url, loaded[url]) for url in todo)  # in the order a one-page crawl loads them
             found = []
             for url in todo:
                 for href in seen[url].get("hrefs", []):

@@ -103,6 +103,21 @@ def test_shadow_log_and_comparison(toy, tmp_path):
     assert rep["served_accuracy"] > 0.65 > 0.35 > rep["shadow_accuracy"]
 
 
+def test_shadow_summary_never_counts_a_batch_half_way(toy):
+    "While a batch's log is written, the summary shows the batch either whole or not at all: agreement stays in [0, 1]."
+    from mlsys.deploy.service import ShadowScorer
+    good, flipped, spec, rows, ids, _ = toy
+    app = app_of(toy, shadow=good, shadow_name="same")
+    shadow = app.state.service.shadow
+    during = []
+    shadow._write = lambda records: during.append(shadow.summary())  # read the summary at the moment the log is written
+    with serve_in_thread(app) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+        for i in range(30):
+            assert c.post("/predict", json=rows[i], headers={"X-Stable-Id": ids[i]}).status_code == 200
+    assert during and all(d["agreement"] is None or 0 <= d["agreement"] <= 1 for d in during), during
+    assert shadow.summary()["agreement"] == 1.0 and isinstance(shadow, ShadowScorer)
+
+
 def test_sticky_and_monotone_assignment():
     ids = [f"user-{i}" for i in range(20_000)]
     router, canary = CanaryRouter(), {}
@@ -280,6 +295,32 @@ def test_canary_records_route_gives_the_routers_rows(toy):
         assert httpx.get(f"{srv.url}/admin/canary/records?side=champion").status_code == 404
         with pytest.raises(ConfigError, match="without a challenger"):
             HttpCanary(srv.url).records("champion")
+
+
+def test_canary_records_are_read_incrementally_and_of_the_step_judged(toy):
+    good, flipped, *_, rows, ids, truth = toy
+    app = app_of(toy, challenger=flipped, challenger_name="chall", canary_fraction=0.5)
+    router = app.state.service.router
+    with serve_in_thread(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        remote = HttpCanary(srv.url)
+        remote.status()
+        for batch in (range(0, 60), range(60, 130)):
+            for i in batch:
+                assert c.post("/predict", json=rows[i], headers={"X-Stable-Id": ids[i]}).status_code == 200
+            for side in ("champion", "challenger"):
+                assert remote.records(side)["prediction_id"].tolist() == router.records(side)["prediction_id"].tolist()
+        n = router.sides["champion"].total
+        page = c.get("/admin/canary/records", params={"side": "champion", "offset": n - 5}).json()
+        assert page["first"] == n - 5 and page["total"] == n and len(page["records"]) == 5
+        assert c.get("/admin/canary/records", params={"side": "champion", "offset": n + 10}).json()["records"] == []
+        for bad in ({"side": "champion", "offset": -1}, {"side": "champion", "offset": "x"}):
+            assert c.get("/admin/canary/records", params=bad).status_code == 422
+        c.put("/admin/canary", json={"fraction": 0.25})  # another client moves the canary behind this one's back
+        with pytest.raises(ConfigError, match="another client moved it"):
+            remote.records("challenger")
+    with serve_in_thread(app_of(toy, shadow=flipped)) as srv:  # a shadow alone: the 404 names only the routes it has
+        routes = httpx.get(f"{srv.url}/admin/canary/records?side=champion").json()["detail"].split("the routes are ")[1]
+        assert routes == "/predict, /predict/batch, /health, /ready, /metrics, /admin/rollout", routes
 
 
 def test_http_canary_rolls_back_without_labels(toy):

@@ -110,6 +110,62 @@ def test_release_refuses_a_canary_its_traffic_cannot_finish(days, tmp_path):
     assert not (tmp_path / "service").exists()
 
 
+def test_a_release_rerun_into_its_folder_starts_new_logs(days, tmp_path):
+    _, _, _, later, champion, spec, backup = days
+    kw = dict(steps=(0.5,), budgets=_budgets(), shadow_requests=80, slice_size=150)
+    first = release(champion, copy.deepcopy(champion), spec, backup, later, tmp_path, **kw)
+    again = release(champion, copy.deepcopy(champion), spec, backup, later, tmp_path, **kw)
+    assert first["shadow"]["rows"] == again["shadow"]["rows"] == 80  # not the first attempt's rows as well
+    assert len((tmp_path / "service" / "requests.jsonl").read_text().splitlines()) >= again["requests"]
+    assert (tmp_path / "service" / "server.log").is_file()  # the server's stderr stays with the release
+
+
+def test_a_small_first_step_finishes_on_traffic_that_has_enough_labels(days, tmp_path):
+    "Requests cycle through the flights, so a step whose share holds enough labelled flights always finishes."
+    from mlsys.continual.rollout import Budgets
+    _, _, _, later, champion, spec, backup = days
+    r = release(champion, copy.deepcopy(champion), spec, backup, later, tmp_path, steps=(0.05, 0.5), slice_size=40,
+                budgets=Budgets(min_requests=100, min_labels=20, max_latency_ratio=100.0, latency_slack_ms=10_000.0))
+    assert r["state"] in {"promoted", "rolled_back"} and list(r["canary"]["fraction"])[0] == 0.05, r["reason"]
+
+
+def test_a_service_that_dies_is_named(days, tmp_path, monkeypatch):
+    "The release's service process killed after the shadow phase: a ServiceUnavailableError with its exit, and no child left."
+    import psutil
+
+    import mlsys.pipeline_continual as pc
+    from mlsys.data.service import ServiceUnavailableError
+    _, _, _, later, champion, spec, backup = days
+    real, calls = pc._in_thread, []
+
+    def kill_after_first(coro):
+        out = real(coro)
+        calls.append(1)
+        if len(calls) == 1:
+            for p in psutil.Process().children(recursive=True):
+                if "uvicorn" in " ".join(p.cmdline()):
+                    p.kill()
+                    p.wait(10)
+        return out
+    monkeypatch.setattr(pc, "_in_thread", kill_after_first)
+    with pytest.raises(ServiceUnavailableError, match="exited with code"):
+        release(champion, copy.deepcopy(champion), spec, backup, later, tmp_path, steps=(0.5,), budgets=_budgets(),
+                shadow_requests=50)
+    assert not [p for p in psutil.Process().children(recursive=True) if "uvicorn" in " ".join(p.cmdline())]
+
+
+@pytest.mark.parametrize("kw, needle", [
+    ({"budgets": {"min_labels": 5}}, "budgets must be"), ({"budgets": "strict"}, "budgets must be"),
+    ({"shadow_requests": -1}, "shadow_requests"), ({"shadow_requests": 2.5}, "shadow_requests"),
+    ({"shadow_requests": True}, "shadow_requests"), ({"slice_size": -5}, "slice_size"), ({"slice_size": 0}, "slice_size"),
+])
+def test_release_refuses_bad_arguments_before_starting_a_service(days, tmp_path, kw, needle):
+    _, _, _, later, champion, spec, backup = days
+    with pytest.raises(ConfigError, match=needle):
+        release(champion, champion, spec, backup, later, tmp_path, **kw)
+    assert not (tmp_path / "service").exists()
+
+
 def test_release_refuses_an_unknown_transport(days, tmp_path):
     _, _, _, later, champion, spec, backup = days
     with pytest.raises(ConfigError, match="transport"):

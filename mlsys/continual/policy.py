@@ -186,8 +186,11 @@ def policy_table(runs: Iterable[PolicyRun],  # replayed policies
                  eval_start: str | None = None,  # count only days from this local date (None: every served day)
                 ) -> pd.DataFrame:
     "One row per policy: retrains, their CPU-seconds and training rows, accuracy over the flights and mean daily AUC, from `eval_start`."
+    from mlsys.core import require_columns
     rows = []
     for r in runs:
+        require_columns(r.daily, ["date", "n", "accuracy", "auc", "retrained", "failed", "cpu_seconds", "train_rows"],
+                        f"the daily rows of policy {r.policy!r}")
         d = r.daily if eval_start is None else r.daily[r.daily["date"] >= str(eval_start)]
         n = d["n"].sum()
         rows.append({"policy": r.policy, "mode": "stateful" if r.stateful else "stateless", "days": len(d),

@@ -331,6 +331,8 @@ class HttpCanary:
     def __init__(self, url: str, timeout: float = 10.0):
         self.httpx = optional_import("httpx", extra="serve", purpose="talking to the service's admin routes")
         self.url, self.timeout = url.rstrip("/"), timeout
+        self._step = None  # the step this client last set or saw: the records read must be of it
+        self._seen: dict = {}  # side -> (step, rows read, step position after them): each check reads only the new rows
 
     def _call(self, method: str, route: str, **kw):
         try:
@@ -342,32 +344,46 @@ class HttpCanary:
         r = self._call("put", "/admin/canary", json={"fraction": check_fraction(fraction, "canary fraction")})
         if r.status_code != 200:
             raise ConfigError(f"{self.url}/admin/canary refused fraction={fraction!r}: {r.status_code} {r.text[:300]}")
-        return r.json()
+        out = r.json()
+        self._step = out.get("step") if isinstance(out, dict) else None
+        return out
 
-    def _get(self, route: str, key: str, missing: str, **kw):
-        "GET `route` and the `key` of its JSON answer; a named ConfigError for 404 (`missing`), other codes and non-JSON."
+    def _get(self, route: str, keys: tuple, missing: str, **kw) -> dict:
+        "GET `route`'s JSON object, which must hold `keys`; a named ConfigError for 404 (`missing`), other codes and other bodies."
         r = self._call("get", route, **kw)
         if r.status_code == 404:
             raise ConfigError(f"the service at {self.url} has no {route}: {missing}")
         if r.status_code != 200:
             raise ConfigError(f"{self.url}{route} answered {r.status_code}: {r.text[:200]!r}")
         try:
-            return r.json()[key]
-        except (ValueError, KeyError, TypeError) as e:
-            raise ConfigError(f"{self.url}{route} did not answer a {key!r} field: {r.text[:200]!r}") from e
+            out = r.json()
+        except ValueError as e:
+            raise ConfigError(f"{self.url}{route} did not answer JSON: {r.text[:200]!r}") from e
+        if not isinstance(out, dict) or not set(keys) <= set(out):
+            raise ConfigError(f"{self.url}{route} did not answer an object with {list(keys)}: {r.text[:200]!r}")
+        return out
 
     def status(self) -> dict:
-        canary = self._get("/admin/rollout", "canary", "it was started without a shadow or challenger")
+        canary = self._get("/admin/rollout", ("canary",), "it was started without a shadow or challenger")["canary"]
         if canary is None:
             raise ConfigError(f"the service at {self.url} has no challenger to canary")
+        self._step = canary.get("step")
         return canary
 
     def records(self, side: str) -> pd.DataFrame:
-        "The rows `side` answered in this step, as `CanaryRouter.records` gives them."
+        "The rows `side` answered in this step, as `CanaryRouter.records` gives them (read incrementally, checked to be of this step)."
         if side not in ("champion", "challenger"):
             raise ConfigError(f"side must be 'champion' or 'challenger', got {side!r}")
-        rows = self._get("/admin/canary/records", "records", "it was started without a challenger "
-                         "(or is an older service: judge it with use_labels=False)", params={"side": side})
+        step, rows, pos = self._seen.get(side, (None, [], 0))
+        if step is None or step != self._step:
+            rows, pos = [], 0
+        got = self._get("/admin/canary/records", ("step", "first", "records"), "it was started without a challenger "
+                        "(or is an older service: judge it with use_labels=False)", params={"side": side, "offset": pos})
+        if self._step is not None and got["step"] != self._step:
+            raise ConfigError(f"the canary at {self.url} is at step {got['step']}, not {self._step}: another client moved it "
+                              "while this release judged it")
+        rows = rows + list(got["records"])
+        self._seen[side] = (got["step"], rows, int(got["first"]) + len(got["records"]))
         out = pd.DataFrame(rows, columns=["prediction_id", "score", "model", "timestamp"])
         out["score"] = out["score"].astype("float64")
         out["timestamp"] = pd.to_datetime(out["timestamp"].astype("float64"), unit="s", utc=True)

@@ -786,17 +786,18 @@ def _score(self: ShadowScorer, batch: list) -> None:
         return
     ms = (time.perf_counter() - t0) * 1000
     self.counts["calls"] += 1
-    out, k = [], 0
+    out, k, agree, diff = [], 0, 0, 0.0
     for t, ids, _, proba, answer in batch:
         for i, p in zip(ids, proba):
             s = float(q[k])
             k += 1
-            self.agree += (s >= self.threshold) == (p >= self.threshold)
-            self.abs_diff += abs(s - float(p))
+            agree += (s >= self.threshold) == (p >= self.threshold)
+            diff += abs(s - float(p))
             out.append({"id": i, "time": _iso(t), "served_model": answer.model, "served": float(p), "shadow_model": self.name,
                         "shadow": s, "served_ms": answer.seconds * 1000, "shadow_ms": ms, "shadow_rows": len(rows)})
     self._write(out)  # the log first: once the counts say a row is scored, a reader of the log finds it
     self.records.extend(out)
+    self.agree, self.abs_diff = self.agree + agree, self.abs_diff + diff  # with the count, so agreement stays in [0, 1]
     self.counts["scored"] += len(rows)
 
 
@@ -833,6 +834,7 @@ class _Side:
         self.requests = self.errors = 0
         self.seconds: collections.deque = collections.deque(maxlen=keep)  # per request, in the service
         self.records: collections.deque = collections.deque(maxlen=keep)  # (id, P(late), model, time) per row answered
+        self.total = 0  # rows answered in this step, the dropped ones too (the records keep the last `keep`)
 
     def to_dict(self) -> dict:
         s = np.array(self.seconds, dtype="float64") * 1000
@@ -873,6 +875,7 @@ class CanaryRouter:
         if answer is not None:
             now = time.time()
             s.records.extend((i, float(p), answer.model, now) for i, p in zip(ids, proba))
+            s.total += len(ids)
 
     def status(self) -> dict:
         "The fraction, the step and each side's requests, errors, error rate and latency p50/p99 (JSON-ready)."
@@ -1105,8 +1108,9 @@ def create_app(
     m.ErrorResponse = err.ErrorResponse
     app = fastapi.FastAPI(title="mlsys flight delay predictions", version="1", lifespan=_lifespan(service),
                           description="P(arrival more than 15 min late) for flights. Every error answer is an `ErrorResponse`.")
-    routes = "/predict, /predict/batch, /flights/{flight_id}/prediction, /health, /ready, /metrics"
-    _install_error_handlers(app, routes + (", /admin/rollout, /admin/canary, /admin/canary/records" if service.rollout else ""))
+    routes = "/predict, /predict/batch" + (", /flights/{flight_id}/prediction" if features is not None else "") + ", /health, /ready, /metrics"
+    routes += (", /admin/rollout" if service.rollout else "") + (", /admin/canary, /admin/canary/records" if service.router is not None else "")
+    _install_error_handlers(app, routes)
     _add_predict_routes(app, service, m, example_key)
     _add_status_routes(app, service, m)
     if service.rollout:
@@ -1248,10 +1252,12 @@ def _rollout_models():
         timestamp: float = Field(description="seconds since the epoch")
 
     class CanaryRecords(BaseModel):
-        "The rows one side answered in this step, newest last (at most the router's `keep`)."
+        "The rows one side answered in this step from position `first` on, oldest first (the router keeps the last `keep`)."
         step: int = Field(ge=0)
         fraction: float = Field(ge=0, le=1)
         side: Literal["champion", "challenger"]
+        total: int = Field(ge=0, description="rows this side answered in this step, the ones no longer kept included")
+        first: int = Field(ge=0, description="the step position of the first row returned")
         records: list[CanaryRecord]
 
     return CanaryShare, CanaryStatus, RolloutStatus, CanaryRecords
@@ -1260,6 +1266,7 @@ def _rollout_models():
 def _add_rollout_routes(app, service: PredictionService, m) -> None:
     "GET /admin/rollout (the canary's and the shadow's status) and, with a challenger, PUT /admin/canary (its fraction) and GET /admin/canary/records (each side's rows)."
     from fastapi import Query
+    from fastapi.responses import Response
     CanaryShare, CanaryStatus, RolloutStatus, CanaryRecords = _rollout_models()
 
     @app.get("/admin/rollout", response_model=RolloutStatus, summary="The canary's sides and the shadow's comparison")
@@ -1276,11 +1283,19 @@ def _add_rollout_routes(app, service: PredictionService, m) -> None:
 
         @app.get("/admin/canary/records", response_model=CanaryRecords, responses=_responses(m, 422),
                  summary="The rows one side answered in this step: what a canary judged on labels needs from another process")
-        async def canary_records(side: Literal["champion", "challenger"] = Query(description="which side of the canary")) -> dict:
+        async def canary_records(side: Literal["champion", "challenger"] = Query(description="which side of the canary"),
+                                 offset: int = Query(0, ge=0, le=2**53, description="skip the step's first rows (those already read)"),
+                                 ):
             router = service.router
-            rows = [{"prediction_id": str(i), "score": p, "model": mdl, "timestamp": t}
-                    for i, p, mdl, t in list(router.sides[side].records)]
-            return {"step": router.step, "fraction": router.fraction, "side": side, "records": rows}
+            s = router.sides[side]
+            kept = list(s.records)  # copied in the event loop, where requests are recorded: one consistent view
+            first = s.total - len(kept)
+            rows = kept[max(offset - first, 0):]
+            body = {"step": router.step, "fraction": router.fraction, "side": side, "total": s.total,
+                    "first": max(first, min(offset, s.total)),
+                    "records": [{"prediction_id": str(i), "score": p, "model": mdl, "timestamp": t} for i, p, mdl, t in rows]}
+            # serialised off the event loop and without re-validating every row: a long step has many
+            return Response(await asyncio.to_thread(json.dumps, body, allow_nan=False), media_type="application/json")
 
 
 # %% ../../nbs/10c_deploy_service.ipynb
@@ -1449,6 +1464,7 @@ def start_service(
     port: int | None = None,  # TCP port; None picks a free one
     startup_timeout: float = 60.0,  # seconds to wait for /ready
     detach: bool = False,  # run it in a session of its own, so it outlives this process (a pipeline stage's kernel)
+    log: str | Path | None = None,  # the file for the server's stderr (None: a new temporary file, kept for a post-mortem)
 ) -> ServerProcess:
     "Start the service of `folder` with uvicorn in a child process and wait until it is ready."
     httpx = optional_import("httpx", extra="serve", purpose="waiting for the prediction service")
@@ -1457,7 +1473,7 @@ def start_service(
         raise ConfigError(f"{folder} has no service.json; write it with save_service")
     port = free_port(host) if port is None else port
     url = f"http://{host}:{port}"
-    log_path = Path(tempfile.mkstemp(prefix="mlsys-deploy-", suffix=".log")[1])
+    log_path = Path(tempfile.mkstemp(prefix="mlsys-deploy-", suffix=".log")[1]) if log is None else as_path(log, "server log")
     cmd = [sys.executable, "-m", "uvicorn", "mlsys.deploy.service:app_from_env", "--factory", "--host", host,
            "--port", str(port), "--log-level", "warning", "--no-access-log"]
     env = {**os.environ, "MLSYS_SERVICE_DIR": str(folder), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
