@@ -48,9 +48,11 @@ def build(folder: Path, main_format: str = "native") -> tuple[object, list]:
     return spec, rows
 
 
-def request_bytes(host: str, port: int, path: str, body: dict) -> bytes:
+def request_bytes(host: str, port: int, path: str, body: dict, key: str | None = None) -> bytes:
+    "One POST as raw HTTP/1.1 bytes; `key` goes in the X-Stable-Id header (a canary's or a sampled shadow's stable id)."
     data = json.dumps(body).encode()
-    return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+    sticky = f"X-Stable-Id: {key}\r\n" if key is not None else ""
+    return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{sticky}"
             f"Content-Length: {len(data)}\r\n\r\n").encode() + data
 
 

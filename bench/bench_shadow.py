@@ -1,10 +1,11 @@
 """Shadow bench (issue 16 item 4): the latency a shadow model adds to the champion's requests.
 
-Two uvicorn processes serve the same champion (the pipeline's model, fitted on the first week of January), measured
+Three uvicorn processes serve the same champion (the pipeline's model, fitted on the first week of January), measured
 side by side in one run, alternating at each concurrency:
 (a) the service without a shadow, the baseline;
 (b) the same service with a shadow: the pipeline's model fitted on the inverted label (the same cost per call), scoring
-    every answered request in a thread of its own behind a bounded queue (`mlsys.deploy.service.ShadowScorer`).
+    every answered request in a thread of its own behind a bounded queue (`mlsys.deploy.service.ShadowScorer`);
+(c) the same shadow scoring a 10% sample of the requests, by stable id (`shadow_sample=0.1`).
 The load generator is bench_serving's (closed loop, keep-alive connections). The table gives p50/p99 and throughput of
 each, the added p50/p99, and how many shadow samples were scored or dropped (a full queue drops, never waits).
 
@@ -42,8 +43,11 @@ def build(tmp: Path) -> tuple[Path, Path, list]:
     common = dict(main_name="hgb", backup_name="route_rate", budget=0.25, max_batch_size=64, max_wait=0.002, max_queue=4096)
     plain = save_service(tmp / "plain", models, spec, **common)
     shadow = save_service(tmp / "shadow", models, spec, shadow_name="hgb_shadow", shadow_queue=256, **common)
+    sampled = save_service(tmp / "sampled", models, spec, shadow_name="hgb_shadow", shadow_queue=256, shadow_sample=0.1,
+                           **common)
     rows = test[spec.names].astype(object).where(test[spec.names].notna(), None).to_dict("records")
-    return plain, shadow, rows[:1000]
+    keys = test["flight_id"].astype(str).tolist() if "flight_id" in test else [f"f{i}" for i in range(len(test))]
+    return plain, shadow, sampled, rows[:1000], keys[:1000]
 
 
 def main() -> int:
@@ -59,17 +63,17 @@ def main() -> int:
     levels = [int(c) for c in args.concurrency.split(",")]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        plain, shadow, rows = build(Path(tmp))
-        with start_service(plain) as a, start_service(shadow) as b:
-            servers = {"(a) no shadow": a, "(b) shadow": b}
+        plain, shadow, sampled, rows, keys = build(Path(tmp))
+        with start_service(plain) as a, start_service(shadow) as b, start_service(sampled) as d:
+            servers = {"(a) no shadow": a, "(b) shadow": b, "(c) shadow 10%": d}
             reqs = {}
             for name, s in servers.items():
                 host, port = s.url.removeprefix("http://").split(":")
-                reqs[name] = (host, int(port), [request_bytes(host, int(port), "/predict", r) for r in rows])
+                reqs[name] = (host, int(port), [request_bytes(host, int(port), "/predict", r, key) for r, key in zip(rows, keys)])
                 asyncio.run(load(*reqs[name], 4, 200, 1.0))  # warm up
             for c in levels:
                 for name, s in servers.items():
-                    before = httpx.get(f"{s.url}/admin/rollout").json()["shadow"] if name.startswith("(b)") else None
+                    before = None if name.startswith("(a)") else httpx.get(f"{s.url}/admin/rollout").json()["shadow"]
                     r = asyncio.run(load(*reqs[name], c, max_requests, seconds))
                     if before is not None:
                         after = httpx.get(f"{s.url}/admin/rollout").json()["shadow"]
@@ -85,9 +89,11 @@ def main() -> int:
     by = df.set_index(["service", "concurrency"])
     print()
     for c in levels:
-        a, b = by.loc[("(a) no shadow", c)], by.loc[("(b) shadow", c)]
-        print(f"concurrency {c}: shadow adds {b['p50_ms'] - a['p50_ms']:+.1f} ms at p50, {b['p99_ms'] - a['p99_ms']:+.1f} ms "
-              f"at p99; throughput {b['rps'] / a['rps']:.2f}x the baseline")
+        a = by.loc[("(a) no shadow", c)]
+        for name in ("(b) shadow", "(c) shadow 10%"):
+            b = by.loc[(name, c)]
+            print(f"concurrency {c}: {name[4:]} adds {b['p50_ms'] - a['p50_ms']:+.1f} ms at p50, {b['p99_ms'] - a['p99_ms']:+.1f} ms "
+                  f"at p99; throughput {b['rps'] / a['rps']:.2f}x the baseline")
     return 0
 
 

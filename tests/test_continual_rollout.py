@@ -2,6 +2,7 @@
 changes no response), sticky monotone assignment, a worse challenger rolled back early with the champion alias
 untouched, an equal one promoted after every step, bad configurations refused."""
 import asyncio
+import time
 
 import numpy as np
 import pandas as pd
@@ -116,6 +117,30 @@ def test_shadow_summary_never_counts_a_batch_half_way(toy):
             assert c.post("/predict", json=rows[i], headers={"X-Stable-Id": ids[i]}).status_code == 200
     assert during and all(d["agreement"] is None or 0 <= d["agreement"] <= 1 for d in during), during
     assert shadow.summary()["agreement"] == 1.0 and isinstance(shadow, ShadowScorer)
+
+
+def test_a_sampled_shadow_scores_exactly_the_sampled_stable_ids(toy, tmp_path):
+    from mlsys.deploy.service import sticky_bucket
+    good, flipped, spec, rows, ids, _ = toy
+    folder = save_service(tmp_path / "svc", {"champ": good, "spare": good, "flip": flipped}, spec, main_name="champ",
+                          backup_name="spare", shadow_name="flip", shadow_sample=0.3, shadow_log="s.jsonl")
+    app = app_from_folder(folder)
+    with serve_in_thread(app) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+        for i in range(200):
+            assert c.post("/predict", json=rows[i], headers={"X-Stable-Id": ids[i]}).status_code == 200
+        for _ in range(50):
+            time.sleep(0.05)
+            if (sm := c.get("/admin/rollout").json()["shadow"])["scored"] == sm["offered"]:
+                break
+    want = [k for k in ids[:200] if sticky_bucket(k) < 0.3]
+    scored, _ = read_shadow_log(folder / "s.jsonl")
+    assert scored["id"].tolist() == want and 40 < len(want) < 80
+    assert sm["sample"] == 0.3 and sm["sampled_out"] == 200 - len(want) and sm["offered"] == len(want)
+    for bad, needle in [(0, "scores nothing"), (1.5, "shadow sample"), ("half", "shadow sample")]:
+        with pytest.raises(ConfigError, match=needle):
+            app_of(toy, shadow=flipped, shadow_sample=bad)
+    with pytest.raises(ConfigError, match="needs a shadow model"):
+        app_of(toy, shadow_sample=0.5)
 
 
 def test_sticky_and_monotone_assignment():

@@ -705,7 +705,8 @@ class ShadowScorer:
                  max_queue: int = 256,  # answered requests waiting for the shadow at most; more are dropped (counted)
                  max_batch_size: int = 256,  # rows per shadow call at most (it batches what waited)
                  threshold: float = 0.5,  # the decision threshold, for the agreement rate
-                 keep: int = 100_000):  # recent records kept in memory (`records`)
+                 keep: int = 100_000,  # recent records kept in memory (`records`)
+                 sample: float = 1.0):  # share of answered requests it scores, by the sticky bucket of their first row's id
         if not callable(getattr(model, "predict_proba", None)):
             raise ConfigError(f"shadow model {type(model).__name__} has no predict_proba")
         if not isinstance(name, str) or not name:
@@ -714,6 +715,9 @@ class ShadowScorer:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{k}={v!r} must be a positive integer")
         self.model, self.spec, self.name, self.threshold = model, spec, name, check_fraction(threshold, "threshold")
+        self.sample = check_fraction(sample, "shadow sample")
+        if self.sample == 0:
+            raise ConfigError("shadow sample=0 scores nothing; leave the shadow out instead")
         self.log_path = None if log is None else as_path(log, "shadow log")
         self.max_batch_size = max_batch_size
         self._queue: queue.Queue = queue.Queue(max_queue)
@@ -733,7 +737,10 @@ class ShadowScorer:
 # %% ../../nbs/10c_deploy_service.ipynb
 @patch
 def offer(self: ShadowScorer, ids: list, rows: list, proba: np.ndarray, answer: Answer) -> bool:
-    "Hand one answered request to the shadow without waiting; False (counted as dropped) when its queue is full."
+    "Hand one answered request to the shadow without waiting; False when it is sampled out or (counted as dropped) its queue is full."
+    if self.sample < 1 and sticky_bucket(ids[0]) >= self.sample:  # the same stable ids every time; a keyless request at random
+        self.counts["sampled_out"] += 1
+        return False
     try:
         self._queue.put_nowait((time.time(), ids, rows, proba, answer))
     except queue.Full:
@@ -818,7 +825,8 @@ def summary(self: ShadowScorer) -> dict:
     "The shadow's counts and how it compares with the answers served so far (JSON-ready)."
     n = self.counts["scored"]
     lat = np.array([r["shadow_ms"] for r in list(self.records)[-10_000:]], dtype="float64")
-    return {"shadow_model": self.name, "offered": self.counts["offered"], "dropped": self.counts["dropped"],
+    return {"shadow_model": self.name, "sample": self.sample, "sampled_out": self.counts["sampled_out"],
+            "offered": self.counts["offered"], "dropped": self.counts["dropped"],
             "scored": n, "failed": self.counts["failed"], "errors": self.counts["errors"],
             "queued": self._queue.qsize(), "agreement": self.agree / n if n else None,
             "mean_abs_diff": self.abs_diff / n if n else None,
@@ -1091,6 +1099,7 @@ def create_app(
     shadow_name: str = "shadow",  # how the shadow log names it
     shadow_log: str | None = None,  # a JSON-lines file of the shadow's comparisons (`ShadowScorer`)
     shadow_queue: int = 256,  # answered requests waiting for the shadow at most; more are dropped (counted), never waited for
+    shadow_sample: float = 1.0,  # share of answered requests the shadow scores (by stable id): its CPU cost scales with it
     challenger=None,  # a model to canary: requests whose X-Stable-Id falls below canary_fraction go to it
     challenger_name: str = "challenger",  # how answers name it
     canary_fraction: float = 0.0,  # the challenger's share of stable ids at start (PUT /admin/canary moves it)
@@ -1100,7 +1109,7 @@ def create_app(
     predictor = FallbackPredictor(main, backup, main_name, backup_name, budget)
     features = None if store is None else OnlineFeatures(store, spec, view)
     extra = _rollout_parts(spec, main, main_name, backup_name, budget, threshold, shadow, shadow_name, shadow_log,
-                           shadow_queue, challenger, challenger_name, canary_fraction)
+                           shadow_queue, challenger, challenger_name, canary_fraction, shadow_sample)
     service = PredictionService(spec, predictor, features, threshold, max_batch_size, max_wait, max_queue, cache_size, cache_ttl,
                                 **extra)
     names = [main_name, backup_name] + ([challenger_name] if challenger is not None else [])
@@ -1131,13 +1140,15 @@ def create_app(
 
 # %% ../../nbs/10c_deploy_service.ipynb
 def _rollout_parts(spec, main, main_name, backup_name, budget, threshold, shadow, shadow_name, shadow_log, shadow_queue,
-                   challenger, challenger_name, canary_fraction) -> dict:
+                   challenger, challenger_name, canary_fraction, shadow_sample=1.0) -> dict:
     "The shadow scorer, the challenger's predictor (the champion backs it up) and the canary router, when asked for."
     out = {}
+    if shadow is None and check_fraction(shadow_sample, "shadow_sample") != 1:
+        raise ConfigError(f"shadow_sample={shadow_sample!r} needs a shadow model")
     if shadow is not None:
         if shadow_name in (main_name, backup_name):
             raise ConfigError(f"shadow_name={shadow_name!r} must differ from the main and backup names")
-        out["shadow"] = ShadowScorer(shadow, spec, shadow_name, shadow_log, shadow_queue, threshold=threshold)
+        out["shadow"] = ShadowScorer(shadow, spec, shadow_name, shadow_log, shadow_queue, threshold=threshold, sample=shadow_sample)
     if challenger is None:
         if check_fraction(canary_fraction, "canary_fraction") > 0:
             raise ConfigError(f"canary_fraction={canary_fraction!r} needs a challenger model")
@@ -1365,7 +1376,7 @@ def serve_in_thread(app, host: str = "127.0.0.1", port: int | None = None, start
 # %% ../../nbs/10c_deploy_service.ipynb
 _SETTINGS = ("main_name", "backup_name", "view", "budget", "max_batch_size", "max_wait", "max_queue", "cache_size",
              "cache_ttl", "threshold", "max_rows", "bench_endpoints", "example_key", "request_log",
-             "shadow_name", "shadow_log", "shadow_queue", "challenger_name", "canary_fraction")
+             "shadow_name", "shadow_log", "shadow_queue", "shadow_sample", "challenger_name", "canary_fraction")
 
 
 def save_service(
