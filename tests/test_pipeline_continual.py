@@ -124,8 +124,9 @@ def test_a_small_first_step_finishes_on_traffic_that_has_enough_labels(days, tmp
     "Requests cycle through the flights, so a step whose share holds enough labelled flights always finishes."
     from mlsys.continual.rollout import Budgets
     _, _, _, later, champion, spec, backup = days
-    r = release(champion, copy.deepcopy(champion), spec, backup, later, tmp_path, steps=(0.05, 0.5), slice_size=40,
-                budgets=Budgets(min_requests=100, min_labels=20, max_latency_ratio=100.0, latency_slack_ms=10_000.0))
+    r = release(champion, copy.deepcopy(champion), spec, backup, later, tmp_path, steps=(0.05, 0.5), slice_size=200,
+                shadow_requests=50,
+                budgets=Budgets(min_requests=50, min_labels=20, max_latency_ratio=100.0, latency_slack_ms=10_000.0))
     assert r["state"] in {"promoted", "rolled_back"} and list(r["canary"]["fraction"])[0] == 0.05, r["reason"]
 
 
