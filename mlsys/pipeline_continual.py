@@ -300,8 +300,7 @@ def continual_loop(table: pd.DataFrame,  # `continual_table` rows (training days
     if max_challengers is not None and (isinstance(max_challengers, bool) or not isinstance(max_challengers, int)
                                         or max_challengers < 0):
         raise ConfigError(f"max_challengers must be None (every retrain) or a non-negative integer, got {max_challengers!r}")
-    if isinstance(release_days, bool) or not isinstance(release_days, int) or release_days < 1:
-        raise ConfigError(f"release_days must be a positive integer, got {release_days!r}")
+    release_days = _count(release_days, "release_days")
     retrainer = (StatefulRetrainer if stateful else StatelessRetrainer)(lambda: make_model("hgb", params={"max_iter": max_iter}))
     rows, last = [], None
     for day in list(retrain_days)[:max_challengers]:  # [:None] is every one
