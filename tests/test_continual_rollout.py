@@ -391,3 +391,14 @@ def test_judge_step_waits_then_judges():
     status["challenger"] = {**side, "requests": 200, "p99_ms": 40.0}
     d, why, _ = judge_step(status, Budgets(min_requests=100))
     assert d == "breach" and "p99 40.0 ms" in why
+
+
+def test_start_service_names_a_bad_log_path(toy, tmp_path):
+    "`start_service(log=)` takes a file path; anything else is a DataError naming it, before any process starts."
+    from mlsys.core import DataError
+    from mlsys.deploy.service import start_service
+    good, _, spec, *_ = toy
+    folder = save_service(tmp_path / "svc", {"champ": good}, spec, main_name="champ")
+    for bad in (3, "", "a\x00b"):
+        with pytest.raises(DataError, match="server log"):
+            start_service(folder, log=bad)
